@@ -1,0 +1,438 @@
+//! HTTP plumbing shared by every wire client: timeouts, status classification,
+//! `Retry-After`, error-body extraction, bounded body reads, SSE and NDJSON framing.
+//!
+//! Timeouts: a connect timeout, a time-to-headers timeout and an idle timeout between body
+//! chunks. There is deliberately no total timeout: a long stream that keeps producing is
+//! healthy. Every error produced here is classified and has the client's secret scrubbed.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
+
+/// Timeouts and limits of a wire client.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Time from sending the request to receiving response headers. For a non-streamed
+    /// call this covers the whole generation, so it is generous.
+    pub headers_timeout: Duration,
+    /// Longest silence allowed between two body chunks.
+    pub idle_timeout: Duration,
+    /// Largest non-streamed body accepted.
+    pub max_body_bytes: usize,
+    /// Longest single SSE or NDJSON line accepted.
+    pub max_line_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            headers_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(120),
+            max_body_bytes: 64 << 20,
+            max_line_bytes: 16 << 20,
+        }
+    }
+}
+
+/// A provider's HTTP client: one connection pool, its options, its name and its secret.
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    pub(crate) client: reqwest::Client,
+    pub(crate) options: HttpOptions,
+    pub(crate) provider: String,
+    pub(crate) secret: Option<Secret>,
+}
+
+impl Http {
+    /// A client for `provider` with these options.
+    pub(crate) fn new(provider: &str, options: HttpOptions, secret: Option<Secret>) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            // Building fails only if the TLS backend cannot initialise, which is a broken
+            // installation; fall back to the default client rather than panic.
+            .unwrap_or_default();
+        Self { client, options, provider: provider.to_owned(), secret }
+    }
+
+    /// Scrubs this client's secret out of `text`.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        match &self.secret {
+            Some(s) => s.scrub(text),
+            None => text.to_owned(),
+        }
+    }
+
+    /// An error of `kind` for `model` with a scrubbed message.
+    pub(crate) fn error(&self, kind: ErrorKind, model: &str, message: impl AsRef<str>) -> Error {
+        Error::new(kind, &self.provider, model, self.scrub(message.as_ref()))
+    }
+
+    /// Sends a request, waits for headers (bounded), and turns a non-2xx status into a
+    /// classified error that carries the status, `Retry-After` and the provider's message.
+    pub(crate) async fn send(
+        &self,
+        model: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let response = match tokio::time::timeout(self.options.headers_timeout, request.send()).await
+        {
+            Err(_) => {
+                return Err(self.error(
+                    ErrorKind::Transient,
+                    model,
+                    format!(
+                        "timed out after {:?} waiting for response headers",
+                        self.options.headers_timeout
+                    ),
+                ));
+            }
+            Ok(Err(e)) => return Err(self.transport_error(model, &e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = parse_retry_after(response.headers(), SystemTime::now());
+        // Error bodies are small; cap what we read and do not wait forever for it.
+        let body = self.read_body(model, response, 64 << 10).await.unwrap_or_default();
+        let message = error_message(&body);
+        let kind = classify_status(status.as_u16(), &message);
+        Err(self
+            .error(kind, model, message)
+            .with_status(status.as_u16())
+            .with_retry_after(retry_after))
+    }
+
+    /// Maps a reqwest transport error to a classified error with the underlying cause.
+    pub(crate) fn transport_error(&self, model: &str, e: &reqwest::Error) -> Error {
+        let mut cause = String::new();
+        let mut source: Option<&dyn std::error::Error> = Some(e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !cause.contains(&text) {
+                if !cause.is_empty() {
+                    cause.push_str(": ");
+                }
+                cause.push_str(&text);
+            }
+            source = s.source();
+        }
+        let what = if e.is_connect() {
+            "connect failed"
+        } else if e.is_timeout() {
+            "timed out"
+        } else if e.is_body() || e.is_decode() {
+            "response body failed"
+        } else {
+            "request failed"
+        };
+        self.error(ErrorKind::Transient, model, format!("{what}: {cause}"))
+    }
+
+    /// Reads a whole body with the idle timeout, failing past `limit` bytes.
+    pub(crate) async fn read_body(
+        &self,
+        model: &str,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        let mut chunks = std::pin::pin!(self.body_stream(model, response));
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            if body.len() + chunk.len() > limit {
+                return Err(self.error(
+                    ErrorKind::Decode,
+                    model,
+                    format!("response body exceeds {limit} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// Reads and decodes a JSON body.
+    pub(crate) async fn read_json<T: DeserializeOwned>(
+        &self,
+        model: &str,
+        response: reqwest::Response,
+    ) -> Result<T> {
+        let body = self.read_body(model, response, self.options.max_body_bytes).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            self.error(
+                ErrorKind::Decode,
+                model,
+                format!("invalid JSON response ({e}); body starts: {}", preview(&body)),
+            )
+        })
+    }
+
+    /// The body as a stream of chunks, each awaited with the idle timeout.
+    pub(crate) fn body_stream(
+        &self,
+        model: &str,
+        response: reqwest::Response,
+    ) -> impl Stream<Item = Result<Bytes>> + Send + use<> {
+        let idle = self.options.idle_timeout;
+        let this = self.clone();
+        let model = model.to_owned();
+        let inner = Box::pin(response.bytes_stream());
+        futures::stream::unfold(Some(inner), move |state| {
+            let this = this.clone();
+            let model = model.clone();
+            async move {
+                let mut inner = state?;
+                match tokio::time::timeout(idle, inner.next()).await {
+                    Err(_) => Some((
+                        Err(this.error(
+                            ErrorKind::Transient,
+                            &model,
+                            format!("no data for {idle:?} (idle timeout)"),
+                        )),
+                        None,
+                    )),
+                    Ok(None) => None,
+                    Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
+                    Ok(Some(Err(e))) => Some((Err(this.transport_error(&model, &e)), None)),
+                }
+            }
+        })
+    }
+
+    /// The body as a stream of chunks that fails if any line grows past `max_line_bytes`.
+    fn line_bounded_body(
+        &self,
+        model: &str,
+        response: reqwest::Response,
+    ) -> impl Stream<Item = Result<Bytes>> + Send + use<> {
+        let max = self.options.max_line_bytes;
+        let err = self.error(ErrorKind::Decode, model, format!("a line exceeds {max} bytes"));
+        let mut run = 0usize;
+        let mut failed = false;
+        self.body_stream(model, response).map(move |item| {
+            if failed {
+                return Err(err.clone());
+            }
+            let bytes = item?;
+            run = match bytes.iter().rposition(|&b| b == b'\n') {
+                Some(pos) => bytes.len() - pos - 1,
+                None => run + bytes.len(),
+            };
+            if run > max {
+                failed = true;
+                return Err(err.clone());
+            }
+            Ok(bytes)
+        })
+    }
+
+    /// Server-sent events from the body. Each item is one event's `(event name, data)`.
+    /// Invalid UTF-8 or framing is a decode error; transport failures are transient.
+    pub(crate) fn sse(
+        &self,
+        model: &str,
+        response: reqwest::Response,
+    ) -> impl Stream<Item = Result<(String, String)>> + Send + use<> {
+        let this = self.clone();
+        let model = model.to_owned();
+        // eventsource-stream wants a transport error type; carry ours through it.
+        let body = self.line_bounded_body(&model, response).map(|r| r.map_err(TransportError));
+        let mut stopped = false;
+        body.eventsource().filter_map(move |item| {
+            let out = if stopped {
+                None
+            } else {
+                match item {
+                    Ok(ev) => Some(Ok((ev.event, ev.data))),
+                    Err(eventsource_stream::EventStreamError::Transport(TransportError(e))) => {
+                        stopped = true;
+                        Some(Err(e))
+                    }
+                    Err(eventsource_stream::EventStreamError::Utf8(e)) => {
+                        stopped = true;
+                        Some(Err(this.error(
+                            ErrorKind::Decode,
+                            &model,
+                            format!("invalid UTF-8 in event stream: {e}"),
+                        )))
+                    }
+                    Err(eventsource_stream::EventStreamError::Parser(e)) => {
+                        stopped = true;
+                        Some(Err(this.error(
+                            ErrorKind::Decode,
+                            &model,
+                            format!("malformed event stream: {e}"),
+                        )))
+                    }
+                }
+            };
+            futures::future::ready(out)
+        })
+    }
+
+    /// Newline-delimited lines from the body (NDJSON), each at most `max_line_bytes`.
+    /// Empty lines are skipped; a final line without a newline is yielded too.
+    pub(crate) fn lines(
+        &self,
+        model: &str,
+        response: reqwest::Response,
+    ) -> impl Stream<Item = Result<Vec<u8>>> + Send + use<> {
+        let body = Box::pin(self.line_bounded_body(model, response));
+        futures::stream::unfold(
+            (body, Vec::<u8>::new(), false),
+            |(mut body, mut buf, mut finished)| async move {
+                loop {
+                    if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                        let mut line: Vec<u8> = buf.drain(..=pos).collect();
+                        line.pop();
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        return Some((Ok(line), (body, buf, finished)));
+                    }
+                    if finished {
+                        if buf.iter().all(u8::is_ascii_whitespace) {
+                            return None;
+                        }
+                        let line = std::mem::take(&mut buf);
+                        return Some((Ok(line), (body, buf, finished)));
+                    }
+                    match body.next().await {
+                        Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
+                        Some(Err(e)) => {
+                            buf.clear();
+                            return Some((Err(e), (body, buf, true)));
+                        }
+                        None => finished = true,
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// Wrapper so our error can travel through eventsource-stream's transport slot.
+#[derive(Debug)]
+struct TransportError(Error);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// Classifies an HTTP status (with the provider's message, for servers that report an
+/// unknown model as a 400).
+pub fn classify_status(status: u16, message: &str) -> ErrorKind {
+    match status {
+        408 | 425 | 429 | 500..=599 => ErrorKind::Transient,
+        404 => ErrorKind::NotFound,
+        400..=499 if mentions_unknown_model(message) => ErrorKind::NotFound,
+        _ => ErrorKind::Permanent,
+    }
+}
+
+fn mentions_unknown_model(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("model")
+        && (m.contains("not found")
+            || m.contains("does not exist")
+            || m.contains("could not find")
+            || m.contains("unknown model")
+            || m.contains("no such model"))
+}
+
+/// Parses `retry-after-ms` (milliseconds), then `Retry-After` as seconds or an HTTP date
+/// (relative to `now`). A date in the past means "now".
+pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()) {
+        if let Ok(ms) = ms.trim().parse::<f64>() {
+            if ms.is_finite() && ms >= 0.0 {
+                return Some(Duration::from_secs_f64(ms / 1000.0));
+            }
+        }
+    }
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Extracts the most useful message from an error body in any provider's shape:
+/// `{"error":{"message":..}}`, `{"error":"..."}`, `{"message":..}`, `[{"error":{..}}]`, or
+/// the raw body's start.
+pub fn error_message(body: &[u8]) -> String {
+    fn from_value(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::Array(items) => items.iter().find_map(from_value),
+            serde_json::Value::Object(map) => {
+                if let Some(err) = map.get("error") {
+                    match err {
+                        serde_json::Value::String(s) => return Some(s.clone()),
+                        serde_json::Value::Object(inner) => {
+                            let msg = inner.get("message").and_then(|m| m.as_str());
+                            let typ = inner
+                                .get("type")
+                                .or_else(|| inner.get("status"))
+                                .and_then(|t| t.as_str());
+                            return match (typ, msg) {
+                                (Some(t), Some(m)) => Some(format!("{t}: {m}")),
+                                (None, Some(m)) => Some(m.to_owned()),
+                                _ => Some(err.to_string()),
+                            };
+                        }
+                        _ => {}
+                    }
+                }
+                map.get("message").and_then(|m| m.as_str()).map(str::to_owned)
+            }
+            _ => None,
+        }
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(m) = from_value(&v) {
+            return m;
+        }
+    }
+    preview(body)
+}
+
+/// The first 300 characters of a body, lossily decoded, for error messages.
+pub(crate) fn preview(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(1200)]);
+    let mut out: String = text.chars().take(300).collect();
+    if text.chars().count() > 300 || body.len() > 1200 {
+        out.push('…');
+    }
+    out
+}
+
+/// Joins a base URL and a path with exactly one slash between them.
+pub(crate) fn join(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests;

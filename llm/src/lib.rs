@@ -1,0 +1,30 @@
+//! # executus-llm
+//!
+//! One canonical vocabulary for large-language-model calls, many wire protocols, and errors
+//! classified so that a caller can retry or fail over correctly.
+//!
+//! - [`types`]: [`Message`], [`Request`], [`Response`], [`Usage`], [`Capabilities`].
+//! - [`Model`]: `generate` and `stream`; `Arc<dyn Model>` is the currency.
+//! - [`stream`]: [`StreamEvent`] and helpers to collect or drive a stream.
+//! - [`Error`]: classified ([`ErrorKind`]), naming provider and model, carrying HTTP status and
+//!   `Retry-After`; never an API key.
+//!
+//! This crate is usable on its own: it depends on no other executus crate.
+
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod providers;
+pub mod secret;
+pub mod stream;
+pub mod types;
+
+pub use error::{Attempt, ConfigError, Error, ErrorKind, Result};
+pub use http::HttpOptions;
+pub use model::{Model, Provider};
+pub use secret::Secret;
+pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
+pub use types::{
+    Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema,
+    Role, ToolCall, ToolChoice, ToolResult, ToolSpec, Usage,
+};
