@@ -1,0 +1,279 @@
+//! The `RunExecutor` actor: supervises runs, one linked child actor per run.
+//!
+//! Messages: start, cancel, steer, status. A run actor that panics is recorded as failed
+//! with the panic message (its transcript recovered from the checkpoint log where one
+//! exists) and the executor carries on: it overrides `handle_supervisor_evt`, whose default
+//! would stop the supervisor when any child dies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::checkpoint::decode;
+use crate::ids::RunId;
+use crate::ports::{AuditEvent, AuditRecord, StoredStatus};
+use crate::run::actor::{RunActor, RunArgs, RunMsg};
+use crate::run::handle::RunControl;
+use crate::run::machine::RunState;
+use crate::run::{RunEnd, RunEvent, RunOutcome, RunPhase, RunStatus};
+use crate::run::env::RunEnv;
+
+/// Messages of the executor.
+pub enum ExecMsg {
+    /// Start a run actor.
+    Start(Box<RunArgs>, RpcReplyPort<Result<(), String>>),
+    /// Cancel a run.
+    Cancel(RunId),
+    /// Steer a run; replies false if the run is not active here.
+    Steer(RunId, String, RpcReplyPort<bool>),
+    /// Status of a run, if active here.
+    Status(RunId, RpcReplyPort<Option<RunStatus>>),
+    /// Number of active runs.
+    Active(RpcReplyPort<usize>),
+    /// Stop every run actor without finishing it (their checkpoints stay, so they resume
+    /// later), then stop the executor.
+    Shutdown,
+}
+
+struct Child {
+    run_id: RunId,
+    actor: ActorRef<RunMsg>,
+    control: Arc<RunControl>,
+}
+
+/// The executor actor.
+pub struct RunExecutor;
+
+/// Its state.
+pub struct ExecState {
+    env: Arc<RunEnv>,
+    by_actor: HashMap<ActorId, Child>,
+    by_run: HashMap<RunId, ActorId>,
+    shutting_down: bool,
+}
+
+impl Actor for RunExecutor {
+    type Msg = ExecMsg;
+    type State = ExecState;
+    type Arguments = Arc<RunEnv>;
+
+    async fn pre_start(&self, _myself: ActorRef<ExecMsg>, env: Arc<RunEnv>) -> Result<ExecState, ActorProcessingErr> {
+        Ok(ExecState { env, by_actor: HashMap::new(), by_run: HashMap::new(), shutting_down: false })
+    }
+
+    async fn handle(&self, myself: ActorRef<ExecMsg>, msg: ExecMsg, state: &mut ExecState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ExecMsg::Start(args, reply) => {
+                let run_id = args.state.run_id;
+                let control = args.control.clone();
+                if state.by_run.contains_key(&run_id) {
+                    let _ = reply.send(Err(format!("run {run_id} is already active")));
+                    return Ok(());
+                }
+                match Actor::spawn_linked(None, RunActor, *args, myself.get_cell()).await {
+                    Ok((actor, _)) => {
+                        let id = actor.get_id();
+                        state.by_run.insert(run_id, id);
+                        state.by_actor.insert(id, Child { run_id, actor, control });
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        // pre_start failed (or panicked): the run could not start at all.
+                        let error = format!("run {run_id} failed to start: {e}");
+                        fail_without_actor(&state.env, &control, run_id, error.clone()).await;
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
+            ExecMsg::Cancel(run_id) => {
+                if let Some(child) = state.by_run.get(&run_id).and_then(|id| state.by_actor.get(id)) {
+                    let _ = child.actor.send_message(RunMsg::Cancel);
+                }
+            }
+            ExecMsg::Steer(run_id, text, reply) => {
+                let sent = state
+                    .by_run
+                    .get(&run_id)
+                    .and_then(|id| state.by_actor.get(id))
+                    .is_some_and(|child| child.actor.send_message(RunMsg::Steer(text)).is_ok());
+                let _ = reply.send(sent);
+            }
+            ExecMsg::Status(run_id, reply) => {
+                match state.by_run.get(&run_id).and_then(|id| state.by_actor.get(id)) {
+                    Some(child) => {
+                        // Ask the run without blocking the executor's mailbox.
+                        let actor = child.actor.clone();
+                        tokio::spawn(async move {
+                            let status = ractor::call!(actor, RunMsg::Status).ok();
+                            let _ = reply.send(status);
+                        });
+                    }
+                    None => {
+                        let _ = reply.send(None);
+                    }
+                }
+            }
+            ExecMsg::Active(reply) => {
+                let _ = reply.send(state.by_actor.len());
+            }
+            ExecMsg::Shutdown => {
+                state.shutting_down = true;
+                for child in state.by_actor.values() {
+                    child.actor.stop(Some("runtime shutdown".into()));
+                }
+                if state.by_actor.is_empty() {
+                    myself.stop(None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<ExecMsg>,
+        event: SupervisionEvent,
+        state: &mut ExecState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.shutting_down {
+            // Interrupted on purpose: the checkpoint stays so the run resumes later.
+            if let SupervisionEvent::ActorTerminated(cell, ..) | SupervisionEvent::ActorFailed(cell, _) = &event {
+                remove(state, cell);
+            }
+            if state.by_actor.is_empty() {
+                myself.stop(None);
+            }
+            return Ok(());
+        }
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(child) = remove(state, &cell) {
+                    // A run that stopped without publishing an outcome (cannot happen through
+                    // `finish`, but an actor can be killed) is failed, not left hanging.
+                    if child.control.outcome().is_none() {
+                        fail_without_actor(&state.env, &child.control, child.run_id, "run actor stopped unexpectedly".into())
+                            .await;
+                    }
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                if let Some(child) = remove(state, &cell) {
+                    let message = format!("run panicked: {error}");
+                    tracing::error!(run_id = %child.run_id, error = %message, "run actor failed");
+                    fail_without_actor(&state.env, &child.control, child.run_id, message).await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn remove(state: &mut ExecState, cell: &ActorCell) -> Option<Child> {
+    let child = state.by_actor.remove(&cell.get_id())?;
+    state.by_run.remove(&child.run_id);
+    Some(child)
+}
+
+/// Records a run as failed when its actor is gone: recovers what the checkpoint log holds,
+/// deletes the log, audits, publishes the outcome.
+async fn fail_without_actor(env: &RunEnv, control: &RunControl, run_id: RunId, error: String) {
+    let store = env.checkpoint.store().clone();
+    let _ = env.checkpoint.flush().await;
+    let recovered = match store.load(run_id).await {
+        Ok(Some(stored)) => {
+            let facts: Result<Vec<_>, _> = stored.entries.iter().map(|e| decode(&e.payload)).collect();
+            facts.ok().and_then(|f| RunState::replay(f.iter()).ok())
+        }
+        _ => None,
+    };
+    env.checkpoint.finish(run_id, StoredStatus::Failed);
+    let end = RunEnd::Failed { error };
+    let (messages, steps, usage, identity) = match &recovered {
+        Some(st) => (st.messages.clone(), st.step, st.usage, st.identity.clone()),
+        None => (Vec::new(), 0, Default::default(), Default::default()),
+    };
+    env.ports
+        .audit
+        .record(AuditRecord::now(
+            Some(run_id),
+            identity,
+            Some(control.agent.clone()),
+            AuditEvent::RunEnded { status: end.status().into(), reason: end.reason(), steps, usage },
+        ))
+        .await;
+    control.emit(RunEvent::Ended { run_id, end: end.clone() });
+    control.set_outcome(RunOutcome {
+        run_id,
+        agent: control.agent.clone(),
+        output: recovered.as_ref().and_then(RunState::last_text),
+        typed: None,
+        messages,
+        steps,
+        usage,
+        end,
+    });
+}
+
+/// A typed handle to the executor.
+#[derive(Clone)]
+pub struct ExecutorHandle {
+    actor: ActorRef<ExecMsg>,
+}
+
+impl ExecutorHandle {
+    /// Starts the executor.
+    ///
+    /// # Errors
+    /// A message if the actor cannot be spawned.
+    pub async fn spawn(env: Arc<RunEnv>) -> Result<Self, String> {
+        let (actor, _) = Actor::spawn(None, RunExecutor, env).await.map_err(|e| e.to_string())?;
+        Ok(Self { actor })
+    }
+
+    /// Starts a run actor.
+    ///
+    /// # Errors
+    /// A message if the run could not start (its outcome is then already published).
+    pub async fn start(&self, args: RunArgs) -> Result<(), String> {
+        ractor::call!(self.actor, ExecMsg::Start, Box::new(args)).map_err(|e| e.to_string())?
+    }
+
+    /// Cancels a run if it is active.
+    pub fn cancel(&self, run: RunId) {
+        let _ = self.actor.send_message(ExecMsg::Cancel(run));
+    }
+
+    /// Steers a run; false if it is not active.
+    pub async fn steer(&self, run: RunId, text: String) -> bool {
+        ractor::call!(self.actor, ExecMsg::Steer, run, text).unwrap_or(false)
+    }
+
+    /// Status of an active run.
+    pub async fn status(&self, run: RunId) -> Option<RunStatus> {
+        ractor::call!(self.actor, ExecMsg::Status, run).ok().flatten()
+    }
+
+    /// Number of active runs.
+    pub async fn active(&self) -> usize {
+        ractor::call!(self.actor, ExecMsg::Active).unwrap_or(0)
+    }
+
+    /// Interrupts every active run (checkpoints kept) and stops the executor.
+    pub fn shutdown(&self) {
+        let _ = self.actor.send_message(ExecMsg::Shutdown);
+    }
+}
+
+/// Queued-run status, for runs admitted to a lane that have not started.
+pub(crate) fn queued_status(control: &RunControl) -> RunStatus {
+    RunStatus {
+        run_id: control.run_id,
+        agent: control.agent.clone(),
+        phase: RunPhase::Queued,
+        step: 0,
+        usage: Default::default(),
+        elapsed: Default::default(),
+    }
+}

@@ -1,0 +1,23 @@
+//! [`Schedule`]: something that feeds runs into the runtime over time (cron jobs).
+//! Default: nothing is scheduled.
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::Runtime;
+
+/// Feeds runs into a runtime until `shutdown` fires.
+#[async_trait]
+pub trait Schedule: Send + Sync {
+    /// Runs the schedule in the foreground; returns after `shutdown` is cancelled.
+    async fn run(&self, runtime: Runtime, shutdown: CancellationToken);
+}
+
+/// The default: no scheduled jobs; `run` returns at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSchedule;
+
+#[async_trait]
+impl Schedule for NoSchedule {
+    async fn run(&self, _runtime: Runtime, _shutdown: CancellationToken) {}
+}

@@ -1,0 +1,823 @@
+//! The run actor: drives one [`RunState`] through its steps.
+//!
+//! It never awaits a model call or a tool call inside `handle`: each is spawned as a task
+//! that reports back with a message, so the mailbox stays free for cancel, steer, status
+//! and deadlines. Every fact it applies is also saved through the checkpoint actor — tool
+//! results durably, before the run moves on.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use executus_llm::{Message, Model, Request, Response, StreamEvent, ToolCall, ToolResult, Usage};
+use futures::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::env::RunEnv;
+use super::events::RunEvent;
+use super::handle::RunControl;
+use super::machine::{Action, Fact, RunState};
+use super::outcome::{RunEnd, RunOutcome};
+use super::{RunPhase, RunStatus};
+use crate::ports::{
+    AuditEvent, AuditRecord, BudgetDenied, CriticReview, CriticTrigger, DeliveryItem, RunMeta, SpendRequest,
+    StoredStatus, Verdict,
+};
+use crate::tool::policy::{Decision, PolicyInput};
+use crate::tool::{ToolContext, ToolError};
+
+/// Messages of a run actor.
+pub enum RunMsg {
+    /// Compute the next action and start it.
+    Advance,
+    /// The model call finished.
+    ModelDone(Result<Response, ModelFailure>),
+    /// A tool call finished.
+    ToolDone {
+        /// The result.
+        result: ToolResult,
+        /// Tool latency.
+        latency: Duration,
+    },
+    /// Inject a user message.
+    Steer(String),
+    /// Cancel the run.
+    Cancel,
+    /// The hard deadline passed (ignored unless its generation is current: an extension
+    /// moves the deadline by bumping the generation).
+    HardDeadline(u64),
+    /// The soft deadline passed.
+    SoftDeadline,
+    /// The critic answered.
+    CriticDone(CriticTrigger, Verdict),
+    /// Report status.
+    Status(RpcReplyPort<RunStatus>),
+}
+
+/// Why a model call produced no response.
+#[derive(Debug)]
+pub enum ModelFailure {
+    /// The chain failed.
+    Model(executus_llm::Error),
+    /// The budget refused.
+    Budget(BudgetDenied),
+    /// Cancelled.
+    Cancelled,
+}
+
+/// Everything a run actor starts from.
+pub struct RunArgs {
+    /// The state (fresh or replayed).
+    pub state: RunState,
+    /// Facts not yet saved (the `Started` fact of a new run, resume facts...).
+    pub unsaved: Vec<Fact>,
+    /// Shared runtime environment.
+    pub env: Arc<RunEnv>,
+    /// Shared control block.
+    pub control: Arc<RunControl>,
+    /// True when resumed from a checkpoint.
+    pub resumed: bool,
+    /// Deliver the outcome through the `Delivery` port.
+    pub deliver: bool,
+}
+
+/// The run actor.
+pub struct RunActor;
+
+/// Its state.
+pub struct RunActorState {
+    st: RunState,
+    env: Arc<RunEnv>,
+    control: Arc<RunControl>,
+    meta: RunMeta,
+    model: Option<Arc<dyn Model>>,
+    started: Instant,
+    timeout: Duration,
+    tasks: CancellationToken,
+    queued_tools: VecDeque<ToolCall>,
+    running_tools: usize,
+    model_in_flight: bool,
+    critic_in_flight: bool,
+    extensions: u32,
+    deadline_gen: u64,
+    resumed: bool,
+    deliver: bool,
+    finished: bool,
+}
+
+impl Actor for RunActor {
+    type Msg = RunMsg;
+    type State = RunActorState;
+    type Arguments = RunArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<RunMsg>, args: RunArgs) -> Result<RunActorState, ActorProcessingErr> {
+        let RunArgs { mut state, unsaved, env, control, resumed, deliver } = args;
+        let meta = RunMeta {
+            run_id: state.run_id,
+            agent: state.agent.name.clone(),
+            identity: state.identity.clone(),
+            parent: state.parent,
+            created_ms: state.created_ms,
+        };
+        // Steering sent while the run was queued becomes facts now.
+        let mut unsaved = unsaved;
+        for text in control.take_early_steering() {
+            let fact = Fact::Steered { text };
+            if state.apply(&fact).is_ok() {
+                unsaved.push(fact);
+            }
+        }
+        let model = env.registry.parse(&state.agent.model);
+        let timeout = state.agent.limits.timeout;
+        let mut s = RunActorState {
+            tasks: control.cancel.child_token(),
+            st: state,
+            env,
+            control,
+            meta,
+            model: None,
+            started: Instant::now(),
+            timeout,
+            queued_tools: VecDeque::new(),
+            running_tools: 0,
+            model_in_flight: false,
+            critic_in_flight: false,
+            extensions: 0,
+            deadline_gen: 0,
+            resumed,
+            deliver,
+            finished: false,
+        };
+        if !unsaved.is_empty() {
+            let first = s.st.seq - unsaved.len() as u64;
+            let refs: Vec<&Fact> = unsaved.iter().collect();
+            // The start of a run is saved durably: once `spawn` returned, a crash must not
+            // lose the run.
+            if let Err(e) = s.env.checkpoint.save(&s.meta, StoredStatus::Running, first, &refs, true).await {
+                tracing::warn!(run_id = %s.st.run_id, error = %e, "could not checkpoint run start");
+            }
+        }
+        match model {
+            Ok(m) => s.model = Some(m),
+            Err(e) => s.st.end(RunEnd::Failed { error: format!("model spec {:?}: {e}", s.st.agent.model) }),
+        }
+        Ok(s)
+    }
+
+    async fn post_start(&self, myself: ActorRef<RunMsg>, s: &mut RunActorState) -> Result<(), ActorProcessingErr> {
+        s.audit(AuditEvent::RunStarted { model: s.st.agent.model.clone(), parent: s.st.parent, resumed: s.resumed })
+            .await;
+        schedule(&myself, s.timeout, RunMsg::HardDeadline(0));
+        if let Some(soft) = s.st.agent.limits.soft_timeout {
+            schedule(&myself, soft, RunMsg::SoftDeadline);
+        }
+        let _ = myself.send_message(RunMsg::Advance);
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<RunMsg>, msg: RunMsg, s: &mut RunActorState) -> Result<(), ActorProcessingErr> {
+        if s.finished {
+            if let RunMsg::Status(reply) = msg {
+                let _ = reply.send(s.status());
+            }
+            return Ok(());
+        }
+        match msg {
+            RunMsg::Advance => s.advance(&myself).await,
+            RunMsg::ModelDone(result) => {
+                s.model_in_flight = false;
+                match result {
+                    Ok(response) => {
+                        let fact = Fact::Model {
+                            message: response.message,
+                            usage: response.usage,
+                            finish: response.finish_reason,
+                            provider: response.provider.clone(),
+                            model: response.model.clone(),
+                        };
+                        s.control.emit(RunEvent::ModelAnswered {
+                            run_id: s.st.run_id,
+                            provider: response.provider,
+                            model: response.model,
+                        });
+                        s.apply_and_save(fact, false).await;
+                        s.advance(&myself).await;
+                    }
+                    Err(ModelFailure::Budget(denied)) => {
+                        s.audit(AuditEvent::BudgetDenied {
+                            spent: denied.spent,
+                            reserved: denied.reserved,
+                            limit: denied.limit,
+                            scope: denied.scope.clone(),
+                        })
+                        .await;
+                        s.st.end(RunEnd::BudgetDenied(denied));
+                        s.finish(&myself).await;
+                    }
+                    Err(ModelFailure::Cancelled) => {
+                        s.st.end(RunEnd::Cancelled);
+                        s.finish(&myself).await;
+                    }
+                    Err(ModelFailure::Model(e)) => {
+                        s.st.end(RunEnd::Failed { error: e.to_string() });
+                        s.finish(&myself).await;
+                    }
+                }
+            }
+            RunMsg::ToolDone { result, latency } => {
+                s.running_tools = s.running_tools.saturating_sub(1);
+                s.control.emit(RunEvent::ToolFinished {
+                    run_id: s.st.run_id,
+                    call_id: result.id.clone(),
+                    name: result.name.clone(),
+                    is_error: result.is_error,
+                });
+                s.audit_tool(&result, "allow", None, None, latency).await;
+                s.apply_and_save(Fact::ToolResult { result, blocked: false }, true).await;
+                s.pump_tools(&myself);
+                if s.running_tools == 0 && s.queued_tools.is_empty() {
+                    s.advance(&myself).await;
+                }
+            }
+            RunMsg::Steer(text) => {
+                s.apply_and_save(Fact::Steered { text }, false).await;
+            }
+            RunMsg::Cancel => {
+                s.tasks.cancel();
+                s.st.end(RunEnd::Cancelled);
+                s.finish(&myself).await;
+            }
+            RunMsg::HardDeadline(generation) if generation != s.deadline_gen => {}
+            RunMsg::HardDeadline(_) => {
+                s.tasks.cancel();
+                s.st.end(RunEnd::TimedOut { after: s.started.elapsed().max(s.timeout) });
+                s.finish(&myself).await;
+            }
+            RunMsg::SoftDeadline => s.ask_critic(&myself, CriticTrigger::SoftDeadline),
+            RunMsg::CriticDone(trigger, verdict) => {
+                s.critic_in_flight = false;
+                s.audit(AuditEvent::Critic {
+                    trigger: trigger.as_str().into(),
+                    verdict: verdict.name().into(),
+                    reason: match &verdict {
+                        Verdict::Continue => String::new(),
+                        Verdict::Extend { reason, .. } | Verdict::Escalate { reason } | Verdict::Abort { reason } => {
+                            reason.clone()
+                        }
+                    },
+                })
+                .await;
+                match (trigger, verdict) {
+                    (_, Verdict::Abort { reason }) => {
+                        s.tasks.cancel();
+                        s.st.end(RunEnd::Stopped { reason: format!("aborted by critic: {reason}") });
+                        s.finish(&myself).await;
+                    }
+                    (CriticTrigger::MaxSteps, Verdict::Extend { steps, .. }) if steps > 0 => {
+                        s.extensions += 1;
+                        s.apply_and_save(Fact::Extended { steps }, false).await;
+                        s.advance(&myself).await;
+                    }
+                    (CriticTrigger::MaxSteps, _) => {
+                        s.st.end(RunEnd::MaxSteps { steps: s.st.step });
+                        s.finish(&myself).await;
+                    }
+                    (CriticTrigger::SoftDeadline, Verdict::Extend { time, .. }) => {
+                        s.extensions += 1;
+                        s.timeout += time;
+                        s.deadline_gen += 1;
+                        let remaining = s.timeout.saturating_sub(s.started.elapsed());
+                        schedule(&myself, remaining, RunMsg::HardDeadline(s.deadline_gen));
+                        // Review again once the extension is half used.
+                        schedule(&myself, time / 2, RunMsg::SoftDeadline);
+                    }
+                    (CriticTrigger::SoftDeadline, _) => {}
+                }
+            }
+            RunMsg::Status(reply) => {
+                let _ = reply.send(s.status());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends `msg` to `actor` after `delay` (a tokio timer, so paused-time tests control it).
+fn schedule(actor: &ActorRef<RunMsg>, delay: Duration, msg: RunMsg) {
+    let actor = actor.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = actor.send_message(msg);
+    });
+}
+
+impl RunActorState {
+    fn status(&self) -> RunStatus {
+        RunStatus {
+            run_id: self.st.run_id,
+            agent: self.st.agent.name.clone(),
+            phase: match (&self.st.end, self.st.phase) {
+                (Some(end), _) => RunPhase::Ended(end.status().to_owned()),
+                (None, super::machine::Phase::Tools) => RunPhase::Tools,
+                (None, _) => RunPhase::Model,
+            },
+            step: self.st.step,
+            usage: self.st.usage,
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    async fn audit(&self, event: AuditEvent) {
+        let record = AuditRecord::now(Some(self.st.run_id), self.st.identity.clone(), Some(self.st.agent.name.clone()), event);
+        self.env.ports.audit.record(record).await;
+    }
+
+    async fn audit_tool(&self, result: &ToolResult, decision: &str, rule: Option<String>, reason: Option<String>, latency: Duration) {
+        self.audit(AuditEvent::ToolCall {
+            step: self.st.step,
+            tool: result.name.clone(),
+            call_id: result.id.clone(),
+            decision: decision.to_owned(),
+            rule,
+            reason,
+            is_error: result.is_error,
+            latency_ms: latency.as_millis() as u64,
+        })
+        .await;
+    }
+
+    /// Applies a fact and saves it (durably for tool results). A fact that does not fit is
+    /// a bug in the driver; the run fails rather than continue in an unknown state.
+    async fn apply_and_save(&mut self, fact: Fact, durable: bool) {
+        let seq = self.st.seq;
+        if let Err(e) = self.st.apply(&fact) {
+            self.st.end(RunEnd::Failed { error: format!("internal: {e}") });
+            return;
+        }
+        let status = if self.st.pending_approvals().is_empty() {
+            StoredStatus::Running
+        } else {
+            StoredStatus::AwaitingApproval
+        };
+        if let Err(e) = self.env.checkpoint.save(&self.meta, status, seq, &[&fact], durable).await {
+            tracing::warn!(run_id = %self.st.run_id, error = %e, "checkpoint save failed");
+        }
+        let triggers = std::mem::take(&mut self.st.last_triggers);
+        for t in triggers {
+            self.control.emit(RunEvent::LoopProtection {
+                run_id: self.st.run_id,
+                trigger: t.kind.clone(),
+                action: t.action.clone(),
+            });
+            self.audit(AuditEvent::LoopProtection { trigger: t.kind, detail: t.detail, action: t.action }).await;
+        }
+    }
+
+    async fn advance(&mut self, myself: &ActorRef<RunMsg>) {
+        if self.model_in_flight || self.running_tools > 0 || self.critic_in_flight || self.finished {
+            return;
+        }
+        match self.st.next_action() {
+            Action::Done => self.finish(myself).await,
+            Action::StepCapReached => self.ask_critic(myself, CriticTrigger::MaxSteps),
+            Action::CallModel { tools } => self.start_model(myself, tools),
+            Action::CallTools(calls) => {
+                for call in calls {
+                    self.control.emit(RunEvent::ToolStarted { run_id: self.st.run_id, call: call.clone() });
+                    if let Some(call) = self.check_call(call).await {
+                        self.queued_tools.push_back(call);
+                    }
+                    if self.st.is_ended() {
+                        self.finish(myself).await;
+                        return;
+                    }
+                }
+                self.pump_tools(myself);
+                if self.running_tools == 0 && self.queued_tools.is_empty() {
+                    // Every call was settled without execution (refused, blocked, awaiting
+                    // approval): move on.
+                    Box::pin(self.advance(myself)).await;
+                }
+            }
+            Action::AwaitApproval(calls) => {
+                let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+                self.st.end(RunEnd::AwaitingApproval { calls: ids });
+                self.finish(myself).await;
+            }
+        }
+    }
+
+    /// Permission stages 1–3 and argument sanity. Returns the call to execute, or settles
+    /// it (error result, rewrite, approval request) and returns `None`.
+    async fn check_call(&mut self, call: ToolCall) -> Option<ToolCall> {
+        let refuse = |content: String| ToolResult { id: call.id.clone(), name: call.name.clone(), content, is_error: true };
+        // A call the human already approved skips the policy (it was evaluated before).
+        let approved = self
+            .st
+            .calls
+            .iter()
+            .any(|s| s.call.id == call.id && s.approval == super::machine::Approval::Approved);
+        // Stage 1: the registry.
+        let Some(tool) = self.env.tools.enabled(&call.name).cloned() else {
+            let known: Vec<&str> = self.st.agent.tools.iter().map(String::as_str).collect();
+            let result = refuse(format!(
+                "unknown tool {:?}; available tools: {}",
+                call.name,
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ));
+            self.settle_refused(result, "refuse", Some("registry".into()), Some("unknown or disabled tool".into()), false).await;
+            return None;
+        };
+        // Stage 2: the agent's allowlist (agent + skills, merged at start).
+        if !self.st.agent.tools.iter().any(|t| t == &call.name) {
+            let result = refuse(format!("tool {:?} is not allowed for agent {:?}", call.name, self.st.agent.name));
+            self.settle_refused(result, "refuse", Some("allowlist".into()), Some("not in the agent's allowlist".into()), true).await;
+            return None;
+        }
+        // Arguments must be a JSON object.
+        match &call.args {
+            Value::Object(_) => {}
+            Value::Null => {}
+            Value::String(raw) => {
+                let result = refuse(format!(
+                    "the arguments for {:?} are not valid JSON: {}. Call the tool again with a JSON object matching its schema.",
+                    call.name,
+                    preview(raw, 200)
+                ));
+                self.settle_refused(result, "refuse", Some("arguments".into()), Some("invalid JSON arguments".into()), false).await;
+                return None;
+            }
+            other => {
+                let result = refuse(format!(
+                    "the arguments for {:?} must be a JSON object, got {}",
+                    call.name,
+                    preview(&other.to_string(), 200)
+                ));
+                self.settle_refused(result, "refuse", Some("arguments".into()), Some("arguments not an object".into()), false).await;
+                return None;
+            }
+        }
+        if approved {
+            return Some(call);
+        }
+        // Stage 3: runtime policy.
+        let args = if call.args.is_null() { Value::Object(Default::default()) } else { call.args.clone() };
+        let verdict = self.env.policy.evaluate(&PolicyInput {
+            tool: &call.name,
+            args: &args,
+            identity: &self.st.identity,
+            run_id: self.st.run_id,
+            agent: &self.st.agent.name,
+            profile: self.st.agent.policy_profile.as_deref(),
+            read_only: tool.read_only(),
+        });
+        let reason = verdict.reason();
+        match verdict.decision {
+            Decision::Allow => Some(call),
+            Decision::Rewrite(new_args) => {
+                self.audit(AuditEvent::ToolCall {
+                    step: self.st.step,
+                    tool: call.name.clone(),
+                    call_id: call.id.clone(),
+                    decision: "rewrite".into(),
+                    rule: Some(verdict.rule.clone()),
+                    reason,
+                    is_error: false,
+                    latency_ms: 0,
+                })
+                .await;
+                self.apply_and_save(Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() }, false).await;
+                Some(ToolCall { args: new_args, ..call })
+            }
+            Decision::Block(why) => {
+                let result = refuse(format!(
+                    "blocked by policy rule {:?}: {why}. Do not retry this call; change course.",
+                    verdict.rule
+                ));
+                self.settle_refused(result, "block", Some(verdict.rule), Some(why), true).await;
+                None
+            }
+            Decision::RequireApproval(why) => {
+                self.audit(AuditEvent::ApprovalRequested { tool: call.name.clone(), call_id: call.id.clone() }).await;
+                self.audit(AuditEvent::ToolCall {
+                    step: self.st.step,
+                    tool: call.name.clone(),
+                    call_id: call.id.clone(),
+                    decision: "require_approval".into(),
+                    rule: Some(verdict.rule),
+                    reason: Some(why),
+                    is_error: false,
+                    latency_ms: 0,
+                })
+                .await;
+                self.control.emit(RunEvent::ApprovalRequested { run_id: self.st.run_id, call: call.clone() });
+                self.apply_and_save(Fact::ApprovalRequested { call_id: call.id }, true).await;
+                None
+            }
+        }
+    }
+
+    async fn settle_refused(&mut self, result: ToolResult, decision: &str, rule: Option<String>, reason: Option<String>, blocked: bool) {
+        self.audit_tool(&result, decision, rule, reason, Duration::ZERO).await;
+        self.control.emit(RunEvent::ToolFinished {
+            run_id: self.st.run_id,
+            call_id: result.id.clone(),
+            name: result.name.clone(),
+            is_error: true,
+        });
+        self.apply_and_save(Fact::ToolResult { result, blocked }, true).await;
+    }
+
+    /// Starts queued tool calls up to the concurrency bound.
+    fn pump_tools(&mut self, myself: &ActorRef<RunMsg>) {
+        let limit = self.st.agent.limits.tool_concurrency.max(1);
+        while self.running_tools < limit {
+            let Some(call) = self.queued_tools.pop_front() else { break };
+            let Some(tool) = self.env.tools.enabled(&call.name).cloned() else { continue };
+            self.running_tools += 1;
+            let cancel = self.tasks.child_token();
+            let ctx = ToolContext {
+                run_id: self.st.run_id,
+                identity: self.st.identity.clone(),
+                agent: self.st.agent.name.clone(),
+                call_id: call.id.clone(),
+                cancel: cancel.clone(),
+                runtime: self.env.runtime(),
+            };
+            let timeout = self.st.agent.limits.tool_timeout;
+            let max_output = self.env.config.max_tool_output_bytes;
+            let me = myself.clone();
+            let span = tracing::info_span!("tool_call", gen_ai.tool.name = %call.name, gen_ai.tool.call.id = %call.id);
+            tokio::spawn(
+                async move {
+                    let started = Instant::now();
+                    let name = call.name.clone();
+                    let fut = AssertUnwindSafe(tool.call(ctx, call.args.clone())).catch_unwind();
+                    let outcome = tokio::select! {
+                        r = tokio::time::timeout(timeout, fut) => match r {
+                            Err(_) => Err(ToolError::Timeout { tool: name.clone(), after: timeout }),
+                            Ok(Err(panic)) => Err(ToolError::Panicked { tool: name.clone(), message: panic_message(&panic) }),
+                            Ok(Ok(r)) => r,
+                        },
+                        () = cancel.cancelled() => Err(ToolError::Cancelled { tool: name.clone() }),
+                    };
+                    cancel.cancel();
+                    let result = match outcome {
+                        Ok(out) => ToolResult { id: call.id, name, content: cap_output(out.0, max_output), is_error: false },
+                        Err(e) => ToolResult { id: call.id, name, content: e.to_string(), is_error: true },
+                    };
+                    let _ = me.send_message(RunMsg::ToolDone { result, latency: started.elapsed() });
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    fn start_model(&mut self, myself: &ActorRef<RunMsg>, with_tools: bool) {
+        let Some(model) = self.model.clone() else { return };
+        let tools = if with_tools { self.env.tools.specs(&self.st.agent.tools) } else { Vec::new() };
+        let request = self.st.request(tools);
+        let step = self.st.step + 1;
+        self.model_in_flight = true;
+        self.control.emit(RunEvent::StepStarted { run_id: self.st.run_id, step });
+        let env = self.env.clone();
+        let control = self.control.clone();
+        let cancel = self.tasks.clone();
+        let me = myself.clone();
+        let identity = self.st.identity.clone();
+        let agent = self.st.agent.name.clone();
+        let spec = self.st.agent.model.clone();
+        let run_id = self.st.run_id;
+        let span = tracing::info_span!(
+            "model_call",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = %spec,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            step
+        );
+        tokio::spawn(
+            async move {
+                let result = call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await;
+                let (usage, provider, answered, error) = match &result {
+                    Ok(r) => (r.usage, r.provider.clone(), r.model.clone(), None),
+                    Err(ModelFailure::Model(e)) => (Usage::default(), e.provider.clone(), e.model.clone(), Some(e.to_string())),
+                    Err(_) => (Usage::default(), String::new(), String::new(), None),
+                };
+                let span = tracing::Span::current();
+                span.record("gen_ai.response.model", answered.as_str());
+                span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+                span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+                if !matches!(result, Err(ModelFailure::Budget(_)) | Err(ModelFailure::Cancelled)) {
+                    let record = AuditRecord::now(
+                        Some(run_id),
+                        identity.clone(),
+                        Some(agent),
+                        AuditEvent::ModelCall {
+                            step,
+                            provider,
+                            model: answered,
+                            attempt: 1,
+                            latency_ms: 0,
+                            usage,
+                            error,
+                        },
+                    );
+                    env.ports.audit.record(record).await;
+                }
+                let _ = me.send_message(RunMsg::ModelDone(result));
+            }
+            .instrument(span),
+        );
+    }
+
+    fn ask_critic(&mut self, myself: &ActorRef<RunMsg>, trigger: CriticTrigger) {
+        if self.critic_in_flight {
+            return;
+        }
+        self.critic_in_flight = true;
+        let review = CriticReview {
+            run_id: self.st.run_id,
+            agent: self.st.agent.name.clone(),
+            identity: self.st.identity.clone(),
+            trigger,
+            step: self.st.step,
+            elapsed: self.started.elapsed(),
+            extensions: self.extensions,
+            recent: self.st.messages.iter().rev().take(8).rev().cloned().collect(),
+        };
+        let critic = self.env.ports.critic.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let verdict = AssertUnwindSafe(critic.review(review)).catch_unwind().await.unwrap_or(Verdict::Continue);
+            let _ = me.send_message(RunMsg::CriticDone(trigger, verdict));
+        });
+    }
+
+    /// Publishes the outcome, settles the checkpoint, audits, delivers, stops.
+    async fn finish(&mut self, myself: &ActorRef<RunMsg>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.tasks.cancel();
+        let end = self.st.end.clone().unwrap_or(RunEnd::Failed { error: "run ended without a reason".into() });
+        let outcome = RunOutcome {
+            run_id: self.st.run_id,
+            agent: self.st.agent.name.clone(),
+            output: self.st.last_text(),
+            typed: self.st.typed.clone(),
+            messages: self.st.messages.clone(),
+            steps: self.st.step,
+            usage: self.st.usage,
+            end: end.clone(),
+        };
+        match &end {
+            RunEnd::AwaitingApproval { .. } => {
+                // Paused, not finished: make sure the pause is durable, keep the log.
+                let _ = self.env.checkpoint.save(&self.meta, StoredStatus::AwaitingApproval, self.st.seq, &[], true).await;
+            }
+            RunEnd::Completed => self.env.checkpoint.finish(self.st.run_id, StoredStatus::Completed),
+            _ => self.env.checkpoint.finish(self.st.run_id, StoredStatus::Failed),
+        }
+        self.audit(AuditEvent::RunEnded {
+            status: end.status().into(),
+            reason: end.reason(),
+            steps: self.st.step,
+            usage: self.st.usage,
+        })
+        .await;
+        if self.deliver {
+            let item = DeliveryItem {
+                run_id: self.st.run_id,
+                agent: self.st.agent.name.clone(),
+                identity: self.st.identity.clone(),
+                status: end.status().into(),
+                output: outcome.output.clone(),
+            };
+            if let Err(e) = self.env.ports.delivery.deliver(item).await {
+                tracing::warn!(run_id = %self.st.run_id, error = %e, "delivery failed");
+            }
+        }
+        self.control.emit(RunEvent::Ended { run_id: self.st.run_id, end });
+        self.control.set_outcome(outcome);
+        myself.stop(None);
+    }
+}
+
+/// Budget reserve -> model call through the chain -> budget settle.
+#[allow(clippy::too_many_arguments)]
+async fn call_model(
+    env: &RunEnv,
+    control: &RunControl,
+    model: &Arc<dyn Model>,
+    request: Request,
+    run_id: crate::ids::RunId,
+    identity: &crate::identity::Identity,
+    spec: &str,
+    cancel: CancellationToken,
+) -> Result<Response, ModelFailure> {
+    let targets = env
+        .registry
+        .resolve(spec)
+        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
+        .unwrap_or_default();
+    let spend = SpendRequest {
+        run_id,
+        identity: identity.clone(),
+        targets,
+        input_tokens: estimate_tokens(&request),
+        max_output_tokens: u64::from(request.max_tokens.unwrap_or(4096)),
+    };
+    let reservation = env.ports.budget.reserve(&spend).await.map_err(ModelFailure::Budget)?;
+    let call = async {
+        if env.config.streaming {
+            let stream = model.stream(request).await?;
+            executus_llm::stream::drive(stream, |event| {
+                if let StreamEvent::TextDelta { text } = event {
+                    control.emit(RunEvent::TextDelta { run_id, text: text.clone() });
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await
+            .map_err(|e| match e {
+                executus_llm::DriveError::Stream(f) => f.error,
+                executus_llm::DriveError::Callback { error, .. } => match error {},
+            })
+        } else {
+            model.generate(request).await
+        }
+    };
+    let result = tokio::select! {
+        r = call => r.map_err(ModelFailure::Model),
+        () = cancel.cancelled() => Err(ModelFailure::Cancelled),
+    };
+    let (usage, provider, answered) = match &result {
+        Ok(r) => (r.usage, r.provider.as_str(), r.model.as_str()),
+        Err(_) => (Usage::default(), "", ""),
+    };
+    env.ports.budget.settle(reservation, &usage, provider, answered).await;
+    result
+}
+
+/// A rough token estimate (4 characters per token) for budget reservations and compaction.
+pub fn estimate_tokens(request: &Request) -> u64 {
+    let mut chars = request.system.as_ref().map_or(0, String::len);
+    for m in &request.messages {
+        chars += message_chars(m);
+    }
+    for t in &request.tools {
+        chars += t.name.len() + t.description.len() + t.parameters.to_string().len();
+    }
+    (chars as u64).div_ceil(4)
+}
+
+pub(crate) fn message_chars(m: &Message) -> usize {
+    use executus_llm::Part;
+    m.parts
+        .iter()
+        .map(|p| match p {
+            Part::Text { text } => text.len(),
+            Part::Image { .. } => 3000,
+            Part::ToolCall(c) => c.name.len() + c.args.to_string().len(),
+            Part::ToolResult(r) => r.content.len(),
+        })
+        .sum()
+}
+
+fn cap_output(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let total = s.len();
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push_str(&format!("\n[output truncated: {total} bytes, showing the first {cut}]"));
+    s
+}
+
+fn preview(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

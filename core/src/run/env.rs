@@ -1,0 +1,45 @@
+//! [`RunEnv`]: what every run of a runtime shares.
+
+use std::sync::{Arc, Weak};
+
+use executus_llm::registry::Registry;
+
+use crate::checkpoint::CheckpointHandle;
+use crate::config::RuntimeConfig;
+use crate::ports::Ports;
+use crate::runtime::{Runtime, RuntimeInner};
+use crate::tool::ToolRegistry;
+use crate::tool::policy::Policy;
+
+/// Shared, read-only environment of all runs of one runtime.
+pub struct RunEnv {
+    /// Providers, tiers, health.
+    pub registry: Registry,
+    /// Tools.
+    pub tools: ToolRegistry,
+    /// Runtime policy (permission stage 3).
+    pub policy: Policy,
+    /// Ports.
+    pub ports: Ports,
+    /// Validated configuration.
+    pub config: RuntimeConfig,
+    /// The checkpoint actor.
+    pub checkpoint: CheckpointHandle,
+    pub(crate) runtime: Weak<RuntimeInner>,
+}
+
+impl RunEnv {
+    /// The runtime, while it is alive (for tools that start runs).
+    pub fn runtime(&self) -> Option<Runtime> {
+        self.runtime.upgrade().map(|inner| Runtime { inner })
+    }
+}
+
+impl std::fmt::Debug for RunEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunEnv").finish_non_exhaustive()
+    }
+}
+
+/// Keeps `Arc` in scope for users of this module.
+pub type SharedEnv = Arc<RunEnv>;

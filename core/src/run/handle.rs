@@ -1,0 +1,133 @@
+//! [`RunHandle`]: what a caller holds while a run goes on — its events, its outcome, and
+//! the means to cancel or steer it. Dropping the handle does not stop the run.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::events::RunEvent;
+use super::outcome::RunOutcome;
+use crate::ids::RunId;
+
+/// Capacity of a run's event channel; a subscriber that falls further behind is told how
+/// many events it missed (`RecvError::Lagged`).
+pub const EVENT_CAPACITY: usize = 256;
+
+/// State shared between a run's actor, the executor and the handles.
+#[derive(Debug)]
+pub struct RunControl {
+    /// The run.
+    pub run_id: RunId,
+    /// Agent name.
+    pub agent: String,
+    pub(crate) events: broadcast::Sender<RunEvent>,
+    pub(crate) outcome: watch::Sender<Option<Arc<RunOutcome>>>,
+    pub(crate) cancel: CancellationToken,
+    /// Steering that arrived before the run's actor started.
+    pub(crate) early_steering: Mutex<Vec<String>>,
+}
+
+impl RunControl {
+    pub(crate) fn new(run_id: RunId, agent: String) -> Arc<Self> {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (outcome, _) = watch::channel(None);
+        Arc::new(Self {
+            run_id,
+            agent,
+            events,
+            outcome,
+            cancel: CancellationToken::new(),
+            early_steering: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Emits an event (dropped when nobody listens).
+    pub(crate) fn emit(&self, event: RunEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Publishes the outcome; the first one wins.
+    pub(crate) fn set_outcome(&self, outcome: RunOutcome) -> bool {
+        let mut set = false;
+        self.outcome.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(Arc::new(outcome));
+                set = true;
+            }
+            set
+        });
+        set
+    }
+
+    /// The outcome, if published.
+    pub fn outcome(&self) -> Option<Arc<RunOutcome>> {
+        self.outcome.borrow().clone()
+    }
+
+    pub(crate) fn take_early_steering(&self) -> Vec<String> {
+        std::mem::take(&mut *self.early_steering.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// A running (or queued) run.
+#[derive(Debug, Clone)]
+pub struct RunHandle {
+    pub(crate) control: Arc<RunControl>,
+    pub(crate) runtime: crate::runtime::Runtime,
+}
+
+impl RunHandle {
+    /// The run id.
+    pub fn id(&self) -> RunId {
+        self.control.run_id
+    }
+
+    /// Subscribes to the run's events from now on (a handle returned by `spawn` is
+    /// created before the run starts, so subscribing right away misses nothing).
+    pub fn events(&self) -> broadcast::Receiver<RunEvent> {
+        self.control.events.subscribe()
+    }
+
+    /// Waits for the outcome. Works any number of times, from any clone.
+    pub async fn outcome(&self) -> Arc<RunOutcome> {
+        let mut rx = self.control.outcome.subscribe();
+        loop {
+            if let Some(outcome) = rx.borrow_and_update().clone() {
+                return outcome;
+            }
+            if rx.changed().await.is_err() {
+                // Unreachable while `self.control` holds the sender; keep waiting on the
+                // value already there.
+                if let Some(outcome) = rx.borrow().clone() {
+                    return outcome;
+                }
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The outcome if the run has ended.
+    pub fn try_outcome(&self) -> Option<Arc<RunOutcome>> {
+        self.control.outcome()
+    }
+
+    /// Cancels the run (queued or running). Its outcome becomes `Cancelled` with the
+    /// transcript so far.
+    pub async fn cancel(&self) {
+        self.runtime.cancel(self.id()).await;
+    }
+
+    /// Injects a user message that the run's next model call sees.
+    ///
+    /// # Errors
+    /// [`crate::RuntimeError::UnknownRun`] if the run has already ended.
+    pub async fn steer(&self, text: impl Into<String>) -> Result<(), crate::RuntimeError> {
+        self.runtime.steer(self.id(), text).await
+    }
+
+    /// A status snapshot.
+    pub async fn status(&self) -> Option<super::RunStatus> {
+        self.runtime.status(self.id()).await
+    }
+}

@@ -1,0 +1,650 @@
+//! The run state machine: pure, serialisable, deterministic, and free of I/O.
+//!
+//! A run is a [`RunState`] plus the ordered [`Fact`]s applied to it. The driver (the run
+//! actor) asks [`RunState::next_action`] what to do, performs the I/O (model call, tool
+//! calls), and feeds the result back as a fact through [`RunState::apply`]. The facts are
+//! also what the checkpoint log stores, so replaying a run's log over its start state
+//! rebuilds the exact state — that is what makes resume exact.
+//!
+//! What lives here: step accounting, steering, tool-error streaks, loop protection
+//! (cycle / stagnation / unproductive streak -> finalize turn -> stop), typed-output
+//! validation with one corrective retry. What does not: timeouts, cancellation, budget,
+//! the model and the tools — the driver owns those and ends the run with [`RunState::end`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use executus_llm::{FinishReason, Message, Request, Role, ToolCall, ToolResult, ToolSpec, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::agent::RunnableAgent;
+use crate::identity::Identity;
+use crate::ids::RunId;
+
+use super::outcome::RunEnd;
+
+/// Where the run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The next thing is a model call.
+    Model,
+    /// Tool calls of the current step are outstanding.
+    Tools,
+    /// The run has ended.
+    Ended,
+}
+
+/// Approval state of one tool call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Approval {
+    /// No approval involved (or already granted and executed).
+    NotNeeded,
+    /// Waiting for a human.
+    Pending,
+    /// A human approved; execute the call.
+    Approved,
+}
+
+/// One tool call of the current step and its result once known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallSlot {
+    /// The call as the model asked for it.
+    pub call: ToolCall,
+    /// Its result, once finished.
+    pub result: Option<ToolResult>,
+    /// Approval state.
+    pub approval: Approval,
+    /// Arguments as rewritten by a policy rule, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewritten: Option<Value>,
+    /// True when policy blocked the call (counts as unproductive).
+    #[serde(default)]
+    pub blocked: bool,
+}
+
+/// A fact applied to a run — the unit of the checkpoint log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Fact {
+    /// The run started: everything needed to rebuild it.
+    Started {
+        /// Run id.
+        run_id: RunId,
+        /// The resolved agent (skills merged).
+        agent: RunnableAgent,
+        /// Who it runs for.
+        identity: Identity,
+        /// Dispatching run, for child runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<RunId>,
+        /// The input messages.
+        input: Vec<Message>,
+        /// Creation time, Unix ms.
+        created_ms: u64,
+    },
+    /// The model answered.
+    Model {
+        /// The assistant message.
+        message: Message,
+        /// Usage of the call.
+        usage: Usage,
+        /// Finish reason.
+        finish: FinishReason,
+        /// The provider that answered.
+        provider: String,
+        /// The model that answered.
+        model: String,
+    },
+    /// A tool call of the current step finished (or was refused).
+    ToolResult {
+        /// The result.
+        result: ToolResult,
+        /// True when the call was blocked by policy (counts as unproductive).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        blocked: bool,
+    },
+    /// A policy rule rewrote a call's arguments before execution.
+    Rewritten {
+        /// Call id.
+        call_id: String,
+        /// The new arguments.
+        args: Value,
+    },
+    /// A call needs a human's approval.
+    ApprovalRequested {
+        /// Call id.
+        call_id: String,
+    },
+    /// A human approved a call (a denial arrives as a `ToolResult`).
+    Approved {
+        /// Call id.
+        call_id: String,
+    },
+    /// A user message injected mid-run; the next model call sees it.
+    Steered {
+        /// The text.
+        text: String,
+    },
+    /// The step cap was raised (by the critic).
+    Extended {
+        /// Extra steps.
+        steps: u32,
+    },
+}
+
+/// What the driver should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Call the model. `tools` false means tools are withheld (a finalize turn).
+    CallModel {
+        /// Whether to offer tools.
+        tools: bool,
+    },
+    /// Execute these calls (not yet finished, not waiting for approval).
+    CallTools(Vec<ToolCall>),
+    /// Nothing to execute: the remaining calls wait for a human.
+    AwaitApproval(Vec<ToolCall>),
+    /// The step cap is reached: ask the critic, then apply `Fact::Extended` or end.
+    StepCapReached,
+    /// The run has ended.
+    Done,
+}
+
+/// Deterministic state of the loop-protection detectors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopGuard {
+    /// Times each (tool, canonical args) fingerprint was called.
+    pub call_counts: BTreeMap<u64, u32>,
+    /// Fingerprints of every tool result seen.
+    pub seen_results: BTreeSet<u64>,
+    /// Consecutive steps whose results added nothing new.
+    pub stagnant_steps: u32,
+    /// Consecutive steps ending in errors or blocked calls only.
+    pub unproductive_steps: u32,
+    /// Finalize turns forced so far.
+    pub finalize_turns: u32,
+    /// Set while the next model call is a finalize turn.
+    pub finalize_pending: Option<String>,
+}
+
+/// A loop-protection trigger, reported to the driver for audit and events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopTrigger {
+    /// `cycle`, `stagnation` or `unproductive`.
+    pub kind: String,
+    /// Human-readable detail.
+    pub detail: String,
+    /// `finalize` or `stop`.
+    pub action: String,
+}
+
+/// The whole state of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Run id.
+    pub run_id: RunId,
+    /// The resolved agent.
+    pub agent: RunnableAgent,
+    /// Who it runs for.
+    pub identity: Identity,
+    /// Dispatching run.
+    pub parent: Option<RunId>,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+    /// The canonical transcript (the system prompt is `agent.system`).
+    pub messages: Vec<Message>,
+    /// Model calls answered so far.
+    pub step: u32,
+    /// Current step cap.
+    pub max_steps: u32,
+    /// Tokens spent.
+    pub usage: Usage,
+    /// Where the run stands.
+    pub phase: Phase,
+    /// Tool calls of the current step.
+    pub calls: Vec<CallSlot>,
+    /// Steering messages not yet placed in the transcript.
+    pub steering: Vec<String>,
+    /// Consecutive failing tool calls.
+    pub tool_error_streak: u32,
+    /// Loop protection.
+    pub guard: LoopGuard,
+    /// Whether the corrective retry for a typed output was used.
+    pub typed_retry_used: bool,
+    /// The typed output, once validated.
+    pub typed: Option<Value>,
+    /// How the run ended, once it has.
+    pub end: Option<RunEnd>,
+    /// Facts applied so far (the next fact's sequence number).
+    pub seq: u64,
+    /// Loop triggers fired by the last `apply` (not persisted meaningfully; for the driver).
+    #[serde(skip)]
+    pub last_triggers: Vec<LoopTrigger>,
+}
+
+/// Why a log could not be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The log is empty or does not begin with `Started`.
+    #[error("run log does not begin with a Started fact")]
+    NoStart,
+    /// A fact does not fit the state (e.g. a result for an unknown call).
+    #[error("fact {seq} does not fit the run state: {reason}")]
+    Misfit {
+        /// Its position.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RunState {
+    /// A fresh run from its `Started` fact.
+    ///
+    /// # Errors
+    /// [`ReplayError::NoStart`] if `fact` is not `Started`.
+    pub fn start(fact: &Fact) -> Result<Self, ReplayError> {
+        let Fact::Started { run_id, agent, identity, parent, input, created_ms } = fact else {
+            return Err(ReplayError::NoStart);
+        };
+        Ok(Self {
+            run_id: *run_id,
+            max_steps: agent.limits.max_steps,
+            agent: agent.clone(),
+            identity: identity.clone(),
+            parent: *parent,
+            created_ms: *created_ms,
+            messages: input.clone(),
+            step: 0,
+            usage: Usage::default(),
+            phase: Phase::Model,
+            calls: Vec::new(),
+            steering: Vec::new(),
+            tool_error_streak: 0,
+            guard: LoopGuard::default(),
+            typed_retry_used: false,
+            typed: None,
+            end: None,
+            seq: 1,
+            last_triggers: Vec::new(),
+        })
+    }
+
+    /// Rebuilds a run by replaying its log.
+    ///
+    /// # Errors
+    /// A [`ReplayError`] if the log is empty, does not start with `Started`, or holds a fact
+    /// that does not fit.
+    pub fn replay<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> Result<Self, ReplayError> {
+        let mut facts = facts.into_iter();
+        let mut state = Self::start(facts.next().ok_or(ReplayError::NoStart)?)?;
+        for fact in facts {
+            state.apply(fact)?;
+        }
+        Ok(state)
+    }
+
+    /// True once the run has ended.
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// Ends the run (driver-decided ends: timeout, cancel, budget, model failure...).
+    /// A run that has already ended keeps its first end.
+    pub fn end(&mut self, end: RunEnd) {
+        if self.end.is_none() {
+            self.end = Some(end);
+        }
+        self.phase = Phase::Ended;
+    }
+
+    /// What to do next. Moves pending steering into the transcript before a model call.
+    pub fn next_action(&mut self) -> Action {
+        match self.phase {
+            Phase::Ended => Action::Done,
+            Phase::Tools => {
+                let runnable: Vec<ToolCall> = self
+                    .calls
+                    .iter()
+                    .filter(|s| s.result.is_none() && s.approval != Approval::Pending)
+                    .map(|s| {
+                        let mut call = s.call.clone();
+                        if let Some(args) = &s.rewritten {
+                            call.args = args.clone();
+                        }
+                        call
+                    })
+                    .collect();
+                if runnable.is_empty() {
+                    Action::AwaitApproval(
+                        self.calls
+                            .iter()
+                            .filter(|s| s.result.is_none())
+                            .map(|s| s.call.clone())
+                            .collect(),
+                    )
+                } else {
+                    Action::CallTools(runnable)
+                }
+            }
+            Phase::Model => {
+                if self.step >= self.max_steps {
+                    return Action::StepCapReached;
+                }
+                for text in self.steering.drain(..) {
+                    self.messages.push(Message::user(text));
+                }
+                Action::CallModel { tools: self.guard.finalize_pending.is_none() }
+            }
+        }
+    }
+
+    /// The request for the next model call, with `tools` offered (empty when withheld).
+    pub fn request(&self, tools: Vec<ToolSpec>) -> Request {
+        let mut request = Request {
+            system: (!self.agent.system.is_empty()).then(|| self.agent.system.clone()),
+            messages: self.messages.clone(),
+            tools,
+            temperature: self.agent.temperature,
+            max_tokens: self.agent.max_tokens,
+            response_schema: self.agent.output_schema.clone(),
+            ..Request::default()
+        };
+        if let Some(reason) = &self.guard.finalize_pending {
+            request.tools.clear();
+            request.messages.push(Message::user(format!(
+                "[executus] Loop protection: {reason}. Tools are no longer available. \
+                 Answer now with what you have."
+            )));
+        }
+        request
+    }
+
+    /// Applies one fact. Idempotence is the log's job (facts are applied once, in order).
+    ///
+    /// # Errors
+    /// [`ReplayError::Misfit`] if the fact does not fit the current state.
+    pub fn apply(&mut self, fact: &Fact) -> Result<(), ReplayError> {
+        let seq = self.seq;
+        let misfit = |reason: String| ReplayError::Misfit { seq, reason };
+        self.last_triggers.clear();
+        match fact {
+            Fact::Started { .. } => return Err(misfit("a second Started fact".into())),
+            Fact::Model { message, usage, .. } => {
+                if self.phase != Phase::Model {
+                    return Err(misfit(format!("model answer in phase {:?}", self.phase)));
+                }
+                self.step += 1;
+                self.usage.add(usage);
+                let finalize = self.guard.finalize_pending.take();
+                let calls: Vec<ToolCall> = message.tool_calls().cloned().collect();
+                self.messages.push(message.clone());
+                if calls.is_empty() {
+                    self.on_final_answer(&message.text());
+                } else {
+                    self.calls = calls
+                        .into_iter()
+                        .map(|call| {
+                            // In a finalize turn tools were withheld: calls are answered with
+                            // an error instead of being executed.
+                            let result = finalize.as_ref().map(|_| ToolResult {
+                                id: call.id.clone(),
+                                name: call.name.clone(),
+                                content: "Tools are withheld by loop protection; answer with \
+                                          what you have."
+                                    .into(),
+                                is_error: true,
+                            });
+                            CallSlot {
+                                call,
+                                result,
+                                approval: Approval::NotNeeded,
+                                rewritten: None,
+                                blocked: false,
+                            }
+                        })
+                        .collect();
+                    self.phase = Phase::Tools;
+                    if finalize.is_some() {
+                        self.complete_step(true);
+                    }
+                }
+            }
+            Fact::ToolResult { result, blocked } => {
+                let slot = self
+                    .calls
+                    .iter_mut()
+                    .find(|s| s.call.id == result.id && s.result.is_none())
+                    .ok_or_else(|| misfit(format!("result for unknown or finished call {}", result.id)))?;
+                slot.result = Some(result.clone());
+                slot.blocked = *blocked;
+                if self.calls.iter().all(|s| s.result.is_some()) {
+                    self.complete_step(false);
+                }
+            }
+            Fact::Rewritten { call_id, args } => {
+                let slot = self.slot_mut(call_id).ok_or_else(|| misfit(format!("rewrite of unknown call {call_id}")))?;
+                slot.rewritten = Some(args.clone());
+            }
+            Fact::ApprovalRequested { call_id } => {
+                let slot = self.slot_mut(call_id).ok_or_else(|| misfit(format!("approval for unknown call {call_id}")))?;
+                slot.approval = Approval::Pending;
+            }
+            Fact::Approved { call_id } => {
+                let slot = self.slot_mut(call_id).ok_or_else(|| misfit(format!("approval of unknown call {call_id}")))?;
+                slot.approval = Approval::Approved;
+            }
+            Fact::Steered { text } => self.steering.push(text.clone()),
+            Fact::Extended { steps } => self.max_steps = self.max_steps.saturating_add(*steps),
+        }
+        self.seq += 1;
+        Ok(())
+    }
+
+    fn slot_mut(&mut self, call_id: &str) -> Option<&mut CallSlot> {
+        self.calls.iter_mut().find(|s| s.call.id == call_id && s.result.is_none())
+    }
+
+    /// Calls waiting for a human.
+    pub fn pending_approvals(&self) -> Vec<&ToolCall> {
+        self.calls
+            .iter()
+            .filter(|s| s.result.is_none() && s.approval == Approval::Pending)
+            .map(|s| &s.call)
+            .collect()
+    }
+
+    fn on_final_answer(&mut self, text: &str) {
+        if !self.steering.is_empty() {
+            // The user spoke while the model was answering: let the model see it.
+            self.phase = Phase::Model;
+            return;
+        }
+        if let Some(schema) = &self.agent.output_schema {
+            match parse_typed(text) {
+                Ok(value) => self.typed = Some(value),
+                Err(e) if !self.typed_retry_used => {
+                    self.typed_retry_used = true;
+                    self.messages.push(Message::user(format!(
+                        "[executus] Your answer is not valid JSON for the schema {:?} ({e}). \
+                         Answer again with only the JSON value.",
+                        schema.name
+                    )));
+                    self.phase = Phase::Model;
+                    return;
+                }
+                Err(e) => {
+                    self.end(RunEnd::Failed {
+                        error: format!("final answer is not valid JSON for schema {:?}: {e}", schema.name),
+                    });
+                    return;
+                }
+            }
+        }
+        self.end(RunEnd::Completed);
+    }
+
+    /// All calls of the step have results: append the tool message, update streaks and loop
+    /// detectors, and move on.
+    fn complete_step(&mut self, finalize_turn: bool) {
+        let slots = std::mem::take(&mut self.calls);
+        let mut all_failed = !slots.is_empty();
+        let mut new_info = false;
+        let mut cycle: Option<String> = None;
+        let mut results = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let Some(result) = slot.result else { continue };
+            if result.is_error || slot.blocked {
+                self.tool_error_streak += 1;
+            } else {
+                self.tool_error_streak = 0;
+                all_failed = false;
+            }
+            if !finalize_turn {
+                let fp = fingerprint(&slot.call.name, &canonical(&slot.call.args));
+                let count = self.guard.call_counts.entry(fp).or_insert(0);
+                *count += 1;
+                if *count >= self.agent.limits.loops.cycle && cycle.is_none() {
+                    cycle = Some(format!(
+                        "tool call {}({}) repeated {} times",
+                        slot.call.name,
+                        truncate(&canonical(&slot.call.args), 120),
+                        count
+                    ));
+                }
+                if self.guard.seen_results.insert(fingerprint(&result.name, &result.content)) {
+                    new_info = true;
+                }
+            }
+            results.push(result);
+        }
+        self.messages.push(Message::tool_results(results));
+        self.phase = Phase::Model;
+
+        let limits = self.agent.limits.clone();
+        if self.tool_error_streak >= limits.tool_error_limit {
+            self.end(RunEnd::ToolErrorLimit { failures: self.tool_error_streak });
+            return;
+        }
+        if finalize_turn {
+            // The model ignored the finalize instruction and asked for tools again.
+            self.trigger("finalize_ignored", "the model called tools during a finalize turn".into());
+            return;
+        }
+        self.guard.stagnant_steps = if new_info { 0 } else { self.guard.stagnant_steps + 1 };
+        self.guard.unproductive_steps = if all_failed { self.guard.unproductive_steps + 1 } else { 0 };
+        if let Some(detail) = cycle {
+            self.trigger("cycle", detail);
+        } else if self.guard.stagnant_steps >= limits.loops.stagnation {
+            let detail = format!("{} consecutive steps added no new tool results", self.guard.stagnant_steps);
+            self.trigger("stagnation", detail);
+        } else if self.guard.unproductive_steps >= limits.loops.unproductive {
+            let detail = format!("{} consecutive steps ended in tool errors", self.guard.unproductive_steps);
+            self.trigger("unproductive", detail);
+        }
+    }
+
+    fn trigger(&mut self, kind: &str, detail: String) {
+        self.guard.finalize_turns += 1;
+        let stop = self.guard.finalize_turns > self.agent.limits.loops.finalize_turns;
+        self.last_triggers.push(LoopTrigger {
+            kind: kind.to_owned(),
+            detail: detail.clone(),
+            action: if stop { "stop" } else { "finalize" }.to_owned(),
+        });
+        if stop {
+            self.end(RunEnd::Stopped { reason: format!("loop protection ({kind}): {detail}") });
+        } else {
+            self.guard.finalize_pending = Some(detail);
+            // Counters restart so the finalize turn is judged on its own.
+            self.guard.stagnant_steps = 0;
+            self.guard.unproductive_steps = 0;
+        }
+    }
+
+    /// The last assistant text, if any.
+    pub fn last_text(&self) -> Option<String> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant)
+            .map(Message::text)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The calls of the current step that were started but have no result (for resume).
+    pub fn unfinished_calls(&self) -> Vec<&ToolCall> {
+        self.calls.iter().filter(|s| s.result.is_none()).map(|s| &s.call).collect()
+    }
+}
+
+/// Parses a final answer as JSON, stripping a Markdown code fence.
+pub fn parse_typed(text: &str) -> Result<Value, serde_json::Error> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("```json")
+        .or_else(|| t.strip_prefix("```JSON"))
+        .or_else(|| t.strip_prefix("```"))
+        .map_or(t, |rest| rest.trim_end().strip_suffix("```").unwrap_or(rest));
+    serde_json::from_str(t.trim())
+}
+
+/// JSON with object keys sorted, for fingerprints.
+pub fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&map[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+/// A stable 64-bit FNV-1a fingerprint of a name and a payload (stable across builds, so
+/// replaying a log after an upgrade reaches the same state).
+pub fn fingerprint(name: &str, payload: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([0u8]).chain(payload.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}

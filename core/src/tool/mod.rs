@@ -1,0 +1,172 @@
+//! Tools: the [`Tool`] trait, the context a call gets, typed errors, and the
+//! [`ToolRegistry`].
+//!
+//! A tool is a name, a description, a JSON schema for its arguments and an async call. A tool
+//! never panics the run: a panic, a timeout or an error becomes an `is_error` tool result
+//! the model can react to. [`typed`] builds a tool from an args struct deriving
+//! `JsonSchema + Deserialize` and an async function, with no hand-written schema.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::Identity;
+use crate::ids::RunId;
+
+mod registry;
+mod typed;
+
+pub use registry::ToolRegistry;
+pub use typed::{TypedTool, typed};
+
+/// What a tool call knows about its surroundings.
+#[derive(Clone)]
+pub struct ToolContext {
+    /// The run making the call.
+    pub run_id: RunId,
+    /// Who the run acts for.
+    pub identity: Identity,
+    /// The calling agent's name.
+    pub agent: String,
+    /// The call id (unique within the run).
+    pub call_id: String,
+    /// Fires when the run is cancelled or the call times out; long tools should watch it.
+    pub cancel: CancellationToken,
+    /// The runtime, for tools that start runs of their own (`dispatch_agent`).
+    pub runtime: Option<crate::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for ToolContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolContext")
+            .field("run_id", &self.run_id)
+            .field("agent", &self.agent)
+            .field("call_id", &self.call_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tool's successful output: text for the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput(pub String);
+
+impl From<String> for ToolOutput {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for ToolOutput {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<Value> for ToolOutput {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::String(s) => Self(s),
+            other => Self(other.to_string()),
+        }
+    }
+}
+
+/// Why a tool call failed. The model sees the Display text as an `is_error` result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolError {
+    /// The arguments did not match the tool's schema.
+    #[error("invalid arguments for tool {tool}: {message}")]
+    InvalidArgs {
+        /// Tool name.
+        tool: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The tool ran and failed.
+    #[error("tool {tool} failed: {message}")]
+    Failed {
+        /// Tool name.
+        tool: String,
+        /// What happened.
+        message: String,
+    },
+    /// The tool did not finish in time.
+    #[error("tool {tool} timed out after {after:?}")]
+    Timeout {
+        /// Tool name.
+        tool: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The tool panicked (the run continues).
+    #[error("tool {tool} panicked: {message}")]
+    Panicked {
+        /// Tool name.
+        tool: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The tool refused the call (e.g. an SSRF guard).
+    #[error("tool {tool} refused: {reason}")]
+    Refused {
+        /// Tool name.
+        tool: String,
+        /// Why.
+        reason: String,
+    },
+    /// The call was cancelled.
+    #[error("tool {tool} was cancelled")]
+    Cancelled {
+        /// Tool name.
+        tool: String,
+    },
+}
+
+impl ToolError {
+    /// A failure of `tool` with a message.
+    pub fn failed(tool: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Failed { tool: tool.into(), message: message.into() }
+    }
+
+    /// A refusal of `tool` with a reason.
+    pub fn refused(tool: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Refused { tool: tool.into(), reason: reason.into() }
+    }
+}
+
+/// A tool the model can call.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// Name (`^[a-zA-Z0-9_-]{1,64}$`).
+    fn name(&self) -> &str;
+
+    /// What it does, for the model.
+    fn description(&self) -> &str;
+
+    /// JSON schema of the arguments object.
+    fn parameters(&self) -> Value;
+
+    /// True if calling it twice with the same arguments has the same effect as once; an
+    /// idempotent call that was in flight at a crash is re-run on resume, others are not.
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    /// True if it changes nothing outside the run (read-only profiles allow only these).
+    fn read_only(&self) -> bool {
+        false
+    }
+
+    /// Runs the tool.
+    ///
+    /// # Errors
+    /// A [`ToolError`], which the model sees as an `is_error` result.
+    async fn call(&self, ctx: ToolContext, args: Value) -> Result<ToolOutput, ToolError>;
+}
+
+/// A shared tool.
+pub type ArcTool = Arc<dyn Tool>;

@@ -1,0 +1,256 @@
+//! Runtime policy: the third permission stage, after registry enablement and the agent's
+//! allowlist.
+//!
+//! A [`PolicyRule`] sees the tool, its arguments, the identity, the run and the profile, and
+//! returns [`Decision::Allow`], [`Decision::Rewrite`], [`Decision::Block`] or
+//! [`Decision::RequireApproval`] — or no opinion. Rules are grouped into named profiles;
+//! global rules apply to every run, then the agent's profile's rules. Evaluation stops at
+//! the first Allow, Block or RequireApproval; a Rewrite replaces the arguments and
+//! evaluation continues with them. No opinion from anyone means allow (rule `default`).
+//! Every decision is audited with the id of the rule that made it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::identity::Identity;
+use crate::ids::RunId;
+
+/// What a rule decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Run the call as is.
+    Allow,
+    /// Run the call with these arguments instead.
+    Rewrite(Value),
+    /// Do not run it; the model is told why.
+    Block(String),
+    /// Pause the run until a human approves or denies the call.
+    RequireApproval(String),
+}
+
+impl Decision {
+    /// Snake-case name, for audit rows.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Rewrite(_) => "rewrite",
+            Self::Block(_) => "block",
+            Self::RequireApproval(_) => "require_approval",
+        }
+    }
+}
+
+/// What a rule sees.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyInput<'a> {
+    /// Tool name.
+    pub tool: &'a str,
+    /// Arguments (as rewritten by earlier rules).
+    pub args: &'a Value,
+    /// Who the run acts for.
+    pub identity: &'a Identity,
+    /// The run.
+    pub run_id: RunId,
+    /// Agent name.
+    pub agent: &'a str,
+    /// The agent's policy profile.
+    pub profile: Option<&'a str>,
+    /// Whether the tool declares itself read-only.
+    pub read_only: bool,
+}
+
+/// One policy rule.
+pub trait PolicyRule: Send + Sync {
+    /// Stable id, recorded in audit rows.
+    fn id(&self) -> &str;
+
+    /// The decision, or `None` for no opinion.
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<Decision>;
+}
+
+/// The result of evaluating a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The final decision (`Rewrite` carries the final arguments).
+    pub decision: Decision,
+    /// The rule that made the final decision (`default` when none had an opinion).
+    pub rule: String,
+    /// Rules that rewrote the arguments on the way, in order.
+    pub rewrites: Vec<String>,
+}
+
+impl Verdict {
+    /// A human-readable reason, for the model and the audit row.
+    pub fn reason(&self) -> Option<String> {
+        match &self.decision {
+            Decision::Block(r) | Decision::RequireApproval(r) => Some(r.clone()),
+            Decision::Rewrite(_) => Some(format!("arguments rewritten by {}", self.rewrites.join(", "))),
+            Decision::Allow => None,
+        }
+    }
+}
+
+/// Global rules plus named profiles.
+#[derive(Clone, Default)]
+pub struct Policy {
+    global: Vec<Arc<dyn PolicyRule>>,
+    profiles: BTreeMap<String, Vec<Arc<dyn PolicyRule>>>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("global", &self.global.iter().map(|r| r.id().to_owned()).collect::<Vec<_>>())
+            .field("profiles", &self.profiles.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Policy {
+    /// A policy with the built-in `read-only` profile and no global rules.
+    pub fn new() -> Self {
+        let mut p = Self::default();
+        p.add_to_profile("read-only", Arc::new(ReadOnly));
+        p
+    }
+
+    /// Adds a rule that applies to every run.
+    pub fn add_global(&mut self, rule: Arc<dyn PolicyRule>) -> &mut Self {
+        self.global.push(rule);
+        self
+    }
+
+    /// Adds a rule to a profile (created if new).
+    pub fn add_to_profile(&mut self, profile: &str, rule: Arc<dyn PolicyRule>) -> &mut Self {
+        self.profiles.entry(profile.to_owned()).or_default().push(rule);
+        self
+    }
+
+    /// True if the profile exists.
+    pub fn has_profile(&self, profile: &str) -> bool {
+        self.profiles.contains_key(profile)
+    }
+
+    /// Evaluates a call. An unknown profile blocks (fail closed), naming it.
+    pub fn evaluate(&self, input: &PolicyInput<'_>) -> Verdict {
+        let profile_rules: &[Arc<dyn PolicyRule>] = match input.profile {
+            None => &[],
+            Some(name) => match self.profiles.get(name) {
+                Some(rules) => rules,
+                None => {
+                    return Verdict {
+                        decision: Decision::Block(format!("unknown policy profile {name:?}")),
+                        rule: "unknown-profile".into(),
+                        rewrites: Vec::new(),
+                    };
+                }
+            },
+        };
+        let mut args = input.args.clone();
+        let mut rewrites = Vec::new();
+        for rule in self.global.iter().chain(profile_rules) {
+            let current = PolicyInput { args: &args, ..*input };
+            match rule.decide(&current) {
+                None => {}
+                Some(Decision::Rewrite(new_args)) => {
+                    rewrites.push(rule.id().to_owned());
+                    args = new_args;
+                }
+                Some(decision) => {
+                    let decision = match decision {
+                        Decision::Allow if !rewrites.is_empty() => Decision::Rewrite(args),
+                        other => other,
+                    };
+                    return Verdict { decision, rule: rule.id().to_owned(), rewrites };
+                }
+            }
+        }
+        if rewrites.is_empty() {
+            Verdict { decision: Decision::Allow, rule: "default".into(), rewrites }
+        } else {
+            let rule = rewrites.last().cloned().unwrap_or_default();
+            Verdict { decision: Decision::Rewrite(args), rule, rewrites }
+        }
+    }
+}
+
+/// Blocks every tool that does not declare itself read-only (the `read-only` profile).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOnly;
+
+impl PolicyRule for ReadOnly {
+    fn id(&self) -> &str {
+        "read-only"
+    }
+
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<Decision> {
+        if input.read_only {
+            Some(Decision::Allow)
+        } else {
+            Some(Decision::Block(format!("tool {} is not read-only and this agent runs read-only", input.tool)))
+        }
+    }
+}
+
+/// A rule from a closure.
+pub struct FnRule<F> {
+    id: String,
+    f: F,
+}
+
+impl<F> FnRule<F>
+where
+    F: Fn(&PolicyInput<'_>) -> Option<Decision> + Send + Sync + 'static,
+{
+    /// A rule with this id and decision function.
+    pub fn new(id: impl Into<String>, f: F) -> Arc<Self> {
+        Arc::new(Self { id: id.into(), f })
+    }
+}
+
+impl<F> PolicyRule for FnRule<F>
+where
+    F: Fn(&PolicyInput<'_>) -> Option<Decision> + Send + Sync + 'static,
+{
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<Decision> {
+        (self.f)(input)
+    }
+}
+
+/// Requires approval for the named tools.
+#[derive(Debug, Clone)]
+pub struct RequireApprovalFor {
+    id: String,
+    tools: Vec<String>,
+}
+
+impl RequireApprovalFor {
+    /// A rule requiring approval for these tools.
+    pub fn new<I, S>(tools: I) -> Arc<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tools: Vec<String> = tools.into_iter().map(Into::into).collect();
+        Arc::new(Self { id: format!("approval:{}", tools.join(",")), tools })
+    }
+}
+
+impl PolicyRule for RequireApprovalFor {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<Decision> {
+        self.tools
+            .iter()
+            .any(|t| t == input.tool)
+            .then(|| Decision::RequireApproval(format!("tool {} needs a human's approval", input.tool)))
+    }
+}
