@@ -34,7 +34,8 @@
 //! Streams fail over only before their first event: if `stream()` fails, or the stream's
 //! first item is an error (or it ends without any item), that counts as a failed attempt.
 //! Once one event has been yielded the stream belongs to the caller, and later errors reach
-//! it unchanged — no other target is called (the caller has already seen output).
+//! it unchanged — no other target is called (the caller has already seen output). The health
+//! success is recorded at that first event; a later mid-stream error does not touch health.
 //!
 //! Every attempt runs in a `tracing` span named `gen_ai.call` with OpenTelemetry GenAI
 //! attribute names (`gen_ai.system` = provider name, `gen_ai.request.model`, `attempt`, and
@@ -268,7 +269,12 @@ impl Chain {
                 }
             };
             if let Some((from, error)) = given_up.take() {
-                tracing::info!(from = from.as_str(), to = key.as_str(), error.type = error.kind.as_str(), "llm failover");
+                tracing::info!(
+                    from = from.as_str(),
+                    to = key.as_str(),
+                    error.type = error.kind.as_str(),
+                    "llm failover"
+                );
                 self.emit(ChainEvent::Failover { from, to: key.clone(), error });
             }
             tried += 1;
