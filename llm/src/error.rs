@@ -229,6 +229,12 @@ pub enum ConfigError {
         /// The element.
         element: String,
     },
+    /// A chain spec has an empty element (a leading, trailing or doubled comma).
+    #[error("chain spec {spec:?} has an empty element (a leading, trailing or doubled comma)")]
+    EmptyElement {
+        /// The spec (the alias's own spec when it came from an alias) holding it.
+        spec: String,
+    },
     /// The chain spec resolved to no targets.
     #[error("chain spec {spec:?} is empty")]
     EmptyChain {

@@ -6,22 +6,34 @@
 //! - [`types`]: [`Message`], [`Request`], [`Response`], [`Usage`], [`Capabilities`].
 //! - [`Model`]: `generate` and `stream`; `Arc<dyn Model>` is the currency.
 //! - [`stream`]: [`StreamEvent`] and helpers to collect or drive a stream.
+//! - [`Registry`]: providers from DSNs ([`dsn`]), aliases, and `registry.parse("fast, local/qwen3")`
+//!   returning a failover [`Chain`] that consults a shared [`HealthTracker`].
 //! - [`Error`]: classified ([`ErrorKind`]), naming provider and model, carrying HTTP status and
 //!   `Retry-After`; never an API key.
 //!
 //! This crate is usable on its own: it depends on no other executus crate.
 
+pub mod chain;
+pub mod dsn;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod model;
 pub mod providers;
+pub mod registry;
 pub mod secret;
 pub mod stream;
 pub mod types;
 
+pub use chain::{
+    Chain, ChainEvent, ChainObserver, ChainOptions, NoopObserver, SkipReason, Sleeper,
+};
+pub use dsn::{ProviderKind, ProviderSpec};
 pub use error::{Attempt, ConfigError, Error, ErrorKind, Result};
+pub use health::{Clock, HealthConfig, HealthTracker, ManualClock, SystemClock, TargetHealth};
 pub use http::HttpOptions;
 pub use model::{Model, Provider};
+pub use registry::Registry;
 pub use secret::Secret;
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
 pub use types::{

@@ -1,0 +1,336 @@
+//! The [`Registry`]: named providers, aliases ("tiers"), one shared health tracker, and the
+//! chain-spec grammar that turns `"fast, thinking, ollama/qwen3:30b"` into a failover
+//! [`Chain`].
+//!
+//! Grammar, exactly:
+//! - a spec is comma-separated elements; whitespace around each is trimmed;
+//! - an element with a `/` is `provider/model-id`: the provider is everything before the
+//!   FIRST `/`, the model id everything after it, verbatim (it may contain `/` and `:`,
+//!   e.g. `openrouter/meta-llama/llama-3:free`);
+//! - an element without `/` must be an alias, expanded inline, recursively; a cycle is an
+//!   error naming it (`a -> b -> a`);
+//! - after expansion, duplicate targets are dropped, the first occurrence wins;
+//! - an empty element, an empty spec, an unknown provider (the error lists the registered
+//!   ones) or an element that is neither an alias nor `provider/model` is a [`ConfigError`].
+//!
+//! The registry is cheap to clone; clones share providers, aliases and health. Changes apply
+//! to chains built afterwards; a chain already built keeps its targets (but shares the live
+//! health tracker). Building a chain makes no network call.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+
+use crate::chain::{Chain, ChainObserver, ChainOptions};
+use crate::dsn::{ProviderSpec, validate_name};
+use crate::error::{ConfigError, Result};
+use crate::health::HealthTracker;
+use crate::http::HttpOptions;
+use crate::model::{Model, Provider};
+use crate::stream::EventStream;
+use crate::types::{Capabilities, Request, Response};
+
+#[derive(Default)]
+struct Inner {
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+    aliases: BTreeMap<String, String>,
+    capabilities: HashMap<String, Capabilities>,
+    options: ChainOptions,
+    observer: Option<Arc<dyn ChainObserver>>,
+}
+
+/// Providers by name, aliases, capability overrides and one shared [`HealthTracker`].
+#[derive(Clone, Default)]
+pub struct Registry {
+    inner: Arc<RwLock<Inner>>,
+    health: HealthTracker,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.read();
+        f.debug_struct("Registry")
+            .field("providers", &inner.providers.keys().collect::<Vec<_>>())
+            .field("aliases", &inner.aliases)
+            .field("capabilities", &inner.capabilities)
+            .field("options", &inner.options)
+            .field("observer", &inner.observer.is_some())
+            .field("health", &self.health)
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry with a default health tracker on the system clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty registry sharing `health` (e.g. one on a manual clock).
+    pub fn with_health(health: HealthTracker) -> Self {
+        Self { inner: Arc::default(), health }
+    }
+
+    /// A registry holding every provider of the `EXECUTUS_LLM_<NAME>=<dsn>` pairs in `vars`.
+    ///
+    /// # Errors
+    /// As [`ProviderSpec::from_vars`].
+    pub fn from_vars<I, K, V>(vars: I, http: &HttpOptions) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let registry = Self::new();
+        for spec in ProviderSpec::from_vars(vars)? {
+            registry.add_spec(&spec, http.clone())?;
+        }
+        Ok(registry)
+    }
+
+    /// [`Registry::from_vars`] over the process environment, with default HTTP options.
+    ///
+    /// # Errors
+    /// As [`ProviderSpec::from_env`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let registry = Self::new();
+        for spec in ProviderSpec::from_env()? {
+            registry.add_spec(&spec, HttpOptions::default())?;
+        }
+        Ok(registry)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // Every write below is a single insert or assignment, so a poisoned lock still
+        // guards consistent data.
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `provider` under its own [`Provider::name`], replacing any provider of that name.
+    ///
+    /// # Errors
+    /// [`ConfigError::BadName`] if the name is empty or holds characters other than ASCII
+    /// letters, digits, `-`, `_`, `.`.
+    pub fn add_provider(&self, provider: Arc<dyn Provider>) -> Result<(), ConfigError> {
+        let name = provider.name().to_owned();
+        validate_name(&name)?;
+        self.write().providers.insert(name, provider);
+        Ok(())
+    }
+
+    /// Builds and registers the provider `spec` describes.
+    ///
+    /// # Errors
+    /// As [`Registry::add_provider`].
+    pub fn add_spec(&self, spec: &ProviderSpec, http: HttpOptions) -> Result<(), ConfigError> {
+        self.add_provider(spec.build(http))
+    }
+
+    /// Defines (or redefines) alias `name` as a chain spec. References are checked when a
+    /// spec is resolved, so aliases may be defined in any order.
+    ///
+    /// # Errors
+    /// [`ConfigError::BadName`] for a bad name, [`ConfigError::EmptyChain`] for a blank spec.
+    pub fn set_alias(&self, name: &str, spec: impl Into<String>) -> Result<(), ConfigError> {
+        validate_name(name)?;
+        let spec = spec.into();
+        if spec.trim().is_empty() {
+            return Err(ConfigError::EmptyChain { spec });
+        }
+        self.write().aliases.insert(name.to_owned(), spec);
+        Ok(())
+    }
+
+    /// Overrides what target `provider/model` reports from [`Model::capabilities`] in chains
+    /// built from now on. Fields set (`Some`) in `capabilities` win; unset ones fall back to
+    /// the model's own.
+    ///
+    /// # Errors
+    /// [`ConfigError::BadElement`] unless `target` is `provider/model` with both parts non-empty.
+    pub fn set_capabilities(
+        &self,
+        target: &str,
+        capabilities: Capabilities,
+    ) -> Result<(), ConfigError> {
+        match target.split_once('/') {
+            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => {
+                self.write().capabilities.insert(target.to_owned(), capabilities);
+                Ok(())
+            }
+            _ => Err(ConfigError::BadElement { element: target.to_owned() }),
+        }
+    }
+
+    /// Sets the options of chains built from now on.
+    pub fn set_options(&self, options: ChainOptions) {
+        self.write().options = options;
+    }
+
+    /// Sets the observer of chains built from now on.
+    pub fn set_observer(&self, observer: Arc<dyn ChainObserver>) {
+        self.write().observer = Some(observer);
+    }
+
+    /// The shared health tracker.
+    pub fn health(&self) -> &HealthTracker {
+        &self.health
+    }
+
+    /// The provider registered as `name`.
+    pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.read().providers.get(name).cloned()
+    }
+
+    /// Registered provider names, sorted.
+    pub fn provider_names(&self) -> Vec<String> {
+        self.read().providers.keys().cloned().collect()
+    }
+
+    /// Aliases and their specs, sorted by name.
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        self.read().aliases.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The `(provider, model)` targets `spec` expands to, in order, for display.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the offending element (see the module docs for the grammar).
+    pub fn resolve(&self, spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        resolve(&self.read(), spec)
+    }
+
+    /// The failover chain `spec` describes (a chain even for a single target).
+    ///
+    /// # Errors
+    /// As [`Registry::resolve`].
+    pub fn chain(&self, spec: &str) -> Result<Chain, ConfigError> {
+        let inner = self.read();
+        let targets = resolve(&inner, spec)?;
+        let mut models: Vec<Arc<dyn Model>> = Vec::with_capacity(targets.len());
+        for (provider, model) in &targets {
+            // resolve() only returns registered providers, and the read lock is still held.
+            let Some(p) = inner.providers.get(provider) else {
+                return Err(unknown_provider(&inner, provider, &format!("{provider}/{model}")));
+            };
+            let base = p.model(model);
+            models.push(match inner.capabilities.get(&format!("{provider}/{model}")) {
+                Some(caps) => Arc::new(WithCapabilities { inner: base, overrides: *caps }),
+                None => base,
+            });
+        }
+        let mut chain = Chain::new(spec.trim(), models, self.health.clone())
+            .with_options(inner.options.clone());
+        if let Some(observer) = &inner.observer {
+            chain = chain.with_observer(Arc::clone(observer));
+        }
+        Ok(chain)
+    }
+
+    /// [`Registry::chain`] as the currency type, `Arc<dyn Model>`.
+    ///
+    /// # Errors
+    /// As [`Registry::resolve`].
+    pub fn parse(&self, spec: &str) -> Result<Arc<dyn Model>, ConfigError> {
+        Ok(Arc::new(self.chain(spec)?))
+    }
+}
+
+fn resolve(inner: &Inner, spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    if spec.trim().is_empty() {
+        return Err(ConfigError::EmptyChain { spec: spec.to_owned() });
+    }
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    expand(inner, spec, &mut Vec::new(), &mut seen, &mut out)?;
+    Ok(out)
+}
+
+fn expand(
+    inner: &Inner,
+    spec: &str,
+    stack: &mut Vec<String>,
+    seen: &mut HashSet<(String, String)>,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), ConfigError> {
+    for element in spec.split(',').map(str::trim) {
+        if element.is_empty() {
+            return Err(ConfigError::EmptyElement { spec: spec.to_owned() });
+        }
+        if let Some((provider, model)) = element.split_once('/') {
+            if provider.is_empty() || model.is_empty() {
+                return Err(ConfigError::BadElement { element: element.to_owned() });
+            }
+            if !inner.providers.contains_key(provider) {
+                return Err(unknown_provider(inner, provider, element));
+            }
+            let target = (provider.to_owned(), model.to_owned());
+            if seen.insert(target.clone()) {
+                out.push(target);
+            }
+        } else if let Some(alias_spec) = inner.aliases.get(element) {
+            if let Some(start) = stack.iter().position(|a| a == element) {
+                let mut cycle = stack[start..].to_vec();
+                cycle.push(element.to_owned());
+                return Err(ConfigError::AliasCycle { cycle });
+            }
+            stack.push(element.to_owned());
+            expand(inner, alias_spec, stack, seen, out)?;
+            stack.pop();
+        } else {
+            return Err(ConfigError::BadElement { element: element.to_owned() });
+        }
+    }
+    Ok(())
+}
+
+fn unknown_provider(inner: &Inner, provider: &str, element: &str) -> ConfigError {
+    let known: Vec<&str> = inner.providers.keys().map(String::as_str).collect();
+    ConfigError::UnknownProvider {
+        provider: provider.to_owned(),
+        element: element.to_owned(),
+        known: if known.is_empty() { "none".to_owned() } else { known.join(", ") },
+    }
+}
+
+/// A model whose reported capabilities are overridden by configuration.
+#[derive(Debug)]
+struct WithCapabilities {
+    inner: Arc<dyn Model>,
+    overrides: Capabilities,
+}
+
+#[async_trait]
+impl Model for WithCapabilities {
+    fn provider(&self) -> &str {
+        self.inner.provider()
+    }
+
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let own = self.inner.capabilities();
+        let o = self.overrides;
+        Capabilities {
+            tools: o.tools.or(own.tools),
+            vision: o.vision.or(own.vision),
+            structured_output: o.structured_output.or(own.structured_output),
+            streaming: o.streaming.or(own.streaming),
+        }
+    }
+
+    async fn generate(&self, request: Request) -> Result<Response> {
+        self.inner.generate(request).await
+    }
+
+    async fn stream(&self, request: Request) -> Result<EventStream> {
+        self.inner.stream(request).await
+    }
+}

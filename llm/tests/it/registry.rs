@@ -1,0 +1,230 @@
+//! The chain-spec grammar table and the registry's wiring: aliases inside chains, capability
+//! overrides, providers from environment pairs.
+
+use std::sync::Arc;
+
+use executus_llm::{
+    Capabilities, ChainOptions, ConfigError, HealthConfig, HealthTracker, HttpOptions, ManualClock,
+    Part, Registry, Request,
+};
+
+use crate::scripted::{Outcome, Recorder, ScriptedProvider, transient};
+
+fn grammar_registry() -> Registry {
+    let registry = Registry::new();
+    for name in ["openai", "ollama", "or"] {
+        registry.add_provider(ScriptedProvider::new(name)).expect("valid name");
+    }
+    let aliases = [
+        ("fast", "openai/gpt-4o-mini, ollama/qwen3:30b"),
+        ("thinking", "or/meta-llama/llama-3.1:free , fast"),
+        ("nested", "thinking, openai/o3"),
+        ("cyc_a", "openai/x, cyc_b"),
+        ("cyc_b", "cyc_c"),
+        ("cyc_c", "cyc_a"),
+        ("me", "me"),
+        ("holey", "openai/x,,openai/y"),
+    ];
+    for (name, spec) in aliases {
+        registry.set_alias(name, spec).expect("valid alias");
+    }
+    registry
+}
+
+#[test]
+fn grammar_table() {
+    let registry = grammar_registry();
+    let ok: &[(&str, &[&str])] = &[
+        ("ollama/qwen3:30b", &["ollama/qwen3:30b"]),
+        ("or/meta-llama/llama-3.1:free", &["or/meta-llama/llama-3.1:free"]),
+        (
+            "fast, thinking, ollama/qwen3:30b",
+            &["openai/gpt-4o-mini", "ollama/qwen3:30b", "or/meta-llama/llama-3.1:free"],
+        ),
+        ("  fast ,openai/o3\t", &["openai/gpt-4o-mini", "ollama/qwen3:30b", "openai/o3"]),
+        (
+            "nested",
+            &[
+                "or/meta-llama/llama-3.1:free",
+                "openai/gpt-4o-mini",
+                "ollama/qwen3:30b",
+                "openai/o3",
+            ],
+        ),
+        (
+            "openai/o3, openai/o3, fast, openai/o3",
+            &["openai/o3", "openai/gpt-4o-mini", "ollama/qwen3:30b"],
+        ),
+        ("openai/o3,openai/O3", &["openai/o3", "openai/O3"]),
+        ("ollama/a:b/c:d", &["ollama/a:b/c:d"]),
+    ];
+    for (spec, expected) in ok {
+        let resolved = registry.resolve(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let joined: Vec<String> = resolved.iter().map(|(p, m)| format!("{p}/{m}")).collect();
+        assert_eq!(joined, *expected, "{spec}");
+    }
+    // The model id is everything after the first '/', verbatim.
+    assert_eq!(
+        registry.resolve("or/meta-llama/llama-3.1:free").expect("valid"),
+        [("or".to_owned(), "meta-llama/llama-3.1:free".to_owned())]
+    );
+
+    let bad: &[(&str, &str)] = &[
+        ("cyc_a", "alias cycle: cyc_a -> cyc_b -> cyc_c -> cyc_a"),
+        ("openai/o3, cyc_b", "alias cycle: cyc_b -> cyc_c -> cyc_a -> cyc_b"),
+        ("me", "alias cycle: me -> me"),
+        ("", "chain spec \"\" is empty"),
+        ("  ", "is empty"),
+        ("fast,,openai/o3", "has an empty element"),
+        ("fast,", "has an empty element"),
+        (", fast", "has an empty element"),
+        ("holey", "\"openai/x,,openai/y\" has an empty element"),
+        (
+            "nope/model",
+            "unknown provider \"nope\" in chain element \"nope/model\" (registered: ollama, openai, or)",
+        ),
+        ("fast, Openai/x", "unknown provider \"Openai\""),
+        ("slow", "chain element \"slow\" is neither a known alias nor provider/model"),
+        ("openai/", "chain element \"openai/\""),
+        ("/gpt", "chain element \"/gpt\""),
+    ];
+    for (spec, expected) in bad {
+        let error = registry.resolve(spec).expect_err(spec);
+        assert!(error.to_string().contains(expected), "{spec}: {error}");
+        let parse_error = registry.parse(spec).expect_err(spec);
+        assert_eq!(parse_error, error, "parse and resolve agree on {spec}");
+    }
+}
+
+#[test]
+fn names_and_alias_specs_are_validated() {
+    let registry = grammar_registry();
+    assert!(matches!(registry.set_alias("a/b", "openai/x"), Err(ConfigError::BadName { .. })));
+    assert!(matches!(registry.set_alias("a,b", "openai/x"), Err(ConfigError::BadName { .. })));
+    assert!(matches!(registry.set_alias("ok", " "), Err(ConfigError::EmptyChain { .. })));
+    assert!(matches!(
+        registry.set_capabilities("no-slash", Capabilities::UNKNOWN),
+        Err(ConfigError::BadElement { .. })
+    ));
+    assert!(matches!(
+        registry.add_provider(ScriptedProvider::new("bad name")),
+        Err(ConfigError::BadName { .. })
+    ));
+}
+
+#[test]
+fn parse_returns_a_chain_even_for_one_target() {
+    let registry = grammar_registry();
+    let model = registry.parse(" ollama/qwen3:30b ").expect("valid");
+    assert_eq!((model.provider(), model.model_id()), ("chain", "ollama/qwen3:30b"));
+    let chain = registry.chain("fast, fast").expect("valid");
+    assert_eq!(chain.targets().collect::<Vec<_>>(), ["openai/gpt-4o-mini", "ollama/qwen3:30b"]);
+}
+
+struct Rig {
+    registry: Registry,
+    a: Arc<ScriptedProvider>,
+    b: Arc<ScriptedProvider>,
+    clock: ManualClock,
+    events: Arc<Recorder>,
+}
+
+fn rig() -> Rig {
+    let clock = ManualClock::new();
+    let health = HealthTracker::with_clock(HealthConfig::default(), Arc::new(clock.clone()));
+    let registry = Registry::with_health(health);
+    let (a, b) = (ScriptedProvider::new("a"), ScriptedProvider::new("b"));
+    registry.add_provider(a.clone()).expect("valid");
+    registry.add_provider(b.clone()).expect("valid");
+    registry.set_options(ChainOptions::default().with_sleeper(Arc::new(clock.clone())));
+    let events = Arc::new(Recorder::default());
+    registry.set_observer(events.clone());
+    Rig { registry, a, b, clock, events }
+}
+
+#[tokio::test]
+async fn an_alias_inside_a_chain_fails_over_in_order() {
+    let rig = rig();
+    rig.registry.set_alias("fast", "a/m1, b/m2").expect("valid");
+    let m1 = rig.a.get("m1");
+    m1.always(Outcome::Fail(transient(&m1)));
+    rig.b.get("m2").always(Outcome::Fail(executus_llm::Error::not_found("b", "m2", "gone")));
+    let model = rig.registry.parse("fast, b/org/m3:latest").expect("valid");
+    assert_eq!(model.model_id(), "fast, b/org/m3:latest");
+    let response = model.generate(Request::user("hi")).await.expect("m3 answers");
+    assert_eq!((response.provider.as_str(), response.model.as_str()), ("b", "org/m3:latest"));
+    assert_eq!(
+        (m1.calls(), rig.b.get("m2").calls(), rig.b.get("org/m3:latest").calls()),
+        (3, 1, 1)
+    );
+    assert!(rig.clock.elapsed() > std::time::Duration::ZERO, "backoff waited on the manual clock");
+    let failovers: Vec<String> =
+        rig.events.take().into_iter().filter(|e| e.starts_with("failover")).collect();
+    assert_eq!(
+        failovers,
+        ["failover a/m1 -> b/m2 transient", "failover b/m2 -> b/org/m3:latest not_found"]
+    );
+}
+
+#[tokio::test]
+async fn chains_of_one_registry_share_health() {
+    let rig = rig();
+    let m1 = rig.a.get("m1");
+    m1.always(Outcome::Fail(transient(&m1)));
+    let first = rig.registry.parse("a/m1, b/m2").expect("valid");
+    for _ in 0..3 {
+        first.generate(Request::user("hi")).await.expect("b answers");
+    }
+    assert!(rig.registry.health().is_benched("a/m1").is_some());
+    let second = rig.registry.parse("a/m1, b/m3").expect("valid");
+    second.generate(Request::user("hi")).await.expect("b answers");
+    assert_eq!(m1.calls(), 9, "the second chain sees the bench and skips a/m1");
+}
+
+#[tokio::test]
+async fn capability_overrides_apply_to_chain_targets() {
+    let rig = rig();
+    rig.registry
+        .set_capabilities("a/text", Capabilities { vision: Some(false), ..Capabilities::UNKNOWN })
+        .expect("valid");
+    let model = rig.registry.parse("a/text, b/eyes").expect("valid");
+    let mut request = Request::user("what is in the picture?");
+    request.messages[0].parts.push(Part::Image { mime: "image/jpeg".into(), data: vec![1] });
+    let response = model.generate(request).await.expect("b answers");
+    assert_eq!(response.model, "eyes");
+    assert_eq!(rig.a.get("text").calls(), 0, "skipped, not called");
+    assert!(
+        rig.registry.health().snapshot().iter().all(|h| h.target != "a/text"),
+        "no health entry"
+    );
+    // A plain request still goes to the overridden target: only vision was overridden.
+    let response = model.generate(Request::user("hi")).await.expect("a answers");
+    assert_eq!(response.model, "text");
+}
+
+#[test]
+fn a_registry_from_environment_pairs() {
+    let vars = [
+        ("EXECUTUS_LLM_LOCAL", "ollama://gpu:11434"),
+        ("EXECUTUS_LLM_SWAP", "llama-swap://"),
+        ("HOME", "/root"),
+    ];
+    let registry = Registry::from_vars(vars, &HttpOptions::default()).expect("valid");
+    assert_eq!(registry.provider_names(), ["local", "swap"]);
+    let clone = registry.clone();
+    clone.set_alias("tier", "local/qwen3:30b, swap/qwen/qwen3-coder:30b").expect("valid");
+    assert_eq!(
+        registry.resolve("tier").expect("clones share aliases"),
+        [
+            ("local".to_owned(), "qwen3:30b".to_owned()),
+            ("swap".to_owned(), "qwen/qwen3-coder:30b".to_owned())
+        ]
+    );
+    assert_eq!(
+        registry.aliases(),
+        [("tier".to_owned(), "local/qwen3:30b, swap/qwen/qwen3-coder:30b".to_owned())]
+    );
+    let error = Registry::from_vars([("EXECUTUS_LLM_X", "bogus://")], &HttpOptions::default())
+        .expect_err("unknown scheme");
+    assert!(matches!(error, ConfigError::UnknownScheme { .. }), "{error}");
+}
