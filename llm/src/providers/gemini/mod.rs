@@ -295,6 +295,10 @@ struct Decoder {
 }
 
 impl Decoder {
+    #[allow(
+        clippy::result_large_err,
+        reason = "crate::Error is the crate-wide error type; boxing it here alone would not help"
+    )]
     fn chunk(&mut self, data: &str) -> Result<Vec<StreamEvent>> {
         let data = data.trim();
         if data.is_empty() {
@@ -344,6 +348,10 @@ impl Decoder {
 
     /// Usage and `Done` once the stream ended after a finish reason; a truncation error
     /// otherwise.
+    #[allow(
+        clippy::result_large_err,
+        reason = "crate::Error is the crate-wide error type; boxing it here alone would not help"
+    )]
     fn end(&mut self) -> Result<Vec<StreamEvent>> {
         let Some(reason) = self.finish.as_deref() else {
             return Err(self.model.http().error(

@@ -89,7 +89,7 @@ pub(crate) fn build_body(model: &str, req: &Request) -> Value {
 
     let mut generation = Map::new();
     if let Some(t) = req.temperature {
-        generation.insert("temperature".into(), json!(t));
+        generation.insert("temperature".into(), decimal(t));
     }
     if let Some(n) = req.max_tokens {
         generation.insert("maxOutputTokens".into(), json!(n));
@@ -213,6 +213,14 @@ fn function_response_part(result: &ToolResult, names: &HashMap<&str, &str>) -> V
     function_response.insert("name".into(), json!(name));
     function_response.insert("response".into(), response);
     json!({ "functionResponse": function_response })
+}
+
+/// An `f32` as the JSON number a person would write: `0.2`, not `0.20000000298023224` (which
+/// is what widening the binary value to `f64` gives). Non-finite values become `null`.
+pub(crate) fn decimal(x: f32) -> Value {
+    x.to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, Value::from)
 }
 
 /// Tool-call arguments as a JSON object (Gemini's `args` is a Struct): a JSON string is

@@ -206,6 +206,10 @@ struct Decoder {
 
 impl Decoder {
     /// The events of one line. After the `done: true` line the decoder is finished.
+    #[allow(
+        clippy::result_large_err,
+        reason = "crate::Error is the crate-wide error type; boxing it here alone would not help"
+    )]
     fn line(&mut self, line: &[u8]) -> Result<Vec<StreamEvent>> {
         let mut chunk: Chunk = serde_json::from_slice(line).map_err(|e| {
             self.http.error(

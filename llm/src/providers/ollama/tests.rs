@@ -307,3 +307,19 @@ fn finish_reasons() {
         FinishReason::ToolCalls
     );
 }
+
+#[test]
+fn temperatures_are_sent_as_written() {
+    assert_eq!(wire::decimal(0.2), json!(0.2));
+    assert_eq!(wire::decimal(0.7), json!(0.7));
+    assert_eq!(wire::decimal(1.0), json!(1.0));
+    assert_eq!(wire::decimal(f32::NAN), serde_json::Value::Null);
+    let req = Request {
+        temperature: Some(0.1),
+        ..Request::user("x")
+    };
+    assert_eq!(
+        wire::build_body("m", &req, false)["options"]["temperature"],
+        json!(0.1)
+    );
+}

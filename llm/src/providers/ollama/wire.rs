@@ -10,7 +10,8 @@
 //!   prompt, because some Ollama-compatible endpoints ignore `format`;
 //! - reasoning effort -> `think`: `Minimal` is `false` (thinking off: Ollama has no "minimal"
 //!   level and off is the nearest), `Low`/`Medium`/`High` are the strings `"low"`,
-//!   `"medium"`, `"high"`; unset leaves `think` out (the server's default);
+//!   `"medium"`, `"high"`; unset leaves `think` out (the server's default). A model that
+//!   cannot think answers any `think` with a 400, which surfaces as a permanent error;
 //! - tool-call arguments are always sent as an object, as Ollama requires: a call whose
 //!   arguments were not a JSON object is sent as `{"_raw": <original>}`;
 //! - [`Request::extra`] is merged into the body last: objects merge key by key (so
@@ -61,7 +62,7 @@ pub(crate) fn build_body(model: &str, req: &Request, stream: bool) -> Value {
 
     let mut options = Map::new();
     if let Some(t) = req.temperature {
-        options.insert("temperature".into(), json!(t));
+        options.insert("temperature".into(), decimal(t));
     }
     if let Some(n) = req.max_tokens {
         options.insert("num_predict".into(), json!(n));
@@ -95,10 +96,8 @@ pub(crate) fn think_value(effort: ReasoningEffort) -> Value {
 /// The system prompt with the notes Ollama needs: forced tool choice and the output schema.
 fn system_prompt(req: &Request) -> Option<String> {
     let mut notes: Vec<String> = Vec::new();
-    if let Some(system) = &req.system {
-        if !system.is_empty() {
-            notes.push(system.clone());
-        }
+    if let Some(system) = req.system.as_ref().filter(|s| !s.is_empty()) {
+        notes.push(system.clone());
     }
     if !req.tools.is_empty() {
         match &req.tool_choice {
@@ -178,6 +177,14 @@ fn push_message(out: &mut Vec<Value>, role: Role, parts: &[Part]) {
         message.insert("tool_calls".into(), Value::Array(calls));
     }
     out.push(Value::Object(message));
+}
+
+/// An `f32` as the JSON number a person would write: `0.2`, not `0.20000000298023224` (which
+/// is what widening the binary value to `f64` gives). Non-finite values become `null`.
+pub(crate) fn decimal(x: f32) -> Value {
+    x.to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, Value::from)
 }
 
 /// Tool-call arguments as a JSON object (Ollama rejects anything else).
