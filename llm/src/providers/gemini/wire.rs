@@ -1,36 +1,7 @@
 //! The `generateContent` wire format: canonical [`Request`] -> JSON body, and
 //! `GenerateContentResponse` -> canonical parts, usage and finish reason.
 //!
-//! Translation choices:
-//! - the assistant role is `model`; tool results travel in a `user` turn as
-//!   `functionResponse {name, response}` parts, with `response` = `{"output": <content>}`
-//!   (the content parsed as JSON when it is JSON, else the text) or `{"error": <content>}`
-//!   for an error result — the keys Gemini documents for output and error;
-//! - consecutive turns of the same role are merged into one (a tool-result turn followed by a
-//!   user message becomes one `user` turn), and empty turns are dropped, since Gemini rejects
-//!   empty `parts`;
-//! - a tool call is sent back with its `thoughtSignature` (from [`ToolCall::signature`]),
-//!   which thinking models require; call ids are sent only when Gemini made them (ids this
-//!   module synthesised start with `gemini_call_` and stay local);
-//! - tool choice -> `toolConfig.functionCallingConfig.mode`: `Auto` -> `AUTO`,
-//!   `None` -> `NONE`, `Required` -> `ANY`, `Tool(name)` -> `ANY` with
-//!   `allowedFunctionNames: [name]`;
-//! - reasoning effort -> `generationConfig.thinkingConfig` (always with
-//!   `includeThoughts: true`, so thought summaries stream as reasoning):
-//!   Gemini 2.5 models take a token budget (`Minimal` 512 — the smallest budget every 2.5
-//!   model accepts —, `Low` 2048, `Medium` 8192, `High` 24576); Gemini 1.x and 2.0 models
-//!   cannot think and get no thinking config; every other model (Gemini 3 and later) takes
-//!   `thinkingLevel` = `minimal` / `low` / `medium` / `high` (Gemini 3 Pro accepts only
-//!   `low` and `high`; override with [`Request::extra`] if needed);
-//! - `seed` is an int32 on the wire: larger seeds are reduced modulo 2^31;
-//! - [`Request::extra`] is merged into the body last: objects merge key by key (so
-//!   `{"generationConfig": {"topK": 5}}` adds to the generation config), other values
-//!   replace, `null` removes.
-//!
-//! Usage: `promptTokenCount` is the input (cached tokens included, as Gemini counts them),
-//! `cachedContentTokenCount` the cache read; the output is `candidatesTokenCount` *plus*
-//! `thoughtsTokenCount`, since thoughts are billed as output, and the thoughts alone are the
-//! reasoning tokens.
+//! The mapping rules are documented on the parent module, where users can read them.
 
 use std::collections::{BTreeMap, HashMap};
 

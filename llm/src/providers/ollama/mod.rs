@@ -13,9 +13,23 @@
 //! - Thinking text is exposed only as [`StreamEvent::ReasoningDelta`]; it never becomes part
 //!   of the answer message.
 //!
-//! How canonical requests map onto Ollama's fields (think levels, tool choice, structured
-//! output) is documented in [`wire`]'s module docs. Ollama does not report reasoning or cache
-//! tokens, so those usage fields stay zero.
+//! Translation choices (Ollama has no field for some canonical concepts):
+//! - tool results become `role: "tool"` messages with `tool_name` (and `tool_call_id`); an
+//!   error result's content is prefixed with `Error: ` since Ollama has no error flag;
+//! - tool choice: `None` sends no tools; `Required` and `Tool(name)` (which also narrows the
+//!   tools to that one) are stated in the system prompt, as Ollama cannot force a call;
+//! - structured output sets `format` to the schema *and* states the schema in the system
+//!   prompt, because some Ollama-compatible endpoints ignore `format`;
+//! - reasoning effort -> `think`: `Minimal` is `false` (thinking off: Ollama has no "minimal"
+//!   level and off is the nearest), `Low`/`Medium`/`High` are the strings `"low"`,
+//!   `"medium"`, `"high"`; unset leaves `think` out (the server's default). A model that
+//!   cannot think answers any `think` with a 400, which surfaces as a permanent error;
+//! - tool-call arguments are always sent as an object, as Ollama requires: a call whose
+//!   arguments were not a JSON object is sent as `{"_raw": <original>}`;
+//! - [`Request::extra`] is merged into the body last: objects merge key by key (so
+//!   `{"options": {"num_ctx": 8192}}` adds to `options`), other values replace, `null` removes.
+//!
+//! Ollama does not report reasoning or cache tokens, so those usage fields stay zero.
 
 mod host;
 mod wire;

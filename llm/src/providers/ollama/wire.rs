@@ -1,21 +1,7 @@
 //! The `/api/chat` wire format: canonical [`Request`] -> JSON body, and response chunks ->
 //! canonical parts, usage and finish reason.
 //!
-//! Translation choices (Ollama has no field for some canonical concepts):
-//! - tool results become `role: "tool"` messages with `tool_name` (and `tool_call_id`); an
-//!   error result's content is prefixed with `Error: ` since Ollama has no error flag;
-//! - tool choice: `None` sends no tools; `Required` and `Tool(name)` (which also narrows the
-//!   tools to that one) are stated in the system prompt, as Ollama cannot force a call;
-//! - structured output sets `format` to the schema *and* states the schema in the system
-//!   prompt, because some Ollama-compatible endpoints ignore `format`;
-//! - reasoning effort -> `think`: `Minimal` is `false` (thinking off: Ollama has no "minimal"
-//!   level and off is the nearest), `Low`/`Medium`/`High` are the strings `"low"`,
-//!   `"medium"`, `"high"`; unset leaves `think` out (the server's default). A model that
-//!   cannot think answers any `think` with a 400, which surfaces as a permanent error;
-//! - tool-call arguments are always sent as an object, as Ollama requires: a call whose
-//!   arguments were not a JSON object is sent as `{"_raw": <original>}`;
-//! - [`Request::extra`] is merged into the body last: objects merge key by key (so
-//!   `{"options": {"num_ctx": 8192}}` adds to `options`), other values replace, `null` removes.
+//! The mapping rules are documented on the parent module, where users can read them.
 
 use std::collections::BTreeMap;
 
