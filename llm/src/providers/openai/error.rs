@@ -18,7 +18,10 @@ pub(super) fn body_error(http: &Http, model: &str, error: &Value, default: Error
     let (message, code, kind_word) = match error {
         Value::String(s) => (s.clone(), None, None),
         Value::Object(map) => {
-            let message = map.get("message").and_then(Value::as_str).unwrap_or_default();
+            let message = map
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let typ = map.get("type").and_then(Value::as_str);
             let code = map.get("code").filter(|c| !c.is_null());
             let mut text = match typ {
@@ -48,7 +51,9 @@ pub(super) fn body_error(http: &Http, model: &str, error: &Value, default: Error
 
 /// An integer (or integer-string) code that is an HTTP error status.
 fn http_status(code: &Value) -> Option<u16> {
-    let n = code.as_u64().or_else(|| code.as_str().and_then(|s| s.trim().parse().ok()))?;
+    let n = code
+        .as_u64()
+        .or_else(|| code.as_str().and_then(|s| s.trim().parse().ok()))?;
     u16::try_from(n).ok().filter(|s| (400..600).contains(s))
 }
 
@@ -65,15 +70,30 @@ pub(super) fn classify(
     let words = [code.and_then(Value::as_str), typ];
     for word in words.into_iter().flatten() {
         match word.to_ascii_lowercase().as_str() {
-            "rate_limit_exceeded" | "rate_limit_error" | "server_error" | "internal_error"
-            | "internal_server_error" | "api_error" | "overloaded" | "overloaded_error"
-            | "unavailable_error" | "service_unavailable" | "timeout" | "timeout_error" => {
+            "rate_limit_exceeded"
+            | "rate_limit_error"
+            | "server_error"
+            | "internal_error"
+            | "internal_server_error"
+            | "api_error"
+            | "overloaded"
+            | "overloaded_error"
+            | "unavailable_error"
+            | "service_unavailable"
+            | "timeout"
+            | "timeout_error" => {
                 return ErrorKind::Transient;
             }
             "model_not_found" | "not_found_error" | "not_found" => return ErrorKind::NotFound,
-            "invalid_request_error" | "invalid_api_key" | "authentication_error"
-            | "permission_error" | "permission_denied" | "insufficient_quota"
-            | "context_length_exceeded" | "not_supported_error" | "invalid_value"
+            "invalid_request_error"
+            | "invalid_api_key"
+            | "authentication_error"
+            | "permission_error"
+            | "permission_denied"
+            | "insufficient_quota"
+            | "context_length_exceeded"
+            | "not_supported_error"
+            | "invalid_value"
             | "exceed_context_size_error" => {
                 // `classify_status` turns a client error that names an unknown model into
                 // NotFound, as for an HTTP 400.
@@ -97,4 +117,18 @@ fn truncate(message: &str) -> String {
     let mut out: String = message.chars().take(MAX).collect();
     out.push('…');
     out
+}
+
+/// Sharpens an HTTP error's class where a server's wording says more than its status:
+/// llama-swap answers a request for a model it does not serve with a 400 "could not find
+/// suitable inference handler for <model>", which is a NotFound (failover advances).
+pub(super) fn refine(mut error: Error) -> Error {
+    if error.kind == ErrorKind::Permanent
+        && error
+            .message
+            .contains("could not find suitable inference handler")
+    {
+        error.kind = ErrorKind::NotFound;
+    }
+    error
 }

@@ -90,7 +90,9 @@ impl OpenAi {
             url: self.inner.url.clone(),
             options,
         };
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     fn build(config: ProviderConfig, options: OpenAiOptions) -> Self {
@@ -99,7 +101,9 @@ impl OpenAi {
         let secret = config.api_key.filter(|k| !k.expose().is_empty());
         let http = Http::new(&config.name, config.http, secret);
         let url = join(&config.base_url, "chat/completions");
-        Self { inner: Arc::new(Inner { http, url, options }) }
+        Self {
+            inner: Arc::new(Inner { http, url, options }),
+        }
     }
 
     /// The options in effect.
@@ -119,7 +123,10 @@ impl Provider for OpenAi {
     }
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(OpenAiModel { inner: Arc::clone(&self.inner), id: id.to_owned() })
+        Arc::new(OpenAiModel {
+            inner: Arc::clone(&self.inner),
+            id: id.to_owned(),
+        })
     }
 }
 
@@ -141,8 +148,11 @@ impl OpenAiModel {
     }
 
     fn body(&self, request: &Request, stream: bool) -> Result<Value> {
-        request::build_body(&self.id, request, &self.inner.options, stream)
-            .map_err(|reason| self.inner.http.error(ErrorKind::Unsupported, &self.id, reason))
+        request::build_body(&self.id, request, &self.inner.options, stream).map_err(|reason| {
+            self.inner
+                .http
+                .error(ErrorKind::Unsupported, &self.id, reason)
+        })
     }
 }
 
@@ -158,13 +168,20 @@ impl Model for OpenAiModel {
 
     fn capabilities(&self) -> Capabilities {
         let options = &self.inner.options;
-        options.model_capabilities.get(&self.id).copied().unwrap_or(options.capabilities)
+        options
+            .model_capabilities
+            .get(&self.id)
+            .copied()
+            .unwrap_or(options.capabilities)
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
         let body = self.body(&request, false)?;
         let http = &self.inner.http;
-        let response = http.send(&self.id, self.post(&body)).await?;
+        let response = http
+            .send(&self.id, self.post(&body))
+            .await
+            .map_err(error::refine)?;
         let value: Value = http.read_json(&self.id, response).await?;
         response::parse_response(http, &self.id, &value)
     }
@@ -172,8 +189,10 @@ impl Model for OpenAiModel {
     async fn stream(&self, request: Request) -> Result<EventStream> {
         let body = self.body(&request, true)?;
         let http = &self.inner.http;
-        let builder = self.post(&body).header(reqwest::header::ACCEPT, "text/event-stream");
-        let response = http.send(&self.id, builder).await?;
+        let builder = self
+            .post(&body)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let response = http.send(&self.id, builder).await.map_err(error::refine)?;
         Ok(streaming::event_stream(http, &self.id, response))
     }
 }

@@ -71,11 +71,18 @@ pub(crate) fn build_body(
         );
     }
     if let Some(max) = request.max_tokens {
-        let key = if options.legacy_max_tokens { "max_tokens" } else { "max_completion_tokens" };
+        let key = if options.legacy_max_tokens {
+            "max_tokens"
+        } else {
+            "max_completion_tokens"
+        };
         body.insert(key.into(), Value::from(max));
     }
     if let Some(effort) = request.reasoning_effort {
-        body.insert("reasoning_effort".into(), Value::String(effort.as_str().to_owned()));
+        body.insert(
+            "reasoning_effort".into(),
+            Value::String(effort.as_str().to_owned()),
+        );
     }
     if let Some(t) = request.temperature {
         body.insert("temperature".into(), f32_value(t));
@@ -105,7 +112,11 @@ pub(crate) fn build_body(
 fn f32_value(x: f32) -> Value {
     // Display prints the shortest decimal that round-trips the f32; parsing that as f64 keeps
     // it. Non-finite values are not JSON numbers and become null (servers reject them anyway).
-    x.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
 }
 
 fn tool_choice(choice: &ToolChoice) -> Value {
@@ -156,17 +167,26 @@ fn push_message(out: &mut Vec<Value>, message: &Message) -> Result<(), String> {
                     Part::Text { text: t } => text.push_str(t),
                     Part::ToolCall(c) => calls.push(tool_call(c)),
                     Part::Image { .. } => {
-                        return Err("Chat Completions does not accept images in assistant messages".into());
+                        return Err(
+                            "Chat Completions does not accept images in assistant messages".into(),
+                        );
                     }
                     Part::ToolResult(r) => {
-                        return Err(format!("an assistant message cannot carry tool result {:?}", r.id));
+                        return Err(format!(
+                            "an assistant message cannot carry tool result {:?}",
+                            r.id
+                        ));
                     }
                 }
             }
             let mut m = Map::new();
             m.insert("role".into(), Value::String("assistant".into()));
             // `content: null` is the documented form for a turn that only calls tools.
-            let content = if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) };
+            let content = if text.is_empty() && !calls.is_empty() {
+                Value::Null
+            } else {
+                Value::String(text)
+            };
             m.insert("content".into(), content);
             if !calls.is_empty() {
                 m.insert("tool_calls".into(), Value::Array(calls));
@@ -181,7 +201,9 @@ fn push_message(out: &mut Vec<Value>, message: &Message) -> Result<(), String> {
                         return Err("a tool message's text must be inside a tool result (it needs a call id)".into());
                     }
                     Part::Image { .. } => {
-                        return Err("Chat Completions does not accept images in tool messages".into());
+                        return Err(
+                            "Chat Completions does not accept images in tool messages".into()
+                        );
                     }
                     Part::ToolCall(c) => {
                         return Err(format!("a tool message cannot carry tool call {:?}", c.id));

@@ -40,7 +40,11 @@ pub(super) fn event_stream(http: &Http, model: &str, response: reqwest::Response
         loop {
             if let Some(item) = queue.pop_front() {
                 // An error ends the stream: nothing after it is read.
-                let next = if item.is_err() { None } else { Some((sse, parser, queue)) };
+                let next = if item.is_err() {
+                    None
+                } else {
+                    Some((sse, parser, queue))
+                };
                 return Some((item, next));
             }
             if parser.is_finished() {
@@ -120,7 +124,8 @@ impl ChunkParser {
             return self.complete();
         }
         if event == "error" {
-            let value = serde_json::from_str::<Value>(data).unwrap_or_else(|_| Value::String(data.to_owned()));
+            let value = serde_json::from_str::<Value>(data)
+                .unwrap_or_else(|_| Value::String(data.to_owned()));
             let inner = value.get("error").cloned().unwrap_or(value);
             let error = body_error(&self.http, &self.requested, &inner, ErrorKind::Transient);
             return self.fail(error);
@@ -131,13 +136,22 @@ impl ChunkParser {
         let chunk = match serde_json::from_str::<Value>(data) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
-                return self.decode_error(format!("stream chunk is not a JSON object: {}", preview(data.as_bytes())));
+                return self.decode_error(format!(
+                    "stream chunk is not a JSON object: {}",
+                    preview(data.as_bytes())
+                ));
             }
             Err(e) => {
-                return self.decode_error(format!("invalid JSON in stream chunk ({e}): {}", preview(data.as_bytes())));
+                return self.decode_error(format!(
+                    "invalid JSON in stream chunk ({e}): {}",
+                    preview(data.as_bytes())
+                ));
             }
         };
-        if let Some(error) = chunk.get("error").filter(|e| e.is_object() || e.is_string()) {
+        if let Some(error) = chunk
+            .get("error")
+            .filter(|e| e.is_object() || e.is_string())
+        {
             let error = body_error(&self.http, &self.requested, error, ErrorKind::Transient);
             return self.fail(error);
         }
@@ -146,16 +160,28 @@ impl ChunkParser {
         }
 
         let mut out = Vec::new();
-        let choices = chunk.get("choices").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let choices = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         // Only the first choice is the answer (`n > 1` is never requested).
-        for choice in choices.iter().filter(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0) {
+        for choice in choices
+            .iter()
+            .filter(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+        {
             let delta = choice.get("delta").unwrap_or(&Value::Null);
             if let Some(text) = non_empty_str(delta.get("content")) {
-                out.push(Ok(StreamEvent::TextDelta { text: text.to_owned() }));
+                out.push(Ok(StreamEvent::TextDelta {
+                    text: text.to_owned(),
+                }));
             }
-            let reasoning = non_empty_str(delta.get("reasoning_content")).or_else(|| non_empty_str(delta.get("reasoning")));
+            let reasoning = non_empty_str(delta.get("reasoning_content"))
+                .or_else(|| non_empty_str(delta.get("reasoning")));
             if let Some(text) = reasoning {
-                out.push(Ok(StreamEvent::ReasoningDelta { text: text.to_owned() }));
+                out.push(Ok(StreamEvent::ReasoningDelta {
+                    text: text.to_owned(),
+                }));
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                 for call in calls {
@@ -199,16 +225,21 @@ impl ChunkParser {
                     return Err(self.http.error(
                         ErrorKind::Decode,
                         &self.requested,
-                        format!("tool call index {} is not a valid index", preview(v.to_string().as_bytes())),
+                        format!(
+                            "tool call index {} is not a valid index",
+                            preview(v.to_string().as_bytes())
+                        ),
                     ));
                 }
             },
             // No index (some servers): a new id starts a new call, anything else continues the
             // last one.
             None => match (given_id, self.last_index) {
-                (Some(id), _) if !self.calls.values().any(|c| c.id == id) => {
-                    self.calls.keys().next_back().map_or(0, |k| k.saturating_add(1))
-                }
+                (Some(id), _) if !self.calls.values().any(|c| c.id == id) => self
+                    .calls
+                    .keys()
+                    .next_back()
+                    .map_or(0, |k| k.saturating_add(1)),
                 (_, Some(last)) => last,
                 (_, None) => 0,
             },
@@ -227,7 +258,10 @@ impl ChunkParser {
             return Err(self.http.error(
                 ErrorKind::Decode,
                 &self.requested,
-                format!("streamed tool-call arguments exceed {} bytes", self.http.options.max_body_bytes),
+                format!(
+                    "streamed tool-call arguments exceed {} bytes",
+                    self.http.options.max_body_bytes
+                ),
             ));
         }
 
@@ -249,24 +283,33 @@ impl ChunkParser {
                 let id = self.ids.assign(given_id, position);
                 let synthetic = given_id != Some(id.as_str());
                 new_id = Some(id.clone());
-                e.insert(CallState { id, synthetic, name: String::new(), args: String::new(), emitted: false })
+                e.insert(CallState {
+                    id,
+                    synthetic,
+                    name: String::new(),
+                    args: String::new(),
+                    emitted: false,
+                })
             }
         };
         if state.emitted {
             return Ok(None);
         }
         let mut new_name = None;
-        if let Some(name) = name {
-            if state.name != name {
-                state.name = name.to_owned();
-                new_name = Some(state.name.clone());
-            }
+        if let Some(name) = name.filter(|n| state.name != *n) {
+            state.name = name.to_owned();
+            new_name = Some(state.name.clone());
         }
         state.args.push_str(&fragment);
         if new_id.is_none() && new_name.is_none() && fragment.is_empty() {
             return Ok(None);
         }
-        Ok(Some(StreamEvent::ToolCallDelta { index, id: new_id, name: new_name, args: fragment }))
+        Ok(Some(StreamEvent::ToolCallDelta {
+            index,
+            id: new_id,
+            name: new_name,
+            args: fragment,
+        }))
     }
 
     /// Completed `ToolCall` events for every call not yet completed, in index order.
@@ -298,7 +341,11 @@ impl ChunkParser {
             FinishReason::ToolCalls
         });
         let model = self.model.clone().unwrap_or_else(|| self.requested.clone());
-        out.push(Ok(StreamEvent::Done { finish_reason, provider: self.http.provider.clone(), model }));
+        out.push(Ok(StreamEvent::Done {
+            finish_reason,
+            provider: self.http.provider.clone(),
+            model,
+        }));
         out
     }
 
