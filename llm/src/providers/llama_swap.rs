@@ -21,9 +21,9 @@
 //!   every running model (the UI's `POST /api/models/unload` does the same).
 //!
 //! Management calls send `Accept: application/json` so that llama-swap reports failures as
-//! `{"error": "..."}` rather than plain text. They go through the same [`crate::http::Http`]
-//! client as chat: classified errors, `Retry-After`, timeouts, the token scrubbed. Errors
-//! from calls that concern no single model name the model `*`.
+//! `{"error": "..."}` rather than plain text. They share the chat client's HTTP layer:
+//! classified errors, `Retry-After`, timeouts, the token scrubbed. Errors from calls that
+//! concern no single model name the model `*`.
 
 use std::sync::Arc;
 

@@ -2,13 +2,27 @@
 //! (llama.cpp `llama-server`, llama-swap, vLLM, LiteLLM, Ollama's `/v1`), chosen by base URL.
 //!
 //! What it does: `POST {base_url}/chat/completions` with the canonical [`Request`] mapped to
-//! the Chat Completions body (see [`request`] for the exact mapping), and the answer mapped back
-//! to a [`Response`] or a stream of [`crate::StreamEvent`]s. `Authorization: Bearer <key>` is
-//! sent only when a key is configured.
+//! the Chat Completions body, and the answer mapped back to a [`Response`] or a stream of
+//! [`crate::StreamEvent`]s. `Authorization: Bearer <key>` is sent only when a key is set.
+//!
+//! Request mapping: the system prompt is a first `system` message; a user message that is a
+//! single text part is a plain string, otherwise an array of `text` / `image_url` parts
+//! (images as `data:` URLs); assistant tool calls are `tool_calls` with arguments as a JSON
+//! string (unparseable model output, held as `Value::String`, is echoed verbatim); each tool
+//! result is a `role: tool` message with `tool_call_id` — there is no wire `is_error`, so a
+//! failed result's content starts with [`TOOL_ERROR_PREFIX`]; `tools` and `tool_choice`
+//! (omitted without tools); `response_format: {type: json_schema, ...}`;
+//! `max_completion_tokens`, or `max_tokens` with [`OpenAiOptions::legacy_max_tokens`];
+//! `reasoning_effort`, `temperature`, `stop`, `seed`; streams add `stream: true` and
+//! `stream_options: {include_usage: true}`. [`Request::extra`] is merged into the top level
+//! last, overriding; a `null` there removes the key (e.g. `stream_options` for a server that
+//! rejects it). Shapes Chat Completions cannot carry (an image in an assistant message, text
+//! outside a tool result in a tool message) fail with [`crate::ErrorKind::Unsupported`]
+//! before anything is sent.
 //!
 //! Guarantees:
-//! - all HTTP goes through [`crate::http::Http`], so HTTP status, `Retry-After`, timeouts and
-//!   secret scrubbing are uniform with the other providers;
+//! - all HTTP goes through the crate's shared HTTP layer, so HTTP status, `Retry-After`,
+//!   timeouts and secret scrubbing are uniform with the other providers;
 //! - parsing is lenient where servers differ and strict where it matters: unknown
 //!   `finish_reason` values become [`crate::FinishReason::Other`]; extra fields
 //!   (`reasoning_content`, llama.cpp `timings`, `system_fingerprint`...) are ignored (reasoning
