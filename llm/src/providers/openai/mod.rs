@@ -31,6 +31,8 @@
 //!   synthesised; an error body whose `code` is an integer (llama.cpp) or a string (OpenAI)
 //!   both parse; a `200` whose body is an `error` object is an error, classified by its
 //!   code/type;
+//! - a streamed request answered with a whole `application/json` body (a server or proxy
+//!   that ignores `stream: true`) is parsed as one response and replayed as events;
 //! - hostile input (malformed JSON, a truncated stream, absurd indices) ends in a classified
 //!   error, never a panic or an unbounded buffer.
 //!
@@ -93,7 +95,15 @@ impl OpenAi {
     /// A provider from its config. `config.base_url` is the `/v1` base, e.g.
     /// `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`.
     pub fn new(config: ProviderConfig) -> Self {
-        Self::build(config, OpenAiOptions::default())
+        // An empty key means "no key": sending `Bearer ` would be rejected by servers that
+        // run without authentication.
+        let secret = config.api_key.filter(|k| !k.expose().is_empty());
+        let http = Http::new(&config.name, config.http, secret);
+        let url = join(&config.base_url, "chat/completions");
+        let options = OpenAiOptions::default();
+        Self {
+            inner: Arc::new(Inner { http, url, options }),
+        }
     }
 
     /// The same endpoint with these options.
@@ -106,17 +116,6 @@ impl OpenAi {
         };
         Self {
             inner: Arc::new(inner),
-        }
-    }
-
-    fn build(config: ProviderConfig, options: OpenAiOptions) -> Self {
-        // An empty key means "no key": sending `Bearer ` would be rejected by servers that
-        // run without authentication.
-        let secret = config.api_key.filter(|k| !k.expose().is_empty());
-        let http = Http::new(&config.name, config.http, secret);
-        let url = join(&config.base_url, "chat/completions");
-        Self {
-            inner: Arc::new(Inner { http, url, options }),
         }
     }
 
@@ -207,6 +206,24 @@ impl Model for OpenAiModel {
             .post(&body)
             .header(reqwest::header::ACCEPT, "text/event-stream");
         let response = http.send(&self.id, builder).await.map_err(error::refine)?;
+        if is_json(&response) {
+            // A server (or proxy) that ignores `stream: true` answers with a whole body.
+            let value: Value = http.read_json(&self.id, response).await?;
+            let whole = response::parse_response(http, &self.id, &value)?;
+            return Ok(crate::stream::response_to_stream(whole));
+        }
         Ok(streaming::event_stream(http, &self.id, response))
     }
+}
+
+fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
 }

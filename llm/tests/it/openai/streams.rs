@@ -304,3 +304,85 @@ async fn malformed_json_in_stream_is_decode_error() {
     assert_eq!(failure.error.kind, ErrorKind::Decode);
     assert_eq!(failure.partial.text, "a");
 }
+
+#[tokio::test]
+async fn stream_answered_with_a_whole_json_body_is_replayed() {
+    let server = MockServer::start().await;
+    expect_body(
+        &server,
+        json!({ "stream": true }),
+        json_response("chat_text.json"),
+    )
+    .await;
+    let stream = provider(&server)
+        .model("gpt-4o")
+        .stream(Request::user("hi"))
+        .await
+        .expect("stream");
+    let response = collect(stream).await.expect("collect");
+    assert_eq!(response.text(), "The capital of France is Paris.");
+    assert_eq!(response.usage.cache_read_tokens, 1024);
+    assert_eq!(response.model, "gpt-4o-2024-08-06");
+
+    // ...and an error object in such a body is returned before any event.
+    let server = MockServer::start().await;
+    expect_body(
+        &server,
+        json!({ "stream": true }),
+        json_response("error_in_200.json"),
+    )
+    .await;
+    let e = provider(&server)
+        .model("m")
+        .stream(Request::user("hi"))
+        .await
+        .err()
+        .expect("error body");
+    assert_eq!((e.kind, e.status), (ErrorKind::Transient, Some(502)));
+}
+
+#[tokio::test]
+async fn stalled_stream_ends_with_transient_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A raw server that sends headers and one event, then goes silent with the socket open.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; 64 << 10];
+        let _ = socket.read(&mut buf).await;
+        let event = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"partial\"}}]}\n\n";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
+            event.len()
+        );
+        socket.write_all(head.as_bytes()).await.expect("write");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(socket);
+    });
+    let http = executus_llm::HttpOptions {
+        idle_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let p = OpenAi::new(ProviderConfig::new("local", format!("http://{addr}/v1")).with_http(http));
+    let stream = p
+        .model("m")
+        .stream(Request::user("hi"))
+        .await
+        .expect("headers arrive");
+    let failure = tokio::time::timeout(Duration::from_secs(5), collect(stream))
+        .await
+        .expect("no hang")
+        .expect_err("idle timeout");
+    assert_eq!(failure.error.kind, ErrorKind::Transient);
+    assert!(
+        failure.error.message.contains("idle timeout"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.partial.text, "partial");
+    server.abort();
+}
