@@ -3,6 +3,8 @@
 mod chain;
 mod dsn;
 mod gemini;
+mod llama_swap;
 mod ollama;
+mod openai;
 mod registry;
 mod scripted;

@@ -1,0 +1,229 @@
+//! OpenAI Chat Completions: the wire client for OpenAI and every OpenAI-compatible server
+//! (llama.cpp `llama-server`, llama-swap, vLLM, LiteLLM, Ollama's `/v1`), chosen by base URL.
+//!
+//! What it does: `POST {base_url}/chat/completions` with the canonical [`Request`] mapped to
+//! the Chat Completions body, and the answer mapped back to a [`Response`] or a stream of
+//! [`crate::StreamEvent`]s. `Authorization: Bearer <key>` is sent only when a key is set.
+//!
+//! Request mapping: the system prompt is a first `system` message; a user message that is a
+//! single text part is a plain string, otherwise an array of `text` / `image_url` parts
+//! (images as `data:` URLs); assistant tool calls are `tool_calls` with arguments as a JSON
+//! string (unparseable model output, held as `Value::String`, is echoed verbatim); each tool
+//! result is a `role: tool` message with `tool_call_id` — there is no wire `is_error`, so a
+//! failed result's content starts with [`TOOL_ERROR_PREFIX`]; `tools` and `tool_choice`
+//! (omitted without tools); `response_format: {type: json_schema, ...}`;
+//! `max_completion_tokens`, or `max_tokens` with [`OpenAiOptions::legacy_max_tokens`];
+//! `reasoning_effort`, `temperature`, `stop`, `seed`; streams add `stream: true` and
+//! `stream_options: {include_usage: true}`. [`Request::extra`] is merged into the top level
+//! last, overriding; a `null` there removes the key (e.g. `stream_options` for a server that
+//! rejects it). Shapes Chat Completions cannot carry (an image in an assistant message, text
+//! outside a tool result in a tool message) fail with [`crate::ErrorKind::Unsupported`]
+//! before anything is sent.
+//!
+//! Guarantees:
+//! - all HTTP goes through the crate's shared HTTP layer, so HTTP status, `Retry-After`,
+//!   timeouts and secret scrubbing are uniform with the other providers;
+//! - parsing is lenient where servers differ and strict where it matters: unknown
+//!   `finish_reason` values become [`crate::FinishReason::Other`]; extra fields
+//!   (`reasoning_content`, llama.cpp `timings`, `system_fingerprint`...) are ignored (reasoning
+//!   text is surfaced as [`crate::StreamEvent::ReasoningDelta`] when streaming); tool-call
+//!   arguments that are not JSON become `Value::String(raw)`; a missing tool-call id is
+//!   synthesised; an error body whose `code` is an integer (llama.cpp) or a string (OpenAI)
+//!   both parse; a `200` whose body is an `error` object is an error, classified by its
+//!   code/type;
+//! - a streamed request answered with a whole `application/json` body (a server or proxy
+//!   that ignores `stream: true`) is parsed as one response and replayed as events;
+//! - hostile input (malformed JSON, a truncated stream, absurd indices) ends in a classified
+//!   error, never a panic or an unbounded buffer.
+//!
+//! What it does not do: the Responses API, legacy `/completions`, embeddings, `n > 1` (only the
+//! first choice is read), or retries — retrying and failover belong to the caller (the chain).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::ProviderConfig;
+use crate::error::{ErrorKind, Result};
+use crate::http::{Http, join};
+use crate::model::{Model, Provider};
+use crate::stream::EventStream;
+use crate::types::{Capabilities, Request, Response};
+
+mod error;
+mod request;
+mod response;
+mod streaming;
+
+pub use request::TOOL_ERROR_PREFIX;
+
+#[cfg(test)]
+mod tests;
+
+/// Options of an OpenAI-compatible endpoint that the base URL alone does not say.
+///
+/// Construct with struct-update syntax:
+/// `OpenAiOptions { legacy_max_tokens: true, ..OpenAiOptions::default() }`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenAiOptions {
+    /// Send the output cap as the legacy `max_tokens` instead of `max_completion_tokens`
+    /// (older servers and some proxies know only the legacy name).
+    pub legacy_max_tokens: bool,
+    /// What every model of this endpoint is known to support. Defaults to all unknown
+    /// ("try"), because an OpenAI-compatible server says nothing about its models.
+    pub capabilities: Capabilities,
+    /// Per-model overrides of [`OpenAiOptions::capabilities`], keyed by model id.
+    pub model_capabilities: BTreeMap<String, Capabilities>,
+}
+
+/// An OpenAI Chat Completions endpoint: a [`Provider`] whose models speak `/chat/completions`.
+#[derive(Debug, Clone)]
+pub struct OpenAi {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: Http,
+    url: String,
+    options: OpenAiOptions,
+}
+
+impl OpenAi {
+    /// A provider from its config. `config.base_url` is the `/v1` base, e.g.
+    /// `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`.
+    pub fn new(config: ProviderConfig) -> Self {
+        // An empty key means "no key": sending `Bearer ` would be rejected by servers that
+        // run without authentication.
+        let secret = config.api_key.filter(|k| !k.expose().is_empty());
+        let http = Http::new(&config.name, config.http, secret);
+        let url = join(&config.base_url, "chat/completions");
+        let options = OpenAiOptions::default();
+        Self {
+            inner: Arc::new(Inner { http, url, options }),
+        }
+    }
+
+    /// The same endpoint with these options.
+    #[must_use]
+    pub fn with_options(self, options: OpenAiOptions) -> Self {
+        let inner = Inner {
+            http: self.inner.http.clone(),
+            url: self.inner.url.clone(),
+            options,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The options in effect.
+    pub fn options(&self) -> &OpenAiOptions {
+        &self.inner.options
+    }
+
+    /// The HTTP client (shared with llama-swap's management calls).
+    pub(crate) fn http(&self) -> &Http {
+        &self.inner.http
+    }
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &str {
+        &self.inner.http.provider
+    }
+
+    fn model(&self, id: &str) -> Arc<dyn Model> {
+        Arc::new(OpenAiModel {
+            inner: Arc::clone(&self.inner),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// One model of an [`OpenAi`] endpoint.
+#[derive(Debug)]
+struct OpenAiModel {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl OpenAiModel {
+    fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+        let http = &self.inner.http;
+        let mut builder = http.client.post(&self.inner.url).json(body);
+        if let Some(key) = &http.secret {
+            builder = builder.bearer_auth(key.expose());
+        }
+        builder
+    }
+
+    fn body(&self, request: &Request, stream: bool) -> Result<Value> {
+        request::build_body(&self.id, request, &self.inner.options, stream).map_err(|reason| {
+            self.inner
+                .http
+                .error(ErrorKind::Unsupported, &self.id, reason)
+        })
+    }
+}
+
+#[async_trait]
+impl Model for OpenAiModel {
+    fn provider(&self) -> &str {
+        &self.inner.http.provider
+    }
+
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let options = &self.inner.options;
+        options
+            .model_capabilities
+            .get(&self.id)
+            .copied()
+            .unwrap_or(options.capabilities)
+    }
+
+    async fn generate(&self, request: Request) -> Result<Response> {
+        let body = self.body(&request, false)?;
+        let http = &self.inner.http;
+        let response = http
+            .send(&self.id, self.post(&body))
+            .await
+            .map_err(error::refine)?;
+        let value: Value = http.read_json(&self.id, response).await?;
+        response::parse_response(http, &self.id, &value)
+    }
+
+    async fn stream(&self, request: Request) -> Result<EventStream> {
+        let body = self.body(&request, true)?;
+        let http = &self.inner.http;
+        let builder = self
+            .post(&body)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let response = http.send(&self.id, builder).await.map_err(error::refine)?;
+        if is_json(&response) {
+            // A server (or proxy) that ignores `stream: true` answers with a whole body.
+            let value: Value = http.read_json(&self.id, response).await?;
+            let whole = response::parse_response(http, &self.id, &value)?;
+            return Ok(crate::stream::response_to_stream(whole));
+        }
+        Ok(streaming::event_stream(http, &self.id, response))
+    }
+}
+
+fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+}
