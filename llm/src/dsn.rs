@@ -56,8 +56,7 @@ pub enum ProviderKind {
 
 impl ProviderKind {
     /// Every kind, in documentation order.
-    pub const ALL: [Self; 5] =
-        [Self::OpenAi, Self::Anthropic, Self::Gemini, Self::Ollama, Self::LlamaSwap];
+    pub const ALL: [Self; 5] = [Self::OpenAi, Self::Anthropic, Self::Gemini, Self::Ollama, Self::LlamaSwap];
 
     /// The DSN scheme (`openai`, `llama-swap`, ...).
     pub fn scheme(self) -> &'static str {
@@ -134,13 +133,10 @@ impl ProviderSpec {
     /// No error contains the key.
     pub fn parse(name: &str, dsn: &str) -> Result<Self, ConfigError> {
         validate_name(name)?;
-        let bad =
-            |reason: &str| ConfigError::Dsn { name: name.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| ConfigError::Dsn { name: name.to_owned(), reason: reason.to_owned() };
         let dsn = dsn.trim();
         let Some((scheme, rest)) = dsn.split_once("://") else {
-            return Err(bad(
-                "expected `scheme://...`, e.g. `openai://KEY@host` or `ollama://host:11434`",
-            ));
+            return Err(bad("expected `scheme://...`, e.g. `openai://KEY@host` or `ollama://host:11434`"));
         };
         let (kind, transport) = parse_scheme(name, scheme)?;
 
@@ -236,9 +232,7 @@ impl ProviderSpec {
             if specs.iter().any(|s| s.name == name) {
                 return Err(ConfigError::BadName {
                     name,
-                    reason: format!(
-                        "set by more than one {ENV_PREFIX}* variable (names are lower-cased)"
-                    ),
+                    reason: format!("set by more than one {ENV_PREFIX}* variable (names are lower-cased)"),
                 });
             }
             specs.push(spec);
@@ -300,10 +294,7 @@ pub(crate) fn validate_name(name: &str) -> Result<(), ConfigError> {
     Err(ConfigError::BadName { name: name.to_owned(), reason: reason.to_owned() })
 }
 
-fn parse_scheme(
-    name: &str,
-    scheme: &str,
-) -> Result<(ProviderKind, Option<&'static str>), ConfigError> {
+fn parse_scheme(name: &str, scheme: &str) -> Result<(ProviderKind, Option<&'static str>), ConfigError> {
     let unknown = || ConfigError::UnknownScheme {
         name: name.to_owned(),
         // Quote the scheme only when it looks like one: garbage before "://" could be a key.
@@ -367,9 +358,7 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), &'static str> 
     let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
         let close = inner.find(']').ok_or("an IPv6 host is missing its closing ']'")?;
         let address = &inner[..close];
-        if address.is_empty()
-            || !address.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'))
-        {
+        if address.is_empty() || !address.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.')) {
             return Err("the IPv6 host is not a valid address");
         }
         let after = &inner[close + 1..];
@@ -392,8 +381,7 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), &'static str> 
     let port = match port {
         None => None,
         Some(port) => {
-            let valid =
-                !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+            let valid = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
             match port.parse::<u16>() {
                 Ok(number) if valid && number != 0 => Some(number),
                 _ => return Err("the port must be a number from 1 to 65535"),

@@ -206,7 +206,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// The DSN scheme is not one this crate knows.
-    #[error("unknown DSN scheme {scheme:?} for provider {name:?} (expected one of openai, anthropic, gemini, ollama, llama-swap, optionally with +http or +https)")]
+    #[error(
+        "unknown DSN scheme {scheme:?} for provider {name:?} (expected one of openai, anthropic, gemini, ollama, llama-swap, optionally with +http or +https)"
+    )]
     UnknownScheme {
         /// Provider name.
         name: String,

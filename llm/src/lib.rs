@@ -25,9 +25,7 @@ pub mod secret;
 pub mod stream;
 pub mod types;
 
-pub use chain::{
-    Chain, ChainEvent, ChainObserver, ChainOptions, NoopObserver, SkipReason, Sleeper,
-};
+pub use chain::{Chain, ChainEvent, ChainObserver, ChainOptions, NoopObserver, SkipReason, Sleeper};
 pub use dsn::{ProviderKind, ProviderSpec};
 pub use error::{Attempt, ConfigError, Error, ErrorKind, Result};
 pub use health::{Clock, HealthConfig, HealthTracker, ManualClock, SystemClock, TargetHealth};
@@ -37,6 +35,6 @@ pub use registry::Registry;
 pub use secret::Secret;
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
 pub use types::{
-    Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema,
-    Role, ToolCall, ToolChoice, ToolResult, ToolSpec, Usage,
+    Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role,
+    ToolCall, ToolChoice, ToolResult, ToolSpec, Usage,
 };

@@ -153,11 +153,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`ConfigError::BadElement`] unless `target` is `provider/model` with both parts non-empty.
-    pub fn set_capabilities(
-        &self,
-        target: &str,
-        capabilities: Capabilities,
-    ) -> Result<(), ConfigError> {
+    pub fn set_capabilities(&self, target: &str, capabilities: Capabilities) -> Result<(), ConfigError> {
         match target.split_once('/') {
             Some((provider, model)) if !provider.is_empty() && !model.is_empty() => {
                 self.write().capabilities.insert(target.to_owned(), capabilities);
@@ -224,8 +220,8 @@ impl Registry {
                 None => base,
             });
         }
-        let mut chain = Chain::new(spec.trim(), models, self.health.clone())
-            .with_options(inner.options.clone());
+        let mut chain =
+            Chain::new(spec.trim(), models, self.health.clone()).with_options(inner.options.clone());
         if let Some(observer) = &inner.observer {
             chain = chain.with_observer(Arc::clone(observer));
         }

@@ -187,13 +187,7 @@ impl Collector {
         partial.incomplete_tool_calls = self
             .pending
             .values()
-            .map(|p| {
-                (
-                    p.id.clone().unwrap_or_default(),
-                    p.name.clone().unwrap_or_default(),
-                    p.args.clone(),
-                )
-            })
+            .map(|p| (p.id.clone().unwrap_or_default(), p.name.clone().unwrap_or_default(), p.args.clone()))
             .collect();
         partial
     }

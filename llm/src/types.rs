@@ -340,8 +340,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Everything unknown (try everything).
-    pub const UNKNOWN: Self =
-        Self { tools: None, vision: None, structured_output: None, streaming: None };
+    pub const UNKNOWN: Self = Self { tools: None, vision: None, structured_output: None, streaming: None };
 
     /// True unless the capability is known to be absent.
     pub fn allows(flag: Option<bool>) -> bool {

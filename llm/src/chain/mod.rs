@@ -163,10 +163,7 @@ impl Chain {
     ) -> Self {
         let targets = targets
             .into_iter()
-            .map(|model| Target {
-                key: format!("{}/{}", model.provider(), model.model_id()),
-                model,
-            })
+            .map(|model| Target { key: format!("{}/{}", model.provider(), model.model_id()), model })
             .collect();
         Self {
             spec: spec.into(),
@@ -225,11 +222,7 @@ impl Chain {
 
     fn penalise(&self, key: &str) {
         if let Some(cooldown) = self.health.record_failure(key) {
-            tracing::warn!(
-                target_key = key,
-                cooldown_s = cooldown.as_secs_f64(),
-                "llm target benched"
-            );
+            tracing::warn!(target_key = key, cooldown_s = cooldown.as_secs_f64(), "llm target benched");
             self.emit(ChainEvent::Bench { target: key.to_owned(), cooldown });
         }
     }
@@ -296,8 +289,7 @@ impl Chain {
                     error.type = Empty,
                 );
                 let started = clock.now();
-                let result =
-                    call(Arc::clone(&target.model), request.clone()).instrument(span.clone()).await;
+                let result = call(Arc::clone(&target.model), request.clone()).instrument(span.clone()).await;
                 let error = match result {
                     Ok(answer) => {
                         answer.record(&span);
@@ -357,8 +349,8 @@ impl Chain {
                 skipped.len()
             )
         };
-        let mut error = Error::new(ErrorKind::Exhausted, "chain", &self.spec, message)
-            .with_retry_after(shortest_bench);
+        let mut error =
+            Error::new(ErrorKind::Exhausted, "chain", &self.spec, message).with_retry_after(shortest_bench);
         error.attempts = attempts;
         error.skipped = skipped;
         Err(error)
@@ -375,14 +367,11 @@ fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Reque
         return Err("tools");
     }
     let mut request = request.clone();
-    let moved_schema = if Capabilities::allows(caps.structured_output) {
-        None
-    } else {
-        request.response_schema.take()
-    };
+    let moved_schema =
+        if Capabilities::allows(caps.structured_output) { None } else { request.response_schema.take() };
     if let Some(schema) = moved_schema {
-        let schema_text = serde_json::to_string_pretty(&schema.schema)
-            .unwrap_or_else(|_| schema.schema.to_string());
+        let schema_text =
+            serde_json::to_string_pretty(&schema.schema).unwrap_or_else(|_| schema.schema.to_string());
         let instruction = format!(
             "Answer with a single JSON value that matches this JSON schema, and nothing \
                  else (no prose, no code fences):\n{schema_text}"
@@ -421,15 +410,11 @@ async fn open_stream(model: Arc<dyn Model>, request: Request) -> Result<EventStr
         response_to_stream(model.generate(request).await?)
     };
     match stream.next().await {
-        Some(Ok(first)) => {
-            Ok(Box::pin(futures::stream::once(std::future::ready(Ok(first))).chain(stream)))
-        }
+        Some(Ok(first)) => Ok(Box::pin(futures::stream::once(std::future::ready(Ok(first))).chain(stream))),
         Some(Err(error)) => Err(error),
-        None => Err(Error::transient(
-            model.provider(),
-            model.model_id(),
-            "stream ended before its first event",
-        )),
+        None => {
+            Err(Error::transient(model.provider(), model.model_id(), "stream ended before its first event"))
+        }
     }
 }
 
@@ -449,8 +434,7 @@ impl Model for Chain {
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
-        self.run(request, "chat", |model, request| async move { model.generate(request).await })
-            .await
+        self.run(request, "chat", |model, request| async move { model.generate(request).await }).await
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {

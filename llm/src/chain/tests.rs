@@ -30,11 +30,7 @@ fn schema_request(system: Option<&str>) -> Request {
 fn vision_and_tools_skip_only_when_known_absent() {
     let images = image_request();
     assert_eq!(normalise(&images, caps(None, Some(false), None)), Err("vision"));
-    assert_eq!(
-        normalise(&images, caps(None, None, None)).as_ref(),
-        Ok(&images),
-        "unknown means try"
-    );
+    assert_eq!(normalise(&images, caps(None, None, None)).as_ref(), Ok(&images), "unknown means try");
     assert_eq!(normalise(&images, caps(None, Some(true), None)).as_ref(), Ok(&images));
 
     let mut tools = Request::user("weather?");
@@ -73,15 +69,9 @@ fn backoff_doubles_with_jitter_and_caps() {
     let options = ChainOptions::default();
     for _ in 0..50 {
         let first = options.backoff(1);
-        assert!(
-            (Duration::from_millis(125)..=Duration::from_millis(250)).contains(&first),
-            "{first:?}"
-        );
+        assert!((Duration::from_millis(125)..=Duration::from_millis(250)).contains(&first), "{first:?}");
         let second = options.backoff(2);
-        assert!(
-            (Duration::from_millis(250)..=Duration::from_millis(500)).contains(&second),
-            "{second:?}"
-        );
+        assert!((Duration::from_millis(250)..=Duration::from_millis(500)).contains(&second), "{second:?}");
         let late = options.backoff(40);
         assert!((Duration::from_secs(5)..=Duration::from_secs(10)).contains(&late), "{late:?}");
     }

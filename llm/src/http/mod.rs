@@ -87,8 +87,7 @@ impl Http {
         model: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
-        let response = match tokio::time::timeout(self.options.headers_timeout, request.send()).await
-        {
+        let response = match tokio::time::timeout(self.options.headers_timeout, request.send()).await {
             Err(_) => {
                 return Err(self.error(
                     ErrorKind::Transient,
@@ -111,10 +110,7 @@ impl Http {
         let body = self.read_body(model, response, 64 << 10).await.unwrap_or_default();
         let message = error_message(&body);
         let kind = classify_status(status.as_u16(), &message);
-        Err(self
-            .error(kind, model, message)
-            .with_status(status.as_u16())
-            .with_retry_after(retry_after))
+        Err(self.error(kind, model, message).with_status(status.as_u16()).with_retry_after(retry_after))
     }
 
     /// Maps a reqwest transport error to a classified error with the underlying cause.
@@ -393,10 +389,8 @@ pub fn error_message(body: &[u8]) -> String {
                         serde_json::Value::String(s) => return Some(s.clone()),
                         serde_json::Value::Object(inner) => {
                             let msg = inner.get("message").and_then(|m| m.as_str());
-                            let typ = inner
-                                .get("type")
-                                .or_else(|| inner.get("status"))
-                                .and_then(|t| t.as_str());
+                            let typ =
+                                inner.get("type").or_else(|| inner.get("status")).and_then(|t| t.as_str());
                             return match (typ, msg) {
                                 (Some(t), Some(m)) => Some(format!("{t}: {m}")),
                                 (None, Some(m)) => Some(m.to_owned()),

@@ -62,7 +62,10 @@ fn error_message_shapes() {
         error_message(br#"{"error":{"message":"Rate limit","type":"requests","code":429}}"#),
         "requests: Rate limit"
     );
-    assert_eq!(error_message(br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#), "INVALID_ARGUMENT: bad");
+    assert_eq!(
+        error_message(br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#),
+        "INVALID_ARGUMENT: bad"
+    );
     assert_eq!(error_message(br#"{"error":"model not found"}"#), "model not found");
     assert_eq!(
         error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),

@@ -120,20 +120,14 @@ impl LlamaSwap {
     pub fn new(config: ProviderConfig) -> Self {
         let trimmed = config.base_url.trim_end_matches('/');
         let root = trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_owned();
-        let openai = OpenAi::new(ProviderConfig {
-            base_url: join(&root, "v1"),
-            ..config
-        });
+        let openai = OpenAi::new(ProviderConfig { base_url: join(&root, "v1"), ..config });
         Self { openai, root }
     }
 
     /// The same server with these Chat Completions options.
     #[must_use]
     pub fn with_options(self, options: OpenAiOptions) -> Self {
-        Self {
-            openai: self.openai.with_options(options),
-            root: self.root,
-        }
+        Self { openai: self.openai.with_options(options), root: self.root }
     }
 
     /// The inner Chat Completions client (at `{base}/v1`).
@@ -164,9 +158,7 @@ impl LlamaSwap {
 
     async fn get_json(&self, path: &str) -> Result<Value> {
         let http = self.http();
-        let response = http
-            .send(ALL, self.request(reqwest::Method::GET, path))
-            .await?;
+        let response = http.send(ALL, self.request(reqwest::Method::GET, path)).await?;
         http.read_json(ALL, response).await
     }
 
@@ -184,9 +176,7 @@ impl LlamaSwap {
             .enumerate()
             .map(|(i, entry)| {
                 let Some(id) = str_field(entry, "id") else {
-                    return Err(
-                        self.decode_error(&format!("`/v1/models` entry {i} has no `id`"), entry)
-                    );
+                    return Err(self.decode_error(&format!("`/v1/models` entry {i} has no `id`"), entry));
                 };
                 Ok(ModelInfo {
                     id,
@@ -215,18 +205,11 @@ impl LlamaSwap {
             .enumerate()
             .map(|(i, entry)| {
                 let Some(model) = str_field(entry, "model") else {
-                    return Err(
-                        self.decode_error(&format!("`/running` entry {i} has no `model`"), entry)
-                    );
+                    return Err(self.decode_error(&format!("`/running` entry {i} has no `model`"), entry));
                 };
                 Ok(RunningModel {
                     model,
-                    state: ModelState::parse(
-                        entry
-                            .get("state")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default(),
-                    ),
+                    state: ModelState::parse(entry.get("state").and_then(Value::as_str).unwrap_or_default()),
                     name: str_field(entry, "name"),
                     description: str_field(entry, "description"),
                     ttl: entry.get("ttl").and_then(Value::as_u64),
@@ -244,8 +227,8 @@ impl LlamaSwap {
     /// [`ErrorKind::Permanent`] for an id that cannot be put in a URL path (empty, or with a
     /// `.`/`..` segment); otherwise a classified transport or status error.
     pub async fn unload(&self, model: &str) -> Result<()> {
-        let path = model_path(model)
-            .map_err(|reason| self.http().error(ErrorKind::Permanent, model, reason))?;
+        let path =
+            model_path(model).map_err(|reason| self.http().error(ErrorKind::Permanent, model, reason))?;
         let http = self.http();
         let builder = self.request(reqwest::Method::POST, &format!("api/models/unload/{path}"));
         let response = http.send(model, builder).await?;
@@ -260,9 +243,7 @@ impl LlamaSwap {
     /// A classified transport or status error.
     pub async fn unload_all(&self) -> Result<()> {
         let http = self.http();
-        let response = http
-            .send(ALL, self.request(reqwest::Method::GET, "unload"))
-            .await?;
+        let response = http.send(ALL, self.request(reqwest::Method::GET, "unload")).await?;
         http.read_body(ALL, response, 64 << 10).await?;
         Ok(())
     }
@@ -271,10 +252,7 @@ impl LlamaSwap {
         self.http().error(
             ErrorKind::Decode,
             ALL,
-            format!(
-                "{what}; body starts: {}",
-                preview(body.to_string().as_bytes())
-            ),
+            format!("{what}; body starts: {}", preview(body.to_string().as_bytes())),
         )
     }
 }
@@ -290,10 +268,7 @@ impl Provider for LlamaSwap {
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// A model id as a URL path: `/` and `:` stay (llama-swap's route is a wildcard and ids like
@@ -324,10 +299,7 @@ mod tests {
 
     #[test]
     fn model_path_keeps_slashes_and_colons_and_encodes_the_rest() {
-        assert_eq!(
-            model_path("org/model:q4_K_M").as_deref(),
-            Ok("org/model:q4_K_M")
-        );
+        assert_eq!(model_path("org/model:q4_K_M").as_deref(), Ok("org/model:q4_K_M"));
         assert_eq!(model_path("a b?#%").as_deref(), Ok("a%20b%3F%23%25"));
         assert_eq!(model_path("é").as_deref(), Ok("%C3%A9"));
         assert!(model_path("").is_err());
@@ -338,12 +310,7 @@ mod tests {
 
     #[test]
     fn root_is_derived_from_base_with_or_without_v1() {
-        for base in [
-            "http://h:8080",
-            "http://h:8080/",
-            "http://h:8080/v1",
-            "http://h:8080/v1/",
-        ] {
+        for base in ["http://h:8080", "http://h:8080/", "http://h:8080/v1", "http://h:8080/v1/"] {
             let ls = LlamaSwap::new(ProviderConfig::new("ls", base));
             assert_eq!(ls.root(), "http://h:8080", "{base}");
         }
@@ -353,9 +320,6 @@ mod tests {
     fn model_states_parse() {
         assert_eq!(ModelState::parse("ready"), ModelState::Ready);
         assert_eq!(ModelState::parse("starting"), ModelState::Starting);
-        assert_eq!(
-            ModelState::parse("sleeping"),
-            ModelState::Other("sleeping".into())
-        );
+        assert_eq!(ModelState::parse("sleeping"), ModelState::Other("sleeping".into()));
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use executus_llm::stream::collect;
 use executus_llm::{
-    Capabilities, Chain, ChainOptions, Error, ErrorKind, HealthConfig, HealthTracker, ManualClock,
-    Model, Part, Request, ResponseSchema, StreamEvent, ToolSpec,
+    Capabilities, Chain, ChainOptions, Error, ErrorKind, HealthConfig, HealthTracker, ManualClock, Model,
+    Part, Request, ResponseSchema, StreamEvent, ToolSpec,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -45,11 +45,7 @@ impl Rig {
     }
 
     fn failures(&self, target: &str) -> u32 {
-        self.health
-            .snapshot()
-            .into_iter()
-            .find(|h| h.target == target)
-            .map_or(0, |h| h.consecutive_failures)
+        self.health.snapshot().into_iter().find(|h| h.target == target).map_or(0, |h| h.consecutive_failures)
     }
 }
 
@@ -67,18 +63,12 @@ async fn single_transient_is_recovered_by_retry_on_the_same_target() {
     assert_eq!((response.provider.as_str(), response.model.as_str()), ("a", "m"));
     assert_eq!((a.calls(), b.calls()), (2, 0));
     let waited = rig.clock.elapsed();
-    assert!(
-        (Duration::from_millis(125)..=Duration::from_millis(250)).contains(&waited),
-        "{waited:?}"
-    );
+    assert!((Duration::from_millis(125)..=Duration::from_millis(250)).contains(&waited), "{waited:?}");
     assert_eq!(rig.failures("a/m"), 0, "a recovered retry is no health failure");
     let events = rig.events.take();
     assert_eq!(events.len(), 4, "{events:?}");
     assert_eq!(events[0], "attempt a/m #1");
-    assert!(
-        events[1].starts_with("retry a/m #1 ") && events[1].ends_with(" transient"),
-        "{events:?}"
-    );
+    assert!(events[1].starts_with("retry a/m #1 ") && events[1].ends_with(" transient"), "{events:?}");
     assert_eq!(events[2], "attempt a/m #2");
     assert_eq!(events[3], "success a/m 0ms");
 }
@@ -102,10 +92,7 @@ async fn repeated_transients_bench_the_target_and_advance() {
     // Benched: skipped without a call.
     chain.generate(hi()).await.expect("b answers");
     assert_eq!(a.calls(), 9);
-    assert_eq!(
-        rig.events.take(),
-        ["skip a/m benched 10000ms", "attempt b/m #1", "success b/m 0ms"]
-    );
+    assert_eq!(rig.events.take(), ["skip a/m benched 10000ms", "attempt b/m #1", "success b/m 0ms"]);
 }
 
 #[tokio::test]
@@ -148,8 +135,7 @@ async fn cooldown_doubles_on_each_rebench_and_caps_at_ten_minutes() {
     }
     assert_eq!(cooldowns, [10, 20, 40, 80, 160, 320, 600, 600]);
     assert_eq!(a.calls(), 10, "never called while benched");
-    let benches: Vec<String> =
-        rig.events.take().into_iter().filter(|e| e.starts_with("bench")).collect();
+    let benches: Vec<String> = rig.events.take().into_iter().filter(|e| e.starts_with("bench")).collect();
     assert_eq!(benches.len(), 8);
     assert_eq!(benches[7], "bench a/m 600000ms");
 }
@@ -177,10 +163,7 @@ async fn permanent_fails_fast_without_advancing() {
     let b = Scripted::new("b", "m");
     a.push(Outcome::Fail(Error::permanent("a", "m", "invalid api key").with_status(401)));
     let error = rig.chain(&[&a, &b]).generate(hi()).await.expect_err("fails fast");
-    assert_eq!(
-        (error.kind, error.provider.as_str(), error.status),
-        (ErrorKind::Permanent, "a", Some(401))
-    );
+    assert_eq!((error.kind, error.provider.as_str(), error.status), (ErrorKind::Permanent, "a", Some(401)));
     assert_eq!((a.calls(), b.calls()), (1, 0));
     assert_eq!(rig.clock.elapsed(), Duration::ZERO);
 }
@@ -263,8 +246,7 @@ async fn retry_after_at_or_below_the_ceiling_is_honoured() {
     let response = rig.chain(&[&a, &b]).generate(hi()).await.expect("a answers");
     assert_eq!(response.provider, "a");
     assert_eq!(rig.clock.elapsed(), secs(37), "waited exactly Retry-After, no backoff on top");
-    let retries: Vec<String> =
-        rig.events.take().into_iter().filter(|e| e.starts_with("retry")).collect();
+    let retries: Vec<String> = rig.events.take().into_iter().filter(|e| e.starts_with("retry")).collect();
     assert_eq!(retries, ["retry a/m #1 7000ms transient", "retry a/m #2 30000ms transient"]);
 }
 
@@ -303,10 +285,7 @@ async fn exhaustion_lists_every_attempt_and_every_skip() {
             ("d/m".to_owned(), 1, ErrorKind::NotFound, Some(404)),
         ]
     );
-    assert_eq!(
-        error.skipped,
-        ["a/m (benched, 6.0s of cooldown left)", "c/vision-less (no vision support)"]
-    );
+    assert_eq!(error.skipped, ["a/m (benched, 6.0s of cooldown left)", "c/vision-less (no vision support)"]);
     assert_eq!(error.retry_after, Some(secs(6)), "when the first benched target returns");
     let text = error.to_string();
     assert!(text.contains("chain/test-spec: exhausted error"), "{text}");
@@ -321,11 +300,7 @@ async fn an_incapable_target_is_skipped_penalty_free() {
     let text_only = Scripted::new("local", "text-only");
     let no_tools = Scripted::new("local", "no-tools");
     let b = Scripted::new("b", "m");
-    text_only.set_caps(Capabilities {
-        vision: Some(false),
-        tools: Some(true),
-        ..Capabilities::UNKNOWN
-    });
+    text_only.set_caps(Capabilities { vision: Some(false), tools: Some(true), ..Capabilities::UNKNOWN });
     no_tools.set_caps(Capabilities { tools: Some(false), ..Capabilities::UNKNOWN });
     let chain = rig.chain(&[&text_only, &no_tools, &b]);
 
@@ -394,10 +369,7 @@ async fn a_stream_never_fails_over_after_its_first_event() {
     let first = stream.next().await.expect("an item").expect("an event");
     assert_eq!(first, StreamEvent::TextDelta { text: "partial ".into() });
     let error = stream.next().await.expect("an item").expect_err("the mid-stream error");
-    assert_eq!(
-        (error.kind, error.provider.as_str(), error.status),
-        (ErrorKind::Transient, "a", Some(502))
-    );
+    assert_eq!((error.kind, error.provider.as_str(), error.status), (ErrorKind::Transient, "a", Some(502)));
     assert!(stream.next().await.is_none());
     assert_eq!((a.calls(), b.calls()), (1, 0), "the next target is never called");
     assert_eq!(rig.events.take(), ["attempt a/m #1", "success a/m 0ms"]);
@@ -408,8 +380,7 @@ async fn a_target_that_cannot_stream_is_served_by_generate() {
     let rig = Rig::new();
     let a = Scripted::new("a", "m");
     a.set_caps(Capabilities { streaming: Some(false), ..Capabilities::UNKNOWN });
-    let response =
-        collect(rig.chain(&[&a]).stream(hi()).await.expect("stream")).await.expect("done");
+    let response = collect(rig.chain(&[&a]).stream(hi()).await.expect("stream")).await.expect("done");
     assert_eq!(response.text(), "hello from a/m");
     assert_eq!(response.usage.input_tokens, 3);
 }
@@ -534,9 +505,8 @@ async fn attempts_are_traced_with_gen_ai_attributes_and_no_request_content() {
     let calls: Vec<&capture::Fields> =
         spans.iter().filter(|(name, _)| name == "gen_ai.call").map(|(_, f)| f).collect();
     assert_eq!(calls.len(), 2, "one span per attempt: {spans:?}");
-    let get = |fields: &capture::Fields, key: &str| {
-        fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    };
+    let get =
+        |fields: &capture::Fields, key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     for (i, fields) in calls.iter().enumerate() {
         assert_eq!(get(fields, "gen_ai.system").as_deref(), Some("a"));
         assert_eq!(get(fields, "gen_ai.request.model").as_deref(), Some("m"));

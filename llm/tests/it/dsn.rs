@@ -17,12 +17,7 @@ fn valid_dsns_parse_to_the_expected_spec() {
         ("OpenAI://sk-1@", OpenAi, "https://api.openai.com/v1", Some("sk-1")),
         ("anthropic://sk-ant-xyz@", Anthropic, "https://api.anthropic.com", Some("sk-ant-xyz")),
         ("anthropic+http://127.0.0.1:8080", Anthropic, "http://127.0.0.1:8080", None),
-        (
-            "gemini://AIza123@",
-            Gemini,
-            "https://generativelanguage.googleapis.com/v1beta",
-            Some("AIza123"),
-        ),
+        ("gemini://AIza123@", Gemini, "https://generativelanguage.googleapis.com/v1beta", Some("AIza123")),
         (
             "gemini://AIza123@proxy.corp:8443/v1beta",
             Gemini,
@@ -36,12 +31,7 @@ fn valid_dsns_parse_to_the_expected_spec() {
         ("  ollama://host  ", Ollama, "http://host", None),
         ("llama-swap://", LlamaSwap, "http://127.0.0.1:8080", None),
         ("llama-swap://tok@10.0.0.5:9292", LlamaSwap, "http://10.0.0.5:9292", Some("tok")),
-        (
-            "llama-swap+https://tok@swap.example.org",
-            LlamaSwap,
-            "https://swap.example.org",
-            Some("tok"),
-        ),
+        ("llama-swap+https://tok@swap.example.org", LlamaSwap, "https://swap.example.org", Some("tok")),
         ("openai://sk%2Fab%40c%3Ad%25@", OpenAi, "https://api.openai.com/v1", Some("sk/ab@c:d%")),
         ("openai://us:er@host", OpenAi, "https://host", Some("us:er")),
         ("ollama://@host:1", Ollama, "http://host:1", None),
@@ -95,10 +85,7 @@ fn bad_dsns_are_named_errors_that_never_show_the_key() {
         let text = error.to_string();
         assert!(text.contains(expected), "{dsn}: {text}");
         assert!(text.contains("\"work\""), "names the provider: {text}");
-        assert!(
-            !text.contains("s3cr3t") && !format!("{error:?}").contains("s3cr3t"),
-            "key leaked: {text}"
-        );
+        assert!(!text.contains("s3cr3t") && !format!("{error:?}").contains("s3cr3t"), "key leaked: {text}");
     }
 }
 
@@ -119,9 +106,7 @@ fn config_and_build_carry_name_url_and_key() {
     assert_eq!(config.base_url, "https://api.anthropic.com");
     assert_eq!(config.api_key.as_ref().map(|k| k.expose()), Some(KEY));
     assert_eq!(config.http.max_line_bytes, 1234);
-    for dsn in
-        ["openai+http://h", "anthropic+http://h", "gemini+http://h", "ollama://h", "llama-swap://h"]
-    {
+    for dsn in ["openai+http://h", "anthropic+http://h", "gemini+http://h", "ollama://h", "llama-swap://h"] {
         let spec = ProviderSpec::parse("named", dsn).expect(dsn);
         let provider = spec.build(http.clone());
         assert_eq!(provider.name(), "named", "{dsn}");
@@ -143,8 +128,7 @@ fn environment_pairs_register_lower_cased_names() {
     assert_eq!(names, ["cloud", "local"]);
     assert_eq!(specs[1].base_url, "http://gpu:11434");
 
-    let dup =
-        ProviderSpec::from_vars([("EXECUTUS_LLM_A", "ollama://"), ("EXECUTUS_LLM_a", "ollama://")]);
+    let dup = ProviderSpec::from_vars([("EXECUTUS_LLM_A", "ollama://"), ("EXECUTUS_LLM_a", "ollama://")]);
     assert!(matches!(dup, Err(ConfigError::BadName { ref name, .. }) if name == "a"), "{dup:?}");
 
     let bad = ProviderSpec::from_vars([("EXECUTUS_LLM_WORK", format!("openai://{KEY}@host:http"))])

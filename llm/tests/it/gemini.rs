@@ -8,8 +8,8 @@ use executus_llm::providers::ProviderConfig;
 use executus_llm::providers::gemini::Gemini;
 use executus_llm::stream::{DriveError, collect, drive};
 use executus_llm::{
-    ErrorKind, FinishReason, Message, Model, Part, Provider, ReasoningEffort, Request,
-    ResponseSchema, Role, StreamEvent, ToolChoice, ToolResult, ToolSpec, Usage,
+    ErrorKind, FinishReason, Message, Model, Part, Provider, ReasoningEffort, Request, ResponseSchema, Role,
+    StreamEvent, ToolChoice, ToolResult, ToolSpec, Usage,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
@@ -20,10 +20,7 @@ const FLASH: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
 const FLASH_STREAM: &str = "/v1beta/models/gemini-2.5-flash:streamGenerateContent";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let file = format!(
-        "{}/tests/fixtures/gemini/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let file = format!("{}/tests/fixtures/gemini/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&file).unwrap_or_else(|e| panic!("fixture {file}: {e}"))
 }
 
@@ -91,32 +88,15 @@ async fn plain_chat_with_system_key_in_header_not_url() {
         seed: Some(42),
         ..Request::user("What is the capital of France?").with_system("Answer in one sentence.")
     };
-    let response = model(&server, "gemini-2.5-flash")
-        .generate(request)
-        .await
-        .expect("generate");
+    let response = model(&server, "gemini-2.5-flash").generate(request).await.expect("generate");
 
     assert_eq!(response.text(), "Paris is the capital of France.");
     assert_eq!(response.finish_reason, FinishReason::Stop);
-    assert_eq!(
-        response.usage,
-        Usage {
-            input_tokens: 12,
-            output_tokens: 8,
-            ..Usage::default()
-        }
-    );
-    assert_eq!(
-        (response.provider.as_str(), response.model.as_str()),
-        ("gemini", "gemini-2.5-flash")
-    );
+    assert_eq!(response.usage, Usage { input_tokens: 12, output_tokens: 8, ..Usage::default() });
+    assert_eq!((response.provider.as_str(), response.model.as_str()), ("gemini", "gemini-2.5-flash"));
 
     let requests = server.received_requests().await.unwrap_or_default();
-    assert!(
-        !requests[0].url.as_str().contains(KEY),
-        "key in URL: {}",
-        requests[0].url
-    );
+    assert!(!requests[0].url.as_str().contains(KEY), "key in URL: {}", requests[0].url);
     assert_eq!(requests[0].url.query(), None);
     assert!(requests[0].headers.get("authorization").is_none());
 }
@@ -144,27 +124,15 @@ async fn two_function_calls_with_signature_and_thought_usage() {
         tool_choice: ToolChoice::Tool("get_weather".into()),
         ..Request::user("Weather and time in Paris?")
     };
-    let response = model(&server, "gemini-2.5-flash")
-        .generate(request)
-        .await
-        .expect("generate");
+    let response = model(&server, "gemini-2.5-flash").generate(request).await.expect("generate");
 
     assert_eq!(response.finish_reason, FinishReason::ToolCalls);
     assert_eq!(response.text(), "", "thought parts are not answer text");
     let calls = response.tool_calls();
     assert_eq!(calls.len(), 2);
-    assert_eq!(
-        (calls[0].name.as_str(), &calls[0].args),
-        ("get_weather", &json!({"city": "Paris"}))
-    );
-    assert_eq!(
-        calls[0].signature.as_deref(),
-        Some("CiQB0e2Kb7dGZ3VtbXktc2lnbmF0dXJlLWZvci10ZXN0cw==")
-    );
-    assert_eq!(
-        (calls[1].name.as_str(), calls[1].signature.as_deref()),
-        ("get_time", None)
-    );
+    assert_eq!((calls[0].name.as_str(), &calls[0].args), ("get_weather", &json!({"city": "Paris"})));
+    assert_eq!(calls[0].signature.as_deref(), Some("CiQB0e2Kb7dGZ3VtbXktc2lnbmF0dXJlLWZvci10ZXN0cw=="));
+    assert_eq!((calls[1].name.as_str(), calls[1].signature.as_deref()), ("get_time", None));
     assert!(!calls[0].id.is_empty() && calls[0].id != calls[1].id);
     assert_eq!(
         response.usage,
@@ -185,16 +153,15 @@ async fn thought_signature_and_tool_results_are_sent_back() {
     // Turn 1: the model asks for two calls, the first signed.
     Mock::given(method("POST"))
         .and(path(FLASH))
-        .and(body_partial_json(json!({"contents": [{"role": "user", "parts": [{"text": "Weather and time in Paris?"}]}]})))
+        .and(body_partial_json(
+            json!({"contents": [{"role": "user", "parts": [{"text": "Weather and time in Paris?"}]}]}),
+        ))
         .respond_with(json_reply("generate_tool_calls.json"))
         .up_to_n_times(1)
         .mount(&server)
         .await;
     let gemini = model(&server, "gemini-2.5-flash");
-    let mut request = Request {
-        tools: weather_tools(),
-        ..Request::user("Weather and time in Paris?")
-    };
+    let mut request = Request { tools: weather_tools(), ..Request::user("Weather and time in Paris?") };
     let first = gemini.generate(request.clone()).await.expect("turn 1");
     let calls = first.tool_calls();
 
@@ -240,10 +207,7 @@ async fn thought_signature_and_tool_results_are_sent_back() {
     // Synthesised ids stay local: Gemini never sees an id it did not make.
     let bodies = sent_bodies(&server).await;
     let model_turn = &bodies[1]["contents"][1]["parts"];
-    assert!(
-        model_turn[0]["functionCall"].get("id").is_none(),
-        "{model_turn}"
-    );
+    assert!(model_turn[0]["functionCall"].get("id").is_none(), "{model_turn}");
 }
 
 #[tokio::test]
@@ -265,9 +229,7 @@ async fn image_travels_as_inline_data() {
         messages: vec![Message {
             role: Role::User,
             parts: vec![
-                Part::Text {
-                    text: "Describe this.".into(),
-                },
+                Part::Text { text: "Describe this.".into() },
                 Part::Image {
                     mime: "image/png".into(),
                     data: vec![0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'],
@@ -276,10 +238,7 @@ async fn image_travels_as_inline_data() {
         }],
         ..Request::default()
     };
-    model(&server, "gemini-2.5-flash")
-        .generate(request)
-        .await
-        .expect("generate");
+    model(&server, "gemini-2.5-flash").generate(request).await.expect("generate");
 }
 
 #[tokio::test]
@@ -307,10 +266,7 @@ async fn structured_output_uses_response_json_schema() {
         }),
         ..Request::user("Largest city of France?")
     };
-    let response = model(&server, "gemini-2.5-flash")
-        .generate(request)
-        .await
-        .expect("generate");
+    let response = model(&server, "gemini-2.5-flash").generate(request).await.expect("generate");
     let parsed: Value = serde_json::from_str(&response.text()).expect("JSON answer");
     assert_eq!(parsed, json!({"city": "Paris", "population": 2_102_650}));
 }
@@ -344,21 +300,13 @@ async fn think_levels_on_the_wire() {
         server.reset().await;
         Mock::given(method("POST"))
             .and(path(format!("/v1beta/models/{id}:generateContent")))
-            .and(body_partial_json(
-                json!({"generationConfig": {"thinkingConfig": thinking}}),
-            ))
+            .and(body_partial_json(json!({"generationConfig": {"thinkingConfig": thinking}})))
             .respond_with(json_reply("generate_text.json"))
             .expect(1)
             .mount(&server)
             .await;
-        let request = Request {
-            reasoning_effort: Some(effort),
-            ..Request::user("think")
-        };
-        model(&server, id)
-            .generate(request)
-            .await
-            .expect("generate");
+        let request = Request { reasoning_effort: Some(effort), ..Request::user("think") };
+        model(&server, id).generate(request).await.expect("generate");
         server.verify().await;
     }
 }
@@ -376,35 +324,25 @@ async fn streaming_text_reasoning_and_usage() {
         .await;
     let gemini = model(&server, "gemini-2.5-flash");
 
-    let response = collect(gemini.stream(Request::user("hi")).await.expect("stream"))
-        .await
-        .expect("collect");
+    let response = collect(gemini.stream(Request::user("hi")).await.expect("stream")).await.expect("collect");
     assert_eq!(response.text(), "Hello, world!");
     assert_eq!(response.finish_reason, FinishReason::Stop);
     assert_eq!(
         response.usage,
-        Usage {
-            input_tokens: 9,
-            output_tokens: 24,
-            reasoning_tokens: 20,
-            ..Usage::default()
-        }
+        Usage { input_tokens: 9, output_tokens: 24, reasoning_tokens: 20, ..Usage::default() }
     );
     assert_eq!(response.model, "gemini-2.5-flash");
 
     let mut reasoning = String::new();
     let mut done = 0;
-    drive(
-        gemini.stream(Request::user("hi")).await.expect("stream"),
-        |event| {
-            match event {
-                StreamEvent::ReasoningDelta { text } => reasoning.push_str(text),
-                StreamEvent::Done { .. } => done += 1,
-                _ => {}
-            }
-            Ok::<(), std::convert::Infallible>(())
-        },
-    )
+    drive(gemini.stream(Request::user("hi")).await.expect("stream"), |event| {
+        match event {
+            StreamEvent::ReasoningDelta { text } => reasoning.push_str(text),
+            StreamEvent::Done { .. } => done += 1,
+            _ => {}
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })
     .await
     .expect("drive");
     assert_eq!((reasoning.as_str(), done), ("The user greets me.", 1));
@@ -421,38 +359,19 @@ async fn streaming_tool_calls_keep_signature() {
         .respond_with(sse_reply("stream_tool_calls.sse"))
         .mount(&server)
         .await;
-    let request = Request {
-        tools: weather_tools(),
-        ..Request::user("Weather and time in Paris?")
-    };
-    let response = collect(
-        model(&server, "gemini-2.5-flash")
-            .stream(request)
-            .await
-            .expect("stream"),
-    )
-    .await
-    .expect("collect");
+    let request = Request { tools: weather_tools(), ..Request::user("Weather and time in Paris?") };
+    let response = collect(model(&server, "gemini-2.5-flash").stream(request).await.expect("stream"))
+        .await
+        .expect("collect");
     assert_eq!(response.text(), "Let me check.");
     assert_eq!(response.finish_reason, FinishReason::ToolCalls);
     let calls = response.tool_calls();
-    assert_eq!(
-        calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        ["get_weather", "get_time"]
-    );
-    assert_eq!(
-        calls[0].signature.as_deref(),
-        Some("c2lnbmF0dXJlLXN0cmVhbQ==")
-    );
+    assert_eq!(calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["get_weather", "get_time"]);
+    assert_eq!(calls[0].signature.as_deref(), Some("c2lnbmF0dXJlLXN0cmVhbQ=="));
     assert_eq!(calls[1].args, json!({"tz": "Europe/Paris"}));
     assert_eq!(
         response.usage,
-        Usage {
-            input_tokens: 70,
-            output_tokens: 65,
-            reasoning_tokens: 40,
-            ..Usage::default()
-        }
+        Usage { input_tokens: 70, output_tokens: 65, reasoning_tokens: 40, ..Usage::default() }
     );
 }
 
@@ -464,23 +383,12 @@ async fn mid_stream_error_keeps_partial_text() {
         .respond_with(sse_reply("stream_error.sse"))
         .mount(&server)
         .await;
-    let failure = collect(
-        model(&server, "gemini-2.5-flash")
-            .stream(Request::user("q"))
+    let failure =
+        collect(model(&server, "gemini-2.5-flash").stream(Request::user("q")).await.expect("stream"))
             .await
-            .expect("stream"),
-    )
-    .await
-    .expect_err("stream error");
-    assert_eq!(
-        (failure.error.kind, failure.error.status),
-        (ErrorKind::Transient, Some(503))
-    );
-    assert!(
-        failure.error.message.contains("overloaded"),
-        "{}",
-        failure.error
-    );
+            .expect_err("stream error");
+    assert_eq!((failure.error.kind, failure.error.status), (ErrorKind::Transient, Some(503)));
+    assert!(failure.error.message.contains("overloaded"), "{}", failure.error);
     assert_eq!(failure.partial.text, "The answer is");
 }
 
@@ -492,20 +400,12 @@ async fn stream_without_finish_reason_is_truncated() {
         .respond_with(sse_reply("stream_truncated.sse"))
         .mount(&server)
         .await;
-    let failure = collect(
-        model(&server, "gemini-2.5-flash")
-            .stream(Request::user("q"))
+    let failure =
+        collect(model(&server, "gemini-2.5-flash").stream(Request::user("q")).await.expect("stream"))
             .await
-            .expect("stream"),
-    )
-    .await
-    .expect_err("truncated");
+            .expect_err("truncated");
     assert_eq!(failure.error.kind, ErrorKind::Transient);
-    assert!(
-        failure.error.message.contains("truncated"),
-        "{}",
-        failure.error
-    );
+    assert!(failure.error.message.contains("truncated"), "{}", failure.error);
     assert_eq!(failure.partial.text, "Once upon a time");
 }
 
@@ -518,26 +418,16 @@ async fn garbage_chunk_is_a_decode_error() {
         .mount(&server)
         .await;
     let mut seen = Vec::new();
-    let result = drive(
-        model(&server, "gemini-2.5-flash")
-            .stream(Request::user("q"))
-            .await
-            .expect("stream"),
-        |e| {
+    let result =
+        drive(model(&server, "gemini-2.5-flash").stream(Request::user("q")).await.expect("stream"), |e| {
             seen.push(e.clone());
             Ok::<(), std::convert::Infallible>(())
-        },
-    )
-    .await;
-    let Err(DriveError::Stream(failure)) = result else {
-        panic!("expected a stream failure")
-    };
+        })
+        .await;
+    let Err(DriveError::Stream(failure)) = result else { panic!("expected a stream failure") };
     assert_eq!(failure.error.kind, ErrorKind::Decode);
     assert_eq!(failure.partial.text, "Partial");
-    assert!(
-        !seen.iter().any(|e| matches!(e, StreamEvent::Done { .. })),
-        "nothing after the bad chunk"
-    );
+    assert!(!seen.iter().any(|e| matches!(e, StreamEvent::Done { .. })), "nothing after the bad chunk");
 }
 
 #[tokio::test]
@@ -548,10 +438,7 @@ async fn blocked_prompt_is_permanent() {
         .respond_with(json_reply("generate_blocked.json"))
         .mount(&server)
         .await;
-    let err = model(&server, "gemini-2.5-flash")
-        .generate(Request::user("q"))
-        .await
-        .expect_err("blocked");
+    let err = model(&server, "gemini-2.5-flash").generate(Request::user("q")).await.expect_err("blocked");
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(err.message.contains("PROHIBITED_CONTENT"), "{err}");
 }
@@ -586,30 +473,18 @@ async fn error_statuses_are_classified() {
         .mount(&server)
         .await;
 
-    let err = model(&server, "gemini-9-ultra")
-        .generate(Request::user("q"))
-        .await
-        .expect_err("404");
+    let err = model(&server, "gemini-9-ultra").generate(Request::user("q")).await.expect_err("404");
     assert_eq!((err.kind, err.status), (ErrorKind::NotFound, Some(404)));
-    assert_eq!(
-        (err.provider.as_str(), err.model.as_str()),
-        ("gemini", "gemini-9-ultra")
-    );
+    assert_eq!((err.provider.as_str(), err.model.as_str()), ("gemini", "gemini-9-ultra"));
 
-    let Err(err) = model(&server, "gemini-2.5-flash")
-        .stream(Request::user("q"))
-        .await
-    else {
+    let Err(err) = model(&server, "gemini-2.5-flash").stream(Request::user("q")).await else {
         panic!("a 429 fails before the first event")
     };
     assert_eq!((err.kind, err.status), (ErrorKind::Transient, Some(429)));
     assert_eq!(err.retry_after, Some(Duration::from_secs(13)));
     assert!(err.message.contains("RESOURCE_EXHAUSTED"), "{err}");
 
-    let err = model(&server, "gemini-2.5-flash")
-        .generate(Request::user("q"))
-        .await
-        .expect_err("400");
+    let err = model(&server, "gemini-2.5-flash").generate(Request::user("q")).await.expect_err("400");
     assert_eq!((err.kind, err.status), (ErrorKind::Permanent, Some(400)));
     assert!(err.message.contains("INVALID_ARGUMENT"), "{err}");
 }
@@ -622,22 +497,13 @@ async fn unauthorized_error_never_shows_the_key() {
     );
     Mock::given(method("POST"))
         .and(path(FLASH))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_raw(body.into_bytes(), "application/json"),
-        )
+        .respond_with(ResponseTemplate::new(401).set_body_raw(body.into_bytes(), "application/json"))
         .mount(&server)
         .await;
     let gemini = provider(&server);
-    let err = gemini
-        .model("gemini-2.5-flash")
-        .generate(Request::user("q"))
-        .await
-        .expect_err("401");
+    let err = gemini.model("gemini-2.5-flash").generate(Request::user("q")).await.expect_err("401");
     assert_eq!((err.kind, err.status), (ErrorKind::Permanent, Some(401)));
-    assert!(
-        err.message.contains("is not valid"),
-        "the server's message is kept: {err}"
-    );
+    assert!(err.message.contains("is not valid"), "the server's message is kept: {err}");
     for shown in [err.to_string(), format!("{err:?}"), format!("{gemini:?}")] {
         assert!(!shown.contains(KEY), "key leaked: {shown}");
     }
@@ -651,11 +517,5 @@ async fn hostile_model_id_is_refused_before_any_request() {
         .await
         .expect_err("refused");
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(
-        server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .is_empty()
-    );
+    assert!(server.received_requests().await.unwrap_or_default().is_empty());
 }

@@ -31,8 +31,7 @@ async fn lists_models_with_optional_fields() {
         .and(path("/v1/models"))
         .and(bearer())
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(fixture("llama_swap", "models.json"), "application/json"),
+            ResponseTemplate::new(200).set_body_raw(fixture("llama_swap", "models.json"), "application/json"),
         )
         .expect(1)
         .mount(&server)
@@ -42,10 +41,7 @@ async fn lists_models_with_optional_fields() {
     assert_eq!(ids, ["org/coder:q4", "qwen3-8b", "tiny"]);
     assert_eq!(models[0].name.as_deref(), Some("Coder Q4"));
     assert_eq!(models[0].description.as_deref(), Some("Small coder, fast"));
-    assert_eq!(
-        models[0].meta,
-        Some(json!({ "llamaswap": { "context": 32768 } }))
-    );
+    assert_eq!(models[0].meta, Some(json!({ "llamaswap": { "context": 32768 } })));
     assert_eq!(models[0].owned_by.as_deref(), Some("llama-swap"));
     assert_eq!(models[0].created, Some(1_741_572_000));
     assert_eq!(models[2].name, None);
@@ -105,22 +101,14 @@ async fn unload_unknown_model_is_not_found() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/models/unload/nope"))
-        .respond_with(
-            ResponseTemplate::new(404).set_body_json(json!({ "error": "Model not found" })),
-        )
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({ "error": "Model not found" })))
         .mount(&server)
         .await;
-    let e = swap(&server)
-        .unload("nope")
-        .await
-        .expect_err("unknown model");
+    let e = swap(&server).unload("nope").await.expect_err("unknown model");
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert_eq!((e.provider.as_str(), e.model.as_str()), ("swap", "nope"));
     // An id that URL normalisation would turn into another route never leaves the process.
-    let e = swap(&server)
-        .unload("../running")
-        .await
-        .expect_err("bad id");
+    let e = swap(&server).unload("../running").await.expect_err("bad id");
     assert_eq!(e.kind, ErrorKind::Permanent);
 }
 
@@ -130,9 +118,8 @@ async fn management_errors_are_classified_and_scrubbed() {
     Mock::given(method("GET"))
         .and(path("/running"))
         .respond_with(
-            ResponseTemplate::new(401).set_body_json(
-                json!({ "error": format!("unauthorized: invalid API key {TOKEN}") }),
-            ),
+            ResponseTemplate::new(401)
+                .set_body_json(json!({ "error": format!("unauthorized: invalid API key {TOKEN}") })),
         )
         .mount(&server)
         .await;
@@ -144,10 +131,7 @@ async fn management_errors_are_classified_and_scrubbed() {
     let s = swap(&server);
     let e = s.running().await.expect_err("401");
     assert_eq!(e.kind, ErrorKind::Permanent);
-    assert!(
-        !e.to_string().contains(TOKEN) && !format!("{e:?}").contains(TOKEN),
-        "{e:?}"
-    );
+    assert!(!e.to_string().contains(TOKEN) && !format!("{e:?}").contains(TOKEN), "{e:?}");
     let e = s.list_models().await.expect_err("no data");
     assert_eq!(e.kind, ErrorKind::Decode);
 }
@@ -171,13 +155,11 @@ async fn chat_goes_to_v1_chat_completions() {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(bearer())
-        .and(body_partial_json(
-            json!({ "model": "qwen3-8b", "stream": true }),
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            fixture("openai", "stream_llamacpp_reasoning.sse"),
-            "text/event-stream",
-        ))
+        .and(body_partial_json(json!({ "model": "qwen3-8b", "stream": true })))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("openai", "stream_llamacpp_reasoning.sse"), "text/event-stream"),
+        )
         // The non-streamed mock's body pattern matches a streamed request too; this one wins.
         .with_priority(1)
         .expect(1)
@@ -190,9 +172,7 @@ async fn chat_goes_to_v1_chat_completions() {
     let response = model.generate(Request::user("hi")).await.expect("generate");
     assert_eq!(response.text(), "Hello! How can I help you today?");
     assert_eq!(response.provider, "swap");
-    let streamed = collect(model.stream(Request::user("hi")).await.expect("stream"))
-        .await
-        .expect("collect");
+    let streamed = collect(model.stream(Request::user("hi")).await.expect("stream")).await.expect("collect");
     assert_eq!(streamed.text(), "Hi there.");
     assert_eq!(streamed.provider, "swap");
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use executus_llm::{
-    Capabilities, ChainOptions, ConfigError, HealthConfig, HealthTracker, HttpOptions, ManualClock,
-    Part, Registry, Request,
+    Capabilities, ChainOptions, ConfigError, HealthConfig, HealthTracker, HttpOptions, ManualClock, Part,
+    Registry, Request,
 };
 
 use crate::scripted::{Outcome, Recorder, ScriptedProvider, transient};
@@ -42,19 +42,8 @@ fn grammar_table() {
             &["openai/gpt-4o-mini", "ollama/qwen3:30b", "or/meta-llama/llama-3.1:free"],
         ),
         ("  fast ,openai/o3\t", &["openai/gpt-4o-mini", "ollama/qwen3:30b", "openai/o3"]),
-        (
-            "nested",
-            &[
-                "or/meta-llama/llama-3.1:free",
-                "openai/gpt-4o-mini",
-                "ollama/qwen3:30b",
-                "openai/o3",
-            ],
-        ),
-        (
-            "openai/o3, openai/o3, fast, openai/o3",
-            &["openai/o3", "openai/gpt-4o-mini", "ollama/qwen3:30b"],
-        ),
+        ("nested", &["or/meta-llama/llama-3.1:free", "openai/gpt-4o-mini", "ollama/qwen3:30b", "openai/o3"]),
+        ("openai/o3, openai/o3, fast, openai/o3", &["openai/o3", "openai/gpt-4o-mini", "ollama/qwen3:30b"]),
         ("openai/o3,openai/O3", &["openai/o3", "openai/O3"]),
         ("ollama/a:b/c:d", &["ollama/a:b/c:d"]),
     ];
@@ -153,17 +142,11 @@ async fn an_alias_inside_a_chain_fails_over_in_order() {
     assert_eq!(model.model_id(), "fast, b/org/m3:latest");
     let response = model.generate(Request::user("hi")).await.expect("m3 answers");
     assert_eq!((response.provider.as_str(), response.model.as_str()), ("b", "org/m3:latest"));
-    assert_eq!(
-        (m1.calls(), rig.b.get("m2").calls(), rig.b.get("org/m3:latest").calls()),
-        (3, 1, 1)
-    );
+    assert_eq!((m1.calls(), rig.b.get("m2").calls(), rig.b.get("org/m3:latest").calls()), (3, 1, 1));
     assert!(rig.clock.elapsed() > std::time::Duration::ZERO, "backoff waited on the manual clock");
     let failovers: Vec<String> =
         rig.events.take().into_iter().filter(|e| e.starts_with("failover")).collect();
-    assert_eq!(
-        failovers,
-        ["failover a/m1 -> b/m2 transient", "failover b/m2 -> b/org/m3:latest not_found"]
-    );
+    assert_eq!(failovers, ["failover a/m1 -> b/m2 transient", "failover b/m2 -> b/org/m3:latest not_found"]);
 }
 
 #[tokio::test]
@@ -193,10 +176,7 @@ async fn capability_overrides_apply_to_chain_targets() {
     let response = model.generate(request).await.expect("b answers");
     assert_eq!(response.model, "eyes");
     assert_eq!(rig.a.get("text").calls(), 0, "skipped, not called");
-    assert!(
-        rig.registry.health().snapshot().iter().all(|h| h.target != "a/text"),
-        "no health entry"
-    );
+    assert!(rig.registry.health().snapshot().iter().all(|h| h.target != "a/text"), "no health entry");
     // A plain request still goes to the overridden target: only vision was overridden.
     let response = model.generate(Request::user("hi")).await.expect("a answers");
     assert_eq!(response.model, "text");

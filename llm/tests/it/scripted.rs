@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use executus_llm::{
-    Capabilities, ChainEvent, ChainObserver, Error, EventStream, FinishReason, Message, Model,
-    Provider, Request, Response, SkipReason, StreamEvent, Usage,
+    Capabilities, ChainEvent, ChainObserver, Error, EventStream, FinishReason, Message, Model, Provider,
+    Request, Response, SkipReason, StreamEvent, Usage,
 };
 
 /// Locks a mutex; a panicking test thread must not cascade into other assertions.

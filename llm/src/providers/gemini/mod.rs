@@ -91,28 +91,16 @@ impl Gemini {
     /// makes every call fail with a permanent error that says why.
     pub fn new(config: ProviderConfig) -> Self {
         let raw = config.base_url.trim();
-        let base = if raw.is_empty() {
-            DEFAULT_BASE
-        } else {
-            raw.trim_end_matches('/')
-        };
+        let base = if raw.is_empty() { DEFAULT_BASE } else { raw.trim_end_matches('/') };
         let base = match url::Url::parse(base) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() => {
                 Ok(base.to_owned())
             }
-            Ok(_) => Err(format!(
-                "invalid Gemini base URL {base:?}: expected http(s) without a query"
-            )),
+            Ok(_) => Err(format!("invalid Gemini base URL {base:?}: expected http(s) without a query")),
             Err(e) => Err(format!("invalid Gemini base URL {base:?}: {e}")),
         };
         let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
-        Self {
-            inner: Arc::new(Inner {
-                name: config.name,
-                base,
-                http,
-            }),
-        }
+        Self { inner: Arc::new(Inner { name: config.name, base, http }) }
     }
 
     /// The base URL in use, or `None` when the configured one is invalid.
@@ -127,10 +115,7 @@ impl Provider for Gemini {
     }
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(GeminiModel {
-            inner: Arc::clone(&self.inner),
-            id: id.to_owned(),
-        })
+        Arc::new(GeminiModel { inner: Arc::clone(&self.inner), id: id.to_owned() })
     }
 }
 
@@ -145,12 +130,8 @@ struct GeminiModel {
 /// when the id could alter the URL.
 fn model_path(id: &str) -> Option<String> {
     let safe = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
-        && !id
-            .split('/')
-            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
+        && !id.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
     if !safe {
         return None;
     }
@@ -168,11 +149,8 @@ impl GeminiModel {
 
     async fn send(&self, request: &Request, stream: bool) -> Result<reqwest::Response> {
         let http = self.http();
-        let base = self
-            .inner
-            .base
-            .as_ref()
-            .map_err(|reason| http.error(ErrorKind::Permanent, &self.id, reason))?;
+        let base =
+            self.inner.base.as_ref().map_err(|reason| http.error(ErrorKind::Permanent, &self.id, reason))?;
         let path = model_path(&self.id).ok_or_else(|| {
             http.error(
                 ErrorKind::Permanent,
@@ -197,15 +175,11 @@ impl GeminiModel {
     fn body_error(&self, error: &Value) -> Error {
         let wrapped = serde_json::json!({ "error": error });
         let message = error_message(wrapped.to_string().as_bytes());
-        let code = error
-            .get("code")
-            .and_then(Value::as_u64)
-            .and_then(|c| u16::try_from(c).ok());
+        let code = error.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
         match code.filter(|c| (400..600).contains(c)) {
-            Some(code) => self
-                .http()
-                .error(classify_status(code, &message), &self.id, message)
-                .with_status(code),
+            Some(code) => {
+                self.http().error(classify_status(code, &message), &self.id, message).with_status(code)
+            }
             None => self.http().error(ErrorKind::Transient, &self.id, message),
         }
     }
@@ -231,11 +205,7 @@ impl Model for GeminiModel {
             return Err(self.http().error(ErrorKind::Permanent, &self.id, reason));
         }
         let Some(mut candidate) = body.take_candidate() else {
-            return Err(self.http().error(
-                ErrorKind::Decode,
-                &self.id,
-                "response has no candidates",
-            ));
+            return Err(self.http().error(ErrorKind::Decode, &self.id, "response has no candidates"));
         };
         let mut parts: Vec<Part> = Vec::new();
         let mut has_calls = false;
@@ -253,20 +223,11 @@ impl Model for GeminiModel {
             }
         }
         Ok(Response {
-            message: Message {
-                role: Role::Assistant,
-                parts,
-            },
-            usage: body
-                .usage_metadata
-                .as_ref()
-                .map(wire::UsageMetadata::usage)
-                .unwrap_or_default(),
+            message: Message { role: Role::Assistant, parts },
+            usage: body.usage_metadata.as_ref().map(wire::UsageMetadata::usage).unwrap_or_default(),
             finish_reason: wire::finish_reason(candidate.finish_reason.as_deref(), has_calls),
             provider: self.inner.name.clone(),
-            model: body
-                .model_version()
-                .map_or_else(|| self.id.clone(), str::to_owned),
+            model: body.model_version().map_or_else(|| self.id.clone(), str::to_owned),
         })
     }
 
@@ -274,10 +235,7 @@ impl Model for GeminiModel {
         let response = self.send(&request, true).await?;
         let events = Box::pin(self.http().sse(&self.id, response));
         let decoder = Decoder {
-            model: GeminiModel {
-                inner: Arc::clone(&self.inner),
-                id: self.id.clone(),
-            },
+            model: GeminiModel { inner: Arc::clone(&self.inner), id: self.id.clone() },
             usage: Usage::default(),
             finish: None,
             answered_by: None,
@@ -285,30 +243,27 @@ impl Model for GeminiModel {
             finished: false,
         };
         let state = (events, decoder, VecDeque::new());
-        Ok(Box::pin(futures::stream::unfold(
-            Some(state),
-            |state| async move {
-                let (mut events, mut decoder, mut queue) = state?;
-                loop {
-                    if let Some(event) = queue.pop_front() {
-                        return Some((Ok(event), Some((events, decoder, queue))));
-                    }
-                    if decoder.finished {
-                        return None;
-                    }
-                    let step = match events.next().await {
-                        Some(Ok((_, data))) => decoder.chunk(&data),
-                        Some(Err(e)) => Err(e),
-                        None => decoder.end(),
-                    };
-                    match step {
-                        Ok(new) => queue.extend(new),
-                        // The first error ends the stream; dropping `events` closes the connection.
-                        Err(e) => return Some((Err(e), None)),
-                    }
+        Ok(Box::pin(futures::stream::unfold(Some(state), |state| async move {
+            let (mut events, mut decoder, mut queue) = state?;
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((Ok(event), Some((events, decoder, queue))));
                 }
-            },
-        )))
+                if decoder.finished {
+                    return None;
+                }
+                let step = match events.next().await {
+                    Some(Ok((_, data))) => decoder.chunk(&data),
+                    Some(Err(e)) => Err(e),
+                    None => decoder.end(),
+                };
+                match step {
+                    Ok(new) => queue.extend(new),
+                    // The first error ends the stream; dropping `events` closes the connection.
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+        })))
     }
 }
 
@@ -337,10 +292,7 @@ impl Decoder {
             http.error(
                 ErrorKind::Decode,
                 &self.model.id,
-                format!(
-                    "invalid JSON in stream chunk ({e}); chunk starts: {}",
-                    preview(data.as_bytes())
-                ),
+                format!("invalid JSON in stream chunk ({e}); chunk starts: {}", preview(data.as_bytes())),
             )
         })?;
         if let Some(error) = chunk.error.as_ref().filter(|e| !e.is_null()) {
@@ -395,10 +347,7 @@ impl Decoder {
             StreamEvent::Done {
                 finish_reason,
                 provider: self.model.inner.name.clone(),
-                model: self
-                    .answered_by
-                    .clone()
-                    .unwrap_or_else(|| self.model.id.clone()),
+                model: self.answered_by.clone().unwrap_or_else(|| self.model.id.clone()),
             },
         ])
     }

@@ -7,12 +7,7 @@ use super::*;
 use crate::types::{ReasoningEffort, ResponseSchema, ToolCall, ToolChoice, ToolResult, ToolSpec};
 
 fn call(id: &str, name: &str, args: Value, signature: Option<&str>) -> Part {
-    Part::ToolCall(ToolCall {
-        id: id.into(),
-        name: name.into(),
-        args,
-        signature: signature.map(Into::into),
-    })
+    Part::ToolCall(ToolCall { id: id.into(), name: name.into(), args, signature: signature.map(Into::into) })
 }
 
 #[test]
@@ -23,30 +18,16 @@ fn contents_roles_parts_and_merging() {
             Message {
                 role: Role::User,
                 parts: vec![
-                    Part::Text {
-                        text: "look".into(),
-                    },
-                    Part::Text {
-                        text: String::new(),
-                    },
-                    Part::Image {
-                        mime: "image/jpeg".into(),
-                        data: vec![0xff, 0xd8],
-                    },
+                    Part::Text { text: "look".into() },
+                    Part::Text { text: String::new() },
+                    Part::Image { mime: "image/jpeg".into(), data: vec![0xff, 0xd8] },
                 ],
             },
             Message {
                 role: Role::Assistant,
                 parts: vec![
-                    Part::Text {
-                        text: "calling".into(),
-                    },
-                    call(
-                        "gemini_call_00ff",
-                        "weather",
-                        json!({"city": "Oslo"}),
-                        Some("sig-1"),
-                    ),
+                    Part::Text { text: "calling".into() },
+                    call("gemini_call_00ff", "weather", json!({"city": "Oslo"}), Some("sig-1")),
                     call("server-id", "time", json!("{\"tz\":\"UTC\"}"), None),
                 ],
             },
@@ -65,10 +46,7 @@ fn contents_roles_parts_and_merging() {
                 },
             ]),
             Message::user("thanks"),
-            Message {
-                role: Role::Assistant,
-                parts: vec![],
-            },
+            Message { role: Role::Assistant, parts: vec![] },
         ],
         ..Request::default()
     };
@@ -108,17 +86,10 @@ fn tools_and_tool_config() {
         (ToolChoice::Auto, json!({"mode": "AUTO"})),
         (ToolChoice::None, json!({"mode": "NONE"})),
         (ToolChoice::Required, json!({"mode": "ANY"})),
-        (
-            ToolChoice::Tool("weather".into()),
-            json!({"mode": "ANY", "allowedFunctionNames": ["weather"]}),
-        ),
+        (ToolChoice::Tool("weather".into()), json!({"mode": "ANY", "allowedFunctionNames": ["weather"]})),
     ];
     for (choice, want) in cases {
-        let req = Request {
-            tools: tools.clone(),
-            tool_choice: choice,
-            ..Request::user("x")
-        };
+        let req = Request { tools: tools.clone(), tool_choice: choice, ..Request::user("x") };
         let body = wire::build_body("gemini-2.5-flash", &req);
         assert_eq!(body["toolConfig"]["functionCallingConfig"], want);
         assert_eq!(
@@ -139,21 +110,14 @@ fn tools_and_tool_config() {
 fn generation_config_and_extra() {
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
     let mut extra = BTreeMap::new();
-    extra.insert(
-        "generationConfig".to_owned(),
-        json!({"topK": 5, "temperature": null}),
-    );
+    extra.insert("generationConfig".to_owned(), json!({"topK": 5, "temperature": null}));
     extra.insert("safetySettings".to_owned(), json!([]));
     let req = Request {
         temperature: Some(0.25),
         max_tokens: Some(100),
         stop: vec!["##".into()],
         seed: Some((1 << 31) + 5),
-        response_schema: Some(ResponseSchema {
-            name: "n".into(),
-            schema: schema.clone(),
-            strict: false,
-        }),
+        response_schema: Some(ResponseSchema { name: "n".into(), schema: schema.clone(), strict: false }),
         extra,
         ..Request::user("x")
     };
@@ -176,33 +140,17 @@ fn generation_config_and_extra() {
 fn thinking_config_table() {
     use ReasoningEffort::*;
     let table = [
-        (
-            "gemini-2.5-pro",
-            Minimal,
-            Some(json!({"thinkingBudget": 512, "includeThoughts": true})),
-        ),
-        (
-            "gemini-2.5-flash",
-            Low,
-            Some(json!({"thinkingBudget": 2048, "includeThoughts": true})),
-        ),
+        ("gemini-2.5-pro", Minimal, Some(json!({"thinkingBudget": 512, "includeThoughts": true}))),
+        ("gemini-2.5-flash", Low, Some(json!({"thinkingBudget": 2048, "includeThoughts": true}))),
         (
             "models/gemini-2.5-flash-lite",
             Medium,
             Some(json!({"thinkingBudget": 8192, "includeThoughts": true})),
         ),
-        (
-            "gemini-2.5-pro",
-            High,
-            Some(json!({"thinkingBudget": 24576, "includeThoughts": true})),
-        ),
+        ("gemini-2.5-pro", High, Some(json!({"thinkingBudget": 24576, "includeThoughts": true}))),
         ("gemini-2.0-flash", High, None),
         ("gemini-1.5-pro", High, None),
-        (
-            "gemini-3-pro-preview",
-            High,
-            Some(json!({"thinkingLevel": "high", "includeThoughts": true})),
-        ),
+        ("gemini-3-pro-preview", High, Some(json!({"thinkingLevel": "high", "includeThoughts": true}))),
         (
             "gemini-3-flash-preview",
             Minimal,
@@ -210,16 +158,9 @@ fn thinking_config_table() {
         ),
     ];
     for (model, effort, want) in table {
-        assert_eq!(
-            wire::thinking_config(model, effort),
-            want,
-            "{model} {effort:?}"
-        );
+        assert_eq!(wire::thinking_config(model, effort), want, "{model} {effort:?}");
     }
-    let req = Request {
-        reasoning_effort: Some(High),
-        ..Request::user("x")
-    };
+    let req = Request { reasoning_effort: Some(High), ..Request::user("x") };
     assert_eq!(
         wire::build_body("gemini-3-pro-preview", &req)["generationConfig"]["thinkingConfig"]["thinkingLevel"],
         "high"
@@ -228,28 +169,10 @@ fn thinking_config_table() {
 
 #[test]
 fn model_path_table() {
-    assert_eq!(
-        model_path("gemini-2.5-flash").as_deref(),
-        Some("models/gemini-2.5-flash")
-    );
-    assert_eq!(
-        model_path("models/gemini-2.5-flash").as_deref(),
-        Some("models/gemini-2.5-flash")
-    );
-    assert_eq!(
-        model_path("tunedModels/my-tune").as_deref(),
-        Some("tunedModels/my-tune")
-    );
-    for bad in [
-        "",
-        "a?b",
-        "a#b",
-        "a b",
-        "a:generateContent",
-        "../x",
-        "models//x",
-        "a/./b",
-    ] {
+    assert_eq!(model_path("gemini-2.5-flash").as_deref(), Some("models/gemini-2.5-flash"));
+    assert_eq!(model_path("models/gemini-2.5-flash").as_deref(), Some("models/gemini-2.5-flash"));
+    assert_eq!(model_path("tunedModels/my-tune").as_deref(), Some("tunedModels/my-tune"));
+    for bad in ["", "a?b", "a#b", "a b", "a:generateContent", "../x", "models//x", "a/./b"] {
         assert_eq!(model_path(bad), None, "{bad:?}");
     }
 }
@@ -275,11 +198,7 @@ fn response_items_usage_and_finish() {
         "modelVersion": "gemini-2.5-flash-001",
     }))
     .expect("decode");
-    let usage = resp
-        .usage_metadata
-        .as_ref()
-        .map(wire::UsageMetadata::usage)
-        .expect("usage");
+    let usage = resp.usage_metadata.as_ref().map(wire::UsageMetadata::usage).expect("usage");
     assert_eq!(
         usage,
         Usage {
@@ -295,17 +214,9 @@ fn response_items_usage_and_finish() {
     assert_eq!(items.len(), 4);
     assert_eq!(items[0], Item::Thought("thinking...".into()));
     assert_eq!(items[1], Item::Text("Hello".into()));
-    let (Item::Call(f), Item::Call(g)) = (&items[2], &items[3]) else {
-        panic!("calls: {items:?}")
-    };
-    assert_eq!(
-        (f.name.as_str(), &f.args, f.signature.as_deref()),
-        ("f", &json!({"a": 1}), Some("S1"))
-    );
-    assert_eq!(
-        (g.name.as_str(), &g.args, g.signature.as_deref()),
-        ("g", &json!({}), None)
-    );
+    let (Item::Call(f), Item::Call(g)) = (&items[2], &items[3]) else { panic!("calls: {items:?}") };
+    assert_eq!((f.name.as_str(), &f.args, f.signature.as_deref()), ("f", &json!({"a": 1}), Some("S1")));
+    assert_eq!((g.name.as_str(), &g.args, g.signature.as_deref()), ("g", &json!({}), None));
     assert!(f.id.starts_with(wire::SYNTH_PREFIX) && g.id.starts_with(wire::SYNTH_PREFIX));
     assert_ne!(f.id, g.id);
 }
@@ -320,11 +231,7 @@ fn finish_reason_table() {
         (Some("SAFETY"), false, F::ContentFilter),
         (Some("RECITATION"), false, F::ContentFilter),
         (Some("PROHIBITED_CONTENT"), false, F::ContentFilter),
-        (
-            Some("MALFORMED_FUNCTION_CALL"),
-            false,
-            F::Other("MALFORMED_FUNCTION_CALL".into()),
-        ),
+        (Some("MALFORMED_FUNCTION_CALL"), false, F::Other("MALFORMED_FUNCTION_CALL".into())),
         (Some("OTHER"), false, F::Other("OTHER".into())),
         (Some("STOP"), true, F::ToolCalls),
     ];
@@ -339,10 +246,7 @@ fn blocked_prompt_detection() {
         "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []}
     }))
     .expect("decode");
-    assert_eq!(
-        blocked.blocked().as_deref(),
-        Some("prompt blocked (SAFETY)")
-    );
+    assert_eq!(blocked.blocked().as_deref(), Some("prompt blocked (SAFETY)"));
     let ok: GenerateResponse = serde_json::from_value(json!({
         "candidates": [{"content": {"parts": [{"text": "x"}]}}],
         "promptFeedback": {"blockReason": "SAFETY"}
@@ -353,20 +257,11 @@ fn blocked_prompt_detection() {
 
 #[test]
 fn base_url_validation() {
-    assert_eq!(
-        Gemini::new(ProviderConfig::new("g", "")).base_url(),
-        Some(DEFAULT_BASE)
-    );
+    assert_eq!(Gemini::new(ProviderConfig::new("g", "")).base_url(), Some(DEFAULT_BASE));
     assert_eq!(
         Gemini::new(ProviderConfig::new("g", "http://127.0.0.1:9/v1beta/")).base_url(),
         Some("http://127.0.0.1:9/v1beta")
     );
-    assert_eq!(
-        Gemini::new(ProviderConfig::new("g", "not a url")).base_url(),
-        None
-    );
-    assert_eq!(
-        Gemini::new(ProviderConfig::new("g", "ftp://x")).base_url(),
-        None
-    );
+    assert_eq!(Gemini::new(ProviderConfig::new("g", "not a url")).base_url(), None);
+    assert_eq!(Gemini::new(ProviderConfig::new("g", "ftp://x")).base_url(), None);
 }

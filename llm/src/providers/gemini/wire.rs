@@ -21,10 +21,7 @@ pub(crate) const SYNTH_PREFIX: &str = "gemini_call_";
 pub(crate) fn build_body(model: &str, req: &Request) -> Value {
     let mut body = Map::new();
     if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
-        body.insert(
-            "systemInstruction".into(),
-            json!({ "parts": [{ "text": system }] }),
-        );
+        body.insert("systemInstruction".into(), json!({ "parts": [{ "text": system }] }));
     }
     body.insert("contents".into(), Value::Array(contents(req)));
 
@@ -42,20 +39,14 @@ pub(crate) fn build_body(model: &str, req: &Request) -> Value {
                 Value::Object(d)
             })
             .collect();
-        body.insert(
-            "tools".into(),
-            json!([{ "functionDeclarations": declarations }]),
-        );
+        body.insert("tools".into(), json!([{ "functionDeclarations": declarations }]));
         let config = match &req.tool_choice {
             ToolChoice::Auto => json!({ "mode": "AUTO" }),
             ToolChoice::None => json!({ "mode": "NONE" }),
             ToolChoice::Required => json!({ "mode": "ANY" }),
             ToolChoice::Tool(name) => json!({ "mode": "ANY", "allowedFunctionNames": [name] }),
         };
-        body.insert(
-            "toolConfig".into(),
-            json!({ "functionCallingConfig": config }),
-        );
+        body.insert("toolConfig".into(), json!({ "functionCallingConfig": config }));
     }
 
     let mut generation = Map::new();
@@ -108,12 +99,8 @@ pub(crate) fn thinking_config(model: &str, effort: ReasoningEffort) -> Option<Va
 
 fn contents(req: &Request) -> Vec<Value> {
     // Results normally carry their tool's name; fall back to the call's name by id.
-    let names: HashMap<&str, &str> = req
-        .messages
-        .iter()
-        .flat_map(|m| m.tool_calls())
-        .map(|c| (c.id.as_str(), c.name.as_str()))
-        .collect();
+    let names: HashMap<&str, &str> =
+        req.messages.iter().flat_map(|m| m.tool_calls()).map(|c| (c.id.as_str(), c.name.as_str())).collect();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for message in &req.messages {
         let role = match message.role {
@@ -143,10 +130,7 @@ fn contents(req: &Request) -> Vec<Value> {
             _ => turns.push((role, results)),
         }
     }
-    turns
-        .into_iter()
-        .map(|(role, parts)| json!({ "role": role, "parts": parts }))
-        .collect()
+    turns.into_iter().map(|(role, parts)| json!({ "role": role, "parts": parts })).collect()
 }
 
 fn function_call_part(call: &ToolCall) -> Value {
@@ -173,8 +157,7 @@ fn function_response_part(result: &ToolResult, names: &HashMap<&str, &str>) -> V
     let response = if result.is_error {
         json!({ "error": result.content })
     } else {
-        let output = serde_json::from_str::<Value>(&result.content)
-            .unwrap_or_else(|_| json!(result.content));
+        let output = serde_json::from_str::<Value>(&result.content).unwrap_or_else(|_| json!(result.content));
         json!({ "output": output })
     };
     let mut function_response = Map::new();
@@ -189,9 +172,7 @@ fn function_response_part(result: &ToolResult, names: &HashMap<&str, &str>) -> V
 /// An `f32` as the JSON number a person would write: `0.2`, not `0.20000000298023224` (which
 /// is what widening the binary value to `f64` gives). Non-finite values become `null`.
 pub(crate) fn decimal(x: f32) -> Value {
-    x.to_string()
-        .parse::<f64>()
-        .map_or(Value::Null, Value::from)
+    x.to_string().parse::<f64>().map_or(Value::Null, Value::from)
 }
 
 /// Tool-call arguments as a JSON object (Gemini's `args` is a Struct): a JSON string is
@@ -319,10 +300,7 @@ impl UsageMetadata {
         let thoughts = self.thoughts_token_count.unwrap_or(0);
         Usage {
             input_tokens: self.prompt_token_count.unwrap_or(0),
-            output_tokens: self
-                .candidates_token_count
-                .unwrap_or(0)
-                .saturating_add(thoughts),
+            output_tokens: self.candidates_token_count.unwrap_or(0).saturating_add(thoughts),
             cache_read_tokens: self.cached_content_token_count.unwrap_or(0),
             cache_write_tokens: 0,
             reasoning_tokens: thoughts,
@@ -370,11 +348,7 @@ impl GenerateResponse {
 impl Candidate {
     /// The candidate's parts as items, in order.
     pub fn take_items(&mut self) -> Vec<Item> {
-        let parts = self
-            .content
-            .as_mut()
-            .and_then(|c| c.parts.take())
-            .unwrap_or_default();
+        let parts = self.content.as_mut().and_then(|c| c.parts.take()).unwrap_or_default();
         let mut items = Vec::new();
         for part in parts {
             if let Some(call) = part.function_call {
@@ -412,9 +386,9 @@ pub(crate) fn finish_reason(reason: Option<&str>, has_tool_calls: bool) -> Finis
     match reason {
         None | Some("" | "STOP") => FinishReason::Stop,
         Some("MAX_TOKENS") => FinishReason::Length,
-        Some(
-            "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY",
-        ) => FinishReason::ContentFilter,
+        Some("SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY") => {
+            FinishReason::ContentFilter
+        }
         Some(other) => FinishReason::Other(other.to_owned()),
     }
 }

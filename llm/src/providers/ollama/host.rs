@@ -32,10 +32,7 @@ pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
 /// message does not repeat the input then), a query or fragment, or a host the URL parser
 /// rejects.
 pub fn normalize_host(s: &str) -> Result<String, ConfigError> {
-    let err = |reason: String| ConfigError::Dsn {
-        name: "ollama".to_owned(),
-        reason,
-    };
+    let err = |reason: String| ConfigError::Dsn { name: "ollama".to_owned(), reason };
     let s = s.trim();
     if s.is_empty() {
         return Ok(DEFAULT_HOST.to_owned());
@@ -58,33 +55,19 @@ pub fn normalize_host(s: &str) -> Result<String, ConfigError> {
         None => (rest, ""),
     };
     if authority.contains('@') {
-        return Err(err(
-            "credentials in the Ollama host are not allowed; set the API key instead".to_owned(),
-        ));
+        return Err(
+            err("credentials in the Ollama host are not allowed; set the API key instead".to_owned()),
+        );
     }
     if rest.contains('?') || rest.contains('#') {
-        return Err(err(format!(
-            "Ollama host {s:?} must not carry a query or fragment"
-        )));
+        return Err(err(format!("Ollama host {s:?} must not carry a query or fragment")));
     }
-    let (host, port) = split_host_port(authority)
-        .map_err(|reason| err(format!("{reason} in Ollama host {s:?}")))?;
-    let host = if host.is_empty() {
-        "127.0.0.1".to_owned()
-    } else {
-        host
-    };
+    let (host, port) =
+        split_host_port(authority).map_err(|reason| err(format!("{reason} in Ollama host {s:?}")))?;
+    let host = if host.is_empty() { "127.0.0.1".to_owned() } else { host };
     let scheme_default = if scheme == "https" { 443 } else { 80 };
-    let port = port.unwrap_or(if explicit {
-        scheme_default
-    } else {
-        DEFAULT_PORT
-    });
-    let host_part = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
+    let port = port.unwrap_or(if explicit { scheme_default } else { DEFAULT_PORT });
+    let host_part = if host.contains(':') { format!("[{host}]") } else { host };
     let mut out = format!("{scheme}://{host_part}");
     if port != scheme_default {
         out.push_str(&format!(":{port}"));
@@ -113,11 +96,7 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
         0 => Ok((authority.to_owned(), None)),
         1 => {
             let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
-            let port = if port.is_empty() {
-                None
-            } else {
-                Some(parse_port(port)?)
-            };
+            let port = if port.is_empty() { None } else { Some(parse_port(port)?) };
             Ok((host.to_owned(), port))
         }
         // Several colons and no brackets: a bare IPv6 literal such as `::1`.

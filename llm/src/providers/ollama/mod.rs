@@ -74,13 +74,7 @@ impl Ollama {
     pub fn new(config: ProviderConfig) -> Self {
         let base = normalize_host(&config.base_url).map_err(|e| e.to_string());
         let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
-        Self {
-            inner: Arc::new(Inner {
-                name: config.name,
-                base,
-                http,
-            }),
-        }
+        Self { inner: Arc::new(Inner { name: config.name, base, http }) }
     }
 
     /// The normalised base URL, or `None` when the configured one is invalid.
@@ -95,10 +89,7 @@ impl Provider for Ollama {
     }
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(OllamaModel {
-            inner: Arc::clone(&self.inner),
-            id: id.to_owned(),
-        })
+        Arc::new(OllamaModel { inner: Arc::clone(&self.inner), id: id.to_owned() })
     }
 }
 
@@ -113,11 +104,8 @@ impl OllamaModel {
     /// Sends the chat request and returns the successful HTTP response.
     async fn send(&self, request: &Request, stream: bool) -> Result<reqwest::Response> {
         let http = &self.inner.http;
-        let base = self
-            .inner
-            .base
-            .as_ref()
-            .map_err(|reason| http.error(ErrorKind::Permanent, &self.id, reason))?;
+        let base =
+            self.inner.base.as_ref().map_err(|reason| http.error(ErrorKind::Permanent, &self.id, reason))?;
         let body = wire::build_body(&self.id, request, stream);
         let mut builder = http.client.post(join(base, "api/chat")).json(&body);
         if let Some(key) = &http.secret {
@@ -146,28 +134,18 @@ impl Model for OllamaModel {
         }
         let calls = chunk.take_tool_calls();
         let finish = wire::finish_reason(chunk.done_reason.as_deref(), !calls.is_empty());
-        let text = chunk
-            .message
-            .as_mut()
-            .and_then(|m| m.content.take())
-            .unwrap_or_default();
+        let text = chunk.message.as_mut().and_then(|m| m.content.take()).unwrap_or_default();
         let mut parts = Vec::new();
         if !text.is_empty() {
             parts.push(Part::Text { text });
         }
         parts.extend(calls.into_iter().map(Part::ToolCall));
         Ok(Response {
-            message: Message {
-                role: Role::Assistant,
-                parts,
-            },
+            message: Message { role: Role::Assistant, parts },
             usage: chunk.usage(),
             finish_reason: finish,
             provider: self.inner.name.clone(),
-            model: chunk
-                .model
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| self.id.clone()),
+            model: chunk.model.filter(|m| !m.is_empty()).unwrap_or_else(|| self.id.clone()),
         })
     }
 
@@ -182,30 +160,27 @@ impl Model for OllamaModel {
             finished: false,
         };
         let state = (lines, decoder, VecDeque::new());
-        Ok(Box::pin(futures::stream::unfold(
-            Some(state),
-            |state| async move {
-                let (mut lines, mut decoder, mut queue) = state?;
-                loop {
-                    if let Some(event) = queue.pop_front() {
-                        return Some((Ok(event), Some((lines, decoder, queue))));
-                    }
-                    if decoder.finished {
-                        return None;
-                    }
-                    let step = match lines.next().await {
-                        Some(Ok(line)) => decoder.line(&line),
-                        Some(Err(e)) => Err(e),
-                        None => Err(decoder.truncated()),
-                    };
-                    match step {
-                        Ok(events) => queue.extend(events),
-                        // The first error ends the stream; dropping `lines` closes the connection.
-                        Err(e) => return Some((Err(e), None)),
-                    }
+        Ok(Box::pin(futures::stream::unfold(Some(state), |state| async move {
+            let (mut lines, mut decoder, mut queue) = state?;
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((Ok(event), Some((lines, decoder, queue))));
                 }
-            },
-        )))
+                if decoder.finished {
+                    return None;
+                }
+                let step = match lines.next().await {
+                    Some(Ok(line)) => decoder.line(&line),
+                    Some(Err(e)) => Err(e),
+                    None => Err(decoder.truncated()),
+                };
+                match step {
+                    Ok(events) => queue.extend(events),
+                    // The first error ends the stream; dropping `lines` closes the connection.
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+        })))
     }
 }
 
@@ -229,10 +204,7 @@ impl Decoder {
             self.http.error(
                 ErrorKind::Decode,
                 &self.model,
-                format!(
-                    "invalid JSON line in stream ({e}); line starts: {}",
-                    preview(line)
-                ),
+                format!("invalid JSON line in stream ({e}); line starts: {}", preview(line)),
             )
         })?;
         if let Some(message) = chunk.error_message() {
@@ -253,19 +225,11 @@ impl Decoder {
         }
         if chunk.done {
             self.finished = true;
-            events.push(StreamEvent::Usage {
-                usage: chunk.usage(),
-            });
+            events.push(StreamEvent::Usage { usage: chunk.usage() });
             events.push(StreamEvent::Done {
-                finish_reason: wire::finish_reason(
-                    chunk.done_reason.as_deref(),
-                    self.saw_tool_calls,
-                ),
+                finish_reason: wire::finish_reason(chunk.done_reason.as_deref(), self.saw_tool_calls),
                 provider: self.provider.clone(),
-                model: chunk
-                    .model
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| self.model.clone()),
+                model: chunk.model.filter(|m| !m.is_empty()).unwrap_or_else(|| self.model.clone()),
             });
         }
         Ok(events)

@@ -26,10 +26,7 @@ fn normalize_host_table() {
         ("https://ollama.com/", "https://ollama.com"),
         ("https://ollama.com:443", "https://ollama.com"),
         ("ollama.com", "https://ollama.com"),
-        (
-            "https://proxy.example/ollama/",
-            "https://proxy.example/ollama",
-        ),
+        ("https://proxy.example/ollama/", "https://proxy.example/ollama"),
         ("[::1]:11434", "http://[::1]:11434"),
         ("[::1]", "http://[::1]:11434"),
         ("::1", "http://[::1]:11434"),
@@ -38,11 +35,7 @@ fn normalize_host_table() {
         ("10.0.0.5:11434", "http://10.0.0.5:11434"),
     ];
     for (input, want) in table {
-        assert_eq!(
-            normalize_host(input).as_deref(),
-            Ok(want),
-            "input {input:?}"
-        );
+        assert_eq!(normalize_host(input).as_deref(), Ok(want), "input {input:?}");
     }
 }
 
@@ -59,10 +52,7 @@ fn normalize_host_rejects_bad_input_without_echoing_credentials() {
         "http://host#frag",
         "http://bad host",
     ] {
-        assert!(
-            normalize_host(bad).is_err(),
-            "input {bad:?} should be rejected"
-        );
+        assert!(normalize_host(bad).is_err(), "input {bad:?} should be rejected");
     }
     let err = normalize_host("http://user:sk-secret-123@host").expect_err("credentials");
     assert!(!err.to_string().contains("sk-secret-123"), "{err}");
@@ -73,13 +63,8 @@ fn invalid_base_url_fails_every_call_permanently() {
     let provider = Ollama::new(ProviderConfig::new("ol", "ftp://nope"));
     assert_eq!(provider.base_url(), None);
     let model = provider.model("m");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let err = rt
-        .block_on(model.generate(Request::user("hi")))
-        .expect_err("invalid base");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let err = rt.block_on(model.generate(Request::user("hi"))).expect_err("invalid base");
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(err.message.contains("ftp"), "{err}");
     let ok = Ollama::new(ProviderConfig::new("ol", "localhost:9999/"));
@@ -92,16 +77,9 @@ fn think_levels() {
     assert_eq!(wire::think_value(ReasoningEffort::Low), json!("low"));
     assert_eq!(wire::think_value(ReasoningEffort::Medium), json!("medium"));
     assert_eq!(wire::think_value(ReasoningEffort::High), json!("high"));
-    let req = Request {
-        reasoning_effort: Some(ReasoningEffort::High),
-        ..Request::user("x")
-    };
+    let req = Request { reasoning_effort: Some(ReasoningEffort::High), ..Request::user("x") };
     assert_eq!(wire::build_body("m", &req, false)["think"], json!("high"));
-    assert!(
-        wire::build_body("m", &Request::user("x"), false)
-            .get("think")
-            .is_none()
-    );
+    assert!(wire::build_body("m", &Request::user("x"), false).get("think").is_none());
 }
 
 #[test]
@@ -112,16 +90,9 @@ fn body_maps_messages_tools_and_options() {
             Message {
                 role: Role::User,
                 parts: vec![
-                    Part::Text {
-                        text: "what is ".into(),
-                    },
-                    Part::Text {
-                        text: "this?".into(),
-                    },
-                    Part::Image {
-                        mime: "image/png".into(),
-                        data: vec![1, 2, 3],
-                    },
+                    Part::Text { text: "what is ".into() },
+                    Part::Text { text: "this?".into() },
+                    Part::Image { mime: "image/png".into(), data: vec![1, 2, 3] },
                 ],
             },
             Message {
@@ -176,45 +147,21 @@ fn body_maps_messages_tools_and_options() {
 #[test]
 fn tool_choice_mapping() {
     let tools = vec![
-        ToolSpec {
-            name: "a".into(),
-            description: String::new(),
-            parameters: json!({}),
-        },
-        ToolSpec {
-            name: "b".into(),
-            description: String::new(),
-            parameters: json!({}),
-        },
+        ToolSpec { name: "a".into(), description: String::new(), parameters: json!({}) },
+        ToolSpec { name: "b".into(), description: String::new(), parameters: json!({}) },
     ];
-    let base = Request {
-        tools,
-        ..Request::user("x")
-    };
+    let base = Request { tools, ..Request::user("x") };
 
-    let none = Request {
-        tool_choice: ToolChoice::None,
-        ..base.clone()
-    };
+    let none = Request { tool_choice: ToolChoice::None, ..base.clone() };
     assert!(wire::build_body("m", &none, false).get("tools").is_none());
 
-    let one = Request {
-        tool_choice: ToolChoice::Tool("b".into()),
-        ..base.clone()
-    };
+    let one = Request { tool_choice: ToolChoice::Tool("b".into()), ..base.clone() };
     let body = wire::build_body("m", &one, false);
     assert_eq!(body["tools"].as_array().map(Vec::len), Some(1));
     assert_eq!(body["tools"][0]["function"]["name"], "b");
-    assert!(
-        body["messages"][0]["content"]
-            .as_str()
-            .is_some_and(|s| s.contains("`b`"))
-    );
+    assert!(body["messages"][0]["content"].as_str().is_some_and(|s| s.contains("`b`")));
 
-    let required = Request {
-        tool_choice: ToolChoice::Required,
-        ..base
-    };
+    let required = Request { tool_choice: ToolChoice::Required, ..base };
     let body = wire::build_body("m", &required, false);
     assert_eq!(body["tools"].as_array().map(Vec::len), Some(2));
     assert_eq!(body["messages"][0]["role"], "system");
@@ -224,11 +171,7 @@ fn tool_choice_mapping() {
 fn schema_goes_to_format_and_system_prompt() {
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
     let req = Request {
-        response_schema: Some(ResponseSchema {
-            name: "count".into(),
-            schema: schema.clone(),
-            strict: true,
-        }),
+        response_schema: Some(ResponseSchema { name: "count".into(), schema: schema.clone(), strict: true }),
         ..Request::user("count")
     };
     let body = wire::build_body("m", &req, false);
@@ -244,16 +187,9 @@ fn extra_merges_deeply_and_null_removes() {
     extra.insert("options".to_owned(), json!({"num_ctx": 8192}));
     extra.insert("keep_alive".to_owned(), json!("5m"));
     extra.insert("stream".to_owned(), serde_json::Value::Null);
-    let req = Request {
-        temperature: Some(0.0),
-        extra,
-        ..Request::user("x")
-    };
+    let req = Request { temperature: Some(0.0), extra, ..Request::user("x") };
     let body = wire::build_body("m", &req, true);
-    assert_eq!(
-        body["options"],
-        json!({"temperature": 0.0, "num_ctx": 8192})
-    );
+    assert_eq!(body["options"], json!({"temperature": 0.0, "num_ctx": 8192}));
     assert_eq!(body["keep_alive"], "5m");
     assert!(body.get("stream").is_none());
 }
@@ -294,18 +230,9 @@ fn chunk_parsing_is_lenient() {
 fn finish_reasons() {
     assert_eq!(wire::finish_reason(Some("stop"), false), FinishReason::Stop);
     assert_eq!(wire::finish_reason(None, false), FinishReason::Stop);
-    assert_eq!(
-        wire::finish_reason(Some("length"), false),
-        FinishReason::Length
-    );
-    assert_eq!(
-        wire::finish_reason(Some("load"), false),
-        FinishReason::Other("load".into())
-    );
-    assert_eq!(
-        wire::finish_reason(Some("stop"), true),
-        FinishReason::ToolCalls
-    );
+    assert_eq!(wire::finish_reason(Some("length"), false), FinishReason::Length);
+    assert_eq!(wire::finish_reason(Some("load"), false), FinishReason::Other("load".into()));
+    assert_eq!(wire::finish_reason(Some("stop"), true), FinishReason::ToolCalls);
 }
 
 #[test]
@@ -314,12 +241,6 @@ fn temperatures_are_sent_as_written() {
     assert_eq!(wire::decimal(0.7), json!(0.7));
     assert_eq!(wire::decimal(1.0), json!(1.0));
     assert_eq!(wire::decimal(f32::NAN), serde_json::Value::Null);
-    let req = Request {
-        temperature: Some(0.1),
-        ..Request::user("x")
-    };
-    assert_eq!(
-        wire::build_body("m", &req, false)["options"]["temperature"],
-        json!(0.1)
-    );
+    let req = Request { temperature: Some(0.1), ..Request::user("x") };
+    assert_eq!(wire::build_body("m", &req, false)["options"]["temperature"], json!(0.1));
 }

@@ -10,9 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::types::{
-    FinishReason, Part, ReasoningEffort, Request, Role, ToolCall, ToolChoice, Usage,
-};
+use crate::types::{FinishReason, Part, ReasoningEffort, Request, Role, ToolCall, ToolChoice, Usage};
 
 /// Builds the JSON body of a `/api/chat` call.
 pub(crate) fn build_body(model: &str, req: &Request, stream: bool) -> Value {
@@ -31,12 +29,7 @@ pub(crate) fn build_body(model: &str, req: &Request, stream: bool) -> Value {
 
     let tools: Vec<Value> = match &req.tool_choice {
         ToolChoice::None => Vec::new(),
-        ToolChoice::Tool(name) => req
-            .tools
-            .iter()
-            .filter(|t| &t.name == name)
-            .map(tool_json)
-            .collect(),
+        ToolChoice::Tool(name) => req.tools.iter().filter(|t| &t.name == name).map(tool_json).collect(),
         ToolChoice::Auto | ToolChoice::Required => req.tools.iter().map(tool_json).collect(),
     };
     if !tools.is_empty() {
@@ -90,9 +83,7 @@ fn system_prompt(req: &Request) -> Option<String> {
             ToolChoice::Required => {
                 notes.push("You must call one of the provided tools in your reply.".to_owned());
             }
-            ToolChoice::Tool(name) => {
-                notes.push(format!("You must call the tool `{name}` in your reply."))
-            }
+            ToolChoice::Tool(name) => notes.push(format!("You must call the tool `{name}` in your reply.")),
             ToolChoice::Auto | ToolChoice::None => {}
         }
     }
@@ -168,9 +159,7 @@ fn push_message(out: &mut Vec<Value>, role: Role, parts: &[Part]) {
 /// An `f32` as the JSON number a person would write: `0.2`, not `0.20000000298023224` (which
 /// is what widening the binary value to `f64` gives). Non-finite values become `null`.
 pub(crate) fn decimal(x: f32) -> Value {
-    x.to_string()
-        .parse::<f64>()
-        .map_or(Value::Null, Value::from)
+    x.to_string().parse::<f64>().map_or(Value::Null, Value::from)
 }
 
 /// Tool-call arguments as a JSON object (Ollama rejects anything else).
@@ -263,11 +252,9 @@ impl Chunk {
         match self.error.as_ref()? {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
-            Value::Object(o) => Some(
-                o.get("message")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| o_to_string(o), str::to_owned),
-            ),
+            Value::Object(o) => {
+                Some(o.get("message").and_then(Value::as_str).map_or_else(|| o_to_string(o), str::to_owned))
+            }
             other => Some(other.to_string()),
         }
     }

@@ -18,10 +18,7 @@ pub(super) fn body_error(http: &Http, model: &str, error: &Value, default: Error
     let (message, code, kind_word) = match error {
         Value::String(s) => (s.clone(), None, None),
         Value::Object(map) => {
-            let message = map
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let message = map.get("message").and_then(Value::as_str).unwrap_or_default();
             let typ = map.get("type").and_then(Value::as_str);
             let code = map.get("code").filter(|c| !c.is_null());
             let mut text = match typ {
@@ -51,9 +48,7 @@ pub(super) fn body_error(http: &Http, model: &str, error: &Value, default: Error
 
 /// An integer (or integer-string) code that is an HTTP error status.
 fn http_status(code: &Value) -> Option<u16> {
-    let n = code
-        .as_u64()
-        .or_else(|| code.as_str().and_then(|s| s.trim().parse().ok()))?;
+    let n = code.as_u64().or_else(|| code.as_str().and_then(|s| s.trim().parse().ok()))?;
     u16::try_from(n).ok().filter(|s| (400..600).contains(s))
 }
 
@@ -124,9 +119,7 @@ fn truncate(message: &str) -> String {
 /// suitable inference handler for <model>", which is a NotFound (failover advances).
 pub(super) fn refine(mut error: Error) -> Error {
     if error.kind == ErrorKind::Permanent
-        && error
-            .message
-            .contains("could not find suitable inference handler")
+        && error.message.contains("could not find suitable inference handler")
     {
         error.kind = ErrorKind::NotFound;
     }

@@ -101,22 +101,14 @@ impl OpenAi {
         let http = Http::new(&config.name, config.http, secret);
         let url = join(&config.base_url, "chat/completions");
         let options = OpenAiOptions::default();
-        Self {
-            inner: Arc::new(Inner { http, url, options }),
-        }
+        Self { inner: Arc::new(Inner { http, url, options }) }
     }
 
     /// The same endpoint with these options.
     #[must_use]
     pub fn with_options(self, options: OpenAiOptions) -> Self {
-        let inner = Inner {
-            http: self.inner.http.clone(),
-            url: self.inner.url.clone(),
-            options,
-        };
-        Self {
-            inner: Arc::new(inner),
-        }
+        let inner = Inner { http: self.inner.http.clone(), url: self.inner.url.clone(), options };
+        Self { inner: Arc::new(inner) }
     }
 
     /// The options in effect.
@@ -136,10 +128,7 @@ impl Provider for OpenAi {
     }
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(OpenAiModel {
-            inner: Arc::clone(&self.inner),
-            id: id.to_owned(),
-        })
+        Arc::new(OpenAiModel { inner: Arc::clone(&self.inner), id: id.to_owned() })
     }
 }
 
@@ -161,11 +150,8 @@ impl OpenAiModel {
     }
 
     fn body(&self, request: &Request, stream: bool) -> Result<Value> {
-        request::build_body(&self.id, request, &self.inner.options, stream).map_err(|reason| {
-            self.inner
-                .http
-                .error(ErrorKind::Unsupported, &self.id, reason)
-        })
+        request::build_body(&self.id, request, &self.inner.options, stream)
+            .map_err(|reason| self.inner.http.error(ErrorKind::Unsupported, &self.id, reason))
     }
 }
 
@@ -181,20 +167,13 @@ impl Model for OpenAiModel {
 
     fn capabilities(&self) -> Capabilities {
         let options = &self.inner.options;
-        options
-            .model_capabilities
-            .get(&self.id)
-            .copied()
-            .unwrap_or(options.capabilities)
+        options.model_capabilities.get(&self.id).copied().unwrap_or(options.capabilities)
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
         let body = self.body(&request, false)?;
         let http = &self.inner.http;
-        let response = http
-            .send(&self.id, self.post(&body))
-            .await
-            .map_err(error::refine)?;
+        let response = http.send(&self.id, self.post(&body)).await.map_err(error::refine)?;
         let value: Value = http.read_json(&self.id, response).await?;
         response::parse_response(http, &self.id, &value)
     }
@@ -202,9 +181,7 @@ impl Model for OpenAiModel {
     async fn stream(&self, request: Request) -> Result<EventStream> {
         let body = self.body(&request, true)?;
         let http = &self.inner.http;
-        let builder = self
-            .post(&body)
-            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let builder = self.post(&body).header(reqwest::header::ACCEPT, "text/event-stream");
         let response = http.send(&self.id, builder).await.map_err(error::refine)?;
         if is_json(&response) {
             // A server (or proxy) that ignores `stream: true` answers with a whole body.
@@ -221,9 +198,5 @@ fn is_json(response: &reqwest::Response) -> bool {
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        })
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }

@@ -71,18 +71,11 @@ pub(crate) fn build_body(
         );
     }
     if let Some(max) = request.max_tokens {
-        let key = if options.legacy_max_tokens {
-            "max_tokens"
-        } else {
-            "max_completion_tokens"
-        };
+        let key = if options.legacy_max_tokens { "max_tokens" } else { "max_completion_tokens" };
         body.insert(key.into(), Value::from(max));
     }
     if let Some(effort) = request.reasoning_effort {
-        body.insert(
-            "reasoning_effort".into(),
-            Value::String(effort.as_str().to_owned()),
-        );
+        body.insert("reasoning_effort".into(), Value::String(effort.as_str().to_owned()));
     }
     if let Some(t) = request.temperature {
         body.insert("temperature".into(), f32_value(t));
@@ -167,26 +160,18 @@ fn push_message(out: &mut Vec<Value>, message: &Message) -> Result<(), String> {
                     Part::Text { text: t } => text.push_str(t),
                     Part::ToolCall(c) => calls.push(tool_call(c)),
                     Part::Image { .. } => {
-                        return Err(
-                            "Chat Completions does not accept images in assistant messages".into(),
-                        );
+                        return Err("Chat Completions does not accept images in assistant messages".into());
                     }
                     Part::ToolResult(r) => {
-                        return Err(format!(
-                            "an assistant message cannot carry tool result {:?}",
-                            r.id
-                        ));
+                        return Err(format!("an assistant message cannot carry tool result {:?}", r.id));
                     }
                 }
             }
             let mut m = Map::new();
             m.insert("role".into(), Value::String("assistant".into()));
             // `content: null` is the documented form for a turn that only calls tools.
-            let content = if text.is_empty() && !calls.is_empty() {
-                Value::Null
-            } else {
-                Value::String(text)
-            };
+            let content =
+                if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) };
             m.insert("content".into(), content);
             if !calls.is_empty() {
                 m.insert("tool_calls".into(), Value::Array(calls));
@@ -198,12 +183,12 @@ fn push_message(out: &mut Vec<Value>, message: &Message) -> Result<(), String> {
                 match part {
                     Part::ToolResult(r) => out.push(tool_message(r)),
                     Part::Text { .. } => {
-                        return Err("a tool message's text must be inside a tool result (it needs a call id)".into());
+                        return Err(
+                            "a tool message's text must be inside a tool result (it needs a call id)".into(),
+                        );
                     }
                     Part::Image { .. } => {
-                        return Err(
-                            "Chat Completions does not accept images in tool messages".into()
-                        );
+                        return Err("Chat Completions does not accept images in tool messages".into());
                     }
                     Part::ToolCall(c) => {
                         return Err(format!("a tool message cannot carry tool call {:?}", c.id));

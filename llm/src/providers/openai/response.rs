@@ -26,10 +26,7 @@ pub(super) fn parse_response(http: &Http, model: &str, body: &Value) -> Result<R
         return Err(http.error(
             ErrorKind::Decode,
             model,
-            format!(
-                "response has no `choices` array; body starts: {}",
-                preview(body.to_string().as_bytes())
-            ),
+            format!("response has no `choices` array; body starts: {}", preview(body.to_string().as_bytes())),
         ));
     };
     // `n > 1` is not requested; if a server sends several choices, the one with index 0 (or
@@ -39,11 +36,7 @@ pub(super) fn parse_response(http: &Http, model: &str, body: &Value) -> Result<R
         .find(|c| c.get("index").and_then(Value::as_u64) == Some(0))
         .or_else(|| choices.first());
     let Some(choice) = choice else {
-        return Err(http.error(
-            ErrorKind::Decode,
-            model,
-            "response has an empty `choices` array",
-        ));
+        return Err(http.error(ErrorKind::Decode, model, "response has an empty `choices` array"));
     };
     let message = choice.get("message").unwrap_or(&Value::Null);
 
@@ -63,16 +56,9 @@ pub(super) fn parse_response(http: &Http, model: &str, body: &Value) -> Result<R
         for (i, call) in calls.iter().enumerate() {
             let function = call.get("function").unwrap_or(&Value::Null);
             let id = ids.assign(call.get("id").and_then(Value::as_str), i);
-            let name = non_empty_str(function.get("name"))
-                .unwrap_or_default()
-                .to_owned();
+            let name = non_empty_str(function.get("name")).unwrap_or_default().to_owned();
             let args = parse_arguments(function.get("arguments"));
-            parts.push(Part::ToolCall(ToolCall {
-                id,
-                name,
-                args,
-                signature: None,
-            }));
+            parts.push(Part::ToolCall(ToolCall { id, name, args, signature: None }));
         }
     }
     let has_calls = parts.iter().any(|p| matches!(p, Part::ToolCall(_)));
@@ -82,10 +68,7 @@ pub(super) fn parse_response(http: &Http, model: &str, body: &Value) -> Result<R
         None => FinishReason::Stop,
     };
     Ok(Response {
-        message: Message {
-            role: Role::Assistant,
-            parts,
-        },
+        message: Message { role: Role::Assistant, parts },
         usage: body.get("usage").map(usage).unwrap_or_default(),
         finish_reason,
         provider: http.provider.clone(),
@@ -95,9 +78,7 @@ pub(super) fn parse_response(http: &Http, model: &str, body: &Value) -> Result<R
 
 /// The model that answered: the body's `model` field, else the requested id.
 pub(super) fn answering_model(body: &Value, requested: &str) -> String {
-    non_empty_str(body.get("model"))
-        .unwrap_or(requested)
-        .to_owned()
+    non_empty_str(body.get("model")).unwrap_or(requested).to_owned()
 }
 
 /// A string field that is present and non-empty.
@@ -109,10 +90,9 @@ pub(super) fn non_empty_str(v: Option<&Value>) -> Option<&str> {
 fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect()
+        }
         _ => String::new(),
     }
 }
@@ -134,13 +114,9 @@ pub(super) fn usage(u: &Value) -> Usage {
     Usage {
         input_tokens: n(u.get("prompt_tokens")),
         output_tokens: n(u.get("completion_tokens")),
-        cache_read_tokens: n(u
-            .get("prompt_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))),
+        cache_read_tokens: n(u.get("prompt_tokens_details").and_then(|d| d.get("cached_tokens"))),
         cache_write_tokens: 0,
-        reasoning_tokens: n(u
-            .get("completion_tokens_details")
-            .and_then(|d| d.get("reasoning_tokens"))),
+        reasoning_tokens: n(u.get("completion_tokens_details").and_then(|d| d.get("reasoning_tokens"))),
     }
 }
 
@@ -151,9 +127,7 @@ pub(super) fn parse_arguments(args: Option<&Value>) -> Value {
     match args {
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(Value::String(raw)) if raw.trim().is_empty() => Value::Object(serde_json::Map::new()),
-        Some(Value::String(raw)) => {
-            serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()))
-        }
+        Some(Value::String(raw)) => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone())),
         Some(other) => other.clone(),
     }
 }
@@ -171,10 +145,7 @@ pub(super) struct IdSynth {
 
 impl IdSynth {
     pub(super) fn new() -> Self {
-        Self {
-            prefix: fastrand::u64(..),
-            seen: HashSet::new(),
-        }
+        Self { prefix: fastrand::u64(..), seen: HashSet::new() }
     }
 
     /// True if `id` has not been handed out in this response.

@@ -40,11 +40,7 @@ pub(super) fn event_stream(http: &Http, model: &str, response: reqwest::Response
         loop {
             if let Some(item) = queue.pop_front() {
                 // An error ends the stream: nothing after it is read.
-                let next = if item.is_err() {
-                    None
-                } else {
-                    Some((sse, parser, queue))
-                };
+                let next = if item.is_err() { None } else { Some((sse, parser, queue)) };
                 return Some((item, next));
             }
             if parser.is_finished() {
@@ -124,8 +120,8 @@ impl ChunkParser {
             return self.complete();
         }
         if event == "error" {
-            let value = serde_json::from_str::<Value>(data)
-                .unwrap_or_else(|_| Value::String(data.to_owned()));
+            let value =
+                serde_json::from_str::<Value>(data).unwrap_or_else(|_| Value::String(data.to_owned()));
             let inner = value.get("error").cloned().unwrap_or(value);
             let error = body_error(&self.http, &self.requested, &inner, ErrorKind::Transient);
             return self.fail(error);
@@ -148,10 +144,7 @@ impl ChunkParser {
                 ));
             }
         };
-        if let Some(error) = chunk
-            .get("error")
-            .filter(|e| e.is_object() || e.is_string())
-        {
+        if let Some(error) = chunk.get("error").filter(|e| e.is_object() || e.is_string()) {
             let error = body_error(&self.http, &self.requested, error, ErrorKind::Transient);
             return self.fail(error);
         }
@@ -160,28 +153,17 @@ impl ChunkParser {
         }
 
         let mut out = Vec::new();
-        let choices = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let choices = chunk.get("choices").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         // Only the first choice is the answer (`n > 1` is never requested).
-        for choice in choices
-            .iter()
-            .filter(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-        {
+        for choice in choices.iter().filter(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0) {
             let delta = choice.get("delta").unwrap_or(&Value::Null);
             if let Some(text) = non_empty_str(delta.get("content")) {
-                out.push(Ok(StreamEvent::TextDelta {
-                    text: text.to_owned(),
-                }));
+                out.push(Ok(StreamEvent::TextDelta { text: text.to_owned() }));
             }
             let reasoning = non_empty_str(delta.get("reasoning_content"))
                 .or_else(|| non_empty_str(delta.get("reasoning")));
             if let Some(text) = reasoning {
-                out.push(Ok(StreamEvent::ReasoningDelta {
-                    text: text.to_owned(),
-                }));
+                out.push(Ok(StreamEvent::ReasoningDelta { text: text.to_owned() }));
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                 for call in calls {
@@ -225,21 +207,16 @@ impl ChunkParser {
                     return Err(self.http.error(
                         ErrorKind::Decode,
                         &self.requested,
-                        format!(
-                            "tool call index {} is not a valid index",
-                            preview(v.to_string().as_bytes())
-                        ),
+                        format!("tool call index {} is not a valid index", preview(v.to_string().as_bytes())),
                     ));
                 }
             },
             // No index (some servers): a new id starts a new call, anything else continues the
             // last one.
             None => match (given_id, self.last_index) {
-                (Some(id), _) if !self.calls.values().any(|c| c.id == id) => self
-                    .calls
-                    .keys()
-                    .next_back()
-                    .map_or(0, |k| k.saturating_add(1)),
+                (Some(id), _) if !self.calls.values().any(|c| c.id == id) => {
+                    self.calls.keys().next_back().map_or(0, |k| k.saturating_add(1))
+                }
                 (_, Some(last)) => last,
                 (_, None) => 0,
             },
@@ -258,10 +235,7 @@ impl ChunkParser {
             return Err(self.http.error(
                 ErrorKind::Decode,
                 &self.requested,
-                format!(
-                    "streamed tool-call arguments exceed {} bytes",
-                    self.http.options.max_body_bytes
-                ),
+                format!("streamed tool-call arguments exceed {} bytes", self.http.options.max_body_bytes),
             ));
         }
 
@@ -304,12 +278,7 @@ impl ChunkParser {
         if new_id.is_none() && new_name.is_none() && fragment.is_empty() {
             return Ok(None);
         }
-        Ok(Some(StreamEvent::ToolCallDelta {
-            index,
-            id: new_id,
-            name: new_name,
-            args: fragment,
-        }))
+        Ok(Some(StreamEvent::ToolCallDelta { index, id: new_id, name: new_name, args: fragment }))
     }
 
     /// Completed `ToolCall` events for every call not yet completed, in index order.
@@ -341,11 +310,7 @@ impl ChunkParser {
             FinishReason::ToolCalls
         });
         let model = self.model.clone().unwrap_or_else(|| self.requested.clone());
-        out.push(Ok(StreamEvent::Done {
-            finish_reason,
-            provider: self.http.provider.clone(),
-            model,
-        }));
+        out.push(Ok(StreamEvent::Done { finish_reason, provider: self.http.provider.clone(), model }));
         out
     }
 

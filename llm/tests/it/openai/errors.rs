@@ -4,39 +4,22 @@ use super::*;
 
 async fn error_of(status: u16, body: &str, headers: &[(&str, &str)]) -> executus_llm::Error {
     let server = MockServer::start().await;
-    let mut answer =
-        ResponseTemplate::new(status).set_body_raw(body.to_owned(), "application/json");
+    let mut answer = ResponseTemplate::new(status).set_body_raw(body.to_owned(), "application/json");
     for (k, v) in headers {
         answer = answer.insert_header(*k, *v);
     }
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(answer)
-        .mount(&server)
-        .await;
-    provider(&server)
-        .model("gpt-4o-mini")
-        .generate(Request::user("hi"))
-        .await
-        .expect_err("error status")
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(answer).mount(&server).await;
+    provider(&server).model("gpt-4o-mini").generate(Request::user("hi")).await.expect_err("error status")
 }
 
 #[tokio::test]
 async fn rate_limit_is_transient_with_retry_after() {
-    let e = error_of(
-        429,
-        &fixture("error_openai_rate_limit.json"),
-        &[("retry-after", "7")],
-    )
-    .await;
+    let e = error_of(429, &fixture("error_openai_rate_limit.json"), &[("retry-after", "7")]).await;
     assert_eq!(e.kind, ErrorKind::Transient);
     assert_eq!(e.status, Some(429));
     assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
     assert!(e.message.contains("Rate limit reached"), "{e}");
-    assert_eq!(
-        (e.provider.as_str(), e.model.as_str()),
-        ("local", "gpt-4o-mini")
-    );
+    assert_eq!((e.provider.as_str(), e.model.as_str()), ("local", "gpt-4o-mini"));
 }
 
 #[tokio::test]
@@ -48,10 +31,7 @@ async fn unauthorized_is_permanent_and_never_shows_the_key() {
     assert_eq!(e.status, Some(401));
     assert!(e.message.contains("Incorrect API key provided"), "{e}");
     assert!(!e.to_string().contains(KEY), "Display leaks the key: {e}");
-    assert!(
-        !format!("{e:?}").contains(KEY),
-        "Debug leaks the key: {e:?}"
-    );
+    assert!(!format!("{e:?}").contains(KEY), "Debug leaks the key: {e:?}");
 
     // The same for a stream, whose error arrives before the first event.
     let server = MockServer::start().await;
@@ -60,16 +40,8 @@ async fn unauthorized_is_permanent_and_never_shows_the_key() {
         .mount(&server)
         .await;
     let p = provider(&server);
-    assert!(
-        !format!("{p:?}").contains(KEY),
-        "provider Debug leaks the key"
-    );
-    let e = p
-        .model("gpt-4o")
-        .stream(Request::user("hi"))
-        .await
-        .err()
-        .expect("401");
+    assert!(!format!("{p:?}").contains(KEY), "provider Debug leaks the key");
+    let e = p.model("gpt-4o").stream(Request::user("hi")).await.err().expect("401");
     assert_eq!(e.kind, ErrorKind::Permanent);
     assert!(!e.to_string().contains(KEY) && !format!("{e:?}").contains(KEY));
 }
@@ -79,15 +51,15 @@ async fn unknown_model_is_not_found() {
     let e = error_of(404, &fixture("error_openai_model_not_found.json"), &[]).await;
     assert_eq!(e.kind, ErrorKind::NotFound);
     // A 400 that says the model is unknown (Ollama's /v1, vLLM) too.
-    let e = error_of(400, r#"{"error":{"message":"model \"qwen9\" not found, try pulling it first","type":"api_error"}}"#, &[]).await;
-    assert_eq!(e.kind, ErrorKind::NotFound);
-    // llama-swap's wording for a model it does not serve (plain text).
     let e = error_of(
         400,
-        "could not find suitable inference handler for qwen9",
+        r#"{"error":{"message":"model \"qwen9\" not found, try pulling it first","type":"api_error"}}"#,
         &[],
     )
     .await;
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    // llama-swap's wording for a model it does not serve (plain text).
+    let e = error_of(400, "could not find suitable inference handler for qwen9", &[]).await;
     assert_eq!(e.kind, ErrorKind::NotFound);
 }
 
@@ -105,21 +77,14 @@ async fn llamacpp_error_body_with_integer_code() {
     let e = error_of(400, &fixture("error_llamacpp_context.json"), &[]).await;
     assert_eq!(e.kind, ErrorKind::Permanent);
     assert_eq!(e.status, Some(400));
-    assert!(
-        e.message.contains("exceeds the available context size"),
-        "{e}"
-    );
+    assert!(e.message.contains("exceeds the available context size"), "{e}");
 }
 
 #[tokio::test]
 async fn error_object_in_a_200_is_an_error() {
     let server = MockServer::start().await;
     expect_body(&server, json!({}), json_response("error_in_200.json")).await;
-    let e = provider(&server)
-        .model("m")
-        .generate(Request::user("hi"))
-        .await
-        .expect_err("error body");
+    let e = provider(&server).model("m").generate(Request::user("hi")).await.expect_err("error body");
     assert_eq!(e.kind, ErrorKind::Transient);
     assert_eq!(e.status, Some(502));
     assert!(e.message.contains("Provider returned error"), "{e}");
@@ -134,11 +99,7 @@ async fn garbage_200_body_is_decode_error() {
         ResponseTemplate::new(200).set_body_raw("<html>gateway</html>", "text/html"),
     )
     .await;
-    let e = provider(&server)
-        .model("m")
-        .generate(Request::user("hi"))
-        .await
-        .expect_err("decode");
+    let e = provider(&server).model("m").generate(Request::user("hi")).await.expect_err("decode");
     assert_eq!(e.kind, ErrorKind::Decode);
     let server = MockServer::start().await;
     expect_body(
@@ -147,11 +108,7 @@ async fn garbage_200_body_is_decode_error() {
         ResponseTemplate::new(200).set_body_json(json!({ "object": "chat.completion" })),
     )
     .await;
-    let e = provider(&server)
-        .model("m")
-        .generate(Request::user("hi"))
-        .await
-        .expect_err("decode");
+    let e = provider(&server).model("m").generate(Request::user("hi")).await.expect_err("decode");
     assert_eq!(e.kind, ErrorKind::Decode);
 }
 
@@ -161,24 +118,11 @@ async fn unexpressible_request_is_unsupported_before_any_io() {
     let request = Request {
         messages: vec![Message {
             role: Role::Assistant,
-            parts: vec![Part::Image {
-                mime: "image/png".into(),
-                data: vec![1, 2, 3],
-            }],
+            parts: vec![Part::Image { mime: "image/png".into(), data: vec![1, 2, 3] }],
         }],
         ..Request::default()
     };
-    let e = provider(&server)
-        .model("m")
-        .generate(request)
-        .await
-        .expect_err("unsupported");
+    let e = provider(&server).model("m").generate(request).await.expect_err("unsupported");
     assert_eq!(e.kind, ErrorKind::Unsupported);
-    assert!(
-        server
-            .received_requests()
-            .await
-            .expect("recording on")
-            .is_empty()
-    );
+    assert!(server.received_requests().await.expect("recording on").is_empty());
 }

@@ -7,8 +7,8 @@ use executus_llm::providers::ProviderConfig;
 use executus_llm::providers::openai::{OpenAi, OpenAiOptions};
 use executus_llm::stream::collect;
 use executus_llm::{
-    Capabilities, ErrorKind, FinishReason, Message, Part, Provider, ReasoningEffort, Request,
-    ResponseSchema, Role, StreamEvent, ToolCall, ToolChoice, ToolResult, ToolSpec,
+    Capabilities, ErrorKind, FinishReason, Message, Part, Provider, ReasoningEffort, Request, ResponseSchema,
+    Role, StreamEvent, ToolCall, ToolChoice, ToolResult, ToolSpec,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -19,10 +19,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const KEY: &str = "sk-test-4f9a1c2e7b3d8e6f0a5b";
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/openai/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/openai/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 

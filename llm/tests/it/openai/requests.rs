@@ -36,25 +36,11 @@ async fn plain_chat_body() {
         seed: Some(42),
         ..Request::default()
     };
-    provider(&server)
-        .model("gpt-4o-mini")
-        .generate(request)
-        .await
-        .expect("generate");
+    provider(&server).model("gpt-4o-mini").generate(request).await.expect("generate");
 
     let body = sent_body(&server).await;
-    for absent in [
-        "tools",
-        "tool_choice",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "response_format",
-    ] {
-        assert!(
-            body.get(absent).is_none(),
-            "{absent} must not be sent: {body}"
-        );
+    for absent in ["tools", "tool_choice", "stream", "stream_options", "max_tokens", "response_format"] {
+        assert!(body.get(absent).is_none(), "{absent} must not be sent: {body}");
     }
 }
 
@@ -67,11 +53,7 @@ async fn no_authorization_header_without_key() {
         .mount(&server)
         .await;
     let local = OpenAi::new(ProviderConfig::new("local", format!("{}/v1", server.uri())));
-    local
-        .model("qwen3")
-        .generate(Request::user("hi"))
-        .await
-        .expect("generate");
+    local.model("qwen3").generate(Request::user("hi")).await.expect("generate");
     let requests = server.received_requests().await.expect("recording on");
     assert!(requests[0].headers.get("authorization").is_none());
 }
@@ -105,11 +87,7 @@ async fn tools_and_tool_choice_body() {
         tool_choice: ToolChoice::Tool("get_weather".into()),
         ..Request::user("Weather in Paris?")
     };
-    provider(&server)
-        .model("gpt-4.1-mini")
-        .generate(request)
-        .await
-        .expect("generate");
+    provider(&server).model("gpt-4.1-mini").generate(request).await.expect("generate");
 }
 
 #[tokio::test]
@@ -186,11 +164,7 @@ async fn tool_result_turn_body() {
         ],
         ..Request::default()
     };
-    provider(&server)
-        .model("gpt-4.1-mini")
-        .generate(request)
-        .await
-        .expect("generate");
+    provider(&server).model("gpt-4.1-mini").generate(request).await.expect("generate");
 }
 
 #[tokio::test]
@@ -214,9 +188,7 @@ async fn image_body_is_a_data_url() {
         messages: vec![Message {
             role: Role::User,
             parts: vec![
-                Part::Text {
-                    text: "What is in this picture?".into(),
-                },
+                Part::Text { text: "What is in this picture?".into() },
                 Part::Image {
                     mime: "image/png".into(),
                     data: vec![0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'],
@@ -225,11 +197,7 @@ async fn image_body_is_a_data_url() {
         }],
         ..Request::default()
     };
-    provider(&server)
-        .model("gpt-4o")
-        .generate(request)
-        .await
-        .expect("generate");
+    provider(&server).model("gpt-4o").generate(request).await.expect("generate");
 }
 
 #[tokio::test]
@@ -253,18 +221,10 @@ async fn response_format_json_schema_body() {
     )
     .await;
     let request = Request {
-        response_schema: Some(ResponseSchema {
-            name: "city_facts".into(),
-            schema,
-            strict: true,
-        }),
+        response_schema: Some(ResponseSchema { name: "city_facts".into(), schema, strict: true }),
         ..Request::user("Largest city in Japan?")
     };
-    provider(&server)
-        .model("gpt-4o")
-        .generate(request)
-        .await
-        .expect("generate");
+    provider(&server).model("gpt-4o").generate(request).await.expect("generate");
 }
 
 #[tokio::test]
@@ -276,20 +236,11 @@ async fn legacy_max_tokens_and_reasoning_effort_body() {
         json_response("llamacpp_text.json"),
     )
     .await;
-    let legacy = provider(&server).with_options(OpenAiOptions {
-        legacy_max_tokens: true,
-        ..OpenAiOptions::default()
-    });
-    let request = Request {
-        max_tokens: Some(64),
-        reasoning_effort: Some(ReasoningEffort::Low),
-        ..Request::user("hi")
-    };
-    legacy
-        .model("qwen3")
-        .generate(request)
-        .await
-        .expect("generate");
+    let legacy =
+        provider(&server).with_options(OpenAiOptions { legacy_max_tokens: true, ..OpenAiOptions::default() });
+    let request =
+        Request { max_tokens: Some(64), reasoning_effort: Some(ReasoningEffort::Low), ..Request::user("hi") };
+    legacy.model("qwen3").generate(request).await.expect("generate");
     let body = sent_body(&server).await;
     assert!(body.get("max_completion_tokens").is_none(), "{body}");
 }
@@ -308,22 +259,13 @@ async fn extra_fields_are_merged_last() {
         sse_response("stream_text.sse"),
     )
     .await;
-    let mut request = Request {
-        temperature: Some(0.9),
-        ..Request::user("hi")
-    };
-    request
-        .extra
-        .insert("logit_bias".into(), json!({ "50256": -100 }));
+    let mut request = Request { temperature: Some(0.9), ..Request::user("hi") };
+    request.extra.insert("logit_bias".into(), json!({ "50256": -100 }));
     request.extra.insert("temperature".into(), json!(0.1));
     request.extra.insert("top_k".into(), json!(20));
     // A null removes a key the client would send (for servers that reject it).
     request.extra.insert("stream_options".into(), Value::Null);
-    let stream = provider(&server)
-        .model("gpt-4o-mini")
-        .stream(request)
-        .await
-        .expect("stream");
+    let stream = provider(&server).model("gpt-4o-mini").stream(request).await.expect("stream");
     collect(stream).await.expect("collect");
     let body = sent_body(&server).await;
     assert!(body.get("stream_options").is_none(), "{body}");
@@ -338,18 +280,8 @@ async fn stream_request_asks_for_usage() {
         sse_response("stream_text.sse"),
     )
     .await;
-    let stream = provider(&server)
-        .model("gpt-4o-mini")
-        .stream(Request::user("hi"))
-        .await
-        .expect("stream");
+    let stream = provider(&server).model("gpt-4o-mini").stream(Request::user("hi")).await.expect("stream");
     collect(stream).await.expect("collect");
     let requests = server.received_requests().await.expect("recording on");
-    assert_eq!(
-        requests[0]
-            .headers
-            .get("accept")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/event-stream")
-    );
+    assert_eq!(requests[0].headers.get("accept").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
 }

@@ -24,11 +24,7 @@ fn body(request: &Request) -> Value {
 }
 
 fn tool() -> ToolSpec {
-    ToolSpec {
-        name: "t".into(),
-        description: "d".into(),
-        parameters: json!({ "type": "object" }),
-    }
+    ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({ "type": "object" }) }
 }
 
 mod errors;

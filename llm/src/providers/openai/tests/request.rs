@@ -8,53 +8,31 @@ fn tool_choice_variants() {
         (ToolChoice::Auto, json!("auto")),
         (ToolChoice::None, json!("none")),
         (ToolChoice::Required, json!("required")),
-        (
-            ToolChoice::Tool("t".into()),
-            json!({ "type": "function", "function": { "name": "t" } }),
-        ),
+        (ToolChoice::Tool("t".into()), json!({ "type": "function", "function": { "name": "t" } })),
     ];
     for (choice, wire) in cases {
-        let r = Request {
-            tools: vec![tool()],
-            tool_choice: choice,
-            ..Request::user("x")
-        };
+        let r = Request { tools: vec![tool()], tool_choice: choice, ..Request::user("x") };
         assert_eq!(body(&r)["tool_choice"], wire);
     }
     // No tools: neither tools nor tool_choice, whatever the choice says.
-    let r = Request {
-        tool_choice: ToolChoice::Required,
-        ..Request::user("x")
-    };
+    let r = Request { tool_choice: ToolChoice::Required, ..Request::user("x") };
     let b = body(&r);
-    assert!(
-        b.get("tools").is_none() && b.get("tool_choice").is_none(),
-        "{b}"
-    );
+    assert!(b.get("tools").is_none() && b.get("tool_choice").is_none(), "{b}");
 }
 
 #[test]
 fn temperature_is_sent_as_written() {
-    let b = body(&Request {
-        temperature: Some(0.7),
-        ..Request::user("x")
-    });
+    let b = body(&Request { temperature: Some(0.7), ..Request::user("x") });
     assert_eq!(b["temperature"].as_f64(), Some(0.7));
     assert_eq!(b["temperature"].to_string(), "0.7");
-    let b = body(&Request {
-        temperature: Some(f32::NAN),
-        ..Request::user("x")
-    });
+    let b = body(&Request { temperature: Some(f32::NAN), ..Request::user("x") });
     assert!(b["temperature"].is_null());
 }
 
 #[test]
 fn system_prompt_is_first_and_optional() {
     let b = body(&Request::user("hi").with_system("sys"));
-    assert_eq!(
-        b["messages"][0],
-        json!({ "role": "system", "content": "sys" })
-    );
+    assert_eq!(b["messages"][0], json!({ "role": "system", "content": "sys" }));
     assert_eq!(b["messages"][1], json!({ "role": "user", "content": "hi" }));
     let b = body(&Request::user("hi"));
     assert_eq!(b["messages"].as_array().map(Vec::len), Some(1));
@@ -65,10 +43,7 @@ fn several_text_parts_become_an_array() {
     let r = Request {
         messages: vec![Message {
             role: Role::User,
-            parts: vec![
-                Part::Text { text: "a".into() },
-                Part::Text { text: "b".into() },
-            ],
+            parts: vec![Part::Text { text: "a".into() }, Part::Text { text: "b".into() }],
         }],
         ..Request::default()
     };
@@ -84,9 +59,7 @@ fn tool_results_in_a_user_message_come_first_and_errors_are_visible() {
         messages: vec![Message {
             role: Role::User,
             parts: vec![
-                Part::Text {
-                    text: "also this".into(),
-                },
+                Part::Text { text: "also this".into() },
                 Part::ToolResult(ToolResult {
                     id: "c1".into(),
                     name: "t".into(),
@@ -98,14 +71,8 @@ fn tool_results_in_a_user_message_come_first_and_errors_are_visible() {
         ..Request::default()
     };
     let b = body(&r);
-    assert_eq!(
-        b["messages"][0],
-        json!({ "role": "tool", "tool_call_id": "c1", "content": "Error: boom" })
-    );
-    assert_eq!(
-        b["messages"][1],
-        json!({ "role": "user", "content": "also this" })
-    );
+    assert_eq!(b["messages"][0], json!({ "role": "tool", "tool_call_id": "c1", "content": "Error: boom" }));
+    assert_eq!(b["messages"][1], json!({ "role": "user", "content": "also this" }));
 }
 
 #[test]
@@ -114,9 +81,7 @@ fn assistant_text_and_tool_calls() {
         messages: vec![Message {
             role: Role::Assistant,
             parts: vec![
-                Part::Text {
-                    text: "Let me check.".into(),
-                },
+                Part::Text { text: "Let me check.".into() },
                 Part::ToolCall(ToolCall {
                     id: "c1".into(),
                     name: "t".into(),
@@ -129,10 +94,7 @@ fn assistant_text_and_tool_calls() {
     };
     let m = &body(&r)["messages"][0];
     assert_eq!(m["content"], json!("Let me check."));
-    assert_eq!(
-        m["tool_calls"][0]["function"]["arguments"],
-        json!("{\"a\":[1,2]}")
-    );
+    assert_eq!(m["tool_calls"][0]["function"]["arguments"], json!("{\"a\":[1,2]}"));
     assert_eq!(m["tool_calls"][0]["type"], json!("function"));
 }
 
@@ -141,17 +103,9 @@ fn unexpressible_shapes_are_refused() {
     let bad = [
         Message {
             role: Role::Assistant,
-            parts: vec![Part::Image {
-                mime: "image/png".into(),
-                data: vec![1],
-            }],
+            parts: vec![Part::Image { mime: "image/png".into(), data: vec![1] }],
         },
-        Message {
-            role: Role::Tool,
-            parts: vec![Part::Text {
-                text: "orphan".into(),
-            }],
-        },
+        Message { role: Role::Tool, parts: vec![Part::Text { text: "orphan".into() }] },
         Message {
             role: Role::User,
             parts: vec![Part::ToolCall(ToolCall {
@@ -172,10 +126,7 @@ fn unexpressible_shapes_are_refused() {
         },
     ];
     for message in bad {
-        let r = Request {
-            messages: vec![Message::user("first"), message.clone()],
-            ..Request::default()
-        };
+        let r = Request { messages: vec![Message::user("first"), message.clone()], ..Request::default() };
         let err = build_body("m", &r, &OpenAiOptions::default(), false).expect_err("refused");
         assert!(err.starts_with("message 1:"), "{err} for {message:?}");
     }
@@ -183,10 +134,7 @@ fn unexpressible_shapes_are_refused() {
 
 #[test]
 fn extra_overrides_and_null_removes() {
-    let mut r = Request {
-        seed: Some(1),
-        ..Request::user("x")
-    };
+    let mut r = Request { seed: Some(1), ..Request::user("x") };
     r.extra.insert("seed".into(), json!(2));
     r.extra.insert("stream_options".into(), Value::Null);
     r.extra.insert("model".into(), json!("other"));

@@ -14,10 +14,7 @@ fn finish_reasons() {
 
 #[test]
 fn arguments_parsing() {
-    assert_eq!(
-        parse_arguments(Some(&json!("{\"a\":1}"))),
-        json!({ "a": 1 })
-    );
+    assert_eq!(parse_arguments(Some(&json!("{\"a\":1}"))), json!({ "a": 1 }));
     assert_eq!(parse_arguments(Some(&json!(""))), json!({}));
     assert_eq!(parse_arguments(None), json!({}));
     assert_eq!(parse_arguments(Some(&Value::Null)), json!({}));
@@ -33,15 +30,7 @@ fn usage_is_lenient() {
         "prompt_tokens_details": null,
         "completion_tokens_details": { "reasoning_tokens": "many" }
     }));
-    assert_eq!(
-        (
-            u.input_tokens,
-            u.output_tokens,
-            u.cache_read_tokens,
-            u.reasoning_tokens
-        ),
-        (0, 3, 0, 0)
-    );
+    assert_eq!((u.input_tokens, u.output_tokens, u.cache_read_tokens, u.reasoning_tokens), (0, 3, 0, 0));
 }
 
 #[test]
@@ -81,23 +70,12 @@ fn response_with_duplicate_ids_content_array_and_refusal() {
     assert_ne!(calls[1].id, "same");
 
     let refusal = json!({ "choices": [{ "message": { "content": null, "refusal": "I can't." }, "finish_reason": "stop" }] });
-    assert_eq!(
-        parse_response(&http(), "m", &refusal)
-            .expect("parsed")
-            .text(),
-        "I can't."
-    );
+    assert_eq!(parse_response(&http(), "m", &refusal).expect("parsed").text(), "I can't.");
 }
 
 #[test]
 fn response_shape_errors() {
-    for body in [
-        json!({}),
-        json!({ "choices": [] }),
-        json!({ "choices": "x" }),
-        json!([1, 2]),
-        json!(null),
-    ] {
+    for body in [json!({}), json!({ "choices": [] }), json!({ "choices": "x" }), json!([1, 2]), json!(null)] {
         let e = parse_response(&http(), "m", &body).expect_err("decode");
         assert_eq!(e.kind, ErrorKind::Decode, "{body}");
     }

@@ -27,19 +27,13 @@ fn completed(events: &[StreamEvent]) -> Vec<ToolCall> {
 #[test]
 fn done_without_finish_reason_infers_it() {
     let mut p = ChunkParser::new(http(), "m");
-    let ev = ok(events(
-        &mut p,
-        &[r#"{"choices":[{"delta":{"content":"hi"}}]}"#, "[DONE]"],
-    ));
+    let ev = ok(events(&mut p, &[r#"{"choices":[{"delta":{"content":"hi"}}]}"#, "[DONE]"]));
     assert!(
         matches!(ev.last(), Some(StreamEvent::Done { finish_reason: FinishReason::Stop, model, .. }) if model == "m")
     );
     assert!(p.is_finished());
     // Nothing after [DONE] is read.
-    assert!(
-        p.on_event("message", r#"{"choices":[{"delta":{"content":"late"}}]}"#)
-            .is_empty()
-    );
+    assert!(p.on_event("message", r#"{"choices":[{"delta":{"content":"late"}}]}"#).is_empty());
     assert!(p.on_end().is_empty());
 
     let mut p = ChunkParser::new(http(), "m");
@@ -51,13 +45,7 @@ fn done_without_finish_reason_infers_it() {
         ],
     ));
     assert_eq!(completed(&ev).len(), 1);
-    assert!(matches!(
-        ev.last(),
-        Some(StreamEvent::Done {
-            finish_reason: FinishReason::ToolCalls,
-            ..
-        })
-    ));
+    assert!(matches!(ev.last(), Some(StreamEvent::Done { finish_reason: FinishReason::ToolCalls, .. })));
 }
 
 #[test]
@@ -82,15 +70,14 @@ fn tool_calls_without_index_or_id() {
         (calls[0].id.as_str(), calls[0].name.as_str(), &calls[0].args),
         ("a", "t1", &json!({ "x": 1 }))
     );
-    assert_eq!(
-        (calls[1].id.as_str(), &calls[1].args),
-        ("b", &json!({ "y": 2 }))
-    );
+    assert_eq!((calls[1].id.as_str(), &calls[1].args), ("b", &json!({ "y": 2 })));
     assert_eq!(calls[2].name, "t3");
     assert_eq!(calls[2].args, json!("oops"));
     assert!(!calls[2].id.is_empty() && calls[2].id != "a" && calls[2].id != "b");
     // The synthesised id was announced in the first delta, so a collector can match it.
-    assert!(ev.iter().any(|e| matches!(e, StreamEvent::ToolCallDelta { index: 7, id: Some(id), .. } if *id == calls[2].id)));
+    assert!(ev.iter().any(
+        |e| matches!(e, StreamEvent::ToolCallDelta { index: 7, id: Some(id), .. } if *id == calls[2].id)
+    ));
 }
 
 #[test]
@@ -120,34 +107,24 @@ fn hostile_tool_call_deltas_are_decode_errors() {
             r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"function":{{"arguments":"x"}}}}]}}}}]}}"#
         );
         let out = p.on_event("message", &chunk);
-        assert!(
-            matches!(out.last(), Some(Err(e)) if e.kind == ErrorKind::Decode),
-            "index {index}"
-        );
+        assert!(matches!(out.last(), Some(Err(e)) if e.kind == ErrorKind::Decode), "index {index}");
         assert!(p.is_finished());
     }
 
     // Too many parallel calls.
     let mut p = ChunkParser::new(http(), "m");
-    let calls: Vec<Value> = (0..=MAX_TOOL_CALLS)
-        .map(|i| json!({ "index": i, "id": format!("c{i}") }))
-        .collect();
+    let calls: Vec<Value> =
+        (0..=MAX_TOOL_CALLS).map(|i| json!({ "index": i, "id": format!("c{i}") })).collect();
     let chunk = json!({ "choices": [{ "delta": { "tool_calls": calls } }] }).to_string();
-    assert!(
-        matches!(p.on_event("message", &chunk).last(), Some(Err(e)) if e.kind == ErrorKind::Decode)
-    );
+    assert!(matches!(p.on_event("message", &chunk).last(), Some(Err(e)) if e.kind == ErrorKind::Decode));
 
     // Arguments past the buffer cap.
-    let options = HttpOptions {
-        max_body_bytes: 16,
-        ..HttpOptions::default()
-    };
+    let options = HttpOptions { max_body_bytes: 16, ..HttpOptions::default() };
     let mut p = ChunkParser::new(Http::new("p", options, None), "m");
-    let frag = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"0123456789"}}]}}]}"#;
+    let frag =
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"0123456789"}}]}}]}"#;
     assert!(p.on_event("message", frag).iter().all(Result::is_ok));
-    assert!(
-        matches!(p.on_event("message", frag).last(), Some(Err(e)) if e.kind == ErrorKind::Decode)
-    );
+    assert!(matches!(p.on_event("message", frag).last(), Some(Err(e)) if e.kind == ErrorKind::Decode));
 }
 
 #[test]
@@ -155,16 +132,10 @@ fn malformed_chunks_and_error_events() {
     for data in ["{not json", "42", "[1,2]", "\"text\""] {
         let mut p = ChunkParser::new(http(), "m");
         let out = p.on_event("message", data);
-        assert!(
-            matches!(out.as_slice(), [Err(e)] if e.kind == ErrorKind::Decode),
-            "{data}"
-        );
+        assert!(matches!(out.as_slice(), [Err(e)] if e.kind == ErrorKind::Decode), "{data}");
     }
     let mut p = ChunkParser::new(http(), "m");
-    let out = p.on_event(
-        "error",
-        r#"{"error":{"message":"overloaded","type":"overloaded_error"}}"#,
-    );
+    let out = p.on_event("error", r#"{"error":{"message":"overloaded","type":"overloaded_error"}}"#);
     assert!(
         matches!(out.as_slice(), [Err(e)] if e.kind == ErrorKind::Transient && e.message.contains("overloaded"))
     );
@@ -174,28 +145,17 @@ fn malformed_chunks_and_error_events() {
     // Keep-alive empty data, `usage: null`, and other choices are ignored.
     let mut p = ChunkParser::new(http(), "m");
     assert!(p.on_event("message", "  ").is_empty());
-    let out = ok(p.on_event(
-        "message",
-        r#"{"usage":null,"choices":[{"index":1,"delta":{"content":"other"}}]}"#,
-    ));
+    let out =
+        ok(p.on_event("message", r#"{"usage":null,"choices":[{"index":1,"delta":{"content":"other"}}]}"#));
     assert!(out.is_empty());
 }
 
 #[test]
 fn transport_error_after_finish_reason_completes_the_answer() {
     let mut p = ChunkParser::new(http(), "m");
-    let _ = events(
-        &mut p,
-        &[r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}"#],
-    );
+    let _ = events(&mut p, &[r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}"#]);
     let out = ok(p.on_transport_error(http().error(ErrorKind::Transient, "m", "reset")));
-    assert!(matches!(
-        out.last(),
-        Some(StreamEvent::Done {
-            finish_reason: FinishReason::Stop,
-            ..
-        })
-    ));
+    assert!(matches!(out.last(), Some(StreamEvent::Done { finish_reason: FinishReason::Stop, .. })));
 
     let mut p = ChunkParser::new(http(), "m");
     let _ = events(&mut p, &[r#"{"choices":[{"delta":{"content":"hi"}}]}"#]);
