@@ -1,0 +1,3 @@
+//! Integration tests of executus-llm: one binary, one module per provider or concern.
+
+mod anthropic;
