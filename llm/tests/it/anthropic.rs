@@ -867,6 +867,26 @@ async fn stream_truncated_before_message_stop_is_transient() {
 }
 
 #[tokio::test]
+async fn stream_answered_whole_by_a_server_that_ignores_stream_true() {
+    let server = MockServer::start().await;
+    expect_body(
+        &server,
+        json!({"stream": true}),
+        json_fixture("tool_use.json"),
+    )
+    .await;
+    let stream = model(&server)
+        .stream(Request::user("both"))
+        .await
+        .expect("stream");
+    let response = collect(stream).await.expect("collect");
+    assert_eq!(response.text(), "I'll check the weather in both cities.");
+    assert_eq!(response.tool_calls().len(), 2);
+    assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(response.usage.input_tokens, 472);
+}
+
+#[tokio::test]
 async fn stream_malformed_event_is_a_decode_error() {
     let server = MockServer::start().await;
     let body = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\"}}\n\n\

@@ -2,13 +2,13 @@
 //! protocol (llama.cpp `llama-server` answers it at its root URL).
 //!
 //! What it does:
-//! - Maps a canonical [`Request`] to the wire body ([`request`]): top-level `system`,
+//! - Maps a canonical [`Request`] to the wire body (`request`): top-level `system`,
 //!   `max_tokens` always present (defaulted from [`AnthropicOptions::default_max_tokens`]),
 //!   consecutive same-role messages merged, tool results sent as `user` messages holding
 //!   `tool_result` blocks with the native `is_error`, tool choice, stop sequences, extended
 //!   thinking, prompt caching (`cache_control` on the system prompt, the last tool and the last
 //!   block of the last message) and [`Request::extra`] merged into the body last.
-//! - Maps the response back ([`response`]) and parses the full SSE event stream ([`sse`]):
+//! - Maps the response back (`response`) and parses the full SSE event stream (`sse`):
 //!   text, tool calls assembled from `input_json_delta` fragments, thinking as
 //!   [`StreamEvent::ReasoningDelta`](crate::StreamEvent), usage from `message_start` and
 //!   `message_delta`, a mid-stream `event: error` as a classified error item, and a stream
@@ -37,7 +37,8 @@
 //! - [`Request::seed`] has no Anthropic equivalent and is ignored.
 //!
 //! It does not retry or fail over (the chain does), and it never puts the API key anywhere
-//! but the `x-api-key` header: every error goes through [`Http`], which scrubs it.
+//! but the `x-api-key` header: every error goes through the shared HTTP plumbing
+//! ([`crate::http`]), which scrubs it.
 
 mod request;
 mod response;
@@ -250,10 +251,28 @@ impl Model for AnthropicModel {
         let http = &self.provider.http;
         let (body, plan) = request::build(&request, &self.id, &self.provider.options, true);
         let response = http.send(&self.id, self.post(&body, true)).await?;
+        if is_json(&response) {
+            // A compatible server that ignored `stream: true` and answered whole.
+            let wire: response::WireResponse = http.read_json(&self.id, response).await?;
+            let whole = response::into_response(http, &self.id, &plan, wire)?;
+            return Ok(crate::stream::response_to_stream(whole));
+        }
         let events = http.sse(&self.id, response);
         let parser = sse::Parser::new(http.clone(), &self.id, plan);
         Ok(sse::drive(events.boxed(), parser))
     }
+}
+
+fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
 }
 
 #[cfg(test)]

@@ -252,6 +252,13 @@ impl Parser {
         if self.finished {
             return;
         }
+        if name == "error" {
+            // Anthropic wraps the error (`{"type":"error","error":{..}}`); llama-server sends
+            // the error object itself; anything else is still an error event.
+            let error = self.error_event(data);
+            self.fail(error);
+            return;
+        }
         if data.trim().is_empty() {
             // A bare `event: ping` with no data, or keep-alive framing.
             return;
@@ -313,6 +320,29 @@ impl Parser {
                 self.fail(error);
             }
         }
+    }
+
+    fn error_event(&self, data: &str) -> Error {
+        let value = serde_json::from_str::<Value>(data).unwrap_or(Value::Null);
+        let object = match value.get("error") {
+            Some(inner) if inner.is_object() => inner,
+            _ => &value,
+        };
+        let field = |key: &str| {
+            object
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut error = WireError {
+            kind: field("type"),
+            message: field("message"),
+        };
+        if error.kind.is_empty() && error.message.is_empty() {
+            error.message = crate::http::preview(data.as_bytes());
+        }
+        error.to_error(&self.http, &self.model_id)
     }
 
     fn block_start(&mut self, index: u64, block: StartBlock) {

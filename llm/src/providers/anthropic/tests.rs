@@ -257,6 +257,24 @@ fn error_events_are_classified_and_scrubbed() {
         assert!(!error.to_string().contains(KEY), "{error}");
         assert!(error.message.starts_with(kind), "{error}");
     }
+    // llama-server's shape: the error object itself, with an integer code.
+    let data = r#"{"code":500,"message":"The model produced output that does not match the expected peg-native format","type":"server_error"}"#;
+    let items = run(Plan::default(), &[START, ("error", data)]);
+    let error = last_error(&items);
+    assert_eq!(error.kind, ErrorKind::Transient);
+    assert!(
+        error
+            .message
+            .starts_with("server_error: The model produced output"),
+        "{error}"
+    );
+    // Not JSON, or no data at all: still an error, never ignored.
+    for data in ["upstream exploded", ""] {
+        let items = run(Plan::default(), &[START, ("error", data), STOP]);
+        let error = last_error(&items);
+        assert_eq!(error.kind, ErrorKind::Transient);
+        assert!(error.message.contains(data), "{error}");
+    }
     // An error object with nothing in it still makes a transient error.
     let items = run(Plan::default(), &[("error", r#"{"type":"error"}"#)]);
     assert_eq!(last_error(&items).kind, ErrorKind::Transient);
