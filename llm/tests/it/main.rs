@@ -1,5 +1,6 @@
 //! executus-llm integration tests: one binary, one module per provider or concern.
 
+mod anthropic;
 mod chain;
 mod dsn;
 mod gemini;
