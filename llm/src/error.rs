@@ -177,7 +177,11 @@ impl fmt::Display for Error {
             write!(f, " [retry after {:.3}s]", after.as_secs_f64())?;
         }
         for a in &self.attempts {
-            write!(f, "\n  attempt {} on {}/{}: {}", a.attempt, a.provider, a.model, a.kind)?;
+            write!(
+                f,
+                "\n  attempt {} on {}/{}: {}",
+                a.attempt, a.provider, a.model, a.kind
+            )?;
             if let Some(status) = a.status {
                 write!(f, " (HTTP {status})")?;
             }
@@ -206,7 +210,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// The DSN scheme is not one this crate knows.
-    #[error("unknown DSN scheme {scheme:?} for provider {name:?} (expected one of openai, anthropic, gemini, ollama, llama-swap, optionally with +http or +https)")]
+    #[error(
+        "unknown DSN scheme {scheme:?} for provider {name:?} (expected one of openai, anthropic, gemini, ollama, llama-swap, optionally with +http or +https)"
+    )]
     UnknownScheme {
         /// Provider name.
         name: String,

@@ -85,17 +85,26 @@ pub struct Message {
 impl Message {
     /// A user message holding one text part.
     pub fn user(text: impl Into<String>) -> Self {
-        Self { role: Role::User, parts: vec![Part::Text { text: text.into() }] }
+        Self {
+            role: Role::User,
+            parts: vec![Part::Text { text: text.into() }],
+        }
     }
 
     /// An assistant message holding one text part.
     pub fn assistant(text: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, parts: vec![Part::Text { text: text.into() }] }
+        Self {
+            role: Role::Assistant,
+            parts: vec![Part::Text { text: text.into() }],
+        }
     }
 
     /// A tool message holding the given results.
     pub fn tool_results(results: impl IntoIterator<Item = ToolResult>) -> Self {
-        Self { role: Role::Tool, parts: results.into_iter().map(Part::ToolResult).collect() }
+        Self {
+            role: Role::Tool,
+            parts: results.into_iter().map(Part::ToolResult).collect(),
+        }
     }
 
     /// All text parts concatenated.
@@ -231,7 +240,10 @@ pub struct Request {
 impl Request {
     /// A request with one user message.
     pub fn user(text: impl Into<String>) -> Self {
-        Self { messages: vec![Message::user(text)], ..Self::default() }
+        Self {
+            messages: vec![Message::user(text)],
+            ..Self::default()
+        }
     }
 
     /// Sets the system prompt.
@@ -340,8 +352,12 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Everything unknown (try everything).
-    pub const UNKNOWN: Self =
-        Self { tools: None, vision: None, structured_output: None, streaming: None };
+    pub const UNKNOWN: Self = Self {
+        tools: None,
+        vision: None,
+        structured_output: None,
+        streaming: None,
+    };
 
     /// True unless the capability is known to be absent.
     pub fn allows(flag: Option<bool>) -> bool {
@@ -360,6 +376,8 @@ mod b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+        STANDARD
+            .decode(s.as_bytes())
+            .map_err(serde::de::Error::custom)
     }
 }

@@ -64,7 +64,12 @@ impl Http {
             // Building fails only if the TLS backend cannot initialise, which is a broken
             // installation; fall back to the default client rather than panic.
             .unwrap_or_default();
-        Self { client, options, provider: provider.to_owned(), secret }
+        Self {
+            client,
+            options,
+            provider: provider.to_owned(),
+            secret,
+        }
     }
 
     /// Scrubs this client's secret out of `text`.
@@ -87,28 +92,31 @@ impl Http {
         model: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
-        let response = match tokio::time::timeout(self.options.headers_timeout, request.send()).await
-        {
-            Err(_) => {
-                return Err(self.error(
-                    ErrorKind::Transient,
-                    model,
-                    format!(
-                        "timed out after {:?} waiting for response headers",
-                        self.options.headers_timeout
-                    ),
-                ));
-            }
-            Ok(Err(e)) => return Err(self.transport_error(model, &e)),
-            Ok(Ok(r)) => r,
-        };
+        let response =
+            match tokio::time::timeout(self.options.headers_timeout, request.send()).await {
+                Err(_) => {
+                    return Err(self.error(
+                        ErrorKind::Transient,
+                        model,
+                        format!(
+                            "timed out after {:?} waiting for response headers",
+                            self.options.headers_timeout
+                        ),
+                    ));
+                }
+                Ok(Err(e)) => return Err(self.transport_error(model, &e)),
+                Ok(Ok(r)) => r,
+            };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let retry_after = parse_retry_after(response.headers(), SystemTime::now());
         // Error bodies are small; cap what we read and do not wait forever for it.
-        let body = self.read_body(model, response, 64 << 10).await.unwrap_or_default();
+        let body = self
+            .read_body(model, response, 64 << 10)
+            .await
+            .unwrap_or_default();
         let message = error_message(&body);
         let kind = classify_status(status.as_u16(), &message);
         Err(self
@@ -172,12 +180,17 @@ impl Http {
         model: &str,
         response: reqwest::Response,
     ) -> Result<T> {
-        let body = self.read_body(model, response, self.options.max_body_bytes).await?;
+        let body = self
+            .read_body(model, response, self.options.max_body_bytes)
+            .await?;
         serde_json::from_slice(&body).map_err(|e| {
             self.error(
                 ErrorKind::Decode,
                 model,
-                format!("invalid JSON response ({e}); body starts: {}", preview(&body)),
+                format!(
+                    "invalid JSON response ({e}); body starts: {}",
+                    preview(&body)
+                ),
             )
         })
     }
@@ -221,7 +234,11 @@ impl Http {
         response: reqwest::Response,
     ) -> impl Stream<Item = Result<Bytes>> + Send + use<> {
         let max = self.options.max_line_bytes;
-        let err = self.error(ErrorKind::Decode, model, format!("a line exceeds {max} bytes"));
+        let err = self.error(
+            ErrorKind::Decode,
+            model,
+            format!("a line exceeds {max} bytes"),
+        );
         let mut run = 0usize;
         let mut failed = false;
         self.body_stream(model, response).map(move |item| {
@@ -251,7 +268,9 @@ impl Http {
         let this = self.clone();
         let model = model.to_owned();
         // eventsource-stream wants a transport error type; carry ours through it.
-        let body = self.line_bounded_body(&model, response).map(|r| r.map_err(TransportError));
+        let body = self
+            .line_bounded_body(&model, response)
+            .map(|r| r.map_err(TransportError));
         let mut stopped = false;
         body.eventsource().filter_map(move |item| {
             let out = if stopped {
@@ -406,7 +425,9 @@ pub fn error_message(body: &[u8]) -> String {
                         _ => {}
                     }
                 }
-                map.get("message").and_then(|m| m.as_str()).map(str::to_owned)
+                map.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
             }
             _ => None,
         }
@@ -431,7 +452,11 @@ pub(crate) fn preview(body: &[u8]) -> String {
 
 /// Joins a base URL and a path with exactly one slash between them.
 pub(crate) fn join(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 #[cfg(test)]

@@ -15,22 +15,40 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 #[test]
 fn retry_after_seconds_date_and_ms() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    assert_eq!(parse_retry_after(&headers(&[("retry-after", "7")]), now), Some(Duration::from_secs(7)));
+    assert_eq!(
+        parse_retry_after(&headers(&[("retry-after", "7")]), now),
+        Some(Duration::from_secs(7))
+    );
     assert_eq!(
         parse_retry_after(&headers(&[("retry-after", "1.5")]), now),
         Some(Duration::from_millis(1500))
     );
     let date = httpdate::fmt_http_date(now + Duration::from_secs(42));
-    assert_eq!(parse_retry_after(&headers(&[("retry-after", &date)]), now), Some(Duration::from_secs(42)));
+    assert_eq!(
+        parse_retry_after(&headers(&[("retry-after", &date)]), now),
+        Some(Duration::from_secs(42))
+    );
     let past = httpdate::fmt_http_date(now - Duration::from_secs(42));
-    assert_eq!(parse_retry_after(&headers(&[("retry-after", &past)]), now), Some(Duration::ZERO));
+    assert_eq!(
+        parse_retry_after(&headers(&[("retry-after", &past)]), now),
+        Some(Duration::ZERO)
+    );
     // retry-after-ms wins over retry-after.
     assert_eq!(
-        parse_retry_after(&headers(&[("retry-after-ms", "250"), ("retry-after", "9")]), now),
+        parse_retry_after(
+            &headers(&[("retry-after-ms", "250"), ("retry-after", "9")]),
+            now
+        ),
         Some(Duration::from_millis(250))
     );
-    assert_eq!(parse_retry_after(&headers(&[("retry-after", "soon")]), now), None);
-    assert_eq!(parse_retry_after(&headers(&[("retry-after", "-3")]), now), None);
+    assert_eq!(
+        parse_retry_after(&headers(&[("retry-after", "soon")]), now),
+        None
+    );
+    assert_eq!(
+        parse_retry_after(&headers(&[("retry-after", "-3")]), now),
+        None
+    );
     assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
 }
 
@@ -48,11 +66,19 @@ fn status_classification_table() {
         (502, "", ErrorKind::Transient),
         (503, "", ErrorKind::Transient),
         (529, "", ErrorKind::Transient),
-        (400, "model 'qwen' not found, try pulling it first", ErrorKind::NotFound),
+        (
+            400,
+            "model 'qwen' not found, try pulling it first",
+            ErrorKind::NotFound,
+        ),
         (400, "The model `gpt-9` does not exist", ErrorKind::NotFound),
     ];
     for (status, msg, kind) in table {
-        assert_eq!(classify_status(status, msg), kind, "status {status} {msg:?}");
+        assert_eq!(
+            classify_status(status, msg),
+            kind,
+            "status {status} {msg:?}"
+        );
     }
 }
 
@@ -62,10 +88,18 @@ fn error_message_shapes() {
         error_message(br#"{"error":{"message":"Rate limit","type":"requests","code":429}}"#),
         "requests: Rate limit"
     );
-    assert_eq!(error_message(br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#), "INVALID_ARGUMENT: bad");
-    assert_eq!(error_message(br#"{"error":"model not found"}"#), "model not found");
     assert_eq!(
-        error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+        error_message(br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#),
+        "INVALID_ARGUMENT: bad"
+    );
+    assert_eq!(
+        error_message(br#"{"error":"model not found"}"#),
+        "model not found"
+    );
+    assert_eq!(
+        error_message(
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+        ),
         "overloaded_error: Overloaded"
     );
     assert_eq!(error_message(br#"[{"error":{"message":"x"}}]"#), "x");
@@ -76,6 +110,9 @@ fn error_message_shapes() {
 
 #[test]
 fn join_paths() {
-    assert_eq!(join("http://h/v1/", "/chat/completions"), "http://h/v1/chat/completions");
+    assert_eq!(
+        join("http://h/v1/", "/chat/completions"),
+        "http://h/v1/chat/completions"
+    );
     assert_eq!(join("http://h/v1", "chat"), "http://h/v1/chat");
 }

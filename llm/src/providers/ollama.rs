@@ -19,7 +19,9 @@ pub struct Ollama {
 impl Ollama {
     /// A provider from its config.
     pub fn new(config: ProviderConfig) -> Self {
-        Self { config: Arc::new(config) }
+        Self {
+            config: Arc::new(config),
+        }
     }
 }
 
@@ -29,7 +31,10 @@ impl Provider for Ollama {
     }
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(SkeletonModel { provider: self.config.name.clone(), id: id.to_owned() })
+        Arc::new(SkeletonModel {
+            provider: self.config.name.clone(),
+            id: id.to_owned(),
+        })
     }
 }
 
