@@ -177,11 +177,7 @@ impl fmt::Display for Error {
             write!(f, " [retry after {:.3}s]", after.as_secs_f64())?;
         }
         for a in &self.attempts {
-            write!(
-                f,
-                "\n  attempt {} on {}/{}: {}",
-                a.attempt, a.provider, a.model, a.kind
-            )?;
+            write!(f, "\n  attempt {} on {}/{}: {}", a.attempt, a.provider, a.model, a.kind)?;
             if let Some(status) = a.status {
                 write!(f, " (HTTP {status})")?;
             }

@@ -147,12 +147,7 @@ impl Collector {
                 }
             }
             StreamEvent::ReasoningDelta { .. } => {}
-            StreamEvent::ToolCallDelta {
-                index,
-                id,
-                name,
-                args,
-            } => {
+            StreamEvent::ToolCallDelta { index, id, name, args } => {
                 let p = self.pending.entry(*index).or_default();
                 if id.is_some() {
                     p.id.clone_from(id);
@@ -164,16 +159,11 @@ impl Collector {
             }
             StreamEvent::ToolCall { call } => {
                 // The completed call supersedes its fragments.
-                self.pending
-                    .retain(|_, p| p.id.as_deref() != Some(call.id.as_str()));
+                self.pending.retain(|_, p| p.id.as_deref() != Some(call.id.as_str()));
                 self.parts.push(Part::ToolCall(call.clone()));
             }
             StreamEvent::Usage { usage } => merge_usage(&mut self.usage, usage),
-            StreamEvent::Done {
-                finish_reason,
-                provider,
-                model,
-            } => {
+            StreamEvent::Done { finish_reason, provider, model } => {
                 self.done = Some((finish_reason.clone(), provider.clone(), model.clone()));
             }
         }
@@ -186,10 +176,7 @@ impl Collector {
 
     /// What has been received so far.
     pub fn partial(&self) -> Partial {
-        let mut partial = Partial {
-            usage: self.usage,
-            ..Partial::default()
-        };
+        let mut partial = Partial { usage: self.usage, ..Partial::default() };
         for part in &self.parts {
             match part {
                 Part::Text { text } => partial.text.push_str(text),
@@ -222,10 +209,7 @@ impl Collector {
             });
         };
         Ok(Response {
-            message: Message {
-                role: Role::Assistant,
-                parts: self.parts,
-            },
+            message: Message { role: Role::Assistant, parts: self.parts },
             usage: self.usage,
             finish_reason,
             provider: p,
@@ -271,10 +255,7 @@ pub async fn collect(stream: EventStream) -> Result<Response, StreamFailure> {
 ///
 /// # Errors
 /// [`DriveError::Stream`] on a stream error, [`DriveError::Callback`] on a callback error.
-pub async fn drive<E, F>(
-    mut stream: EventStream,
-    mut on_event: F,
-) -> Result<Response, DriveError<E>>
+pub async fn drive<E, F>(mut stream: EventStream, mut on_event: F) -> Result<Response, DriveError<E>>
 where
     F: FnMut(&StreamEvent) -> Result<(), E>,
 {
@@ -284,25 +265,16 @@ where
         match item {
             Ok(event) => {
                 collector.push(&event);
-                if let StreamEvent::Done {
-                    provider, model, ..
-                } = &event
-                {
+                if let StreamEvent::Done { provider, model, .. } = &event {
                     who = (provider.clone(), model.clone());
                 }
                 if let Err(error) = on_event(&event) {
                     drop(stream);
-                    return Err(DriveError::Callback {
-                        error,
-                        partial: collector.partial(),
-                    });
+                    return Err(DriveError::Callback { error, partial: collector.partial() });
                 }
             }
             Err(error) => {
-                return Err(DriveError::Stream(StreamFailure {
-                    error,
-                    partial: collector.partial(),
-                }));
+                return Err(DriveError::Stream(StreamFailure { error, partial: collector.partial() }));
             }
         }
     }
@@ -318,20 +290,17 @@ pub fn with_cancellation(
     model: &str,
 ) -> EventStream {
     let cancelled = Error::cancelled(provider, model);
-    Box::pin(futures::stream::unfold(
-        Some((stream, token, cancelled)),
-        |state| async move {
-            let (mut stream, token, cancelled) = state?;
-            tokio::select! {
-                biased;
-                () = token.cancelled() => Some((Err(cancelled), None)),
-                item = stream.next() => {
-                    let item = item?;
-                    Some((item, Some((stream, token, cancelled))))
-                }
+    Box::pin(futures::stream::unfold(Some((stream, token, cancelled)), |state| async move {
+        let (mut stream, token, cancelled) = state?;
+        tokio::select! {
+            biased;
+            () = token.cancelled() => Some((Err(cancelled), None)),
+            item = stream.next() => {
+                let item = item?;
+                Some((item, Some((stream, token, cancelled))))
             }
-        },
-    ))
+        }
+    }))
 }
 
 /// A stream that replays a finished [`Response`] as events (used by fakes and by models that
@@ -345,9 +314,7 @@ pub fn response_to_stream(response: Response) -> EventStream {
             _ => {}
         }
     }
-    events.push(Ok(StreamEvent::Usage {
-        usage: response.usage,
-    }));
+    events.push(Ok(StreamEvent::Usage { usage: response.usage }));
     events.push(Ok(StreamEvent::Done {
         finish_reason: response.finish_reason,
         provider: response.provider,

@@ -26,12 +26,7 @@ pub struct ProviderConfig {
 impl ProviderConfig {
     /// A config with default HTTP options and no key.
     pub fn new(name: impl Into<String>, base_url: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            base_url: base_url.into(),
-            api_key: None,
-            http: HttpOptions::default(),
-        }
+        Self { name: name.into(), base_url: base_url.into(), api_key: None, http: HttpOptions::default() }
     }
 
     /// Sets the API key.

@@ -76,12 +76,7 @@ pub struct ThinkingBudgets {
 
 impl Default for ThinkingBudgets {
     fn default() -> Self {
-        Self {
-            minimal: 1024,
-            low: 2048,
-            medium: 8192,
-            high: 16384,
-        }
+        Self { minimal: 1024, low: 2048, medium: 8192, high: 16384 }
     }
 }
 
@@ -135,11 +130,7 @@ impl Anthropic {
     /// `/v1` is accepted too.
     pub fn new(config: ProviderConfig) -> Self {
         let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
-        Self {
-            config: Arc::new(config),
-            options: Arc::new(AnthropicOptions::default()),
-            http,
-        }
+        Self { config: Arc::new(config), options: Arc::new(AnthropicOptions::default()), http }
     }
 
     /// Replaces the client settings.
@@ -174,11 +165,7 @@ impl Provider for Anthropic {
     }
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(AnthropicModel {
-            provider: self.clone(),
-            url: self.messages_url(),
-            id: id.to_owned(),
-        })
+        Arc::new(AnthropicModel { provider: self.clone(), url: self.messages_url(), id: id.to_owned() })
     }
 }
 
@@ -199,14 +186,7 @@ impl AnthropicModel {
             .client
             .post(&self.url)
             .header("anthropic-version", options.version.as_str())
-            .header(
-                reqwest::header::ACCEPT,
-                if streaming {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            )
+            .header(reqwest::header::ACCEPT, if streaming { "text/event-stream" } else { "application/json" })
             .json(body);
         if let Some(key) = &self.provider.config.api_key {
             builder = builder.header("x-api-key", key.expose());
@@ -231,12 +211,7 @@ impl Model for AnthropicModel {
     fn capabilities(&self) -> Capabilities {
         // Vision depends on the model (every current Claude has it, most local models served
         // through this protocol do not): leave it unknown so the request is tried.
-        Capabilities {
-            tools: Some(true),
-            vision: None,
-            structured_output: Some(true),
-            streaming: Some(true),
-        }
+        Capabilities { tools: Some(true), vision: None, structured_output: Some(true), streaming: Some(true) }
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
@@ -268,11 +243,7 @@ fn is_json(response: &reqwest::Response) -> bool {
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        })
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
 #[cfg(test)]

@@ -87,9 +87,7 @@ pub(super) fn build(
     let mut tools: Vec<Value> = request
         .tools
         .iter()
-        .map(
-            |t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}),
-        )
+        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
         .collect();
     let mut plan = Plan::default();
     let choice = if let Some(schema) = &request.response_schema {
@@ -129,10 +127,7 @@ pub(super) fn build(
         .and_then(|c| c.get("type"))
         .and_then(Value::as_str)
         .is_some_and(|t| t == "any" || t == "tool");
-    let last_tool = tools
-        .last_mut()
-        .filter(|_| request.prompt_caching)
-        .and_then(Value::as_object_mut);
+    let last_tool = tools.last_mut().filter(|_| request.prompt_caching).and_then(Value::as_object_mut);
     if let Some(last) = last_tool {
         last.insert("cache_control".into(), ephemeral());
     }
@@ -145,18 +140,12 @@ pub(super) fn build(
 
     // Thinking (never with a forced tool choice, which the API rejects) and max_tokens.
     let mut max_tokens = request.max_tokens.unwrap_or(options.default_max_tokens);
-    let budget = request
-        .reasoning_effort
-        .filter(|_| !forced)
-        .map(|e| options.thinking_budgets.budget(e));
+    let budget = request.reasoning_effort.filter(|_| !forced).map(|e| options.thinking_budgets.budget(e));
     if let Some(budget) = budget {
         if max_tokens <= budget {
             max_tokens = max_tokens.saturating_add(budget);
         }
-        body.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": budget}),
-        );
+        body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": budget}));
     } else if request.reasoning_effort.is_some() {
         tracing::debug!(model, "thinking disabled: the request forces a tool choice");
     }
@@ -195,9 +184,7 @@ pub(super) fn messages(messages: &[Message]) -> Vec<Value> {
             _ => out.push((role, blocks)),
         }
     }
-    out.into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect()
+    out.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect()
 }
 
 fn blocks(message: &Message) -> Vec<Value> {

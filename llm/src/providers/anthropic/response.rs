@@ -139,25 +139,12 @@ pub(super) fn finish_reason(stop_reason: Option<&str>) -> FinishReason {
 
 /// The finish reason once the structured-output tool has been turned into text: a turn that
 /// stopped only to "call" it is a normal stop.
-pub(super) fn adjust_finish(
-    reason: FinishReason,
-    answered: bool,
-    real_calls: usize,
-) -> FinishReason {
-    if answered && real_calls == 0 && reason == FinishReason::ToolCalls {
-        FinishReason::Stop
-    } else {
-        reason
-    }
+pub(super) fn adjust_finish(reason: FinishReason, answered: bool, real_calls: usize) -> FinishReason {
+    if answered && real_calls == 0 && reason == FinishReason::ToolCalls { FinishReason::Stop } else { reason }
 }
 
 /// Maps a whole response.
-pub(super) fn into_response(
-    http: &Http,
-    model: &str,
-    plan: &Plan,
-    wire: WireResponse,
-) -> Result<Response> {
+pub(super) fn into_response(http: &Http, model: &str, plan: &Plan, wire: WireResponse) -> Result<Response> {
     if wire.kind == "error" {
         return Err(wire.error.unwrap_or_default().to_error(http, model));
     }
@@ -184,59 +171,30 @@ pub(super) fn into_response(
             WireBlock::ToolUse { id, name, input } => {
                 real_calls += 1;
                 parts.push(Part::ToolCall(ToolCall {
-                    id: if id.is_empty() {
-                        format!("toolu_{index}")
-                    } else {
-                        id
-                    },
+                    id: if id.is_empty() { format!("toolu_{index}") } else { id },
                     name,
-                    args: if input.is_null() {
-                        Value::Object(Default::default())
-                    } else {
-                        input
-                    },
+                    args: if input.is_null() { Value::Object(Default::default()) } else { input },
                     signature: thinking::encode(std::mem::take(&mut pending_thinking)),
                 }));
             }
-            WireBlock::Thinking {
-                thinking,
-                signature,
-            } => {
+            WireBlock::Thinking { thinking, signature } => {
                 pending_thinking.extend(thinking::thinking_block(&thinking, &signature));
             }
-            WireBlock::RedactedThinking { data } => {
-                pending_thinking.push(thinking::redacted_block(&data))
-            }
+            WireBlock::RedactedThinking { data } => pending_thinking.push(thinking::redacted_block(&data)),
             WireBlock::Other => {}
         }
     }
     if let Some(answer) = &answer {
         // The answer is the tool's input; text the model wrote around it is preamble.
         parts.retain(|p| !matches!(p, Part::Text { .. }));
-        parts.insert(
-            0,
-            Part::Text {
-                text: answer.clone(),
-            },
-        );
+        parts.insert(0, Part::Text { text: answer.clone() });
     }
-    let finish = adjust_finish(
-        finish_reason(wire.stop_reason.as_deref()),
-        answer.is_some(),
-        real_calls,
-    );
+    let finish = adjust_finish(finish_reason(wire.stop_reason.as_deref()), answer.is_some(), real_calls);
     Ok(Response {
-        message: Message {
-            role: Role::Assistant,
-            parts,
-        },
+        message: Message { role: Role::Assistant, parts },
         usage: wire.usage.to_usage(),
         finish_reason: finish,
         provider: http.provider.clone(),
-        model: if wire.model.is_empty() {
-            model.to_owned()
-        } else {
-            wire.model
-        },
+        model: if wire.model.is_empty() { model.to_owned() } else { wire.model },
     })
 }

@@ -126,21 +126,9 @@ struct MessageDeltaBody {
 #[derive(Debug)]
 enum Block {
     Text,
-    Tool {
-        index: u32,
-        id: String,
-        name: String,
-        args: String,
-        start_input: Value,
-        answer: bool,
-    },
-    Thinking {
-        text: String,
-        signature: String,
-    },
-    Redacted {
-        data: String,
-    },
+    Tool { index: u32, id: String, name: String, args: String, start_input: Value, answer: bool },
+    Thinking { text: String, signature: String },
+    Redacted { data: String },
     Other,
 }
 
@@ -267,9 +255,7 @@ impl Parser {
             Ok(event) => event,
             Err(e) => {
                 let preview = crate::http::preview(data.as_bytes());
-                self.decode_error(format!(
-                    "invalid `{name}` event ({e}); data starts: {preview}"
-                ));
+                self.decode_error(format!("invalid `{name}` event ({e}); data starts: {preview}"));
                 return;
             }
         };
@@ -279,15 +265,10 @@ impl Parser {
                     self.model = Some(message.model);
                 }
                 if let Some(usage) = message.usage {
-                    self.emit(StreamEvent::Usage {
-                        usage: usage.to_usage(),
-                    });
+                    self.emit(StreamEvent::Usage { usage: usage.to_usage() });
                 }
             }
-            WireEvent::ContentBlockStart {
-                index,
-                content_block,
-            } => self.block_start(index, content_block),
+            WireEvent::ContentBlockStart { index, content_block } => self.block_start(index, content_block),
             WireEvent::ContentBlockDelta { index, delta } => self.block_delta(index, delta),
             WireEvent::ContentBlockStop { index } => self.block_stop(index),
             WireEvent::MessageDelta { delta, usage } => {
@@ -295,23 +276,16 @@ impl Parser {
                     self.stop_reason = delta.stop_reason;
                 }
                 if let Some(usage) = usage {
-                    self.emit(StreamEvent::Usage {
-                        usage: usage.to_usage(),
-                    });
+                    self.emit(StreamEvent::Usage { usage: usage.to_usage() });
                 }
             }
             WireEvent::MessageStop => {
                 self.flush_held();
                 let reason = finish_reason(self.stop_reason.as_deref());
-                let finish_reason: FinishReason =
-                    adjust_finish(reason, self.answered, self.real_calls);
+                let finish_reason: FinishReason = adjust_finish(reason, self.answered, self.real_calls);
                 let model = self.model.clone().unwrap_or_else(|| self.model_id.clone());
                 let provider = self.http.provider.clone();
-                self.emit(StreamEvent::Done {
-                    finish_reason,
-                    provider,
-                    model,
-                });
+                self.emit(StreamEvent::Done { finish_reason, provider, model });
                 self.finished = true;
             }
             WireEvent::Ping | WireEvent::Unknown => {}
@@ -328,17 +302,8 @@ impl Parser {
             Some(inner) if inner.is_object() => inner,
             _ => &value,
         };
-        let field = |key: &str| {
-            object
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let mut error = WireError {
-            kind: field("type"),
-            message: field("message"),
-        };
+        let field = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let mut error = WireError { kind: field("type"), message: field("message") };
         if error.kind.is_empty() && error.message.is_empty() {
             error.message = crate::http::preview(data.as_bytes());
         }
@@ -356,11 +321,7 @@ impl Parser {
                     self.decode_error(format!("content block index {index} out of range"));
                     return;
                 };
-                let id = if id.is_empty() {
-                    format!("toolu_{index}")
-                } else {
-                    id
-                };
+                let id = if id.is_empty() { format!("toolu_{index}") } else { id };
                 let answer = self.plan.is_answer(&name);
                 if answer {
                     self.answered = true;
@@ -373,28 +334,13 @@ impl Parser {
                         args: String::new(),
                     });
                 }
-                Block::Tool {
-                    index: call_index,
-                    id,
-                    name,
-                    args: String::new(),
-                    start_input: input,
-                    answer,
-                }
+                Block::Tool { index: call_index, id, name, args: String::new(), start_input: input, answer }
             }
-            StartBlock::Thinking {
-                thinking,
-                signature,
-            } => {
+            StartBlock::Thinking { thinking, signature } => {
                 if !thinking.is_empty() {
-                    self.emit(StreamEvent::ReasoningDelta {
-                        text: thinking.clone(),
-                    });
+                    self.emit(StreamEvent::ReasoningDelta { text: thinking.clone() });
                 }
-                Block::Thinking {
-                    text: thinking,
-                    signature,
-                }
+                Block::Thinking { text: thinking, signature }
             }
             StartBlock::RedactedThinking { data } => Block::Redacted { data },
             StartBlock::Other => Block::Other,
@@ -420,12 +366,7 @@ impl Parser {
             }
             BlockDelta::InputJsonDelta { partial_json } => {
                 let max = self.max_args;
-                let Some(Block::Tool {
-                    index: call_index,
-                    args,
-                    answer,
-                    ..
-                }) = self.blocks.get_mut(&index)
+                let Some(Block::Tool { index: call_index, args, answer, .. }) = self.blocks.get_mut(&index)
                 else {
                     self.decode_error(format!(
                         "input_json_delta for content block {index}, which is not a tool_use block"
@@ -461,14 +402,7 @@ impl Parser {
 
     fn block_stop(&mut self, index: u64) {
         match self.blocks.remove(&index) {
-            Some(Block::Tool {
-                id,
-                name,
-                args,
-                start_input,
-                answer,
-                ..
-            }) => {
+            Some(Block::Tool { id, name, args, start_input, answer, .. }) => {
                 let input = if args.trim().is_empty() {
                     // No fragments: the start event's input (empty for the real API) or `{}`.
                     match start_input {
@@ -487,23 +421,13 @@ impl Parser {
                 } else {
                     self.real_calls += 1;
                     let signature = thinking::encode(std::mem::take(&mut self.pending_thinking));
-                    self.emit(StreamEvent::ToolCall {
-                        call: ToolCall {
-                            id,
-                            name,
-                            args: input,
-                            signature,
-                        },
-                    });
+                    self.emit(StreamEvent::ToolCall { call: ToolCall { id, name, args: input, signature } });
                 }
             }
             Some(Block::Thinking { text, signature }) => {
-                self.pending_thinking
-                    .extend(thinking::thinking_block(&text, &signature));
+                self.pending_thinking.extend(thinking::thinking_block(&text, &signature));
             }
-            Some(Block::Redacted { data }) => {
-                self.pending_thinking.push(thinking::redacted_block(&data))
-            }
+            Some(Block::Redacted { data }) => self.pending_thinking.push(thinking::redacted_block(&data)),
             Some(Block::Text | Block::Other) | None => {}
         }
     }
@@ -514,22 +438,19 @@ pub(super) type SseEvents = Pin<Box<dyn Stream<Item = Result<(String, String)>> 
 
 /// Runs `parser` over SSE `(event, data)` items until the stream completes or fails.
 pub(super) fn drive(events: SseEvents, parser: Parser) -> EventStream {
-    Box::pin(futures::stream::unfold(
-        (events, parser),
-        |(mut events, mut parser)| async move {
-            loop {
-                if let Some(item) = parser.pop() {
-                    return Some((item, (events, parser)));
-                }
-                if parser.is_finished() {
-                    return None;
-                }
-                match events.next().await {
-                    Some(Ok((name, data))) => parser.event(&name, &data),
-                    Some(Err(error)) => parser.fail(error),
-                    None => parser.end(),
-                }
+    Box::pin(futures::stream::unfold((events, parser), |(mut events, mut parser)| async move {
+        loop {
+            if let Some(item) = parser.pop() {
+                return Some((item, (events, parser)));
             }
-        },
-    ))
+            if parser.is_finished() {
+                return None;
+            }
+            match events.next().await {
+                Some(Ok((name, data))) => parser.event(&name, &data),
+                Some(Err(error)) => parser.fail(error),
+                None => parser.end(),
+            }
+        }
+    }))
 }

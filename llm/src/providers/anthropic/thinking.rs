@@ -14,8 +14,7 @@ const PREFIX: &str = "anthropic-thinking:v1:";
 
 /// A `thinking` block worth carrying, if it is signed.
 pub(super) fn thinking_block(thinking: &str, signature: &str) -> Option<Value> {
-    (!signature.is_empty())
-        .then(|| json!({"type": "thinking", "thinking": thinking, "signature": signature}))
+    (!signature.is_empty()).then(|| json!({"type": "thinking", "thinking": thinking, "signature": signature}))
 }
 
 /// A `redacted_thinking` block.
@@ -39,11 +38,8 @@ pub(super) fn decode(signature: Option<&str>) -> Vec<Value> {
     let Ok(Value::Array(blocks)) = serde_json::from_str::<Value>(json) else {
         return Vec::new();
     };
-    let valid = blocks.iter().all(|b| {
-        matches!(
-            b.get("type").and_then(Value::as_str),
-            Some("thinking" | "redacted_thinking")
-        )
-    });
+    let valid = blocks
+        .iter()
+        .all(|b| matches!(b.get("type").and_then(Value::as_str), Some("thinking" | "redacted_thinking")));
     if valid { blocks } else { Vec::new() }
 }

@@ -4,16 +4,9 @@ use super::*;
 
 async fn error_with(template: ResponseTemplate) -> (executus_llm::Error, executus_llm::Error) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(template)
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).and(path("/v1/messages")).respond_with(template).mount(&server).await;
     let model = model(&server);
-    let whole = model
-        .generate(Request::user("Hi"))
-        .await
-        .expect_err("generate fails");
+    let whole = model.generate(Request::user("Hi")).await.expect_err("generate fails");
     let streamed = match model.stream(Request::user("Hi")).await {
         Err(e) => e,
         Ok(_) => panic!("an HTTP error is returned before the stream starts"),
@@ -31,8 +24,7 @@ fn anthropic_error(status: u16, kind: &str, message: &str) -> ResponseTemplate {
 
 #[tokio::test]
 async fn error_529_overloaded_is_transient() {
-    let (whole, streamed) =
-        error_with(anthropic_error(529, "overloaded_error", "Overloaded")).await;
+    let (whole, streamed) = error_with(anthropic_error(529, "overloaded_error", "Overloaded")).await;
     for e in [whole, streamed] {
         assert_eq!(e.kind, ErrorKind::Transient);
         assert_eq!(e.status, Some(529));
@@ -43,12 +35,9 @@ async fn error_529_overloaded_is_transient() {
 
 #[tokio::test]
 async fn error_429_carries_retry_after() {
-    let template = anthropic_error(
-        429,
-        "rate_limit_error",
-        "Number of requests has exceeded your rate limit",
-    )
-    .insert_header("retry-after", "17");
+    let template =
+        anthropic_error(429, "rate_limit_error", "Number of requests has exceeded your rate limit")
+            .insert_header("retry-after", "17");
     let (whole, streamed) = error_with(template).await;
     for e in [whole, streamed] {
         assert_eq!(e.kind, ErrorKind::Transient);
@@ -60,12 +49,8 @@ async fn error_429_carries_retry_after() {
 
 #[tokio::test]
 async fn error_401_is_permanent() {
-    let (whole, streamed) = error_with(anthropic_error(
-        401,
-        "authentication_error",
-        "invalid x-api-key",
-    ))
-    .await;
+    let (whole, streamed) =
+        error_with(anthropic_error(401, "authentication_error", "invalid x-api-key")).await;
     for e in [whole, streamed] {
         assert_eq!(e.kind, ErrorKind::Permanent);
         assert_eq!(e.status, Some(401));
@@ -74,12 +59,8 @@ async fn error_401_is_permanent() {
 
 #[tokio::test]
 async fn error_404_unknown_model_is_not_found() {
-    let (whole, streamed) = error_with(anthropic_error(
-        404,
-        "not_found_error",
-        "model: claude-sonnet-4-5",
-    ))
-    .await;
+    let (whole, streamed) =
+        error_with(anthropic_error(404, "not_found_error", "model: claude-sonnet-4-5")).await;
     for e in [whole, streamed] {
         assert_eq!(e.kind, ErrorKind::NotFound);
         assert_eq!(e.status, Some(404));
@@ -90,20 +71,15 @@ async fn error_404_unknown_model_is_not_found() {
 #[tokio::test]
 async fn error_body_echoing_the_key_never_shows_it() {
     let message = format!("invalid x-api-key: {KEY} is not a valid key");
-    let (whole, streamed) =
-        error_with(anthropic_error(401, "authentication_error", &message)).await;
+    let (whole, streamed) = error_with(anthropic_error(401, "authentication_error", &message)).await;
     for e in [whole, streamed] {
         assert_eq!(e.kind, ErrorKind::Permanent);
         assert!(!e.to_string().contains(KEY), "Display leaks the key: {e}");
-        assert!(
-            !format!("{e:?}").contains(KEY),
-            "Debug leaks the key: {e:?}"
-        );
+        assert!(!format!("{e:?}").contains(KEY), "Debug leaks the key: {e:?}");
         assert!(e.message.contains("[redacted]"), "{e}");
     }
     // Nor does the provider's or model's Debug.
-    let provider =
-        Anthropic::new(ProviderConfig::new("claude", "http://127.0.0.1:9").with_key(KEY));
+    let provider = Anthropic::new(ProviderConfig::new("claude", "http://127.0.0.1:9").with_key(KEY));
     assert!(!format!("{provider:?}").contains(KEY));
     assert!(!format!("{:?}", provider.model(MODEL)).contains(KEY));
 }
@@ -112,38 +88,20 @@ async fn error_body_echoing_the_key_never_shows_it() {
 async fn error_event_in_a_200_stream_that_is_permanent() {
     let server = MockServer::start().await;
     let body = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"prompt is too long\"}}\n\n";
-    expect_body(
-        &server,
-        json!({}),
-        ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"),
-    )
-    .await;
-    let stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({}), ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")).await;
+    let stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let failure = collect(stream).await.expect_err("error event");
     assert_eq!(failure.error.kind, ErrorKind::Permanent);
-    assert_eq!(
-        failure.error.message,
-        "invalid_request_error: prompt is too long"
-    );
+    assert_eq!(failure.error.message, "invalid_request_error: prompt is too long");
 }
 
 #[tokio::test]
 async fn connection_refused_is_transient() {
     // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind").port();
     let base = format!("http://127.0.0.1:{port}");
     let provider = Anthropic::new(ProviderConfig::new("claude", base).with_key(KEY));
-    let error = provider
-        .model(MODEL)
-        .generate(Request::user("Hi"))
-        .await
-        .expect_err("refused");
+    let error = provider.model(MODEL).generate(Request::user("Hi")).await.expect_err("refused");
     assert_eq!(error.kind, ErrorKind::Transient);
     assert!(!error.to_string().contains(KEY));
 }

@@ -13,8 +13,8 @@ use executus_llm::providers::ProviderConfig;
 use executus_llm::providers::anthropic::{Anthropic, AnthropicOptions};
 use executus_llm::stream::collect;
 use executus_llm::{
-    ErrorKind, FinishReason, Message, Model, Part, Provider, ReasoningEffort, Request,
-    ResponseSchema, Role, StreamEvent, ToolCall, ToolChoice, ToolResult, ToolSpec,
+    ErrorKind, FinishReason, Message, Model, Part, Provider, ReasoningEffort, Request, ResponseSchema, Role,
+    StreamEvent, ToolCall, ToolChoice, ToolResult, ToolSpec,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -25,10 +25,7 @@ const KEY: &str = "sk-ant-api03-TESTKEY-0123456789abcdef";
 const MODEL: &str = "claude-sonnet-4-5";
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/anthropic/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/anthropic/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 

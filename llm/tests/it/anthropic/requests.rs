@@ -24,18 +24,8 @@ async fn request_plain_chat_with_system_headers_and_default_max_tokens() {
     assert_eq!(response.text(), "Hello! How can I help you today?");
 
     let body = sent_body(&server).await;
-    for absent in [
-        "tools",
-        "tool_choice",
-        "thinking",
-        "temperature",
-        "stream",
-        "stop_sequences",
-    ] {
-        assert!(
-            body.get(absent).is_none(),
-            "{absent} must not be sent: {body}"
-        );
+    for absent in ["tools", "tool_choice", "thinking", "temperature", "stream", "stop_sequences"] {
+        assert!(body.get(absent).is_none(), "{absent} must not be sent: {body}");
     }
 }
 
@@ -61,23 +51,13 @@ async fn request_merges_consecutive_same_role_messages() {
             Message::user("second"),
             Message::assistant("reply"),
             // Empty messages and empty text parts are dropped (the API rejects them).
-            Message {
-                role: Role::Assistant,
-                parts: vec![Part::Text {
-                    text: String::new(),
-                }],
-            },
+            Message { role: Role::Assistant, parts: vec![Part::Text { text: String::new() }] },
             Message::user("third"),
         ],
         ..Request::default()
     };
     model(&server).generate(request).await.expect("generate");
-    assert_eq!(
-        sent_body(&server).await["messages"]
-            .as_array()
-            .map(Vec::len),
-        Some(3)
-    );
+    assert_eq!(sent_body(&server).await["messages"].as_array().map(Vec::len), Some(3));
 }
 
 #[tokio::test]
@@ -146,9 +126,7 @@ async fn request_tool_result_turn_with_native_is_error() {
             Message {
                 role: Role::Assistant,
                 parts: vec![
-                    Part::Text {
-                        text: "Checking.".into(),
-                    },
+                    Part::Text { text: "Checking.".into() },
                     Part::ToolCall(ToolCall {
                         id: "toolu_1".into(),
                         name: "get_weather".into(),
@@ -208,9 +186,7 @@ async fn request_image_block() {
                     mime: "image/png".into(),
                     data: vec![0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'],
                 },
-                Part::Text {
-                    text: "What is this?".into(),
-                },
+                Part::Text { text: "What is this?".into() },
             ],
         }],
         ..Request::default()
@@ -290,15 +266,9 @@ async fn structured_output_forces_a_tool_and_returns_json_text() {
     };
     let response = model(&server).generate(request).await.expect("generate");
     assert_eq!(response.finish_reason, FinishReason::Stop);
-    assert!(
-        response.tool_calls().is_empty(),
-        "the answer tool is not a tool call"
-    );
+    assert!(response.tool_calls().is_empty(), "the answer tool is not a tool call");
     let answer: Value = serde_json::from_str(&response.text()).expect("answer is JSON");
-    assert_eq!(
-        answer,
-        json!({"city": "Paris", "temperature_c": 21.5, "conditions": ["sunny", "windy"]})
-    );
+    assert_eq!(answer, json!({"city": "Paris", "temperature_c": 21.5, "conditions": ["sunny", "windy"]}));
 }
 
 #[tokio::test]
@@ -365,37 +335,24 @@ async fn request_options_v1_base_and_extra_merged_last() {
         .mount(&server)
         .await;
     // No key configured: no x-api-key header (llama-server style); base already ends in /v1.
-    let provider = Anthropic::new(ProviderConfig::new(
-        "local",
-        format!("{}/v1/", server.uri()),
-    ))
-    .with_options(AnthropicOptions {
-        version: "2024-10-22".into(),
-        default_max_tokens: 1000,
-        beta: vec!["a-beta".into(), "another-beta".into()],
-        ..AnthropicOptions::default()
-    });
+    let provider = Anthropic::new(ProviderConfig::new("local", format!("{}/v1/", server.uri())))
+        .with_options(AnthropicOptions {
+            version: "2024-10-22".into(),
+            default_max_tokens: 1000,
+            beta: vec!["a-beta".into(), "another-beta".into()],
+            ..AnthropicOptions::default()
+        });
     let mut extra = BTreeMap::new();
     extra.insert("metadata".to_owned(), json!({"user_id": "user-42"}));
     extra.insert("top_k".to_owned(), json!(5));
     // Extra is merged last: it overrides the computed max_tokens.
     extra.insert("max_tokens".to_owned(), json!(777));
-    let request = Request {
-        extra,
-        ..Request::user("hi")
-    };
-    let response = provider
-        .model("local-model")
-        .generate(request)
-        .await
-        .expect("generate");
+    let request = Request { extra, ..Request::user("hi") };
+    let response = provider.model("local-model").generate(request).await.expect("generate");
     assert_eq!(response.provider, "local");
 
     let requests = server.received_requests().await.expect("recording is on");
     assert!(requests[0].headers.get("x-api-key").is_none());
-    let beta = requests[0]
-        .headers
-        .get("anthropic-beta")
-        .and_then(|v| v.to_str().ok());
+    let beta = requests[0].headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
     assert_eq!(beta, Some("a-beta,another-beta"));
 }

@@ -6,35 +6,21 @@ use super::*;
 async fn response_text_usage_and_model_from_the_server() {
     let server = MockServer::start().await;
     expect_body(&server, json!({}), json_fixture("text.json")).await;
-    let response = model(&server)
-        .generate(Request::user("Hello"))
-        .await
-        .expect("generate");
+    let response = model(&server).generate(Request::user("Hello")).await.expect("generate");
     assert_eq!(response.message.role, Role::Assistant);
     // Adjacent text blocks form one part.
-    assert_eq!(
-        response.message.parts,
-        vec![Part::Text {
-            text: "Hello! How can I help you today?".into()
-        }]
-    );
+    assert_eq!(response.message.parts, vec![Part::Text { text: "Hello! How can I help you today?".into() }]);
     assert_eq!(response.finish_reason, FinishReason::Stop);
     assert_eq!(response.provider, "claude");
     assert_eq!(response.model, "claude-sonnet-4-5-20250929");
-    assert_eq!(
-        (response.usage.input_tokens, response.usage.output_tokens),
-        (12, 9)
-    );
+    assert_eq!((response.usage.input_tokens, response.usage.output_tokens), (12, 9));
 }
 
 #[tokio::test]
 async fn response_two_tool_use_blocks() {
     let server = MockServer::start().await;
     expect_body(&server, json!({}), json_fixture("tool_use.json")).await;
-    let request = Request {
-        tools: vec![weather_tool(), time_tool()],
-        ..Request::user("both")
-    };
+    let request = Request { tools: vec![weather_tool(), time_tool()], ..Request::user("both") };
     let response = model(&server).generate(request).await.expect("generate");
     assert_eq!(response.finish_reason, FinishReason::ToolCalls);
     assert_eq!(response.text(), "I'll check the weather in both cities.");
@@ -42,10 +28,7 @@ async fn response_two_tool_use_blocks() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].id, "toolu_01A09q90qw90lq917835lq9");
     assert_eq!(calls[0].name, "get_weather");
-    assert_eq!(
-        calls[0].args,
-        json!({"location": "Paris, France", "unit": "celsius"})
-    );
+    assert_eq!(calls[0].args, json!({"location": "Paris, France", "unit": "celsius"}));
     assert_eq!(calls[0].signature, None);
     assert_eq!(calls[1].id, "toolu_01B18r01rx01mr028946mr0");
     assert_eq!(calls[1].name, "get_time");
@@ -56,10 +39,7 @@ async fn response_two_tool_use_blocks() {
 async fn response_usage_with_cache_read_and_write_tokens() {
     let server = MockServer::start().await;
     expect_body(&server, json!({}), json_fixture("cached.json")).await;
-    let response = model(&server)
-        .generate(Request::user("q"))
-        .await
-        .expect("generate");
+    let response = model(&server).generate(Request::user("q")).await.expect("generate");
     let usage = response.usage;
     assert_eq!(usage.input_tokens, 21);
     assert_eq!(usage.output_tokens, 393);
@@ -71,14 +51,8 @@ async fn response_usage_with_cache_read_and_write_tokens() {
 async fn response_unknown_stop_reason_is_other() {
     let server = MockServer::start().await;
     expect_body(&server, json!({}), json_fixture("unknown_stop.json")).await;
-    let response = model(&server)
-        .generate(Request::user("q"))
-        .await
-        .expect("generate");
-    assert_eq!(
-        response.finish_reason,
-        FinishReason::Other("pause_turn".into())
-    );
+    let response = model(&server).generate(Request::user("q")).await.expect("generate");
+    assert_eq!(response.finish_reason, FinishReason::Other("pause_turn".into()));
     assert_eq!(response.text(), "Searching");
 }
 
@@ -92,16 +66,8 @@ async fn thinking_blocks_ride_on_the_tool_call_and_go_back_first() {
         reasoning_effort: Some(ReasoningEffort::Low),
         ..Request::user("Weather in Paris?")
     };
-    let first = model(&server)
-        .generate(request.clone())
-        .await
-        .expect("generate");
-    assert_eq!(
-        first.message.parts.len(),
-        1,
-        "only the tool call: {:?}",
-        first.message.parts
-    );
+    let first = model(&server).generate(request.clone()).await.expect("generate");
+    assert_eq!(first.message.parts.len(), 1, "only the tool call: {:?}", first.message.parts);
     assert_eq!(first.text(), "");
     let call = first.tool_calls().remove(0);
     assert_eq!(call.args, json!({"location": "Paris"}));

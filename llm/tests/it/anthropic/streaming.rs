@@ -5,16 +5,8 @@ use super::*;
 #[tokio::test]
 async fn stream_text_deltas_collected() {
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true, "max_tokens": 4096}),
-        sse_fixture("stream_text.sse"),
-    )
-    .await;
-    let mut stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({"stream": true, "max_tokens": 4096}), sse_fixture("stream_text.sse")).await;
+    let mut stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let mut deltas = Vec::new();
     let mut collector = executus_llm::Collector::new();
     while let Some(event) = stream.next().await {
@@ -32,16 +24,8 @@ async fn stream_text_deltas_collected() {
 
     // The same stream through `collect`.
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        sse_fixture("stream_text.sse"),
-    )
-    .await;
-    let stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({"stream": true}), sse_fixture("stream_text.sse")).await;
+    let stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let response = collect(stream).await.expect("collect");
     assert_eq!(response.text(), "Hello, world!");
     assert_eq!(response.provider, "claude");
@@ -50,16 +34,8 @@ async fn stream_text_deltas_collected() {
 #[tokio::test]
 async fn stream_usage_from_message_start_and_message_delta() {
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        sse_fixture("stream_text.sse"),
-    )
-    .await;
-    let stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({"stream": true}), sse_fixture("stream_text.sse")).await;
+    let stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let usage = collect(stream).await.expect("collect").usage;
     assert_eq!(usage.input_tokens, 25, "from message_start");
     assert_eq!(usage.cache_write_tokens, 100, "from message_start");
@@ -70,16 +46,8 @@ async fn stream_usage_from_message_start_and_message_delta() {
 #[tokio::test]
 async fn stream_tool_use_assembled_from_input_json_delta() {
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        sse_fixture("stream_tool_use.sse"),
-    )
-    .await;
-    let request = Request {
-        tools: vec![weather_tool(), time_tool()],
-        ..Request::user("weather")
-    };
+    expect_body(&server, json!({"stream": true}), sse_fixture("stream_tool_use.sse")).await;
+    let request = Request { tools: vec![weather_tool(), time_tool()], ..Request::user("weather") };
     let mut stream = model(&server).stream(request).await.expect("stream");
     let mut fragments = String::new();
     let mut events = Vec::new();
@@ -90,10 +58,7 @@ async fn stream_tool_use_assembled_from_input_json_delta() {
         }
         events.push(event);
     }
-    assert_eq!(
-        fragments,
-        r#"{"location": "San Francisco, CA", "unit": "fahrenheit"}"#
-    );
+    assert_eq!(fragments, r#"{"location": "San Francisco, CA", "unit": "fahrenheit"}"#);
     // The first delta of a call carries its id and name.
     assert!(events.iter().any(|e| matches!(e,
         StreamEvent::ToolCallDelta { index: 1, id: Some(id), name: Some(name), .. }
@@ -107,10 +72,7 @@ async fn stream_tool_use_assembled_from_input_json_delta() {
     let calls = response.tool_calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].id, "toolu_01T1x1fJ34qAmk2tNTrN7Up6");
-    assert_eq!(
-        calls[0].args,
-        json!({"location": "San Francisco, CA", "unit": "fahrenheit"})
-    );
+    assert_eq!(calls[0].args, json!({"location": "San Francisco, CA", "unit": "fahrenheit"}));
     // Only an empty partial_json: the arguments are `{}`.
     assert_eq!(calls[1].name, "get_time");
     assert_eq!(calls[1].args, json!({}));
@@ -119,21 +81,13 @@ async fn stream_tool_use_assembled_from_input_json_delta() {
 #[tokio::test]
 async fn stream_thinking_is_reasoning_and_rides_on_the_tool_call() {
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        sse_fixture("stream_thinking_tool_use.sse"),
-    )
-    .await;
+    expect_body(&server, json!({"stream": true}), sse_fixture("stream_thinking_tool_use.sse")).await;
     let request = Request {
         tools: vec![weather_tool()],
         reasoning_effort: Some(ReasoningEffort::Minimal),
         ..Request::user("weather")
     };
-    let mut stream = model(&server)
-        .stream(request.clone())
-        .await
-        .expect("stream");
+    let mut stream = model(&server).stream(request.clone()).await.expect("stream");
     let mut reasoning = String::new();
     let mut collector = executus_llm::Collector::new();
     while let Some(event) = stream.next().await {
@@ -177,23 +131,11 @@ async fn stream_thinking_is_reasoning_and_rides_on_the_tool_call() {
 #[tokio::test]
 async fn stream_mid_stream_overloaded_error_is_transient_with_partial_text() {
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        sse_fixture("stream_overloaded.sse"),
-    )
-    .await;
-    let stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({"stream": true}), sse_fixture("stream_overloaded.sse")).await;
+    let stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let failure = collect(stream).await.expect_err("the stream fails");
     assert_eq!(failure.error.kind, ErrorKind::Transient);
-    assert!(
-        failure.error.message.contains("overloaded_error"),
-        "{}",
-        failure.error
-    );
+    assert!(failure.error.message.contains("overloaded_error"), "{}", failure.error);
     assert_eq!(failure.error.provider, "claude");
     assert_eq!(failure.error.model, MODEL);
     assert_eq!(failure.partial.text, "The first half of an answer");
@@ -203,16 +145,8 @@ async fn stream_mid_stream_overloaded_error_is_transient_with_partial_text() {
 #[tokio::test]
 async fn stream_truncated_before_message_stop_is_transient() {
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        sse_fixture("stream_truncated.sse"),
-    )
-    .await;
-    let mut stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({"stream": true}), sse_fixture("stream_truncated.sse")).await;
+    let mut stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let mut items = Vec::new();
     while let Some(item) = stream.next().await {
         items.push(item);
@@ -224,16 +158,8 @@ async fn stream_truncated_before_message_stop_is_transient() {
     assert!(items.iter().all(Result::is_ok));
 
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        sse_fixture("stream_truncated.sse"),
-    )
-    .await;
-    let stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({"stream": true}), sse_fixture("stream_truncated.sse")).await;
+    let stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let failure = collect(stream).await.expect_err("truncated");
     assert_eq!(failure.error.kind, ErrorKind::Transient);
     assert_eq!(failure.partial.text, "Cut off in the mid");
@@ -242,16 +168,8 @@ async fn stream_truncated_before_message_stop_is_transient() {
 #[tokio::test]
 async fn stream_answered_whole_by_a_server_that_ignores_stream_true() {
     let server = MockServer::start().await;
-    expect_body(
-        &server,
-        json!({"stream": true}),
-        json_fixture("tool_use.json"),
-    )
-    .await;
-    let stream = model(&server)
-        .stream(Request::user("both"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({"stream": true}), json_fixture("tool_use.json")).await;
+    let stream = model(&server).stream(Request::user("both")).await.expect("stream");
     let response = collect(stream).await.expect("collect");
     assert_eq!(response.text(), "I'll check the weather in both cities.");
     assert_eq!(response.tool_calls().len(), 2);
@@ -264,16 +182,8 @@ async fn stream_malformed_event_is_a_decode_error() {
     let server = MockServer::start().await;
     let body = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\"}}\n\n\
                 event: content_block_delta\ndata: {not json\n\n";
-    expect_body(
-        &server,
-        json!({}),
-        ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"),
-    )
-    .await;
-    let stream = model(&server)
-        .stream(Request::user("Hi"))
-        .await
-        .expect("stream");
+    expect_body(&server, json!({}), ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")).await;
+    let stream = model(&server).stream(Request::user("Hi")).await.expect("stream");
     let failure = collect(stream).await.expect_err("decode error");
     assert_eq!(failure.error.kind, ErrorKind::Decode);
 }

@@ -8,10 +8,5 @@ mod sse;
 
 /// A plan whose structured-output tool is named `answer`.
 fn answer_plan(wrapped: bool) -> Plan {
-    Plan {
-        answer: Some(AnswerTool {
-            name: "answer".into(),
-            wrapped,
-        }),
-    }
+    Plan { answer: Some(AnswerTool { name: "answer".into(), wrapped }) }
 }

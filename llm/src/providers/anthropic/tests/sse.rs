@@ -88,26 +88,12 @@ fn text_of(items: &[Result<StreamEvent>]) -> String {
 
 #[test]
 fn malformed_json_is_a_decode_error_and_ends_the_stream() {
-    for data in [
-        "{not json",
-        r#"{"no_type": 1}"#,
-        r#"{"type":"content_block_delta"}"#,
-        "[]",
-        "42",
-    ] {
-        let items = run(
-            Plan::default(),
-            &[START, ("content_block_delta", data), STOP],
-        );
+    for data in ["{not json", r#"{"no_type": 1}"#, r#"{"type":"content_block_delta"}"#, "[]", "42"] {
+        let items = run(Plan::default(), &[START, ("content_block_delta", data), STOP]);
         let error = last_error(&items);
         assert_eq!(error.kind, ErrorKind::Decode, "{data}: {error}");
         // Nothing after the error: no Done from the later message_stop.
-        assert!(
-            !items
-                .iter()
-                .any(|i| matches!(i, Ok(StreamEvent::Done { .. }))),
-            "{data}"
-        );
+        assert!(!items.iter().any(|i| matches!(i, Ok(StreamEvent::Done { .. }))), "{data}");
     }
 }
 
@@ -175,7 +161,11 @@ fn hostile_block_references_are_decode_errors_not_panics() {
         vec![("content_block_delta", json_delta(7, "{}"))],
         // A fragment for a text block.
         vec![
-            ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.into()),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+                    .into(),
+            ),
             ("content_block_delta", json_delta(0, "{}")),
         ],
         // A tool block index past u32.
@@ -192,26 +182,14 @@ fn hostile_block_references_are_decode_errors_not_panics() {
     // Stops and deltas of blocks that do not exist are otherwise harmless.
     let items = run(
         Plan::default(),
-        &[
-            START,
-            ("content_block_stop", &block_stop(3)),
-            ("content_block_delta", &text_delta("t")),
-            STOP,
-        ],
+        &[START, ("content_block_stop", &block_stop(3)), ("content_block_delta", &text_delta("t")), STOP],
     );
     assert!(items.iter().all(Result::is_ok));
 }
 
 #[test]
 fn tool_arguments_are_capped() {
-    let http = Http::new(
-        "claude",
-        HttpOptions {
-            max_body_bytes: 16,
-            ..HttpOptions::default()
-        },
-        None,
-    );
+    let http = Http::new("claude", HttpOptions { max_body_bytes: 16, ..HttpOptions::default() }, None);
     let mut parser = Parser::new(http, "m", Plan::default());
     let items = run_with(
         &mut parser,
@@ -243,9 +221,8 @@ fn error_events_are_classified_and_scrubbed() {
     ];
     for (kind, expected) in table {
         assert_eq!(error_kind(kind), expected, "{kind}");
-        let data =
-            json!({"type": "error", "error": {"type": kind, "message": format!("key {KEY} bad")}})
-                .to_string();
+        let data = json!({"type": "error", "error": {"type": kind, "message": format!("key {KEY} bad")}})
+            .to_string();
         let items = run(Plan::default(), &[START, ("error", &data), STOP]);
         let error = last_error(&items);
         assert_eq!(error.kind, expected, "{kind}");
@@ -257,12 +234,7 @@ fn error_events_are_classified_and_scrubbed() {
     let items = run(Plan::default(), &[START, ("error", data)]);
     let error = last_error(&items);
     assert_eq!(error.kind, ErrorKind::Transient);
-    assert!(
-        error
-            .message
-            .starts_with("server_error: The model produced output"),
-        "{error}"
-    );
+    assert!(error.message.starts_with("server_error: The model produced output"), "{error}");
     // Not JSON, or no data at all: still an error, never ignored.
     for data in ["upstream exploded", ""] {
         let items = run(Plan::default(), &[START, ("error", data), STOP]);
@@ -280,13 +252,7 @@ fn a_stream_without_message_stop_is_truncated() {
     for events in [
         vec![],
         vec![START],
-        vec![
-            START,
-            (
-                "message_delta",
-                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#,
-            ),
-        ],
+        vec![START, ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#)],
     ] {
         let items = run(Plan::default(), &events);
         let error = last_error(&items);
@@ -300,12 +266,7 @@ fn nothing_is_emitted_after_message_stop() {
     let mut parser = Parser::new(http(), "m", Plan::default());
     let items = run_with(
         &mut parser,
-        &[
-            START,
-            STOP,
-            ("content_block_delta", &text_delta("late")),
-            ("error", r#"{"type":"error"}"#),
-        ],
+        &[START, STOP, ("content_block_delta", &text_delta("late")), ("error", r#"{"type":"error"}"#)],
     );
     assert!(items.iter().all(Result::is_ok));
     assert!(matches!(items.last(), Some(Ok(StreamEvent::Done { .. }))));
@@ -324,27 +285,14 @@ fn structured_answer_streams_as_text_and_drops_preamble() {
             ("content_block_delta", &json_delta(1, "{\"a\":")),
             ("content_block_delta", &json_delta(1, " 1}")),
             ("content_block_stop", &block_stop(1)),
-            (
-                "message_delta",
-                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"}}"#,
-            ),
+            ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"}}"#),
             STOP,
         ],
     );
     assert_eq!(text_of(&items), "{\"a\": 1}");
     assert!(tool_calls(&items).is_empty());
-    assert!(
-        !items
-            .iter()
-            .any(|i| matches!(i, Ok(StreamEvent::ToolCallDelta { .. })))
-    );
-    assert!(matches!(
-        items.last(),
-        Some(Ok(StreamEvent::Done {
-            finish_reason: FinishReason::Stop,
-            ..
-        }))
-    ));
+    assert!(!items.iter().any(|i| matches!(i, Ok(StreamEvent::ToolCallDelta { .. }))));
+    assert!(matches!(items.last(), Some(Ok(StreamEvent::Done { finish_reason: FinishReason::Stop, .. }))));
 }
 
 #[test]
@@ -377,10 +325,7 @@ fn wrapped_structured_answer_is_unwrapped_at_block_stop() {
 
 #[test]
 fn structured_mode_without_the_answer_tool_flushes_held_text() {
-    let items = run(
-        answer_plan(false),
-        &[START, ("content_block_delta", &text_delta("plain")), STOP],
-    );
+    let items = run(answer_plan(false), &[START, ("content_block_delta", &text_delta("plain")), STOP]);
     assert_eq!(text_of(&items), "plain");
     // On an error, held text is flushed first so that it lands in the partial output.
     let items = run(
@@ -420,10 +365,6 @@ fn unsigned_thinking_is_reasoning_only() {
             STOP,
         ],
     );
-    assert!(
-        items
-            .iter()
-            .any(|i| matches!(i, Ok(StreamEvent::ReasoningDelta { text }) if text == "hmm"))
-    );
+    assert!(items.iter().any(|i| matches!(i, Ok(StreamEvent::ReasoningDelta { text }) if text == "hmm")));
     assert_eq!(tool_calls(&items)[0].signature, None);
 }

@@ -1,0 +1,289 @@
+//! Lanes: named, bounded worker pools with fair-share queues.
+//!
+//! A lane runs at most `capacity` jobs at once. Admission happens in [`LaneHandle::submit`],
+//! before any of the job's work runs: the job starts at once if a slot is free, waits if the
+//! queue has room, and is otherwise refused with [`LaneError::Full`], which lists what is
+//! pending. That is the backpressure: a ractor mailbox is unbounded, a lane is not.
+//!
+//! # Guarantees
+//! - **Capacity is never exceeded.** A slot is freed only once the job's future has been
+//!   dropped, including for cancelled and aborted jobs, so the work's destructors have run.
+//! - **Fair share.** Waiting jobs sit in one FIFO queue per tenant; the lane serves the
+//!   tenants round-robin, one job each per round, in the order they started waiting. A tenant
+//!   with 100 waiting jobs and one with 1 alternate.
+//! - **A failed job is data.** A job whose future panics resolves [`LaneError::Panicked`], its
+//!   slot is freed and the lane keeps serving.
+//! - **Cheap.** Admission, start and finish are O(1); there is no timer or polling per job
+//!   (the only timer is the shutdown deadline). Per job: the boxed job, its tokio task, and
+//!   two one-shot channels (the result and the abort signal).
+//!
+//! # What it does not do
+//! - No per-job timeout: wrap the work in `tokio::time::timeout` if it needs one.
+//! - No priorities beyond tenant fairness; no persistence (a queued job lives in memory).
+//! - Dropping a [`JobHandle`] does not cancel its job; [`LaneHandle::cancel`] does.
+//! - Dropping the last [`LaneHandle`] stops the lane: queued jobs and running jobs resolve
+//!   [`LaneError::Gone`] (running ones are aborted). Call [`LaneHandle::shutdown`] first to
+//!   drain instead.
+
+mod actor;
+mod error;
+mod job;
+mod queue;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use tokio::sync::oneshot;
+
+use self::actor::{Lane, LaneMsg};
+pub use self::error::{LaneError, PENDING_LISTED, PendingJob};
+pub use self::job::JobHandle;
+use self::job::TypedJob;
+use crate::JobId;
+
+/// How a lane is sized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneConfig {
+    /// The lane's name, used in errors, stats and traces.
+    pub name: String,
+    /// How many jobs may run at once.
+    pub capacity: NonZeroUsize,
+    /// How many jobs may wait beyond the running ones; 0 means no queue (a submission with
+    /// every slot busy is refused at once).
+    pub max_queue: usize,
+}
+
+impl LaneConfig {
+    /// A lane called `name` running `capacity` jobs at once with `max_queue` waiting places.
+    pub fn new(name: impl Into<String>, capacity: NonZeroUsize, max_queue: usize) -> Self {
+        Self {
+            name: name.into(),
+            capacity,
+            max_queue,
+        }
+    }
+}
+
+/// Who a job is for and what it is, for fairness, stats and errors.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobSpec {
+    /// The tenant the job is charged to; queued jobs are served round-robin across tenants.
+    pub tenant: String,
+    /// A short human label ("review:lens-security", "run:triage"), shown in errors.
+    pub label: String,
+}
+
+impl JobSpec {
+    /// A job for `tenant` labelled `label`.
+    pub fn new(tenant: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            label: label.into(),
+        }
+    }
+}
+
+/// A snapshot of a lane's occupancy and counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneStats {
+    /// The lane's name.
+    pub name: String,
+    /// How many jobs may run at once.
+    pub capacity: usize,
+    /// How many jobs may wait beyond the running ones.
+    pub max_queue: usize,
+    /// Jobs whose task is live now (a job being aborted counts until its future is dropped).
+    pub running: usize,
+    /// Waiting jobs per tenant (tenants with nothing waiting are absent).
+    pub queued: BTreeMap<String, usize>,
+    /// Jobs whose future returned a value.
+    pub completed: u64,
+    /// Submissions refused: lane full, or shutting down.
+    pub rejected: u64,
+    /// Admitted jobs that ended without running to the end: cancelled (queued or running),
+    /// discarded from the queue by shutdown, or aborted at the shutdown deadline.
+    pub cancelled: u64,
+    /// Jobs whose future panicked.
+    pub failed: u64,
+    /// Whether [`LaneHandle::shutdown`] has been called.
+    pub shutting_down: bool,
+}
+
+impl LaneStats {
+    /// Waiting jobs, all tenants together.
+    pub fn queued_total(&self) -> usize {
+        self.queued.values().sum()
+    }
+}
+
+/// What a [`LaneHandle::shutdown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Queued jobs that never started; their handles resolved [`LaneError::ShuttingDown`].
+    pub discarded: usize,
+    /// Running jobs that ended on their own (value or panic) before the deadline.
+    pub drained: usize,
+    /// Running jobs that were aborted: still running at the deadline (their handles resolved
+    /// [`LaneError::ShuttingDown`]), or cancelled during the shutdown.
+    pub aborted: usize,
+}
+
+/// A cheap, cloneable handle to a running lane.
+///
+/// The lane's actor lives as long as any clone of its handle: dropping the last clone stops
+/// it (see the module docs for what happens to its jobs).
+#[derive(Clone)]
+pub struct LaneHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    actor: ActorRef<LaneMsg>,
+    name: Arc<str>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Last handle gone: nobody can submit, cancel or shut down any more, so stop the
+        // actor rather than leak it.
+        self.actor.stop(None);
+    }
+}
+
+impl fmt::Debug for LaneHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaneHandle")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LaneHandle {
+    /// Starts a lane.
+    ///
+    /// # Errors
+    /// [`LaneError::Spawn`] if the actor system could not start the lane's actor.
+    pub async fn spawn(config: LaneConfig) -> Result<LaneHandle, LaneError> {
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        // Unnamed in ractor's registry: lane names need not be unique process-wide.
+        let (actor, _join) = Actor::spawn(None, Lane, (config, Arc::clone(&name)))
+            .await
+            .map_err(|e| LaneError::Spawn {
+                lane: name.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(LaneHandle {
+            inner: Arc::new(Inner { actor, name }),
+        })
+    }
+
+    /// The lane's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Submits `work` as a job. Admission happens here, before any of the work runs: the
+    /// job starts now if a slot is free, waits if the queue has room, and is refused
+    /// otherwise. `work` is not polled until the job starts.
+    ///
+    /// On success the returned [`JobHandle`] resolves with the job's value (or how it ended).
+    /// If this future is dropped before it resolves, the job may or may not have been
+    /// admitted; if it was, it runs unobserved.
+    ///
+    /// # Errors
+    /// - [`LaneError::Full`]: every slot busy and the queue at its cap; lists what is pending.
+    /// - [`LaneError::ShuttingDown`]: [`shutdown`](Self::shutdown) was called.
+    /// - [`LaneError::Gone`]: the lane's actor is no longer running.
+    pub async fn submit<F, T>(&self, job: JobSpec, work: F) -> Result<JobHandle<T>, LaneError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let erased = Box::new(TypedJob::new(work, tx));
+        let reply = self
+            .inner
+            .actor
+            .call(
+                |reply| LaneMsg::Submit {
+                    spec: job,
+                    job: erased,
+                    reply,
+                },
+                None,
+            )
+            .await;
+        match reply {
+            Ok(CallResult::Success(Ok(id))) => {
+                Ok(JobHandle::new(id, Arc::clone(&self.inner.name), rx))
+            }
+            Ok(CallResult::Success(Err(refused))) => Err(refused),
+            Ok(CallResult::Timeout | CallResult::SenderError) | Err(_) => Err(self.gone()),
+        }
+    }
+
+    /// Cancels a job. A queued job is removed and never starts; a running job is aborted
+    /// (its future dropped at its next await point). Either way its [`JobHandle`] resolves
+    /// [`LaneError::Cancelled`] — except a running job that finished in the same instant,
+    /// which keeps its real result.
+    ///
+    /// Returns `true` if the lane still held the job (queued or running), `false` if the id
+    /// is unknown, already finished, or the lane is gone.
+    pub async fn cancel(&self, job: JobId) -> bool {
+        matches!(
+            self.inner
+                .actor
+                .call(|reply| LaneMsg::Cancel { id: job, reply }, None)
+                .await,
+            Ok(CallResult::Success(true))
+        )
+    }
+
+    /// A snapshot of the lane's occupancy and counters.
+    ///
+    /// # Errors
+    /// [`LaneError::Gone`] if the lane's actor is no longer running.
+    pub async fn stats(&self) -> Result<LaneStats, LaneError> {
+        match self.inner.actor.call(LaneMsg::Stats, None).await {
+            Ok(CallResult::Success(stats)) => Ok(stats),
+            _ => Err(self.gone()),
+        }
+    }
+
+    /// Shuts the lane down gracefully: it stops admitting (new submissions get
+    /// [`LaneError::ShuttingDown`]), discards its queue (those handles resolve
+    /// `ShuttingDown`), and lets running jobs finish until `deadline`; jobs still running
+    /// then are aborted and resolve `ShuttingDown`. Returns once nothing runs any more.
+    ///
+    /// The lane's actor stays up afterwards (stats still answer; submissions are refused)
+    /// until its last handle is dropped. Calling `shutdown` again returns the same report;
+    /// the first deadline holds.
+    ///
+    /// # Errors
+    /// [`LaneError::Gone`] if the lane's actor is no longer running.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport, LaneError> {
+        match self
+            .inner
+            .actor
+            .call(|reply| LaneMsg::Shutdown { deadline, reply }, None)
+            .await
+        {
+            Ok(CallResult::Success(report)) => Ok(report),
+            _ => Err(self.gone()),
+        }
+    }
+
+    fn gone(&self) -> LaneError {
+        LaneError::Gone {
+            lane: self.inner.name.to_string(),
+        }
+    }
+}
