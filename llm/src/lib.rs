@@ -6,23 +6,28 @@
 //! - [`types`]: [`Message`], [`Request`], [`Response`], [`Usage`], [`Capabilities`].
 //! - [`Model`]: `generate` and `stream`; `Arc<dyn Model>` is the currency.
 //! - [`stream`]: [`StreamEvent`] and helpers to collect or drive a stream.
+//! - [`generate_typed`] / [`ModelExt`]: structured output decoded into a Rust type.
+//! - [`fake`]: scripted, recorded and replayed models for tests and offline runs.
 //! - [`Error`]: classified ([`ErrorKind`]), naming provider and model, carrying HTTP status and
 //!   `Retry-After`; never an API key.
 //!
 //! This crate is usable on its own: it depends on no other executus crate.
 
 pub mod error;
+pub mod fake;
 pub mod http;
 pub mod model;
 pub mod providers;
 pub mod secret;
 pub mod stream;
+pub mod structured;
 pub mod types;
 
 pub use error::{Attempt, ConfigError, Error, ErrorKind, Result};
 pub use http::HttpOptions;
 pub use model::{Model, Provider};
 pub use secret::Secret;
+pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema};
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
 pub use types::{
     Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema,
