@@ -24,6 +24,7 @@ mod provider;
 mod recorder;
 mod replay;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 pub mod transcript;
 

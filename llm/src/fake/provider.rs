@@ -238,8 +238,9 @@ impl FakeProvider {
         self.state().requests.clear();
     }
 
-    /// Records the request and takes the outcome to serve for it.
-    fn take(&self, model: &str, request: &Request, streamed: bool) -> Result<Outcome> {
+    /// Records the request and takes the outcome to serve for it (a failure when nothing is
+    /// scripted).
+    fn take(&self, model: &str, request: &Request, streamed: bool) -> Outcome {
         let mut state = self.state();
         state.requests.push(RecordedRequest {
             model: model.to_owned(),
@@ -254,11 +255,11 @@ impl FakeProvider {
         match outcome {
             Some(outcome) => {
                 *served += 1;
-                Ok(outcome)
+                outcome
             }
             None => {
                 let name = &self.inner.name;
-                Err(Error::permanent(
+                Outcome::Fail(Error::permanent(
                     name,
                     model,
                     format!(
@@ -412,7 +413,7 @@ impl Model for FakeModel {
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
-        let outcome = self.provider.take(&self.id, &request, false)?;
+        let outcome = self.provider.take(&self.id, &request, false);
         match self.provider.resolve(&self.id, &request, outcome).await {
             Resolved::Respond(response) => Ok(response),
             Resolved::Fail(error) => Err(error),
@@ -423,7 +424,7 @@ impl Model for FakeModel {
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
-        let outcome = self.provider.take(&self.id, &request, true)?;
+        let outcome = self.provider.take(&self.id, &request, true);
         match self.provider.resolve(&self.id, &request, outcome).await {
             Resolved::Respond(response) => Ok(response_to_stream(response)),
             Resolved::Fail(error) => Err(error),

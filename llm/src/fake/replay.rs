@@ -106,7 +106,7 @@ impl ReplayOptions {
 ///
 /// ```
 /// use executus_llm::fake::{FakeProvider, Outcome, Recorder, ReplayProvider, TranscriptWriter};
-/// use executus_llm::Request;
+/// use executus_llm::{Model, Request};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -123,7 +123,6 @@ impl ReplayOptions {
 /// let replay = ReplayProvider::open(&path)?;
 /// let answer = replay.model("m").generate(Request::user("question")).await?;
 /// assert_eq!(answer.text(), "recorded answer");
-/// # use executus_llm::Model as _;
 /// # Ok(())
 /// # }
 /// ```
@@ -283,6 +282,10 @@ impl ReplayProvider {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "crate::Error is the Model trait's error type; boxing it here would only be undone at the trait boundary"
+    )]
     fn answer(&self, model: &str, request: &Request) -> Result<Response> {
         let value = self.inner.canon.value(request);
         let key = canon::key(&value);
@@ -309,6 +312,10 @@ impl ReplayProvider {
         }
     }
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "crate::Error is the Model trait's error type; boxing it here would only be undone at the trait boundary"
+    )]
     fn next_in_order(
         &self,
         state: &mut State,

@@ -12,7 +12,9 @@
 //!   error fed back to the model; a second failure is an [`ErrorKind::Decode`] error naming the
 //!   provider and model that answered and showing the start of the bad reply;
 //! - errors from the model itself (transient, permanent, ...) pass through unchanged;
-//! - [`Typed::usage`] is the sum over every attempt, so budgets see the retry.
+//! - [`Typed::usage`] is the sum over every attempt, so budgets see the retry;
+//! - a `null` for a `#[serde(default)]` field that is not an `Option` (strict mode makes every
+//!   optional field nullable) decodes as if the field were absent.
 //!
 //! It does not validate the value against the schema beyond what serde's decoding checks, and
 //! it does not fall back to prompting for JSON when a provider lacks native structured output:
@@ -21,6 +23,7 @@
 
 mod schema;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::future::Future;
@@ -50,7 +53,7 @@ pub struct Typed<T> {
 }
 
 /// Asks `model` for a `T`: sets a strict [`schema_for::<T>()`](schema_for) as the request's
-/// response schema, calls [`Model::generate`] and decodes the reply, retrying once with the
+/// response schema (replacing any already set), calls [`Model::generate`] and decodes the reply, retrying once with the
 /// decode error fed back (see the [module docs](self)).
 ///
 /// ```
@@ -226,12 +229,11 @@ fn decode<T: DeserializeOwned>(text: &str) -> std::result::Result<T, serde_json:
         Ok(value) => return Ok(value),
         Err(error) => error,
     };
-    if let Ok(mut value) = serde_json::from_str::<Value>(body) {
-        if remove_null_fields(&mut value) {
-            if let Ok(decoded) = T::deserialize(value) {
-                return Ok(decoded);
-            }
-        }
+    if let Ok(mut value) = serde_json::from_str::<Value>(body)
+        && remove_null_fields(&mut value)
+        && let Ok(decoded) = T::deserialize(value)
+    {
+        return Ok(decoded);
     }
     Err(error)
 }
@@ -248,9 +250,14 @@ fn remove_null_fields(value: &mut Value) -> bool {
             }
             removed
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |acc, v| remove_null_fields(v) || acc),
+        Value::Array(items) => {
+            // Visit every item: no short-circuit.
+            let mut removed = false;
+            for item in items.iter_mut() {
+                removed |= remove_null_fields(item);
+            }
+            removed
+        }
         _ => false,
     }
 }

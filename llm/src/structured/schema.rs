@@ -159,10 +159,10 @@ fn transform(node: &mut Value, defs: &Map<String, Value>, inlined: &mut Vec<Stri
     if let Some(value) = map.remove("const") {
         map.insert("enum".to_owned(), Value::Array(vec![value]));
     }
-    if let Some(Value::String(format)) = map.get("format") {
-        if !SUPPORTED_FORMATS.contains(&format.as_str()) {
-            map.remove("format");
-        }
+    if let Some(Value::String(format)) = map.get("format")
+        && !SUPPORTED_FORMATS.contains(&format.as_str())
+    {
+        map.remove("format");
     }
     map.retain(|key, _| KEPT_KEYWORDS.contains(&key.as_str()));
 
@@ -254,11 +254,11 @@ fn merge_single_all_of(map: &mut Map<String, Value>) {
     if !mergeable {
         return;
     }
-    if let Some(Value::Array(mut all)) = map.remove("allOf") {
-        if let Some(Value::Object(inner)) = all.pop() {
-            for (key, value) in inner {
-                map.entry(key).or_insert(value);
-            }
+    if let Some(Value::Array(mut all)) = map.remove("allOf")
+        && let Some(Value::Object(inner)) = all.pop()
+    {
+        for (key, value) in inner {
+            map.entry(key).or_insert(value);
         }
     }
 }
@@ -341,10 +341,10 @@ fn make_nullable(schema: &mut Value) {
             }
         }
     }
-    if let Some(Value::Array(values)) = map.get_mut("enum") {
-        if !values.contains(&Value::Null) {
-            values.push(Value::Null);
-        }
+    if let Some(Value::Array(values)) = map.get_mut("enum")
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
     }
 }
 

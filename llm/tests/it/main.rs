@@ -1,0 +1,4 @@
+//! executus-llm integration tests: one binary, one module per area.
+
+mod fake;
+mod structured;
