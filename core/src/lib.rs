@@ -2,9 +2,42 @@
 //!
 //! Actors, ports and the agent run loop. Batteries implement the ports; this crate never
 //! depends on a database, a cron library or any battery.
+//!
+//! - [`Runtime`]: build with [`Runtime::builder`]; `run`, `spawn`, `fanout`, `resume_interrupted`,
+//!   `approve`/`deny`, `shutdown`.
+//! - [`RunnableAgent`]: an agent as data (system prompt, model spec, tools, skills, limits).
+//! - [`ports`]: the traits batteries implement, each with a nil-safe default.
+//! - [`tool`]: the `Tool` trait, typed tools, the registry and the runtime policy.
+//! - Actors: [`lane`] (bounded, fair worker pools), [`executor`] (run supervision),
+//!   [`dispatch`] (agent-calls-agent tree caps), [`checkpoint`] (append-only group-committed
+//!   saves); the run loop itself is [`run`].
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `config` | yes | `RuntimeConfig::load` with figment (defaults <- `executus.toml` <- `EXECUTUS_*`) |
 
+pub mod agent;
+pub mod checkpoint;
+pub mod config;
 pub mod dispatch;
+pub mod duration_serde;
+pub mod executor;
+pub mod identity;
 pub mod ids;
 pub mod lane;
+pub mod ports;
+pub mod run;
+pub mod runtime;
+pub mod tool;
 
+pub use agent::{Limits, LoopLimits, RunnableAgent};
+pub use config::RuntimeConfig;
+pub use identity::Identity;
 pub use ids::{JobId, RunId};
+pub use run::{RunEnd, RunEvent, RunHandle, RunOutcome, RunStatus};
+pub use runtime::{RunInput, RunRequest, Runtime, RuntimeBuilder, RuntimeError};
+
+/// The provider crate, re-exported so hosts need one dependency.
+pub use executus_llm as llm;

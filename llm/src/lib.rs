@@ -8,6 +8,8 @@
 //! - [`stream`]: [`StreamEvent`] and helpers to collect or drive a stream.
 //! - [`Registry`]: providers from DSNs ([`dsn`]), aliases, and `registry.parse("fast, local/qwen3")`
 //!   returning a failover [`Chain`] that consults a shared [`HealthTracker`].
+//! - [`generate_typed`] / [`ModelExt`]: structured output decoded into a Rust type.
+//! - [`fake`]: scripted, recorded and replayed models for tests and offline runs.
 //! - [`Error`]: classified ([`ErrorKind`]), naming provider and model, carrying HTTP status and
 //!   `Retry-After`; never an API key.
 //!
@@ -17,12 +19,14 @@ pub mod chain;
 pub mod dsn;
 pub mod error;
 pub mod health;
+pub mod fake;
 pub mod http;
 pub mod model;
 pub mod providers;
 pub mod registry;
 pub mod secret;
 pub mod stream;
+pub mod structured;
 pub mod types;
 
 pub use chain::{Chain, ChainEvent, ChainObserver, ChainOptions, NoopObserver, SkipReason, Sleeper};
@@ -33,6 +37,7 @@ pub use http::HttpOptions;
 pub use model::{Model, Provider};
 pub use registry::Registry;
 pub use secret::Secret;
+pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema};
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
 pub use types::{
     Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role,

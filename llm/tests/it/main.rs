@@ -3,9 +3,11 @@
 mod anthropic;
 mod chain;
 mod dsn;
+mod fake;
 mod gemini;
 mod llama_swap;
 mod ollama;
 mod openai;
 mod registry;
 mod scripted;
+mod structured;
