@@ -285,7 +285,12 @@ impl CheckpointHandle {
         if durable {
             let (tx, rx) = ractor::concurrency::oneshot();
             self.actor
-                .send_message(CheckpointMsg::Append { meta: meta.clone(), status, entries, reply: Some(tx.into()) })
+                .send_message(CheckpointMsg::Append {
+                    meta: meta.clone(),
+                    status,
+                    entries,
+                    reply: Some(tx.into()),
+                })
                 .map_err(|_| gone(()))?;
             rx.await.map_err(|_| gone(()))?
         } else {

@@ -116,12 +116,12 @@ pub enum ConfigError {
     #[error("configuration error: {0}")]
     Load(String),
     /// A value parsed but is not acceptable.
-    #[error("invalid configuration value for {key} (from {source}): {reason}")]
+    #[error("invalid configuration value for {key} (from {origin}): {reason}")]
     Invalid {
         /// Dotted key, e.g. `lanes.default.capacity`.
         key: String,
         /// Where the value came from (file path or environment variable).
-        source: String,
+        origin: String,
         /// Why it is not acceptable.
         reason: String,
     },
@@ -270,15 +270,17 @@ impl RawConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad key.
     pub fn validate(self, source_of: &dyn Fn(&str) -> String) -> Result<RuntimeConfig, ConfigError> {
-        let invalid = |key: String, reason: String| ConfigError::Invalid { source: source_of(&key), key, reason };
+        let invalid =
+            |key: String, reason: String| ConfigError::Invalid { origin: source_of(&key), key, reason };
         let mut cfg = RuntimeConfig::default();
         for (name, lane) in self.lanes {
             let mut settings = LaneSettings::default();
             if let Some(c) = lane.capacity {
                 let key = format!("lanes.{name}.capacity");
-                let c = usize::try_from(c).ok().and_then(NonZeroUsize::new).ok_or_else(|| {
-                    invalid(key, format!("must be a whole number of at least 1, got {c}"))
-                })?;
+                let c = usize::try_from(c)
+                    .ok()
+                    .and_then(NonZeroUsize::new)
+                    .ok_or_else(|| invalid(key, format!("must be a whole number of at least 1, got {c}")))?;
                 settings.capacity = c;
             }
             if let Some(q) = lane.max_queue {
@@ -295,10 +297,9 @@ impl RawConfig {
             cfg.streaming = s;
         }
         if let Some(n) = self.runtime.max_tool_output_bytes {
-            cfg.max_tool_output_bytes = usize::try_from(n)
-                .ok()
-                .filter(|n| *n >= 256)
-                .ok_or_else(|| invalid("runtime.max_tool_output_bytes".into(), format!("must be at least 256, got {n}")))?;
+            cfg.max_tool_output_bytes = usize::try_from(n).ok().filter(|n| *n >= 256).ok_or_else(|| {
+                invalid("runtime.max_tool_output_bytes".into(), format!("must be at least 256, got {n}"))
+            })?;
         }
         if let Some(d) = self.runtime.shutdown_grace {
             cfg.shutdown_grace = d;
@@ -324,7 +325,10 @@ impl RawConfig {
         cfg.tiers = self.tiers;
         for (name, raw) in self.agents {
             let model = raw.model.filter(|m| !m.trim().is_empty()).ok_or_else(|| {
-                invalid(format!("agents.{name}.model"), "every agent needs a model (a tier or provider/model chain)".into())
+                invalid(
+                    format!("agents.{name}.model"),
+                    "every agent needs a model (a tier or provider/model chain)".into(),
+                )
             })?;
             let mut limits = Limits::default();
             if let Some(n) = raw.max_steps {
@@ -343,9 +347,14 @@ impl RawConfig {
             if let Some(t) = raw.tool_timeout {
                 limits.tool_timeout = t;
             }
-            if let Some(t) = raw.temperature {
-                if !(0.0..=2.0).contains(&t) {
-                    return Err(invalid(format!("agents.{name}.temperature"), format!("must be between 0 and 2, got {t}")));
+            if let Some(t) = raw.temperature
+                && !(0.0..=2.0).contains(&t)
+            {
+                {
+                    return Err(invalid(
+                        format!("agents.{name}.temperature"),
+                        format!("must be between 0 and 2, got {t}"),
+                    ));
                 }
             }
             let mut agent = RunnableAgent::new(name.clone(), raw.system.unwrap_or_default(), model);
@@ -381,17 +390,21 @@ impl RawConfig {
         }
         if let Some(allow) = self.tools.web_fetch.allow {
             for entry in &allow {
-                if !entry.contains(':') || entry.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).is_none() {
-                    return Err(invalid("tools.web_fetch.allow".into(), format!("entries must be host:port, got {entry:?}")));
+                if !entry.contains(':')
+                    || entry.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).is_none()
+                {
+                    return Err(invalid(
+                        "tools.web_fetch.allow".into(),
+                        format!("entries must be host:port, got {entry:?}"),
+                    ));
                 }
             }
             cfg.network_allow = allow;
         }
         if let Some(n) = self.tools.web_fetch.max_bytes {
-            cfg.web_fetch_max_bytes = usize::try_from(n)
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| invalid("tools.web_fetch.max_bytes".into(), format!("must be at least 1, got {n}")))?;
+            cfg.web_fetch_max_bytes = usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                invalid("tools.web_fetch.max_bytes".into(), format!("must be at least 1, got {n}"))
+            })?;
         }
         Ok(cfg)
     }
@@ -415,7 +428,10 @@ mod load {
         let mut fig = Figment::new();
         if let Some(path) = path {
             if required && !path.exists() {
-                return Err(ConfigError::Load(format!("configuration file {} does not exist", path.display())));
+                return Err(ConfigError::Load(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
             }
             fig = fig.merge(Toml::file(path));
         }

@@ -14,10 +14,13 @@ enum Raw {
 
 fn from_raw<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
     match raw {
-        Raw::Text(s) => humantime::parse_duration(s.trim())
-            .map_err(|e| E::custom(format!("invalid duration {s:?}: {e} (examples: \"90s\", \"2m\", \"1h 30m\")"))),
+        Raw::Text(s) => humantime::parse_duration(s.trim()).map_err(|e| {
+            E::custom(format!("invalid duration {s:?}: {e} (examples: \"90s\", \"2m\", \"1h 30m\")"))
+        }),
         Raw::Secs(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        Raw::Secs(n) => Err(E::custom(format!("invalid duration {n}: must be a non-negative number of seconds"))),
+        Raw::Secs(n) => {
+            Err(E::custom(format!("invalid duration {n}: must be a non-negative number of seconds")))
+        }
     }
 }
 

@@ -14,10 +14,10 @@ use crate::checkpoint::decode;
 use crate::ids::RunId;
 use crate::ports::{AuditEvent, AuditRecord, StoredStatus};
 use crate::run::actor::{RunActor, RunArgs, RunMsg};
+use crate::run::env::RunEnv;
 use crate::run::handle::RunControl;
 use crate::run::machine::RunState;
 use crate::run::{RunEnd, RunEvent, RunOutcome, RunPhase, RunStatus};
-use crate::run::env::RunEnv;
 
 /// Messages of the executor.
 pub enum ExecMsg {
@@ -58,11 +58,20 @@ impl Actor for RunExecutor {
     type State = ExecState;
     type Arguments = Arc<RunEnv>;
 
-    async fn pre_start(&self, _myself: ActorRef<ExecMsg>, env: Arc<RunEnv>) -> Result<ExecState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ExecMsg>,
+        env: Arc<RunEnv>,
+    ) -> Result<ExecState, ActorProcessingErr> {
         Ok(ExecState { env, by_actor: HashMap::new(), by_run: HashMap::new(), shutting_down: false })
     }
 
-    async fn handle(&self, myself: ActorRef<ExecMsg>, msg: ExecMsg, state: &mut ExecState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ExecMsg>,
+        msg: ExecMsg,
+        state: &mut ExecState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ExecMsg::Start(args, reply) => {
                 let run_id = args.state.run_id;
@@ -138,7 +147,9 @@ impl Actor for RunExecutor {
     ) -> Result<(), ActorProcessingErr> {
         if state.shutting_down {
             // Interrupted on purpose: the checkpoint stays so the run resumes later.
-            if let SupervisionEvent::ActorTerminated(cell, ..) | SupervisionEvent::ActorFailed(cell, _) = &event {
+            if let SupervisionEvent::ActorTerminated(cell, ..) | SupervisionEvent::ActorFailed(cell, _) =
+                &event
+            {
                 remove(state, cell);
             }
             if state.by_actor.is_empty() {
@@ -152,8 +163,13 @@ impl Actor for RunExecutor {
                     // A run that stopped without publishing an outcome (cannot happen through
                     // `finish`, but an actor can be killed) is failed, not left hanging.
                     if child.control.outcome().is_none() {
-                        fail_without_actor(&state.env, &child.control, child.run_id, "run actor stopped unexpectedly".into())
-                            .await;
+                        fail_without_actor(
+                            &state.env,
+                            &child.control,
+                            child.run_id,
+                            "run actor stopped unexpectedly".into(),
+                        )
+                        .await;
                     }
                 }
             }

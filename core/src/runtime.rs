@@ -289,7 +289,7 @@ impl RuntimeBuilder {
         let inner = Arc::new_cyclic(|weak| RuntimeInner {
             registry,
             tools: self.tools,
-            policy: self.policy.unwrap_or_else(Policy::new),
+            policy: self.policy.unwrap_or_default(),
             ports: self.ports,
             config: self.config,
             started: OnceCell::new(),
@@ -375,10 +375,12 @@ impl Runtime {
         self.inner
             .started
             .get_or_try_init(|| async {
-                let checkpoint =
-                    CheckpointHandle::spawn(self.inner.ports.checkpoints.clone(), self.inner.config.checkpoint_interval)
-                        .await
-                        .map_err(RuntimeError::Start)?;
+                let checkpoint = CheckpointHandle::spawn(
+                    self.inner.ports.checkpoints.clone(),
+                    self.inner.config.checkpoint_interval,
+                )
+                .await
+                .map_err(RuntimeError::Start)?;
                 let env = Arc::new(RunEnv {
                     registry: self.inner.registry.clone(),
                     tools: self.inner.tools.clone(),
@@ -390,7 +392,7 @@ impl Runtime {
                 });
                 let executor = ExecutorHandle::spawn(env.clone()).await.map_err(RuntimeError::Start)?;
                 let dispatch =
-                    DispatchGuard::spawn(self.inner.config.dispatch.clone()).await.map_err(RuntimeError::Dispatch)?;
+                    DispatchGuard::spawn(self.inner.config.dispatch).await.map_err(RuntimeError::Dispatch)?;
                 Ok(Started { env, executor, dispatch })
             })
             .await
@@ -405,10 +407,11 @@ impl Runtime {
         if let Some(lane) = lanes.get(name) {
             return Ok(lane.clone());
         }
-        let settings = self.inner.config.lanes.get(name).cloned().ok_or_else(|| RuntimeError::UnknownLane {
-            lane: name.to_owned(),
-            known: self.inner.config.lanes.keys().cloned().collect::<Vec<_>>().join(", "),
-        })?;
+        let settings =
+            self.inner.config.lanes.get(name).cloned().ok_or_else(|| RuntimeError::UnknownLane {
+                lane: name.to_owned(),
+                known: self.inner.config.lanes.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
         let lane = LaneHandle::spawn(LaneConfig {
             name: name.to_owned(),
             capacity: settings.capacity,
@@ -432,7 +435,11 @@ impl Runtime {
     /// # Errors
     /// A [`RuntimeError`] if the run could not be admitted; a run that starts always ends
     /// in an outcome (see [`RunOutcome::end`]).
-    pub async fn run(&self, agent: RunnableAgent, input: impl Into<RunInput>) -> Result<RunOutcome, RuntimeError> {
+    pub async fn run(
+        &self,
+        agent: RunnableAgent,
+        input: impl Into<RunInput>,
+    ) -> Result<RunOutcome, RuntimeError> {
         let handle = self.spawn(agent, input).await?;
         Ok(handle.outcome().await.as_ref().clone())
     }
@@ -441,7 +448,11 @@ impl Runtime {
     ///
     /// # Errors
     /// A [`RuntimeError`] if the run could not be admitted.
-    pub async fn spawn(&self, agent: RunnableAgent, input: impl Into<RunInput>) -> Result<RunHandle, RuntimeError> {
+    pub async fn spawn(
+        &self,
+        agent: RunnableAgent,
+        input: impl Into<RunInput>,
+    ) -> Result<RunHandle, RuntimeError> {
         self.spawn_with(RunRequest::new(agent, input)).await
     }
 
@@ -465,13 +476,9 @@ impl Runtime {
     /// allowlist.
     async fn resolve_skills(&self, mut agent: RunnableAgent) -> Result<RunnableAgent, RuntimeError> {
         for name in agent.skills.clone() {
-            let skill = self
-                .inner
-                .ports
-                .skills
-                .skill(&name)
-                .await?
-                .ok_or_else(|| RuntimeError::UnknownSkill { agent: agent.name.clone(), skill: name.clone() })?;
+            let skill = self.inner.ports.skills.skill(&name).await?.ok_or_else(|| {
+                RuntimeError::UnknownSkill { agent: agent.name.clone(), skill: name.clone() }
+            })?;
             if !skill.instructions.trim().is_empty() {
                 if !agent.system.is_empty() {
                     agent.system.push_str("\n\n");
@@ -495,13 +502,14 @@ impl Runtime {
     /// full...). Nothing is checkpointed for a run that was not admitted.
     pub async fn spawn_with(&self, request: RunRequest) -> Result<RunHandle, RuntimeError> {
         let started = self.started().await?;
-        let lane_name = request.lane.clone().or_else(|| request.agent.lane.clone()).unwrap_or_else(|| "default".into());
+        let lane_name =
+            request.lane.clone().or_else(|| request.agent.lane.clone()).unwrap_or_else(|| "default".into());
         let lane = self.lane(&lane_name).await?;
         let agent = self.resolve_skills(request.agent).await?;
         let run_id = request.run_id.unwrap_or_default();
         let start = Fact::Started {
             run_id,
-            agent,
+            agent: Box::new(agent),
             identity: request.identity,
             parent: request.parent,
             input: request.input,
@@ -525,8 +533,12 @@ impl Runtime {
         if self.inner.controls.insert(run_id, control.clone()).is_some() {
             return Err(RuntimeError::AlreadyActive { run: run_id });
         }
-        let spec = JobSpec { tenant: state.identity.tenant.clone(), label: format!("{} {run_id}", state.agent.name) };
-        let args = RunArgs { state, unsaved, env: started.env.clone(), control: control.clone(), resumed, deliver };
+        let spec = JobSpec {
+            tenant: state.identity.tenant.clone(),
+            label: format!("{} {run_id}", state.agent.name),
+        };
+        let args =
+            RunArgs { state, unsaved, env: started.env.clone(), control: control.clone(), resumed, deliver };
         let guard = QueuedGuard { control: Some(control.clone()), runtime: self.inner.weak.clone() };
         let executor = started.executor.clone();
         let weak = self.inner.weak.clone();
@@ -574,10 +586,10 @@ impl Runtime {
     /// [`RuntimeError::UnknownRun`] if the run is not active.
     pub async fn steer(&self, run: RunId, text: impl Into<String>) -> Result<(), RuntimeError> {
         let text = text.into();
-        if let Some(started) = self.inner.started.get() {
-            if started.executor.steer(run, text.clone()).await {
-                return Ok(());
-            }
+        if let Some(started) = self.inner.started.get()
+            && started.executor.steer(run, text.clone()).await
+        {
+            return Ok(());
         }
         let control = self.inner.controls.get(&run).map(|c| c.clone());
         match control {
@@ -591,10 +603,10 @@ impl Runtime {
 
     /// Status of an active (queued or running) run.
     pub async fn status(&self, run: RunId) -> Option<RunStatus> {
-        if let Some(started) = self.inner.started.get() {
-            if let Some(status) = started.executor.status(run).await {
-                return Some(status);
-            }
+        if let Some(started) = self.inner.started.get()
+            && let Some(status) = started.executor.status(run).await
+        {
+            return Some(status);
         }
         let control = self.inner.controls.get(&run).map(|c| c.clone())?;
         Some(queued_status(&control))
@@ -612,8 +624,7 @@ impl Runtime {
     async fn load_state(&self, run: RunId) -> Result<(RunState, StoredStatus), RuntimeError> {
         let started = self.started().await?;
         started.env.checkpoint.flush().await?;
-        let stored =
-            self.inner.ports.checkpoints.load(run).await?.ok_or(RuntimeError::UnknownRun { run })?;
+        let stored = self.inner.ports.checkpoints.load(run).await?.ok_or(RuntimeError::UnknownRun { run })?;
         let facts = stored.entries.iter().map(|e| decode(&e.payload)).collect::<Result<Vec<_>, _>>()?;
         let state = RunState::replay(facts.iter()).map_err(|source| RuntimeError::Replay { run, source })?;
         Ok((state, stored.status))
@@ -706,7 +717,12 @@ impl Runtime {
         self.answer_approval(run, call, Some(reason)).await
     }
 
-    async fn answer_approval(&self, run: RunId, call: &str, denial: Option<&str>) -> Result<RunHandle, RuntimeError> {
+    async fn answer_approval(
+        &self,
+        run: RunId,
+        call: &str,
+        denial: Option<&str>,
+    ) -> Result<RunHandle, RuntimeError> {
         if self.inner.controls.contains_key(&run) {
             return Err(RuntimeError::AlreadyActive { run });
         }

@@ -18,8 +18,8 @@
 pub mod chain;
 pub mod dsn;
 pub mod error;
-pub mod health;
 pub mod fake;
+pub mod health;
 pub mod http;
 pub mod model;
 pub mod providers;
@@ -37,8 +37,8 @@ pub use http::HttpOptions;
 pub use model::{Model, Provider};
 pub use registry::Registry;
 pub use secret::Secret;
-pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema};
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
+pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema};
 pub use types::{
     Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role,
     ToolCall, ToolChoice, ToolResult, ToolSpec, Usage,

@@ -33,7 +33,9 @@ pub struct Reservation {
 
 /// A refusal, with the numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("budget exhausted for {scope}: spent {spent:.4} + reserved {reserved:.4} + this call {requested:.4} > limit {limit:.4}")]
+#[error(
+    "budget exhausted for {scope}: spent {spent:.4} + reserved {reserved:.4} + this call {requested:.4} > limit {limit:.4}"
+)]
 pub struct BudgetDenied {
     /// The scope that is exhausted (e.g. `user:alice`, `tenant:acme`).
     pub scope: String,

@@ -114,7 +114,11 @@ impl Actor for RunActor {
     type State = RunActorState;
     type Arguments = RunArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<RunMsg>, args: RunArgs) -> Result<RunActorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RunMsg>,
+        args: RunArgs,
+    ) -> Result<RunActorState, ActorProcessingErr> {
         let RunArgs { mut state, unsaved, env, control, resumed, deliver } = args;
         let meta = RunMeta {
             run_id: state.run_id,
@@ -168,9 +172,17 @@ impl Actor for RunActor {
         Ok(s)
     }
 
-    async fn post_start(&self, myself: ActorRef<RunMsg>, s: &mut RunActorState) -> Result<(), ActorProcessingErr> {
-        s.audit(AuditEvent::RunStarted { model: s.st.agent.model.clone(), parent: s.st.parent, resumed: s.resumed })
-            .await;
+    async fn post_start(
+        &self,
+        myself: ActorRef<RunMsg>,
+        s: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        s.audit(AuditEvent::RunStarted {
+            model: s.st.agent.model.clone(),
+            parent: s.st.parent,
+            resumed: s.resumed,
+        })
+        .await;
         schedule(&myself, s.timeout, RunMsg::HardDeadline(0));
         if let Some(soft) = s.st.agent.limits.soft_timeout {
             schedule(&myself, soft, RunMsg::SoftDeadline);
@@ -179,7 +191,12 @@ impl Actor for RunActor {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<RunMsg>, msg: RunMsg, s: &mut RunActorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<RunMsg>,
+        msg: RunMsg,
+        s: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
         if s.finished {
             if let RunMsg::Status(reply) = msg {
                 let _ = reply.send(s.status());
@@ -265,9 +282,9 @@ impl Actor for RunActor {
                     verdict: verdict.name().into(),
                     reason: match &verdict {
                         Verdict::Continue => String::new(),
-                        Verdict::Extend { reason, .. } | Verdict::Escalate { reason } | Verdict::Abort { reason } => {
-                            reason.clone()
-                        }
+                        Verdict::Extend { reason, .. }
+                        | Verdict::Escalate { reason }
+                        | Verdict::Abort { reason } => reason.clone(),
                     },
                 })
                 .await;
@@ -332,11 +349,23 @@ impl RunActorState {
     }
 
     async fn audit(&self, event: AuditEvent) {
-        let record = AuditRecord::now(Some(self.st.run_id), self.st.identity.clone(), Some(self.st.agent.name.clone()), event);
+        let record = AuditRecord::now(
+            Some(self.st.run_id),
+            self.st.identity.clone(),
+            Some(self.st.agent.name.clone()),
+            event,
+        );
         self.env.ports.audit.record(record).await;
     }
 
-    async fn audit_tool(&self, result: &ToolResult, decision: &str, rule: Option<String>, reason: Option<String>, latency: Duration) {
+    async fn audit_tool(
+        &self,
+        result: &ToolResult,
+        decision: &str,
+        rule: Option<String>,
+        reason: Option<String>,
+        latency: Duration,
+    ) {
         self.audit(AuditEvent::ToolCall {
             step: self.st.step,
             tool: result.name.clone(),
@@ -373,7 +402,8 @@ impl RunActorState {
                 trigger: t.kind.clone(),
                 action: t.action.clone(),
             });
-            self.audit(AuditEvent::LoopProtection { trigger: t.kind, detail: t.detail, action: t.action }).await;
+            self.audit(AuditEvent::LoopProtection { trigger: t.kind, detail: t.detail, action: t.action })
+                .await;
         }
     }
 
@@ -414,7 +444,12 @@ impl RunActorState {
     /// Permission stages 1–3 and argument sanity. Returns the call to execute, or settles
     /// it (error result, rewrite, approval request) and returns `None`.
     async fn check_call(&mut self, call: ToolCall) -> Option<ToolCall> {
-        let refuse = |content: String| ToolResult { id: call.id.clone(), name: call.name.clone(), content, is_error: true };
+        let refuse = |content: String| ToolResult {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            content,
+            is_error: true,
+        };
         // A call the human already approved skips the policy (it was evaluated before).
         let approved = self
             .st
@@ -429,13 +464,28 @@ impl RunActorState {
                 call.name,
                 if known.is_empty() { "none".to_owned() } else { known.join(", ") }
             ));
-            self.settle_refused(result, "refuse", Some("registry".into()), Some("unknown or disabled tool".into()), false).await;
+            self.settle_refused(
+                result,
+                "refuse",
+                Some("registry".into()),
+                Some("unknown or disabled tool".into()),
+                false,
+            )
+            .await;
             return None;
         };
         // Stage 2: the agent's allowlist (agent + skills, merged at start).
         if !self.st.agent.tools.iter().any(|t| t == &call.name) {
-            let result = refuse(format!("tool {:?} is not allowed for agent {:?}", call.name, self.st.agent.name));
-            self.settle_refused(result, "refuse", Some("allowlist".into()), Some("not in the agent's allowlist".into()), true).await;
+            let result =
+                refuse(format!("tool {:?} is not allowed for agent {:?}", call.name, self.st.agent.name));
+            self.settle_refused(
+                result,
+                "refuse",
+                Some("allowlist".into()),
+                Some("not in the agent's allowlist".into()),
+                true,
+            )
+            .await;
             return None;
         }
         // Arguments must be a JSON object.
@@ -448,7 +498,14 @@ impl RunActorState {
                     call.name,
                     preview(raw, 200)
                 ));
-                self.settle_refused(result, "refuse", Some("arguments".into()), Some("invalid JSON arguments".into()), false).await;
+                self.settle_refused(
+                    result,
+                    "refuse",
+                    Some("arguments".into()),
+                    Some("invalid JSON arguments".into()),
+                    false,
+                )
+                .await;
                 return None;
             }
             other => {
@@ -457,7 +514,14 @@ impl RunActorState {
                     call.name,
                     preview(&other.to_string(), 200)
                 ));
-                self.settle_refused(result, "refuse", Some("arguments".into()), Some("arguments not an object".into()), false).await;
+                self.settle_refused(
+                    result,
+                    "refuse",
+                    Some("arguments".into()),
+                    Some("arguments not an object".into()),
+                    false,
+                )
+                .await;
                 return None;
             }
         }
@@ -490,7 +554,11 @@ impl RunActorState {
                     latency_ms: 0,
                 })
                 .await;
-                self.apply_and_save(Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() }, false).await;
+                self.apply_and_save(
+                    Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() },
+                    false,
+                )
+                .await;
                 Some(ToolCall { args: new_args, ..call })
             }
             Decision::Block(why) => {
@@ -502,7 +570,11 @@ impl RunActorState {
                 None
             }
             Decision::RequireApproval(why) => {
-                self.audit(AuditEvent::ApprovalRequested { tool: call.name.clone(), call_id: call.id.clone() }).await;
+                self.audit(AuditEvent::ApprovalRequested {
+                    tool: call.name.clone(),
+                    call_id: call.id.clone(),
+                })
+                .await;
                 self.audit(AuditEvent::ToolCall {
                     step: self.st.step,
                     tool: call.name.clone(),
@@ -521,7 +593,14 @@ impl RunActorState {
         }
     }
 
-    async fn settle_refused(&mut self, result: ToolResult, decision: &str, rule: Option<String>, reason: Option<String>, blocked: bool) {
+    async fn settle_refused(
+        &mut self,
+        result: ToolResult,
+        decision: &str,
+        rule: Option<String>,
+        reason: Option<String>,
+        blocked: bool,
+    ) {
         self.audit_tool(&result, decision, rule, reason, Duration::ZERO).await;
         self.control.emit(RunEvent::ToolFinished {
             run_id: self.st.run_id,
@@ -603,10 +682,13 @@ impl RunActorState {
         );
         tokio::spawn(
             async move {
-                let result = call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await;
+                let result =
+                    call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await;
                 let (usage, provider, answered, error) = match &result {
                     Ok(r) => (r.usage, r.provider.clone(), r.model.clone(), None),
-                    Err(ModelFailure::Model(e)) => (Usage::default(), e.provider.clone(), e.model.clone(), Some(e.to_string())),
+                    Err(ModelFailure::Model(e)) => {
+                        (Usage::default(), e.provider.clone(), e.model.clone(), Some(e.to_string()))
+                    }
                     Err(_) => (Usage::default(), String::new(), String::new(), None),
                 };
                 let span = tracing::Span::current();
@@ -654,7 +736,8 @@ impl RunActorState {
         let critic = self.env.ports.critic.clone();
         let me = myself.clone();
         tokio::spawn(async move {
-            let verdict = AssertUnwindSafe(critic.review(review)).catch_unwind().await.unwrap_or(Verdict::Continue);
+            let verdict =
+                AssertUnwindSafe(critic.review(review)).catch_unwind().await.unwrap_or(Verdict::Continue);
             let _ = me.send_message(RunMsg::CriticDone(trigger, verdict));
         });
     }
@@ -666,7 +749,8 @@ impl RunActorState {
         }
         self.finished = true;
         self.tasks.cancel();
-        let end = self.st.end.clone().unwrap_or(RunEnd::Failed { error: "run ended without a reason".into() });
+        let end =
+            self.st.end.clone().unwrap_or(RunEnd::Failed { error: "run ended without a reason".into() });
         let outcome = RunOutcome {
             run_id: self.st.run_id,
             agent: self.st.agent.name.clone(),
@@ -680,7 +764,11 @@ impl RunActorState {
         match &end {
             RunEnd::AwaitingApproval { .. } => {
                 // Paused, not finished: make sure the pause is durable, keep the log.
-                let _ = self.env.checkpoint.save(&self.meta, StoredStatus::AwaitingApproval, self.st.seq, &[], true).await;
+                let _ = self
+                    .env
+                    .checkpoint
+                    .save(&self.meta, StoredStatus::AwaitingApproval, self.st.seq, &[], true)
+                    .await;
             }
             RunEnd::Completed => self.env.checkpoint.finish(self.st.run_id, StoredStatus::Completed),
             _ => self.env.checkpoint.finish(self.st.run_id, StoredStatus::Failed),

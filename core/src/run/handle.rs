@@ -1,7 +1,7 @@
 //! [`RunHandle`]: what a caller holds while a run goes on — its events, its outcome, and
 //! the means to cancel or steer it. Dropping the handle does not stop the run.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,8 @@ pub struct RunControl {
     pub(crate) cancel: CancellationToken,
     /// Steering that arrived before the run's actor started.
     pub(crate) early_steering: Mutex<Vec<String>>,
+    /// The lane job carrying the run (to cancel it while queued).
+    pub(crate) job: OnceLock<(crate::lane::LaneHandle, crate::ids::JobId)>,
 }
 
 impl RunControl {
@@ -39,6 +41,7 @@ impl RunControl {
             outcome,
             cancel: CancellationToken::new(),
             early_steering: Mutex::new(Vec::new()),
+            job: OnceLock::new(),
         })
     }
 

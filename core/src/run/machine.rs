@@ -73,7 +73,7 @@ pub enum Fact {
         /// Run id.
         run_id: RunId,
         /// The resolved agent (skills merged).
-        agent: RunnableAgent,
+        agent: Box<RunnableAgent>,
         /// Who it runs for.
         identity: Identity,
         /// Dispatching run, for child runs.
@@ -253,7 +253,7 @@ impl RunState {
         Ok(Self {
             run_id: *run_id,
             max_steps: agent.limits.max_steps,
-            agent: agent.clone(),
+            agent: agent.as_ref().clone(),
             identity: identity.clone(),
             parent: *parent,
             created_ms: *created_ms,
@@ -320,11 +320,7 @@ impl RunState {
                     .collect();
                 if runnable.is_empty() {
                     Action::AwaitApproval(
-                        self.calls
-                            .iter()
-                            .filter(|s| s.result.is_none())
-                            .map(|s| s.call.clone())
-                            .collect(),
+                        self.calls.iter().filter(|s| s.result.is_none()).map(|s| s.call.clone()).collect(),
                     )
                 } else {
                     Action::CallTools(runnable)
@@ -414,11 +410,10 @@ impl RunState {
                 }
             }
             Fact::ToolResult { result, blocked } => {
-                let slot = self
-                    .calls
-                    .iter_mut()
-                    .find(|s| s.call.id == result.id && s.result.is_none())
-                    .ok_or_else(|| misfit(format!("result for unknown or finished call {}", result.id)))?;
+                let slot =
+                    self.calls.iter_mut().find(|s| s.call.id == result.id && s.result.is_none()).ok_or_else(
+                        || misfit(format!("result for unknown or finished call {}", result.id)),
+                    )?;
                 slot.result = Some(result.clone());
                 slot.blocked = *blocked;
                 if self.calls.iter().all(|s| s.result.is_some()) {
@@ -426,15 +421,21 @@ impl RunState {
                 }
             }
             Fact::Rewritten { call_id, args } => {
-                let slot = self.slot_mut(call_id).ok_or_else(|| misfit(format!("rewrite of unknown call {call_id}")))?;
+                let slot = self
+                    .slot_mut(call_id)
+                    .ok_or_else(|| misfit(format!("rewrite of unknown call {call_id}")))?;
                 slot.rewritten = Some(args.clone());
             }
             Fact::ApprovalRequested { call_id } => {
-                let slot = self.slot_mut(call_id).ok_or_else(|| misfit(format!("approval for unknown call {call_id}")))?;
+                let slot = self
+                    .slot_mut(call_id)
+                    .ok_or_else(|| misfit(format!("approval for unknown call {call_id}")))?;
                 slot.approval = Approval::Pending;
             }
             Fact::Approved { call_id } => {
-                let slot = self.slot_mut(call_id).ok_or_else(|| misfit(format!("approval of unknown call {call_id}")))?;
+                let slot = self
+                    .slot_mut(call_id)
+                    .ok_or_else(|| misfit(format!("approval of unknown call {call_id}")))?;
                 slot.approval = Approval::Approved;
             }
             Fact::Steered { text } => self.steering.push(text.clone()),

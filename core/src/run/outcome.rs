@@ -74,7 +74,9 @@ impl RunEnd {
         match self {
             Self::Completed => None,
             Self::MaxSteps { steps } => Some(format!("reached max steps ({steps})")),
-            Self::TimedOut { after } => Some(format!("run timed out after {}", humantime::format_duration(*after))),
+            Self::TimedOut { after } => {
+                Some(format!("run timed out after {}", humantime::format_duration(*after)))
+            }
             Self::Cancelled => Some("cancelled".into()),
             Self::BudgetDenied(d) => Some(d.to_string()),
             Self::ToolErrorLimit { failures } => Some(format!("{failures} consecutive tool calls failed")),

@@ -92,8 +92,8 @@ impl Verdict {
     }
 }
 
-/// Global rules plus named profiles.
-#[derive(Clone, Default)]
+/// Global rules plus named profiles. The default has the built-in `read-only` profile.
+#[derive(Clone)]
 pub struct Policy {
     global: Vec<Arc<dyn PolicyRule>>,
     profiles: BTreeMap<String, Vec<Arc<dyn PolicyRule>>>,
@@ -108,12 +108,18 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+impl Default for Policy {
+    fn default() -> Self {
+        let mut p = Self { global: Vec::new(), profiles: BTreeMap::new() };
+        p.add_to_profile("read-only", Arc::new(ReadOnly));
+        p
+    }
+}
+
 impl Policy {
     /// A policy with the built-in `read-only` profile and no global rules.
     pub fn new() -> Self {
-        let mut p = Self::default();
-        p.add_to_profile("read-only", Arc::new(ReadOnly));
-        p
+        Self::default()
     }
 
     /// Adds a rule that applies to every run.
@@ -189,7 +195,10 @@ impl PolicyRule for ReadOnly {
         if input.read_only {
             Some(Decision::Allow)
         } else {
-            Some(Decision::Block(format!("tool {} is not read-only and this agent runs read-only", input.tool)))
+            Some(Decision::Block(format!(
+                "tool {} is not read-only and this agent runs read-only",
+                input.tool
+            )))
         }
     }
 }

@@ -34,11 +34,7 @@ pub(crate) fn scrub(value: &mut Value, secrets: &[Secret]) {
     if secrets.is_empty() {
         return;
     }
-    let scrub_str = |s: &str| {
-        secrets
-            .iter()
-            .fold(s.to_owned(), |acc, secret| secret.scrub(&acc))
-    };
+    let scrub_str = |s: &str| secrets.iter().fold(s.to_owned(), |acc, secret| secret.scrub(&acc));
     match value {
         Value::String(s) => *s = scrub_str(s),
         Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
@@ -109,16 +105,8 @@ impl Difference {
     /// A human-readable description.
     pub fn describe(&self) -> String {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(absent)".to_owned());
-        let path = if self.path.is_empty() {
-            "(the whole request)"
-        } else {
-            &self.path
-        };
-        format!(
-            "{path}: recorded {}, got {}",
-            show(&self.recorded),
-            show(&self.got)
-        )
+        let path = if self.path.is_empty() { "(the whole request)" } else { &self.path };
+        format!("{path}: recorded {}, got {}", show(&self.recorded), show(&self.got))
     }
 }
 
@@ -189,11 +177,7 @@ fn diff_at(path: String, recorded: &Value, got: &Value) -> Option<Difference> {
             None
         }
         (a, b) if a == b => None,
-        (a, b) => Some(Difference {
-            path,
-            recorded: Some(abbreviate(a)),
-            got: Some(abbreviate(b)),
-        }),
+        (a, b) => Some(Difference { path, recorded: Some(abbreviate(a)), got: Some(abbreviate(b)) }),
     }
 }
 

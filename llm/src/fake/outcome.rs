@@ -52,10 +52,7 @@ impl fmt::Debug for Outcome {
 
 fn assistant(parts: Vec<Part>, finish_reason: FinishReason) -> Outcome {
     Outcome::Respond(Response {
-        message: Message {
-            role: Role::Assistant,
-            parts,
-        },
+        message: Message { role: Role::Assistant, parts },
         usage: Usage::default(),
         finish_reason,
         provider: String::new(),
@@ -71,20 +68,12 @@ impl Outcome {
 
     /// A reply asking for these tool calls (finish reason `tool_calls`).
     pub fn tool_calls(calls: impl IntoIterator<Item = ToolCall>) -> Self {
-        assistant(
-            calls.into_iter().map(Part::ToolCall).collect(),
-            FinishReason::ToolCalls,
-        )
+        assistant(calls.into_iter().map(Part::ToolCall).collect(), FinishReason::ToolCalls)
     }
 
     /// A reply asking for one tool call, with id `call_1`.
     pub fn tool_call(name: impl Into<String>, args: Value) -> Self {
-        Self::tool_calls([ToolCall {
-            id: "call_1".to_owned(),
-            name: name.into(),
-            args,
-            signature: None,
-        }])
+        Self::tool_calls([ToolCall { id: "call_1".to_owned(), name: name.into(), args, signature: None }])
     }
 
     /// A text reply holding `value` serialised as JSON (for structured-output tests). A value
@@ -92,10 +81,7 @@ impl Outcome {
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
         match serde_json::to_string(value) {
             Ok(text) => Self::text(text),
-            Err(e) => Self::error(
-                ErrorKind::Permanent,
-                format!("fake: JSON reply not serialisable: {e}"),
-            ),
+            Err(e) => Self::error(ErrorKind::Permanent, format!("fake: JSON reply not serialisable: {e}")),
         }
     }
 
@@ -312,11 +298,7 @@ impl StreamScript {
     /// Appends `Done` with this finish reason.
     #[must_use]
     pub fn done_with(self, finish_reason: FinishReason) -> Self {
-        self.event(StreamEvent::Done {
-            finish_reason,
-            provider: String::new(),
-            model: String::new(),
-        })
+        self.event(StreamEvent::Done { finish_reason, provider: String::new(), model: String::new() })
     }
 
     /// Appends an error.

@@ -90,12 +90,7 @@ impl Default for FakeProvider {
 impl FakeProvider {
     /// A fake provider with this registry name and nothing scripted.
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                name: name.into(),
-                state: Mutex::new(State::default()),
-            }),
-        }
+        Self { inner: Arc::new(Inner { name: name.into(), state: Mutex::new(State::default()) }) }
     }
 
     /// The provider name.
@@ -105,38 +100,24 @@ impl FakeProvider {
 
     /// The model `id` as an `Arc<dyn Model>`; calls are served from that id's queue.
     pub fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(FakeModel {
-            provider: self.clone(),
-            id: id.to_owned(),
-        })
+        Arc::new(FakeModel { provider: self.clone(), id: id.to_owned() })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // The lock is never held across user code or an await, so poisoning can only come
         // from a panic inside this module's own bookkeeping; the state is still consistent.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues `outcome` for the next call to `model`.
     pub fn push(&self, model: &str, outcome: impl Into<Outcome>) -> &Self {
-        self.state()
-            .queues
-            .entry(model.to_owned())
-            .or_default()
-            .push_back(outcome.into());
+        self.state().queues.entry(model.to_owned()).or_default().push_back(outcome.into());
         self
     }
 
     /// Queues several outcomes for `model`, in order.
     pub fn push_all(&self, model: &str, outcomes: impl IntoIterator<Item = Outcome>) -> &Self {
-        self.state()
-            .queues
-            .entry(model.to_owned())
-            .or_default()
-            .extend(outcomes);
+        self.state().queues.entry(model.to_owned()).or_default().extend(outcomes);
         self
     }
 
@@ -154,17 +135,13 @@ impl FakeProvider {
 
     /// Serves `outcome` for every call to `model` once its queue is empty.
     pub fn fallback_for(&self, model: &str, outcome: impl Into<Outcome>) -> &Self {
-        self.state()
-            .fallbacks
-            .insert(model.to_owned(), outcome.into());
+        self.state().fallbacks.insert(model.to_owned(), outcome.into());
         self
     }
 
     /// Sets what `model` reports from [`Model::capabilities`] (unknown by default).
     pub fn set_capabilities(&self, model: &str, capabilities: Capabilities) -> &Self {
-        self.state()
-            .capabilities
-            .insert(model.to_owned(), capabilities);
+        self.state().capabilities.insert(model.to_owned(), capabilities);
         self
     }
 
@@ -196,22 +173,12 @@ impl FakeProvider {
 
     /// The requests received by `model`, in arrival order.
     pub fn requests_for(&self, model: &str) -> Vec<Request> {
-        self.state()
-            .requests
-            .iter()
-            .filter(|r| r.model == model)
-            .map(|r| r.request.clone())
-            .collect()
+        self.state().requests.iter().filter(|r| r.model == model).map(|r| r.request.clone()).collect()
     }
 
     /// The last request `model` received.
     pub fn last_request(&self, model: &str) -> Option<Request> {
-        self.state()
-            .requests
-            .iter()
-            .rev()
-            .find(|r| r.model == model)
-            .map(|r| r.request.clone())
+        self.state().requests.iter().rev().find(|r| r.model == model).map(|r| r.request.clone())
     }
 
     /// How many calls (generate and stream) the fake received, all models together.
@@ -221,11 +188,7 @@ impl FakeProvider {
 
     /// How many calls `model` received.
     pub fn calls_for(&self, model: &str) -> usize {
-        self.state()
-            .requests
-            .iter()
-            .filter(|r| r.model == model)
-            .count()
+        self.state().requests.iter().filter(|r| r.model == model).count()
     }
 
     /// How many outcomes are still queued for `model` (fallbacks not counted).
@@ -242,15 +205,10 @@ impl FakeProvider {
     /// scripted).
     fn take(&self, model: &str, request: &Request, streamed: bool) -> Outcome {
         let mut state = self.state();
-        state.requests.push(RecordedRequest {
-            model: model.to_owned(),
-            request: request.clone(),
-            streamed,
-        });
+        state.requests.push(RecordedRequest { model: model.to_owned(), request: request.clone(), streamed });
         let queued = state.queues.get_mut(model).and_then(VecDeque::pop_front);
-        let outcome = queued
-            .or_else(|| state.fallbacks.get(model).cloned())
-            .or_else(|| state.fallback.clone());
+        let outcome =
+            queued.or_else(|| state.fallbacks.get(model).cloned()).or_else(|| state.fallback.clone());
         let served = state.served.entry(model.to_owned()).or_default();
         match outcome {
             Some(outcome) => {
@@ -344,29 +302,22 @@ impl FakeProvider {
                     if model_name.is_empty() {
                         model.clone_into(&mut model_name);
                     }
-                    ScriptStep::Event(StreamEvent::Done {
-                        finish_reason,
-                        provider,
-                        model: model_name,
-                    })
+                    ScriptStep::Event(StreamEvent::Done { finish_reason, provider, model: model_name })
                 }
                 ScriptStep::Error(error) => ScriptStep::Error(self.fill_error(error, model)),
                 other => other,
             })
             .collect();
-        Box::pin(futures::stream::unfold(
-            steps.into_iter(),
-            |mut steps| async move {
-                loop {
-                    match steps.next()? {
-                        ScriptStep::Event(event) => return Some((Ok(event), steps)),
-                        ScriptStep::Error(error) => return Some((Err(error), steps)),
-                        ScriptStep::Delay(delay) => tokio::time::sleep(delay).await,
-                        ScriptStep::Pending => std::future::pending::<()>().await,
-                    }
+        Box::pin(futures::stream::unfold(steps.into_iter(), |mut steps| async move {
+            loop {
+                match steps.next()? {
+                    ScriptStep::Event(event) => return Some((Ok(event), steps)),
+                    ScriptStep::Error(error) => return Some((Err(error), steps)),
+                    ScriptStep::Delay(delay) => tokio::time::sleep(delay).await,
+                    ScriptStep::Pending => std::future::pending::<()>().await,
                 }
-            },
-        ))
+            }
+        }))
     }
 }
 
@@ -404,12 +355,7 @@ impl Model for FakeModel {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.provider
-            .state()
-            .capabilities
-            .get(&self.id)
-            .copied()
-            .unwrap_or_default()
+        self.provider.state().capabilities.get(&self.id).copied().unwrap_or_default()
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
@@ -417,9 +363,9 @@ impl Model for FakeModel {
         match self.provider.resolve(&self.id, &request, outcome).await {
             Resolved::Respond(response) => Ok(response),
             Resolved::Fail(error) => Err(error),
-            Resolved::Stream(stream) => collect(stream)
-                .await
-                .map_err(|failure| self.provider.fill_error(failure.error, &self.id)),
+            Resolved::Stream(stream) => {
+                collect(stream).await.map_err(|failure| self.provider.fill_error(failure.error, &self.id))
+            }
         }
     }
 

@@ -66,18 +66,13 @@ impl TranscriptWriter {
     /// [`TranscriptError::Io`] naming the path.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, TranscriptError> {
         let path = path.as_ref();
-        File::create(path).map_err(|source| TranscriptError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        File::create(path).map_err(|source| TranscriptError::Io { path: path.to_owned(), source })?;
         Self::append(path)
     }
 
     fn open(path: &Path, options: &OpenOptions) -> Result<Self, TranscriptError> {
-        let file = options.open(path).map_err(|source| TranscriptError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file =
+            options.open(path).map_err(|source| TranscriptError::Io { path: path.to_owned(), source })?;
         Ok(Self {
             file: Arc::new(Shared {
                 path: path.to_owned(),
@@ -118,20 +113,13 @@ impl TranscriptWriter {
     /// # Errors
     /// [`TranscriptError::Io`] when the line could not be written.
     pub fn write_entry(&self, entry: &TranscriptEntry) -> Result<(), TranscriptError> {
-        let io = |source| TranscriptError::Io {
-            path: self.file.path.clone(),
-            source,
-        };
+        let io = |source| TranscriptError::Io { path: self.file.path.clone(), source };
         let mut value = serde_json::to_value(entry).map_err(|e| io(e.into()))?;
         canon::scrub(&mut value, &self.secrets);
         let mut line = serde_json::to_string(&value).map_err(|e| io(e.into()))?;
         line.push('\n');
         // One write of the whole line, under the lock: entries never interleave.
-        let mut file = self
-            .file
-            .file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut file = self.file.file.lock().unwrap_or_else(PoisonError::into_inner);
         file.write_all(line.as_bytes()).map_err(io)
     }
 
@@ -142,12 +130,7 @@ impl TranscriptWriter {
         }
     }
 
-    fn record_call(
-        &self,
-        model: &dyn Model,
-        request: &Request,
-        outcome: Result<&Response, &Error>,
-    ) {
+    fn record_call(&self, model: &dyn Model, request: &Request, outcome: Result<&Response, &Error>) {
         let (response, error) = match outcome {
             Ok(response) => (Some(response.clone()), None),
             Err(error) => (None, Some(RecordedError::from(error))),
@@ -223,24 +206,17 @@ impl Model for Recorder {
 
     async fn generate(&self, request: Request) -> Result<Response> {
         let result = self.model.generate(request.clone()).await;
-        self.writer
-            .record_call(self.model.as_ref(), &request, result.as_ref());
+        self.writer.record_call(self.model.as_ref(), &request, result.as_ref());
         result
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
         match self.model.stream(request.clone()).await {
             Err(error) => {
-                self.writer
-                    .record_call(self.model.as_ref(), &request, Err(&error));
+                self.writer.record_call(self.model.as_ref(), &request, Err(&error));
                 Err(error)
             }
-            Ok(stream) => Ok(recording_stream(
-                stream,
-                self.model.clone(),
-                self.writer.clone(),
-                request,
-            )),
+            Ok(stream) => Ok(recording_stream(stream, self.model.clone(), self.writer.clone(), request)),
         }
     }
 }
@@ -258,8 +234,7 @@ impl Recording {
     fn record(&mut self, outcome: Result<&Response, &Error>) {
         if !self.recorded {
             self.recorded = true;
-            self.writer
-                .record_call(self.model.as_ref(), &self.request, outcome);
+            self.writer.record_call(self.model.as_ref(), &self.request, outcome);
         }
     }
 }
@@ -272,14 +247,7 @@ fn recording_stream(
     writer: TranscriptWriter,
     request: Request,
 ) -> EventStream {
-    let state = Recording {
-        inner,
-        collector: Collector::new(),
-        model,
-        writer,
-        request,
-        recorded: false,
-    };
+    let state = Recording { inner, collector: Collector::new(), model, writer, request, recorded: false };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         match state.inner.next().await {
             Some(Ok(event)) => {

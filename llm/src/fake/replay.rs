@@ -182,36 +182,20 @@ impl ReplayProvider {
     ///
     /// # Errors
     /// As [`open`](Self::open).
-    pub fn open_with(
-        path: impl AsRef<Path>,
-        options: ReplayOptions,
-    ) -> Result<Self, TranscriptError> {
+    pub fn open_with(path: impl AsRef<Path>, options: ReplayOptions) -> Result<Self, TranscriptError> {
         let path = path.as_ref();
         let entries = transcript::read(path)?;
         Ok(Self::build(entries, path.display().to_string(), options))
     }
 
     /// A replay over entries already in memory (line numbers count from 1 in this order).
-    pub fn from_entries(
-        entries: impl IntoIterator<Item = TranscriptEntry>,
-        options: ReplayOptions,
-    ) -> Self {
-        let located = entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, entry)| Located { line: i + 1, entry });
-        Self::build(
-            located.collect(),
-            "(in-memory transcript)".to_owned(),
-            options,
-        )
+    pub fn from_entries(entries: impl IntoIterator<Item = TranscriptEntry>, options: ReplayOptions) -> Self {
+        let located = entries.into_iter().enumerate().map(|(i, entry)| Located { line: i + 1, entry });
+        Self::build(located.collect(), "(in-memory transcript)".to_owned(), options)
     }
 
     fn build(located: Vec<Located>, origin: String, options: ReplayOptions) -> Self {
-        let canon = Canon {
-            ignore: options.ignore_fields,
-            secrets: options.secrets,
-        };
+        let canon = Canon { ignore: options.ignore_fields, secrets: options.secrets };
         let mut entries = Vec::new();
         let mut state = State::default();
         for Located { line, entry } in located {
@@ -220,18 +204,8 @@ impl ReplayProvider {
             }
             let value = canon.value(&entry.request);
             let key = canon::key(&value);
-            state
-                .unserved
-                .entry((entry.model.clone(), key.clone()))
-                .or_default()
-                .push_back(entries.len());
-            entries.push(Entry {
-                line,
-                outcome: entry.outcome(),
-                model: entry.model,
-                value,
-                key,
-            });
+            state.unserved.entry((entry.model.clone(), key.clone())).or_default().push_back(entries.len());
+            entries.push(Entry { line, outcome: entry.outcome(), model: entry.model, value, key });
         }
         state.served = vec![false; entries.len()];
         Self {
@@ -253,10 +227,7 @@ impl ReplayProvider {
 
     /// The model `id`, answering from the entries recorded for it.
     pub fn model(&self, id: &str) -> Arc<dyn Model> {
-        Arc::new(ReplayModel {
-            replay: self.clone(),
-            id: id.to_owned(),
-        })
+        Arc::new(ReplayModel { replay: self.clone(), id: id.to_owned() })
     }
 
     /// How many entries the transcript holds (after [`ReplayOptions::match_provider`]).
@@ -276,10 +247,7 @@ impl ReplayProvider {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Never held across an await or user code; the state stays consistent.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     #[allow(
@@ -293,10 +261,7 @@ impl ReplayProvider {
         let index = if self.inner.strict_order {
             self.next_in_order(&mut state, model, &value, &key)?
         } else {
-            let found = state
-                .unserved
-                .get_mut(&(model.to_owned(), key))
-                .and_then(VecDeque::pop_front);
+            let found = state.unserved.get_mut(&(model.to_owned(), key)).and_then(VecDeque::pop_front);
             match found {
                 Some(index) => index,
                 None => return Err(self.mismatch(&state, model, &value)),
@@ -316,13 +281,7 @@ impl ReplayProvider {
         clippy::result_large_err,
         reason = "crate::Error is the Model trait's error type; boxing it here would only be undone at the trait boundary"
     )]
-    fn next_in_order(
-        &self,
-        state: &mut State,
-        model: &str,
-        value: &Value,
-        key: &str,
-    ) -> Result<usize> {
+    fn next_in_order(&self, state: &mut State, model: &str, value: &Value, key: &str) -> Result<usize> {
         let cursor = state.cursor;
         let Some(expected) = self.inner.entries.get(cursor) else {
             return Err(self.error(
@@ -362,31 +321,17 @@ impl ReplayProvider {
 
     fn mismatch(&self, state: &State, model: &str, value: &Value) -> Error {
         let origin = &self.inner.origin;
-        let candidates: Vec<(usize, &Entry)> = self
-            .inner
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.model == model)
-            .collect();
+        let candidates: Vec<(usize, &Entry)> =
+            self.inner.entries.iter().enumerate().filter(|(_, e)| e.model == model).collect();
         if candidates.is_empty() {
-            let mut models: Vec<&str> = self
-                .inner
-                .entries
-                .iter()
-                .map(|e| e.model.as_str())
-                .collect();
+            let mut models: Vec<&str> = self.inner.entries.iter().map(|e| e.model.as_str()).collect();
             models.sort_unstable();
             models.dedup();
             return self.error(
                 model,
                 format!(
                     "replay {origin}: no recorded call for model {model} (recorded models: {})",
-                    if models.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        models.join(", ")
-                    }
+                    if models.is_empty() { "none".to_owned() } else { models.join(", ") }
                 ),
             );
         }
@@ -422,11 +367,7 @@ impl ReplayProvider {
                 "replay {origin}: no recorded call for model {model} matches this request; the \
                  closest is entry #{index} (line {}{}), first difference at {difference}",
                 entry.line,
-                if served(index) {
-                    ", already served"
-                } else {
-                    ""
-                },
+                if served(index) { ", already served" } else { "" },
             ),
         )
     }
@@ -467,8 +408,6 @@ impl Model for ReplayModel {
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
-        self.replay
-            .answer(&self.id, &request)
-            .map(response_to_stream)
+        self.replay.answer(&self.id, &request).map(response_to_stream)
     }
 }

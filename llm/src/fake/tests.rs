@@ -29,18 +29,11 @@ fn first_difference_names_the_path() {
     got["messages"][1]["parts"][0]["text"] = json!("hallo");
     let d = canon::first_difference(&recorded, &got).unwrap();
     assert_eq!(d.path, "messages[1].parts[0].text");
-    assert_eq!(
-        d.describe(),
-        r#"messages[1].parts[0].text: recorded "hello", got "hallo""#
-    );
+    assert_eq!(d.describe(), r#"messages[1].parts[0].text: recorded "hello", got "hallo""#);
 
     let d = canon::first_difference(&json!({ "a": [1] }), &json!({ "a": [1, 2] })).unwrap();
-    assert_eq!(
-        (d.path.as_str(), d.recorded, d.got.as_deref()),
-        ("a[1]", None, Some("2"))
-    );
-    let d = canon::first_difference(&json!({ "extra": { "x-y": 1 } }), &json!({ "extra": {} }))
-        .unwrap();
+    assert_eq!((d.path.as_str(), d.recorded, d.got.as_deref()), ("a[1]", None, Some("2")));
+    let d = canon::first_difference(&json!({ "extra": { "x-y": 1 } }), &json!({ "extra": {} })).unwrap();
     assert_eq!(d.path, r#"extra["x-y"]"#);
     assert!(canon::first_difference(&recorded, &recorded).is_none());
 }
@@ -49,27 +42,16 @@ fn first_difference_names_the_path() {
 fn distance_counts_differing_leaves() {
     let base = json!({ "a": 1, "b": [1, 2], "c": "x" });
     assert_eq!(canon::distance(&base, &base), 0);
-    assert_eq!(
-        canon::distance(&base, &json!({ "a": 2, "b": [1, 2], "c": "x" })),
-        1
-    );
-    assert_eq!(
-        canon::distance(&base, &json!({ "a": 2, "b": [1], "c": "y" })),
-        3
-    );
+    assert_eq!(canon::distance(&base, &json!({ "a": 2, "b": [1, 2], "c": "x" })), 1);
+    assert_eq!(canon::distance(&base, &json!({ "a": 2, "b": [1], "c": "y" })), 3);
 }
 
 #[test]
 fn canon_scrubs_and_ignores_fields() {
-    let canon = Canon {
-        ignore: vec!["seed".into()],
-        secrets: vec![Secret::new("sk-secret-99")],
-    };
+    let canon = Canon { ignore: vec!["seed".into()], secrets: vec![Secret::new("sk-secret-99")] };
     let mut request = Request::user("key sk-secret-99 here");
     request.seed = Some(7);
-    request
-        .extra
-        .insert("sk-secret-99".into(), json!(["sk-secret-99"]));
+    request.extra.insert("sk-secret-99".into(), json!(["sk-secret-99"]));
     let value = canon.value(&request);
     assert!(value.get("seed").is_none());
     let text = value.to_string();
@@ -90,10 +72,7 @@ fn transcript_parse_reports_path_and_line() {
     })
     .unwrap();
     let parsed = transcript::parse(&format!("\n{good}\n\n{good}\n"), path).unwrap();
-    assert_eq!(
-        parsed.iter().map(|l| l.line).collect::<Vec<_>>(),
-        vec![2, 4]
-    );
+    assert_eq!(parsed.iter().map(|l| l.line).collect::<Vec<_>>(), vec![2, 4]);
 
     let cases = [
         (format!("{good}\n{{not json"), 2, "key must be a string"),
@@ -107,15 +86,10 @@ fn transcript_parse_reports_path_and_line() {
     ];
     for (text, line, needle) in cases {
         let err = transcript::parse(&text, path).unwrap_err();
-        let TranscriptError::Malformed { line: got, .. } = &err else {
-            panic!("{err:?}")
-        };
+        let TranscriptError::Malformed { line: got, .. } = &err else { panic!("{err:?}") };
         assert_eq!(*got, line, "{err}");
         let shown = err.to_string();
-        assert!(
-            shown.contains("/tmp/t.jsonl") && shown.contains(&format!("line {line}")),
-            "{shown}"
-        );
+        assert!(shown.contains("/tmp/t.jsonl") && shown.contains(&format!("line {line}")), "{shown}");
         assert!(shown.contains(needle), "{shown}");
     }
 }
@@ -152,10 +126,7 @@ async fn empty_queue_error_counts_served_requests() {
     let err = model.generate(Request::user("b")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert_eq!((err.provider.as_str(), err.model.as_str()), ("f1", "m"));
-    assert_eq!(
-        err.message,
-        "fake provider f1: no scripted outcome left for model m (1 requests served)"
-    );
+    assert_eq!(err.message, "fake provider f1: no scripted outcome left for model m (1 requests served)");
     // The failed call is still recorded.
     assert_eq!(fake.calls_for("m"), 2);
     let err = model.stream(Request::user("c")).await.err().unwrap();
@@ -170,18 +141,9 @@ async fn model_fallback_wins_over_provider_fallback() {
     fake.fallback_for("a", Outcome::text("for a"));
     let a = fake.model("a");
     let b = fake.model("b");
-    assert_eq!(
-        a.generate(Request::user("1")).await.unwrap().text(),
-        "queued"
-    );
-    assert_eq!(
-        a.generate(Request::user("2")).await.unwrap().text(),
-        "for a"
-    );
-    assert_eq!(
-        b.generate(Request::user("3")).await.unwrap().text(),
-        "global"
-    );
+    assert_eq!(a.generate(Request::user("1")).await.unwrap().text(), "queued");
+    assert_eq!(a.generate(Request::user("2")).await.unwrap().text(), "for a");
+    assert_eq!(b.generate(Request::user("3")).await.unwrap().text(), "global");
     assert_eq!(fake.remaining("a"), 0);
 }
 
@@ -192,11 +154,7 @@ async fn a_dynamic_outcome_that_never_settles_is_an_error_not_a_spin() {
     }
     let fake = FakeProvider::new("f");
     fake.push("m", forever());
-    let err = fake
-        .model("m")
-        .generate(Request::user("x"))
-        .await
-        .unwrap_err();
+    let err = fake.model("m").generate(Request::user("x")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(err.message.contains("dynamic outcomes"), "{err}");
 }
@@ -205,49 +163,29 @@ async fn a_dynamic_outcome_that_never_settles_is_an_error_not_a_spin() {
 async fn truncated_script_is_transient_and_names_the_fake() {
     let fake = FakeProvider::new("f");
     fake.push("m", Outcome::stream(StreamScript::new().text("par")));
-    let err = fake
-        .model("m")
-        .generate(Request::user("x"))
-        .await
-        .unwrap_err();
+    let err = fake.model("m").generate(Request::user("x")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
     assert_eq!((err.provider.as_str(), err.model.as_str()), ("f", "m"));
 }
 
 #[tokio::test]
 async fn capabilities_and_outcome_helpers() {
-    let caps = Capabilities {
-        tools: Some(true),
-        vision: Some(false),
-        ..Capabilities::UNKNOWN
-    };
+    let caps = Capabilities { tools: Some(true), vision: Some(false), ..Capabilities::UNKNOWN };
     let fake = FakeProvider::new("f").with_capabilities("m", caps);
     assert_eq!(fake.model("m").capabilities(), caps);
     assert_eq!(fake.model("other").capabilities(), Capabilities::UNKNOWN);
 
     fake.push("m", Outcome::tool_call("search", json!({ "q": "rust" })));
-    fake.push(
-        "m",
-        Outcome::json(&json!({ "ok": true })).with_model("m-2024"),
-    );
+    fake.push("m", Outcome::json(&json!({ "ok": true })).with_model("m-2024"));
     fake.push("m", Outcome::rate_limited(Duration::from_secs(3)));
     let model = fake.model("m");
     let r = model.generate(Request::user("x")).await.unwrap();
     assert_eq!(r.finish_reason, crate::FinishReason::ToolCalls);
     assert_eq!(r.tool_calls()[0].args, json!({ "q": "rust" }));
     let r = model.generate(Request::user("x")).await.unwrap();
-    assert_eq!(
-        (r.text().as_str(), r.model.as_str(), r.provider.as_str()),
-        (r#"{"ok":true}"#, "m-2024", "f")
-    );
+    assert_eq!((r.text().as_str(), r.model.as_str(), r.provider.as_str()), (r#"{"ok":true}"#, "m-2024", "f"));
     let e = model.generate(Request::user("x")).await.unwrap_err();
-    assert_eq!(
-        (e.status, e.retry_after),
-        (Some(429), Some(Duration::from_secs(3)))
-    );
+    assert_eq!((e.status, e.retry_after), (Some(429), Some(Duration::from_secs(3))));
     assert!(format!("{:?}", Outcome::dynamic(|_| Outcome::hang())).contains("Dynamic"));
-    assert_eq!(
-        Message::user("x"),
-        fake.last_request("m").unwrap().messages[0]
-    );
+    assert_eq!(Message::user("x"), fake.last_request("m").unwrap().messages[0]);
 }

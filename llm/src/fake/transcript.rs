@@ -50,11 +50,7 @@ impl TranscriptEntry {
         match (&self.response, &self.error) {
             (Some(response), None) => Ok(response.clone()),
             (None, Some(error)) => Err(error.to_error().unwrap_or_else(|reason| {
-                Error::permanent(
-                    &self.provider,
-                    &self.model,
-                    format!("recorded error: {reason}"),
-                )
+                Error::permanent(&self.provider, &self.model, format!("recorded error: {reason}"))
             })),
             _ => Err(Error::permanent(
                 &self.provider,
@@ -130,9 +126,7 @@ impl From<&Error> for RecordedError {
             provider: error.provider.clone(),
             model: error.model.clone(),
             status: error.status,
-            retry_after_ms: error
-                .retry_after
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            retry_after_ms: error.retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             message: error.message.clone(),
             attempts: error
                 .attempts
@@ -157,15 +151,14 @@ impl RecordedError {
     /// # Errors
     /// A description of the problem when a `kind` is not a known error kind.
     pub fn to_error(&self) -> Result<Error, String> {
-        let kind =
-            parse_kind(&self.kind).ok_or_else(|| format!("unknown error kind {:?}", self.kind))?;
+        let kind = parse_kind(&self.kind).ok_or_else(|| format!("unknown error kind {:?}", self.kind))?;
         let mut error = Error::new(kind, &self.provider, &self.model, &self.message)
             .with_retry_after(self.retry_after_ms.map(Duration::from_millis));
         error.status = self.status;
         error.skipped.clone_from(&self.skipped);
         for a in &self.attempts {
-            let kind = parse_kind(&a.kind)
-                .ok_or_else(|| format!("unknown error kind {:?} in attempts", a.kind))?;
+            let kind =
+                parse_kind(&a.kind).ok_or_else(|| format!("unknown error kind {:?} in attempts", a.kind))?;
             error.attempts.push(Attempt {
                 provider: a.provider.clone(),
                 model: a.model.clone(),
@@ -215,44 +208,32 @@ pub(crate) struct Located {
 
 /// Reads and validates a transcript file.
 pub(crate) fn read(path: &Path) -> Result<Vec<Located>, TranscriptError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TranscriptError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| TranscriptError::Io { path: path.to_owned(), source })?;
     parse(&text, path)
 }
 
 /// Parses transcript text; `path` is only used in error messages.
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Vec<Located>, TranscriptError> {
-    let malformed = |line: usize, reason: String| TranscriptError::Malformed {
-        path: path.to_owned(),
-        line,
-        reason,
-    };
+    let malformed =
+        |line: usize, reason: String| TranscriptError::Malformed { path: path.to_owned(), line, reason };
     let mut entries = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
             continue;
         }
-        let entry: TranscriptEntry =
-            serde_json::from_str(raw).map_err(|e| malformed(line, e.to_string()))?;
+        let entry: TranscriptEntry = serde_json::from_str(raw).map_err(|e| malformed(line, e.to_string()))?;
         match (&entry.response, &entry.error) {
             (Some(_), None) => {}
             (None, Some(error)) => {
                 error.to_error().map_err(|reason| malformed(line, reason))?;
             }
             (None, None) => {
-                return Err(malformed(
-                    line,
-                    "entry has neither `response` nor `error`".into(),
-                ));
+                return Err(malformed(line, "entry has neither `response` nor `error`".into()));
             }
             (Some(_), Some(_)) => {
-                return Err(malformed(
-                    line,
-                    "entry has both `response` and `error`".into(),
-                ));
+                return Err(malformed(line, "entry has both `response` and `error`".into()));
             }
         }
         entries.push(Located { line, entry });

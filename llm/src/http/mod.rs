@@ -361,12 +361,12 @@ fn mentions_unknown_model(message: &str) -> bool {
 /// Parses `retry-after-ms` (milliseconds), then `Retry-After` as seconds or an HTTP date
 /// (relative to `now`). A date in the past means "now".
 pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()) {
-        if let Ok(ms) = ms.trim().parse::<f64>() {
-            if ms.is_finite() && ms >= 0.0 {
-                return Some(Duration::from_secs_f64(ms / 1000.0));
-            }
-        }
+    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok())
+        && let Ok(ms) = ms.trim().parse::<f64>()
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
     }
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
@@ -405,10 +405,10 @@ pub fn error_message(body: &[u8]) -> String {
             _ => None,
         }
     }
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Some(m) = from_value(&v) {
-            return m;
-        }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(m) = from_value(&v)
+    {
+        return m;
     }
     preview(body)
 }

@@ -89,11 +89,7 @@ where
     let first_text = first.text();
     let error = match decode::<T>(&first_text) {
         Ok(value) => {
-            return Ok(Typed {
-                value,
-                response: first,
-                usage,
-            });
+            return Ok(Typed { value, response: first, usage });
         }
         Err(error) => error,
     };
@@ -114,11 +110,7 @@ where
     usage.add(&second.usage);
     let second_text = second.text();
     match decode::<T>(&second_text) {
-        Ok(value) => Ok(Typed {
-            value,
-            response: second,
-            usage,
-        }),
+        Ok(value) => Ok(Typed { value, response: second, usage }),
         Err(error) => {
             let provider = non_empty(&second.provider, model.provider());
             let model_id = non_empty(&second.model, model.model_id());
@@ -205,14 +197,10 @@ pub fn strip_code_fences(text: &str) -> &str {
     };
     let rest = rest.strip_suffix("```").unwrap_or(rest);
     // The info word (`json`, `JSON`, ...) runs up to the first newline or JSON start.
-    let info_len = rest
-        .find(|c: char| c.is_whitespace() || c == '{' || c == '[' || c == '"')
-        .unwrap_or(rest.len());
+    let info_len =
+        rest.find(|c: char| c.is_whitespace() || c == '{' || c == '[' || c == '"').unwrap_or(rest.len());
     let info = &rest[..info_len];
-    if info
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if info.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         rest[info_len..].trim()
     } else {
         rest.trim()
@@ -263,11 +251,7 @@ fn remove_null_fields(value: &mut Value) -> bool {
 }
 
 fn non_empty<'a>(preferred: &'a str, fallback: &'a str) -> &'a str {
-    if preferred.is_empty() {
-        fallback
-    } else {
-        preferred
-    }
+    if preferred.is_empty() { fallback } else { preferred }
 }
 
 /// The first `max` characters of `text` (on a character boundary), with `...` when cut.

@@ -10,17 +10,8 @@ use crate::types::ResponseSchema;
 
 /// `format` values OpenAI strict mode accepts; every other `format` (schemars' `uint32`,
 /// `int64`, `double`, `uri`, ...) is dropped.
-const SUPPORTED_FORMATS: &[&str] = &[
-    "date-time",
-    "time",
-    "date",
-    "duration",
-    "email",
-    "hostname",
-    "ipv4",
-    "ipv6",
-    "uuid",
-];
+const SUPPORTED_FORMATS: &[&str] =
+    &["date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"];
 
 /// Keywords kept. Everything else (`$schema`, `title`, `default`, `examples`, `deprecated`,
 /// `readOnly`, numeric and length bounds, `uniqueItems`, `prefixItems`, ...) is removed:
@@ -77,20 +68,10 @@ pub fn schema_for<T: JsonSchema + ?Sized>() -> ResponseSchema {
 pub fn sanitize_name(name: &str) -> String {
     let out: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
         .take(MAX_NAME_LEN)
         .collect();
-    if out.is_empty() {
-        "response".to_owned()
-    } else {
-        out
-    }
+    if out.is_empty() { "response".to_owned() } else { out }
 }
 
 /// Transforms a JSON schema (typically schemars output) for OpenAI strict mode.
@@ -244,9 +225,9 @@ fn merge_single_all_of(map: &mut Map<String, Value>) {
     // Merge only when no constraint would be lost: the parent may keep its own annotations.
     let mergeable = match map.get("allOf") {
         Some(Value::Array(all)) if all.len() == 1 => match all.first() {
-            Some(Value::Object(inner)) => inner
-                .keys()
-                .all(|k| !map.contains_key(k) || k == "description" || k == "title"),
+            Some(Value::Object(inner)) => {
+                inner.keys().all(|k| !map.contains_key(k) || k == "description" || k == "title")
+            }
             _ => false,
         },
         _ => false,
@@ -281,10 +262,9 @@ fn close_object(map: &mut Map<String, Value>) {
         return;
     }
     let was_required: Vec<String> = match map.get("required") {
-        Some(Value::Array(required)) => required
-            .iter()
-            .filter_map(|r| r.as_str().map(str::to_owned))
-            .collect(),
+        Some(Value::Array(required)) => {
+            required.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect()
+        }
         _ => Vec::new(),
     };
     let Some(Value::Object(properties)) = map.get_mut("properties") else {

@@ -14,14 +14,8 @@ fn strip_code_fences_handles_fence_forms() {
     assert_eq!(strip_code_fences("```json\n{\"a\":1}"), "{\"a\":1}");
     assert_eq!(strip_code_fences("  {\"a\":1}  "), "{\"a\":1}");
     // Prose is not guessed away.
-    assert_eq!(
-        strip_code_fences("Here you go: {\"a\":1}"),
-        "Here you go: {\"a\":1}"
-    );
-    assert_eq!(
-        strip_code_fences("{\"a\":1} hope that helps"),
-        "{\"a\":1} hope that helps"
-    );
+    assert_eq!(strip_code_fences("Here you go: {\"a\":1}"), "Here you go: {\"a\":1}");
+    assert_eq!(strip_code_fences("{\"a\":1} hope that helps"), "{\"a\":1} hope that helps");
     assert_eq!(strip_code_fences("```"), "");
     assert_eq!(strip_code_fences(""), "");
 }
@@ -29,10 +23,7 @@ fn strip_code_fences_handles_fence_forms() {
 #[test]
 fn sanitize_name_keeps_the_allowed_alphabet_and_length() {
     assert_eq!(sanitize_name("Report"), "Report");
-    assert_eq!(
-        sanitize_name("Array_of_Option<Foo>"),
-        "Array_of_Option_Foo_"
-    );
+    assert_eq!(sanitize_name("Array_of_Option<Foo>"), "Array_of_Option_Foo_");
     assert_eq!(sanitize_name("a.b c-d"), "a_b_c-d");
     assert_eq!(sanitize_name(""), "response");
     assert_eq!(sanitize_name("é"), "_");
@@ -60,15 +51,9 @@ fn non_required_properties_become_nullable_in_every_form() {
     let p = &out["properties"];
     assert_eq!(p["plain"], json!({ "type": ["string", "null"] }));
     assert_eq!(p["multi"], json!({ "type": ["integer", "string", "null"] }));
-    assert_eq!(
-        p["choice"],
-        json!({ "type": ["string", "null"], "enum": ["a", "b", null] })
-    );
+    assert_eq!(p["choice"], json!({ "type": ["string", "null"], "enum": ["a", "b", null] }));
     assert_eq!(p["bare_enum"], json!({ "enum": ["x", "y", null] }));
-    assert_eq!(
-        p["referenced"],
-        json!({ "anyOf": [{ "$ref": "#/$defs/Inner" }, { "type": "null" }] })
-    );
+    assert_eq!(p["referenced"], json!({ "anyOf": [{ "$ref": "#/$defs/Inner" }, { "type": "null" }] }));
     assert_eq!(
         p["either"],
         json!({ "anyOf": [{ "type": "string" }, { "type": "integer" }, { "type": "null" }] })
@@ -77,16 +62,7 @@ fn non_required_properties_become_nullable_in_every_form() {
     assert_eq!(p["must"], json!({ "type": "boolean" }));
     assert_eq!(
         out["required"],
-        json!([
-            "already",
-            "bare_enum",
-            "choice",
-            "either",
-            "multi",
-            "must",
-            "plain",
-            "referenced"
-        ])
+        json!(["already", "bare_enum", "choice", "either", "multi", "must", "plain", "referenced"])
     );
     assert_eq!(
         out["$defs"]["Inner"],
@@ -122,26 +98,14 @@ fn keyword_rewrites() {
     assert!(out.get("$schema").is_none());
     assert!(out.get("title").is_none());
     let p = &out["properties"];
-    assert_eq!(
-        p["one"],
-        json!({ "anyOf": [{ "type": "string" }, { "type": "integer" }] })
-    );
+    assert_eq!(p["one"], json!({ "anyOf": [{ "type": "string" }, { "type": "integer" }] }));
     assert_eq!(
         p["both"],
         json!({ "anyOf": [{ "type": "string" }], "allOf": [{ "anyOf": [{ "type": "string" }] }] })
     );
-    assert_eq!(
-        p["merged"],
-        json!({ "type": "string", "format": "email", "description": "d" })
-    );
-    assert_eq!(
-        p["constant"],
-        json!({ "type": "string", "enum": ["fixed"] })
-    );
-    assert_eq!(
-        p["when"],
-        json!({ "type": "string", "format": "date-time" })
-    );
+    assert_eq!(p["merged"], json!({ "type": "string", "format": "email", "description": "d" }));
+    assert_eq!(p["constant"], json!({ "type": "string", "enum": ["fixed"] }));
+    assert_eq!(p["when"], json!({ "type": "string", "format": "date-time" }));
     assert_eq!(p["link"], json!({ "type": "string", "pattern": "^h" }));
     assert_eq!(p["external"], json!({ "$ref": "other.json#/X" }));
     assert_eq!(
@@ -151,10 +115,7 @@ fn keyword_rewrites() {
             "items": { "type": "object", "properties": {}, "required": [], "additionalProperties": false }
         })
     );
-    assert_eq!(
-        p["map"],
-        json!({ "type": "object", "additionalProperties": false })
-    );
+    assert_eq!(p["map"], json!({ "type": "object", "additionalProperties": false }));
 }
 
 #[test]
@@ -176,10 +137,7 @@ fn a_self_referencing_ref_with_siblings_does_not_recurse_forever() {
     assert_eq!(out["description"], "root");
     assert_eq!(out["additionalProperties"], false);
     assert_eq!(out["properties"]["next"], json!({ "$ref": "#/$defs/Node" }));
-    assert_eq!(
-        out["$defs"]["Node"]["properties"]["next"],
-        json!({ "$ref": "#/$defs/Node" })
-    );
+    assert_eq!(out["$defs"]["Node"]["properties"]["next"], json!({ "$ref": "#/$defs/Node" }));
     assert_eq!(out["$defs"]["Node"]["additionalProperties"], false);
 }
 
@@ -194,16 +152,8 @@ struct WithDefault {
 #[test]
 fn decode_accepts_null_for_defaulted_fields() {
     let v: WithDefault = decode(r#"{"name":"a","tags":null,"nick":null}"#).unwrap();
-    assert_eq!(
-        v,
-        WithDefault {
-            name: "a".into(),
-            tags: vec![],
-            nick: None
-        }
-    );
-    let v: WithDefault =
-        decode("```json\n{\"name\":\"a\",\"tags\":[\"t\"],\"nick\":\"n\"}\n```").unwrap();
+    assert_eq!(v, WithDefault { name: "a".into(), tags: vec![], nick: None });
+    let v: WithDefault = decode("```json\n{\"name\":\"a\",\"tags\":[\"t\"],\"nick\":\"n\"}\n```").unwrap();
     assert_eq!(v.tags, vec!["t".to_owned()]);
     assert!(decode::<WithDefault>(r#"{"name":null}"#).is_err());
     assert!(decode::<WithDefault>("not json").is_err());

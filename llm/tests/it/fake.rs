@@ -13,11 +13,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 pub(crate) fn usage(input: u64, output: u64) -> Usage {
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Usage::default()
-    }
+    Usage { input_tokens: input, output_tokens: output, ..Usage::default() }
 }
 
 // ---- FakeProvider --------------------------------------------------------------------------
@@ -25,29 +21,21 @@ pub(crate) fn usage(input: u64, output: u64) -> Usage {
 #[tokio::test]
 async fn outcome_queues_are_per_model() {
     let fake = FakeProvider::new("fake");
-    fake.push_text("a", "a1")
-        .push_text("b", "b1")
-        .push_text("a", "a2");
+    fake.push_text("a", "a1").push_text("b", "b1").push_text("a", "a2");
     let (a, b) = (fake.model("a"), fake.model("b"));
     assert_eq!(b.generate(Request::user("x")).await.unwrap().text(), "b1");
     assert_eq!(a.generate(Request::user("x")).await.unwrap().text(), "a1");
     assert_eq!(a.generate(Request::user("x")).await.unwrap().text(), "a2");
     let exhausted = b.generate(Request::user("x")).await.unwrap_err();
     assert_eq!(exhausted.kind, ErrorKind::Permanent);
-    assert!(
-        exhausted
-            .message
-            .contains("no scripted outcome left for model b"),
-        "{exhausted}"
-    );
+    assert!(exhausted.message.contains("no scripted outcome left for model b"), "{exhausted}");
     let r = a.generate(Request::user("x")).await;
     assert!(r.is_err(), "model a's queue is empty too");
 }
 
 #[tokio::test]
 async fn fallback_repeats_once_the_queue_is_empty() {
-    let fake =
-        FakeProvider::new("fake").with_fallback(Outcome::text("again").with_usage(usage(1, 1)));
+    let fake = FakeProvider::new("fake").with_fallback(Outcome::text("again").with_usage(usage(1, 1)));
     fake.push_text("m", "first");
     let m = fake.model("m");
     let texts: Vec<String> = futures::future::join_all((0..4).map(|_| {
@@ -68,17 +56,11 @@ async fn error_outcomes_are_classified_and_name_the_model() {
         .push("m", Outcome::error(ErrorKind::NotFound, "no such model"));
     let m = fake.model("m");
     let e1 = m.generate(Request::user("x")).await.unwrap_err();
-    assert_eq!(
-        (e1.kind, e1.provider.as_str(), e1.model.as_str()),
-        (ErrorKind::Transient, "local", "m")
-    );
+    assert_eq!((e1.kind, e1.provider.as_str(), e1.model.as_str()), (ErrorKind::Transient, "local", "m"));
     assert_eq!(e1.to_string(), "local/m: transient error: 503 upstream");
     // Through `stream`, an error outcome fails before the first event.
     let e2 = m.stream(Request::user("x")).await.err().unwrap();
-    assert_eq!(
-        (e2.status, e2.retry_after),
-        (Some(429), Some(Duration::from_secs(2)))
-    );
+    assert_eq!((e2.status, e2.retry_after), (Some(429), Some(Duration::from_secs(2))));
     let e3 = m.generate(Request::user("x")).await.unwrap_err();
     assert_eq!(e3.kind, ErrorKind::NotFound);
 }
@@ -92,20 +74,11 @@ async fn stream_script_mid_stream_error_keeps_partial_output() {
         .tool_call_delta(0, Some("c1"), Some("search"), "{\"q\":")
         .usage(usage(5, 2))
         .transient("overloaded_error");
-    fake.push("m", Outcome::stream(script.clone()))
-        .push("m", Outcome::stream(script));
+    fake.push("m", Outcome::stream(script.clone())).push("m", Outcome::stream(script));
 
-    let failure = collect(fake.model("m").stream(Request::user("x")).await.unwrap())
-        .await
-        .unwrap_err();
+    let failure = collect(fake.model("m").stream(Request::user("x")).await.unwrap()).await.unwrap_err();
     assert_eq!(failure.error.kind, ErrorKind::Transient);
-    assert_eq!(
-        (
-            failure.error.provider.as_str(),
-            failure.error.model.as_str()
-        ),
-        ("fake", "m")
-    );
+    assert_eq!((failure.error.provider.as_str(), failure.error.model.as_str()), ("fake", "m"));
     assert_eq!(failure.partial.text, "Hello");
     assert_eq!(failure.partial.usage, usage(5, 2));
     assert_eq!(
@@ -113,22 +86,13 @@ async fn stream_script_mid_stream_error_keeps_partial_output() {
         vec![("c1".to_owned(), "search".to_owned(), "{\"q\":".to_owned())]
     );
     // `generate` on the same script collects it and returns the error.
-    let err = fake
-        .model("m")
-        .generate(Request::user("x"))
-        .await
-        .unwrap_err();
+    let err = fake.model("m").generate(Request::user("x")).await.unwrap_err();
     assert_eq!(err.message, "overloaded_error");
 }
 
 #[tokio::test]
 async fn generate_collects_scripts_and_stream_replays_responses() {
-    let call = ToolCall {
-        id: "c9".into(),
-        name: "add".into(),
-        args: json!({ "a": 1 }),
-        signature: None,
-    };
+    let call = ToolCall { id: "c9".into(), name: "add".into(), args: json!({ "a": 1 }), signature: None };
     let fake = FakeProvider::new("fake");
     fake.push(
         "m",
@@ -141,28 +105,16 @@ async fn generate_collects_scripts_and_stream_replays_responses() {
                 .done_with(FinishReason::ToolCalls),
         ),
     );
-    fake.push(
-        "m",
-        Outcome::tool_calls([call.clone()]).with_usage(usage(7, 8)),
-    );
+    fake.push("m", Outcome::tool_calls([call.clone()]).with_usage(usage(7, 8)));
 
     let collected = fake.model("m").generate(Request::user("x")).await.unwrap();
     assert_eq!(collected.text(), "42");
     assert_eq!(collected.tool_calls(), vec![call.clone()]);
-    assert_eq!(
-        (collected.provider.as_str(), collected.model.as_str()),
-        ("fake", "m")
-    );
+    assert_eq!((collected.provider.as_str(), collected.model.as_str()), ("fake", "m"));
     assert_eq!(collected.finish_reason, FinishReason::ToolCalls);
 
-    let events: Vec<StreamEvent> = fake
-        .model("m")
-        .stream(Request::user("x"))
-        .await
-        .unwrap()
-        .map(|e| e.unwrap())
-        .collect()
-        .await;
+    let events: Vec<StreamEvent> =
+        fake.model("m").stream(Request::user("x")).await.unwrap().map(|e| e.unwrap()).collect().await;
     assert_eq!(
         events,
         vec![
@@ -176,10 +128,7 @@ async fn generate_collects_scripts_and_stream_replays_responses() {
         ]
     );
     let recorded = fake.requests();
-    assert_eq!(
-        recorded.iter().map(|r| r.streamed).collect::<Vec<_>>(),
-        vec![false, true]
-    );
+    assert_eq!(recorded.iter().map(|r| r.streamed).collect::<Vec<_>>(), vec![false, true]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -188,13 +137,7 @@ async fn delays_run_on_the_tokio_clock() {
     fake.push("m", Outcome::text("late").after(Duration::from_secs(30)));
     fake.push(
         "m",
-        Outcome::stream(
-            StreamScript::new()
-                .text("a")
-                .delay(Duration::from_secs(5))
-                .text("b")
-                .done(),
-        ),
+        Outcome::stream(StreamScript::new().text("a").delay(Duration::from_secs(5)).text("b").done()),
     );
     let m = fake.model("m");
     let start = tokio::time::Instant::now();
@@ -203,15 +146,9 @@ async fn delays_run_on_the_tokio_clock() {
     assert_eq!(start.elapsed(), Duration::from_secs(10));
     // The timed-out call consumed the outcome; the stream script's own pause is 5 s.
     let mut stream = m.stream(Request::user("y")).await.unwrap();
-    assert!(matches!(
-        stream.next().await,
-        Some(Ok(StreamEvent::TextDelta { .. }))
-    ));
+    assert!(matches!(stream.next().await, Some(Ok(StreamEvent::TextDelta { .. }))));
     let before = tokio::time::Instant::now();
-    assert!(matches!(
-        stream.next().await,
-        Some(Ok(StreamEvent::TextDelta { .. }))
-    ));
+    assert!(matches!(stream.next().await, Some(Ok(StreamEvent::TextDelta { .. }))));
     assert_eq!(before.elapsed(), Duration::from_secs(5));
 
     fake.push("m", Outcome::text("slow").after(Duration::from_secs(30)));
@@ -223,19 +160,11 @@ async fn delays_run_on_the_tokio_clock() {
 #[tokio::test(start_paused = true)]
 async fn pending_marker_and_hang_let_timeouts_fire() {
     let fake = FakeProvider::new("fake");
-    fake.push(
-        "m",
-        Outcome::stream(StreamScript::new().text("partial").pending()),
-    );
+    fake.push("m", Outcome::stream(StreamScript::new().text("partial").pending()));
     fake.push("m", Outcome::hang());
     let m = fake.model("m");
     let mut stream = m.stream(Request::user("x")).await.unwrap();
-    assert_eq!(
-        stream.next().await.unwrap().unwrap(),
-        StreamEvent::TextDelta {
-            text: "partial".into()
-        }
-    );
+    assert_eq!(stream.next().await.unwrap().unwrap(), StreamEvent::TextDelta { text: "partial".into() });
     let idle = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
     assert!(idle.is_err(), "the pending marker never resolves");
     let hung = tokio::time::timeout(Duration::from_secs(600), m.generate(Request::user("x"))).await;
@@ -253,17 +182,8 @@ async fn dynamic_outcomes_see_the_request() {
         }
     }));
     let m = fake.model("m");
-    assert_eq!(
-        m.generate(Request::user("ping")).await.unwrap().text(),
-        "echo: ping"
-    );
-    assert_eq!(
-        m.generate(Request::user("please fail"))
-            .await
-            .unwrap_err()
-            .kind,
-        ErrorKind::Permanent
-    );
+    assert_eq!(m.generate(Request::user("ping")).await.unwrap().text(), "echo: ping");
+    assert_eq!(m.generate(Request::user("please fail")).await.unwrap_err().kind, ErrorKind::Permanent);
 }
 
 #[tokio::test]
@@ -272,23 +192,14 @@ async fn requests_are_recorded_with_their_model() {
     let req_a = Request::user("to a").with_system("sys");
     fake.model("a").generate(req_a.clone()).await.unwrap();
     let _unpolled = fake.model("b").stream(Request::user("to b")).await.unwrap();
-    fake.model("a")
-        .generate(Request::user("again"))
-        .await
-        .unwrap();
+    fake.model("a").generate(Request::user("again")).await.unwrap();
 
     let all = fake.requests();
-    assert_eq!(
-        all.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        vec!["a", "b", "a"]
-    );
+    assert_eq!(all.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(), vec!["a", "b", "a"]);
     assert_eq!(all[0].request, req_a);
     assert_eq!(fake.requests_for("a"), vec![req_a, Request::user("again")]);
     assert_eq!(fake.last_request("b"), Some(Request::user("to b")));
-    assert_eq!(
-        (fake.calls(), fake.calls_for("a"), fake.calls_for("zzz")),
-        (3, 2, 0)
-    );
+    assert_eq!((fake.calls(), fake.calls_for("a"), fake.calls_for("zzz")), (3, 2, 0));
     fake.clear_requests();
     assert_eq!(fake.calls(), 0);
 }
@@ -299,25 +210,13 @@ async fn concurrent_use_from_many_tasks() {
     for i in 0..100 {
         fake.push("queued", Outcome::text(format!("q{i}")));
     }
-    fake.fallback_for(
-        "echo",
-        Outcome::dynamic(|req: &Request| Outcome::text(req.messages[0].text())),
-    );
+    fake.fallback_for("echo", Outcome::dynamic(|req: &Request| Outcome::text(req.messages[0].text())));
     let tasks: Vec<_> = (0..100)
         .map(|i| {
             let fake = fake.clone();
             tokio::spawn(async move {
-                let queued = fake
-                    .model("queued")
-                    .generate(Request::user("x"))
-                    .await
-                    .unwrap()
-                    .text();
-                let echo = fake
-                    .model("echo")
-                    .generate(Request::user(format!("e{i}")))
-                    .await
-                    .unwrap();
+                let queued = fake.model("queued").generate(Request::user("x")).await.unwrap().text();
+                let echo = fake.model("echo").generate(Request::user(format!("e{i}"))).await.unwrap();
                 (queued, i, echo.text())
             })
         })
@@ -326,10 +225,7 @@ async fn concurrent_use_from_many_tasks() {
     for task in tasks {
         let (q, i, echo) = task.await.unwrap();
         assert_eq!(echo, format!("e{i}"));
-        assert!(
-            queued.insert(q),
-            "each queued outcome is served exactly once"
-        );
+        assert!(queued.insert(q), "each queued outcome is served exactly once");
     }
     assert_eq!(queued.len(), 100);
     assert_eq!((fake.calls(), fake.remaining("queued")), (200, 0));

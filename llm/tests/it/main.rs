@@ -1,5 +1,7 @@
 //! executus-llm integration tests: one binary, one module per provider or concern.
 
+#![allow(clippy::unwrap_used)]
+
 mod anthropic;
 mod chain;
 mod dsn;

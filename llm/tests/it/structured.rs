@@ -37,11 +37,7 @@ enum Shape {
 }
 
 fn usage(input: u64, output: u64) -> Usage {
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Usage::default()
-    }
+    Usage { input_tokens: input, output_tokens: output, ..Usage::default() }
 }
 
 #[test]
@@ -99,10 +95,7 @@ fn strict_schema_of_a_realistic_struct() {
     for absent in ["$schema", "uint32", "uint8", "format", "minimum", "oneOf"] {
         assert!(!text.contains(absent), "{absent} in {text}");
     }
-    assert!(
-        schema.schema.get("title").is_none(),
-        "no root title keyword"
-    );
+    assert!(schema.schema.get("title").is_none(), "no root title keyword");
     // The transform is idempotent.
     assert_eq!(strict_schema(schema.schema.clone()), schema.schema);
 }
@@ -113,10 +106,7 @@ fn expected() -> Report {
     Report {
         title: "t".into(),
         note: None,
-        author: Person {
-            name: "ann".into(),
-            age: Some(41),
-        },
+        author: Person { name: "ann".into(), age: Some(41) },
         tags: vec!["a".into()],
         shape: Shape::Rect { w: 2, h: 3 },
         count: 7,
@@ -128,9 +118,7 @@ async fn generate_typed_sets_the_schema_and_decodes() {
     let fake = FakeProvider::new("fake");
     fake.push("m", Outcome::text(GOOD).with_usage(usage(10, 5)));
     let model = fake.model("m");
-    let typed = generate_typed::<Report>(model.as_ref(), Request::user("report"))
-        .await
-        .unwrap();
+    let typed = generate_typed::<Report>(model.as_ref(), Request::user("report")).await.unwrap();
     assert_eq!(typed.value, expected());
     assert_eq!(typed.usage, usage(10, 5));
     assert_eq!(typed.response.text(), GOOD);
@@ -147,10 +135,7 @@ async fn fenced_output_decodes() {
     fake.push("m", Outcome::text(format!("```\n{GOOD}\n```\n")));
     let model: Arc<dyn Model> = fake.model("m");
     for _ in 0..2 {
-        let typed = model
-            .generate_typed::<Report>(Request::user("r"))
-            .await
-            .unwrap();
+        let typed = model.generate_typed::<Report>(Request::user("r")).await.unwrap();
         assert_eq!(typed.value, expected());
     }
     assert_eq!(fake.calls(), 2, "no retry was needed");
@@ -162,17 +147,9 @@ async fn a_bad_reply_is_retried_once_with_the_error_fed_back() {
     let bad = r#"{"title":"t","count":"seven"}"#;
     fake.push("m", Outcome::text(bad).with_usage(usage(100, 20)));
     fake.push("m", Outcome::text(GOOD).with_usage(usage(130, 25)));
-    let typed = fake
-        .model("m")
-        .generate_typed::<Report>(Request::user("report"))
-        .await
-        .unwrap();
+    let typed = fake.model("m").generate_typed::<Report>(Request::user("report")).await.unwrap();
     assert_eq!(typed.value, expected());
-    assert_eq!(
-        typed.usage,
-        usage(230, 45),
-        "usage is summed over both attempts"
-    );
+    assert_eq!(typed.usage, usage(230, 45), "usage is summed over both attempts");
     assert_eq!(typed.response.usage, usage(130, 25));
 
     let sent = fake.requests_for("m");
@@ -183,14 +160,8 @@ async fn a_bad_reply_is_retried_once_with_the_error_fed_back() {
     assert_eq!(retry.messages[1].text(), bad);
     assert_eq!(retry.messages[2].role, Role::User);
     let feedback = retry.messages[2].text();
-    assert!(
-        feedback.contains("invalid type: string \"seven\", expected u32"),
-        "{feedback}"
-    );
-    assert!(
-        feedback.contains("only a JSON value that matches the schema"),
-        "{feedback}"
-    );
+    assert!(feedback.contains("invalid type: string \"seven\", expected u32"), "{feedback}");
+    assert!(feedback.contains("only a JSON value that matches the schema"), "{feedback}");
     assert_eq!(retry.response_schema, Some(schema_for::<Report>()));
 }
 
@@ -199,64 +170,30 @@ async fn two_bad_replies_are_a_decode_error_showing_the_reply() {
     let fake = FakeProvider::new("local");
     let long_bad = format!("Sure! Here is the report: {}", "x".repeat(500));
     fake.push("judge", Outcome::text("not json").with_usage(usage(1, 1)));
-    fake.push(
-        "judge",
-        Outcome::text(long_bad.clone()).with_usage(usage(1, 1)),
-    );
-    let err = fake
-        .model("judge")
-        .generate_typed::<Report>(Request::user("r"))
-        .await
-        .unwrap_err();
+    fake.push("judge", Outcome::text(long_bad.clone()).with_usage(usage(1, 1)));
+    let err = fake.model("judge").generate_typed::<Report>(Request::user("r")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Decode);
-    assert_eq!(
-        (err.provider.as_str(), err.model.as_str()),
-        ("local", "judge")
-    );
+    assert_eq!((err.provider.as_str(), err.model.as_str()), ("local", "judge"));
     let msg = err.to_string();
-    assert!(
-        msg.starts_with("local/judge: decode error: could not decode the reply as Report"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("local/judge: decode error: could not decode the reply as Report"), "{msg}");
     assert!(msg.contains("Sure! Here is the report: xxx"), "{msg}");
     assert!(msg.contains(&format!("{}...", &long_bad[..200])), "{msg}");
-    assert!(
-        !msg.contains(&long_bad[..201]),
-        "only the start of the reply is shown: {msg}"
-    );
+    assert!(!msg.contains(&long_bad[..201]), "only the start of the reply is shown: {msg}");
     assert_eq!(fake.calls(), 2);
 }
 
 #[tokio::test]
 async fn model_errors_pass_through_unchanged() {
     let fake = FakeProvider::new("fake");
-    fake.push(
-        "m",
-        Outcome::rate_limited(std::time::Duration::from_secs(4)),
-    );
-    let err = fake
-        .model("m")
-        .generate_typed::<Report>(Request::user("r"))
-        .await
-        .unwrap_err();
+    fake.push("m", Outcome::rate_limited(std::time::Duration::from_secs(4)));
+    let err = fake.model("m").generate_typed::<Report>(Request::user("r")).await.unwrap_err();
     assert_eq!((err.kind, err.status), (ErrorKind::Transient, Some(429)));
     assert_eq!(err.retry_after, Some(std::time::Duration::from_secs(4)));
-    assert_eq!(
-        fake.calls(),
-        1,
-        "a model error is not a decode failure: no retry"
-    );
+    assert_eq!(fake.calls(), 1, "a model error is not a decode failure: no retry");
 
     // An error on the retry passes through too.
     fake.push("m", Outcome::text("nope"));
     fake.push("m", Outcome::permanent("invalid schema"));
-    let err = fake
-        .model("m")
-        .generate_typed::<Report>(Request::user("r"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind, err.message.as_str()),
-        (ErrorKind::Permanent, "invalid schema")
-    );
+    let err = fake.model("m").generate_typed::<Report>(Request::user("r")).await.unwrap_err();
+    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::Permanent, "invalid schema"));
 }

@@ -72,7 +72,7 @@ async fn stream_two_parallel_tool_calls_from_interleaved_deltas() {
         })
         .collect();
     assert_eq!(deltas[0], (0, Some("call_Paris01"), ""));
-    assert!(deltas.iter().any(|d| *d == (1, Some("call_Tokyo02"), "")));
+    assert!(deltas.contains(&(1, Some("call_Tokyo02"), "")));
 
     // Completed calls arrive (in index order) before Done.
     let completed: Vec<&ToolCall> = events
