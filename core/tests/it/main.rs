@@ -1,0 +1,6 @@
+//! executus (core) integration tests: one binary, one module per area.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod run_loop;
