@@ -328,7 +328,7 @@ impl State {
         if let Some(shutdown) = &mut self.shutdown {
             // Already shutting down: the first deadline holds; this caller gets the same report.
             if shutdown.done {
-                let _ = reply.send(shutdown.report.clone());
+                let _ = reply.send(shutdown.report);
             } else {
                 shutdown.waiters.push(reply);
             }
@@ -348,7 +348,7 @@ impl State {
         }
         tracing::debug!(lane = %self.name, running = self.running.len(), discarded = report.discarded, ?deadline, "lane shutting down");
         if self.running.is_empty() {
-            let _ = reply.send(report.clone());
+            let _ = reply.send(report);
             self.shutdown = Some(Shutdown {
                 report,
                 waiters: Vec::new(),
@@ -392,7 +392,7 @@ impl Shutdown {
             timer.abort();
         }
         for waiter in self.waiters.drain(..) {
-            let _ = waiter.send(self.report.clone());
+            let _ = waiter.send(self.report);
         }
     }
 }
