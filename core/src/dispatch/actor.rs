@@ -54,21 +54,10 @@ impl Actor for Guard {
     ) -> Result<(), ActorProcessingErr> {
         // Reply send errors mean the caller stopped waiting; the decision stands regardless.
         match message {
-            GuardMsg::RegisterRoot {
-                root,
-                agent,
-                input,
-                reply,
-            } => {
+            GuardMsg::RegisterRoot { root, agent, input, reply } => {
                 let _ = reply.send(forest.register_root(root, agent, input));
             }
-            GuardMsg::Dispatch {
-                parent,
-                child,
-                agent,
-                input,
-                reply,
-            } => {
+            GuardMsg::Dispatch { parent, child, agent, input, reply } => {
                 let decision = forest.dispatch(parent, child, agent, input);
                 if let Err(refusal) = &decision {
                     tracing::debug!(%parent, %child, %refusal, "dispatch refused");

@@ -50,11 +50,7 @@ pub struct DispatchLimits {
 
 impl Default for DispatchLimits {
     fn default() -> Self {
-        Self {
-            max_depth: 3,
-            max_fanout: 8,
-            max_total: 32,
-        }
+        Self { max_depth: 3, max_fanout: 8, max_total: 32 }
     }
 }
 
@@ -98,9 +94,7 @@ pub struct TreeNode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DispatchError {
     /// The child would sit deeper than the cap allows.
-    #[error(
-        "dispatch refused: the child would be at depth {depth}, deeper than the maximum of {max}"
-    )]
+    #[error("dispatch refused: the child would be at depth {depth}, deeper than the maximum of {max}")]
     DepthExceeded {
         /// The depth the child would have had.
         depth: u32,
@@ -191,9 +185,7 @@ impl Drop for Inner {
 
 impl fmt::Debug for DispatchGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DispatchGuard")
-            .field("limits", &self.inner.limits)
-            .finish_non_exhaustive()
+        f.debug_struct("DispatchGuard").field("limits", &self.inner.limits).finish_non_exhaustive()
     }
 }
 
@@ -203,15 +195,10 @@ impl DispatchGuard {
     /// # Errors
     /// [`DispatchError::Spawn`] if the actor system could not start the guard's actor.
     pub async fn spawn(limits: DispatchLimits) -> Result<Self, DispatchError> {
-        let (actor, _join) =
-            Actor::spawn(None, Guard, limits)
-                .await
-                .map_err(|e| DispatchError::Spawn {
-                    reason: e.to_string(),
-                })?;
-        Ok(Self {
-            inner: Arc::new(Inner { actor, limits }),
-        })
+        let (actor, _join) = Actor::spawn(None, Guard, limits)
+            .await
+            .map_err(|e| DispatchError::Spawn { reason: e.to_string() })?;
+        Ok(Self { inner: Arc::new(Inner { actor, limits }) })
     }
 
     /// The limits this guard enforces.
@@ -224,21 +211,10 @@ impl DispatchGuard {
     /// # Errors
     /// [`DispatchError::AlreadyRegistered`] if `root` is already in a tree;
     /// [`DispatchError::Gone`] if the guard's actor is no longer running.
-    pub async fn register_root(
-        &self,
-        root: RunId,
-        agent: &str,
-        input: &str,
-    ) -> Result<(), DispatchError> {
+    pub async fn register_root(&self, root: RunId, agent: &str, input: &str) -> Result<(), DispatchError> {
         let agent = agent.to_owned();
         let input = input_hash(input);
-        self.ask(|reply| GuardMsg::RegisterRoot {
-            root,
-            agent,
-            input,
-            reply,
-        })
-        .await?
+        self.ask(|reply| GuardMsg::RegisterRoot { root, agent, input, reply }).await?
     }
 
     /// Admits `child` (running `agent` on `input`) under `parent`, or refuses it.
@@ -259,14 +235,7 @@ impl DispatchGuard {
     ) -> Result<DispatchTicket, DispatchError> {
         let agent = agent.to_owned();
         let input = input_hash(input);
-        self.ask(|reply| GuardMsg::Dispatch {
-            parent,
-            child,
-            agent,
-            input,
-            reply,
-        })
-        .await?
+        self.ask(|reply| GuardMsg::Dispatch { parent, child, agent, input, reply }).await?
     }
 
     /// Forgets the whole tree of `root` (call it when the root run ends). A run id that is
@@ -280,10 +249,7 @@ impl DispatchGuard {
 
     /// A copy of the tree rooted at `root`, or `None` if there is none (or the guard is gone).
     pub async fn tree(&self, root: RunId) -> Option<TreeSnapshot> {
-        self.ask(|reply| GuardMsg::Tree { root, reply })
-            .await
-            .ok()
-            .flatten()
+        self.ask(|reply| GuardMsg::Tree { root, reply }).await.ok().flatten()
     }
 
     /// How many runs the guard tracks across all trees (0 once every root has finished).

@@ -5,55 +5,32 @@ use super::{DispatchError, DispatchLimits};
 use crate::RunId;
 
 fn forest(max_depth: u32, max_fanout: u32, max_total: u32) -> Forest {
-    Forest::new(DispatchLimits {
-        max_depth,
-        max_fanout,
-        max_total,
-    })
+    Forest::new(DispatchLimits { max_depth, max_fanout, max_total })
 }
 
 #[test]
 fn defaults_are_three_eight_thirty_two() {
-    assert_eq!(
-        DispatchLimits::default(),
-        DispatchLimits {
-            max_depth: 3,
-            max_fanout: 8,
-            max_total: 32
-        }
-    );
+    assert_eq!(DispatchLimits::default(), DispatchLimits { max_depth: 3, max_fanout: 8, max_total: 32 });
 }
 
 #[test]
 fn input_hash_is_deterministic_and_discriminates() {
-    assert_eq!(
-        input_hash("review this diff"),
-        input_hash("review this diff")
-    );
-    assert_ne!(
-        input_hash("review this diff"),
-        input_hash("review that diff")
-    );
+    assert_eq!(input_hash("review this diff"), input_hash("review this diff"));
+    assert_ne!(input_hash("review this diff"), input_hash("review that diff"));
 }
 
 #[test]
 fn checks_happen_before_anything_is_admitted() {
     let mut f = forest(1, 1, 10);
     let root = RunId::new();
-    f.register_root(root, "planner".into(), input_hash("x"))
-        .unwrap();
+    f.register_root(root, "planner".into(), input_hash("x")).unwrap();
     let a = RunId::new();
-    f.dispatch(root, a, "worker".into(), input_hash("1"))
-        .unwrap();
+    f.dispatch(root, a, "worker".into(), input_hash("1")).unwrap();
     // Refused for fan-out: nothing changes.
     let b = RunId::new();
     assert!(matches!(
         f.dispatch(root, b, "worker".into(), input_hash("2")),
-        Err(DispatchError::FanoutExceeded {
-            children: 1,
-            max: 1,
-            ..
-        })
+        Err(DispatchError::FanoutExceeded { children: 1, max: 1, .. })
     ));
     // Refused for depth: nothing changes either.
     assert!(matches!(
@@ -71,20 +48,11 @@ fn duplicate_ids_are_refused() {
     let mut f = forest(3, 8, 32);
     let root = RunId::new();
     f.register_root(root, "a".into(), 1).unwrap();
-    assert_eq!(
-        f.register_root(root, "a".into(), 1),
-        Err(DispatchError::AlreadyRegistered { run: root })
-    );
+    assert_eq!(f.register_root(root, "a".into(), 1), Err(DispatchError::AlreadyRegistered { run: root }));
     let child = RunId::new();
     f.dispatch(root, child, "b".into(), 2).unwrap();
-    assert_eq!(
-        f.dispatch(root, child, "c".into(), 3),
-        Err(DispatchError::AlreadyRegistered { run: child })
-    );
-    assert_eq!(
-        f.register_root(child, "c".into(), 3),
-        Err(DispatchError::AlreadyRegistered { run: child })
-    );
+    assert_eq!(f.dispatch(root, child, "c".into(), 3), Err(DispatchError::AlreadyRegistered { run: child }));
+    assert_eq!(f.register_root(child, "c".into(), 3), Err(DispatchError::AlreadyRegistered { run: child }));
 }
 
 #[test]

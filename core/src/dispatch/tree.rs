@@ -43,11 +43,7 @@ pub(crate) struct Forest {
 
 impl Forest {
     pub(crate) fn new(limits: DispatchLimits) -> Self {
-        Self {
-            limits,
-            nodes: HashMap::new(),
-            roots: HashMap::new(),
-        }
+        Self { limits, nodes: HashMap::new(), roots: HashMap::new() }
     }
 
     pub(crate) fn register_root(
@@ -59,24 +55,8 @@ impl Forest {
         if self.nodes.contains_key(&root) {
             return Err(DispatchError::AlreadyRegistered { run: root });
         }
-        self.nodes.insert(
-            root,
-            Node {
-                root,
-                parent: None,
-                depth: 0,
-                agent,
-                input,
-                children: 0,
-            },
-        );
-        self.roots.insert(
-            root,
-            Root {
-                total: 0,
-                members: vec![root],
-            },
-        );
+        self.nodes.insert(root, Node { root, parent: None, depth: 0, agent, input, children: 0 });
+        self.roots.insert(root, Root { total: 0, members: vec![root] });
         Ok(())
     }
 
@@ -88,20 +68,14 @@ impl Forest {
         input: u64,
     ) -> Result<DispatchTicket, DispatchError> {
         let limits = self.limits;
-        let parent_node = self
-            .nodes
-            .get(&parent)
-            .ok_or(DispatchError::UnknownParent { parent })?;
+        let parent_node = self.nodes.get(&parent).ok_or(DispatchError::UnknownParent { parent })?;
         if self.nodes.contains_key(&child) {
             return Err(DispatchError::AlreadyRegistered { run: child });
         }
         let root = parent_node.root;
         let depth = parent_node.depth + 1;
         if depth > limits.max_depth {
-            return Err(DispatchError::DepthExceeded {
-                depth,
-                max: limits.max_depth,
-            });
+            return Err(DispatchError::DepthExceeded { depth, max: limits.max_depth });
         }
         if parent_node.children >= limits.max_fanout {
             return Err(DispatchError::FanoutExceeded {
@@ -112,11 +86,7 @@ impl Forest {
         }
         let total = self.roots.get(&root).map_or(0, |r| r.total);
         if total >= limits.max_total {
-            return Err(DispatchError::TotalExceeded {
-                root,
-                total,
-                max: limits.max_total,
-            });
+            return Err(DispatchError::TotalExceeded { root, total, max: limits.max_total });
         }
         // The child's ancestry: parent, grandparent, ..., root. Siblings and cousins are not
         // on it, so the same (agent, input) in another branch is allowed.
@@ -126,11 +96,7 @@ impl Forest {
                 break;
             };
             if node.input == input && node.agent == agent {
-                return Err(DispatchError::Loop {
-                    agent,
-                    ancestor: id,
-                    depth: node.depth,
-                });
+                return Err(DispatchError::Loop { agent, ancestor: id, depth: node.depth });
             }
             cursor = node.parent;
         }
@@ -142,17 +108,7 @@ impl Forest {
             r.total += 1;
             r.members.push(child);
         }
-        self.nodes.insert(
-            child,
-            Node {
-                root,
-                parent: Some(parent),
-                depth,
-                agent,
-                input,
-                children: 0,
-            },
-        );
+        self.nodes.insert(child, Node { root, parent: Some(parent), depth, agent, input, children: 0 });
         Ok(DispatchTicket { root, depth })
     }
 
@@ -180,11 +136,7 @@ impl Forest {
                 })
             })
             .collect();
-        Some(TreeSnapshot {
-            root,
-            total: tree.total,
-            nodes,
-        })
+        Some(TreeSnapshot { root, total: tree.total, nodes })
     }
 
     /// How many runs are tracked across all trees (for tests: a finished tree leaves none).

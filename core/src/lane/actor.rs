@@ -14,33 +14,21 @@ use tokio::time::Instant;
 
 use super::job::{Abort, ErasedJob, Outcome, StartCtx};
 use super::queue::{FairQueue, Queued};
-use super::{
-    JobSpec, LaneConfig, LaneError, LaneStats, PENDING_LISTED, PendingJob, ShutdownReport,
-};
+use super::{JobSpec, LaneConfig, LaneError, LaneStats, PENDING_LISTED, PendingJob, ShutdownReport};
 use crate::JobId;
 
 /// The lane's messages. Built only by [`LaneHandle`](super::LaneHandle) and by job tasks.
 pub(crate) enum LaneMsg {
     /// Admit (start or queue) or refuse a job.
-    Submit {
-        spec: JobSpec,
-        job: Box<dyn ErasedJob>,
-        reply: RpcReplyPort<Result<JobId, LaneError>>,
-    },
+    Submit { spec: JobSpec, job: Box<dyn ErasedJob>, reply: RpcReplyPort<Result<JobId, LaneError>> },
     /// A started job's future has ended and been dropped.
     Finished { id: JobId, outcome: Outcome },
     /// Cancel a queued or running job; replies whether the lane still held it.
-    Cancel {
-        id: JobId,
-        reply: RpcReplyPort<bool>,
-    },
+    Cancel { id: JobId, reply: RpcReplyPort<bool> },
     /// A snapshot of the counters.
     Stats(RpcReplyPort<LaneStats>),
     /// Stop admitting, discard the queue, drain running jobs until `deadline`.
-    Shutdown {
-        deadline: Duration,
-        reply: RpcReplyPort<ShutdownReport>,
-    },
+    Shutdown { deadline: Duration, reply: RpcReplyPort<ShutdownReport> },
     /// The shutdown deadline passed: abort what still runs.
     ShutdownDeadline,
 }
@@ -157,9 +145,7 @@ impl Actor for Lane {
         // Queued jobs never ran: resolve them now. Running jobs see their abort sender
         // dropped with the state and end as `Gone` on their own.
         for waiting in state.queue.drain() {
-            waiting.job.resolve(LaneError::Gone {
-                lane: state.name.to_string(),
-            });
+            waiting.job.resolve(LaneError::Gone { lane: state.name.to_string() });
         }
         if let Some(timer) = state.shutdown.as_mut().and_then(|s| s.timer.take()) {
             timer.abort();
@@ -180,9 +166,7 @@ impl State {
     ) -> Result<JobId, LaneError> {
         if self.shutdown.is_some() {
             self.rejected += 1;
-            return Err(LaneError::ShuttingDown {
-                lane: self.name.to_string(),
-            });
+            return Err(LaneError::ShuttingDown { lane: self.name.to_string() });
         }
         if self.running.len() < self.capacity {
             let id = self.next_id();
@@ -190,12 +174,7 @@ impl State {
             Ok(id)
         } else if self.queue.len() < self.max_queue {
             let id = self.next_id();
-            self.queue.push(Waiting {
-                id,
-                spec,
-                job,
-                since: Instant::now(),
-            });
+            self.queue.push(Waiting { id, spec, job, since: Instant::now() });
             Ok(id)
         } else {
             self.rejected += 1;
@@ -229,27 +208,10 @@ impl State {
         id
     }
 
-    fn start(
-        &mut self,
-        myself: &ActorRef<LaneMsg>,
-        id: JobId,
-        spec: JobSpec,
-        job: Box<dyn ErasedJob>,
-    ) {
+    fn start(&mut self, myself: &ActorRef<LaneMsg>, id: JobId, spec: JobSpec, job: Box<dyn ErasedJob>) {
         let (abort_tx, abort_rx) = oneshot::channel();
-        job.start(StartCtx {
-            lane: Arc::clone(&self.name),
-            id,
-            actor: myself.clone(),
-            abort: abort_rx,
-        });
-        self.running.insert(
-            id,
-            Running {
-                abort: Some(abort_tx),
-                spec,
-            },
-        );
+        job.start(StartCtx { lane: Arc::clone(&self.name), id, actor: myself.clone(), abort: abort_rx });
+        self.running.insert(id, Running { abort: Some(abort_tx), spec });
     }
 
     fn finished(&mut self, myself: &ActorRef<LaneMsg>, id: JobId, outcome: Outcome) {
@@ -294,10 +256,7 @@ impl State {
         match self.queue.remove(id) {
             Some(waiting) => {
                 self.cancelled += 1;
-                waiting.job.resolve(LaneError::Cancelled {
-                    lane: self.name.to_string(),
-                    job: id,
-                });
+                waiting.job.resolve(LaneError::Cancelled { lane: self.name.to_string(), job: id });
                 true
             }
             None => false,
@@ -335,35 +294,19 @@ impl State {
             return;
         }
         let discarded = self.queue.drain();
-        let report = ShutdownReport {
-            discarded: discarded.len(),
-            drained: 0,
-            aborted: 0,
-        };
+        let report = ShutdownReport { discarded: discarded.len(), drained: 0, aborted: 0 };
         self.cancelled += discarded.len() as u64;
         for waiting in discarded {
-            waiting.job.resolve(LaneError::ShuttingDown {
-                lane: self.name.to_string(),
-            });
+            waiting.job.resolve(LaneError::ShuttingDown { lane: self.name.to_string() });
         }
         tracing::debug!(lane = %self.name, running = self.running.len(), discarded = report.discarded, ?deadline, "lane shutting down");
         if self.running.is_empty() {
             let _ = reply.send(report);
-            self.shutdown = Some(Shutdown {
-                report,
-                waiters: Vec::new(),
-                timer: None,
-                done: true,
-            });
+            self.shutdown = Some(Shutdown { report, waiters: Vec::new(), timer: None, done: true });
         } else {
             // One timer for the whole lane, not one per job.
             let timer = myself.send_after(deadline, || LaneMsg::ShutdownDeadline);
-            self.shutdown = Some(Shutdown {
-                report,
-                waiters: vec![reply],
-                timer: Some(timer),
-                done: false,
-            });
+            self.shutdown = Some(Shutdown { report, waiters: vec![reply], timer: Some(timer), done: false });
         }
     }
 

@@ -89,8 +89,7 @@ pub struct PendingJob {
 impl fmt::Display for PendingJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Millisecond precision is plenty for a human reading an overload error.
-        let waited =
-            Duration::from_millis(u64::try_from(self.queued_for.as_millis()).unwrap_or(u64::MAX));
+        let waited = Duration::from_millis(u64::try_from(self.queued_for.as_millis()).unwrap_or(u64::MAX));
         write!(
             f,
             "{} (tenant `{}`, `{}`, queued {})",
@@ -112,11 +111,7 @@ struct QueueDetail<'a> {
 
 impl<'a> QueueDetail<'a> {
     fn new(max_queue: usize, queued: usize, pending: &'a [PendingJob]) -> Self {
-        Self {
-            max_queue,
-            queued,
-            pending,
-        }
+        Self { max_queue, queued, pending }
     }
 }
 
@@ -125,11 +120,7 @@ impl fmt::Display for QueueDetail<'_> {
         if self.max_queue == 0 {
             return f.write_str("and it keeps no queue");
         }
-        write!(
-            f,
-            "{} of {} queue places taken",
-            self.queued, self.max_queue
-        )?;
+        write!(f, "{} of {} queue places taken", self.queued, self.max_queue)?;
         let shown = &self.pending[..self.pending.len().min(PENDING_LISTED)];
         if shown.is_empty() {
             return Ok(());

@@ -93,12 +93,7 @@ where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let StartCtx {
-        lane,
-        id,
-        actor,
-        mut abort,
-    } = ctx;
+    let StartCtx { lane, id, actor, mut abort } = ctx;
     // The work future lives only inside this block: by the time the lane hears `Finished`,
     // it has been dropped (its destructors ran), so a freed slot really is free.
     let ended = {
@@ -120,25 +115,13 @@ where
             }),
             Outcome::Panicked,
         ),
-        Err(Some(Abort::Cancelled)) => (
-            Err(LaneError::Cancelled {
-                lane: lane.to_string(),
-                job: id,
-            }),
-            Outcome::Aborted,
-        ),
-        Err(Some(Abort::Shutdown)) => (
-            Err(LaneError::ShuttingDown {
-                lane: lane.to_string(),
-            }),
-            Outcome::Aborted,
-        ),
-        Err(None) => (
-            Err(LaneError::Gone {
-                lane: lane.to_string(),
-            }),
-            Outcome::Aborted,
-        ),
+        Err(Some(Abort::Cancelled)) => {
+            (Err(LaneError::Cancelled { lane: lane.to_string(), job: id }), Outcome::Aborted)
+        }
+        Err(Some(Abort::Shutdown)) => {
+            (Err(LaneError::ShuttingDown { lane: lane.to_string() }), Outcome::Aborted)
+        }
+        Err(None) => (Err(LaneError::Gone { lane: lane.to_string() }), Outcome::Aborted),
     };
     // Lane first, submitter second: whoever awaits the JobHandle and then asks for stats sees
     // this job already counted, because `Finished` is ahead of their request in the mailbox.
@@ -175,11 +158,7 @@ pub struct JobHandle<T> {
 }
 
 impl<T> JobHandle<T> {
-    pub(crate) fn new(
-        id: JobId,
-        lane: Arc<str>,
-        rx: oneshot::Receiver<Result<T, LaneError>>,
-    ) -> Self {
+    pub(crate) fn new(id: JobId, lane: Arc<str>, rx: oneshot::Receiver<Result<T, LaneError>>) -> Self {
         Self { id, lane, rx }
     }
 
@@ -191,10 +170,7 @@ impl<T> JobHandle<T> {
 
 impl<T> std::fmt::Debug for JobHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobHandle")
-            .field("id", &self.id)
-            .field("lane", &self.lane)
-            .finish_non_exhaustive()
+        f.debug_struct("JobHandle").field("id", &self.id).field("lane", &self.lane).finish_non_exhaustive()
     }
 }
 
@@ -205,11 +181,7 @@ impl<T> Future for JobHandle<T> {
         Pin::new(&mut self.rx).poll(cx).map(|received| {
             // A sender dropped without a value: the lane went away holding this job (its
             // actor crashed or was stopped before it could resolve the job).
-            received.unwrap_or_else(|_| {
-                Err(LaneError::Gone {
-                    lane: self.lane.to_string(),
-                })
-            })
+            received.unwrap_or_else(|_| Err(LaneError::Gone { lane: self.lane.to_string() }))
         })
     }
 }

@@ -64,11 +64,7 @@ pub struct LaneConfig {
 impl LaneConfig {
     /// A lane called `name` running `capacity` jobs at once with `max_queue` waiting places.
     pub fn new(name: impl Into<String>, capacity: NonZeroUsize, max_queue: usize) -> Self {
-        Self {
-            name: name.into(),
-            capacity,
-            max_queue,
-        }
+        Self { name: name.into(), capacity, max_queue }
     }
 }
 
@@ -84,10 +80,7 @@ pub struct JobSpec {
 impl JobSpec {
     /// A job for `tenant` labelled `label`.
     pub fn new(tenant: impl Into<String>, label: impl Into<String>) -> Self {
-        Self {
-            tenant: tenant.into(),
-            label: label.into(),
-        }
+        Self { tenant: tenant.into(), label: label.into() }
     }
 }
 
@@ -160,9 +153,7 @@ impl Drop for Inner {
 
 impl fmt::Debug for LaneHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LaneHandle")
-            .field("name", &self.inner.name)
-            .finish_non_exhaustive()
+        f.debug_struct("LaneHandle").field("name", &self.inner.name).finish_non_exhaustive()
     }
 }
 
@@ -176,13 +167,8 @@ impl LaneHandle {
         // Unnamed in ractor's registry: lane names need not be unique process-wide.
         let (actor, _join) = Actor::spawn(None, Lane, (config, Arc::clone(&name)))
             .await
-            .map_err(|e| LaneError::Spawn {
-                lane: name.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(LaneHandle {
-            inner: Arc::new(Inner { actor, name }),
-        })
+            .map_err(|e| LaneError::Spawn { lane: name.to_string(), reason: e.to_string() })?;
+        Ok(LaneHandle { inner: Arc::new(Inner { actor, name }) })
     }
 
     /// The lane's name.
@@ -209,22 +195,10 @@ impl LaneHandle {
     {
         let (tx, rx) = oneshot::channel();
         let erased = Box::new(TypedJob::new(work, tx));
-        let reply = self
-            .inner
-            .actor
-            .call(
-                |reply| LaneMsg::Submit {
-                    spec: job,
-                    job: erased,
-                    reply,
-                },
-                None,
-            )
-            .await;
+        let reply =
+            self.inner.actor.call(|reply| LaneMsg::Submit { spec: job, job: erased, reply }, None).await;
         match reply {
-            Ok(CallResult::Success(Ok(id))) => {
-                Ok(JobHandle::new(id, Arc::clone(&self.inner.name), rx))
-            }
+            Ok(CallResult::Success(Ok(id))) => Ok(JobHandle::new(id, Arc::clone(&self.inner.name), rx)),
             Ok(CallResult::Success(Err(refused))) => Err(refused),
             Ok(CallResult::Timeout | CallResult::SenderError) | Err(_) => Err(self.gone()),
         }
@@ -239,10 +213,7 @@ impl LaneHandle {
     /// is unknown, already finished, or the lane is gone.
     pub async fn cancel(&self, job: JobId) -> bool {
         matches!(
-            self.inner
-                .actor
-                .call(|reply| LaneMsg::Cancel { id: job, reply }, None)
-                .await,
+            self.inner.actor.call(|reply| LaneMsg::Cancel { id: job, reply }, None).await,
             Ok(CallResult::Success(true))
         )
     }
@@ -270,20 +241,13 @@ impl LaneHandle {
     /// # Errors
     /// [`LaneError::Gone`] if the lane's actor is no longer running.
     pub async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport, LaneError> {
-        match self
-            .inner
-            .actor
-            .call(|reply| LaneMsg::Shutdown { deadline, reply }, None)
-            .await
-        {
+        match self.inner.actor.call(|reply| LaneMsg::Shutdown { deadline, reply }, None).await {
             Ok(CallResult::Success(report)) => Ok(report),
             _ => Err(self.gone()),
         }
     }
 
     fn gone(&self) -> LaneError {
-        LaneError::Gone {
-            lane: self.inner.name.to_string(),
-        }
+        LaneError::Gone { lane: self.inner.name.to_string() }
     }
 }

@@ -33,11 +33,7 @@ pub(crate) struct FairQueue<J> {
 
 impl<J: Queued> FairQueue<J> {
     pub(crate) fn new() -> Self {
-        Self {
-            queues: HashMap::new(),
-            ring: VecDeque::new(),
-            len: 0,
-        }
+        Self { queues: HashMap::new(), ring: VecDeque::new(), len: 0 }
     }
 
     /// Number of waiting jobs, all tenants together.
@@ -84,10 +80,7 @@ impl<J: Queued> FairQueue<J> {
     /// Removes the job with this id, wherever it waits.
     pub(crate) fn remove(&mut self, id: JobId) -> Option<J> {
         let (tenant, index) = self.queues.iter().find_map(|(tenant, queue)| {
-            queue
-                .binary_search_by_key(&id, Queued::id)
-                .ok()
-                .map(|index| (Arc::clone(tenant), index))
+            queue.binary_search_by_key(&id, Queued::id).ok().map(|index| (Arc::clone(tenant), index))
         })?;
         let queue = self.queues.get_mut(&tenant)?;
         let job = queue.remove(index)?;
@@ -114,10 +107,7 @@ impl<J: Queued> FairQueue<J> {
 
     /// Waiting jobs per tenant.
     pub(crate) fn per_tenant(&self) -> BTreeMap<String, usize> {
-        self.queues
-            .iter()
-            .map(|(tenant, queue)| (tenant.to_string(), queue.len()))
-            .collect()
+        self.queues.iter().map(|(tenant, queue)| (tenant.to_string(), queue.len())).collect()
     }
 
     /// The first `limit` jobs in the order `pop` would serve them, without removing them.

@@ -35,9 +35,7 @@ fn filled(spec: &[(&'static str, usize)]) -> FairQueue<Item> {
 }
 
 fn tenants_in_pop_order(queue: &mut FairQueue<Item>) -> Vec<&'static str> {
-    std::iter::from_fn(|| queue.pop())
-        .map(|i| i.tenant)
-        .collect()
+    std::iter::from_fn(|| queue.pop()).map(|i| i.tenant).collect()
 }
 
 #[test]
@@ -62,10 +60,7 @@ fn a_tenant_that_empties_rejoins_at_the_back() {
     let mut queue = filled(&[("a", 1), ("b", 2)]);
     assert_eq!(queue.pop().map(|i| i.tenant), Some("a"));
     // a left the ring; pushing again puts it behind b.
-    queue.push(Item {
-        id: 10,
-        tenant: "a",
-    });
+    queue.push(Item { id: 10, tenant: "a" });
     assert_eq!(tenants_in_pop_order(&mut queue), ["b", "a", "b"]);
 }
 
@@ -90,17 +85,9 @@ fn remove_takes_the_job_out_and_keeps_the_ring_consistent() {
 #[test]
 fn peek_lists_in_service_order_without_consuming() {
     let queue = filled(&[("a", 3), ("b", 1), ("c", 2)]);
-    let peeked: Vec<u64> = queue
-        .peek_in_service_order(10)
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    let peeked: Vec<u64> = queue.peek_in_service_order(10).iter().map(|i| i.id).collect();
     assert_eq!(peeked, [1, 4, 5, 2, 6, 3]);
-    let limited: Vec<u64> = queue
-        .peek_in_service_order(4)
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    let limited: Vec<u64> = queue.peek_in_service_order(4).iter().map(|i| i.id).collect();
     assert_eq!(limited, [1, 4, 5, 2]);
     assert_eq!(queue.len(), 6, "peek must not consume");
     let mut queue = queue;
@@ -141,15 +128,10 @@ fn full_error_lists_pending_jobs_and_truncates() {
     };
     let text = few.to_string();
     assert!(
-        text.starts_with(
-            "lane `review` is full: 2 of 2 slots busy, 3 of 3 queue places taken; pending: "
-        ),
+        text.starts_with("lane `review` is full: 2 of 2 slots busy, 3 of 3 queue places taken; pending: "),
         "{text}"
     );
-    assert!(
-        text.contains("job-1 (tenant `t1`, `job 1`, queued 1s 500ms)"),
-        "{text}"
-    );
+    assert!(text.contains("job-1 (tenant `t1`, `job 1`, queued 1s 500ms)"), "{text}");
     assert!(text.contains("job-3 (tenant `t0`, `job 3`"), "{text}");
     assert!(!text.contains("more"), "{text}");
 
@@ -174,8 +156,5 @@ fn full_error_lists_pending_jobs_and_truncates() {
         running: 1,
         queued: 0,
     };
-    assert_eq!(
-        no_queue.to_string(),
-        "lane `solo` is full: 1 of 1 slots busy, and it keeps no queue"
-    );
+    assert_eq!(no_queue.to_string(), "lane `solo` is full: 1 of 1 slots busy, and it keeps no queue");
 }

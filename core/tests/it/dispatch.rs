@@ -4,54 +4,33 @@ use executus::RunId;
 use executus::dispatch::{DispatchError, DispatchGuard, DispatchLimits, DispatchTicket};
 
 async fn guard(max_depth: u32, max_fanout: u32, max_total: u32) -> DispatchGuard {
-    DispatchGuard::spawn(DispatchLimits {
-        max_depth,
-        max_fanout,
-        max_total,
-    })
-    .await
-    .expect("guard starts")
+    DispatchGuard::spawn(DispatchLimits { max_depth, max_fanout, max_total }).await.expect("guard starts")
 }
 
 async fn rooted(guard: &DispatchGuard, agent: &str, input: &str) -> RunId {
     let root = RunId::new();
-    guard
-        .register_root(root, agent, input)
-        .await
-        .expect("root registered");
+    guard.register_root(root, agent, input).await.expect("root registered");
     root
 }
 
 #[tokio::test]
 async fn depth_is_capped() {
-    let guard = DispatchGuard::spawn(DispatchLimits::default())
-        .await
-        .unwrap();
+    let guard = DispatchGuard::spawn(DispatchLimits::default()).await.unwrap();
     let root = rooted(&guard, "a0", "in").await;
     let mut parent = root;
     for depth in 1..=3 {
         let child = RunId::new();
-        let ticket = guard
-            .dispatch(parent, child, &format!("a{depth}"), "in")
-            .await
-            .unwrap();
+        let ticket = guard.dispatch(parent, child, &format!("a{depth}"), "in").await.unwrap();
         assert_eq!(ticket, DispatchTicket { root, depth });
         parent = child;
     }
-    let refused = guard
-        .dispatch(parent, RunId::new(), "a4", "in")
-        .await
-        .unwrap_err();
+    let refused = guard.dispatch(parent, RunId::new(), "a4", "in").await.unwrap_err();
     assert_eq!(refused, DispatchError::DepthExceeded { depth: 4, max: 3 });
     assert_eq!(
         refused.to_string(),
         "dispatch refused: the child would be at depth 4, deeper than the maximum of 3"
     );
-    assert_eq!(
-        guard.tree(root).await.unwrap().total,
-        3,
-        "the refused child was not admitted"
-    );
+    assert_eq!(guard.tree(root).await.unwrap().total, 3, "the refused child was not admitted");
 }
 
 #[tokio::test]
@@ -61,33 +40,17 @@ async fn fanout_per_parent_is_capped() {
     let mut children = Vec::new();
     for i in 0..3 {
         let child = RunId::new();
-        guard
-            .dispatch(root, child, "worker", &format!("part {i}"))
-            .await
-            .unwrap();
+        guard.dispatch(root, child, "worker", &format!("part {i}")).await.unwrap();
         children.push(child);
     }
-    let refused = guard
-        .dispatch(root, RunId::new(), "worker", "part 3")
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused,
-        DispatchError::FanoutExceeded {
-            parent: root,
-            children: 3,
-            max: 3
-        }
-    );
+    let refused = guard.dispatch(root, RunId::new(), "worker", "part 3").await.unwrap_err();
+    assert_eq!(refused, DispatchError::FanoutExceeded { parent: root, children: 3, max: 3 });
     assert_eq!(
         refused.to_string(),
         format!("dispatch refused: run {root} has already dispatched 3 children, the maximum is 3")
     );
     // The cap is per parent: a child still has its own fan-out.
-    let ticket = guard
-        .dispatch(children[0], RunId::new(), "helper", "x")
-        .await
-        .unwrap();
+    let ticket = guard.dispatch(children[0], RunId::new(), "helper", "x").await.unwrap();
     assert_eq!(ticket.depth, 2);
 }
 
@@ -98,30 +61,14 @@ async fn total_dispatches_per_root_are_capped() {
     let a = RunId::new();
     guard.dispatch(root, a, "w", "a").await.unwrap();
     for i in 0..2 {
-        guard
-            .dispatch(root, RunId::new(), "w", &format!("r{i}"))
-            .await
-            .unwrap();
+        guard.dispatch(root, RunId::new(), "w", &format!("r{i}")).await.unwrap();
     }
     for i in 0..2 {
-        guard
-            .dispatch(a, RunId::new(), "w", &format!("a{i}"))
-            .await
-            .unwrap();
+        guard.dispatch(a, RunId::new(), "w", &format!("a{i}")).await.unwrap();
     }
     for parent in [root, a] {
-        let refused = guard
-            .dispatch(parent, RunId::new(), "w", "one more")
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused,
-            DispatchError::TotalExceeded {
-                root,
-                total: 5,
-                max: 5
-            }
-        );
+        let refused = guard.dispatch(parent, RunId::new(), "w", "one more").await.unwrap_err();
+        assert_eq!(refused, DispatchError::TotalExceeded { root, total: 5, max: 5 });
         assert_eq!(
             refused.to_string(),
             format!(
@@ -139,24 +86,11 @@ async fn a_repeat_on_the_ancestry_is_a_loop_but_not_elsewhere() {
     let guard = guard(5, 8, 32).await;
     let root = rooted(&guard, "planner", "plan the release").await;
     let researcher = RunId::new();
-    guard
-        .dispatch(root, researcher, "researcher", "topic A")
-        .await
-        .unwrap();
+    guard.dispatch(root, researcher, "researcher", "topic A").await.unwrap();
 
     // Same agent + same input as the root, two levels up.
-    let refused = guard
-        .dispatch(researcher, RunId::new(), "planner", "plan the release")
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused,
-        DispatchError::Loop {
-            agent: "planner".into(),
-            ancestor: root,
-            depth: 0
-        }
-    );
+    let refused = guard.dispatch(researcher, RunId::new(), "planner", "plan the release").await.unwrap_err();
+    assert_eq!(refused, DispatchError::Loop { agent: "planner".into(), ancestor: root, depth: 0 });
     assert_eq!(
         refused.to_string(),
         format!(
@@ -165,42 +99,21 @@ async fn a_repeat_on_the_ancestry_is_a_loop_but_not_elsewhere() {
     );
     // Same agent + same input as the parent.
     assert_eq!(
-        guard
-            .dispatch(researcher, RunId::new(), "researcher", "topic A")
-            .await,
-        Err(DispatchError::Loop {
-            agent: "researcher".into(),
-            ancestor: researcher,
-            depth: 1
-        })
+        guard.dispatch(researcher, RunId::new(), "researcher", "topic A").await,
+        Err(DispatchError::Loop { agent: "researcher".into(), ancestor: researcher, depth: 1 })
     );
     // Same agent, different input: allowed.
     let deeper = RunId::new();
-    guard
-        .dispatch(researcher, deeper, "researcher", "topic B")
-        .await
-        .unwrap();
+    guard.dispatch(researcher, deeper, "researcher", "topic B").await.unwrap();
     // Same input, different agent: allowed.
-    guard
-        .dispatch(researcher, RunId::new(), "summariser", "topic A")
-        .await
-        .unwrap();
+    guard.dispatch(researcher, RunId::new(), "summariser", "topic A").await.unwrap();
     // The same (agent, input) in a sibling branch is not on its ancestry: allowed.
     let sibling = RunId::new();
-    guard
-        .dispatch(root, sibling, "researcher", "topic A")
-        .await
-        .unwrap();
+    guard.dispatch(root, sibling, "researcher", "topic A").await.unwrap();
     // ...but below that sibling it is a loop again, found at the sibling.
     assert_eq!(
-        guard
-            .dispatch(sibling, RunId::new(), "researcher", "topic A")
-            .await,
-        Err(DispatchError::Loop {
-            agent: "researcher".into(),
-            ancestor: sibling,
-            depth: 1
-        })
+        guard.dispatch(sibling, RunId::new(), "researcher", "topic A").await,
+        Err(DispatchError::Loop { agent: "researcher".into(), ancestor: sibling, depth: 1 })
     );
     // Refusals admitted nothing: root + researcher + deeper + summariser + sibling.
     let tree = guard.tree(root).await.unwrap();
@@ -211,10 +124,7 @@ async fn a_repeat_on_the_ancestry_is_a_loop_but_not_elsewhere() {
 async fn an_unknown_parent_is_refused() {
     let guard = guard(3, 8, 32).await;
     let stranger = RunId::new();
-    let refused = guard
-        .dispatch(stranger, RunId::new(), "w", "x")
-        .await
-        .unwrap_err();
+    let refused = guard.dispatch(stranger, RunId::new(), "w", "x").await.unwrap_err();
     assert_eq!(refused, DispatchError::UnknownParent { parent: stranger });
     assert!(refused.to_string().contains(&stranger.to_string()));
     assert_eq!(guard.tracked_runs().await.unwrap(), 0);
@@ -231,28 +141,14 @@ async fn finish_root_frees_the_whole_tree() {
     let other = rooted(&guard, "planner", "other plan").await;
 
     let tree = guard.tree(root).await.unwrap();
-    let runs: Vec<(RunId, Option<RunId>, u32)> = tree
-        .nodes
-        .iter()
-        .map(|n| (n.run, n.parent, n.depth))
-        .collect();
-    assert_eq!(
-        runs,
-        [
-            (root, None, 0),
-            (child, Some(root), 1),
-            (grandchild, Some(child), 2)
-        ]
-    );
+    let runs: Vec<(RunId, Option<RunId>, u32)> =
+        tree.nodes.iter().map(|n| (n.run, n.parent, n.depth)).collect();
+    assert_eq!(runs, [(root, None, 0), (child, Some(root), 1), (grandchild, Some(child), 2)]);
     assert_eq!(guard.tracked_runs().await.unwrap(), 4);
 
     guard.finish_root(root).await;
     assert!(guard.tree(root).await.is_none());
-    assert_eq!(
-        guard.tracked_runs().await.unwrap(),
-        1,
-        "only the other root is left"
-    );
+    assert_eq!(guard.tracked_runs().await.unwrap(), 1, "only the other root is left");
     assert_eq!(
         guard.dispatch(grandchild, RunId::new(), "w", "c").await,
         Err(DispatchError::UnknownParent { parent: grandchild })
@@ -270,20 +166,14 @@ async fn concurrent_dispatches_never_overshoot_a_cap() {
     for i in 0..50 {
         let guard = guard.clone();
         tasks.push(tokio::spawn(async move {
-            guard
-                .dispatch(root, RunId::new(), "w", &format!("part {i}"))
-                .await
+            guard.dispatch(root, RunId::new(), "w", &format!("part {i}")).await
         }));
     }
     let mut admitted = 0;
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => admitted += 1,
-            Err(DispatchError::FanoutExceeded {
-                children: 8,
-                max: 8,
-                ..
-            }) => {}
+            Err(DispatchError::FanoutExceeded { children: 8, max: 8, .. }) => {}
             Err(other) => panic!("unexpected refusal: {other}"),
         }
     }

@@ -15,10 +15,7 @@ async fn a_full_lane_refuses_before_work_and_lists_what_is_pending() {
     let (open, blocker) = gated(&lane, "x").await;
     let first = lane.submit(spec("t1", "first"), async { 1 }).await.unwrap();
     tokio::time::advance(Duration::from_secs(2)).await;
-    let second = lane
-        .submit(spec("t2", "second"), async { 2 })
-        .await
-        .unwrap();
+    let second = lane.submit(spec("t2", "second"), async { 2 }).await.unwrap();
     let third = lane.submit(spec("t1", "third"), async { 3 }).await.unwrap();
 
     let ran = Arc::new(AtomicBool::new(false));
@@ -29,27 +26,13 @@ async fn a_full_lane_refuses_before_work_and_lists_what_is_pending() {
         })
         .await
         .expect_err("queue is at its cap");
-    let LaneError::Full {
-        lane: name,
-        capacity,
-        max_queue,
-        pending,
-        running,
-        queued,
-        ..
-    } = &refused
-    else {
+    let LaneError::Full { lane: name, capacity, max_queue, pending, running, queued, .. } = &refused else {
         panic!("expected Full, got {refused:?}");
     };
-    assert_eq!(
-        (name.as_str(), *capacity, *max_queue, *running, *queued),
-        ("review", 1, 3, 1, 3)
-    );
+    assert_eq!((name.as_str(), *capacity, *max_queue, *running, *queued), ("review", 1, 3, 1, 3));
     // Service order: t1's oldest, then t2, then t1 again.
-    let listed: Vec<(JobId, &str, &str, Duration)> = pending
-        .iter()
-        .map(|p| (p.id, p.tenant.as_str(), p.label.as_str(), p.queued_for))
-        .collect();
+    let listed: Vec<(JobId, &str, &str, Duration)> =
+        pending.iter().map(|p| (p.id, p.tenant.as_str(), p.label.as_str(), p.queued_for)).collect();
     assert_eq!(
         listed,
         [
@@ -59,18 +42,9 @@ async fn a_full_lane_refuses_before_work_and_lists_what_is_pending() {
         ]
     );
     let text = refused.to_string();
-    assert!(
-        text.contains("lane `review` is full: 1 of 1 slots busy, 3 of 3 queue places taken"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("{} (tenant `t1`, `first`, queued 2s)", first.id())),
-        "{text}"
-    );
-    assert!(
-        text.contains("`second`") && text.contains("`third`"),
-        "{text}"
-    );
+    assert!(text.contains("lane `review` is full: 1 of 1 slots busy, 3 of 3 queue places taken"), "{text}");
+    assert!(text.contains(&format!("{} (tenant `t1`, `first`, queued 2s)", first.id())), "{text}");
+    assert!(text.contains("`second`") && text.contains("`third`"), "{text}");
 
     let stats = lane.stats().await.unwrap();
     assert_eq!(stats.rejected, 1);
@@ -78,14 +52,8 @@ async fn a_full_lane_refuses_before_work_and_lists_what_is_pending() {
 
     open.send(()).unwrap();
     blocker.await.unwrap();
-    assert_eq!(
-        (first.await, second.await, third.await),
-        (Ok(1), Ok(2), Ok(3))
-    );
-    assert!(
-        !ran.load(Ordering::SeqCst),
-        "a refused job's work never runs"
-    );
+    assert_eq!((first.await, second.await, third.await), (Ok(1), Ok(2), Ok(3)));
+    assert!(!ran.load(Ordering::SeqCst), "a refused job's work never runs");
 }
 
 #[tokio::test]
@@ -94,30 +62,15 @@ async fn the_pending_list_is_truncated_with_a_count() {
     let (open, blocker) = gated(&lane, "x").await;
     let mut queued = Vec::new();
     for i in 0..25 {
-        queued.push(
-            lane.submit(spec("t", &format!("job {i}")), async {})
-                .await
-                .unwrap(),
-        );
+        queued.push(lane.submit(spec("t", &format!("job {i}")), async {}).await.unwrap());
     }
-    let refused = lane
-        .submit(spec("t", "one too many"), async {})
-        .await
-        .unwrap_err();
-    let LaneError::Full {
-        pending,
-        queued: total,
-        ..
-    } = &refused
-    else {
+    let refused = lane.submit(spec("t", "one too many"), async {}).await.unwrap_err();
+    let LaneError::Full { pending, queued: total, .. } = &refused else {
         panic!("expected Full, got {refused:?}");
     };
     assert_eq!((pending.len(), *total), (20, 25));
     let text = refused.to_string();
-    assert!(
-        text.contains("`job 19`") && !text.contains("`job 20`"),
-        "{text}"
-    );
+    assert!(text.contains("`job 19`") && !text.contains("`job 20`"), "{text}");
     assert!(text.ends_with(", and 5 more"), "{text}");
     open.send(()).unwrap();
     blocker.await.unwrap();
@@ -130,22 +83,10 @@ async fn the_pending_list_is_truncated_with_a_count() {
 async fn a_lane_without_queue_refuses_when_every_slot_is_busy() {
     let lane = lane("solo", 1, 0).await;
     let (open, blocker) = gated(&lane, "x").await;
-    let refused = lane
-        .submit(spec("t", "second"), async {})
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused.to_string(),
-        "lane `solo` is full: 1 of 1 slots busy, and it keeps no queue"
-    );
+    let refused = lane.submit(spec("t", "second"), async {}).await.unwrap_err();
+    assert_eq!(refused.to_string(), "lane `solo` is full: 1 of 1 slots busy, and it keeps no queue");
     open.send(()).unwrap();
     blocker.await.unwrap();
     // The slot is free again: admitted and run.
-    assert_eq!(
-        lane.submit(spec("t", "third"), async { 3 })
-            .await
-            .unwrap()
-            .await,
-        Ok(3)
-    );
+    assert_eq!(lane.submit(spec("t", "third"), async { 3 }).await.unwrap().await, Ok(3));
 }

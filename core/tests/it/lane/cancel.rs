@@ -22,20 +22,11 @@ async fn cancelling_a_queued_job_resolves_it_and_it_never_starts() {
         })
         .await
         .unwrap();
-    let survivor = lane
-        .submit(spec("t", "survivor"), async { "ran" })
-        .await
-        .unwrap();
+    let survivor = lane.submit(spec("t", "survivor"), async { "ran" }).await.unwrap();
     let id = victim.id();
 
     assert!(lane.cancel(id).await);
-    assert_eq!(
-        victim.await,
-        Err(LaneError::Cancelled {
-            lane: "cancel-q".into(),
-            job: id
-        })
-    );
+    assert_eq!(victim.await, Err(LaneError::Cancelled { lane: "cancel-q".into(), job: id }));
     let stats = lane.stats().await.unwrap();
     assert_eq!((stats.cancelled, stats.running), (1, 1));
     assert_eq!(stats.queued, BTreeMap::from([("t".into(), 1)]));
@@ -46,10 +37,7 @@ async fn cancelling_a_queued_job_resolves_it_and_it_never_starts() {
     open.send(()).unwrap();
     blocker.await.unwrap();
     assert_eq!(survivor.await, Ok("ran"));
-    assert!(
-        !started.load(Ordering::SeqCst),
-        "a cancelled queued job never starts"
-    );
+    assert!(!started.load(Ordering::SeqCst), "a cancelled queued job never starts");
     let stats = lane.stats().await.unwrap();
     assert_eq!((stats.completed, stats.cancelled, stats.running), (2, 1, 0));
 }
@@ -74,17 +62,8 @@ async fn cancelling_a_running_job_aborts_it_and_frees_its_slot() {
 
     let id = running.id();
     assert!(lane.cancel(id).await);
-    assert_eq!(
-        running.await,
-        Err(LaneError::Cancelled {
-            lane: "cancel-r".into(),
-            job: id
-        })
-    );
-    assert!(
-        dropped.load(Ordering::SeqCst),
-        "the aborted future was dropped"
-    );
+    assert_eq!(running.await, Err(LaneError::Cancelled { lane: "cancel-r".into(), job: id }));
+    assert!(dropped.load(Ordering::SeqCst), "the aborted future was dropped");
     assert_eq!(next.await, Ok(7), "the freed slot serves the queue");
     let stats = lane.stats().await.unwrap();
     assert_eq!((stats.cancelled, stats.completed, stats.running), (1, 1, 0));
@@ -106,20 +85,10 @@ async fn a_panicking_job_resolves_panicked_and_the_lane_keeps_serving() {
     let id = boom.id();
     assert_eq!(
         boom.await,
-        Err(LaneError::Panicked {
-            lane: "panics".into(),
-            job: id,
-            message: "boom 7".into()
-        })
+        Err(LaneError::Panicked { lane: "panics".into(), job: id, message: "boom 7".into() })
     );
     assert_eq!(after.await, Ok(5));
-    assert_eq!(
-        lane.submit(spec("t", "later"), async { 6 })
-            .await
-            .unwrap()
-            .await,
-        Ok(6)
-    );
+    assert_eq!(lane.submit(spec("t", "later"), async { 6 }).await.unwrap().await, Ok(6));
     let stats = lane.stats().await.unwrap();
     assert_eq!((stats.failed, stats.completed, stats.running), (1, 2, 0));
 }
@@ -158,9 +127,7 @@ async fn dropping_the_last_lane_handle_stops_the_lane_and_resolves_its_jobs() {
     assert_eq!(clone.name(), "dropped", "a clone keeps the lane alive");
     assert_eq!(clone.stats().await.unwrap().running, 1);
     drop(clone);
-    let gone = LaneError::Gone {
-        lane: "dropped".into(),
-    };
+    let gone = LaneError::Gone { lane: "dropped".into() };
     assert_eq!(running.await, Err(gone.clone()));
     assert_eq!(queued.await, Err(gone));
     assert!(dropped.load(Ordering::SeqCst));

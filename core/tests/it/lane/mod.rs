@@ -15,9 +15,7 @@ use tokio::sync::oneshot;
 
 pub(super) async fn lane(name: &str, capacity: usize, max_queue: usize) -> LaneHandle {
     let capacity = NonZeroUsize::new(capacity).expect("test capacity is non-zero");
-    LaneHandle::spawn(LaneConfig::new(name, capacity, max_queue))
-        .await
-        .expect("lane starts")
+    LaneHandle::spawn(LaneConfig::new(name, capacity, max_queue)).await.expect("lane starts")
 }
 
 pub(super) fn spec(tenant: &str, label: &str) -> JobSpec {
@@ -91,16 +89,9 @@ async fn capacity_is_never_exceeded_and_is_used() {
         sum += handle.await.expect("job completes");
     }
     assert_eq!(sum, (0..40).sum::<u64>());
-    assert_eq!(
-        seen.max.load(Ordering::SeqCst),
-        3,
-        "exactly capacity at the peak"
-    );
+    assert_eq!(seen.max.load(Ordering::SeqCst), 3, "exactly capacity at the peak");
     let stats = lane.stats().await.unwrap();
-    assert_eq!(
-        (stats.completed, stats.running, stats.queued_total()),
-        (40, 0, 0)
-    );
+    assert_eq!((stats.completed, stats.running, stats.queued_total()), (40, 0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,25 +116,12 @@ async fn capacity_holds_across_threads_even_while_aborting_running_jobs() {
     for handle in handles {
         let id = handle.id();
         assert!(lane.cancel(id).await, "{id} still held");
-        assert_eq!(
-            handle.await,
-            Err(LaneError::Cancelled {
-                lane: "cap-mt".into(),
-                job: id
-            })
-        );
+        assert_eq!(handle.await, Err(LaneError::Cancelled { lane: "cap-mt".into(), job: id }));
     }
     assert_eq!(seen.max.load(Ordering::SeqCst), 2);
-    assert_eq!(
-        seen.now.load(Ordering::SeqCst),
-        0,
-        "every aborted future was dropped"
-    );
+    assert_eq!(seen.now.load(Ordering::SeqCst), 0, "every aborted future was dropped");
     let stats = lane.stats().await.unwrap();
-    assert_eq!(
-        (stats.cancelled, stats.running, stats.completed),
-        (30, 0, 0)
-    );
+    assert_eq!((stats.cancelled, stats.running, stats.completed), (30, 0, 0));
 }
 
 #[tokio::test]
@@ -167,10 +145,7 @@ async fn unequal_tenants_are_served_round_robin() {
     }
     let stats = lane.stats().await.unwrap();
     assert_eq!(stats.running, 1);
-    assert_eq!(
-        stats.queued,
-        BTreeMap::from([("a".into(), 30), ("b".into(), 10), ("c".into(), 2)])
-    );
+    assert_eq!(stats.queued, BTreeMap::from([("a".into(), 30), ("b".into(), 10), ("c".into(), 2)]));
 
     open.send(()).unwrap();
     blocker.await.unwrap();
@@ -198,11 +173,7 @@ async fn ten_thousand_trivial_jobs_complete() {
     let mut handles = Vec::with_capacity(JOBS as usize);
     for i in 0..JOBS {
         let tenant = ["a", "b", "c", "d"][(i % 4) as usize];
-        handles.push(
-            lane.submit(spec(tenant, "trivial"), async move { i })
-                .await
-                .unwrap(),
-        );
+        handles.push(lane.submit(spec(tenant, "trivial"), async move { i }).await.unwrap());
     }
     let mut sum = 0;
     for handle in handles {
@@ -210,13 +181,5 @@ async fn ten_thousand_trivial_jobs_complete() {
     }
     assert_eq!(sum, JOBS * (JOBS - 1) / 2);
     let stats = lane.stats().await.unwrap();
-    assert_eq!(
-        (
-            stats.completed,
-            stats.rejected,
-            stats.running,
-            stats.queued_total()
-        ),
-        (JOBS, 0, 0, 0)
-    );
+    assert_eq!((stats.completed, stats.rejected, stats.running, stats.queued_total()), (JOBS, 0, 0, 0));
 }
