@@ -23,6 +23,7 @@
 
 mod actor;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 mod tree;
 

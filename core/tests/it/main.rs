@@ -3,4 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod dispatch;
+mod lane;
 mod run_loop;
