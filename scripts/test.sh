@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command (README, and what .ci/run calls): invariants, format, lints, the whole
+# workspace's tests — including the suite against a real llama.cpp server when one can be
+# set up on this machine (see scripts/peer-llama.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci/check-deps.sh --self-test
+ci/check-deps.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+peer_started=""
+if [ -z "${EXECUTUS_TEST_LLAMA_URL:-}" ] && [ -x scripts/peer-llama.sh ]; then
+  if line=$(scripts/peer-llama.sh start); then
+    case "$line" in
+      EXECUTUS_TEST_LLAMA_URL=*) export "$line"; peer_started=1 ;;
+    esac
+  fi
+fi
+cleanup() { if [ -n "$peer_started" ]; then scripts/peer-llama.sh stop || true; fi; }
+trap cleanup EXIT
+if [ -n "${EXECUTUS_TEST_LLAMA_URL:-}" ]; then
+  echo "real llama.cpp peer at $EXECUTUS_TEST_LLAMA_URL"
+else
+  echo "NOTICE: no llama.cpp peer available; the peer suite will report that it did not run"
+fi
+
+cargo test --workspace --locked
