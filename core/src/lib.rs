@@ -24,6 +24,7 @@ pub mod config;
 pub mod dispatch;
 pub mod duration_serde;
 pub mod executor;
+pub mod fanout;
 pub mod identity;
 pub mod ids;
 pub mod lane;
@@ -34,6 +35,7 @@ pub mod tool;
 
 pub use agent::{Limits, LoopLimits, RunnableAgent};
 pub use config::RuntimeConfig;
+pub use fanout::{Cell, CellError, CellMode, CellOutput, FanoutProgress, FanoutResult, FanoutSpec, Lens};
 pub use identity::Identity;
 pub use ids::{JobId, RunId};
 pub use run::{RunEnd, RunEvent, RunHandle, RunOutcome, RunStatus};

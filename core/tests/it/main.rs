@@ -4,5 +4,6 @@
 
 mod common;
 mod dispatch;
+mod fanout;
 mod lane;
 mod run_loop;
