@@ -28,6 +28,7 @@ pub mod fanout;
 pub mod identity;
 pub mod ids;
 pub mod lane;
+pub mod meta;
 pub mod ports;
 pub mod run;
 pub mod runtime;
