@@ -1,0 +1,1 @@
+//! executus-audit (being written).

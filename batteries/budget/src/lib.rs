@@ -1,0 +1,1 @@
+//! executus-budget (being written).

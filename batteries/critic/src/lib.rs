@@ -1,0 +1,1 @@
+//! executus-critic (being written).

@@ -1,0 +1,1 @@
+//! executus-persona (being written).

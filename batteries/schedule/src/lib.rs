@@ -1,0 +1,1 @@
+//! executus-schedule (being written).

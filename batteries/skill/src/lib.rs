@@ -1,0 +1,1 @@
+//! executus-skill (being written).

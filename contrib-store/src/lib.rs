@@ -1,0 +1,1 @@
+//! executus-store (being written).
