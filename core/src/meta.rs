@@ -47,9 +47,8 @@ impl MetaLlm {
     /// # Errors
     /// [`MetaError::Spec`] if the spec does not resolve.
     pub fn new(registry: &Registry, spec: &str) -> Result<Self, MetaError> {
-        let model = registry
-            .parse(spec)
-            .map_err(|source| MetaError::Spec { spec: spec.to_owned(), source })?;
+        let model =
+            registry.parse(spec).map_err(|source| MetaError::Spec { spec: spec.to_owned(), source })?;
         Ok(Self { model, spec: spec.to_owned() })
     }
 

@@ -52,6 +52,18 @@ pub enum RuntimeError {
         /// Skill name.
         skill: String,
     },
+    /// Two skills of one agent provide the same tool.
+    #[error("agent {agent:?}: skills {first:?} and {second:?} both provide tool {tool:?}")]
+    SkillConflict {
+        /// Agent name.
+        agent: String,
+        /// The tool.
+        tool: String,
+        /// The skill that provided it first.
+        first: String,
+        /// The skill that provided it again.
+        second: String,
+    },
     /// A lane name that is not configured.
     #[error("unknown lane {lane:?} (configured: {known})")]
     UnknownLane {
@@ -473,8 +485,9 @@ impl Runtime {
     }
 
     /// Merges the agent's skills: instructions appended in order, tools added to the
-    /// allowlist.
+    /// allowlist; two skills providing the same tool is an error naming both.
     async fn resolve_skills(&self, mut agent: RunnableAgent) -> Result<RunnableAgent, RuntimeError> {
+        let mut provided: HashMap<String, String> = HashMap::new();
         for name in agent.skills.clone() {
             let skill = self.inner.ports.skills.skill(&name).await?.ok_or_else(|| {
                 RuntimeError::UnknownSkill { agent: agent.name.clone(), skill: name.clone() }
@@ -486,6 +499,14 @@ impl Runtime {
                 agent.system.push_str(&skill.instructions);
             }
             for tool in skill.tools {
+                if let Some(first) = provided.insert(tool.clone(), name.clone()) {
+                    return Err(RuntimeError::SkillConflict {
+                        agent: agent.name.clone(),
+                        tool,
+                        first,
+                        second: name.clone(),
+                    });
+                }
                 if !agent.tools.contains(&tool) {
                     agent.tools.push(tool);
                 }

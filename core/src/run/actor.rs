@@ -10,13 +10,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use executus_llm::{Message, Model, Request, Response, StreamEvent, ToolCall, ToolResult, Usage};
+use executus_llm::{Chain, Message, Model, Request, Response, StreamEvent, ToolCall, ToolResult, Usage};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::attempts::AttemptLog;
 use super::env::RunEnv;
 use super::events::RunEvent;
 use super::handle::RunControl;
@@ -94,7 +95,7 @@ pub struct RunActorState {
     env: Arc<RunEnv>,
     control: Arc<RunControl>,
     meta: RunMeta,
-    model: Option<Arc<dyn Model>>,
+    model: Option<Arc<Chain>>,
     started: Instant,
     timeout: Duration,
     tasks: CancellationToken,
@@ -135,7 +136,7 @@ impl Actor for RunActor {
                 unsaved.push(fact);
             }
         }
-        let model = env.registry.parse(&state.agent.model);
+        let model = env.registry.chain(&state.agent.model);
         let timeout = state.agent.limits.timeout;
         let mut s = RunActorState {
             tasks: control.cancel.child_token(),
@@ -166,7 +167,7 @@ impl Actor for RunActor {
             }
         }
         match model {
-            Ok(m) => s.model = Some(m),
+            Ok(m) => s.model = Some(Arc::new(m)),
             Err(e) => s.st.end(RunEnd::Failed { error: format!("model spec {:?}: {e}", s.st.agent.model) }),
         }
         Ok(s)
@@ -682,34 +683,20 @@ impl RunActorState {
         );
         tokio::spawn(
             async move {
+                let (chain, log) = AttemptLog::attach(&model);
+                let model: Arc<dyn Model> = Arc::new(chain);
                 let result =
                     call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await;
-                let (usage, provider, answered, error) = match &result {
-                    Ok(r) => (r.usage, r.provider.clone(), r.model.clone(), None),
-                    Err(ModelFailure::Model(e)) => {
-                        (Usage::default(), e.provider.clone(), e.model.clone(), Some(e.to_string()))
-                    }
-                    Err(_) => (Usage::default(), String::new(), String::new(), None),
+                let (usage, answered) = match &result {
+                    Ok(r) => (r.usage, r.model.clone()),
+                    Err(_) => (Usage::default(), String::new()),
                 };
                 let span = tracing::Span::current();
                 span.record("gen_ai.response.model", answered.as_str());
                 span.record("gen_ai.usage.input_tokens", usage.input_tokens);
                 span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-                if !matches!(result, Err(ModelFailure::Budget(_)) | Err(ModelFailure::Cancelled)) {
-                    let record = AuditRecord::now(
-                        Some(run_id),
-                        identity.clone(),
-                        Some(agent),
-                        AuditEvent::ModelCall {
-                            step,
-                            provider,
-                            model: answered,
-                            attempt: 1,
-                            latency_ms: 0,
-                            usage,
-                            error,
-                        },
-                    );
+                for event in log.audit_events(step, usage, Instant::now()) {
+                    let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
                     env.ports.audit.record(record).await;
                 }
                 let _ = me.send_message(RunMsg::ModelDone(result));

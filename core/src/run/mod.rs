@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::RunId;
 
 pub mod actor;
+pub mod attempts;
 pub mod env;
 pub mod events;
 pub mod handle;

@@ -4,17 +4,20 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use executus::RunnableAgent;
 use executus::fanout::{CellError, CellMode, FanoutProgress, FanoutSpec, Lens};
 use executus::llm::fake::{FakeProvider, Outcome};
 use executus::ports::Ports;
-use executus::RunnableAgent;
 
 use crate::common::runtime;
 
 fn lenses() -> Vec<Lens> {
     ["security", "style", "tests"]
         .into_iter()
-        .map(|name| Lens { name: name.into(), agent: RunnableAgent::new(name, format!("Review for {name}."), "unset") })
+        .map(|name| Lens {
+            name: name.into(),
+            agent: RunnableAgent::new(name, format!("Review for {name}."), "unset"),
+        })
         .collect()
 }
 

@@ -128,13 +128,16 @@ fn doubled(base: Duration, times: u32, cap: Duration) -> Duration {
     value.min(cap)
 }
 
+#[derive(Clone)]
 struct Target {
     key: String,
     model: Arc<dyn Model>,
 }
 
 /// A failover chain over ordered targets; itself a [`Model`]. See the module docs for the
-/// exact semantics.
+/// exact semantics. Cloning is cheap (targets are shared models) and keeps the health tracker
+/// shared.
+#[derive(Clone)]
 pub struct Chain {
     spec: String,
     targets: Vec<Target>,
@@ -186,6 +189,11 @@ impl Chain {
     pub fn with_observer(mut self, observer: Arc<dyn ChainObserver>) -> Self {
         self.observer = observer;
         self
+    }
+
+    /// The current observer.
+    pub fn observer(&self) -> &Arc<dyn ChainObserver> {
+        &self.observer
     }
 
     /// The targets, as `provider/model`, in order.

@@ -1,0 +1,87 @@
+//! Per-call attribution of failover-chain events to a run: each model call gets its own
+//! observer (teeing to the registry's), and afterwards its attempts and failovers become
+//! audit records of that run.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use executus_llm::{Chain, ChainEvent, ChainObserver, Usage};
+
+use crate::ports::AuditEvent;
+
+/// Collects a chain's events with their time, and forwards them to the previous observer.
+pub struct AttemptLog {
+    previous: Arc<dyn ChainObserver>,
+    events: Mutex<Vec<(Instant, ChainEvent)>>,
+}
+
+impl AttemptLog {
+    /// A chain for one call, observed by a fresh log.
+    pub fn attach(chain: &Chain) -> (Chain, Arc<AttemptLog>) {
+        let log = Arc::new(AttemptLog { previous: chain.observer().clone(), events: Mutex::new(Vec::new()) });
+        (chain.clone().with_observer(log.clone()), log)
+    }
+
+    /// Audit events for the call: one `ModelCall` per attempt (the successful one carrying
+    /// `usage`), one `Failover` per move to the next target.
+    pub fn audit_events(&self, step: u32, usage: Usage, finished: Instant) -> Vec<AuditEvent> {
+        let events =
+            std::mem::take(&mut *self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut out = Vec::new();
+        let mut open: Option<(Instant, String, u32)> = None;
+        let close = |open: &mut Option<(Instant, String, u32)>,
+                     at: Instant,
+                     error: Option<String>,
+                     usage: Usage,
+                     out: &mut Vec<AuditEvent>| {
+            if let Some((started, target, n)) = open.take() {
+                let (provider, model) = target
+                    .split_once('/')
+                    .map_or((target.clone(), String::new()), |(p, m)| (p.to_owned(), m.to_owned()));
+                out.push(AuditEvent::ModelCall {
+                    step,
+                    provider,
+                    model,
+                    attempt: n,
+                    latency_ms: at.saturating_duration_since(started).as_millis() as u64,
+                    usage,
+                    error,
+                });
+            }
+        };
+        for (at, event) in events {
+            match event {
+                ChainEvent::Attempt { target, n } => {
+                    close(&mut open, at, Some("superseded".into()), Usage::default(), &mut out);
+                    open = Some((at, target, n));
+                }
+                ChainEvent::Retry { error, .. } => {
+                    close(&mut open, at, Some(error.to_string()), Usage::default(), &mut out)
+                }
+                ChainEvent::Success { latency, .. } => {
+                    if let Some((started, ..)) = &mut open {
+                        *started = at.checked_sub(latency).unwrap_or(*started);
+                    }
+                    close(&mut open, at, None, usage, &mut out);
+                }
+                ChainEvent::Failover { from, to, error } => {
+                    close(&mut open, at, Some(error.to_string()), Usage::default(), &mut out);
+                    out.push(AuditEvent::Failover { from, to, error: error.to_string() });
+                }
+                _ => {}
+            }
+        }
+        close(&mut open, finished, Some("failed".into()), Usage::default(), &mut out);
+        out
+    }
+}
+
+impl ChainObserver for AttemptLog {
+    fn on_event(&self, event: &ChainEvent) {
+        self.previous.on_event(event);
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((Instant::now(), event.clone()));
+    }
+}
