@@ -20,6 +20,7 @@
 
 pub mod agent;
 pub mod checkpoint;
+pub mod compaction;
 pub mod config;
 pub mod dispatch;
 pub mod duration_serde;

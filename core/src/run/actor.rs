@@ -24,6 +24,8 @@ use super::handle::RunControl;
 use super::machine::{Action, Fact, RunState};
 use super::outcome::{RunEnd, RunOutcome};
 use super::{RunPhase, RunStatus};
+use crate::compaction::{CompactionCache, compact, context_tokens, dedup_attachments};
+use crate::meta::MetaLlm;
 use crate::ports::{
     AuditEvent, AuditRecord, BudgetDenied, CriticReview, CriticTrigger, DeliveryItem, RunMeta, SpendRequest,
     StoredStatus, Verdict,
@@ -108,6 +110,7 @@ pub struct RunActorState {
     resumed: bool,
     deliver: bool,
     finished: bool,
+    compaction: Arc<CompactionCache>,
 }
 
 impl Actor for RunActor {
@@ -156,6 +159,7 @@ impl Actor for RunActor {
             resumed,
             deliver,
             finished: false,
+            compaction: Arc::default(),
         };
         if !unsaved.is_empty() {
             let first = s.st.seq - unsaved.len() as u64;
@@ -672,6 +676,7 @@ impl RunActorState {
         let agent = self.st.agent.name.clone();
         let spec = self.st.agent.model.clone();
         let run_id = self.st.run_id;
+        let cache = self.compaction.clone();
         let span = tracing::info_span!(
             "model_call",
             gen_ai.operation.name = "chat",
@@ -685,6 +690,12 @@ impl RunActorState {
             async move {
                 let (chain, log) = AttemptLog::attach(&model);
                 let model: Arc<dyn Model> = Arc::new(chain);
+                let request = prepare(&env, request, &spec, &cache).await;
+                if let Some(event) = request.1 {
+                    let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
+                    env.ports.audit.record(record).await;
+                }
+                let request = request.0;
                 let result =
                     call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await;
                 let (usage, answered) = match &result {
@@ -783,6 +794,29 @@ impl RunActorState {
         self.control.set_outcome(outcome);
         myself.stop(None);
     }
+}
+
+/// What is sent differs from what is kept: repeated attachments are referenced instead of
+/// re-sent, and an over-budget request is compacted (see [`crate::compaction`]).
+async fn prepare(
+    env: &RunEnv,
+    mut request: Request,
+    spec: &str,
+    cache: &CompactionCache,
+) -> (Request, Option<AuditEvent>) {
+    dedup_attachments(&mut request);
+    let settings = &env.config.compaction;
+    if !settings.enabled {
+        return (request, None);
+    }
+    let targets: Vec<String> = env
+        .registry
+        .resolve(spec)
+        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
+        .unwrap_or_default();
+    let context = context_tokens(settings, &targets);
+    let summary_spec = settings.summary_model.clone().unwrap_or_else(|| spec.to_owned());
+    compact(request, settings, context, || MetaLlm::new(&env.registry, &summary_spec).ok(), cache).await
 }
 
 /// Budget reserve -> model call through the chain -> budget settle.

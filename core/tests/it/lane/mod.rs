@@ -118,7 +118,10 @@ async fn capacity_holds_across_threads_even_while_aborting_running_jobs() {
         assert!(lane.cancel(id).await, "{id} still held");
         assert_eq!(handle.await, Err(LaneError::Cancelled { lane: "cap-mt".into(), job: id }));
     }
-    assert_eq!(seen.max.load(Ordering::SeqCst), 2);
+    // The safety property only: under load a job can be cancelled before its task is first
+    // polled (the abort wins the biased select), so the peak may be below capacity here;
+    // `capacity_is_never_exceeded_and_is_used` proves the slots do get used.
+    assert!(seen.max.load(Ordering::SeqCst) <= 2, "capacity exceeded: {}", seen.max.load(Ordering::SeqCst));
     assert_eq!(seen.now.load(Ordering::SeqCst), 0, "every aborted future was dropped");
     let stats = lane.stats().await.unwrap();
     assert_eq!((stats.cancelled, stats.running, stats.completed), (30, 0, 0));
