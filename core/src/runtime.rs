@@ -393,6 +393,8 @@ impl Runtime {
                 )
                 .await
                 .map_err(RuntimeError::Start)?;
+                let dispatch =
+                    DispatchGuard::spawn(self.inner.config.dispatch).await.map_err(RuntimeError::Dispatch)?;
                 let env = Arc::new(RunEnv {
                     registry: self.inner.registry.clone(),
                     tools: self.inner.tools.clone(),
@@ -400,11 +402,10 @@ impl Runtime {
                     ports: self.inner.ports.clone(),
                     config: self.inner.config.clone(),
                     checkpoint,
+                    dispatch: dispatch.clone(),
                     runtime: self.inner.weak.clone(),
                 });
                 let executor = ExecutorHandle::spawn(env.clone()).await.map_err(RuntimeError::Start)?;
-                let dispatch =
-                    DispatchGuard::spawn(self.inner.config.dispatch).await.map_err(RuntimeError::Dispatch)?;
                 Ok(Started { env, executor, dispatch })
             })
             .await
@@ -537,13 +538,35 @@ impl Runtime {
             created_ms: now_ms(),
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
-        self.submit(started, &lane, state, vec![start], false, request.deliver).await
+        self.submit(started, Some(&lane), state, vec![start], false, request.deliver).await
+    }
+
+    /// Starts a child run (for `dispatch_agent`) without lane admission: the parent already
+    /// holds a lane slot, and children queued behind their own parents could deadlock a full
+    /// lane. The dispatch guard bounds children instead.
+    ///
+    /// # Errors
+    /// As [`Runtime::spawn_with`], minus lane refusals.
+    pub async fn spawn_child(&self, request: RunRequest) -> Result<RunHandle, RuntimeError> {
+        let started = self.started().await?;
+        let agent = self.resolve_skills(request.agent).await?;
+        let run_id = request.run_id.unwrap_or_default();
+        let start = Fact::Started {
+            run_id,
+            agent: Box::new(agent),
+            identity: request.identity,
+            parent: request.parent,
+            input: request.input,
+            created_ms: now_ms(),
+        };
+        let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
+        self.submit(started, None, state, vec![start], false, request.deliver).await
     }
 
     async fn submit(
         &self,
         started: &Started,
-        lane: &LaneHandle,
+        lane: Option<&LaneHandle>,
         state: RunState,
         unsaved: Vec<Fact>,
         resumed: bool,
@@ -574,6 +597,10 @@ impl Runtime {
             if let Some(inner) = weak.upgrade() {
                 inner.controls.remove(&control.run_id);
             }
+        };
+        let Some(lane) = lane else {
+            tokio::spawn(job);
+            return Ok(RunHandle { control, runtime: self.clone() });
         };
         match lane.submit(spec, job).await {
             Ok(job) => {
@@ -719,7 +746,7 @@ impl Runtime {
         let started = self.started().await?;
         let lane_name = state.agent.lane.clone().unwrap_or_else(|| "default".into());
         let lane = self.lane(&lane_name).await?;
-        self.submit(started, &lane, state, unsaved, true, false).await
+        self.submit(started, Some(&lane), state, unsaved, true, false).await
     }
 
     /// Approves a tool call a run is waiting on; the run continues (also after a restart).

@@ -111,6 +111,7 @@ pub struct RunActorState {
     deliver: bool,
     finished: bool,
     compaction: Arc<CompactionCache>,
+    run_input: Arc<str>,
 }
 
 impl Actor for RunActor {
@@ -141,6 +142,14 @@ impl Actor for RunActor {
         }
         let model = env.registry.chain(&state.agent.model);
         let timeout = state.agent.limits.timeout;
+        let run_input: Arc<str> = Arc::from(
+            state
+                .messages
+                .iter()
+                .find(|m| m.role == executus_llm::Role::User)
+                .map(Message::text)
+                .unwrap_or_default(),
+        );
         let mut s = RunActorState {
             tasks: control.cancel.child_token(),
             st: state,
@@ -160,6 +169,7 @@ impl Actor for RunActor {
             deliver,
             finished: false,
             compaction: Arc::default(),
+            run_input,
         };
         if !unsaved.is_empty() {
             let first = s.st.seq - unsaved.len() as u64;
@@ -631,6 +641,7 @@ impl RunActorState {
                 call_id: call.id.clone(),
                 cancel: cancel.clone(),
                 runtime: self.env.runtime(),
+                run_input: self.run_input.clone(),
             };
             let timeout = self.st.agent.limits.tool_timeout;
             let max_output = self.env.config.max_tool_output_bytes;
@@ -789,6 +800,10 @@ impl RunActorState {
             if let Err(e) = self.env.ports.delivery.deliver(item).await {
                 tracing::warn!(run_id = %self.st.run_id, error = %e, "delivery failed");
             }
+        }
+        if self.st.parent.is_none() {
+            // Frees the dispatch tree this root may have grown (a no-op otherwise).
+            self.env.dispatch.finish_root(self.st.run_id).await;
         }
         self.control.emit(RunEvent::Ended { run_id: self.st.run_id, end });
         self.control.set_outcome(outcome);

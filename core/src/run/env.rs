@@ -25,6 +25,8 @@ pub struct RunEnv {
     pub config: RuntimeConfig,
     /// The checkpoint actor.
     pub checkpoint: CheckpointHandle,
+    /// The dispatch guard (trees of agents calling agents).
+    pub dispatch: crate::dispatch::DispatchGuard,
     pub(crate) runtime: Weak<RuntimeInner>,
 }
 

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::identity::Identity;
 use crate::ids::RunId;
 
+pub mod dispatch_agent;
 pub mod policy;
 mod registry;
 mod typed;
@@ -38,6 +39,8 @@ pub struct ToolContext {
     pub cancel: CancellationToken,
     /// The runtime, for tools that start runs of their own (`dispatch_agent`).
     pub runtime: Option<crate::runtime::Runtime>,
+    /// The run's input text (its first user message), for dispatch loop detection.
+    pub run_input: Arc<str>,
 }
 
 impl std::fmt::Debug for ToolContext {
