@@ -9,6 +9,7 @@ mod gemini;
 mod llama_swap;
 mod ollama;
 mod openai;
+mod peer_llama;
 mod registry;
 mod scripted;
 mod structured;
