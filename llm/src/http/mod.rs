@@ -4,6 +4,11 @@
 //! Timeouts: a connect timeout, a time-to-headers timeout and an idle timeout between body
 //! chunks. There is deliberately no total timeout: a long stream that keeps producing is
 //! healthy. Every error produced here is classified and has the client's secret scrubbed.
+//!
+//! Line-framed bodies (SSE, NDJSON) are cut into whole lines before any parser sees them: each
+//! line is bounded by [`HttpOptions::max_line_bytes`], invalid UTF-8 is a decode error as soon
+//! as its line is complete (lines before it are still delivered), and a long line costs linear
+//! time.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};

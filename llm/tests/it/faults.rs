@@ -323,6 +323,15 @@ async fn clean_close_without_the_end_marker_is_transient_truncation() {
 }
 
 #[tokio::test]
+async fn a_line_that_is_not_an_sse_field_is_ignored_as_the_sse_spec_says() {
+    // A line without a colon is a field name with no value: SSE parsers ignore unknown fields.
+    for client in [OPENAI, ANTHROPIC] {
+        let script = with(started(client), [send("this is not sse\n\n"), send(client.end())]);
+        assert_eq!(call(client, STREAMED, script).await.response().text(), "partial");
+    }
+}
+
+#[tokio::test]
 async fn malformed_data_is_a_decode_error() {
     for client in ALL {
         let body = "{\"choices\": [ not json";
