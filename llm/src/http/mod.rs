@@ -4,7 +4,13 @@
 //! Timeouts: a connect timeout, a time-to-headers timeout and an idle timeout between body
 //! chunks. There is deliberately no total timeout: a long stream that keeps producing is
 //! healthy. Every error produced here is classified and has the client's secret scrubbed.
+//!
+//! Line-framed bodies (SSE, NDJSON) are cut into whole lines before any parser sees them: each
+//! line is bounded by [`HttpOptions::max_line_bytes`], invalid UTF-8 is a decode error as soon
+//! as its line is complete (lines before it are still delivered), and a long line costs linear
+//! time.
 
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -210,30 +216,52 @@ impl Http {
         })
     }
 
-    /// The body as a stream of chunks that fails if any line grows past `max_line_bytes`.
-    fn line_bounded_body(
+    /// The body cut into whole lines (see [`lines::LineSplitter`]): each item is one or more
+    /// complete lines, valid UTF-8; the last item may be a final line without its end. A line
+    /// past `max_line_bytes` or invalid UTF-8 is a decode error, after which the stream ends.
+    fn line_chunks(
         &self,
         model: &str,
         response: reqwest::Response,
-    ) -> impl Stream<Item = Result<Bytes>> + Send + use<> {
-        let max = self.options.max_line_bytes;
-        let err = self.error(ErrorKind::Decode, model, format!("a line exceeds {max} bytes"));
-        let mut run = 0usize;
-        let mut failed = false;
-        self.body_stream(model, response).map(move |item| {
-            if failed {
-                return Err(err.clone());
+        ends: &'static [u8],
+    ) -> impl Stream<Item = Result<String>> + Send + use<> {
+        let this = self.clone();
+        let model = model.to_owned();
+        let body = Box::pin(self.body_stream(&model, response));
+        let splitter = lines::LineSplitter::new(ends, self.options.max_line_bytes);
+        // State: the body (`None` once it has ended) and the splitter; `None` after an error.
+        futures::stream::unfold(Some((Some(body), splitter)), move |state| {
+            let this = this.clone();
+            let model = model.clone();
+            async move {
+                let (mut body, mut splitter) = state?;
+                loop {
+                    // An error found after the lines handed out last comes before more I/O.
+                    let step = match (splitter.check(), body.as_mut()) {
+                        (Err(e), _) => Err(e),
+                        (Ok(()), None) => return None,
+                        (Ok(()), Some(stream)) => match stream.next().await {
+                            Some(Ok(bytes)) => splitter.push(&bytes),
+                            Some(Err(e)) => return Some((Err(e), None)),
+                            None => {
+                                body = None;
+                                splitter.finish()
+                            }
+                        },
+                    };
+                    let message = match step {
+                        Ok(Some(text)) => return Some((Ok(text), Some((body, splitter)))),
+                        Ok(None) => continue,
+                        Err(lines::LineError::TooLong) => {
+                            format!("a line exceeds {} bytes", this.options.max_line_bytes)
+                        }
+                        Err(lines::LineError::Utf8(e)) => {
+                            format!("invalid UTF-8 in the response stream: {e}")
+                        }
+                    };
+                    return Some((Err(this.error(ErrorKind::Decode, &model, message)), None));
+                }
             }
-            let bytes = item?;
-            run = match bytes.iter().rposition(|&b| b == b'\n') {
-                Some(pos) => bytes.len() - pos - 1,
-                None => run + bytes.len(),
-            };
-            if run > max {
-                failed = true;
-                return Err(err.clone());
-            }
-            Ok(bytes)
         })
     }
 
@@ -247,7 +275,7 @@ impl Http {
         let this = self.clone();
         let model = model.to_owned();
         // eventsource-stream wants a transport error type; carry ours through it.
-        let body = self.line_bounded_body(&model, response).map(|r| r.map_err(TransportError));
+        let body = self.line_chunks(&model, response, b"\r\n").map(|r| r.map_err(TransportError));
         let mut stopped = false;
         body.eventsource().filter_map(move |item| {
             let out = if stopped {
@@ -288,40 +316,27 @@ impl Http {
         model: &str,
         response: reqwest::Response,
     ) -> impl Stream<Item = Result<Vec<u8>>> + Send + use<> {
-        let body = Box::pin(self.line_bounded_body(model, response));
-        futures::stream::unfold(
-            (body, Vec::<u8>::new(), false),
-            |(mut body, mut buf, mut finished)| async move {
-                loop {
-                    if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                        let mut line: Vec<u8> = buf.drain(..=pos).collect();
-                        line.pop();
-                        if line.last() == Some(&b'\r') {
-                            line.pop();
-                        }
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        return Some((Ok(line), (body, buf, finished)));
-                    }
-                    if finished {
-                        if buf.iter().all(u8::is_ascii_whitespace) {
-                            return None;
-                        }
-                        let line = std::mem::take(&mut buf);
-                        return Some((Ok(line), (body, buf, finished)));
-                    }
-                    match body.next().await {
-                        Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
-                        Some(Err(e)) => {
-                            buf.clear();
-                            return Some((Err(e), (body, buf, true)));
-                        }
-                        None => finished = true,
-                    }
+        let chunks = Box::pin(self.line_chunks(model, response, b"\n"));
+        futures::stream::unfold(Some((chunks, VecDeque::<Vec<u8>>::new())), |state| async move {
+            let (mut chunks, mut queue) = state?;
+            loop {
+                if let Some(line) = queue.pop_front() {
+                    return Some((Ok(line), Some((chunks, queue))));
                 }
-            },
-        )
+                match chunks.next().await {
+                    Some(Ok(text)) => {
+                        for line in text.as_bytes().split(|&b| b == b'\n') {
+                            let line = line.strip_suffix(b"\r").unwrap_or(line);
+                            if !line.iter().all(u8::is_ascii_whitespace) {
+                                queue.push_back(line.to_vec());
+                            }
+                        }
+                    }
+                    Some(Err(e)) => return Some((Err(e), None)),
+                    None => return None,
+                }
+            }
+        })
     }
 }
 
@@ -427,6 +442,8 @@ pub(crate) fn preview(body: &[u8]) -> String {
 pub(crate) fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
+
+mod lines;
 
 #[cfg(test)]
 mod tests;

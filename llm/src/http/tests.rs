@@ -82,3 +82,58 @@ fn join_paths() {
     assert_eq!(join("http://h/v1/", "/chat/completions"), "http://h/v1/chat/completions");
     assert_eq!(join("http://h/v1", "chat"), "http://h/v1/chat");
 }
+
+#[test]
+fn line_splitter_hands_out_whole_lines_only() {
+    use lines::{LineError, LineSplitter};
+    let mut s = LineSplitter::new(b"\n", 8);
+    assert_eq!(s.push(b"ab"), Ok(None));
+    assert_eq!(s.push(b"c\nde"), Ok(Some("abc\n".to_owned())));
+    assert_eq!(s.push(b"f\ngh\ni"), Ok(Some("def\ngh\n".to_owned())));
+    assert_eq!(s.finish(), Ok(Some("i".to_owned())));
+    assert_eq!(s.finish(), Ok(None));
+
+    // SSE: a bare CR ends a line too, and CRLF split across chunks stays intact.
+    let mut s = LineSplitter::new(b"\r\n", 8);
+    assert_eq!(s.push(b"data: a\r"), Ok(Some("data: a\r".to_owned())));
+    assert_eq!(s.push(b"\n\r\n"), Ok(Some("\n\r\n".to_owned())));
+
+    // A multi-byte character split across chunks is fine; an invalid byte fails its line.
+    let mut s = LineSplitter::new(b"\n", 8);
+    assert_eq!(s.push(&[0xc3]), Ok(None));
+    assert_eq!(s.push(&[0xa9, b'\n']), Ok(Some("é\n".to_owned())));
+    assert!(matches!(s.push(&[b'a', 0xff, b'\n']), Err(LineError::Utf8(_))));
+}
+
+#[test]
+fn line_splitter_bounds_every_line() {
+    use lines::{LineError, LineSplitter};
+    // The unfinished line grows past the limit across chunks.
+    let mut s = LineSplitter::new(b"\n", 4);
+    assert_eq!(s.push(b"abc"), Ok(None));
+    assert_eq!(s.push(b"de"), Err(LineError::TooLong));
+    // A line completed inside a chunk, and a line wholly inside one chunk.
+    let mut s = LineSplitter::new(b"\n", 4);
+    assert_eq!(s.push(b"abc"), Ok(None));
+    assert_eq!(s.push(b"de\n"), Err(LineError::TooLong));
+    let mut s = LineSplitter::new(b"\n", 4);
+    assert_eq!(s.push(b"ab\nabcde\nx\n"), Err(LineError::TooLong));
+    // Exactly at the limit is fine.
+    let mut s = LineSplitter::new(b"\n", 4);
+    assert_eq!(s.push(b"abcd\nabcd"), Ok(Some("abcd\n".to_owned())));
+}
+
+#[test]
+fn line_splitter_hands_out_valid_lines_before_reporting_invalid_utf8() {
+    use lines::{LineError, LineSplitter};
+    let mut s = LineSplitter::new(b"\n", 64);
+    assert_eq!(s.push(b"good\nba\xffd\nmore\n"), Ok(Some("good\n".to_owned())));
+    assert!(matches!(s.check(), Err(LineError::Utf8(_))));
+    assert!(matches!(s.push(b"x\n"), Err(LineError::Utf8(_))), "stays failed");
+    assert!(matches!(s.finish(), Err(LineError::Utf8(_))));
+    // In an unterminated last line.
+    let mut s = LineSplitter::new(b"\n", 64);
+    assert_eq!(s.push(b"ok\nb\xff"), Ok(Some("ok\n".to_owned())));
+    assert_eq!(s.check(), Ok(()));
+    assert!(matches!(s.finish(), Err(LineError::Utf8(_))));
+}

@@ -45,6 +45,8 @@ mod response;
 mod sse;
 mod thinking;
 
+pub(crate) use thinking::PREFIX as THINKING_SIGNATURE_PREFIX;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

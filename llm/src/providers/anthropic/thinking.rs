@@ -10,7 +10,9 @@
 
 use serde_json::{Value, json};
 
-const PREFIX: &str = "anthropic-thinking:v1:";
+/// The prefix of every signature this module writes. Other wire clients must not send such a
+/// signature as their own (Gemini would reject it as a `thoughtSignature`).
+pub(crate) const PREFIX: &str = "anthropic-thinking:v1:";
 
 /// A `thinking` block worth carrying, if it is signed.
 pub(super) fn thinking_block(thinking: &str, signature: &str) -> Option<Value> {

@@ -27,7 +27,9 @@
 //!   user message becomes one `user` turn), and empty turns are dropped, since Gemini rejects
 //!   empty `parts`;
 //! - a tool call is sent back with its `thoughtSignature` (from [`crate::ToolCall::signature`]),
-//!   which thinking models require; call ids are sent only when Gemini made them (ids this
+//!   which thinking models require — except a signature another client wrote (the Anthropic
+//!   client's carried thinking blocks, prefixed `anthropic-thinking:v1:`), which would be
+//!   rejected and is dropped; call ids are sent only when Gemini made them (ids this
 //!   module synthesised start with `gemini_call_` and stay local);
 //! - tool choice -> `toolConfig.functionCallingConfig.mode`: `Auto` -> `AUTO`,
 //!   `None` -> `NONE`, `Required` -> `ANY`, `Tool(name)` -> `ANY` with

@@ -265,3 +265,31 @@ fn base_url_validation() {
     assert_eq!(Gemini::new(ProviderConfig::new("g", "not a url")).base_url(), None);
     assert_eq!(Gemini::new(ProviderConfig::new("g", "ftp://x")).base_url(), None);
 }
+
+#[test]
+fn anthropic_thinking_carriers_are_not_sent_as_thought_signatures() {
+    // A conversation that switched from Claude to Gemini: the Claude call carries its signed
+    // thinking blocks in `signature`; Gemini must not see them, but keeps its own signatures.
+    let carrier = r#"anthropic-thinking:v1:[{"type":"thinking","thinking":"t","signature":"EqQB"}]"#;
+    let req = Request {
+        messages: vec![
+            Message::user("go"),
+            Message {
+                role: Role::Assistant,
+                parts: vec![
+                    call("toolu_01", "weather", json!({"city": "Oslo"}), Some(carrier)),
+                    call("gemini_call_01", "time", json!({}), Some("CiQB0e2K")),
+                ],
+            },
+        ],
+        ..Request::default()
+    };
+    let body = wire::build_body("gemini-2.5-flash", &req);
+    let parts = &body["contents"][1]["parts"];
+    assert_eq!(
+        parts[0],
+        json!({"functionCall": {"id": "toolu_01", "name": "weather", "args": {"city": "Oslo"}}})
+    );
+    assert_eq!(parts[1]["thoughtSignature"], json!("CiQB0e2K"));
+    assert!(!body.to_string().contains("anthropic-thinking"), "{body}");
+}

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::providers::anthropic::THINKING_SIGNATURE_PREFIX;
 use crate::types::{
     FinishReason, Part, ReasoningEffort, Request, Role, ToolCall, ToolChoice, ToolResult, Usage,
 };
@@ -142,7 +143,9 @@ fn function_call_part(call: &ToolCall) -> Value {
     function_call.insert("args".into(), args_object(&call.args));
     let mut part = Map::new();
     part.insert("functionCall".into(), Value::Object(function_call));
-    if let Some(signature) = &call.signature {
+    // A signature the Anthropic client wrote (its thinking blocks) is not Gemini's to send.
+    let own = call.signature.as_deref().filter(|s| !s.starts_with(THINKING_SIGNATURE_PREFIX));
+    if let Some(signature) = own {
         part.insert("thoughtSignature".into(), json!(signature));
     }
     Value::Object(part)

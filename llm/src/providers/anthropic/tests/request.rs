@@ -173,6 +173,9 @@ fn thinking_carrier_round_trip_and_foreign_signatures() {
     };
     let wire = request::messages(&[message]);
     assert_eq!(wire[0]["content"].as_array().map(Vec::len), Some(2));
+    // The foreign signature is not sent anywhere (no thinking block, nothing on the tool_use).
+    assert_eq!(wire[0]["content"][1], json!({"type": "tool_use", "id": "i", "name": "n", "input": {}}));
+    assert!(!Value::Array(wire).to_string().contains("CiQB0e2Kb3dRh"));
 }
 
 #[test]
