@@ -85,11 +85,12 @@ impl Tool for DispatchAgent {
         let child = RunId::new();
         let mut admitted = guard.dispatch(ctx.run_id, child, &args.agent, &args.input).await;
         if matches!(admitted, Err(DispatchError::UnknownParent { .. })) {
-            // The caller is a root run dispatching for the first time.
-            guard
-                .register_root(ctx.run_id, &ctx.agent, &ctx.run_input)
-                .await
-                .map_err(|e| ToolError::refused(NAME, e.to_string()))?;
+            // The caller is a root run dispatching for the first time (several parallel calls
+            // may race to register it: losing that race is fine).
+            match guard.register_root(ctx.run_id, &ctx.agent, &ctx.run_input).await {
+                Ok(()) | Err(DispatchError::AlreadyRegistered { .. }) => {}
+                Err(e) => return Err(ToolError::refused(NAME, e.to_string())),
+            }
             admitted = guard.dispatch(ctx.run_id, child, &args.agent, &args.input).await;
         }
         let ticket = admitted.map_err(|e| ToolError::refused(NAME, e.to_string()))?;

@@ -4,6 +4,7 @@
 
 mod common;
 mod dispatch;
+mod dispatch_tool;
 mod fanout;
 mod lane;
 mod run_loop;
