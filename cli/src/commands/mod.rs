@@ -1,0 +1,40 @@
+//! The subcommands.
+
+pub mod models;
+pub mod run;
+
+use crate::config::{CliConfig, effective};
+use crate::{Cli, Command, Exit};
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// Configuration errors (exit 2) and failures (exit 1).
+pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    let config = CliConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Run(args) => run::run(&config, args).await,
+        Command::Models(args) => models::models(&config, args).await,
+        Command::Config => {
+            print_config(&config);
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn print_config(config: &CliConfig) {
+    match &config.file {
+        Some(f) => println!("# configuration file: {}", f.display()),
+        None => println!("# no configuration file (./executus.toml absent): built-in defaults and environment"),
+    }
+    println!("# store: {}", config.store_url);
+    for (key, value, source) in effective(&config.figment) {
+        println!("{key} = {value}    # {source}");
+    }
+    let env_providers: Vec<String> = std::env::vars()
+        .filter_map(|(k, _)| k.strip_prefix("EXECUTUS_LLM_").map(|n| n.to_ascii_lowercase()))
+        .collect();
+    for name in env_providers {
+        println!("providers.{name} = <dsn, key redacted>    # environment variable EXECUTUS_LLM_{}", name.to_uppercase());
+    }
+}

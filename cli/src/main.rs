@@ -1,0 +1,128 @@
+//! `executus-run`: the command-line host for executus.
+//!
+//! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
+//! 4 partial or stopped by a cap; 130 interrupted.
+
+mod commands;
+mod config;
+mod host;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Process exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// The run failed.
+    Failed = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// Budget denied.
+    Budget = 3,
+    /// Partial or stopped by a cap.
+    Partial = 4,
+    /// Interrupted (SIGINT / SIGTERM).
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// The exit code for a run status name.
+    pub fn for_status(status: &str) -> Self {
+        match status {
+            "completed" | "awaiting_approval" => Self::Ok,
+            "budget_denied" => Self::Budget,
+            "partial" | "stopped" => Self::Partial,
+            "cancelled" => Self::Interrupted,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// A configuration or usage problem (exit 2), as opposed to a failed run (exit 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Runs agents and swarms, resumes interrupted runs, answers approvals, runs schedules.
+#[derive(Debug, Parser)]
+#[command(name = "executus-run", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./executus.toml if it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log filter (also RUST_LOG), e.g. `info` or `executus=debug`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one agent.
+    Run(commands::run::RunArgs),
+    /// Providers, tiers and the chain each tier resolves to, with health.
+    Models(commands::models::ModelsArgs),
+    /// The effective configuration, secrets redacted, with where each value came from.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.log.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Failed as u8);
+        }
+    };
+    let result = runtime.block_on(commands::dispatch(cli));
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let code = if e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<executus::config::ConfigError>().is_some()
+            {
+                Exit::Usage
+            } else {
+                Exit::Failed
+            };
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = filter
+        .map(EnvFilter::new)
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
