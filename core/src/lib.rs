@@ -27,6 +27,7 @@ pub mod executor;
 pub mod identity;
 pub mod ids;
 pub mod lane;
+pub mod net;
 pub mod ports;
 pub mod run;
 pub mod runtime;

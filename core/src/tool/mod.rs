@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::identity::Identity;
 use crate::ids::RunId;
 
+pub mod builtin;
 pub mod policy;
 mod registry;
 mod typed;
