@@ -6,3 +6,5 @@ mod common;
 mod dispatch;
 mod lane;
 mod run_loop;
+mod ssrf;
+mod tools;

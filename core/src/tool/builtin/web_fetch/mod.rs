@@ -120,18 +120,23 @@ impl WebFetch {
         let redirects: Vec<String> = response.redirects().iter().map(ToString::to_string).collect();
 
         if !(200..300).contains(&status) {
+            // The start of a textual error body often says why (an API's JSON error); a
+            // failure to read it only loses the excerpt.
             let excerpt = match kind {
                 Kind::Binary(_) => String::new(),
-                _ => {
-                    let body = response.read_capped(ERROR_BODY_BYTES).await.ok();
-                    body.map(|b| decode(&b.bytes, content_type.as_deref(), b.truncated)).unwrap_or_default()
-                }
+                _ => match response.read_capped(ERROR_BODY_BYTES).await {
+                    Ok(b) => {
+                        let text = decode(&b.bytes, content_type.as_deref(), b.truncated);
+                        if kind == Kind::Html { html::html_to_text(&text, None) } else { text }
+                    }
+                    Err(_) => String::new(),
+                },
             };
-            let excerpt = excerpt.trim();
+            let excerpt = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
             let mut message = format!("GET {final_url} returned HTTP {status_line}");
             if !excerpt.is_empty() {
                 message.push_str(": ");
-                message.push_str(excerpt);
+                message.push_str(&excerpt);
             }
             return Err(ToolError::failed(NAME, message));
         }
