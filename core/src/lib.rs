@@ -30,6 +30,7 @@ pub mod identity;
 pub mod ids;
 pub mod lane;
 pub mod meta;
+pub mod net;
 pub mod ports;
 pub mod run;
 pub mod runtime;

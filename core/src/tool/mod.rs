@@ -17,6 +17,7 @@ use crate::identity::Identity;
 use crate::ids::RunId;
 
 pub mod dispatch_agent;
+pub mod builtin;
 pub mod policy;
 mod registry;
 mod typed;

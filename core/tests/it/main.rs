@@ -8,3 +8,5 @@ mod dispatch_tool;
 mod fanout;
 mod lane;
 mod run_loop;
+mod ssrf;
+mod tools;
