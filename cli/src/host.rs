@@ -2,6 +2,7 @@
 
 use executus::Runtime;
 use executus::tool::ToolRegistry;
+use executus::tool::builtin::standard_tools;
 use executus::tool::dispatch_agent::DispatchAgent;
 
 use crate::config::CliConfig;
@@ -11,7 +12,10 @@ use crate::config::CliConfig;
 /// # Errors
 /// A registry error naming a bad tier.
 pub fn runtime(config: &CliConfig) -> anyhow::Result<Runtime> {
-    let tools = ToolRegistry::new().with(DispatchAgent::arc());
+    let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
+    for tool in standard_tools(&config.runtime) {
+        tools.register(tool);
+    }
     let rt = Runtime::builder()
         .registry(config.registry.clone())
         .config(config.runtime.clone())

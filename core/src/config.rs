@@ -84,7 +84,8 @@ pub struct RuntimeConfig {
     pub compaction: CompactionSettings,
     /// `host:port` pairs network tools may reach despite the SSRF guard.
     pub network_allow: Vec<String>,
-    /// Largest body `web_fetch` returns.
+    /// Largest body `web_fetch` returns (kept below `max_tool_output_bytes` so the page is
+    /// not cut twice).
     pub web_fetch_max_bytes: usize,
 }
 
@@ -103,7 +104,7 @@ impl Default for RuntimeConfig {
             agents: BTreeMap::new(),
             compaction: CompactionSettings::default(),
             network_allow: Vec::new(),
-            web_fetch_max_bytes: 256 << 10,
+            web_fetch_max_bytes: 48 << 10,
         }
     }
 }
