@@ -44,6 +44,22 @@ pub struct ToolContext {
     pub run_input: Arc<str>,
 }
 
+impl ToolContext {
+    /// A context outside any runtime (for calling a tool directly, e.g. in tests): a fresh
+    /// cancellation token, no runtime, empty run input.
+    pub fn new(run_id: RunId, identity: Identity, agent: impl Into<String>, call_id: impl Into<String>) -> Self {
+        Self {
+            run_id,
+            identity,
+            agent: agent.into(),
+            call_id: call_id.into(),
+            cancel: CancellationToken::new(),
+            runtime: None,
+            run_input: Arc::from(""),
+        }
+    }
+}
+
 impl std::fmt::Debug for ToolContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ToolContext")

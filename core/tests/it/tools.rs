@@ -11,19 +11,11 @@ use executus::tool::builtin::{Calc, Clock, WebFetch, WebFetchLimits, standard_to
 use executus::tool::{Tool, ToolContext, ToolError};
 use executus::{Identity, RunId, RuntimeConfig};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn ctx() -> ToolContext {
-    ToolContext {
-        run_id: RunId::new(),
-        identity: Identity::default(),
-        agent: "tester".into(),
-        call_id: "call-1".into(),
-        cancel: CancellationToken::new(),
-        runtime: None,
-    }
+    ToolContext::new(RunId::new(), Identity::default(), "tester", "call-1")
 }
 
 // ---------------------------------------------------------------- calc
