@@ -493,11 +493,15 @@ impl Runtime {
             let skill = self.inner.ports.skills.skill(&name).await?.ok_or_else(|| {
                 RuntimeError::UnknownSkill { agent: agent.name.clone(), skill: name.clone() }
             })?;
-            if !skill.instructions.trim().is_empty() {
+            let instructions = skill.instructions.trim();
+            if !instructions.is_empty() {
                 if !agent.system.is_empty() {
                     agent.system.push_str("\n\n");
                 }
-                agent.system.push_str(&skill.instructions);
+                agent.system.push_str("## Skill: ");
+                agent.system.push_str(&skill.name);
+                agent.system.push_str("\n\n");
+                agent.system.push_str(instructions);
             }
             for tool in skill.tools {
                 if let Some(first) = provided.insert(tool.clone(), name.clone()) {
