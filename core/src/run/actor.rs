@@ -8,7 +8,9 @@
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use executus_llm::{Chain, Message, Model, Request, Response, StreamEvent, ToolCall, ToolResult, Usage};
 use futures::FutureExt;
@@ -326,8 +328,10 @@ impl Actor for RunActor {
                         schedule(&myself, remaining, RunMsg::HardDeadline(s.deadline_gen));
                         // Review again once the extension is half used.
                         schedule(&myself, time / 2, RunMsg::SoftDeadline);
+                        // A model or tool call may have finished while the critic thought.
+                        s.advance(&myself).await;
                     }
-                    (CriticTrigger::SoftDeadline, _) => {}
+                    (CriticTrigger::SoftDeadline, _) => s.advance(&myself).await,
                 }
             }
             RunMsg::Status(reply) => {
@@ -717,7 +721,7 @@ impl RunActorState {
                 span.record("gen_ai.response.model", answered.as_str());
                 span.record("gen_ai.usage.input_tokens", usage.input_tokens);
                 span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-                for event in log.audit_events(step, usage, Instant::now()) {
+                for event in log.audit_events(step, usage, std::time::Instant::now()) {
                     let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
                     env.ports.audit.record(record).await;
                 }
