@@ -146,3 +146,42 @@ fn queries_and_pages_round_trip_through_json() {
     assert_eq!(json["cursor"], 9);
     assert_eq!(serde_json::from_value::<AuditQuery>(json).unwrap(), q);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_memory_store_conforms() {
+    use std::sync::Arc;
+
+    use executus_audit::store::conformance;
+    conformance::check(|| async { Arc::new(MemoryAuditStore::new()) as Arc<dyn AuditStore> }).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_suite_catches_a_store_that_ignores_the_kind_filter() {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use executus_audit::AuditPage;
+    use executus_audit::store::conformance;
+
+    struct Sloppy(MemoryAuditStore);
+    #[async_trait]
+    impl AuditStore for Sloppy {
+        async fn append(&self, records: &[AuditRecord]) -> Result<(), PortError> {
+            self.0.append(records).await
+        }
+        async fn query(&self, query: &AuditQuery) -> Result<AuditPage, PortError> {
+            let mut q = query.clone();
+            q.kinds.clear();
+            self.0.query(&q).await
+        }
+        async fn prune(&self, before_ms: u64, max_rows: usize) -> Result<usize, PortError> {
+            self.0.prune(before_ms, max_rows).await
+        }
+    }
+    let err =
+        conformance::check(|| async { Arc::new(Sloppy(MemoryAuditStore::new())) as Arc<dyn AuditStore> })
+            .await
+            .unwrap_err();
+    assert_eq!(err.check, "queries_match_the_reference_semantics");
+    assert!(err.detail.contains("kinds"), "{err}");
+}

@@ -15,7 +15,8 @@
 //! - Ids are never reused, also not after `prune`.
 //!
 //! [`MemoryAuditStore`] keeps everything until pruned; it is for tests, development and
-//! hosts that only need recent history in one process.
+//! hosts that only need recent history in one process. [`conformance`] holds the contract
+//! as executable checks, for any implementation's tests.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -23,6 +24,8 @@ use async_trait::async_trait;
 use executus::ports::{AuditRecord, PortError};
 
 use crate::query::{AuditPage, AuditQuery, StoredAuditRecord};
+
+pub mod conformance;
 
 /// Keeps audit records and answers queries over them.
 #[async_trait]
