@@ -115,7 +115,8 @@ fn build_registry(
     providers: &BTreeMap<String, RawProvider>,
     file: Option<&Path>,
 ) -> Result<Registry, ConfigError> {
-    let invalid = |key: String, reason: String| ConfigError::Invalid { origin: source_of(figment, &key), key, reason };
+    let invalid =
+        |key: String, reason: String| ConfigError::Invalid { origin: source_of(figment, &key), key, reason };
     let registry = Registry::new();
     for (name, raw) in providers {
         let mut http = HttpOptions::default();
@@ -141,16 +142,26 @@ fn build_registry(
             },
         };
         let base = |default: &str| raw.base_url.clone().unwrap_or_else(|| default.to_owned());
-        let config = |url: String| ProviderConfig { name: name.clone(), base_url: url, api_key: key.clone(), http: http.clone() };
+        let config = |url: String| ProviderConfig {
+            name: name.clone(),
+            base_url: url,
+            api_key: key.clone(),
+            http: http.clone(),
+        };
         let provider: Arc<dyn Provider> = match raw.kind.as_str() {
             "openai" => Arc::new(OpenAi::new(config(base("https://api.openai.com/v1")))),
             "anthropic" => Arc::new(Anthropic::new(config(base("https://api.anthropic.com")))),
-            "gemini" => Arc::new(Gemini::new(config(base("https://generativelanguage.googleapis.com/v1beta")))),
+            "gemini" => {
+                Arc::new(Gemini::new(config(base("https://generativelanguage.googleapis.com/v1beta"))))
+            }
             "ollama" => Arc::new(Ollama::new(config(base("http://127.0.0.1:11434")))),
             "llama-swap" => Arc::new(LlamaSwap::new(config(base("http://127.0.0.1:8080")))),
             "replay" => {
                 let Some(path) = &raw.path else {
-                    return Err(invalid(format!("providers.{name}.path"), "a replay provider needs `path`".into()));
+                    return Err(invalid(
+                        format!("providers.{name}.path"),
+                        "a replay provider needs `path`".into(),
+                    ));
                 };
                 // Relative paths are relative to the configuration file.
                 let path = match (path.is_relative(), file.and_then(Path::parent)) {
@@ -164,20 +175,21 @@ fn build_registry(
             other => {
                 return Err(invalid(
                     format!("providers.{name}.kind"),
-                    format!("unknown kind {other:?} (expected openai, anthropic, ollama, gemini, llama-swap or replay)"),
+                    format!(
+                        "unknown kind {other:?} (expected openai, anthropic, ollama, gemini, llama-swap or replay)"
+                    ),
                 ));
             }
         };
-        registry
-            .add_provider(provider)
-            .map_err(|e| invalid(format!("providers.{name}"), e.to_string()))?;
+        registry.add_provider(provider).map_err(|e| invalid(format!("providers.{name}"), e.to_string()))?;
     }
     // EXECUTUS_LLM_<NAME>=<dsn> adds (or replaces) providers from the environment.
-    let specs = ProviderSpec::from_env().map_err(|e| ConfigError::Load(format!("{e} (from EXECUTUS_LLM_* environment)")))?;
+    let specs = ProviderSpec::from_env()
+        .map_err(|e| ConfigError::Load(format!("{e} (from EXECUTUS_LLM_* environment)")))?;
     for spec in specs {
-        registry
-            .add_spec(&spec, HttpOptions::default())
-            .map_err(|e| ConfigError::Load(format!("{e} (from EXECUTUS_LLM_{})", spec.name.to_uppercase())))?;
+        registry.add_spec(&spec, HttpOptions::default()).map_err(|e| {
+            ConfigError::Load(format!("{e} (from EXECUTUS_LLM_{})", spec.name.to_uppercase()))
+        })?;
     }
     Ok(registry)
 }
@@ -216,7 +228,10 @@ pub fn effective(figment: &Figment) -> Vec<(String, String, String)> {
 fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
     !last.ends_with("_env")
-        && (last.contains("key") || last.contains("token") || last.contains("secret") || last.contains("password"))
+        && (last.contains("key")
+            || last.contains("token")
+            || last.contains("secret")
+            || last.contains("password"))
 }
 
 fn render(value: &figment::value::Value) -> String {

@@ -305,6 +305,7 @@ fn denied(scope: String, spent: Money, reserved: Money, requested: Money, limit:
         reserved: reserved.as_usd(),
         requested: requested.as_usd(),
         limit: limit.as_usd(),
+        reason: None,
     }
 }
 
@@ -324,13 +325,12 @@ impl Budget for SpendBudget {
                     model = target.as_str(),
                     "refusing a capped call to a model without a price (unknown_model = deny)"
                 );
-                return Err(denied(
-                    format!("unpriced:{target}"),
-                    Money::ZERO,
-                    Money::ZERO,
-                    Money::ZERO,
-                    Money::ZERO,
-                ));
+                return Err(BudgetDenied {
+                    reason: Some(format!(
+                        "model {target} has no price in the price table and this caller has a spending cap"
+                    )),
+                    ..denied(format!("unpriced:{target}"), Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO)
+                });
             }
             tracing::warn!(
                 target: "executus::budget",
@@ -378,13 +378,16 @@ impl Budget for SpendBudget {
                     error = %e,
                     "budget store failed; refusing the call"
                 );
-                Err(denied(
-                    STORE_UNAVAILABLE_SCOPE.into(),
-                    Money::ZERO,
-                    Money::ZERO,
-                    estimate.amount,
-                    Money::ZERO,
-                ))
+                Err(BudgetDenied {
+                    reason: Some(format!("the budget store failed ({e}), so spending cannot be checked")),
+                    ..denied(
+                        STORE_UNAVAILABLE_SCOPE.into(),
+                        Money::ZERO,
+                        Money::ZERO,
+                        estimate.amount,
+                        Money::ZERO,
+                    )
+                })
             }
         }
     }

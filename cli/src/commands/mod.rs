@@ -25,7 +25,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 fn print_config(config: &CliConfig) {
     match &config.file {
         Some(f) => println!("# configuration file: {}", f.display()),
-        None => println!("# no configuration file (./executus.toml absent): built-in defaults and environment"),
+        None => {
+            println!("# no configuration file (./executus.toml absent): built-in defaults and environment")
+        }
     }
     println!("# store: {}", config.store_url);
     for (key, value, source) in effective(&config.figment) {
@@ -35,6 +37,9 @@ fn print_config(config: &CliConfig) {
         .filter_map(|(k, _)| k.strip_prefix("EXECUTUS_LLM_").map(|n| n.to_ascii_lowercase()))
         .collect();
     for name in env_providers {
-        println!("providers.{name} = <dsn, key redacted>    # environment variable EXECUTUS_LLM_{}", name.to_uppercase());
+        println!(
+            "providers.{name} = <dsn, key redacted>    # environment variable EXECUTUS_LLM_{}",
+            name.to_uppercase()
+        );
     }
 }

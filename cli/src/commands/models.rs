@@ -76,7 +76,9 @@ pub async fn models(config: &CliConfig, args: ModelsArgs) -> anyhow::Result<Exit
             None => continue,
         };
         match outcome {
-            Ok(r) => println!("  {spec}: ok in {} ms (answered by {})", started.elapsed().as_millis(), r.model),
+            Ok(r) => {
+                println!("  {spec}: ok in {} ms (answered by {})", started.elapsed().as_millis(), r.model)
+            }
             Err(e) => {
                 failures += 1;
                 println!("  {spec}: {} after {} ms: {e}", e.kind, started.elapsed().as_millis());

@@ -33,9 +33,7 @@ pub struct Reservation {
 
 /// A refusal, with the numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error(
-    "budget exhausted for {scope}: spent {spent:.4} + reserved {reserved:.4} + this call {requested:.4} > limit {limit:.4}"
-)]
+#[error("{}", self.describe())]
 pub struct BudgetDenied {
     /// The scope that is exhausted (e.g. `user:alice`, `tenant:acme`).
     pub scope: String,
@@ -47,6 +45,21 @@ pub struct BudgetDenied {
     pub requested: f64,
     /// The cap.
     pub limit: f64,
+    /// Why, when the refusal is not about the numbers (an unpriced model, a failed store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl BudgetDenied {
+    fn describe(&self) -> String {
+        match &self.reason {
+            Some(reason) => format!("budget refused the call for {}: {reason}", self.scope),
+            None => format!(
+                "budget exhausted for {}: spent {:.4} + reserved {:.4} + this call {:.4} > limit {:.4}",
+                self.scope, self.spent, self.reserved, self.requested, self.limit
+            ),
+        }
+    }
 }
 
 /// Approves and accounts spending.

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::identity::Identity;
 use crate::ids::RunId;
 
-pub mod dispatch_agent;
 pub mod builtin;
+pub mod dispatch_agent;
 pub mod policy;
 mod registry;
 mod typed;
@@ -47,7 +47,12 @@ pub struct ToolContext {
 impl ToolContext {
     /// A context outside any runtime (for calling a tool directly, e.g. in tests): a fresh
     /// cancellation token, no runtime, empty run input.
-    pub fn new(run_id: RunId, identity: Identity, agent: impl Into<String>, call_id: impl Into<String>) -> Self {
+    pub fn new(
+        run_id: RunId,
+        identity: Identity,
+        agent: impl Into<String>,
+        call_id: impl Into<String>,
+    ) -> Self {
         Self {
             run_id,
             identity,

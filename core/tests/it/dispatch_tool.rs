@@ -42,7 +42,8 @@ fn runtime(fake: &FakeProvider, limits: DispatchLimits, agents: &[&str]) -> Runt
     for name in agents {
         config.agents.insert(
             (*name).into(),
-            RunnableAgent::new(*name, format!("You are {name}."), format!("fake/{name}")).with_tools(["dispatch_agent"]),
+            RunnableAgent::new(*name, format!("You are {name}."), format!("fake/{name}"))
+                .with_tools(["dispatch_agent"]),
         );
     }
     Runtime::builder()
@@ -121,7 +122,8 @@ async fn fanout_and_total_caps_hold() {
     fake.push("boss", Outcome::tool_calls(calls));
     fake.push("boss", Outcome::text("boss done"));
     fake.fallback_for("worker", Outcome::text("worked"));
-    let rt = runtime(&fake, DispatchLimits { max_depth: 3, max_fanout: 3, max_total: 32 }, &["boss", "worker"]);
+    let rt =
+        runtime(&fake, DispatchLimits { max_depth: 3, max_fanout: 3, max_total: 32 }, &["boss", "worker"]);
     let out = rt.run(rt.agent("boss").await.unwrap(), "plan").await.unwrap();
     assert_eq!(out.end, RunEnd::Completed);
     let results: Vec<(String, bool)> = out

@@ -36,6 +36,7 @@ impl Budget for DenyAll {
             reserved: 0.25,
             requested: 0.125,
             limit: 1.75,
+            reason: None,
         })
     }
     async fn settle(&self, _: Reservation, _: &Usage, _: &str, _: &str) {}
