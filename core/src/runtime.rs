@@ -544,14 +544,18 @@ impl Runtime {
         let weak = self.inner.weak.clone();
         let job = async move {
             let control = guard.disarm();
+            // Leaves the active set however this job ends — also when the lane aborts it
+            // (a running run cancelled through its lane job).
+            let _active = ActiveGuard { run_id: control.run_id, runtime: weak };
             if control.cancel.is_cancelled() {
                 publish_unstarted(&control, RunEnd::Cancelled);
-            } else if executor.start(args).await.is_ok() {
+            } else if let Err(error) = executor.start(args).await {
+                // Usually already published by the executor (the run failed to start); if
+                // the executor itself is gone, this is the only outcome the caller gets.
+                publish_unstarted(&control, RunEnd::Failed { error });
+            } else {
                 let mut rx = control.outcome.subscribe();
                 let _ = rx.wait_for(Option::is_some).await;
-            }
-            if let Some(inner) = weak.upgrade() {
-                inner.controls.remove(&control.run_id);
             }
         };
         match lane.submit(spec, job).await {
@@ -601,7 +605,8 @@ impl Runtime {
         }
     }
 
-    /// Status of an active (queued or running) run.
+    /// Status of an active (queued or running) run; a run that has just ended may still
+    /// answer, with phase [`RunPhase::Ended`](crate::run::RunPhase::Ended).
     pub async fn status(&self, run: RunId) -> Option<RunStatus> {
         if let Some(started) = self.inner.started.get()
             && let Some(status) = started.executor.status(run).await
@@ -796,6 +801,20 @@ fn publish_unstarted(control: &RunControl, end: RunEnd) {
         steps: 0,
         usage: Default::default(),
     });
+}
+
+/// Removes a run from the runtime's active set when dropped.
+struct ActiveGuard {
+    run_id: RunId,
+    runtime: Weak<RuntimeInner>,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.runtime.upgrade() {
+            inner.controls.remove(&self.run_id);
+        }
+    }
 }
 
 /// Owned by a queued job; if the lane drops the job before it starts (cancelled, shutdown),

@@ -2,7 +2,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod approvals;
+mod checkpoint;
 mod common;
+mod config;
 mod dispatch;
+mod doubles;
+mod events;
+mod executor;
 mod lane;
+mod loops;
+mod ports;
+mod resume;
 mod run_loop;
+mod typed;
