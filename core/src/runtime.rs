@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use executus_llm::{Message, Registry};
 use tokio::sync::{Mutex, OnceCell};
 use tokio_util::sync::CancellationToken;
@@ -530,8 +531,17 @@ impl Runtime {
     ) -> Result<RunHandle, RuntimeError> {
         let run_id = state.run_id;
         let control = RunControl::new(run_id, state.agent.name.clone());
-        if self.inner.controls.insert(run_id, control.clone()).is_some() {
-            return Err(RuntimeError::AlreadyActive { run: run_id });
+        match self.inner.controls.entry(run_id) {
+            // A run that has ended but whose lane job has not cleaned up yet is not active.
+            Entry::Occupied(entry) if entry.get().outcome().is_none() => {
+                return Err(RuntimeError::AlreadyActive { run: run_id });
+            }
+            Entry::Occupied(mut entry) => {
+                entry.insert(control.clone());
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(control.clone());
+            }
         }
         let spec = JobSpec {
             tenant: state.identity.tenant.clone(),
@@ -546,7 +556,7 @@ impl Runtime {
             let control = guard.disarm();
             // Leaves the active set however this job ends — also when the lane aborts it
             // (a running run cancelled through its lane job).
-            let _active = ActiveGuard { run_id: control.run_id, runtime: weak };
+            let _active = ActiveGuard { control: control.clone(), runtime: weak };
             if control.cancel.is_cancelled() {
                 publish_unstarted(&control, RunEnd::Cancelled);
             } else if let Err(error) = executor.start(args).await {
@@ -564,7 +574,7 @@ impl Runtime {
                 Ok(RunHandle { control, runtime: self.clone() })
             }
             Err(e) => {
-                self.inner.controls.remove(&run_id);
+                forget(&self.inner, &control);
                 Err(e.into())
             }
         }
@@ -625,6 +635,11 @@ impl Runtime {
         }
     }
 
+    /// True while a run is queued or running in this runtime.
+    fn is_active(&self, run: RunId) -> bool {
+        self.inner.controls.get(&run).is_some_and(|c| c.outcome().is_none())
+    }
+
     /// Loads and replays a stored run.
     async fn load_state(&self, run: RunId) -> Result<(RunState, StoredStatus), RuntimeError> {
         let started = self.started().await?;
@@ -644,7 +659,7 @@ impl Runtime {
         let interrupted = self.inner.ports.checkpoints.list_interrupted().await?;
         let mut handles = Vec::new();
         for (meta, status) in interrupted {
-            if status != StoredStatus::Running || self.inner.controls.contains_key(&meta.run_id) {
+            if status != StoredStatus::Running || self.is_active(meta.run_id) {
                 continue;
             }
             match self.resume(meta.run_id).await {
@@ -663,7 +678,7 @@ impl Runtime {
     /// [`RuntimeError::UnknownRun`], [`RuntimeError::AlreadyActive`], a replay error, or a
     /// lane refusal.
     pub async fn resume(&self, run: RunId) -> Result<RunHandle, RuntimeError> {
-        if self.inner.controls.contains_key(&run) {
+        if self.is_active(run) {
             return Err(RuntimeError::AlreadyActive { run });
         }
         let (mut state, _) = self.load_state(run).await?;
@@ -728,7 +743,7 @@ impl Runtime {
         call: &str,
         denial: Option<&str>,
     ) -> Result<RunHandle, RuntimeError> {
-        if self.inner.controls.contains_key(&run) {
+        if self.is_active(run) {
             return Err(RuntimeError::AlreadyActive { run });
         }
         let (mut state, _) = self.load_state(run).await?;
@@ -803,16 +818,22 @@ fn publish_unstarted(control: &RunControl, end: RunEnd) {
     });
 }
 
+/// Removes `control` from the runtime's active set — only that control: the same run id
+/// may already be tracked again (resumed, approved).
+fn forget(inner: &RuntimeInner, control: &Arc<RunControl>) {
+    inner.controls.remove_if(&control.run_id, |_, tracked| Arc::ptr_eq(tracked, control));
+}
+
 /// Removes a run from the runtime's active set when dropped.
 struct ActiveGuard {
-    run_id: RunId,
+    control: Arc<RunControl>,
     runtime: Weak<RuntimeInner>,
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.runtime.upgrade() {
-            inner.controls.remove(&self.run_id);
+            forget(&inner, &self.control);
         }
     }
 }
@@ -836,7 +857,7 @@ impl Drop for QueuedGuard {
         if let Some(control) = self.control.take() {
             publish_unstarted(&control, RunEnd::Cancelled);
             if let Some(inner) = self.runtime.upgrade() {
-                inner.controls.remove(&control.run_id);
+                forget(&inner, &control);
             }
         }
     }

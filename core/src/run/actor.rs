@@ -217,9 +217,9 @@ impl Actor for RunActor {
             resumed: s.resumed,
         })
         .await;
-        schedule(&myself, s.timeout, RunMsg::HardDeadline(0));
+        schedule(&myself, &s.tasks, s.timeout, RunMsg::HardDeadline(0));
         if let Some(soft) = s.st.agent.limits.soft_timeout {
-            schedule(&myself, soft, RunMsg::SoftDeadline);
+            schedule(&myself, &s.tasks, soft, RunMsg::SoftDeadline);
         }
         let _ = myself.send_message(RunMsg::Advance);
         Ok(())
@@ -352,9 +352,9 @@ impl Actor for RunActor {
                         s.timeout += time;
                         s.deadline_gen += 1;
                         let remaining = s.timeout.saturating_sub(s.started.elapsed());
-                        schedule(&myself, remaining, RunMsg::HardDeadline(s.deadline_gen));
+                        schedule(&myself, &s.tasks, remaining, RunMsg::HardDeadline(s.deadline_gen));
                         // Review again once the extension is half used.
-                        schedule(&myself, time / 2, RunMsg::SoftDeadline);
+                        schedule(&myself, &s.tasks, time / 2, RunMsg::SoftDeadline);
                         // The loop waited while the critic was out; pick it up again.
                         s.advance(&myself).await;
                     }
@@ -369,12 +369,18 @@ impl Actor for RunActor {
     }
 }
 
-/// Sends `msg` to `actor` after `delay` (a tokio timer, so paused-time tests control it).
-fn schedule(actor: &ActorRef<RunMsg>, delay: Duration, msg: RunMsg) {
+/// Sends `msg` to `actor` after `delay` (a tokio timer, so paused-time tests control it),
+/// unless `stop` fires first (the run ended: its timers must not linger).
+fn schedule(actor: &ActorRef<RunMsg>, stop: &CancellationToken, delay: Duration, msg: RunMsg) {
     let actor = actor.clone();
+    let stop = stop.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let _ = actor.send_message(msg);
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(delay) => {
+                let _ = actor.send_message(msg);
+            }
+        }
     });
 }
 
@@ -917,7 +923,11 @@ async fn call_model(
         // A cancelled run never takes an answer that raced with its cancellation.
         biased;
         () = cancel.cancelled() => Err(ModelFailure::Cancelled),
-        r = call => r.map_err(ModelFailure::Model),
+        // A panicking model still releases its reservation below.
+        r = AssertUnwindSafe(call).catch_unwind() => match r {
+            Ok(r) => r.map_err(ModelFailure::Model),
+            Err(panic) => Err(ModelFailure::Panicked(panic_message(&panic))),
+        },
     };
     let (usage, provider, answered) = match &result {
         Ok(r) => (r.usage, r.provider.as_str(), r.model.as_str()),

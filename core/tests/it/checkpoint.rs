@@ -89,6 +89,5 @@ async fn saves_of_concurrent_runs_are_grouped_into_few_appends() {
     // Each run saves its start, three (answer, result) pairs and ends: 7 entries
     // written before the end deletes the log.
     assert!(entries >= 40 * 7, "{entries} entries");
-    eprintln!("{appends} appends for {entries} entries");
     assert!(appends * 5 <= entries, "{appends} appends for {entries} entries: saves are not grouped");
 }

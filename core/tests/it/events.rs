@@ -67,6 +67,25 @@ async fn streaming_runs_emit_text_deltas_before_the_answer() {
     assert!(fake.requests()[0].streamed, "the model was called through stream()");
 }
 
+#[tokio::test]
+async fn the_first_subscriber_gets_every_event_even_after_the_run_ended() {
+    let fake = FakeProvider::new("fake");
+    fake.push("m", Outcome::tool_calls([call("c1", "echo", "a")]));
+    fake.push("m", Outcome::text("done"));
+    let config = RuntimeConfig { streaming: false, ..RuntimeConfig::default() };
+    let rt = build(&fake, tools(Arc::default()), Ports::default(), config, None);
+    let handle = rt.spawn(agent(), "go").await.unwrap();
+    handle.outcome().await;
+    let mut late = handle.clone().events();
+    let labels: Vec<String> = events_until_end(&mut late).await.iter().map(label).collect();
+    assert_eq!(labels.first().map(String::as_str), Some("step 1"), "{labels:?}");
+    assert_eq!(labels.last().map(String::as_str), Some("ended completed"));
+    assert_eq!(labels.len(), 7, "{labels:?}");
+    // Later subscribers see only what comes next (here: nothing).
+    let mut again = handle.events();
+    assert!(matches!(again.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty)));
+}
+
 fn pos(labels: &[String], want: &str) -> usize {
     labels.iter().position(|l| l == want).unwrap_or_else(|| panic!("no {want:?} in {labels:?}"))
 }

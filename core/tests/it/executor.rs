@@ -17,7 +17,7 @@ use executus::{Limits, RunEnd, RunEvent, RunRequest, RuntimeConfig, RuntimeError
 use crate::common::{
     DropFlag, agent, all_results, build, call, config, runtime, text_tool, tools, wait_for_event,
 };
-use crate::doubles::{AuditLog, RecordingBudget};
+use crate::doubles::{AuditLog, BudgetCall, RecordingBudget};
 
 #[tokio::test]
 async fn a_panicking_tool_is_an_error_result_and_the_executor_keeps_serving() {
@@ -85,6 +85,21 @@ async fn a_panicking_budget_fails_the_run_instead_of_hanging_it() {
 }
 
 #[tokio::test]
+async fn a_panicking_model_fails_the_run_and_releases_its_reservation() {
+    let fake = FakeProvider::new("fake");
+    fake.push("m", Outcome::dynamic(|_| panic!("model exploded")));
+    let budget = RecordingBudget::denying_at(u64::MAX);
+    let rt = runtime(&fake, Arc::default(), Ports { budget: budget.clone(), ..Ports::default() });
+    let out = rt.run(agent(), "go").await.unwrap();
+    let RunEnd::Failed { error } = &out.end else { panic!("expected failure: {out:?}") };
+    assert!(error.contains("model exploded"), "{error}");
+    let calls = budget.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(matches!(&calls[1], BudgetCall::Settle { usage, .. } if *usage == Default::default()));
+    assert_eq!(rt.run(agent(), "again").await.unwrap().status(), "failed", "no outcome left, but no panic");
+}
+
+#[tokio::test]
 async fn cancel_while_a_tool_runs_keeps_the_transcript_and_stops_the_tool() {
     let fake = FakeProvider::new("fake");
     fake.push("m", Outcome::tool_calls([call("c1", "echo", "a")]));
@@ -124,6 +139,15 @@ async fn cancel_while_a_tool_runs_keeps_the_transcript_and_stops_the_tool() {
         "a cancelled run must not look queued or running: {status:?}"
     );
     assert!(matches!(handle.steer("late").await, Err(RuntimeError::UnknownRun { .. })));
+    // The runtime forgets the run (it is not "already active" forever).
+    for _ in 0..1000 {
+        if rt.status(handle.id()).await.is_none() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(rt.status(handle.id()).await.is_none(), "the cancelled run is still tracked");
+    assert!(matches!(rt.resume(handle.id()).await, Err(RuntimeError::UnknownRun { .. })));
     assert!(rt.ports().checkpoints.list_interrupted().await.unwrap().is_empty());
 }
 
@@ -269,6 +293,52 @@ async fn a_timed_out_run_returns_its_transcript() {
     assert_eq!(out.end, RunEnd::TimedOut { after: Duration::from_secs(30) });
     assert_eq!(out.messages.len(), 3);
     assert_eq!(out.steps, 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_run_id_is_refused_without_disturbing_the_queued_run() {
+    let fake = FakeProvider::new("fake");
+    fake.push("blocker", Outcome::hang());
+    fake.push("m", Outcome::text("must not run"));
+    let rt = build(&fake, tools(Arc::default()), Ports::default(), solo_lane_config(), None);
+    let mut blocker_agent = agent();
+    blocker_agent.model = "fake/blocker".into();
+    let blocker = rt.spawn(blocker_agent, "block").await.unwrap();
+    let id = executus::RunId::new();
+    let queued = rt.spawn_with(RunRequest::new(agent(), "one").run_id(id)).await.unwrap();
+    match rt.spawn_with(RunRequest::new(agent(), "two").run_id(id)).await {
+        Err(RuntimeError::AlreadyActive { run }) => assert_eq!(run, id),
+        other => panic!("expected AlreadyActive, got {other:?}"),
+    }
+    // The queued run is still the one tracked under its id: cancelling it works.
+    assert_eq!(rt.status(id).await.unwrap().phase, RunPhase::Queued);
+    rt.cancel(id).await;
+    assert_eq!(queued.outcome().await.end, RunEnd::Cancelled);
+    blocker.cancel().await;
+    blocker.outcome().await;
+    assert_eq!(fake.calls_for("m"), 0, "the cancelled run never started");
+}
+
+#[tokio::test]
+async fn finished_runs_leave_no_tasks_behind() {
+    let fake = FakeProvider::new("fake");
+    fake.fallback_for("m", Outcome::text("ok"));
+    let rt = runtime(&fake, Arc::default(), Ports::default());
+    let limits = Limits { soft_timeout: Some(Duration::from_secs(300)), ..Limits::default() };
+    let settle = || async {
+        wait_until_inactive(&rt).await;
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        tokio::runtime::Handle::current().metrics().num_alive_tasks()
+    };
+    rt.run(agent().with_limits(limits.clone()), "warm up").await.unwrap();
+    let baseline = settle().await;
+    for i in 0..20 {
+        rt.run(agent().with_limits(limits.clone()), format!("run {i}")).await.unwrap();
+    }
+    let after = settle().await;
+    assert!(after <= baseline + 2, "{baseline} tasks before, {after} after 20 runs: timers linger");
 }
 
 /// Waits (yielding) until the executor has no active run.
