@@ -68,7 +68,7 @@ pub enum ModelFailure {
     Budget(BudgetDenied),
     /// Cancelled.
     Cancelled,
-    /// The model call, the budget or the audit sink panicked.
+    /// The model call or the budget panicked.
     Panicked(String),
 }
 

@@ -23,7 +23,8 @@ fn label(e: &RunEvent) -> String {
     }
 }
 
-#[tokio::test]
+// Multi-threaded, so the run really races ahead of the caller between `spawn` and `events`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_sees_every_event_in_order() {
     let fake = FakeProvider::new("fake");
     fake.push("m", Outcome::tool_calls([call("c1", "echo", "a"), call("c2", "fail", "b")]));
