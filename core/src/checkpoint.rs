@@ -81,12 +81,14 @@ pub enum CheckpointMsg {
         /// Present for durable saves.
         reply: Option<RpcReplyPort<Result<(), PortError>>>,
     },
-    /// Mark a run finished (after its buffered entries).
+    /// Mark a run finished (after its buffered entries); reply once that is written.
     Finish {
         /// The run.
         run: RunId,
         /// Completed or Failed.
         status: StoredStatus,
+        /// Answered when the finish is durable.
+        reply: RpcReplyPort<Result<(), PortError>>,
     },
     /// Write everything buffered now and reply when done.
     Flush(RpcReplyPort<Result<(), PortError>>),
@@ -191,7 +193,7 @@ impl Actor for CheckpointActor {
                     state.urgent = true;
                 }
             }
-            CheckpointMsg::Finish { run, status } => {
+            CheckpointMsg::Finish { run, status, reply } => {
                 // Entries of a finished run need not be written at all: finish deletes them.
                 if let Some(i) = state.index.remove(&run) {
                     state.buffer.remove(i);
@@ -202,6 +204,10 @@ impl Actor for CheckpointActor {
                     }
                 }
                 state.finishes.push((run, status));
+                // Durable before the outcome is published: a host that exits right after a
+                // run returned must not find it "interrupted" (and re-run it) next start.
+                state.waiting.push(reply);
+                state.urgent = true;
             }
             CheckpointMsg::Flush(reply) => {
                 state.waiting.push(reply);
@@ -300,9 +306,18 @@ impl CheckpointHandle {
         }
     }
 
-    /// Marks a run finished; its buffered entries are dropped and its log deleted.
-    pub fn finish(&self, run: RunId, status: StoredStatus) {
-        let _ = self.actor.send_message(CheckpointMsg::Finish { run, status });
+    /// Marks a run finished; its buffered entries are dropped and its log deleted. Returns
+    /// once the store has done so.
+    ///
+    /// # Errors
+    /// The store's error, or [`PortError::Backend`] if the actor is gone.
+    pub async fn finish(&self, run: RunId, status: StoredStatus) -> Result<(), PortError> {
+        let gone = PortError::Backend { port: "checkpoint", message: "checkpoint actor stopped".into() };
+        let (tx, rx) = ractor::concurrency::oneshot();
+        self.actor
+            .send_message(CheckpointMsg::Finish { run, status, reply: tx.into() })
+            .map_err(|_| gone.clone())?;
+        rx.await.map_err(|_| gone)?
     }
 
     /// Writes everything buffered and waits for it.

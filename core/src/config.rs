@@ -443,14 +443,28 @@ mod load {
         ))
     }
 
-    /// Names where a key's value came from.
+    /// Names where a key's value came from: the file, or the exact `EXECUTUS_*` variable.
+    /// For a key that is missing (e.g. an agent without a model), the source of the
+    /// nearest enclosing section is named.
     pub fn source_of(fig: &Figment, key: &str) -> String {
-        match fig.find_metadata(key) {
-            Some(meta) => match &meta.source {
-                Some(src) => format!("{} {src}", meta.name),
-                None => meta.name.to_string(),
-            },
-            None => "built-in defaults".to_owned(),
+        let mut probe = key;
+        loop {
+            if let Some(meta) = fig.find_metadata(probe) {
+                let name = meta.name.to_string();
+                return match &meta.source {
+                    Some(src) => format!("{name} {src}"),
+                    // figment's Env provider names only the prefix; name the variable.
+                    None if probe == key && name.contains("environment variable") => format!(
+                        "environment variable EXECUTUS_{}",
+                        key.replace('.', "__").to_ascii_uppercase()
+                    ),
+                    None => name,
+                };
+            }
+            match probe.rsplit_once('.') {
+                Some((parent, _)) => probe = parent,
+                None => return "built-in defaults".to_owned(),
+            }
         }
     }
 

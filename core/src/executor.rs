@@ -204,7 +204,9 @@ async fn fail_without_actor(env: &RunEnv, control: &RunControl, run_id: RunId, e
         }
         _ => None,
     };
-    env.checkpoint.finish(run_id, StoredStatus::Failed);
+    if let Err(e) = env.checkpoint.finish(run_id, StoredStatus::Failed).await {
+        tracing::warn!(run_id = %run_id, error = %e, "could not delete the failed run's checkpoint");
+    }
     let end = RunEnd::Failed { error };
     let (messages, steps, usage, identity) = match &recovered {
         Some(st) => (st.messages.clone(), st.step, st.usage, st.identity.clone()),
@@ -282,14 +284,25 @@ impl ExecutorHandle {
     }
 }
 
-/// Queued-run status, for runs admitted to a lane that have not started.
+/// Status of a run the executor does not hold: queued (admitted to a lane, not started),
+/// or ended and not yet forgotten.
 pub(crate) fn queued_status(control: &RunControl) -> RunStatus {
-    RunStatus {
-        run_id: control.run_id,
-        agent: control.agent.clone(),
-        phase: RunPhase::Queued,
-        step: 0,
-        usage: Default::default(),
-        elapsed: Default::default(),
+    match control.outcome() {
+        Some(outcome) => RunStatus {
+            run_id: control.run_id,
+            agent: control.agent.clone(),
+            phase: RunPhase::Ended(outcome.status().to_owned()),
+            step: outcome.steps,
+            usage: outcome.usage,
+            elapsed: Default::default(),
+        },
+        None => RunStatus {
+            run_id: control.run_id,
+            agent: control.agent.clone(),
+            phase: RunPhase::Queued,
+            step: 0,
+            usage: Default::default(),
+            elapsed: Default::default(),
+        },
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use executus_llm::{Message, Registry};
 use tokio::sync::{Mutex, OnceCell};
 use tokio_util::sync::CancellationToken;
@@ -578,8 +579,17 @@ impl Runtime {
     ) -> Result<RunHandle, RuntimeError> {
         let run_id = state.run_id;
         let control = RunControl::new(run_id, state.agent.name.clone());
-        if self.inner.controls.insert(run_id, control.clone()).is_some() {
-            return Err(RuntimeError::AlreadyActive { run: run_id });
+        match self.inner.controls.entry(run_id) {
+            // A run that has ended but whose lane job has not cleaned up yet is not active.
+            Entry::Occupied(entry) if entry.get().outcome().is_none() => {
+                return Err(RuntimeError::AlreadyActive { run: run_id });
+            }
+            Entry::Occupied(mut entry) => {
+                entry.insert(control.clone());
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(control.clone());
+            }
         }
         let spec = JobSpec {
             tenant: state.identity.tenant.clone(),
@@ -592,14 +602,18 @@ impl Runtime {
         let weak = self.inner.weak.clone();
         let job = async move {
             let control = guard.disarm();
+            // Leaves the active set however this job ends — also when the lane aborts it
+            // (a running run cancelled through its lane job).
+            let _active = ActiveGuard { control: control.clone(), runtime: weak };
             if control.cancel.is_cancelled() {
                 publish_unstarted(&control, RunEnd::Cancelled);
-            } else if executor.start(args).await.is_ok() {
+            } else if let Err(error) = executor.start(args).await {
+                // Usually already published by the executor (the run failed to start); if
+                // the executor itself is gone, this is the only outcome the caller gets.
+                publish_unstarted(&control, RunEnd::Failed { error });
+            } else {
                 let mut rx = control.outcome.subscribe();
                 let _ = rx.wait_for(Option::is_some).await;
-            }
-            if let Some(inner) = weak.upgrade() {
-                inner.controls.remove(&control.run_id);
             }
         };
         let Some(lane) = lane else {
@@ -612,7 +626,7 @@ impl Runtime {
                 Ok(RunHandle { control, runtime: self.clone() })
             }
             Err(e) => {
-                self.inner.controls.remove(&run_id);
+                forget(&self.inner, &control);
                 Err(e.into())
             }
         }
@@ -653,7 +667,8 @@ impl Runtime {
         }
     }
 
-    /// Status of an active (queued or running) run.
+    /// Status of an active (queued or running) run; a run that has just ended may still
+    /// answer, with phase [`RunPhase::Ended`](crate::run::RunPhase::Ended).
     pub async fn status(&self, run: RunId) -> Option<RunStatus> {
         if let Some(started) = self.inner.started.get()
             && let Some(status) = started.executor.status(run).await
@@ -670,6 +685,11 @@ impl Runtime {
             Some(s) => s.executor.active().await,
             None => 0,
         }
+    }
+
+    /// True while a run is queued or running in this runtime.
+    fn is_active(&self, run: RunId) -> bool {
+        self.inner.controls.get(&run).is_some_and(|c| c.outcome().is_none())
     }
 
     /// Loads and replays a stored run.
@@ -691,7 +711,7 @@ impl Runtime {
         let interrupted = self.inner.ports.checkpoints.list_interrupted().await?;
         let mut handles = Vec::new();
         for (meta, status) in interrupted {
-            if status != StoredStatus::Running || self.inner.controls.contains_key(&meta.run_id) {
+            if status != StoredStatus::Running || self.is_active(meta.run_id) {
                 continue;
             }
             match self.resume(meta.run_id).await {
@@ -710,7 +730,7 @@ impl Runtime {
     /// [`RuntimeError::UnknownRun`], [`RuntimeError::AlreadyActive`], a replay error, or a
     /// lane refusal.
     pub async fn resume(&self, run: RunId) -> Result<RunHandle, RuntimeError> {
-        if self.inner.controls.contains_key(&run) {
+        if self.is_active(run) {
             return Err(RuntimeError::AlreadyActive { run });
         }
         let (mut state, _) = self.load_state(run).await?;
@@ -775,7 +795,7 @@ impl Runtime {
         call: &str,
         denial: Option<&str>,
     ) -> Result<RunHandle, RuntimeError> {
-        if self.inner.controls.contains_key(&run) {
+        if self.is_active(run) {
             return Err(RuntimeError::AlreadyActive { run });
         }
         let (mut state, _) = self.load_state(run).await?;
@@ -850,6 +870,26 @@ fn publish_unstarted(control: &RunControl, end: RunEnd) {
     });
 }
 
+/// Removes `control` from the runtime's active set — only that control: the same run id
+/// may already be tracked again (resumed, approved).
+fn forget(inner: &RuntimeInner, control: &Arc<RunControl>) {
+    inner.controls.remove_if(&control.run_id, |_, tracked| Arc::ptr_eq(tracked, control));
+}
+
+/// Removes a run from the runtime's active set when dropped.
+struct ActiveGuard {
+    control: Arc<RunControl>,
+    runtime: Weak<RuntimeInner>,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.runtime.upgrade() {
+            forget(&inner, &self.control);
+        }
+    }
+}
+
 /// Owned by a queued job; if the lane drops the job before it starts (cancelled, shutdown),
 /// the run's outcome becomes `Cancelled` instead of never arriving.
 struct QueuedGuard {
@@ -869,7 +909,7 @@ impl Drop for QueuedGuard {
         if let Some(control) = self.control.take() {
             publish_unstarted(&control, RunEnd::Cancelled);
             if let Some(inner) = self.runtime.upgrade() {
-                inner.controls.remove(&control.run_id);
+                forget(&inner, &control);
             }
         }
     }

@@ -5,7 +5,7 @@
 //! and deadlines. Every fact it applies is also saved through the checkpoint actor — tool
 //! results durably, before the run moves on.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use executus_llm::{Chain, Message, Model, Request, Response, StreamEvent, ToolCa
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
 use super::attempts::AttemptLog;
@@ -72,6 +72,8 @@ pub enum ModelFailure {
     Budget(BudgetDenied),
     /// Cancelled.
     Cancelled,
+    /// The model call or the budget panicked.
+    Panicked(String),
 }
 
 /// Everything a run actor starts from.
@@ -93,6 +95,19 @@ pub struct RunArgs {
 /// The run actor.
 pub struct RunActor;
 
+/// The policy decision that let a call run, kept until its result is audited.
+struct Decided {
+    decision: &'static str,
+    rule: Option<String>,
+    reason: Option<String>,
+}
+
+impl Default for Decided {
+    fn default() -> Self {
+        Self { decision: "allow", rule: None, reason: None }
+    }
+}
+
 /// Its state.
 pub struct RunActorState {
     st: RunState,
@@ -103,9 +118,17 @@ pub struct RunActorState {
     started: Instant,
     timeout: Duration,
     tasks: CancellationToken,
+    /// Cancels `tasks` when the state is dropped — also when the actor is stopped from
+    /// outside (runtime shutdown) or panics — so no tool or model call outlives its run.
+    _stop_tasks: DropGuard,
     queued_tools: VecDeque<ToolCall>,
     running_tools: usize,
+    /// Policy decisions of calls started and not yet finished, by call id.
+    decided: HashMap<String, Decided>,
     model_in_flight: bool,
+    /// Steering messages the request in flight carries (they join the transcript with the
+    /// answer).
+    steered_in_request: u32,
     critic_in_flight: bool,
     extensions: u32,
     deadline_gen: u64,
@@ -114,6 +137,8 @@ pub struct RunActorState {
     finished: bool,
     compaction: Arc<CompactionCache>,
     run_input: Arc<str>,
+    /// Facts to save before the first step (the start of a new run, resume facts).
+    unsaved: Vec<Fact>,
 }
 
 impl Actor for RunActor {
@@ -152,8 +177,10 @@ impl Actor for RunActor {
                 .map(Message::text)
                 .unwrap_or_default(),
         );
+        let tasks = control.cancel.child_token();
         let mut s = RunActorState {
-            tasks: control.cancel.child_token(),
+            _stop_tasks: tasks.clone().drop_guard(),
+            tasks,
             st: state,
             env,
             control,
@@ -163,7 +190,9 @@ impl Actor for RunActor {
             timeout,
             queued_tools: VecDeque::new(),
             running_tools: 0,
+            decided: HashMap::new(),
             model_in_flight: false,
+            steered_in_request: 0,
             critic_in_flight: false,
             extensions: 0,
             deadline_gen: 0,
@@ -172,16 +201,9 @@ impl Actor for RunActor {
             finished: false,
             compaction: Arc::default(),
             run_input,
+            unsaved: Vec::new(),
         };
-        if !unsaved.is_empty() {
-            let first = s.st.seq - unsaved.len() as u64;
-            let refs: Vec<&Fact> = unsaved.iter().collect();
-            // The start of a run is saved durably: once `spawn` returned, a crash must not
-            // lose the run.
-            if let Err(e) = s.env.checkpoint.save(&s.meta, StoredStatus::Running, first, &refs, true).await {
-                tracing::warn!(run_id = %s.st.run_id, error = %e, "could not checkpoint run start");
-            }
-        }
+        s.unsaved = unsaved;
         match model {
             Ok(m) => s.model = Some(Arc::new(m)),
             Err(e) => s.st.end(RunEnd::Failed { error: format!("model spec {:?}: {e}", s.st.agent.model) }),
@@ -194,15 +216,26 @@ impl Actor for RunActor {
         myself: ActorRef<RunMsg>,
         s: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
+        // The start of a run is saved durably before its first step, so a crash cannot lose
+        // an admitted run. Saved here, not in `pre_start`, which the executor awaits: a slow
+        // store must not serialise run starts.
+        let unsaved = std::mem::take(&mut s.unsaved);
+        if !unsaved.is_empty() {
+            let first = s.st.seq - unsaved.len() as u64;
+            let refs: Vec<&Fact> = unsaved.iter().collect();
+            if let Err(e) = s.env.checkpoint.save(&s.meta, StoredStatus::Running, first, &refs, true).await {
+                tracing::warn!(run_id = %s.st.run_id, error = %e, "could not checkpoint run start");
+            }
+        }
         s.audit(AuditEvent::RunStarted {
             model: s.st.agent.model.clone(),
             parent: s.st.parent,
             resumed: s.resumed,
         })
         .await;
-        schedule(&myself, s.timeout, RunMsg::HardDeadline(0));
+        schedule(&myself, &s.tasks, s.timeout, RunMsg::HardDeadline(0));
         if let Some(soft) = s.st.agent.limits.soft_timeout {
-            schedule(&myself, soft, RunMsg::SoftDeadline);
+            schedule(&myself, &s.tasks, soft, RunMsg::SoftDeadline);
         }
         let _ = myself.send_message(RunMsg::Advance);
         Ok(())
@@ -226,19 +259,23 @@ impl Actor for RunActor {
                 s.model_in_flight = false;
                 match result {
                     Ok(response) => {
+                        // An answer with tool calls is saved durably before any call runs, so
+                        // that after a crash resume knows which calls may have been in flight.
+                        let durable = response.message.tool_calls().next().is_some();
                         let fact = Fact::Model {
                             message: response.message,
                             usage: response.usage,
                             finish: response.finish_reason,
                             provider: response.provider.clone(),
                             model: response.model.clone(),
+                            steered: std::mem::take(&mut s.steered_in_request),
                         };
                         s.control.emit(RunEvent::ModelAnswered {
                             run_id: s.st.run_id,
                             provider: response.provider,
                             model: response.model,
                         });
-                        s.apply_and_save(fact, false).await;
+                        s.apply_and_save(fact, durable).await;
                         s.advance(&myself).await;
                     }
                     Err(ModelFailure::Budget(denied)) => {
@@ -260,6 +297,10 @@ impl Actor for RunActor {
                         s.st.end(RunEnd::Failed { error: e.to_string() });
                         s.finish(&myself).await;
                     }
+                    Err(ModelFailure::Panicked(message)) => {
+                        s.st.end(RunEnd::Failed { error: format!("model call panicked: {message}") });
+                        s.finish(&myself).await;
+                    }
                 }
             }
             RunMsg::ToolDone { result, latency } => {
@@ -270,7 +311,9 @@ impl Actor for RunActor {
                     name: result.name.clone(),
                     is_error: result.is_error,
                 });
-                s.audit_tool(&result, "allow", None, None, latency).await;
+                // The policy decision made before execution, audited with the outcome.
+                let decided = s.decided.remove(&result.id).unwrap_or_default();
+                s.audit_tool(&result, decided.decision, decided.rule, decided.reason, latency).await;
                 s.apply_and_save(Fact::ToolResult { result, blocked: false }, true).await;
                 s.pump_tools(&myself);
                 if s.running_tools == 0 && s.queued_tools.is_empty() {
@@ -325,10 +368,10 @@ impl Actor for RunActor {
                         s.timeout += time;
                         s.deadline_gen += 1;
                         let remaining = s.timeout.saturating_sub(s.started.elapsed());
-                        schedule(&myself, remaining, RunMsg::HardDeadline(s.deadline_gen));
+                        schedule(&myself, &s.tasks, remaining, RunMsg::HardDeadline(s.deadline_gen));
                         // Review again once the extension is half used.
-                        schedule(&myself, time / 2, RunMsg::SoftDeadline);
-                        // A model or tool call may have finished while the critic thought.
+                        schedule(&myself, &s.tasks, time / 2, RunMsg::SoftDeadline);
+                        // The loop waited while the critic was out; pick it up again.
                         s.advance(&myself).await;
                     }
                     (CriticTrigger::SoftDeadline, _) => s.advance(&myself).await,
@@ -342,12 +385,18 @@ impl Actor for RunActor {
     }
 }
 
-/// Sends `msg` to `actor` after `delay` (a tokio timer, so paused-time tests control it).
-fn schedule(actor: &ActorRef<RunMsg>, delay: Duration, msg: RunMsg) {
+/// Sends `msg` to `actor` after `delay` (a tokio timer, so paused-time tests control it),
+/// unless `stop` fires first (the run ended: its timers must not linger).
+fn schedule(actor: &ActorRef<RunMsg>, stop: &CancellationToken, delay: Duration, msg: RunMsg) {
     let actor = actor.clone();
+    let stop = stop.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let _ = actor.send_message(msg);
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(delay) => {
+                let _ = actor.send_message(msg);
+            }
+        }
     });
 }
 
@@ -428,6 +477,13 @@ impl RunActorState {
 
     async fn advance(&mut self, myself: &ActorRef<RunMsg>) {
         if self.model_in_flight || self.running_tools > 0 || self.critic_in_flight || self.finished {
+            return;
+        }
+        if self.control.cancel.is_cancelled() {
+            // Cancelled from outside; the `Cancel` message may still be on its way, and
+            // cancelled tool calls report back first: start nothing new.
+            self.st.end(RunEnd::Cancelled);
+            self.finish(myself).await;
             return;
         }
         match self.st.next_action() {
@@ -545,6 +601,12 @@ impl RunActorState {
             }
         }
         if approved {
+            let decided = Decided {
+                decision: "allow",
+                rule: Some("human-approval".into()),
+                reason: Some("approved by a human".into()),
+            };
+            self.decided.insert(call.id.clone(), decided);
             return Some(call);
         }
         // Stage 3: runtime policy.
@@ -560,19 +622,14 @@ impl RunActorState {
         });
         let reason = verdict.reason();
         match verdict.decision {
-            Decision::Allow => Some(call),
+            Decision::Allow => {
+                let decided = Decided { decision: "allow", rule: Some(verdict.rule), reason };
+                self.decided.insert(call.id.clone(), decided);
+                Some(call)
+            }
             Decision::Rewrite(new_args) => {
-                self.audit(AuditEvent::ToolCall {
-                    step: self.st.step,
-                    tool: call.name.clone(),
-                    call_id: call.id.clone(),
-                    decision: "rewrite".into(),
-                    rule: Some(verdict.rule.clone()),
-                    reason,
-                    is_error: false,
-                    latency_ms: 0,
-                })
-                .await;
+                let decided = Decided { decision: "rewrite", rule: Some(verdict.rule), reason };
+                self.decided.insert(call.id.clone(), decided);
                 self.apply_and_save(
                     Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() },
                     false,
@@ -682,6 +739,7 @@ impl RunActorState {
         let request = self.st.request(tools);
         let step = self.st.step + 1;
         self.model_in_flight = true;
+        self.steered_in_request = u32::try_from(self.st.steering.len()).unwrap_or(u32::MAX);
         self.control.emit(RunEvent::StepStarted { run_id: self.st.run_id, step });
         let env = self.env.clone();
         let control = self.control.clone();
@@ -705,14 +763,20 @@ impl RunActorState {
             async move {
                 let (chain, log) = AttemptLog::attach(&model);
                 let model: Arc<dyn Model> = Arc::new(chain);
-                let request = prepare(&env, request, &spec, &cache).await;
-                if let Some(event) = request.1 {
-                    let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
-                    env.ports.audit.record(record).await;
-                }
-                let request = request.0;
-                let result =
-                    call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await;
+                // A panic in the model, the budget, the compactor or the audit sink must still
+                // answer the actor, or the run would wait for its timeout.
+                let work = async {
+                    let (request, compaction) = prepare(&env, request, &spec, &cache).await;
+                    if let Some(event) = compaction {
+                        let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
+                        env.ports.audit.record(record).await;
+                    }
+                    call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await
+                };
+                let result = AssertUnwindSafe(work)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(ModelFailure::Panicked(panic_message(&panic))));
                 let (usage, answered) = match &result {
                     Ok(r) => (r.usage, r.model.clone()),
                     Err(_) => (Usage::default(), String::new()),
@@ -721,9 +785,23 @@ impl RunActorState {
                 span.record("gen_ai.response.model", answered.as_str());
                 span.record("gen_ai.usage.input_tokens", usage.input_tokens);
                 span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-                for event in log.audit_events(step, usage, std::time::Instant::now()) {
+                let mut events = log.audit_events(step, usage, std::time::Instant::now());
+                if let Err(ModelFailure::Panicked(message)) = &result {
+                    events.push(AuditEvent::ModelCall {
+                        step,
+                        provider: String::new(),
+                        model: spec.clone(),
+                        attempt: 0,
+                        latency_ms: 0,
+                        usage: Usage::default(),
+                        error: Some(format!("panicked: {message}")),
+                    });
+                }
+                for event in events {
                     let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
-                    env.ports.audit.record(record).await;
+                    if let Err(panic) = AssertUnwindSafe(env.ports.audit.record(record)).catch_unwind().await {
+                        tracing::error!(run_id = %run_id, panic = %panic_message(&panic), "audit sink panicked");
+                    }
                 }
                 let _ = me.send_message(RunMsg::ModelDone(result));
             }
@@ -783,8 +861,13 @@ impl RunActorState {
                     .save(&self.meta, StoredStatus::AwaitingApproval, self.st.seq, &[], true)
                     .await;
             }
-            RunEnd::Completed => self.env.checkpoint.finish(self.st.run_id, StoredStatus::Completed),
-            _ => self.env.checkpoint.finish(self.st.run_id, StoredStatus::Failed),
+            end => {
+                let status =
+                    if *end == RunEnd::Completed { StoredStatus::Completed } else { StoredStatus::Failed };
+                if let Err(e) = self.env.checkpoint.finish(self.st.run_id, status).await {
+                    tracing::warn!(run_id = %self.st.run_id, error = %e, "could not delete the finished run's checkpoint");
+                }
+            }
         }
         self.audit(AuditEvent::RunEnded {
             status: end.status().into(),
@@ -882,8 +965,14 @@ async fn call_model(
         }
     };
     let result = tokio::select! {
-        r = call => r.map_err(ModelFailure::Model),
+        // A cancelled run never takes an answer that raced with its cancellation.
+        biased;
         () = cancel.cancelled() => Err(ModelFailure::Cancelled),
+        // A panicking model still releases its reservation below.
+        r = AssertUnwindSafe(call).catch_unwind() => match r {
+            Ok(r) => r.map_err(ModelFailure::Model),
+            Err(panic) => Err(ModelFailure::Panicked(panic_message(&panic))),
+        },
     };
     let (usage, provider, answered) = match &result {
         Ok(r) => (r.usage, r.provider.as_str(), r.model.as_str()),

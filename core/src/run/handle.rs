@@ -22,6 +22,9 @@ pub struct RunControl {
     /// Agent name.
     pub agent: String,
     pub(crate) events: broadcast::Sender<RunEvent>,
+    /// The receiver made with the channel, handed to the first `events()` caller so that
+    /// nothing emitted between `spawn` and that call is lost.
+    first_events: Mutex<Option<broadcast::Receiver<RunEvent>>>,
     pub(crate) outcome: watch::Sender<Option<Arc<RunOutcome>>>,
     pub(crate) cancel: CancellationToken,
     /// Steering that arrived before the run's actor started.
@@ -32,12 +35,13 @@ pub struct RunControl {
 
 impl RunControl {
     pub(crate) fn new(run_id: RunId, agent: String) -> Arc<Self> {
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (events, first_events) = broadcast::channel(EVENT_CAPACITY);
         let (outcome, _) = watch::channel(None);
         Arc::new(Self {
             run_id,
             agent,
             events,
+            first_events: Mutex::new(Some(first_events)),
             outcome,
             cancel: CancellationToken::new(),
             early_steering: Mutex::new(Vec::new()),
@@ -86,10 +90,14 @@ impl RunHandle {
         self.control.run_id
     }
 
-    /// Subscribes to the run's events from now on (a handle returned by `spawn` is
-    /// created before the run starts, so subscribing right away misses nothing).
+    /// Subscribes to the run's events. The first call (on this handle or any clone)
+    /// receives every event since the run was admitted — the run may already be going when
+    /// `spawn` returns — up to [`EVENT_CAPACITY`] of them; later calls receive events from
+    /// then on.
     pub fn events(&self) -> broadcast::Receiver<RunEvent> {
-        self.control.events.subscribe()
+        let first =
+            self.control.first_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        first.unwrap_or_else(|| self.control.events.subscribe())
     }
 
     /// Waits for the outcome. Works any number of times, from any clone.

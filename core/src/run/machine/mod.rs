@@ -23,6 +23,10 @@ use crate::ids::RunId;
 
 use super::outcome::RunEnd;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
 /// Where the run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,7 +92,9 @@ pub enum Fact {
     Model {
         /// The assistant message.
         message: Message,
-        /// Usage of the call.
+        /// Usage of the call (zero counters are not written: this fact is in every step's
+        /// checkpoint).
+        #[serde(default, with = "compact_usage")]
         usage: Usage,
         /// Finish reason.
         finish: FinishReason,
@@ -96,6 +102,11 @@ pub enum Fact {
         provider: String,
         /// The model that answered.
         model: String,
+        /// How many pending steering messages the request carried: they join the
+        /// transcript just before this answer (steering that arrived during the call stays
+        /// pending for the next step).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        steered: u32,
     },
     /// A tool call of the current step finished (or was refused).
     ToolResult {
@@ -301,8 +312,10 @@ impl RunState {
         self.phase = Phase::Ended;
     }
 
-    /// What to do next. Moves pending steering into the transcript before a model call.
-    pub fn next_action(&mut self) -> Action {
+    /// What to do next. Pure: pending steering goes into the request (see
+    /// [`RunState::request`]) and joins the transcript with the answer (`Fact::Model`'s
+    /// `steered`), so a replayed log places it exactly where the live run did.
+    pub fn next_action(&self) -> Action {
         match self.phase {
             Phase::Ended => Action::Done,
             Phase::Tools => {
@@ -330,19 +343,20 @@ impl RunState {
                 if self.step >= self.max_steps {
                     return Action::StepCapReached;
                 }
-                for text in self.steering.drain(..) {
-                    self.messages.push(Message::user(text));
-                }
                 Action::CallModel { tools: self.guard.finalize_pending.is_none() }
             }
         }
     }
 
-    /// The request for the next model call, with `tools` offered (empty when withheld).
+    /// The request for the next model call, with `tools` offered (empty when withheld):
+    /// the transcript, then pending steering as user messages (report `steering.len()` as
+    /// the answer's `steered`).
     pub fn request(&self, tools: Vec<ToolSpec>) -> Request {
+        let mut messages = self.messages.clone();
+        messages.extend(self.steering.iter().map(|text| Message::user(text.clone())));
         let mut request = Request {
             system: (!self.agent.system.is_empty()).then(|| self.agent.system.clone()),
-            messages: self.messages.clone(),
+            messages,
             tools,
             temperature: self.agent.temperature,
             max_tokens: self.agent.max_tokens,
@@ -369,9 +383,13 @@ impl RunState {
         self.last_triggers.clear();
         match fact {
             Fact::Started { .. } => return Err(misfit("a second Started fact".into())),
-            Fact::Model { message, usage, .. } => {
+            Fact::Model { message, usage, steered, .. } => {
                 if self.phase != Phase::Model {
                     return Err(misfit(format!("model answer in phase {:?}", self.phase)));
+                }
+                let placed = (*steered as usize).min(self.steering.len());
+                for text in self.steering.drain(..placed) {
+                    self.messages.push(Message::user(text));
                 }
                 self.step += 1;
                 self.usage.add(usage);
@@ -582,6 +600,10 @@ impl RunState {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Parses a final answer as JSON, stripping a Markdown code fence.
 pub fn parse_typed(text: &str) -> Result<Value, serde_json::Error> {
     let t = text.trim();
@@ -638,6 +660,52 @@ pub fn fingerprint(name: &str, payload: &str) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// `Usage` without its zero counters, for the checkpoint log; reads the full form too.
+mod compact_usage {
+    use executus_llm::Usage;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    fn is_zero(n: &u64) -> bool {
+        *n == 0
+    }
+
+    #[derive(Serialize, Deserialize, Default)]
+    struct Compact {
+        #[serde(default, skip_serializing_if = "is_zero")]
+        input_tokens: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        output_tokens: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        cache_read_tokens: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        cache_write_tokens: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        reasoning_tokens: u64,
+    }
+
+    pub fn serialize<S: Serializer>(u: &Usage, s: S) -> Result<S::Ok, S::Error> {
+        Compact {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Usage, D::Error> {
+        let c = Compact::deserialize(d)?;
+        Ok(Usage {
+            input_tokens: c.input_tokens,
+            output_tokens: c.output_tokens,
+            cache_read_tokens: c.cache_read_tokens,
+            cache_write_tokens: c.cache_write_tokens,
+            reasoning_tokens: c.reasoning_tokens,
+        })
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {
