@@ -53,11 +53,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "PR_REVIEW_DIFF",
         "Path of the unified diff to review; `-` reads stdin. Default: the bundled sample diff.",
     ),
-    ("PR_REVIEW_OUT_DIR", "Directory for review.md, review.sarif and review.json. Default: `target/pr-review`."),
     (
-        "PR_REVIEW_CONCURRENCY",
-        "How many cells run at once (the lane's capacity), 1 to 256. Default: 8.",
+        "PR_REVIEW_OUT_DIR",
+        "Directory for review.md, review.sarif and review.json. Default: `target/pr-review`.",
     ),
+    ("PR_REVIEW_CONCURRENCY", "How many cells run at once (the lane's capacity), 1 to 256. Default: 8."),
     (
         "PR_REVIEW_DEADLINE",
         "Swarm deadline, e.g. `90s`, `5m`, or `none`; cells still running then are reported \
@@ -326,8 +326,9 @@ fn parse_lenses(list: &str) -> Result<Vec<LensKind>, ReviewError> {
         if element.is_empty() {
             return Err(ReviewError::env(VAR, format!("empty element in {list:?} (known lenses: {known})")));
         }
-        let lens = LensKind::from_name(element)
-            .ok_or_else(|| ReviewError::env(VAR, format!("unknown lens {element:?} (known lenses: {known})")))?;
+        let lens = LensKind::from_name(element).ok_or_else(|| {
+            ReviewError::env(VAR, format!("unknown lens {element:?} (known lenses: {known})"))
+        })?;
         if !lenses.contains(&lens) {
             lenses.push(lens);
         }

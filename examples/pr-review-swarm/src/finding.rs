@@ -58,9 +58,7 @@ pub struct Finding {
 }
 
 /// How bad a finding is. Ordered: `Note < Warning < Error`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth a look.
@@ -97,13 +95,12 @@ impl Finding {
         self.line = self.line.max(1);
         self.end_line = self.end_line.filter(|end| *end > self.line);
         let category = slug(&self.category);
-        self.category = truncate(if category.is_empty() { "general".to_owned() } else { category }, MAX_CATEGORY);
+        self.category =
+            truncate(if category.is_empty() { "general".to_owned() } else { category }, MAX_CATEGORY);
         self.title = truncate(one_line(&self.title), MAX_TITLE);
         self.detail = truncate(self.detail.trim().to_owned(), MAX_TEXT);
-        self.suggestion = self
-            .suggestion
-            .map(|s| truncate(s.trim().to_owned(), MAX_TEXT))
-            .filter(|s| !s.is_empty());
+        self.suggestion =
+            self.suggestion.map(|s| truncate(s.trim().to_owned(), MAX_TEXT)).filter(|s| !s.is_empty());
         self
     }
 

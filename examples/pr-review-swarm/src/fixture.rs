@@ -18,8 +18,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use executus_llm::fake::{FakeProvider, Outcome, ReplayOptions, ReplayProvider, TranscriptEntry, TranscriptWriter};
 use executus_llm::Registry;
+use executus_llm::fake::{
+    FakeProvider, Outcome, ReplayOptions, ReplayProvider, TranscriptEntry, TranscriptWriter,
+};
 
 use crate::config::{ReplaySource, ReviewConfig};
 use crate::error::ReviewError;

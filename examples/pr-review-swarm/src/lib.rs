@@ -69,4 +69,6 @@ pub use lens::LensKind;
 pub use merge::MergedFinding;
 pub use models::{Models, build_models, build_runtime};
 pub use render::{render_json, render_markdown, render_ndjson, render_sarif, write_outputs};
-pub use review::{CellStatus, CellSummary, Progress, Review, load_diff, run_review, run_review_with_progress};
+pub use review::{
+    CellStatus, CellSummary, Progress, Review, load_diff, run_review, run_review_with_progress,
+};

@@ -102,9 +102,14 @@ pub fn merge(
     let rank = |list: &[String], name: &str| list.iter().position(|n| n == name).unwrap_or(list.len());
     // Deterministic input order, whatever order the cells finished in.
     reported.sort_by(|a, b| {
-        (rank(models, &a.model), rank(lenses, &a.lens), &a.finding.file, a.finding.line, &a.finding.title).cmp(
-            &(rank(models, &b.model), rank(lenses, &b.lens), &b.finding.file, b.finding.line, &b.finding.title),
-        )
+        (rank(models, &a.model), rank(lenses, &a.lens), &a.finding.file, a.finding.line, &a.finding.title)
+            .cmp(&(
+                rank(models, &b.model),
+                rank(lenses, &b.lens),
+                &b.finding.file,
+                b.finding.line,
+                &b.finding.title,
+            ))
     });
     let tokens: Vec<BTreeSet<String>> = reported.iter().map(|r| title_tokens(&r.finding.title)).collect();
     let mut sets = DisjointSets::new(reported.len());
@@ -163,9 +168,10 @@ fn combine(
 ) -> Option<MergedFinding> {
     // Members are in (model, lens) configuration order and a later member replaces the lead
     // only when strictly more severe: the documented tie-break.
-    let lead = members.iter().copied().reduce(|best, r| {
-        if r.finding.severity > best.finding.severity { r } else { best }
-    })?;
+    let lead = members
+        .iter()
+        .copied()
+        .reduce(|best, r| if r.finding.severity > best.finding.severity { r } else { best })?;
     let line = members.iter().map(|r| r.finding.line).min().unwrap_or(lead.finding.line);
     let last = members.iter().map(|r| r.finding.last_line()).max().unwrap_or(line);
     let ordered = |names: Vec<&str>, order: &[String]| -> Vec<String> {
@@ -232,7 +238,8 @@ fn fnv1a(parts: &[&str]) -> u64 {
         let separator: &[u8] = if i == 0 { b"" } else { b"\0" };
         separator.iter().chain(part.as_bytes()).copied()
     });
-    separated.fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    separated
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 const STOP_WORDS: &[&str] = &[

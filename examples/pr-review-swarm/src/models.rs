@@ -38,9 +38,10 @@ pub fn build_models(config: &ReviewConfig) -> Result<Models, ReviewError> {
     let registry = Registry::new();
     let mut secrets: Vec<Secret> = Vec::new();
     for spec in &config.providers {
-        registry
-            .add_spec(spec, HttpOptions::default())
-            .map_err(|source| ReviewError::Models { var: format!("EXECUTUS_LLM_{}", spec.name.to_uppercase()), source })?;
+        registry.add_spec(spec, HttpOptions::default()).map_err(|source| ReviewError::Models {
+            var: format!("EXECUTUS_LLM_{}", spec.name.to_uppercase()),
+            source,
+        })?;
         secrets.extend(spec.api_key.clone());
     }
     let replay = match &config.replay {
@@ -116,7 +117,9 @@ impl Provider for RecordingProvider {
 pub fn build_runtime(config: &ReviewConfig, registry: Registry) -> Result<Runtime, ReviewError> {
     let mut runtime_config = RuntimeConfig::default();
     let lane = config.lane.clone().unwrap_or_else(|| "default".to_owned());
-    runtime_config.lanes.insert(lane, LaneSettings { capacity: config.concurrency, ..LaneSettings::default() });
+    runtime_config
+        .lanes
+        .insert(lane, LaneSettings { capacity: config.concurrency, ..LaneSettings::default() });
     Runtime::builder()
         .registry(registry)
         .config(runtime_config)

@@ -149,8 +149,8 @@ pub fn load_diff(config: &ReviewConfig) -> Result<String, ReviewError> {
         DiffSource::Bundled => return Ok(SAMPLE_DIFF.to_owned()),
         DiffSource::Stdin => (PathBuf::from("-"), Box::new(std::io::stdin())),
         DiffSource::Path(path) => {
-            let file =
-                std::fs::File::open(path).map_err(|source| ReviewError::ReadDiff { path: path.clone(), source })?;
+            let file = std::fs::File::open(path)
+                .map_err(|source| ReviewError::ReadDiff { path: path.clone(), source })?;
             (path.clone(), Box::new(file))
         }
     };
@@ -249,7 +249,11 @@ pub async fn run_review_with_progress(
                         for finding in report.findings.into_iter().take(MAX_FINDINGS_PER_CELL) {
                             let mut finding = finding.sanitised();
                             finding.file = index.resolve_path(&finding.file);
-                            reported.push(Reported { model: cell.model.clone(), lens: cell.lens.clone(), finding });
+                            reported.push(Reported {
+                                model: cell.model.clone(),
+                                lens: cell.lens.clone(),
+                                finding,
+                            });
                             summary.findings += 1;
                         }
                     }
@@ -260,8 +264,11 @@ pub async fn run_review_with_progress(
                 }
             }
             Err(error) => {
-                summary.status =
-                    if matches!(error, CellError::TimedOut { .. }) { CellStatus::TimedOut } else { CellStatus::Failed };
+                summary.status = if matches!(error, CellError::TimedOut { .. }) {
+                    CellStatus::TimedOut
+                } else {
+                    CellStatus::Failed
+                };
                 summary.error = Some(error.to_string());
             }
         }

@@ -27,16 +27,29 @@ fn similar_titles_on_near_lines_merge_keeping_the_highest_severity() {
         reported(
             "m/b",
             "security",
-            finding("db.rs", 32, Severity::Warning, "injection", "User input interpolated into SQL query (injection)"),
+            finding(
+                "db.rs",
+                32,
+                Severity::Warning,
+                "injection",
+                "User input interpolated into SQL query (injection)",
+            ),
         ),
         reported(
             "m/a",
             "security",
-            finding("db.rs", 30, Severity::Error, "sql-injection", "SQL injection via string-formatted query"),
+            finding(
+                "db.rs",
+                30,
+                Severity::Error,
+                "sql-injection",
+                "SQL injection via string-formatted query",
+            ),
         ),
         reported("m/a", "correctness", finding("db.rs", 90, Severity::Note, "naming", "Unclear name")),
     ];
-    let merged = merge(input, &DiffIndex::default(), &names(&["m/a", "m/b"]), &names(&["correctness", "security"]));
+    let merged =
+        merge(input, &DiffIndex::default(), &names(&["m/a", "m/b"]), &names(&["correctness", "security"]));
     assert_eq!(merged.len(), 2, "{merged:#?}");
     let sql = &merged[0];
     assert_eq!(sql.severity, Severity::Error);
@@ -54,31 +67,65 @@ fn distant_lines_other_files_and_different_titles_stay_apart() {
     let title = "Unwrap on user supplied page parameter";
     let input = vec![
         reported("m/a", "correctness", finding("a.rs", 10, Severity::Error, "panic", title)),
-        reported("m/b", "correctness", finding("a.rs", 10 + LINE_WINDOW + 1, Severity::Error, "panic", title)),
+        reported(
+            "m/b",
+            "correctness",
+            finding("a.rs", 10 + LINE_WINDOW + 1, Severity::Error, "panic", title),
+        ),
         reported("m/b", "correctness", finding("b.rs", 10, Severity::Error, "panic", title)),
-        reported("m/b", "performance", finding("a.rs", 11, Severity::Warning, "dos", "per_page is never capped")),
+        reported(
+            "m/b",
+            "performance",
+            finding("a.rs", 11, Severity::Warning, "dos", "per_page is never capped"),
+        ),
     ];
     let merged = merge(input, &DiffIndex::default(), &names(&["m/a", "m/b"]), &names(&["correctness"]));
-    assert_eq!(merged.len(), 3, "{merged:#?}");
-    // a.rs:10 and a.rs:14 share a title but are 4 lines apart; the cap finding is near a.rs:10
-    // with an unrelated title and category.
-    assert!(merged.iter().all(|m| m.agreement == 1 || m.file == "a.rs"));
+    // a.rs:10 and a.rs:14 share a title but are 4 lines apart; b.rs is another file; the cap
+    // finding is near both a.rs ones but has an unrelated title and category.
+    assert_eq!(merged.len(), 4, "{merged:#?}");
+    assert!(merged.iter().all(|m| m.agreement == 1 && m.reports.len() == 1));
 }
 
 #[test]
 fn same_category_on_overlapping_lines_merges_despite_different_titles() {
     let input = vec![
-        reported("m/a", "security", finding("t.rs", 4, Severity::Error, "hardcoded-secret", "Hard-coded AWS credentials in test")),
+        reported(
+            "m/a",
+            "security",
+            Finding {
+                end_line: Some(5),
+                ..finding(
+                    "t.rs",
+                    4,
+                    Severity::Error,
+                    "hardcoded-secret",
+                    "Hard-coded AWS credentials in test",
+                )
+            },
+        ),
         reported(
             "m/b",
             "maintainability",
-            Finding { end_line: Some(5), ..finding("t.rs", 5, Severity::Warning, "hardcoded-secret", "Secret key committed") },
+            finding("t.rs", 5, Severity::Warning, "hardcoded-secret", "Secret key committed"),
+        ),
+        // Same category, near but not overlapping: a different problem.
+        reported(
+            "m/b",
+            "maintainability",
+            finding("t.rs", 7, Severity::Note, "hardcoded-secret", "Token in comment"),
         ),
     ];
-    let merged = merge(input, &DiffIndex::default(), &names(&["m/a", "m/b"]), &names(&["security", "maintainability"]));
-    assert_eq!(merged.len(), 1, "{merged:#?}");
+    let merged = merge(
+        input,
+        &DiffIndex::default(),
+        &names(&["m/a", "m/b"]),
+        &names(&["security", "maintainability"]),
+    );
+    assert_eq!(merged.len(), 2, "{merged:#?}");
     assert_eq!(merged[0].lenses, ["security", "maintainability"]);
-    assert_eq!(merged[0].end_line, Some(5));
+    assert_eq!((merged[0].line, merged[0].end_line), (4, Some(5)));
+    assert_eq!(merged[0].agreement, 2);
+    assert_eq!(merged[1].title, "Token in comment");
 }
 
 #[test]
@@ -87,7 +134,8 @@ fn merging_is_transitive_and_independent_of_input_order() {
         vec![
             reported("m/a", "l", finding("f", 10, Severity::Note, "x", "off by one in end index")),
             reported("m/b", "l", finding("f", 12, Severity::Warning, "y", "end index off by one")),
-            reported("m/c", "l", finding("f", 14, Severity::Error, "z", "end index drops last item")),
+            // Near 12 but not 10 (4 lines apart): it joins 10 through 12.
+            reported("m/c", "l", finding("f", 14, Severity::Error, "z", "end index is off by one again")),
         ]
     };
     let order = names(&["m/a", "m/b", "m/c"]);
@@ -99,6 +147,7 @@ fn merging_is_transitive_and_independent_of_input_order() {
     assert_eq!(forward.len(), 1, "{forward:#?}");
     assert_eq!(forward[0].agreement, 3);
     assert_eq!(forward[0].severity, Severity::Error);
+    assert_eq!((forward[0].line, forward[0].end_line), (10, Some(14)));
 }
 
 #[test]

@@ -33,7 +33,10 @@ pub fn render_markdown(review: &Review) -> String {
     );
     let _ = writeln!(out, "Models: {}. Lenses: {}.\n", list_code(&review.models), review.lenses.join(", "));
     if review.all_failed() {
-        let _ = writeln!(out, "> **Every cell failed: this review has no findings to report.** See the cells below.\n");
+        let _ = writeln!(
+            out,
+            "> **Every cell failed: this review has no findings to report.** See the cells below.\n"
+        );
     } else if review.failed_cells().next().is_some() {
         let failed = review.failed_cells().count();
         let _ = writeln!(
@@ -99,7 +102,15 @@ fn findings_by_file(review: &Review, out: &mut String) {
             if f.reports.len() > 1 {
                 out.push_str("<details><summary>Reported as</summary>\n\n");
                 for r in &f.reports {
-                    let _ = writeln!(out, "- {} × {} ({}, line {}): {}", r.model, r.lens, r.severity, r.line, one_line(&r.title));
+                    let _ = writeln!(
+                        out,
+                        "- {} × {} ({}, line {}): {}",
+                        r.model,
+                        r.lens,
+                        r.severity,
+                        r.line,
+                        one_line(&r.title)
+                    );
                 }
                 out.push_str("\n</details>\n\n");
             }

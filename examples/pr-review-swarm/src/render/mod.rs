@@ -34,8 +34,7 @@ pub fn write_outputs(review: &Review, dir: &Path) -> Result<Vec<PathBuf>, Review
         text.push('\n');
         text
     };
-    let contents =
-        [render_markdown(review), pretty(&render_sarif(review)), pretty(&render_json(review))];
+    let contents = [render_markdown(review), pretty(&render_sarif(review)), pretty(&render_json(review))];
     let mut written = Vec::new();
     for (name, text) in OUTPUT_FILES.iter().zip(contents) {
         let path = dir.join(name);

@@ -4,8 +4,9 @@
 //! - `results[].level` is the severity (`error`, `warning`, `note`); `message.text` the title,
 //!   the detail, the suggestion and who reported it; `properties` carry agreement, models
 //!   and lenses for tools that read them.
-//! - Locations are relative URIs (percent-encoded) against `%SRCROOT%`, with 1-based
-//!   `startLine`/`endLine`.
+//! - Locations are relative URIs (percent-encoded) with `uriBaseId` `%SRCROOT%` (the
+//!   repository root, which code-scanning uploaders resolve), 1-based `startLine`/`endLine`,
+//!   and the flagged line as `snippet` when the diff shows it.
 //! - `partialFingerprints["prReviewSwarm/v1"]` is the merged finding's `id` (file, category
 //!   and the flagged line's text): stable across runs and line shifts, so code-scanning
 //!   de-duplicates alerts between pushes.
@@ -119,7 +120,6 @@ pub fn render_sarif(review: &Review) -> Value {
                 "executionSuccessful": !review.all_failed(),
                 "toolExecutionNotifications": notifications,
             }],
-            "originalUriBaseIds": { "%SRCROOT%": { "uri": "./" } },
             "columnKind": "unicodeCodePoints",
             "results": results,
             "properties": {
