@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use executus::fanout::FanoutProgress;
 use pr_review_swarm::config::ENV_VARS;
 use pr_review_swarm::{
-    Progress, ReviewConfig, ReviewError, build_models, build_runtime, load_diff, render_markdown,
+    Models, Progress, ReviewConfig, ReviewError, build_models, build_runtime, load_diff, render_markdown,
     run_review_with_progress, write_outputs,
 };
 
@@ -45,11 +45,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure { code: 1, error: anyhow!("cannot start the async runtime: {e}") })
-        .and_then(|rt| rt.block_on(review()));
+    let result = prepare().and_then(|prepared| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure { code: 1, error: anyhow!("cannot start the async runtime: {e}") })
+            .and_then(|rt| rt.block_on(review(prepared)))
+    });
     match result {
         Ok(code) => code,
         Err(Failure { code, error }) => {
@@ -59,13 +61,27 @@ fn main() -> ExitCode {
     }
 }
 
-async fn review() -> Result<ExitCode, Failure> {
+/// Everything that can fail before a model is called, done synchronously (reading the diff
+/// from stdin blocks, so it happens before the async runtime starts).
+struct Prepared {
+    config: ReviewConfig,
+    models: Models,
+    diff: String,
+}
+
+fn prepare() -> Result<Prepared, Failure> {
     let config = ReviewConfig::from_env()?;
+    let models = build_models(&config)?;
+    let diff = load_diff(&config)?;
+    Ok(Prepared { config, models, diff })
+}
+
+async fn review(prepared: Prepared) -> Result<ExitCode, Failure> {
+    let Prepared { config, models, diff } = prepared;
     let show_progress =
         !config.quiet && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
-    let models = build_models(&config)?;
+    // Actors start lazily inside the runtime's first use, which is in this async context.
     let runtime = build_runtime(&config, models.registry.clone())?;
-    let diff = load_diff(&config)?;
     let review = run_review_with_progress(&runtime, &config, &diff, |p| {
         if show_progress {
             print_progress(p);

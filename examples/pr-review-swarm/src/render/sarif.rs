@@ -6,7 +6,7 @@
 //!   and lenses for tools that read them.
 //! - Locations are relative URIs (percent-encoded) with `uriBaseId` `%SRCROOT%` (the
 //!   repository root, which code-scanning uploaders resolve), 1-based `startLine`/`endLine`,
-//!   and the flagged line as `snippet` when the diff shows it.
+//!   and, for a one-line region the diff shows, that line as `snippet`.
 //! - `partialFingerprints["prReviewSwarm/v1"]` is the merged finding's `id` (file, category
 //!   and the flagged line's text): stable across runs and line shifts, so code-scanning
 //!   de-duplicates alerts between pushes.
@@ -42,7 +42,9 @@ pub fn render_sarif(review: &Review) -> Value {
             if let Some(end) = f.end_line {
                 region["endLine"] = json!(end);
             }
-            if let Some(snippet) = &f.snippet {
+            // A snippet is the region's whole text; the diff index gives one line, so only a
+            // one-line region carries it.
+            if let (Some(snippet), None) = (&f.snippet, f.end_line) {
                 region["snippet"] = json!({ "text": snippet });
             }
             let mut text = f.title.clone();

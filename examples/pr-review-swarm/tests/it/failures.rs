@@ -169,3 +169,21 @@ async fn configuration_problems_are_errors_before_any_cell_runs() {
     let error = run_review(&runtime, &ok, &huge).await.unwrap_err();
     assert!(matches!(error, ReviewError::DiffTooLarge { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn run_mode_cells_work_too() {
+    let mut config = config(&["scripted/m"]);
+    config.mode = executus::fanout::CellMode::Run;
+    config.lenses = vec![pr_review_swarm::LensKind::Correctness];
+    let (runtime, _, registry) = bundled_runtime(&config);
+    let scripted = FakeProvider::new("scripted");
+    scripted.fallback(Outcome::json(&json!({ "findings": [{
+        "file": "src/pagination.rs", "line": 10, "end_line": null, "severity": "error",
+        "category": "off-by-one", "title": "Skips the first page", "detail": "d", "suggestion": null
+    }]})));
+    registry.add_provider(Arc::new(scripted)).unwrap();
+    let review = run_review(&runtime, &config, SAMPLE_DIFF).await.unwrap();
+    assert_eq!(review.cells[0].status, CellStatus::Succeeded, "{:?}", review.cells[0]);
+    assert_eq!(review.findings.len(), 1);
+    assert_eq!(review.findings[0].snippet.as_deref(), Some("let start = page * per_page;"));
+}

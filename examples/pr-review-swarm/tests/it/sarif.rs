@@ -262,6 +262,18 @@ async fn the_bundled_review_is_valid_sarif_2_1_0() {
     assert_eq!(location["artifactLocation"]["uri"], json!("src/handlers/search.rs"));
     assert_eq!(location["region"]["startLine"], json!(30));
     assert_eq!(location["region"]["endLine"], json!(32));
+    assert!(location["region"].get("snippet").is_none(), "a multi-line region carries no one-line snippet");
+    let one_line = results
+        .iter()
+        .find(|r| {
+            r["ruleId"] == json!("off-by-one")
+                && r["locations"][0]["physicalLocation"]["region"]["startLine"] == json!(10)
+        })
+        .unwrap();
+    assert_eq!(
+        one_line["locations"][0]["physicalLocation"]["region"]["snippet"]["text"],
+        json!("let start = page * per_page;")
+    );
     let text = first["message"]["text"].as_str().unwrap();
     assert!(text.starts_with("SQL injection: the search term is formatted into the query string"));
     assert!(text.contains("2/2 models"), "{text}");
