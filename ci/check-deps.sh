@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Dependency invariants: the provider crate (executus-llm) and the core crate (executus) never
-# have sqlx, SQLite, cron or any executus battery/store crate in their normal dependency tree,
-# and no source file under llm/ or core/ names a battery crate.
+# Dependency invariants: the provider crate (executus-llm), the core crate (executus) and the
+# light-host example (pr-review-swarm) never have sqlx, SQLite, cron or any executus
+# battery/store crate in their normal dependency tree, and no source file under llm/ or core/
+# names a battery crate.
 #
 #   ci/check-deps.sh              check the workspace
 #   ci/check-deps.sh --self-test  prove the checker fails on a tree that contains a forbidden crate
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|executus-(persona|skill|audit|critic|budget|schedule|store))$'
-LEAN_CRATES=(executus-llm executus)
+LEAN_CRATES=(executus-llm executus pr-review-swarm)
 
 # Reads `cargo tree --prefix none --format {p}` lines on stdin; prints offenders; fails if any.
 check_tree() {
