@@ -17,6 +17,7 @@ mod loops;
 mod ports;
 mod resume;
 mod run_loop;
+mod spans;
 mod ssrf;
 mod tools;
 mod typed;

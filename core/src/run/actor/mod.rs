@@ -139,6 +139,10 @@ pub struct RunActorState {
     run_input: Arc<str>,
     /// Facts to save before the first step (the start of a new run, resume facts).
     unsaved: Vec<Fact>,
+    /// The run's tracing span (`run` > `step` > `model_call` / `tool_call`).
+    span: tracing::Span,
+    /// The current step's span.
+    step_span: tracing::Span,
 }
 
 impl Actor for RunActor {
@@ -202,7 +206,17 @@ impl Actor for RunActor {
             compaction: Arc::default(),
             run_input,
             unsaved: Vec::new(),
+            span: tracing::Span::none(),
+            step_span: tracing::Span::none(),
         };
+        s.span = tracing::info_span!(
+            parent: None,
+            "run",
+            run_id = %s.st.run_id,
+            gen_ai.agent.name = %s.st.agent.name,
+            gen_ai.request.model = %s.st.agent.model,
+            resumed = s.resumed
+        );
         s.unsaved = unsaved;
         match model {
             Ok(m) => s.model = Some(Arc::new(m)),

@@ -37,7 +37,9 @@ impl RunActorState {
         let spec = self.st.agent.model.clone();
         let run_id = self.st.run_id;
         let cache = self.compaction.clone();
+        self.step_span = tracing::info_span!(parent: &self.span, "step", step);
         let span = tracing::info_span!(
+            parent: &self.step_span,
             "model_call",
             gen_ai.operation.name = "chat",
             gen_ai.request.model = %spec,
@@ -46,8 +48,10 @@ impl RunActorState {
             gen_ai.usage.output_tokens = tracing::field::Empty,
             step
         );
+        let recorded = span.clone();
         tokio::spawn(
             async move {
+                let span = recorded;
                 let (chain, log) = AttemptLog::attach(&model);
                 let model: Arc<dyn Model> = Arc::new(chain);
                 // A panic in the model, the budget, the compactor or the audit sink must still
@@ -68,7 +72,6 @@ impl RunActorState {
                     Ok(r) => (r.usage, r.model.clone()),
                     Err(_) => (Usage::default(), String::new()),
                 };
-                let span = tracing::Span::current();
                 span.record("gen_ai.response.model", answered.as_str());
                 span.record("gen_ai.usage.input_tokens", usage.input_tokens);
                 span.record("gen_ai.usage.output_tokens", usage.output_tokens);

@@ -210,7 +210,13 @@ impl RunActorState {
             let timeout = self.st.agent.limits.tool_timeout;
             let max_output = self.env.config.max_tool_output_bytes;
             let me = myself.clone();
-            let span = tracing::info_span!("tool_call", gen_ai.tool.name = %call.name, gen_ai.tool.call.id = %call.id);
+            let span = tracing::info_span!(
+                parent: &self.step_span,
+                "tool_call",
+                gen_ai.operation.name = "execute_tool",
+                gen_ai.tool.name = %call.name,
+                gen_ai.tool.call.id = %call.id
+            );
             tokio::spawn(
                 async move {
                     let started = Instant::now();
