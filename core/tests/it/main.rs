@@ -5,6 +5,7 @@
 mod approvals;
 mod checkpoint;
 mod common;
+mod compaction;
 mod config;
 mod dispatch;
 mod dispatch_tool;
