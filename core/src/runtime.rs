@@ -696,6 +696,11 @@ impl Runtime {
         }
     }
 
+    /// Runs this runtime tracks (queued or running): zero once everything has ended.
+    pub fn tracked_runs(&self) -> usize {
+        self.inner.controls.len()
+    }
+
     /// True while a run is queued or running in this runtime.
     fn is_active(&self, run: RunId) -> bool {
         self.inner.controls.get(&run).is_some_and(|c| c.outcome().is_none())

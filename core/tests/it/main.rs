@@ -12,6 +12,7 @@ mod dispatch_tool;
 mod doubles;
 mod events;
 mod executor;
+mod fairness;
 mod fanout;
 mod lane;
 mod loops;
