@@ -5,7 +5,7 @@
 //! by `EXECUTUS_LLM_MOCK` (the test's loopback mock). On start it resumes the run if the
 //! store holds it interrupted, starts it if the store has never seen it, and refuses if it
 //! already finished. When the run ends it writes the outcome (end, steps, transcript) as
-//! JSON to `<result>` and prints `DONE`.
+//! JSON to `<result>` and prints `DONE <status> batches=<checkpoint batches committed>`.
 //!
 //! ```text
 //! executus-crash-agent <db> <counter> <result> [pause-point]
@@ -81,6 +81,9 @@ fn announce(point: &str) {
     let _ = out.flush();
 }
 
+/// Checkpoint batches committed by this process (reported in the `DONE` line).
+static COMMITTED: AtomicU64 = AtomicU64::new(0);
+
 /// A minimal tracing subscriber that watches the store's checkpoint events and freezes the
 /// writing task at the chosen batch.
 struct Hooks {
@@ -122,6 +125,7 @@ impl tracing::Subscriber for Hooks {
             }
             "checkpoint batch committed" => {
                 let n = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
+                COMMITTED.store(n, Ordering::SeqCst);
                 self.pause.freeze_thread(&format!("committed:{n}"));
             }
             "checkpoint finish staged" => self.pause.freeze_thread("finish-staged"),
@@ -233,7 +237,7 @@ async fn run(db: &Path, counter: &Path, result: &Path, pause: Pause) -> Result<(
     let tmp = result.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&report)?)?;
     std::fs::rename(&tmp, result)?;
-    println!("DONE {}", outcome.status());
+    println!("DONE {} batches={}", outcome.status(), COMMITTED.load(Ordering::SeqCst));
     runtime.shutdown(Duration::from_secs(2)).await;
     store.close().await;
     Ok(())
