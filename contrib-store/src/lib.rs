@@ -23,7 +23,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Durability, connections and contention are described in [`store`](Store); retention in
+//! Durability, connections and contention are described on [`Store`]; retention on
 //! [`Store::prune`]. sqlx appears only in this crate: the core and the batteries never
 //! depend on it.
 

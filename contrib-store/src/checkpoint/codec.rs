@@ -7,6 +7,12 @@
 //! compression on or off never makes old rows unreadable, and a row with an encoding this
 //! build does not know is an error naming it (written by a newer build), not garbage.
 
+use std::cell::RefCell;
+
+use miniz_oxide::deflate::core::{
+    CompressorOxide, TDEFLFlush, TDEFLStatus, compress as deflate_core, create_comp_flags_from_zip_params,
+};
+
 /// Payloads shorter than this are stored verbatim (deflate cannot win much on them).
 const MIN_COMPRESS: usize = 64;
 
@@ -46,13 +52,44 @@ impl Encoding {
 }
 
 /// The deflated form of a payload when it is worth storing instead (smaller), else `None`
-/// (store verbatim).
+/// (store verbatim). Gives up as soon as the output would not be smaller than the input.
 pub(crate) fn compress(payload: &[u8]) -> Option<Vec<u8>> {
     if payload.len() < MIN_COMPRESS {
         return None;
     }
-    let deflated = miniz_oxide::deflate::compress_to_vec(payload, LEVEL);
-    (deflated.len() < payload.len()).then_some(deflated)
+    // A compressor holds ~300 KB of tables; allocating one per payload would cost more
+    // than compressing a typical 1 KB fact, so each thread keeps one and resets it.
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<Box<CompressorOxide>>> = const { RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = slot.get_or_insert_with(|| {
+            // window_bits 0: raw deflate (no zlib header), as `decode` expects.
+            Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(i32::from(LEVEL), 0, 0)))
+        });
+        compressor.reset();
+        // Room for anything smaller than the input; running out means "not worth it".
+        let mut output = vec![0u8; payload.len() - 1];
+        let mut input = payload;
+        let mut written = 0;
+        loop {
+            let (status, read, wrote) =
+                deflate_core(compressor, input, &mut output[written..], TDEFLFlush::Finish);
+            written += wrote;
+            match status {
+                TDEFLStatus::Done => {
+                    output.truncate(written);
+                    return Some(output);
+                }
+                // Progress and room left: feed the rest. (No progress would loop forever.)
+                TDEFLStatus::Okay if read <= input.len() && written < output.len() && read + wrote > 0 => {
+                    input = &input[read..];
+                }
+                _ => return None,
+            }
+        }
+    })
 }
 
 /// Decodes a stored payload back to the core's bytes.
@@ -84,6 +121,12 @@ mod tests {
             assert_eq!(decode(Encoding::Deflate.code(), &d).unwrap(), noise);
         }
         assert_eq!(compress(b"{\"v\":1}"), None);
+        // Same bytes as the one-shot API (the reused compressor is really reset).
+        for _ in 0..3 {
+            assert_eq!(compress(json).unwrap(), miniz_oxide::deflate::compress_to_vec(json, LEVEL));
+        }
+        let long: Vec<u8> = json.iter().copied().cycle().take(200_000).collect();
+        assert_eq!(decode(Encoding::Deflate.code(), &compress(&long).unwrap()).unwrap(), long);
     }
 
     #[test]

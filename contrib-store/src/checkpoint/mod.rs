@@ -24,12 +24,12 @@
 use async_trait::async_trait;
 use executus::ports::{CheckpointStore, Entry, PortError, RunAppend, RunMeta, StoredRun, StoredStatus};
 use executus::{Identity, RunId};
-use sqlx::sqlite::{Sqlite, SqliteConnection};
-use sqlx::{QueryBuilder, Row};
+use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::store::Store;
 
+mod append;
 mod codec;
 
 pub use codec::Encoding;
@@ -76,16 +76,14 @@ impl SqliteCheckpointStore {
         const OP: &str = "checkpoint append";
         let store = &self.store;
         // Compress before taking the write lock: the lock is held only for SQLite's work.
-        let deflated = deflate_batch(batch, store.options().compress).await;
+        let deflated = append::deflate_batch(batch, store.options().compress).await;
         let deflated = &deflated;
         store
             .write(OP, || async move {
                 let now = i64_of(store, "time", store.now_ms())?;
                 let mut tx = store.begin_write(OP).await?;
                 let mut stats = AppendStats { runs: batch.len(), ..AppendStats::default() };
-                for (append, deflated) in batch.iter().zip(deflated) {
-                    append_run(store, &mut tx, append, deflated, now, &mut stats).await?;
-                }
+                append::write(store, &mut tx, batch, deflated, now, &mut stats).await?;
                 // Observable point for tests and operators: the batch is staged, not yet
                 // durable. (The crash test kills its child exactly here.)
                 tracing::debug!(
@@ -245,113 +243,7 @@ pub const PRUNE_FINISHED: &str = "DELETE FROM checkpoint_runs WHERE id IN ( \
          WHERE status IN ('completed', 'failed') AND updated_ms < ?1 \
          ORDER BY updated_ms LIMIT ?2)";
 
-/// Batches above this many payload bytes are compressed on the blocking pool, so a large
-/// group commit does not stall an async worker thread.
-const OFFLOAD_BYTES: usize = 64 << 10;
-
-/// The deflated form of every entry of the batch that is worth compressing (`None`: store
-/// verbatim), in batch order.
-async fn deflate_batch(batch: &[RunAppend], compress: bool) -> Vec<Vec<Option<Vec<u8>>>> {
-    let verbatim = || batch.iter().map(|a| vec![None; a.entries.len()]).collect();
-    if !compress {
-        return verbatim();
-    }
-    let total: usize = batch.iter().flat_map(|a| &a.entries).map(|e| e.payload.len()).sum();
-    if total < OFFLOAD_BYTES {
-        return batch
-            .iter()
-            .map(|a| a.entries.iter().map(|e| codec::compress(&e.payload)).collect())
-            .collect();
-    }
-    let owned: Vec<Vec<Vec<u8>>> =
-        batch.iter().map(|a| a.entries.iter().map(|e| e.payload.clone()).collect()).collect();
-    tokio::task::spawn_blocking(move || {
-        owned.iter().map(|run| run.iter().map(|p| codec::compress(p)).collect()).collect()
-    })
-    .await
-    // The closure cannot panic short of an allocation failure; storing verbatim is correct.
-    .unwrap_or_else(|_| verbatim())
-}
-
-/// Rows per multi-row `INSERT` (4 parameters each, far below SQLite's limit).
-const INSERT_CHUNK: usize = 128;
-
-/// Inserts one run's header (or updates its status) and its new entries: two statements
-/// per run whatever the number of entries.
-async fn append_run(
-    store: &Store,
-    tx: &mut SqliteConnection,
-    append: &RunAppend,
-    deflated: &[Option<Vec<u8>>],
-    now: i64,
-    stats: &mut AppendStats,
-) -> Result<(), StoreError> {
-    const OP: &str = "checkpoint append";
-    let meta = &append.meta;
-    let identity = serde_json::to_string(&meta.identity)
-        .map_err(|e| store.rejected(format!("identity of run {}", meta.run_id), e.to_string()))?;
-    let created = i64_of(store, "created_ms", meta.created_ms)?;
-    // A finished run that is appended to again is a new run under a reused id: its header
-    // is replaced (its old entries were deleted by `finish`, so its log restarts at 0).
-    let row = sqlx::query(
-        "INSERT INTO checkpoint_runs (run_id, agent, identity, parent, status, created_ms, updated_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (run_id) DO UPDATE SET \
-             agent      = iif(status IN ('completed', 'failed'), excluded.agent, agent), \
-             identity   = iif(status IN ('completed', 'failed'), excluded.identity, identity), \
-             parent     = iif(status IN ('completed', 'failed'), excluded.parent, parent), \
-             created_ms = iif(status IN ('completed', 'failed'), excluded.created_ms, created_ms), \
-             status     = excluded.status, \
-             updated_ms = excluded.updated_ms \
-         RETURNING id, (SELECT coalesce(max(seq) + 1, 0) FROM checkpoint_entries WHERE run = checkpoint_runs.id)",
-    )
-    .bind(meta.run_id.to_string())
-    .bind(&meta.agent)
-    .bind(identity)
-    .bind(meta.parent.map(|p| p.to_string()))
-    .bind(append.status.as_str())
-    .bind(created)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| store.db(OP, e))?;
-    let id: i64 = row.try_get(0).map_err(|e| store.db(OP, e))?;
-    let stored_next: i64 = row.try_get(1).map_err(|e| store.db(OP, e))?;
-    let mut next = stored_next.max(0) as u64;
-    let mut rows: Vec<(i64, Encoding, &[u8])> = Vec::with_capacity(append.entries.len());
-    for (entry, deflated) in append.entries.iter().zip(deflated) {
-        if entry.seq < next {
-            continue;
-        }
-        if entry.seq > next {
-            return Err(store.rejected(
-                format!("entry for run {}", meta.run_id),
-                format!("sequence gap: expected {next}, got {}", entry.seq),
-            ));
-        }
-        let seq = i64_of(store, "seq", entry.seq)?;
-        let (encoding, stored) = match deflated {
-            Some(d) => (Encoding::Deflate, d.as_slice()),
-            None => (Encoding::Verbatim, entry.payload.as_slice()),
-        };
-        stats.inserted += 1;
-        stats.payload_bytes += entry.payload.len();
-        stats.stored_bytes += stored.len();
-        rows.push((seq, encoding, stored));
-        next += 1;
-    }
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO checkpoint_entries (run, seq, encoding, payload) ");
-        insert.push_values(chunk, |mut row, (seq, encoding, stored)| {
-            row.push_bind(id).push_bind(*seq).push_bind(encoding.code()).push_bind(*stored);
-        });
-        insert.build().execute(&mut *tx).await.map_err(|e| store.db(OP, e))?;
-    }
-    Ok(())
-}
-
-fn i64_of(store: &Store, what: &str, v: u64) -> Result<i64, StoreError> {
+pub(crate) fn i64_of(store: &Store, what: &str, v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| store.rejected(what, format!("{v} does not fit a SQLite integer")))
 }
 

@@ -1,29 +1,5 @@
-//! [`Store`]: the one entry point. `Store::open("sqlite://executus.db")` creates the file if
-//! missing, checks that an existing file is ours, applies the embedded migrations, and hands
-//! out the typed stores ([`Store::checkpoints`]).
-//!
-//! Connections: SQLite allows one writer at a time, so the store keeps exactly one writer
-//! connection (a pool of one: callers queue for it in order) and a small pool of reader
-//! connections (default 4) that, thanks to WAL, read a consistent snapshot without ever
-//! blocking the writer or being blocked by it. Every write is one `BEGIN IMMEDIATE`
-//! transaction, so the write lock is taken up front and a transaction never fails half-way
-//! on a lock upgrade.
-//!
-//! Contention: between processes sharing the file, a writer waits up to the busy timeout
-//! (default 5 s) for the lock, and the whole transaction is retried with jittered backoff on
-//! `SQLITE_BUSY`/`SQLITE_LOCKED` up to `write_attempts` times; a caller never sees a raw
-//! `SQLITE_BUSY`, only [`StoreError::Contended`] if the lock stays held through all of it.
-//!
-//! Durability: WAL with `synchronous = NORMAL`. A committed transaction survives the
-//! process dying at any instant (SIGKILL, panic, OOM kill): the crash test in
-//! `tests/it/crash.rs` kills a real process at many points and checks exactly that. What it
-//! does not survive is the machine losing power or the OS crashing before the WAL is synced
-//! (at the next checkpoint): the last commits may then be lost, never half-applied — the
-//! database stays consistent. Use [`StoreOptions::synchronous_full`] if that window matters
-//! more than write latency.
-//!
-//! What it does not do: it never deletes or rewrites a file it did not create (see
-//! [`Store::open`]), and it never reads or changes the payloads the core writes.
+//! [`Store`]: the one entry point — opening, connections, contention handling, page
+//! statistics. Its guarantees are documented on [`Store`] itself.
 
 use std::fmt;
 use std::future::Future;
@@ -190,7 +166,34 @@ impl StoreStats {
     }
 }
 
-/// The SQLite store. Cheap to clone; clones share the connections.
+/// The SQLite store: the one entry point. `Store::open("sqlite://executus.db")` creates the file if
+/// missing, checks that an existing file is ours, applies the embedded migrations, and hands
+/// out the typed stores ([`Store::checkpoints`]).
+///
+/// Connections: SQLite allows one writer at a time, so the store keeps exactly one writer
+/// connection (a pool of one: callers queue for it in order) and a small pool of reader
+/// connections (default 4) that, thanks to WAL, read a consistent snapshot without ever
+/// blocking the writer or being blocked by it. Every write is one `BEGIN IMMEDIATE`
+/// transaction, so the write lock is taken up front and a transaction never fails half-way
+/// on a lock upgrade.
+///
+/// Contention: between processes sharing the file, a writer waits up to the busy timeout
+/// (default 5 s) for the lock, and the whole transaction is retried with jittered backoff on
+/// `SQLITE_BUSY`/`SQLITE_LOCKED` up to `write_attempts` times; a caller never sees a raw
+/// `SQLITE_BUSY`, only [`StoreError::Contended`] if the lock stays held through all of it.
+///
+/// Durability: WAL with `synchronous = NORMAL`. A committed transaction survives the
+/// process dying at any instant (SIGKILL, panic, OOM kill): the crash test in
+/// `tests/it/crash.rs` kills a real process at many points and checks exactly that. What it
+/// does not survive is the machine losing power or the OS crashing before the WAL is synced
+/// (at the next checkpoint): the last commits may then be lost, never half-applied — the
+/// database stays consistent. Use [`StoreOptions::synchronous_full`] if that window matters
+/// more than write latency.
+///
+/// What it does not do: it never deletes or rewrites a file it did not create (see
+/// [`Store::open`]), and it never reads or changes the payloads the core writes.
+///
+/// Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,

@@ -228,3 +228,22 @@ async fn the_in_memory_store_keeps_the_same_contract() {
     let other = Store::open("sqlite::memory:").await.unwrap();
     assert_eq!(other.checkpoints().status(run).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn one_group_commit_with_hundreds_of_runs_and_a_run_twice() {
+    let tmp = TempStore::new();
+    let store = tmp.open().await;
+    let cp = store.checkpoints();
+    let runs: Vec<_> = (0..230).map(|i| meta(RunId::new(), i)).collect();
+    let mut batch: Vec<RunAppend> = runs.iter().map(|m| append(m, StoredStatus::Running, 0..3)).collect();
+    // The same run twice in one batch: entries in order, the last status wins.
+    batch.push(append(&runs[7], StoredStatus::AwaitingApproval, 3..300));
+    let stats = cp.append_batch(&batch).await.unwrap();
+    assert_eq!(stats.runs, 231);
+    assert_eq!(stats.inserted, 230 * 3 + 297);
+    let seven = cp.load(runs[7].run_id).await.unwrap().unwrap();
+    assert_eq!(seven.status, StoredStatus::AwaitingApproval);
+    assert_eq!(seven.entries, entries(0..300));
+    assert_eq!(cp.load(runs[229].run_id).await.unwrap().unwrap().entries, entries(0..3));
+    assert_eq!(cp.list_interrupted().await.unwrap().len(), 230);
+}
