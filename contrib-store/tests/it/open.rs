@@ -132,6 +132,7 @@ async fn a_corrupt_database_is_a_clear_error_naming_the_path() {
     let err = Store::open(&tmp.url()).await.unwrap_err();
     assert!(matches!(&err, StoreError::Corrupt { path, .. } if path == &tmp.path), "{err:?}");
     assert!(err.to_string().contains(&tmp.path.display().to_string()), "{err}");
+    assert_eq!(std::fs::read(&tmp.path).unwrap(), bytes, "a corrupt file of ours is not rewritten either");
 
     // A file with the SQLite magic and nothing sensible after it.
     let junk = TempStore::new();
