@@ -132,6 +132,14 @@ impl StoreOptions {
         self
     }
 
+    /// Syncs every commit to disk (`synchronous = FULL`): survives power loss too, at one
+    /// fsync per commit.
+    #[must_use]
+    pub fn synchronous_full(mut self, on: bool) -> Self {
+        self.synchronous_full = on;
+        self
+    }
+
     /// Sets the retention batch size (at least 1).
     #[must_use]
     pub fn prune_batch(mut self, rows: u32) -> Self {

@@ -5,6 +5,7 @@
 mod checkpoint;
 mod common;
 mod concurrency;
+#[cfg(unix)]
 mod crash;
 mod open;
 mod plan;
