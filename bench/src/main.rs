@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Internal sub-commands (spawned by the bench itself): `mock` (a mock server process),
-//! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process).
+//! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process),
+//! `p1-only --engine executus|reqwest [--runs N] [--concurrency C] [--streaming]` (one P1
+//! contender alone, for profiling it under `perf record`).
 
 mod harness;
 mod mock;
@@ -106,6 +108,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         "p3-worker" => p3::worker(&args.rest).await,
+        "p1-only" => p1::only(&args.rest).await,
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())

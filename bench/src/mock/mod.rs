@@ -377,6 +377,9 @@ async fn chat(stream: &mut TcpStream, shared: &Shared, body: &[u8], close: bool)
     if !shared.config.latency.is_zero() {
         tokio::time::sleep(shared.config.latency).await;
     }
+    // Counted before the write: once a client holds the answer, the counters include it.
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
     let ok = stream.write_all(&bytes).await.is_ok();
     if shared.config.record_gaps
         && let (Some(key), Ok(d)) = (key, &decision)
@@ -384,8 +387,6 @@ async fn chat(stream: &mut TcpStream, shared: &Shared, body: &[u8], close: bool)
     {
         lock(&shared.gaps).last_sent.insert(key, (d.tool_results, Instant::now()));
     }
-    shared.requests.fetch_add(1, Ordering::Relaxed);
-    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
     ok
 }
 

@@ -172,3 +172,68 @@ async fn one_run(client: &reqwest::Client, url: &str, template: &Template, key: 
     }
     answer.starts_with("done after 2")
 }
+
+/// The provider layer alone: the same agent loop written by hand on `executus-llm` (a chain
+/// from the registry, the OpenAI client, the tool called inline), no runtime. Splits the
+/// harness's cost into the provider crate's part and the runtime's part.
+///
+/// # Errors
+/// If the model spec does not resolve.
+pub async fn llm_batch(
+    registry: &executus::llm::Registry,
+    keys: std::ops::Range<u64>,
+    concurrency: usize,
+) -> anyhow::Result<Batch> {
+    use executus::llm::{Message, Part, Request, Role, ToolResult};
+    let model = registry.parse(harness::MODEL)?;
+    let tools = harness::tools().specs(&[harness::TOOL.to_owned()]);
+    let next = Arc::new(AtomicUsize::new(0));
+    let keys: Arc<Vec<u64>> = Arc::new(keys.collect());
+    let cpu0 = sys::cpu_time(None);
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (model, tools, next, keys) = (model.clone(), tools.clone(), next.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&key) = keys.get(i) else { break };
+                let mut messages = vec![Message::user(harness::input(key))];
+                for _ in 0..5 {
+                    let request = Request {
+                        system: Some(harness::SYSTEM.to_owned()),
+                        messages: messages.clone(),
+                        tools: tools.clone(),
+                        ..Request::default()
+                    };
+                    let Ok(response) = model.generate(request).await else { break };
+                    let calls = response.tool_calls();
+                    let text = response.text();
+                    messages.push(response.message);
+                    if calls.is_empty() {
+                        ok += usize::from(text.starts_with("done after 2"));
+                        break;
+                    }
+                    let results = calls.into_iter().map(|c| {
+                        let key = c.args.get("key").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
+                        ToolResult {
+                            id: c.id,
+                            name: c.name,
+                            content: format!("value of {key}"),
+                            is_error: false,
+                        }
+                    });
+                    messages
+                        .push(Message { role: Role::Tool, parts: results.map(Part::ToolResult).collect() });
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap_or(0);
+    }
+    Ok(Batch { runs: keys.len(), ok, wall: t0.elapsed(), cpu: sys::cpu_time(None) - cpu0 })
+}

@@ -84,6 +84,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     engines::reqwest_batch(&client, &url, &template, 10_000_000..10_000_000 + z.warmup as u64, z.concurrency)
         .await?;
 
+    let registry = harness::registry(&url)?;
+    engines::llm_batch(&registry, 20_000_000..20_000_000 + z.warmup as u64, z.concurrency).await?;
+    let mut llm_batches: Vec<Batch> = Vec::new();
     let mut exe_batches: Vec<Batch> = Vec::new();
     let mut req_batches: Vec<Batch> = Vec::new();
     let mut rig_results: Vec<PeerResult> = Vec::new();
@@ -101,6 +104,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         let base = base + 10_000_000;
         exe_batches.push(engines::executus_batch(&rt, base..base + z.runs as u64).await?);
         exe_gaps.wide.extend(gaps(&mock).await?);
+        let base = base + 5_000_000;
+        llm_batches.push(engines::llm_batch(&registry, base..base + z.runs as u64, z.concurrency).await?);
         if let Some(Ok(bin)) = &rig {
             mock.reset().await?;
             let base = base + 10_000_000;
@@ -193,6 +198,10 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     drop(mock);
 
     // Figures.
+    let cpu = |b: &[Batch]| {
+        let runs: usize = b.iter().map(|x| x.ok).sum();
+        b.iter().map(|x| x.cpu.as_secs_f64()).sum::<f64>() * 1e6 / runs.max(1) as f64
+    };
     let exe_rate = median(exe_batches.iter().map(Batch::rate));
     let req_rate = median(req_batches.iter().map(Batch::rate));
     let ratio = exe_rate / req_rate.max(1e-9);
@@ -254,6 +263,16 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             Verdict::Unavailable,
         )),
     }
+    let llm_rate = median(llm_batches.iter().map(Batch::rate));
+    section.rows.push(Row::info(
+        "  runs/s, provider layer alone (executus-llm chain + hand loop)",
+        format!(
+            "{llm_rate:.0} runs/s ({:.3} x (a), {:.0} us CPU/run)",
+            llm_rate / req_rate.max(1e-9),
+            cpu(&llm_batches)
+        ),
+        "splits the cost: provider crate vs runtime",
+    ));
     overhead_rows(&mut section, "c=64", &exe_gaps.wide, &req_gaps.wide);
     overhead_rows(&mut section, "c=1", &exe_gaps.serial, &req_gaps.serial);
     if !rig_gaps.wide.is_empty() {
@@ -269,10 +288,6 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             "same method",
         ));
     }
-    let cpu = |b: &[Batch]| {
-        let runs: usize = b.iter().map(|x| x.ok).sum();
-        b.iter().map(|x| x.cpu.as_secs_f64()).sum::<f64>() * 1e6 / runs.max(1) as f64
-    };
     let (exe_cpu, req_cpu) = (cpu(&exe_batches), cpu(&req_batches));
     section.rows.push(Row::info(
         "client CPU per run (bench process, user+sys)",
@@ -365,6 +380,67 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     Ok(section)
 }
 
+/// `p1-only`: one contender's P1 batch alone (after a warm-up), for profiling. Prints runs/s,
+/// CPU per run and the per-step gap percentiles.
+///
+/// # Errors
+/// If the mock or the runtime cannot start.
+pub async fn only(rest: &[String]) -> anyhow::Result<()> {
+    let get = |name: &str| rest.iter().position(|a| a == name).and_then(|i| rest.get(i + 1)).cloned();
+    let engine = get("--engine").unwrap_or_else(|| "executus".into());
+    let runs: u64 = get("--runs").and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let concurrency: usize = get("--concurrency").and_then(|v| v.parse().ok()).unwrap_or(64);
+    let streaming = rest.iter().any(|a| a == "--streaming");
+    let mock =
+        ChildMock::spawn(&MockConfig { record_gaps: true, capture_key: Some(0), ..MockConfig::default() })
+            .await?;
+    let url = mock.url();
+    let rt = harness::runtime(&url, concurrency, streaming)?;
+    let first = rt.run(harness::agent(), harness::input(0)).await?;
+    anyhow::ensure!(harness::is_expected(&first, 3), "warm-up run failed: {first:?}");
+    let template = Arc::new(Template::from_captured(&mock.snapshot().await?.captured, 0)?);
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let is_executus = engine == "executus";
+    let registry = harness::registry(&url)?;
+    let batch = |base: u64, n: u64| {
+        let (rt, client, url, template, registry, engine) =
+            (&rt, &client, &url, &template, &registry, &engine);
+        async move {
+            if is_executus {
+                engines::executus_batch(rt, base..base + n).await
+            } else if engine == "llm" {
+                engines::llm_batch(registry, base..base + n, concurrency).await
+            } else {
+                engines::reqwest_batch(client, url, template, base..base + n, concurrency).await
+            }
+        }
+    };
+    batch(1, 256).await?;
+    mock.reset().await?;
+    let b = if concurrency == 1 && is_executus {
+        let t0 = std::time::Instant::now();
+        let cpu0 = crate::sys::cpu_time(None);
+        let mut ok = 0;
+        for key in 1_000_000..1_000_000 + runs {
+            ok += usize::from(harness::is_expected(&rt.run(harness::agent(), harness::input(key)).await?, 3));
+        }
+        Batch { runs: runs as usize, ok, wall: t0.elapsed(), cpu: crate::sys::cpu_time(None) - cpu0 }
+    } else {
+        batch(1_000_000, runs).await?
+    };
+    let g = gaps(&mock).await?;
+    println!(
+        "{engine}: {:.0} runs/s ({}/{} ok), {:.0} us CPU/run, step gap p50 {:.0} us p99 {:.0} us",
+        b.rate(),
+        b.ok,
+        b.runs,
+        b.cpu.as_secs_f64() * 1e6 / b.ok.max(1) as f64,
+        percentile(&g, 50.0),
+        percentile(&g, 99.0)
+    );
+    Ok(())
+}
+
 async fn gaps(mock: &ChildMock) -> anyhow::Result<Vec<f64>> {
     Ok(mock.snapshot().await?.gaps_us.into_iter().map(|g| g as f64).collect())
 }
@@ -429,7 +505,10 @@ fn method_notes(z: &Sizes, _child: bool) -> Vec<String> {
              own process built from `bench/rig` (a separate Cargo workspace, because rig turns on \
              serde_json's `preserve_order`, which would leak into executus through feature unification). \
              Each contender first runs {w} warm-up runs; then {r} rounds of {n} runs alternate (a), \
-             executus, (b); runs/s is the median over rounds. Every run's answer is checked; a run that \
+             executus, the provider layer alone, (b); runs/s is the median over rounds. The provider \
+             layer alone is the same agent loop written by hand on `executus-llm` (a chain from the \
+             registry, the OpenAI client, the tool called inline, no runtime): it splits executus's \
+             cost between the provider crate and the runtime. Every run's answer is checked; a run that \
              does not end with the expected final answer after three model calls is not counted.",
             c = z.concurrency,
             w = z.warmup,

@@ -21,7 +21,9 @@ pub struct RunControl {
     pub run_id: RunId,
     /// Agent name.
     pub agent: String,
-    pub(crate) events: broadcast::Sender<RunEvent>,
+    /// Created on first subscription: most runs are never watched, and a channel of
+    /// [`EVENT_CAPACITY`] slots is tens of kilobytes to allocate, zero and free per run.
+    pub(crate) events: OnceLock<broadcast::Sender<RunEvent>>,
     pub(crate) outcome: watch::Sender<Option<Arc<RunOutcome>>>,
     pub(crate) cancel: CancellationToken,
     /// Steering that arrived before the run's actor started.
@@ -32,12 +34,11 @@ pub struct RunControl {
 
 impl RunControl {
     pub(crate) fn new(run_id: RunId, agent: String) -> Arc<Self> {
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (outcome, _) = watch::channel(None);
         Arc::new(Self {
             run_id,
             agent,
-            events,
+            events: OnceLock::new(),
             outcome,
             cancel: CancellationToken::new(),
             early_steering: Mutex::new(Vec::new()),
@@ -45,9 +46,17 @@ impl RunControl {
         })
     }
 
-    /// Emits an event (dropped when nobody listens).
+    /// Emits an event (dropped when nobody listens — nobody can before the first
+    /// subscription, which creates the channel).
     pub(crate) fn emit(&self, event: RunEvent) {
-        let _ = self.events.send(event);
+        if let Some(events) = self.events.get() {
+            let _ = events.send(event);
+        }
+    }
+
+    /// A receiver of the events emitted from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.get_or_init(|| broadcast::channel(EVENT_CAPACITY).0).subscribe()
     }
 
     /// Publishes the outcome; the first one wins.
@@ -89,7 +98,7 @@ impl RunHandle {
     /// Subscribes to the run's events from now on (a handle returned by `spawn` is
     /// created before the run starts, so subscribing right away misses nothing).
     pub fn events(&self) -> broadcast::Receiver<RunEvent> {
-        self.control.events.subscribe()
+        self.control.subscribe()
     }
 
     /// Waits for the outcome. Works any number of times, from any clone.
