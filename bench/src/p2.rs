@@ -35,7 +35,7 @@ fn spec(mode: CellMode) -> FanoutSpec {
 /// # Errors
 /// If the mock or the runtime cannot start, or a swarm fails.
 pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
-    let rounds = if opts.smoke { 1 } else { 7 };
+    let rounds = if opts.smoke { 1 } else { 11 };
     let cells = MODELS * LENSES;
     let waves = cells.div_ceil(CAPACITY) as u32;
     let ideal = LATENCY * waves;

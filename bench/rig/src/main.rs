@@ -108,7 +108,10 @@ async fn main() {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(r) => {
-                                error.lock().await.get_or_insert_with(|| format!("unexpected answer {:?}", r.output()));
+                                error
+                                    .lock()
+                                    .await
+                                    .get_or_insert_with(|| format!("unexpected answer {:?}", r.output()));
                             }
                             Err(e) => {
                                 error.lock().await.get_or_insert_with(|| e.to_string());
