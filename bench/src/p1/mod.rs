@@ -537,6 +537,10 @@ fn method_notes(z: &Sizes, _child: bool) -> Vec<String> {
          the two CPUs behind 63 other runs (it is what a step costs under this load); at c=1 it is the \
          pure latency cost."
             .to_owned(),
+        "**Streaming.** The same comparison with `RuntimeConfig.streaming = true` on a second mock: executus consumes the Server-Sent Events (usage in the final chunk); the bare loop replays executus's own streamed bodies and JSON-parses every event. One round, after the same warm-up."
+            .to_owned(),
+        "**Python.** The OpenAI Agents SDK 0.24.0, installed (pinned, with pip) by `bench/python/run.sh` into a virtualenv under `target/bench-venv`, runs the same agent (`Agent` with the same instructions and a `@function_tool` `lookup(key)`) on `OpenAIChatCompletionsModel` over an `AsyncOpenAI` client whose base URL is the mock, tracing disabled, 64 asyncio workers calling `Runner.run(agent, input, max_turns=5)`; 256 warm-up runs, then the runs once (not in every round: at about 40 runs/s a round would take a minute). Its process's CPU time comes from `os.times()`."
+            .to_owned(),
         "**Cold start.** The parent starts a fresh in-process mock, records the time, spawns the \
          process (one run of the agent), and reads the time of the first request byte at the mock. \
          For executus the process is the bench binary's `coldstart` sub-command (build a `Runtime`, run \
