@@ -27,3 +27,7 @@ else
 fi
 
 cargo test --workspace --locked
+
+# The benchmarks' smoke (tiny sizes, seconds, no peers, writes nothing): it must keep running;
+# its figures (a debug build) mean nothing and no target is enforced here.
+cargo run -p executus-bench --locked -- all --smoke

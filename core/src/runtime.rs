@@ -138,6 +138,9 @@ pub struct RunRequest {
     pub deliver: bool,
     /// Use this run id (e.g. a host's own id); default a fresh one.
     pub run_id: Option<RunId>,
+    /// Keep events from the start for the handle's first `events()` call (default true;
+    /// `Runtime::run`, whose caller cannot watch, turns it off to save the channel).
+    pub watch: bool,
 }
 
 impl RunRequest {
@@ -151,6 +154,7 @@ impl RunRequest {
             lane: None,
             deliver: false,
             run_id: None,
+            watch: true,
         }
     }
 
@@ -463,7 +467,8 @@ impl Runtime {
         agent: RunnableAgent,
         input: impl Into<RunInput>,
     ) -> Result<RunOutcome, RuntimeError> {
-        let handle = self.spawn(agent, input).await?;
+        let request = RunRequest { watch: false, ..RunRequest::new(agent, input) };
+        let handle = self.spawn_with(request).await?;
         Ok(handle.outcome().await.as_ref().clone())
     }
 
@@ -552,7 +557,14 @@ impl Runtime {
             created_ms: now_ms(),
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
-        self.submit(started, Some(&lane), state, vec![start], false, request.deliver).await
+        self.submit(
+            started,
+            Some(&lane),
+            state,
+            vec![start],
+            Submission { resumed: false, deliver: request.deliver, watched: request.watch },
+        )
+        .await
     }
 
     /// Starts a child run (for `dispatch_agent`) without lane admission: the parent already
@@ -574,7 +586,14 @@ impl Runtime {
             created_ms: now_ms(),
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
-        self.submit(started, None, state, vec![start], false, request.deliver).await
+        self.submit(
+            started,
+            None,
+            state,
+            vec![start],
+            Submission { resumed: false, deliver: request.deliver, watched: false },
+        )
+        .await
     }
 
     async fn submit(
@@ -583,11 +602,11 @@ impl Runtime {
         lane: Option<&LaneHandle>,
         state: RunState,
         unsaved: Vec<Fact>,
-        resumed: bool,
-        deliver: bool,
+        how: Submission,
     ) -> Result<RunHandle, RuntimeError> {
+        let Submission { resumed, deliver, watched } = how;
         let run_id = state.run_id;
-        let control = RunControl::new(run_id, state.agent.name.clone());
+        let control = RunControl::new(run_id, state.agent.name.clone(), watched);
         match self.inner.controls.entry(run_id) {
             // A run that has ended but whose lane job has not cleaned up yet is not active.
             Entry::Occupied(entry) if entry.get().outcome().is_none() => {
@@ -784,7 +803,14 @@ impl Runtime {
         let started = self.started().await?;
         let lane_name = state.agent.lane.clone().unwrap_or_else(|| "default".into());
         let lane = self.lane(&lane_name).await?;
-        self.submit(started, Some(&lane), state, unsaved, true, false).await
+        self.submit(
+            started,
+            Some(&lane),
+            state,
+            unsaved,
+            Submission { resumed: true, deliver: false, watched: true },
+        )
+        .await
     }
 
     /// Approves a tool call a run is waiting on; the run continues (also after a restart).
@@ -912,6 +938,17 @@ impl Runtime {
     }
 }
 
+/// How a run is submitted.
+#[derive(Debug, Clone, Copy)]
+struct Submission {
+    /// Resumed from a checkpoint.
+    resumed: bool,
+    /// Deliver the outcome through the Delivery port.
+    deliver: bool,
+    /// Create the event channel now (a caller holds a handle and may watch).
+    watched: bool,
+}
+
 /// Publishes the outcome of a run that never started (cancelled or refused while queued).
 fn publish_unstarted(control: &RunControl, end: RunEnd) {
     control.set_outcome(RunOutcome {
@@ -956,7 +993,7 @@ struct QueuedGuard {
 impl QueuedGuard {
     fn disarm(mut self) -> Arc<RunControl> {
         // `control` is always Some until disarmed; disarm consumes the guard.
-        self.control.take().unwrap_or_else(|| RunControl::new(RunId::new(), String::new()))
+        self.control.take().unwrap_or_else(|| RunControl::new(RunId::new(), String::new(), false))
     }
 }
 

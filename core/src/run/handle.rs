@@ -21,8 +21,11 @@ pub struct RunControl {
     pub run_id: RunId,
     /// Agent name.
     pub agent: String,
-    pub(crate) events: broadcast::Sender<RunEvent>,
-    /// The receiver made with the channel, handed to the first `events()` caller so that
+    /// Created when the run is spawned for a caller that may watch it, or on first
+    /// subscription: runs nobody can watch (`Runtime::run`) never pay for a channel of
+    /// [`EVENT_CAPACITY`] slots (tens of kilobytes to allocate, zero and free per run).
+    pub(crate) events: OnceLock<broadcast::Sender<RunEvent>>,
+    /// The receiver made with an eager channel, handed to the first `events()` caller so
     /// nothing emitted between `spawn` and that call is lost.
     first_events: Mutex<Option<broadcast::Receiver<RunEvent>>>,
     pub(crate) outcome: watch::Sender<Option<Arc<RunOutcome>>>,
@@ -34,14 +37,20 @@ pub struct RunControl {
 }
 
 impl RunControl {
-    pub(crate) fn new(run_id: RunId, agent: String) -> Arc<Self> {
-        let (events, first_events) = broadcast::channel(EVENT_CAPACITY);
+    pub(crate) fn new(run_id: RunId, agent: String, watched: bool) -> Arc<Self> {
         let (outcome, _) = watch::channel(None);
+        let events = OnceLock::new();
+        let mut first = None;
+        if watched {
+            let (tx, rx) = broadcast::channel(EVENT_CAPACITY);
+            let _ = events.set(tx);
+            first = Some(rx);
+        }
         Arc::new(Self {
             run_id,
             agent,
             events,
-            first_events: Mutex::new(Some(first_events)),
+            first_events: Mutex::new(first),
             outcome,
             cancel: CancellationToken::new(),
             early_steering: Mutex::new(Vec::new()),
@@ -49,9 +58,19 @@ impl RunControl {
         })
     }
 
-    /// Emits an event (dropped when nobody listens).
+    /// Emits an event (dropped when nobody listens — nobody can before the first
+    /// subscription, which creates the channel).
     pub(crate) fn emit(&self, event: RunEvent) {
-        let _ = self.events.send(event);
+        if let Some(events) = self.events.get() {
+            let _ = events.send(event);
+        }
+    }
+
+    /// The first caller gets every event since the run was spawned (for a watched run);
+    /// later callers, the events from then on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        let first = self.first_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        first.unwrap_or_else(|| self.events.get_or_init(|| broadcast::channel(EVENT_CAPACITY).0).subscribe())
     }
 
     /// Publishes the outcome; the first one wins.
@@ -95,9 +114,7 @@ impl RunHandle {
     /// `spawn` returns — up to [`EVENT_CAPACITY`] of them; later calls receive events from
     /// then on.
     pub fn events(&self) -> broadcast::Receiver<RunEvent> {
-        let first =
-            self.control.first_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        first.unwrap_or_else(|| self.control.events.subscribe())
+        self.control.subscribe()
     }
 
     /// Waits for the outcome. Works any number of times, from any clone.

@@ -1,0 +1,241 @@
+//! P3: 10,000 runs in flight at once (mock think time 2 s), one lane of capacity 10,000; the
+//! process's RSS before starting them and at the peak.
+//!
+//! Each contender runs in a fresh process (`p3-worker`), so that memory freed by earlier
+//! benchmarks cannot be reused and flatter the figure; the mock is another process. The
+//! reference beside executus is the same number of 3-step request sequences held in flight by
+//! bare `reqwest` (what the HTTP client alone costs).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use executus::RunRequest;
+use serde::{Deserialize, Serialize};
+use tokio::process::Command;
+
+use crate::Opts;
+use crate::harness;
+use crate::mock::MockConfig;
+use crate::mock::child::ChildMock;
+use crate::report::{Row, Section, Verdict};
+use crate::sys;
+
+/// What a worker reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerResult {
+    /// Runs started.
+    pub runs: usize,
+    /// Runs that ended as expected.
+    pub ok: usize,
+    /// RSS before the runs started (bytes).
+    pub baseline: u64,
+    /// Peak RSS while they ran (bytes): the larger of the sampled VmRSS and VmHWM.
+    pub peak: u64,
+    /// Wall time of the batch.
+    pub wall_s: f64,
+    /// Time until every run had been admitted.
+    pub admitted_s: f64,
+}
+
+/// Runs P3.
+///
+/// # Errors
+/// If a worker fails.
+pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
+    let (runs, latency) =
+        if opts.smoke { (300, Duration::from_millis(300)) } else { (10_000, Duration::from_secs(2)) };
+    let limit = sys::raise_nofile();
+    if (limit as usize) < runs + 512 {
+        bail!("the open-file limit is {limit}; {runs} connections need more (raise the hard limit)");
+    }
+    let mut section = Section::new(
+        "P3",
+        format!(
+            "{runs} runs in flight at once (mock latency {} ms), one lane of capacity {runs}",
+            latency.as_millis()
+        ),
+    );
+    let mock = ChildMock::spawn(&MockConfig { latency, ..MockConfig::default() }).await?;
+    let mut results = Vec::new();
+    for engine in ["executus", "reqwest"] {
+        mock.reset().await?;
+        let out = Command::new(std::env::current_exe()?)
+            .args(["p3-worker", "--engine", engine, "--url", &mock.url(), "--runs", &runs.to_string()])
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+        let result: WorkerResult = serde_json::from_str(line).with_context(|| {
+            format!("p3 worker ({engine}) exited {}: {}", out.status, String::from_utf8_lossy(&out.stderr))
+        })?;
+        let snap = mock.snapshot().await?;
+        results.push((engine, result, snap.max_in_flight));
+    }
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let (_, exe, exe_peak_flight) = &results[0];
+    let (_, req, _) = &results[1];
+    let delta = exe.peak.saturating_sub(exe.baseline);
+    let req_delta = req.peak.saturating_sub(req.baseline);
+    section.rows.push(Row::new(
+        "RSS above baseline at the peak",
+        format!("{:.1} MB ({:.1} -> {:.1} MB)", mb(delta), mb(exe.baseline), mb(exe.peak)),
+        format!("baseline {:.1} MB", mb(exe.baseline)),
+        "<= 300 MB above baseline",
+        Verdict::of(mb(delta) <= 300.0 && exe.ok == exe.runs && *exe_peak_flight as usize >= runs),
+    ));
+    section.rows.push(Row::info(
+        "bytes per in-flight run",
+        format!("{:.0} B ({:.1} KiB)", delta as f64 / runs as f64, delta as f64 / runs as f64 / 1024.0),
+        format!(
+            "bare reqwest: {:.0} B per in-flight 3-request sequence ({:.1} MB total)",
+            req_delta as f64 / runs as f64,
+            mb(req_delta)
+        ),
+    ));
+    section.rows.push(Row::info(
+        "runs in flight at once (peak at the mock) / completed",
+        format!("{exe_peak_flight} / {} of {runs}", exe.ok),
+        format!("all {runs} admitted in {:.2} s; batch {:.1} s", exe.admitted_s, exe.wall_s),
+    ));
+    section.notes.push(format!(
+        "**Method.** A fresh worker process (`executus-bench p3-worker`) builds a `Runtime` with lane \
+         `default` of capacity {runs} (`streaming = false`, in-memory checkpoints), runs one warm-up \
+         run (actors started, code paths touched), then reads VmRSS from /proc/self/status as the \
+         baseline. It spawns {runs} runs of the 3-step agent at once; the mock (another process) holds \
+         every request for {} ms, so all runs are in flight together (the mock's peak concurrent \
+         requests proves it). A sampler reads VmRSS every 10 ms; the peak is the larger of the sampled \
+         maximum and VmHWM. Bytes per in-flight run = (peak - baseline) / {runs}. The reference worker \
+         holds the same number of 3-request sequences in flight with bare `reqwest` (one shared \
+         client, one task per sequence): the part of the figure that is the HTTP client's own \
+         (a pooled connection, its buffers, the in-flight request).",
+        latency.as_millis()
+    ));
+    Ok(section)
+}
+
+/// `p3-worker --engine executus|reqwest --url URL --runs N`: prints a [`WorkerResult`].
+///
+/// # Errors
+/// If the runtime cannot start or a run cannot be admitted.
+pub async fn worker(rest: &[String]) -> anyhow::Result<()> {
+    let get = |name: &str| rest.iter().position(|a| a == name).and_then(|i| rest.get(i + 1)).cloned();
+    let engine = get("--engine").context("--engine")?;
+    let url = get("--url").context("--url")?;
+    let runs: usize = get("--runs").and_then(|v| v.parse().ok()).context("--runs")?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let result = match engine.as_str() {
+        "executus" => {
+            let rt = harness::runtime(&url, runs, false)?;
+            let warm = rt.run(harness::agent(), harness::input(0)).await?;
+            anyhow::ensure!(harness::is_expected(&warm, 3), "warm-up run failed: {:?}", warm.end);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let baseline = sys::rss().0;
+            let sampler = spawn_sampler(peak.clone(), sampling.clone());
+            let t0 = Instant::now();
+            let mut handles = Vec::with_capacity(runs);
+            for key in 1..=runs as u64 {
+                handles.push(rt.spawn_with(RunRequest::new(harness::agent(), harness::input(key))).await?);
+            }
+            let admitted_s = t0.elapsed().as_secs_f64();
+            let mut ok = 0;
+            for h in handles {
+                if harness::is_expected(h.outcome().await.as_ref(), 3) {
+                    ok += 1;
+                }
+            }
+            let wall_s = t0.elapsed().as_secs_f64();
+            sampling.store(false, Ordering::Relaxed);
+            let _ = sampler.await;
+            WorkerResult {
+                runs,
+                ok,
+                baseline,
+                peak: peak.load(Ordering::Relaxed).max(sys::rss().1),
+                wall_s,
+                admitted_s,
+            }
+        }
+        "reqwest" => {
+            let client = reqwest::Client::builder().no_proxy().build()?;
+            let endpoint: Arc<str> = Arc::from(format!("{url}/chat/completions"));
+            anyhow::ensure!(sequence(&client, &endpoint, 0).await, "warm-up sequence failed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let baseline = sys::rss().0;
+            let sampler = spawn_sampler(peak.clone(), sampling.clone());
+            let t0 = Instant::now();
+            let tasks: Vec<_> = (1..=runs as u64)
+                .map(|key| {
+                    let (client, endpoint) = (client.clone(), endpoint.clone());
+                    tokio::spawn(async move { sequence(&client, &endpoint, key).await })
+                })
+                .collect();
+            let admitted_s = t0.elapsed().as_secs_f64();
+            let mut ok = 0;
+            for t in tasks {
+                if t.await.unwrap_or(false) {
+                    ok += 1;
+                }
+            }
+            let wall_s = t0.elapsed().as_secs_f64();
+            sampling.store(false, Ordering::Relaxed);
+            let _ = sampler.await;
+            WorkerResult {
+                runs,
+                ok,
+                baseline,
+                peak: peak.load(Ordering::Relaxed).max(sys::rss().1),
+                wall_s,
+                admitted_s,
+            }
+        }
+        other => bail!("unknown engine {other:?}"),
+    };
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+fn spawn_sampler(
+    peak: Arc<AtomicU64>,
+    sampling: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while sampling.load(Ordering::Relaxed) {
+            peak.fetch_max(sys::rss().0, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+/// A 3-request sequence shaped like the agent's (system, user, then the tool call and result
+/// of each step appended), answered by the mock as call, call, answer.
+async fn sequence(client: &reqwest::Client, endpoint: &str, key: u64) -> bool {
+    let mut messages = vec![
+        serde_json::json!({"role": "system", "content": harness::SYSTEM}),
+        serde_json::json!({"role": "user", "content": harness::input(key)}),
+    ];
+    let tools = serde_json::json!([{"type": "function", "function": {
+        "name": harness::TOOL, "description": harness::TOOL_DESCRIPTION,
+        "parameters": {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}}}]);
+    for step in 1..=3 {
+        let body = serde_json::json!({"model": "bench-model", "messages": messages, "tools": tools});
+        let Ok(response) = client.post(endpoint).json(&body).send().await else { return false };
+        let Ok(value) = response.json::<serde_json::Value>().await else { return false };
+        let message = value.pointer("/choices/0/message").cloned().unwrap_or_default();
+        if step == 3 {
+            return message
+                .get("content")
+                .and_then(|c| c.as_str())
+                .is_some_and(|c| c.starts_with("done after 2"));
+        }
+        let id = message.pointer("/tool_calls/0/id").and_then(|v| v.as_str()).unwrap_or("call").to_owned();
+        messages.push(message);
+        messages.push(
+            serde_json::json!({"role": "tool", "tool_call_id": id, "content": format!("value of k{step}")}),
+        );
+    }
+    false
+}
