@@ -1,26 +1,267 @@
-//! Builds the runtime the commands share from the validated configuration.
+//! Wires the validated configuration into a runtime: the stores (all from
+//! [`open_stores`]), the batteries over them (personas, skills, audit, budget, critic,
+//! schedule), the tools and the policy.
+//!
+//! Every store comes from [`open_stores`], so switching them to the durable SQLite store
+//! is one function. What a command may rely on across processes is [`Stores::durable`]:
+//! false means everything — checkpoints, approvals, chat history, schedule watermarks —
+//! lives only as long as this process.
 
-use executus::Runtime;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chatbot::{ChatHistory, MemoryChatHistory};
+use executus::meta::MetaLlm;
+use executus::ports::{CheckpointStore, Delivery, MemoryCheckpointStore, Ports};
 use executus::tool::ToolRegistry;
 use executus::tool::builtin::standard_tools;
 use executus::tool::dispatch_agent::DispatchAgent;
+use executus::tool::policy::{Decision, FnRule, Policy, RequireApprovalFor};
+use executus::{Runtime, RuntimeConfig};
+use executus_audit::{AuditStore, AuditWriter, MemoryAuditStore};
+use executus_budget::{BudgetStore, MemoryBudgetStore, SpendBudget};
+use executus_critic::LlmCritic;
+use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
+use executus_schedule::{CronSchedule, MemoryScheduleStore, ScheduleStore};
+use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
 
+use crate::UsageError;
 use crate::config::CliConfig;
 
-/// The runtime for `config`: its providers and tiers, the built-in tools.
+/// Every store the CLI uses, as trait objects.
+pub struct Stores {
+    /// Run checkpoints (resume, approvals).
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Personas.
+    pub personas: Arc<dyn PersonaStore>,
+    /// Skills.
+    pub skills: Arc<dyn SkillStore>,
+    /// Audit records.
+    pub audit: Arc<dyn AuditStore>,
+    /// Budget spend and reservations.
+    pub budget: Arc<dyn BudgetStore>,
+    /// Schedule watermarks and job definitions.
+    pub schedule: Arc<dyn ScheduleStore>,
+    /// Chat conversations.
+    pub chats: Arc<dyn ChatHistory>,
+    /// True when the stores outlive this process.
+    pub durable: bool,
+    /// Where they live, for messages.
+    pub location: String,
+}
+
+/// Opens the stores `config` names.
+///
+/// Today these are the batteries' in-memory stores: the SQLite store (`executus-store`) is
+/// not part of this build yet, so `[store] url` is accepted and reported but nothing
+/// survives the process ([`Stores::durable`] is false).
 ///
 /// # Errors
-/// A registry error naming a bad tier.
-pub fn runtime(config: &CliConfig) -> anyhow::Result<Runtime> {
-    let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
-    for tool in standard_tools(&config.runtime) {
-        tools.register(tool);
+/// None yet; opening the SQLite file will fail with an error naming its path.
+pub async fn open_stores(config: &CliConfig) -> anyhow::Result<Stores> {
+    Ok(Stores {
+        checkpoints: Arc::new(MemoryCheckpointStore::new()),
+        personas: Arc::new(MemoryPersonaStore::new()),
+        skills: Arc::new(MemorySkillStore::new()),
+        audit: Arc::new(MemoryAuditStore::new()),
+        budget: Arc::new(MemoryBudgetStore::new()),
+        schedule: Arc::new(MemoryScheduleStore::new()),
+        chats: Arc::new(MemoryChatHistory::new()),
+        durable: false,
+        location: format!("memory (configured {} is not used by this build)", config.store_url),
+    })
+}
+
+/// What a command asks of the host beyond the configuration.
+#[derive(Default)]
+pub struct HostOptions {
+    /// Where delivered runs' outputs go (scheduled runs).
+    pub delivery: Option<Arc<dyn Delivery>>,
+    /// Build the cron schedule from `[schedule.jobs.*]`.
+    pub schedule: bool,
+    /// Lanes to add (name -> capacity), e.g. the swarm's.
+    pub extra_lanes: Vec<(String, std::num::NonZeroUsize)>,
+}
+
+/// A runtime with its ports, and the handles a command needs at the end.
+pub struct Host {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// The stores under it.
+    pub stores: Stores,
+    /// The audit writer, when `[audit] enabled`.
+    pub audit: Option<Arc<AuditWriter>>,
+    /// The cron schedule, when asked for.
+    pub schedule: Option<CronSchedule>,
+}
+
+impl Host {
+    /// Builds the host `config` describes.
+    ///
+    /// # Errors
+    /// Store and persona-folder failures; [`UsageError`] for a tier, skill or critic model
+    /// that does not resolve, or a policy naming an unknown tool.
+    pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
+        let stores = open_stores(config).await?;
+        let host = &config.host;
+
+        let personas = PersonaLibrary::new(stores.personas.clone());
+        if let Some(dir) = &host.personas_dir {
+            personas
+                .load_dir(dir)
+                .await
+                .map_err(|e| UsageError(format!("personas.dir (from {}): {e}", source(config, "personas.dir"))))?;
+        }
+        let skills = SkillLibrary::new(stores.skills.clone());
+        for (name, content) in &host.skills {
+            install_skill(&skills, name, content.clone())
+                .await
+                .with_context(|| format!("installing skill {name:?} from skills.{name}"))?;
+        }
+
+        let tools = tool_registry(&config.runtime);
+        let policy = policy(config, &tools)?;
+        let mut ports = Ports {
+            personas: Arc::new(personas),
+            skills: Arc::new(skills),
+            checkpoints: stores.checkpoints.clone(),
+            ..Ports::default()
+        };
+        let audit = host.audit.then(|| Arc::new(AuditWriter::new(stores.audit.clone())));
+        if let Some(writer) = &audit {
+            ports.audit = writer.clone();
+        }
+        if let Some(settings) = &host.budget {
+            ports.budget = Arc::new(SpendBudget::new(settings.clone(), stores.budget.clone()));
+        }
+        if let Some(critic) = &host.critic {
+            let meta = MetaLlm::new(&config.registry, &critic.model)
+                .map_err(|e| UsageError(format!("critic.model (from {}): {e}", source(config, "critic.model"))))?;
+            let critic = LlmCritic::new(meta, critic.config.clone())
+                .map_err(|e| UsageError(format!("critic (from {}): {e}", source(config, "critic"))))?;
+            ports.critic = Arc::new(critic);
+        }
+        if let Some(delivery) = options.delivery {
+            ports.delivery = delivery;
+        }
+        let schedule = options.schedule.then(|| CronSchedule::builder().store(stores.schedule.clone()).build());
+        if let Some(schedule) = &schedule {
+            ports.schedule = Arc::new(schedule.clone());
+        }
+
+        let mut runtime_config: RuntimeConfig = config.runtime.clone();
+        for (name, capacity) in options.extra_lanes {
+            runtime_config.lanes.insert(
+                name,
+                executus::config::LaneSettings { capacity, ..executus::config::LaneSettings::default() },
+            );
+        }
+        let runtime = Runtime::builder()
+            .registry(config.registry.clone())
+            .config(runtime_config)
+            .tools(tools)
+            .policy(policy)
+            .ports(ports)
+            .try_build()
+            .map_err(|e| UsageError(e.to_string()))?;
+        Ok(Self { runtime, stores, audit, schedule })
     }
-    let rt = Runtime::builder()
+
+    /// Ends the process's work cleanly: lanes drain for `grace`, runs still going are
+    /// interrupted with their checkpoints flushed, and the audit writer drains.
+    pub async fn close(&self, grace: Duration) {
+        self.runtime.shutdown(grace).await;
+        if let Some(audit) = &self.audit {
+            audit.shutdown().await;
+        }
+    }
+}
+
+/// A runtime with the configured providers, tiers and tools and no other wiring (for
+/// commands that only inspect models).
+///
+/// # Errors
+/// [`UsageError`] naming a bad tier.
+pub fn bare_runtime(config: &CliConfig) -> anyhow::Result<Runtime> {
+    Runtime::builder()
         .registry(config.registry.clone())
         .config(config.runtime.clone())
-        .tools(tools)
+        .tools(tool_registry(&config.runtime))
         .try_build()
-        .map_err(|e| crate::UsageError(e.to_string()))?;
-    Ok(rt)
+        .map_err(|e| UsageError(e.to_string()).into())
+}
+
+fn source(config: &CliConfig, key: &str) -> String {
+    executus::config::source_of(&config.figment, key)
+}
+
+/// The built-in tools (`clock`, `calc`, `web_fetch` under `[tools.web_fetch]`) and
+/// `dispatch_agent`.
+pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
+    let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
+    for tool in standard_tools(config) {
+        tools.register(tool);
+    }
+    tools
+}
+
+/// `[policy]`: approvals and blocks for every run, on top of the agent profiles.
+fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
+    let mut policy = Policy::new();
+    let check = |key: &str, names: &[String]| -> anyhow::Result<()> {
+        for name in names {
+            if tools.get(name).is_none() {
+                return Err(UsageError(format!(
+                    "invalid configuration value for {key} (from {}): unknown tool {name:?} (tools: {})",
+                    source(config, key),
+                    tools.names().collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    };
+    check("policy.require_approval", &config.host.require_approval)?;
+    check("policy.block", &config.host.block)?;
+    if !config.host.block.is_empty() {
+        let blocked = config.host.block.clone();
+        policy.add_global(FnRule::new("config:policy.block", move |input| {
+            blocked
+                .iter()
+                .any(|t| t == input.tool)
+                .then(|| Decision::Block(format!("tool {} is blocked by the configuration", input.tool)))
+        }));
+    }
+    if !config.host.require_approval.is_empty() {
+        policy.add_global(RequireApprovalFor::new(config.host.require_approval.clone()));
+    }
+    Ok(policy)
+}
+
+/// Makes `content` the active version of skill `name`: created if new, a new version if it
+/// changed, enabled if it was not.
+async fn install_skill(
+    skills: &SkillLibrary,
+    name: &str,
+    content: executus_skill::SkillContent,
+) -> Result<(), executus_skill::SkillError> {
+    use executus_skill::SkillState;
+    match skills.active(name).await? {
+        None => {
+            skills.create(name, content).await?;
+        }
+        Some(active) => {
+            let same = active.version.instructions == content.instructions && active.version.tools == content.tools;
+            if !same {
+                let version = skills.new_version(name, content).await?;
+                skills.activate(name, version.version).await?;
+            }
+            if active.skill.state == SkillState::Active {
+                return Ok(());
+            }
+        }
+    }
+    skills.enable(name).await?;
+    Ok(())
 }

@@ -1,9 +1,17 @@
-//! The subcommands.
+//! The subcommands. Each builds what it needs from the validated configuration (through
+//! [`crate::host`]) and returns the process exit code.
 
+pub mod approve;
+pub mod chat;
 pub mod models;
+pub mod report;
+pub mod resume;
 pub mod run;
+pub mod schedule;
+pub mod swarm;
 
 use crate::config::{CliConfig, effective};
+use crate::signals::Interrupt;
 use crate::{Cli, Command, Exit};
 
 /// Runs the parsed command.
@@ -11,9 +19,17 @@ use crate::{Cli, Command, Exit};
 /// # Errors
 /// Configuration errors (exit 2) and failures (exit 1).
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    // Before anything else, so that an early Ctrl-C is handled like a late one.
+    let interrupt = Interrupt::install()?;
     let config = CliConfig::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Run(args) => run::run(&config, args).await,
+        Command::Run(args) => run::run(&config, args, &interrupt).await,
+        Command::Swarm(args) => swarm::swarm(&config, args, &interrupt).await,
+        Command::Chat(args) => chat::chat(&config, args, &interrupt).await,
+        Command::Resume(args) => resume::resume(&config, args, &interrupt).await,
+        Command::Approve(args) => approve::approve(&config, args, &interrupt).await,
+        Command::Deny(args) => approve::deny(&config, args, &interrupt).await,
+        Command::Schedule(args) => schedule::schedule(&config, args, &interrupt).await,
         Command::Models(args) => models::models(&config, args).await,
         Command::Config => {
             print_config(&config);

@@ -23,7 +23,7 @@ pub struct ModelsArgs {
 /// # Errors
 /// None in practice: problems are printed per provider.
 pub async fn models(config: &CliConfig, args: ModelsArgs) -> anyhow::Result<Exit> {
-    let runtime = crate::host::runtime(config)?;
+    let runtime = crate::host::bare_runtime(config)?;
     let registry = runtime.registry();
     let providers = registry.provider_names();
     println!("providers:");

@@ -1,0 +1,2 @@
+//! `chatbot` (being written).
+fn main() {}
