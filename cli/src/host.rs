@@ -69,7 +69,7 @@ pub async fn open_stores(config: &CliConfig) -> anyhow::Result<Stores> {
         schedule: Arc::new(MemoryScheduleStore::new()),
         chats: Arc::new(MemoryChatHistory::new()),
         durable: false,
-        location: format!("memory (configured {} is not used by this build)", config.store_url),
+        location: format!("memory (not {})", config.store_url),
     })
 }
 

@@ -199,7 +199,7 @@ fn read_input(input: Option<&str>) -> anyhow::Result<String> {
 /// One redraw of the progress bar (carriage return, no newline).
 fn draw_bar(p: &Progress) {
     const WIDTH: usize = 24;
-    let filled = if p.total == 0 { WIDTH } else { p.done * WIDTH / p.total };
+    let filled = (p.done * WIDTH).checked_div(p.total).unwrap_or(WIDTH).min(WIDTH);
     let last = match &p.event {
         FanoutProgress::Started { model, lens } => format!("{model} x {lens} started"),
         FanoutProgress::Finished { model, lens } => format!("{model} x {lens} done"),

@@ -1,0 +1,8 @@
+//! Integration tests of the `executus-run` binary: every subcommand run as a real process
+//! against loopback mock servers (wiremock speaking the OpenAI wire format) or replay
+//! transcripts, checking output, exit codes and signals.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod run;
