@@ -108,10 +108,9 @@ impl Host {
 
         let personas = PersonaLibrary::new(stores.personas.clone());
         if let Some(dir) = &host.personas_dir {
-            personas
-                .load_dir(dir)
-                .await
-                .map_err(|e| UsageError(format!("personas.dir (from {}): {e}", source(config, "personas.dir"))))?;
+            personas.load_dir(dir).await.map_err(|e| {
+                UsageError(format!("personas.dir (from {}): {e}", source(config, "personas.dir")))
+            })?;
         }
         let skills = SkillLibrary::new(stores.skills.clone());
         for (name, content) in &host.skills {
@@ -136,8 +135,9 @@ impl Host {
             ports.budget = Arc::new(SpendBudget::new(settings.clone(), stores.budget.clone()));
         }
         if let Some(critic) = &host.critic {
-            let meta = MetaLlm::new(&config.registry, &critic.model)
-                .map_err(|e| UsageError(format!("critic.model (from {}): {e}", source(config, "critic.model"))))?;
+            let meta = MetaLlm::new(&config.registry, &critic.model).map_err(|e| {
+                UsageError(format!("critic.model (from {}): {e}", source(config, "critic.model")))
+            })?;
             let critic = LlmCritic::new(meta, critic.config.clone())
                 .map_err(|e| UsageError(format!("critic (from {}): {e}", source(config, "critic"))))?;
             ports.critic = Arc::new(critic);
@@ -145,7 +145,8 @@ impl Host {
         if let Some(delivery) = options.delivery {
             ports.delivery = delivery;
         }
-        let schedule = options.schedule.then(|| CronSchedule::builder().store(stores.schedule.clone()).build());
+        let schedule =
+            options.schedule.then(|| CronSchedule::builder().store(stores.schedule.clone()).build());
         if let Some(schedule) = &schedule {
             ports.schedule = Arc::new(schedule.clone());
         }
@@ -252,7 +253,8 @@ async fn install_skill(
             skills.create(name, content).await?;
         }
         Some(active) => {
-            let same = active.version.instructions == content.instructions && active.version.tools == content.tools;
+            let same =
+                active.version.instructions == content.instructions && active.version.tools == content.tools;
             if !same {
                 let version = skills.new_version(name, content).await?;
                 skills.activate(name, version.version).await?;

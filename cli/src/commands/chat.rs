@@ -48,7 +48,9 @@ pub async fn chat(config: &CliConfig, args: ChatArgs, interrupt: &Interrupt) -> 
     let session = ChatSession::open(&host.runtime, host.stores.chats.clone(), &persona, identity)
         .await
         .map_err(|e| match e {
-            ChatError::Runtime(e @ RuntimeError::UnknownAgent { .. }) => UsageError(format!("--persona: {e}")).into(),
+            ChatError::Runtime(e @ RuntimeError::UnknownAgent { .. }) => {
+                UsageError(format!("--persona: {e}")).into()
+            }
             other => anyhow::Error::from(other),
         })?;
     let interactive = std::io::stdin().is_terminal();
@@ -59,7 +61,13 @@ pub async fn chat(config: &CliConfig, args: ChatArgs, interrupt: &Interrupt) -> 
         );
     }
     if interactive {
-        eprintln!("chat with {} as {}@{}. {}", persona, session.key().user, session.key().tenant, chatbot::session::HELP);
+        eprintln!(
+            "chat with {} as {}@{}. {}",
+            persona,
+            session.key().user,
+            session.key().tenant,
+            chatbot::session::HELP
+        );
     }
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut out = std::io::stdout();

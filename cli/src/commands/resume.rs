@@ -40,7 +40,8 @@ pub struct ResumeArgs {
 /// A bad run id or a run that cannot be resumed (exit 2), store failures (exit 1).
 pub async fn resume(config: &CliConfig, args: ResumeArgs, interrupt: &Interrupt) -> anyhow::Result<Exit> {
     let host = Host::build(config, HostOptions::default()).await?;
-    let exit = if args.list { list(&host, args.json).await } else { resume_runs(&host, &args, interrupt).await };
+    let exit =
+        if args.list { list(&host, args.json).await } else { resume_runs(&host, &args, interrupt).await };
     // Interrupted: no grace, so the runs are checkpointed now rather than finished.
     let grace = if interrupt.token().is_cancelled() { Duration::ZERO } else { config.runtime.shutdown_grace };
     host.close(grace).await;

@@ -54,7 +54,9 @@ pub async fn schedule(config: &CliConfig, args: ScheduleArgs, interrupt: &Interr
         if let Err(e) = host.runtime.agent(&job.agent).await {
             let key = format!("schedule.jobs.{}.agent", job.id);
             let origin = executus::config::source_of(&config.figment, &key);
-            return Err(UsageError(format!("invalid configuration value for {key} (from {origin}): {e}")).into());
+            return Err(
+                UsageError(format!("invalid configuration value for {key} (from {origin}): {e}")).into()
+            );
         }
         schedule.add_job(job.clone()).await.map_err(|e| UsageError(e.to_string()))?;
     }
@@ -63,9 +65,19 @@ pub async fn schedule(config: &CliConfig, args: ScheduleArgs, interrupt: &Interr
         let next = schedule.job(&job.id).and_then(|j| j.next_after(now));
         let next = next.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
         if args.list {
-            println!("{}  {:<20}  {} ({})  agent {}  next {next}", job.id, job.cron, job.timezone, format!("overlap {:?}", job.overlap).to_lowercase(), job.agent);
+            println!(
+                "{}  {:<20}  {} ({})  agent {}  next {next}",
+                job.id,
+                job.cron,
+                job.timezone,
+                format!("overlap {:?}", job.overlap).to_lowercase(),
+                job.agent
+            );
         } else {
-            eprintln!("schedule: job {} ({} {}) -> agent {}; next fire {next}", job.id, job.cron, job.timezone, job.agent);
+            eprintln!(
+                "schedule: job {} ({} {}) -> agent {}; next fire {next}",
+                job.id, job.cron, job.timezone, job.agent
+            );
         }
     }
     if args.list {
@@ -114,15 +126,23 @@ pub async fn schedule(config: &CliConfig, args: ScheduleArgs, interrupt: &Interr
 fn log_event(event: &ScheduleEvent) {
     match event {
         ScheduleEvent::Fired { job, fire, run_id, catch_up_from, .. } => match catch_up_from {
-            Some(from) => eprintln!("schedule: {job}: fired run {run_id} (catching up fires from {from} to {fire})"),
+            Some(from) => {
+                eprintln!("schedule: {job}: fired run {run_id} (catching up fires from {from} to {fire})")
+            }
             None => eprintln!("schedule: {job}: fired run {run_id} for {fire}"),
         },
         ScheduleEvent::Skipped { job, fire, reason, .. } => {
             eprintln!("schedule: {job}: skipped the fire of {fire} ({reason:?})");
         }
-        ScheduleEvent::Queued { job, fire, .. } => eprintln!("schedule: {job}: the fire of {fire} waits for the running run"),
-        ScheduleEvent::Failed { job, fire, error, .. } => eprintln!("schedule: {job}: the fire of {fire} failed: {error}"),
-        ScheduleEvent::RunEnded { job, run_id, status, .. } => eprintln!("schedule: {job}: run {run_id} ended {status}"),
+        ScheduleEvent::Queued { job, fire, .. } => {
+            eprintln!("schedule: {job}: the fire of {fire} waits for the running run")
+        }
+        ScheduleEvent::Failed { job, fire, error, .. } => {
+            eprintln!("schedule: {job}: the fire of {fire} failed: {error}")
+        }
+        ScheduleEvent::RunEnded { job, run_id, status, .. } => {
+            eprintln!("schedule: {job}: run {run_id} ended {status}")
+        }
         other => eprintln!("schedule: {other:?}"),
     }
 }

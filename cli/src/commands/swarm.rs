@@ -88,7 +88,10 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
 
     let host = Host::build(
         config,
-        HostOptions { extra_lanes: vec![(SWARM_LANE.to_owned(), settings.concurrency)], ..HostOptions::default() },
+        HostOptions {
+            extra_lanes: vec![(SWARM_LANE.to_owned(), settings.concurrency)],
+            ..HostOptions::default()
+        },
     )
     .await?;
     let review_config = ReviewConfig {
@@ -121,7 +124,9 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
     }
     host.close(config.runtime.shutdown_grace).await;
     let review = review.map_err(|e| match e {
-        e @ (ReviewError::EmptyDiff | ReviewError::DiffTooLarge { .. }) => UsageError(format!("--input: {e}")).into(),
+        e @ (ReviewError::EmptyDiff | ReviewError::DiffTooLarge { .. }) => {
+            UsageError(format!("--input: {e}")).into()
+        }
         e if e.is_config() => UsageError(e.to_string()).into(),
         e => anyhow::Error::from(e),
     })?;
@@ -186,10 +191,7 @@ fn read_input(input: Option<&str>) -> anyhow::Result<String> {
     };
     let mut text = String::new();
     let limit = u64::try_from(MAX_DIFF_BYTES + 1).unwrap_or(u64::MAX);
-    reader
-        .take(limit)
-        .read_to_string(&mut text)
-        .map_err(|e| UsageError(format!("--input {name}: {e}")))?;
+    reader.take(limit).read_to_string(&mut text).map_err(|e| UsageError(format!("--input {name}: {e}")))?;
     if text.len() > MAX_DIFF_BYTES {
         return Err(UsageError(format!("--input {name}: larger than {MAX_DIFF_BYTES} bytes")).into());
     }

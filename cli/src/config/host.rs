@@ -282,7 +282,8 @@ impl RawHostSections {
             host.personas_dir = Some(dir);
         }
         for (name, raw) in self.skills {
-            executus_skill::validate_name(&name).map_err(|e| invalid(format!("skills.{name}"), e.to_string()))?;
+            executus_skill::validate_name(&name)
+                .map_err(|e| invalid(format!("skills.{name}"), e.to_string()))?;
             if raw.instructions.trim().is_empty() {
                 return Err(invalid(format!("skills.{name}.instructions"), "must not be empty".into()));
             }
@@ -362,7 +363,10 @@ fn validate_swarm(
                 invalid("swarm.deadline".into(), format!("{d:?} is not a duration like 90s or 5m ({e})"))
             })?;
             if parsed.is_zero() {
-                return Err(invalid("swarm.deadline".into(), "must be longer than zero (or \"none\")".into()));
+                return Err(invalid(
+                    "swarm.deadline".into(),
+                    "must be longer than zero (or \"none\")".into(),
+                ));
             }
             Some(parsed)
         };
@@ -372,7 +376,8 @@ fn validate_swarm(
 
 fn validate_job(id: &str, raw: RawJob, figment: &Figment) -> Result<JobDef, ConfigError> {
     let key = |field: &str| format!("schedule.jobs.{id}.{field}");
-    let invalid = |key: String, reason: String| ConfigError::Invalid { origin: source_of(figment, &key), key, reason };
+    let invalid =
+        |key: String, reason: String| ConfigError::Invalid { origin: source_of(figment, &key), key, reason };
     let mut def = JobDef::new(id, raw.cron, raw.agent, raw.input);
     if let Some(tz) = raw.timezone {
         def = def.timezone(tz);

@@ -78,7 +78,10 @@ impl Workspace {
             }
             child.wait_with_output().unwrap()
         });
-        tokio::time::timeout(Duration::from_secs(60), task).await.expect("the binary finished in 60 s").unwrap()
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the binary finished in 60 s")
+            .unwrap()
     }
 }
 
@@ -102,7 +105,8 @@ pub fn assert_exit(out: &Output, code: i32) {
 #[track_caller]
 pub fn json_stdout(out: &Output) -> Value {
     let stdout = text(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
 }
 
 /// Checks the documented `--json` shape of a run outcome.
@@ -272,9 +276,6 @@ pub async fn wait_exit(mut child: Child, limit: Duration) -> Output {
     });
     match task.await.unwrap() {
         Ok(out) => out,
-        Err(out) => panic!(
-            "the process did not exit within {limit:?}\n--- stderr\n{}",
-            text(&out.stderr)
-        ),
+        Err(out) => panic!("the process did not exit within {limit:?}\n--- stderr\n{}", text(&out.stderr)),
     }
 }

@@ -4,5 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod chat;
 mod common;
+mod config;
+mod models;
 mod run;
+mod schedule;
+mod swarm;

@@ -16,7 +16,11 @@ async fn a_run_calls_a_tool_and_answers_exit_0_with_the_documented_json() {
             assert!(transcript(req).contains("42"), "the tool result reached the model");
             ResponseTemplate::new(200).set_body_json(text_answer("6 x 7 = 42"))
         } else {
-            ResponseTemplate::new(200).set_body_json(tool_answer("call_1", "calc", &json!({"expression": "6*7"})))
+            ResponseTemplate::new(200).set_body_json(tool_answer(
+                "call_1",
+                "calc",
+                &json!({"expression": "6*7"}),
+            ))
         }
     })
     .await;
@@ -41,7 +45,11 @@ async fn a_run_calls_a_tool_and_answers_exit_0_with_the_documented_json() {
 async fn input_comes_from_stdin_with_a_dash() {
     let server = openai_server(|req| {
         let seen = transcript(req);
-        ResponseTemplate::new(200).set_body_json(text_answer(if seen.contains("from a pipe") { "got it" } else { "??" }))
+        ResponseTemplate::new(200).set_body_json(text_answer(if seen.contains("from a pipe") {
+            "got it"
+        } else {
+            "??"
+        }))
     })
     .await;
     let ws = Workspace::new(&base_config(&server.uri()));
@@ -100,7 +108,9 @@ users = {{ alice = 0.000001 }}
         base_config(&server.uri())
     );
     let ws = Workspace::new(&config);
-    let out = ws.run(&["run", "--agent", "helper", "--input", "hi", "--identity", "alice@acme", "--json"], None).await;
+    let out = ws
+        .run(&["run", "--agent", "helper", "--input", "hi", "--identity", "alice@acme", "--json"], None)
+        .await;
     assert_exit(&out, 3);
     let doc = json_stdout(&out);
     assert_run_json_shape(&doc);
@@ -109,7 +119,9 @@ users = {{ alice = 0.000001 }}
     assert!(calls(&server).await.is_empty(), "a denied call never reaches the model");
 
     // Bob has no cap: the same run goes through.
-    let out = ws.run(&["run", "--agent", "helper", "--input", "hi", "--identity", "bob@acme", "--json"], None).await;
+    let out = ws
+        .run(&["run", "--agent", "helper", "--input", "hi", "--identity", "bob@acme", "--json"], None)
+        .await;
     assert_exit(&out, 0);
     assert_eq!(calls(&server).await.len(), 1);
 }
@@ -119,7 +131,11 @@ async fn max_steps_exits_4_with_the_partial_transcript() {
     // A model that never stops calling tools.
     let server = openai_server(|req| {
         let n = messages(req).len();
-        ResponseTemplate::new(200).set_body_json(tool_answer(&format!("call_{n}"), "calc", &json!({"expression": format!("{n}+1")})))
+        ResponseTemplate::new(200).set_body_json(tool_answer(
+            &format!("call_{n}"),
+            "calc",
+            &json!({"expression": format!("{n}+1")}),
+        ))
     })
     .await;
     let config = base_config(&server.uri()).replace("max_steps = 6", "max_steps = 2");

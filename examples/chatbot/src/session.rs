@@ -105,8 +105,7 @@ impl ChatSession {
         let mut input = self.history().await?;
         let stored = input.len();
         input.push(Message::user(text));
-        let request =
-            RunRequest::new(self.agent.clone(), input.clone()).identity(self.identity.clone());
+        let request = RunRequest::new(self.agent.clone(), input.clone()).identity(self.identity.clone());
         let handle = self.runtime.spawn_with(request).await?;
         Ok(Turn { session: self.clone(), handle, input, stored })
     }
@@ -297,7 +296,11 @@ where
                     out.flush()?;
                 } else {
                     let reason = outcome.end.reason().unwrap_or_default();
-                    writeln!(err, "(the turn ended {}: {reason}; it was not added to the conversation)", outcome.status())?;
+                    writeln!(
+                        err,
+                        "(the turn ended {}: {reason}; it was not added to the conversation)",
+                        outcome.status()
+                    )?;
                 }
             }
         }
