@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -276,6 +277,16 @@ impl ExecutorHandle {
     /// Number of active runs.
     pub async fn active(&self) -> usize {
         ractor::call!(self.actor, ExecMsg::Active).unwrap_or(0)
+    }
+
+    /// Waits (at most `limit`) until the executor actor has stopped.
+    pub async fn stopped(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.actor.get_status() != ractor::ActorStatus::Stopped
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Interrupts every active run (checkpoints kept) and stops the executor.

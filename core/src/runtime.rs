@@ -339,9 +339,18 @@ pub struct RuntimeInner {
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
-        // Interrupt what is still running; checkpoints stay, so the runs resume later.
+        // Interrupt what is still running; checkpoints stay, so the runs resume later. The
+        // checkpoint actor is flushed and stopped once the executor is gone (bounded wait).
         if let Some(started) = self.started.get() {
             started.executor.shutdown();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let executor = started.executor.clone();
+                let checkpoint = started.env.checkpoint.clone();
+                handle.spawn(async move {
+                    executor.stopped(Duration::from_secs(5)).await;
+                    checkpoint.stop().await;
+                });
+            }
         }
     }
 }
@@ -687,6 +696,11 @@ impl Runtime {
         }
     }
 
+    /// Runs this runtime tracks (queued or running): zero once everything has ended.
+    pub fn tracked_runs(&self) -> usize {
+        self.inner.controls.len()
+    }
+
     /// True while a run is queued or running in this runtime.
     fn is_active(&self, run: RunId) -> bool {
         self.inner.controls.get(&run).is_some_and(|c| c.outcome().is_none())
@@ -816,6 +830,47 @@ impl Runtime {
             },
         };
         state.apply(&fact).map_err(|source| RuntimeError::Replay { run, source })?;
+        let record = |event| {
+            AuditRecord::now(Some(run), state.identity.clone(), Some(state.agent.name.clone()), event)
+        };
+        let audit = &self.inner.ports.audit;
+        audit
+            .record(record(AuditEvent::ApprovalAnswered {
+                call_id: pending.id.clone(),
+                approved: denial.is_none(),
+                reason: denial.map(str::to_owned),
+            }))
+            .await;
+        if let Some(reason) = denial {
+            audit
+                .record(record(AuditEvent::ToolCall {
+                    step: state.step,
+                    tool: pending.name.clone(),
+                    call_id: pending.id.clone(),
+                    decision: "deny".into(),
+                    rule: Some("human-approval".into()),
+                    reason: Some(reason.to_owned()),
+                    is_error: true,
+                    latency_ms: 0,
+                }))
+                .await;
+        }
+        self.start_existing(state, vec![fact]).await
+    }
+
+    /// Gives up on a run: an active one is cancelled; a stored one (interrupted, or paused
+    /// for approval) is marked failed and its log deleted, so it is never resumed.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownRun`] if the run is neither active nor stored.
+    pub async fn discard(&self, run: RunId) -> Result<(), RuntimeError> {
+        if self.is_active(run) {
+            self.cancel(run).await;
+            return Ok(());
+        }
+        let (state, _) = self.load_state(run).await?;
+        let started = self.started().await?;
+        started.env.checkpoint.finish(run, StoredStatus::Failed).await?;
         self.inner
             .ports
             .audit
@@ -823,14 +878,15 @@ impl Runtime {
                 Some(run),
                 state.identity.clone(),
                 Some(state.agent.name.clone()),
-                AuditEvent::ApprovalAnswered {
-                    call_id: pending.id,
-                    approved: denial.is_none(),
-                    reason: denial.map(str::to_owned),
+                AuditEvent::RunEnded {
+                    status: RunEnd::Cancelled.status().into(),
+                    reason: Some("discarded".into()),
+                    steps: state.step,
+                    usage: state.usage,
                 },
             ))
             .await;
-        self.start_existing(state, vec![fact]).await
+        Ok(())
     }
 
     /// Graceful shutdown: lanes stop admitting, running jobs get `grace` to finish, then

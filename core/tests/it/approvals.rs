@@ -122,6 +122,34 @@ async fn denial_tells_the_model_why_and_the_run_goes_on() {
     assert!(seen[0].is_error);
     assert!(seen[0].content.contains("too risky today"), "{}", seen[0].content);
     assert!(audit.events().iter().any(|e| matches!(e, AuditEvent::ApprovalAnswered { approved: false, reason: Some(r), .. } if r == "too risky today")));
+    assert!(
+        audit.tool_calls().iter().any(|(tool, id, decision, rule, is_error)| tool == "echo"
+            && id == "c1"
+            && decision == "deny"
+            && rule.as_deref() == Some("human-approval")
+            && *is_error),
+        "{:?}",
+        audit.tool_calls()
+    );
+}
+
+#[tokio::test]
+async fn a_paused_run_can_be_discarded_and_is_never_resumed() {
+    let store = Arc::new(MemoryCheckpointStore::new());
+    let counter = Arc::new(AtomicUsize::new(0));
+    let audit = AuditLog::new();
+    let run = pause(&store, &counter, &audit).await;
+    let fake = FakeProvider::new("fake");
+    let rt = runtime(&fake, &counter, &store, &audit);
+    rt.discard(run).await.unwrap();
+    assert!(store.load(run).await.unwrap().is_none(), "the log is gone");
+    assert!(store.list_interrupted().await.unwrap().is_empty());
+    assert!(matches!(rt.approve(run, "c1").await, Err(RuntimeError::UnknownRun { .. })));
+    assert!(matches!(rt.discard(run).await, Err(RuntimeError::UnknownRun { .. })));
+    assert!(audit.events().iter().any(
+        |e| matches!(e, AuditEvent::RunEnded { status, reason: Some(r), .. } if status == "cancelled" && r == "discarded")
+    ));
+    assert_eq!(counter.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

@@ -12,28 +12,28 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use executus_llm::{Chain, Message, Model, Request, Response, StreamEvent, ToolCall, ToolResult, Usage};
+use executus_llm::{Chain, Message, Response, ToolCall, ToolResult};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tracing::Instrument;
 
-use super::attempts::AttemptLog;
 use super::env::RunEnv;
 use super::events::RunEvent;
 use super::handle::RunControl;
 use super::machine::{Action, Fact, RunState};
 use super::outcome::{RunEnd, RunOutcome};
 use super::{RunPhase, RunStatus};
-use crate::compaction::{CompactionCache, compact, context_tokens, dedup_attachments};
-use crate::meta::MetaLlm;
+use crate::compaction::CompactionCache;
 use crate::ports::{
-    AuditEvent, AuditRecord, BudgetDenied, CriticReview, CriticTrigger, DeliveryItem, RunMeta, SpendRequest,
-    StoredStatus, Verdict,
+    AuditEvent, AuditRecord, BudgetDenied, CriticReview, CriticTrigger, DeliveryItem, RunMeta, StoredStatus,
+    Verdict,
 };
-use crate::tool::policy::{Decision, PolicyInput};
-use crate::tool::{ToolContext, ToolError};
+
+mod model;
+mod tools;
+
+pub use model::estimate_tokens;
+pub(crate) use model::message_chars;
 
 /// Messages of a run actor.
 pub enum RunMsg {
@@ -139,6 +139,10 @@ pub struct RunActorState {
     run_input: Arc<str>,
     /// Facts to save before the first step (the start of a new run, resume facts).
     unsaved: Vec<Fact>,
+    /// The run's tracing span (`run` > `step` > `model_call` / `tool_call`).
+    span: tracing::Span,
+    /// The current step's span.
+    step_span: tracing::Span,
 }
 
 impl Actor for RunActor {
@@ -202,7 +206,17 @@ impl Actor for RunActor {
             compaction: Arc::default(),
             run_input,
             unsaved: Vec::new(),
+            span: tracing::Span::none(),
+            step_span: tracing::Span::none(),
         };
+        s.span = tracing::info_span!(
+            parent: None,
+            "run",
+            run_id = %s.st.run_id,
+            gen_ai.agent.name = %s.st.agent.name,
+            gen_ai.request.model = %s.st.agent.model,
+            resumed = s.resumed
+        );
         s.unsaved = unsaved;
         match model {
             Ok(m) => s.model = Some(Arc::new(m)),
@@ -516,299 +530,6 @@ impl RunActorState {
         }
     }
 
-    /// Permission stages 1–3 and argument sanity. Returns the call to execute, or settles
-    /// it (error result, rewrite, approval request) and returns `None`.
-    async fn check_call(&mut self, call: ToolCall) -> Option<ToolCall> {
-        let refuse = |content: String| ToolResult {
-            id: call.id.clone(),
-            name: call.name.clone(),
-            content,
-            is_error: true,
-        };
-        // A call the human already approved skips the policy (it was evaluated before).
-        let approved = self
-            .st
-            .calls
-            .iter()
-            .any(|s| s.call.id == call.id && s.approval == super::machine::Approval::Approved);
-        // Stage 1: the registry.
-        let Some(tool) = self.env.tools.enabled(&call.name).cloned() else {
-            let known: Vec<&str> = self.st.agent.tools.iter().map(String::as_str).collect();
-            let result = refuse(format!(
-                "unknown tool {:?}; available tools: {}",
-                call.name,
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-            ));
-            self.settle_refused(
-                result,
-                "refuse",
-                Some("registry".into()),
-                Some("unknown or disabled tool".into()),
-                false,
-            )
-            .await;
-            return None;
-        };
-        // Stage 2: the agent's allowlist (agent + skills, merged at start).
-        if !self.st.agent.tools.iter().any(|t| t == &call.name) {
-            let result =
-                refuse(format!("tool {:?} is not allowed for agent {:?}", call.name, self.st.agent.name));
-            self.settle_refused(
-                result,
-                "refuse",
-                Some("allowlist".into()),
-                Some("not in the agent's allowlist".into()),
-                true,
-            )
-            .await;
-            return None;
-        }
-        // Arguments must be a JSON object.
-        match &call.args {
-            Value::Object(_) => {}
-            Value::Null => {}
-            Value::String(raw) => {
-                let result = refuse(format!(
-                    "the arguments for {:?} are not valid JSON: {}. Call the tool again with a JSON object matching its schema.",
-                    call.name,
-                    preview(raw, 200)
-                ));
-                self.settle_refused(
-                    result,
-                    "refuse",
-                    Some("arguments".into()),
-                    Some("invalid JSON arguments".into()),
-                    false,
-                )
-                .await;
-                return None;
-            }
-            other => {
-                let result = refuse(format!(
-                    "the arguments for {:?} must be a JSON object, got {}",
-                    call.name,
-                    preview(&other.to_string(), 200)
-                ));
-                self.settle_refused(
-                    result,
-                    "refuse",
-                    Some("arguments".into()),
-                    Some("arguments not an object".into()),
-                    false,
-                )
-                .await;
-                return None;
-            }
-        }
-        if approved {
-            let decided = Decided {
-                decision: "allow",
-                rule: Some("human-approval".into()),
-                reason: Some("approved by a human".into()),
-            };
-            self.decided.insert(call.id.clone(), decided);
-            return Some(call);
-        }
-        // Stage 3: runtime policy.
-        let args = if call.args.is_null() { Value::Object(Default::default()) } else { call.args.clone() };
-        let verdict = self.env.policy.evaluate(&PolicyInput {
-            tool: &call.name,
-            args: &args,
-            identity: &self.st.identity,
-            run_id: self.st.run_id,
-            agent: &self.st.agent.name,
-            profile: self.st.agent.policy_profile.as_deref(),
-            read_only: tool.read_only(),
-        });
-        let reason = verdict.reason();
-        match verdict.decision {
-            Decision::Allow => {
-                let decided = Decided { decision: "allow", rule: Some(verdict.rule), reason };
-                self.decided.insert(call.id.clone(), decided);
-                Some(call)
-            }
-            Decision::Rewrite(new_args) => {
-                let decided = Decided { decision: "rewrite", rule: Some(verdict.rule), reason };
-                self.decided.insert(call.id.clone(), decided);
-                self.apply_and_save(
-                    Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() },
-                    false,
-                )
-                .await;
-                Some(ToolCall { args: new_args, ..call })
-            }
-            Decision::Block(why) => {
-                let result = refuse(format!(
-                    "blocked by policy rule {:?}: {why}. Do not retry this call; change course.",
-                    verdict.rule
-                ));
-                self.settle_refused(result, "block", Some(verdict.rule), Some(why), true).await;
-                None
-            }
-            Decision::RequireApproval(why) => {
-                self.audit(AuditEvent::ApprovalRequested {
-                    tool: call.name.clone(),
-                    call_id: call.id.clone(),
-                })
-                .await;
-                self.audit(AuditEvent::ToolCall {
-                    step: self.st.step,
-                    tool: call.name.clone(),
-                    call_id: call.id.clone(),
-                    decision: "require_approval".into(),
-                    rule: Some(verdict.rule),
-                    reason: Some(why),
-                    is_error: false,
-                    latency_ms: 0,
-                })
-                .await;
-                self.control.emit(RunEvent::ApprovalRequested { run_id: self.st.run_id, call: call.clone() });
-                self.apply_and_save(Fact::ApprovalRequested { call_id: call.id }, true).await;
-                None
-            }
-        }
-    }
-
-    async fn settle_refused(
-        &mut self,
-        result: ToolResult,
-        decision: &str,
-        rule: Option<String>,
-        reason: Option<String>,
-        blocked: bool,
-    ) {
-        self.audit_tool(&result, decision, rule, reason, Duration::ZERO).await;
-        self.control.emit(RunEvent::ToolFinished {
-            run_id: self.st.run_id,
-            call_id: result.id.clone(),
-            name: result.name.clone(),
-            is_error: true,
-        });
-        self.apply_and_save(Fact::ToolResult { result, blocked }, true).await;
-    }
-
-    /// Starts queued tool calls up to the concurrency bound.
-    fn pump_tools(&mut self, myself: &ActorRef<RunMsg>) {
-        let limit = self.st.agent.limits.tool_concurrency.max(1);
-        while self.running_tools < limit {
-            let Some(call) = self.queued_tools.pop_front() else { break };
-            let Some(tool) = self.env.tools.enabled(&call.name).cloned() else { continue };
-            self.running_tools += 1;
-            let cancel = self.tasks.child_token();
-            let ctx = ToolContext {
-                run_id: self.st.run_id,
-                identity: self.st.identity.clone(),
-                agent: self.st.agent.name.clone(),
-                call_id: call.id.clone(),
-                cancel: cancel.clone(),
-                runtime: self.env.runtime(),
-                run_input: self.run_input.clone(),
-            };
-            let timeout = self.st.agent.limits.tool_timeout;
-            let max_output = self.env.config.max_tool_output_bytes;
-            let me = myself.clone();
-            let span = tracing::info_span!("tool_call", gen_ai.tool.name = %call.name, gen_ai.tool.call.id = %call.id);
-            tokio::spawn(
-                async move {
-                    let started = Instant::now();
-                    let name = call.name.clone();
-                    let fut = AssertUnwindSafe(tool.call(ctx, call.args.clone())).catch_unwind();
-                    let outcome = tokio::select! {
-                        r = tokio::time::timeout(timeout, fut) => match r {
-                            Err(_) => Err(ToolError::Timeout { tool: name.clone(), after: timeout }),
-                            Ok(Err(panic)) => Err(ToolError::Panicked { tool: name.clone(), message: panic_message(&panic) }),
-                            Ok(Ok(r)) => r,
-                        },
-                        () = cancel.cancelled() => Err(ToolError::Cancelled { tool: name.clone() }),
-                    };
-                    cancel.cancel();
-                    let result = match outcome {
-                        Ok(out) => ToolResult { id: call.id, name, content: cap_output(out.0, max_output), is_error: false },
-                        Err(e) => ToolResult { id: call.id, name, content: e.to_string(), is_error: true },
-                    };
-                    let _ = me.send_message(RunMsg::ToolDone { result, latency: started.elapsed() });
-                }
-                .instrument(span),
-            );
-        }
-    }
-
-    fn start_model(&mut self, myself: &ActorRef<RunMsg>, with_tools: bool) {
-        let Some(model) = self.model.clone() else { return };
-        let tools = if with_tools { self.env.tools.specs(&self.st.agent.tools) } else { Vec::new() };
-        let request = self.st.request(tools);
-        let step = self.st.step + 1;
-        self.model_in_flight = true;
-        self.steered_in_request = u32::try_from(self.st.steering.len()).unwrap_or(u32::MAX);
-        self.control.emit(RunEvent::StepStarted { run_id: self.st.run_id, step });
-        let env = self.env.clone();
-        let control = self.control.clone();
-        let cancel = self.tasks.clone();
-        let me = myself.clone();
-        let identity = self.st.identity.clone();
-        let agent = self.st.agent.name.clone();
-        let spec = self.st.agent.model.clone();
-        let run_id = self.st.run_id;
-        let cache = self.compaction.clone();
-        let span = tracing::info_span!(
-            "model_call",
-            gen_ai.operation.name = "chat",
-            gen_ai.request.model = %spec,
-            gen_ai.response.model = tracing::field::Empty,
-            gen_ai.usage.input_tokens = tracing::field::Empty,
-            gen_ai.usage.output_tokens = tracing::field::Empty,
-            step
-        );
-        tokio::spawn(
-            async move {
-                let (chain, log) = AttemptLog::attach(&model);
-                let model: Arc<dyn Model> = Arc::new(chain);
-                // A panic in the model, the budget, the compactor or the audit sink must still
-                // answer the actor, or the run would wait for its timeout.
-                let work = async {
-                    let (request, compaction) = prepare(&env, request, &spec, &cache).await;
-                    if let Some(event) = compaction {
-                        let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
-                        env.ports.audit.record(record).await;
-                    }
-                    call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await
-                };
-                let result = AssertUnwindSafe(work)
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| Err(ModelFailure::Panicked(panic_message(&panic))));
-                let (usage, answered) = match &result {
-                    Ok(r) => (r.usage, r.model.clone()),
-                    Err(_) => (Usage::default(), String::new()),
-                };
-                let span = tracing::Span::current();
-                span.record("gen_ai.response.model", answered.as_str());
-                span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-                span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-                let mut events = log.audit_events(step, usage, std::time::Instant::now());
-                if let Err(ModelFailure::Panicked(message)) = &result {
-                    events.push(AuditEvent::ModelCall {
-                        step,
-                        provider: String::new(),
-                        model: spec.clone(),
-                        attempt: 0,
-                        latency_ms: 0,
-                        usage: Usage::default(),
-                        error: Some(format!("panicked: {message}")),
-                    });
-                }
-                for event in events {
-                    let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
-                    if let Err(panic) = AssertUnwindSafe(env.ports.audit.record(record)).catch_unwind().await {
-                        tracing::error!(run_id = %run_id, panic = %panic_message(&panic), "audit sink panicked");
-                    }
-                }
-                let _ = me.send_message(RunMsg::ModelDone(result));
-            }
-            .instrument(span),
-        );
-    }
-
     fn ask_critic(&mut self, myself: &ActorRef<RunMsg>, trigger: CriticTrigger) {
         if self.critic_in_flight {
             return;
@@ -898,138 +619,7 @@ impl RunActorState {
     }
 }
 
-/// What is sent differs from what is kept: repeated attachments are referenced instead of
-/// re-sent, and an over-budget request is compacted (see [`crate::compaction`]).
-async fn prepare(
-    env: &RunEnv,
-    mut request: Request,
-    spec: &str,
-    cache: &CompactionCache,
-) -> (Request, Option<AuditEvent>) {
-    dedup_attachments(&mut request);
-    let settings = &env.config.compaction;
-    if !settings.enabled {
-        return (request, None);
-    }
-    let targets: Vec<String> = env
-        .registry
-        .resolve(spec)
-        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
-        .unwrap_or_default();
-    let context = context_tokens(settings, &targets);
-    let summary_spec = settings.summary_model.clone().unwrap_or_else(|| spec.to_owned());
-    compact(request, settings, context, || MetaLlm::new(&env.registry, &summary_spec).ok(), cache).await
-}
-
-/// Budget reserve -> model call through the chain -> budget settle.
-#[allow(clippy::too_many_arguments)]
-async fn call_model(
-    env: &RunEnv,
-    control: &RunControl,
-    model: &Arc<dyn Model>,
-    request: Request,
-    run_id: crate::ids::RunId,
-    identity: &crate::identity::Identity,
-    spec: &str,
-    cancel: CancellationToken,
-) -> Result<Response, ModelFailure> {
-    let targets = env
-        .registry
-        .resolve(spec)
-        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
-        .unwrap_or_default();
-    let spend = SpendRequest {
-        run_id,
-        identity: identity.clone(),
-        targets,
-        input_tokens: estimate_tokens(&request),
-        max_output_tokens: u64::from(request.max_tokens.unwrap_or(4096)),
-    };
-    let reservation = env.ports.budget.reserve(&spend).await.map_err(ModelFailure::Budget)?;
-    let call = async {
-        if env.config.streaming {
-            let stream = model.stream(request).await?;
-            executus_llm::stream::drive(stream, |event| {
-                if let StreamEvent::TextDelta { text } = event {
-                    control.emit(RunEvent::TextDelta { run_id, text: text.clone() });
-                }
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .await
-            .map_err(|e| match e {
-                executus_llm::DriveError::Stream(f) => f.error,
-                executus_llm::DriveError::Callback { error, .. } => match error {},
-            })
-        } else {
-            model.generate(request).await
-        }
-    };
-    let result = tokio::select! {
-        // A cancelled run never takes an answer that raced with its cancellation.
-        biased;
-        () = cancel.cancelled() => Err(ModelFailure::Cancelled),
-        // A panicking model still releases its reservation below.
-        r = AssertUnwindSafe(call).catch_unwind() => match r {
-            Ok(r) => r.map_err(ModelFailure::Model),
-            Err(panic) => Err(ModelFailure::Panicked(panic_message(&panic))),
-        },
-    };
-    let (usage, provider, answered) = match &result {
-        Ok(r) => (r.usage, r.provider.as_str(), r.model.as_str()),
-        Err(_) => (Usage::default(), "", ""),
-    };
-    env.ports.budget.settle(reservation, &usage, provider, answered).await;
-    result
-}
-
-/// A rough token estimate (4 characters per token) for budget reservations and compaction.
-pub fn estimate_tokens(request: &Request) -> u64 {
-    let mut chars = request.system.as_ref().map_or(0, String::len);
-    for m in &request.messages {
-        chars += message_chars(m);
-    }
-    for t in &request.tools {
-        chars += t.name.len() + t.description.len() + t.parameters.to_string().len();
-    }
-    (chars as u64).div_ceil(4)
-}
-
-pub(crate) fn message_chars(m: &Message) -> usize {
-    use executus_llm::Part;
-    m.parts
-        .iter()
-        .map(|p| match p {
-            Part::Text { text } => text.len(),
-            Part::Image { .. } => 3000,
-            Part::ToolCall(c) => c.name.len() + c.args.to_string().len(),
-            Part::ToolResult(r) => r.content.len(),
-        })
-        .sum()
-}
-
-fn cap_output(mut s: String, max: usize) -> String {
-    if s.len() <= max {
-        return s;
-    }
-    let total = s.len();
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s.push_str(&format!("\n[output truncated: {total} bytes, showing the first {cut}]"));
-    s
-}
-
-fn preview(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().take(max).collect();
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(super) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

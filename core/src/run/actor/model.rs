@@ -1,0 +1,210 @@
+//! The model call of a step: attempt attribution, request preparation (attachment
+//! de-duplication, compaction), budget reserve and settle, streaming with text-delta events.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use executus_llm::{Message, Model, Request, Response, StreamEvent, Usage};
+use futures::FutureExt;
+use ractor::ActorRef;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{ModelFailure, RunActorState, RunMsg, panic_message};
+use crate::compaction::{CompactionCache, compact, context_tokens, dedup_attachments};
+use crate::meta::MetaLlm;
+use crate::ports::{AuditEvent, AuditRecord, SpendRequest};
+use crate::run::attempts::AttemptLog;
+use crate::run::env::RunEnv;
+use crate::run::events::RunEvent;
+use crate::run::handle::RunControl;
+
+impl RunActorState {
+    pub(super) fn start_model(&mut self, myself: &ActorRef<RunMsg>, with_tools: bool) {
+        let Some(model) = self.model.clone() else { return };
+        let tools = if with_tools { self.env.tools.specs(&self.st.agent.tools) } else { Vec::new() };
+        let request = self.st.request(tools);
+        let step = self.st.step + 1;
+        self.model_in_flight = true;
+        self.steered_in_request = u32::try_from(self.st.steering.len()).unwrap_or(u32::MAX);
+        self.control.emit(RunEvent::StepStarted { run_id: self.st.run_id, step });
+        let env = self.env.clone();
+        let control = self.control.clone();
+        let cancel = self.tasks.clone();
+        let me = myself.clone();
+        let identity = self.st.identity.clone();
+        let agent = self.st.agent.name.clone();
+        let spec = self.st.agent.model.clone();
+        let run_id = self.st.run_id;
+        let cache = self.compaction.clone();
+        self.step_span = tracing::info_span!(parent: &self.span, "step", step);
+        let span = tracing::info_span!(
+            parent: &self.step_span,
+            "model_call",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = %spec,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            step
+        );
+        let recorded = span.clone();
+        tokio::spawn(
+            async move {
+                let span = recorded;
+                let (chain, log) = AttemptLog::attach(&model);
+                let model: Arc<dyn Model> = Arc::new(chain);
+                // A panic in the model, the budget, the compactor or the audit sink must still
+                // answer the actor, or the run would wait for its timeout.
+                let work = async {
+                    let (request, compaction) = prepare(&env, request, &spec, &cache).await;
+                    if let Some(event) = compaction {
+                        let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
+                        env.ports.audit.record(record).await;
+                    }
+                    call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await
+                };
+                let result = AssertUnwindSafe(work)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(ModelFailure::Panicked(panic_message(&panic))));
+                let (usage, answered) = match &result {
+                    Ok(r) => (r.usage, r.model.clone()),
+                    Err(_) => (Usage::default(), String::new()),
+                };
+                span.record("gen_ai.response.model", answered.as_str());
+                span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+                span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+                let mut events = log.audit_events(step, usage, std::time::Instant::now());
+                if let Err(ModelFailure::Panicked(message)) = &result {
+                    events.push(AuditEvent::ModelCall {
+                        step,
+                        provider: String::new(),
+                        model: spec.clone(),
+                        attempt: 0,
+                        latency_ms: 0,
+                        usage: Usage::default(),
+                        error: Some(format!("panicked: {message}")),
+                    });
+                }
+                for event in events {
+                    let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
+                    if let Err(panic) = AssertUnwindSafe(env.ports.audit.record(record)).catch_unwind().await {
+                        tracing::error!(run_id = %run_id, panic = %panic_message(&panic), "audit sink panicked");
+                    }
+                }
+                let _ = me.send_message(RunMsg::ModelDone(result));
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// What is sent differs from what is kept: repeated attachments are referenced instead of
+/// re-sent, and an over-budget request is compacted (see [`crate::compaction`]).
+async fn prepare(
+    env: &RunEnv,
+    mut request: Request,
+    spec: &str,
+    cache: &CompactionCache,
+) -> (Request, Option<AuditEvent>) {
+    dedup_attachments(&mut request);
+    let settings = &env.config.compaction;
+    if !settings.enabled {
+        return (request, None);
+    }
+    let targets: Vec<String> = env
+        .registry
+        .resolve(spec)
+        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
+        .unwrap_or_default();
+    let context = context_tokens(settings, &targets);
+    let summary_spec = settings.summary_model.clone().unwrap_or_else(|| spec.to_owned());
+    compact(request, settings, context, || MetaLlm::new(&env.registry, &summary_spec).ok(), cache).await
+}
+
+/// Budget reserve -> model call through the chain -> budget settle.
+#[allow(clippy::too_many_arguments)]
+async fn call_model(
+    env: &RunEnv,
+    control: &RunControl,
+    model: &Arc<dyn Model>,
+    request: Request,
+    run_id: crate::ids::RunId,
+    identity: &crate::identity::Identity,
+    spec: &str,
+    cancel: CancellationToken,
+) -> Result<Response, ModelFailure> {
+    let targets = env
+        .registry
+        .resolve(spec)
+        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
+        .unwrap_or_default();
+    let spend = SpendRequest {
+        run_id,
+        identity: identity.clone(),
+        targets,
+        input_tokens: estimate_tokens(&request),
+        max_output_tokens: u64::from(request.max_tokens.unwrap_or(4096)),
+    };
+    let reservation = env.ports.budget.reserve(&spend).await.map_err(ModelFailure::Budget)?;
+    let call = async {
+        if env.config.streaming {
+            let stream = model.stream(request).await?;
+            executus_llm::stream::drive(stream, |event| {
+                if let StreamEvent::TextDelta { text } = event {
+                    control.emit(RunEvent::TextDelta { run_id, text: text.clone() });
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await
+            .map_err(|e| match e {
+                executus_llm::DriveError::Stream(f) => f.error,
+                executus_llm::DriveError::Callback { error, .. } => match error {},
+            })
+        } else {
+            model.generate(request).await
+        }
+    };
+    let result = tokio::select! {
+        // A cancelled run never takes an answer that raced with its cancellation.
+        biased;
+        () = cancel.cancelled() => Err(ModelFailure::Cancelled),
+        // A panicking model still releases its reservation below.
+        r = AssertUnwindSafe(call).catch_unwind() => match r {
+            Ok(r) => r.map_err(ModelFailure::Model),
+            Err(panic) => Err(ModelFailure::Panicked(panic_message(&panic))),
+        },
+    };
+    let (usage, provider, answered) = match &result {
+        Ok(r) => (r.usage, r.provider.as_str(), r.model.as_str()),
+        Err(_) => (Usage::default(), "", ""),
+    };
+    env.ports.budget.settle(reservation, &usage, provider, answered).await;
+    result
+}
+
+/// A rough token estimate (4 characters per token) for budget reservations and compaction.
+pub fn estimate_tokens(request: &Request) -> u64 {
+    let mut chars = request.system.as_ref().map_or(0, String::len);
+    for m in &request.messages {
+        chars += message_chars(m);
+    }
+    for t in &request.tools {
+        chars += t.name.len() + t.description.len() + t.parameters.to_string().len();
+    }
+    (chars as u64).div_ceil(4)
+}
+
+pub(crate) fn message_chars(m: &Message) -> usize {
+    use executus_llm::Part;
+    m.parts
+        .iter()
+        .map(|p| match p {
+            Part::Text { text } => text.len(),
+            Part::Image { .. } => 3000,
+            Part::ToolCall(c) => c.name.len() + c.args.to_string().len(),
+            Part::ToolResult(r) => r.content.len(),
+        })
+        .sum()
+}

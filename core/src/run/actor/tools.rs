@@ -1,0 +1,266 @@
+//! Tool calls of a step: the three permission stages, argument checks, and bounded
+//! concurrent execution with timeouts and panic recovery.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use executus_llm::{ToolCall, ToolResult};
+use futures::FutureExt;
+use ractor::ActorRef;
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::{Decided, RunActorState, RunMsg, panic_message};
+use crate::ports::AuditEvent;
+use crate::run::events::RunEvent;
+use crate::run::machine::Fact;
+use crate::tool::policy::{Decision, PolicyInput};
+use crate::tool::{ToolContext, ToolError};
+
+impl RunActorState {
+    /// Permission stages 1–3 and argument sanity. Returns the call to execute, or settles
+    /// it (error result, rewrite, approval request) and returns `None`.
+    pub(super) async fn check_call(&mut self, call: ToolCall) -> Option<ToolCall> {
+        let refuse = |content: String| ToolResult {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            content,
+            is_error: true,
+        };
+        // A call the human already approved skips the policy (it was evaluated before).
+        let approved = self
+            .st
+            .calls
+            .iter()
+            .any(|s| s.call.id == call.id && s.approval == crate::run::machine::Approval::Approved);
+        // Stage 1: the registry.
+        let Some(tool) = self.env.tools.enabled(&call.name).cloned() else {
+            let known: Vec<&str> = self.st.agent.tools.iter().map(String::as_str).collect();
+            let result = refuse(format!(
+                "unknown tool {:?}; available tools: {}",
+                call.name,
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ));
+            self.settle_refused(
+                result,
+                "refuse",
+                Some("registry".into()),
+                Some("unknown or disabled tool".into()),
+                false,
+            )
+            .await;
+            return None;
+        };
+        // Stage 2: the agent's allowlist (agent + skills, merged at start).
+        if !self.st.agent.tools.iter().any(|t| t == &call.name) {
+            let result =
+                refuse(format!("tool {:?} is not allowed for agent {:?}", call.name, self.st.agent.name));
+            self.settle_refused(
+                result,
+                "refuse",
+                Some("allowlist".into()),
+                Some("not in the agent's allowlist".into()),
+                true,
+            )
+            .await;
+            return None;
+        }
+        // Arguments must be a JSON object.
+        match &call.args {
+            Value::Object(_) => {}
+            Value::Null => {}
+            Value::String(raw) => {
+                let result = refuse(format!(
+                    "the arguments for {:?} are not valid JSON: {}. Call the tool again with a JSON object matching its schema.",
+                    call.name,
+                    preview(raw, 200)
+                ));
+                self.settle_refused(
+                    result,
+                    "refuse",
+                    Some("arguments".into()),
+                    Some("invalid JSON arguments".into()),
+                    false,
+                )
+                .await;
+                return None;
+            }
+            other => {
+                let result = refuse(format!(
+                    "the arguments for {:?} must be a JSON object, got {}",
+                    call.name,
+                    preview(&other.to_string(), 200)
+                ));
+                self.settle_refused(
+                    result,
+                    "refuse",
+                    Some("arguments".into()),
+                    Some("arguments not an object".into()),
+                    false,
+                )
+                .await;
+                return None;
+            }
+        }
+        if approved {
+            let decided = Decided {
+                decision: "allow",
+                rule: Some("human-approval".into()),
+                reason: Some("approved by a human".into()),
+            };
+            self.decided.insert(call.id.clone(), decided);
+            return Some(call);
+        }
+        // Stage 3: runtime policy.
+        let args = if call.args.is_null() { Value::Object(Default::default()) } else { call.args.clone() };
+        let verdict = self.env.policy.evaluate(&PolicyInput {
+            tool: &call.name,
+            args: &args,
+            identity: &self.st.identity,
+            run_id: self.st.run_id,
+            agent: &self.st.agent.name,
+            profile: self.st.agent.policy_profile.as_deref(),
+            read_only: tool.read_only(),
+        });
+        let reason = verdict.reason();
+        match verdict.decision {
+            Decision::Allow => {
+                let decided = Decided { decision: "allow", rule: Some(verdict.rule), reason };
+                self.decided.insert(call.id.clone(), decided);
+                Some(call)
+            }
+            Decision::Rewrite(new_args) => {
+                let decided = Decided { decision: "rewrite", rule: Some(verdict.rule), reason };
+                self.decided.insert(call.id.clone(), decided);
+                self.apply_and_save(
+                    Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() },
+                    false,
+                )
+                .await;
+                Some(ToolCall { args: new_args, ..call })
+            }
+            Decision::Block(why) => {
+                let result = refuse(format!(
+                    "blocked by policy rule {:?}: {why}. Do not retry this call; change course.",
+                    verdict.rule
+                ));
+                self.settle_refused(result, "block", Some(verdict.rule), Some(why), true).await;
+                None
+            }
+            Decision::RequireApproval(why) => {
+                self.audit(AuditEvent::ApprovalRequested {
+                    tool: call.name.clone(),
+                    call_id: call.id.clone(),
+                })
+                .await;
+                self.audit(AuditEvent::ToolCall {
+                    step: self.st.step,
+                    tool: call.name.clone(),
+                    call_id: call.id.clone(),
+                    decision: "require_approval".into(),
+                    rule: Some(verdict.rule),
+                    reason: Some(why),
+                    is_error: false,
+                    latency_ms: 0,
+                })
+                .await;
+                self.control.emit(RunEvent::ApprovalRequested { run_id: self.st.run_id, call: call.clone() });
+                self.apply_and_save(Fact::ApprovalRequested { call_id: call.id }, true).await;
+                None
+            }
+        }
+    }
+
+    pub(super) async fn settle_refused(
+        &mut self,
+        result: ToolResult,
+        decision: &str,
+        rule: Option<String>,
+        reason: Option<String>,
+        blocked: bool,
+    ) {
+        self.audit_tool(&result, decision, rule, reason, Duration::ZERO).await;
+        self.control.emit(RunEvent::ToolFinished {
+            run_id: self.st.run_id,
+            call_id: result.id.clone(),
+            name: result.name.clone(),
+            is_error: true,
+        });
+        self.apply_and_save(Fact::ToolResult { result, blocked }, true).await;
+    }
+
+    /// Starts queued tool calls up to the concurrency bound.
+    pub(super) fn pump_tools(&mut self, myself: &ActorRef<RunMsg>) {
+        let limit = self.st.agent.limits.tool_concurrency.max(1);
+        while self.running_tools < limit {
+            let Some(call) = self.queued_tools.pop_front() else { break };
+            let Some(tool) = self.env.tools.enabled(&call.name).cloned() else { continue };
+            self.running_tools += 1;
+            let cancel = self.tasks.child_token();
+            let ctx = ToolContext {
+                run_id: self.st.run_id,
+                identity: self.st.identity.clone(),
+                agent: self.st.agent.name.clone(),
+                call_id: call.id.clone(),
+                cancel: cancel.clone(),
+                runtime: self.env.runtime(),
+                run_input: self.run_input.clone(),
+            };
+            let timeout = self.st.agent.limits.tool_timeout;
+            let max_output = self.env.config.max_tool_output_bytes;
+            let me = myself.clone();
+            let span = tracing::info_span!(
+                parent: &self.step_span,
+                "tool_call",
+                gen_ai.operation.name = "execute_tool",
+                gen_ai.tool.name = %call.name,
+                gen_ai.tool.call.id = %call.id
+            );
+            tokio::spawn(
+                async move {
+                    let started = Instant::now();
+                    let name = call.name.clone();
+                    let fut = AssertUnwindSafe(tool.call(ctx, call.args.clone())).catch_unwind();
+                    let outcome = tokio::select! {
+                        r = tokio::time::timeout(timeout, fut) => match r {
+                            Err(_) => Err(ToolError::Timeout { tool: name.clone(), after: timeout }),
+                            Ok(Err(panic)) => Err(ToolError::Panicked { tool: name.clone(), message: panic_message(&panic) }),
+                            Ok(Ok(r)) => r,
+                        },
+                        () = cancel.cancelled() => Err(ToolError::Cancelled { tool: name.clone() }),
+                    };
+                    cancel.cancel();
+                    let result = match outcome {
+                        Ok(out) => ToolResult { id: call.id, name, content: cap_output(out.0, max_output), is_error: false },
+                        Err(e) => ToolResult { id: call.id, name, content: e.to_string(), is_error: true },
+                    };
+                    let _ = me.send_message(RunMsg::ToolDone { result, latency: started.elapsed() });
+                }
+                .instrument(span),
+            );
+        }
+    }
+}
+
+fn cap_output(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let total = s.len();
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push_str(&format!("\n[output truncated: {total} bytes, showing the first {cut}]"));
+    s
+}
+
+fn preview(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
