@@ -1,0 +1,12 @@
+//! executus-store integration tests: a real SQLite file in a temp dir for every store, and
+//! a real child process killed with SIGKILL for the crash test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod checkpoint;
+mod common;
+mod concurrency;
+#[cfg(unix)]
+mod crash;
+mod open;
+mod plan;
+mod retention;
