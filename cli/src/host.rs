@@ -2,18 +2,20 @@
 //! [`open_stores`]), the batteries over them (personas, skills, audit, budget, critic,
 //! schedule), the tools and the policy.
 //!
-//! Every store comes from [`open_stores`], so switching them to the durable SQLite store
-//! is one function. What a command may rely on across processes is [`Stores::durable`]:
-//! false means everything — checkpoints, approvals, chat history, schedule watermarks —
-//! lives only as long as this process.
+//! Every store comes from [`open_stores`]: what a command may rely on across processes is
+//! [`Stores::durable`] — today checkpoints (so `resume`, `approve` / `deny`) and chat
+//! history live in the SQLite file; the other batteries' stores are in memory until
+//! `executus-store` provides SQLite versions.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chatbot::{ChatHistory, MemoryChatHistory};
+use chatbot::{ChatHistory, MemoryChatHistory, SqliteChatHistory};
 use executus::meta::MetaLlm;
-use executus::ports::{CheckpointStore, Delivery, MemoryCheckpointStore, Ports};
+use executus::ports::{CheckpointStore, Delivery, Ports};
 use executus::tool::ToolRegistry;
 use executus::tool::builtin::standard_tools;
 use executus::tool::dispatch_agent::DispatchAgent;
@@ -25,6 +27,7 @@ use executus_critic::LlmCritic;
 use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
 use executus_schedule::{CronSchedule, MemoryScheduleStore, ScheduleStore};
 use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
+use executus_store::Store;
 
 use crate::UsageError;
 use crate::config::CliConfig;
@@ -45,31 +48,58 @@ pub struct Stores {
     pub schedule: Arc<dyn ScheduleStore>,
     /// Chat conversations.
     pub chats: Arc<dyn ChatHistory>,
-    /// True when the stores outlive this process.
-    pub durable: bool,
-    /// Where they live, for messages.
+    /// Which of them outlive this process (`checkpoints`, `chats`, ...).
+    pub durable: BTreeSet<&'static str>,
+    /// Where the durable ones live, for messages.
     pub location: String,
 }
 
-/// Opens the stores `config` names.
-///
-/// Today these are the batteries' in-memory stores: the SQLite store (`executus-store`) is
-/// not part of this build yet, so `[store] url` is accepted and reported but nothing
-/// survives the process ([`Stores::durable`] is false).
+impl Stores {
+    /// True when the `which` store outlives this process.
+    pub fn is_durable(&self, which: &str) -> bool {
+        self.durable.contains(which)
+    }
+}
+
+/// Opens the stores `config` names: the SQLite file at `[store] url` (created, with its
+/// folder, if missing) for checkpoints and chat history; the batteries' in-memory stores for
+/// personas, skills, audit, budget and schedule watermarks until `executus-store` has SQLite
+/// versions of those.
 ///
 /// # Errors
-/// None yet; opening the SQLite file will fail with an error naming its path.
+/// The store's error naming the path: a file that is not SQLite, another program's database,
+/// a newer schema, a folder that cannot be created.
 pub async fn open_stores(config: &CliConfig) -> anyhow::Result<Stores> {
+    let path =
+        config.store_url.strip_prefix("sqlite://").or_else(|| config.store_url.strip_prefix("sqlite:"));
+    if let Some(dir) = path.filter(|p| *p != ":memory:").map(Path::new).and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the store's folder {}", dir.display()))?;
+    }
+    let store = Store::open(&config.store_url)
+        .await
+        .with_context(|| format!("opening the store {} ([store] url)", config.store_url))?;
+    let chats: Arc<dyn ChatHistory> = if store.location() == ":memory:" {
+        Arc::new(MemoryChatHistory::new())
+    } else {
+        Arc::new(SqliteChatHistory::open(&store).await.context("opening the chat history")?)
+    };
+    let mut durable = BTreeSet::new();
+    if store.location() != ":memory:" {
+        durable.extend(["checkpoints", "chats"]);
+    }
     Ok(Stores {
-        checkpoints: Arc::new(MemoryCheckpointStore::new()),
+        checkpoints: Arc::new(store.checkpoints()),
         personas: Arc::new(MemoryPersonaStore::new()),
         skills: Arc::new(MemorySkillStore::new()),
         audit: Arc::new(MemoryAuditStore::new()),
         budget: Arc::new(MemoryBudgetStore::new()),
         schedule: Arc::new(MemoryScheduleStore::new()),
-        chats: Arc::new(MemoryChatHistory::new()),
-        durable: false,
-        location: format!("memory (not {})", config.store_url),
+        chats,
+        durable,
+        location: store.location().to_owned(),
     })
 }
 

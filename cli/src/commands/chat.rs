@@ -54,7 +54,7 @@ pub async fn chat(config: &CliConfig, args: ChatArgs, interrupt: &Interrupt) -> 
             other => anyhow::Error::from(other),
         })?;
     let interactive = std::io::stdin().is_terminal();
-    if !host.stores.durable {
+    if !host.stores.is_durable("chats") {
         eprintln!(
             "chat: note: the conversation is kept in memory for this session only (store: {})",
             host.stores.location

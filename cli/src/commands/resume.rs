@@ -128,9 +128,9 @@ pub(crate) fn not_resumable(host: &Host, e: RuntimeError) -> anyhow::Error {
 }
 
 fn memory_note(host: &Host) -> &'static str {
-    if host.stores.durable {
+    if host.stores.is_durable("checkpoints") {
         ""
     } else {
-        " (the store is in memory in this build: runs do not outlive the process that started them)"
+        " (the store is in memory: runs do not outlive the process that started them)"
     }
 }

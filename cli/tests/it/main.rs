@@ -7,6 +7,7 @@
 mod chat;
 mod common;
 mod config;
+mod durable;
 mod models;
 mod run;
 mod schedule;

@@ -6,8 +6,10 @@
 //! first turn; every run is audited (the writer drains at [`App::close`]); every model call
 //! is priced and capped per user over a rolling day; a run that reaches its step cap or its
 //! soft deadline is judged by the critic, which may extend or stop it; the digest job is
-//! registered with its time zone. What it does not do: keep anything past the process while
-//! the stores are in memory (see [`Stores::durable`]).
+//! registered with its time zone. What outlives the process is what [`Stores::open`] puts
+//! in the SQLite file: checkpoints and conversations (personas and the skill are loaded
+//! again at each start; spend, audit and the job's watermark stay in memory until
+//! `executus-store` provides SQLite versions of those stores).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use executus_schedule::{CronSchedule, JobDef, MemoryScheduleStore, ScheduleStore
 use executus_skill::{MemorySkillStore, SkillContent, SkillLibrary, SkillState, SkillStore};
 
 use crate::error::ChatbotError;
-use crate::history::{ChatHistory, MemoryChatHistory};
+use crate::history::{ChatHistory, MemoryChatHistory, SqliteChatHistory};
 use crate::session::ChatSession;
 
 /// The persona people chat with.
@@ -94,11 +96,40 @@ pub struct Stores {
     pub schedule: Arc<dyn ScheduleStore>,
     /// Conversations.
     pub chats: Arc<dyn ChatHistory>,
-    /// True when they outlive the process.
+    /// True when checkpoints and conversations outlive the process.
     pub durable: bool,
 }
 
 impl Stores {
+    /// The SQLite file at `url` (`sqlite://path.db`, created with its folder if missing) for
+    /// checkpoints and conversations; the batteries' in-memory stores for the rest until
+    /// `executus-store` provides SQLite versions of them.
+    ///
+    /// # Errors
+    /// [`ChatbotError::Store`] naming the file (not SQLite, another program's database, a
+    /// newer schema, a folder that cannot be created).
+    pub async fn open(url: &str) -> Result<Self, ChatbotError> {
+        let fail =
+            |e: &dyn std::fmt::Display| ChatbotError::Store { url: url.to_owned(), message: e.to_string() };
+        if let Some(dir) = url
+            .strip_prefix("sqlite://")
+            .filter(|p| *p != ":memory:")
+            .map(std::path::Path::new)
+            .and_then(std::path::Path::parent)
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        }
+        let store = executus_store::Store::open(url).await.map_err(|e| fail(&e))?;
+        let chats = SqliteChatHistory::open(&store).await.map_err(|e| fail(&e))?;
+        Ok(Self {
+            checkpoints: Arc::new(store.checkpoints()),
+            chats: Arc::new(chats),
+            durable: true,
+            ..Self::in_memory()
+        })
+    }
+
     /// In-memory stores.
     pub fn in_memory() -> Self {
         Self {

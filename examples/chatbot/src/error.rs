@@ -21,6 +21,14 @@ pub enum ChatbotError {
         /// What is wrong.
         message: String,
     },
+    /// The store could not be opened.
+    #[error("store {url}: {message}")]
+    Store {
+        /// The store URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// The runtime refused something.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),

@@ -34,5 +34,5 @@ pub mod session;
 
 pub use app::{App, AppOptions, Stores};
 pub use error::ChatbotError;
-pub use history::{ChatHistory, ChatKey, MemoryChatHistory};
+pub use history::{ChatHistory, ChatKey, MemoryChatHistory, SqliteChatHistory};
 pub use session::{ChatError, ChatSession, Line, ReplEnd, ReplStop, Turn, repl};

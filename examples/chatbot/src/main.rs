@@ -30,10 +30,14 @@ ENVIRONMENT:
     CHATBOT_MODEL         the chat model chain (required with live providers)
     CHATBOT_JUDGE         the critic's model (default: CHATBOT_MODEL)
     CHATBOT_USER          default user name (default: $USER, else guest)
+    CHATBOT_STORE         the SQLite store (default: sqlite://target/chatbot/chatbot.db)
 
 Offline, the bundled transcript answers the scenes in src/fixture.rs (hand-written answers,
 not a live model): try `Hi, I'm Ada. I look after the build servers.`
 ";
+
+/// Where conversations and checkpoints live by default (relative to the working directory).
+const DEFAULT_STORE: &str = "sqlite://target/chatbot/chatbot.db";
 
 enum Mode {
     Chat { user: String, persona: String },
@@ -107,12 +111,12 @@ async fn run(mode: Mode) -> Result<u8, ChatbotError> {
             }
         });
     }
-    let app = App::build(AppOptions::new(models::registry_from_env()?, Stores::in_memory())).await?;
-    if !app.durable {
-        eprintln!(
-            "chatbot: note: the stores are in memory: conversations, spend and audit last for this process only"
-        );
-    }
+    let url = std::env::var("CHATBOT_STORE")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_STORE.to_owned());
+    let stores = Stores::open(&url).await?;
+    let app = App::build(AppOptions::new(models::registry_from_env()?, stores)).await?;
     let code = match mode {
         Mode::Chat { user, persona } => {
             let session = app.session(&user, &persona).await?;

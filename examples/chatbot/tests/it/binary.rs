@@ -6,9 +6,18 @@ use std::process::{Command, Output, Stdio};
 use chatbot::fixture::ADA;
 
 fn run(args: &[&str], stdin: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(&dir, args, stdin)
+}
+
+/// Runs the binary with its store in `dir`.
+fn run_in(dir: &tempfile::TempDir, args: &[&str], stdin: &str) -> Output {
+    let store = format!("sqlite://{}/chatbot.db", dir.path().display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatbot"))
         .args(args)
         .env_clear()
+        .env("CHATBOT_STORE", store)
+        .current_dir(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -36,6 +45,18 @@ fn a_piped_conversation_offline() {
     assert_eq!(lines[1], "Your 14 build servers can run 84 jobs in parallel.");
     assert!(lines.contains(&"you: Hi, I'm Ada. I look after the build servers."), "/history: {stdout}");
     assert_eq!(*lines.last().unwrap(), "You're Ada, and you look after the build servers.");
+}
+
+#[test]
+fn the_conversation_continues_in_the_next_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(&dir, &["--user", "ada"], &format!("{}\n{}\n", ADA.turns[0], ADA.turns[1]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A new process: the third answer needs the first turn, read back from the store.
+    let out = run_in(&dir, &["--user", "ada"], &format!("{}\n", ADA.turns[2]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "You're Ada, and you look after the build servers.\n");
+    assert!(dir.path().join("chatbot.db").is_file());
 }
 
 #[test]

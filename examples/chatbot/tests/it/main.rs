@@ -10,4 +10,5 @@ mod common;
 mod conversation;
 mod critic;
 mod fixture;
+mod history;
 mod schedule;

@@ -2,13 +2,17 @@
 //! user (within a tenant) and persona ([`ChatKey`]).
 //!
 //! The trait is shaped for SQL, like the batteries' stores: each method is one atomic
-//! operation. [`MemoryChatHistory`] keeps conversations for the life of the process; the
-//! durable one lives beside the other SQLite stores (see [`crate::store`]).
+//! operation. [`MemoryChatHistory`] keeps conversations for the life of the process;
+//! [`SqliteChatHistory`] keeps them in the SQLite file of the other executus stores.
 //!
 //! Guarantees: `append` adds all of its messages after every message appended before it
 //! returned, or none of them; `load` returns them in that order. Not provided: trimming —
 //! a long conversation is kept whole and the core's context compaction decides what the
 //! model sees.
+
+mod sqlite;
+
+pub use sqlite::SqliteChatHistory;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
