@@ -61,26 +61,38 @@ impl Stores {
     }
 }
 
-/// Opens the stores `config` names: the SQLite file at `[store] url` (created, with its
-/// folder, if missing) for checkpoints and chat history; the batteries' in-memory stores for
-/// personas, skills, audit, budget and schedule watermarks until `executus-store` has SQLite
-/// versions of those.
+/// Whether a command keeps anything past the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Persistence {
+    /// The store at `[store] url` (commands whose runs can be resumed or continued).
+    #[default]
+    Store,
+    /// Nothing is written anywhere (`swarm`: one-shot cells, nothing to resume).
+    Memory,
+}
+
+/// Opens the stores `config` names: with [`Persistence::Store`], the SQLite file at
+/// `[store] url` (created, with its folder, if missing) for checkpoints and chat history; the
+/// batteries' in-memory stores for personas, skills, audit, budget and schedule watermarks
+/// until `executus-store` has SQLite versions of those. With [`Persistence::Memory`], all
+/// in memory and no file is touched.
 ///
 /// # Errors
 /// The store's error naming the path: a file that is not SQLite, another program's database,
 /// a newer schema, a folder that cannot be created.
-pub async fn open_stores(config: &CliConfig) -> anyhow::Result<Stores> {
-    let path =
-        config.store_url.strip_prefix("sqlite://").or_else(|| config.store_url.strip_prefix("sqlite:"));
+pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow::Result<Stores> {
+    let url = match persistence {
+        Persistence::Store => config.store_url.as_str(),
+        Persistence::Memory => "sqlite::memory:",
+    };
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
     if let Some(dir) = path.filter(|p| *p != ":memory:").map(Path::new).and_then(Path::parent)
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let store = Store::open(&config.store_url)
-        .await
-        .with_context(|| format!("opening the store {} ([store] url)", config.store_url))?;
+    let store = Store::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))?;
     let chats: Arc<dyn ChatHistory> = if store.location() == ":memory:" {
         Arc::new(MemoryChatHistory::new())
     } else {
@@ -112,6 +124,8 @@ pub struct HostOptions {
     pub schedule: bool,
     /// Lanes to add (name -> capacity), e.g. the swarm's.
     pub extra_lanes: Vec<(String, std::num::NonZeroUsize)>,
+    /// Whether the store file is used.
+    pub persistence: Persistence,
 }
 
 /// A runtime with its ports, and the handles a command needs at the end.
@@ -133,7 +147,7 @@ impl Host {
     /// Store and persona-folder failures; [`UsageError`] for a tier, skill or critic model
     /// that does not resolve, or a policy naming an unknown tool.
     pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
-        let stores = open_stores(config).await?;
+        let stores = open_stores(config, options.persistence).await?;
         let host = &config.host;
 
         let personas = PersonaLibrary::new(stores.personas.clone());

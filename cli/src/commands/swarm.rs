@@ -22,7 +22,7 @@ use pr_review_swarm::{
 };
 
 use crate::config::CliConfig;
-use crate::host::{Host, HostOptions};
+use crate::host::{Host, HostOptions, Persistence};
 use crate::signals::Interrupt;
 use crate::{Exit, UsageError};
 
@@ -90,6 +90,8 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
         config,
         HostOptions {
             extra_lanes: vec![(SWARM_LANE.to_owned(), settings.concurrency)],
+            // One-shot cells: nothing to resume, so no store file is created or touched.
+            persistence: Persistence::Memory,
             ..HostOptions::default()
         },
     )

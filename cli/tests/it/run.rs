@@ -34,6 +34,7 @@ async fn a_run_calls_a_tool_and_answers_exit_0_with_the_documented_json() {
     assert_eq!(doc["steps"], 2);
     assert_eq!(doc["usage"]["input_tokens"], 32, "both calls' usage is summed");
     assert_eq!(calls(&server).await.len(), 2);
+    assert!(ws.path().join("executus.db").is_file(), "the store at [store] url was created");
 
     // Text mode: the answer alone on stdout.
     let out = ws.run(&["run", "--agent", "helper", "--input", "What is 6 x 7?"], None).await;

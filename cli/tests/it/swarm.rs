@@ -45,6 +45,7 @@ async fn markdown_review_of_the_sample_diff_merged_across_models() {
         "no progress bar when stderr is not a terminal: {stderr}"
     );
     assert!(stderr.contains("18 findings after merging"), "{stderr}");
+    assert!(!ws.path().join("executus.db").exists(), "the swarm keeps nothing: no store file is created");
 
     // --quiet: nothing on stderr; stdin as input.
     let diff = std::fs::read_to_string(SAMPLE).unwrap();

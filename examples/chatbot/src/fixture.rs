@@ -10,7 +10,7 @@
 //! a scene or an answer:
 //!
 //! ```text
-//! cargo run -p chatbot --bin record_fixture
+//! cargo run -p chatbot --bin record_chatbot_fixture
 //! ```
 //!
 //! A replayed request must equal the recorded one, so a change that alters what the app

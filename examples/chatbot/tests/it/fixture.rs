@@ -14,7 +14,7 @@ async fn the_bundled_transcript_is_reproducible() {
     let recorded = std::fs::read_to_string(&out).unwrap();
     assert!(
         recorded == BUNDLED_TRANSCRIPT,
-        "data/replay.jsonl is stale: run `cargo run -p chatbot --bin record_fixture`"
+        "data/replay.jsonl is stale: run `cargo run -p chatbot --bin record_chatbot_fixture`"
     );
 }
 

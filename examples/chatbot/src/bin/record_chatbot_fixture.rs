@@ -2,7 +2,7 @@
 //! answers in `chatbot::fixture`, through the real app and the transcript recorder:
 //!
 //! ```text
-//! cargo run -p chatbot --bin record_fixture [-- OUT_PATH]
+//! cargo run -p chatbot --bin record_chatbot_fixture [-- OUT_PATH]
 //! ```
 
 use std::path::PathBuf;
