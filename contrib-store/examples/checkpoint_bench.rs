@@ -114,6 +114,7 @@ fn model_fact(text: &mut Text, turn: usize) -> Fact {
         finish: FinishReason::ToolCalls,
         provider: "mock".into(),
         model: "bench".into(),
+        steered: 0,
     }
 }
 
