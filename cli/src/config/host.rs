@@ -429,3 +429,25 @@ fn critic_error(figment: &Figment, e: CriticConfigError) -> ConfigError {
     };
     ConfigError::Invalid { origin: source_of(figment, &key), key, reason: e.to_string() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_parse_with_a_default_tenant() {
+        assert_eq!(parse_identity("ada").unwrap(), Identity::new("ada", "default"));
+        assert_eq!(parse_identity(" ada@lab ").unwrap(), Identity::new("ada", "lab"));
+        for bad in ["", "@lab", "ada@", "a b", "ada@lab@x"] {
+            assert!(parse_identity(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lists_are_arrays_or_comma_separated_strings() {
+        let list: StringList = serde_json::from_str(r#"["a/x", " b/y"]"#).unwrap();
+        assert_eq!(list.items(), ["a/x", "b/y"]);
+        let csv: StringList = serde_json::from_str(r#""a/x, b/y""#).unwrap();
+        assert_eq!(csv.items(), ["a/x", "b/y"]);
+    }
+}

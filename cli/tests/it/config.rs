@@ -120,3 +120,16 @@ async fn syntax_errors_unknown_keys_and_missing_files_exit_2() {
     assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("absent.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_has_help() {
+    let ws = Workspace::new(BASE);
+    for command in ["run", "swarm", "chat", "resume", "approve", "deny", "schedule", "models", "config"] {
+        let out = ws.run(&[command, "--help"], None).await;
+        assert_exit(&out, 0);
+        let help = text(&out.stdout);
+        assert!(help.contains(&format!("Usage: executus-run {command}")), "{command}: {help}");
+    }
+    let out = ws.run(&["--help"], None).await;
+    assert!(text(&out.stdout).contains("Exit codes: 0 success, 1 the run failed, 2 usage"));
+}

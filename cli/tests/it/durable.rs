@@ -17,6 +17,29 @@ async fn interrupted(ws: &Workspace) -> Vec<Value> {
     text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// Polls the store file until an interrupted run's log holds a tool result (up to 20 s).
+async fn wait_for_checkpointed_tool_result(ws: &Workspace) {
+    use executus::ports::CheckpointStore as _;
+    let url = format!("sqlite://{}/executus.db", ws.path().display());
+    let started = std::time::Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(20), "no tool result was checkpointed in 20 s");
+        if let Ok(store) = executus_store::Store::open(&url).await {
+            let checkpoints = store.checkpoints();
+            for (meta, _) in checkpoints.list_interrupted().await.unwrap_or_default() {
+                let Ok(Some(run)) = checkpoints.load(meta.run_id).await else { continue };
+                let facts = run.entries.iter().filter_map(|e| executus::checkpoint::decode(&e.payload).ok());
+                if facts.into_iter().any(|f| matches!(f, executus::run::Fact::ToolResult { .. })) {
+                    store.close().await;
+                    return;
+                }
+            }
+            store.close().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn resume_finishes_a_run_left_interrupted_by_a_killed_process() {
     // First life: step 1 asks for calc, step 2 never answers.
@@ -35,10 +58,10 @@ async fn resume_finishes_a_run_left_interrupted_by_a_killed_process() {
     let ws = Workspace::new(&base_config(&first.uri()));
     let mut child =
         ws.command(&["run", "--agent", "helper", "--input", "What is 6 x 7?", "--json"]).spawn().unwrap();
-    // The second request carries calc's result: step 1 is done and checkpointed
-    // (checkpoint_interval is 0s; the group commit lands within milliseconds).
+    // The second request carries calc's result: step 1 is done. Kill once its result is in
+    // the store (read from the SQLite file by this test process, as a second process would).
     wait_for_calls(&first, 2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_checkpointed_tool_result(&ws).await;
     child.kill().unwrap(); // SIGKILL: no handler, no shutdown, no final save.
     let killed = child.wait().unwrap();
     assert_eq!(killed.code(), None, "killed by a signal");

@@ -166,3 +166,69 @@ async fn sigint_cancels_a_hanging_run_and_exits_130() {
     assert_run_json_shape(&doc);
     assert_eq!(doc["status"], "cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skills_and_the_model_override_come_from_the_configuration() {
+    let server = openai_server(|req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let system = transcript(req);
+        let tools: Vec<&str> = body["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["function"]["name"].as_str())
+            .collect();
+        let answer = format!(
+            "model={} skill={} tools={}",
+            body["model"].as_str().unwrap_or("?"),
+            system.contains("## Skill: math") && system.contains("Use calc for sums."),
+            tools.join(",")
+        );
+        ResponseTemplate::new(200).set_body_json(text_answer(&answer))
+    })
+    .await;
+    let config = format!(
+        "{}\n[agents.mathy]\nsystem = \"You count.\"\nmodel = \"mock/test-model\"\nskills = [\"math\"]\n\n[skills.math]\ninstructions = \"Use calc for sums.\"\ntools = [\"calc\"]\n\n[audit]\nenabled = true\n",
+        base_config(&server.uri())
+    );
+    let ws = Workspace::new(&config);
+    let out =
+        ws.run(&["run", "--agent", "mathy", "--input", "1+1?", "--model", "mock/other-model"], None).await;
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout).trim(), "model=other-model skill=true tools=calc");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_critic_extends_a_run_at_its_step_cap() {
+    let server = openai_server(|req| {
+        let seen = transcript(req);
+        if seen.contains("You supervise an autonomous AI agent run") {
+            let judgement = json!({"verdict": "extend", "reason": "it is counting up steadily"}).to_string();
+            return ResponseTemplate::new(200).set_body_json(text_answer(&judgement));
+        }
+        let results = messages(req).iter().filter(|m| m["role"] == "tool").count();
+        if results < 2 {
+            let call = format!("call_{results}");
+            ResponseTemplate::new(200).set_body_json(tool_answer(
+                &call,
+                "calc",
+                &json!({"expression": format!("{results}+1")}),
+            ))
+        } else {
+            ResponseTemplate::new(200).set_body_json(text_answer("done counting"))
+        }
+    })
+    .await;
+    let config = format!(
+        "{}\n[critic]\nmodel = \"mock/judge\"\nmax_extensions = 1\nextend_by = {{ time = \"1m\", steps = 3 }}\n",
+        base_config(&server.uri()).replace("max_steps = 6", "max_steps = 2")
+    );
+    let ws = Workspace::new(&config);
+    let out = ws.run(&["run", "--agent", "helper", "--input", "count to two", "--json"], None).await;
+    assert_exit(&out, 0);
+    let doc = json_stdout(&out);
+    assert_eq!(doc["status"], "completed", "{doc}");
+    assert_eq!(doc["steps"], 3, "one step past the cap of 2, granted by the critic");
+    let judged = calls(&server).await.iter().filter(|r| transcript(r).contains("You supervise")).count();
+    assert_eq!(judged, 1, "the judge was asked once");
+}
