@@ -149,6 +149,12 @@ impl Host {
     pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
         let stores = open_stores(config, options.persistence).await?;
         let host = &config.host;
+        // Tiers first: the critic's model may be one (the runtime builder sets them again).
+        for (name, spec) in &config.runtime.tiers {
+            config.registry.set_alias(name, spec.clone()).map_err(|e| {
+                UsageError(format!("tiers.{name} (from {}): {e}", source(config, &format!("tiers.{name}"))))
+            })?;
+        }
 
         let personas = PersonaLibrary::new(stores.personas.clone());
         if let Some(dir) = &host.personas_dir {

@@ -39,6 +39,10 @@ async fn config_prints_each_value_with_its_source_and_redacts_secrets() {
     assert!(line("tiers.fast").contains("\"mock/small, mock/large\"") && line("tiers.fast").contains(file));
     assert!(line("lanes.default.capacity").contains("EXECUTUS_LANES__DEFAULT__CAPACITY"), "{stdout}");
     assert!(
+        line("lanes.default.capacity").starts_with("lanes.default.capacity = 3 "),
+        "numbers print: {stdout}"
+    );
+    assert!(
         line("providers.cloud").contains("redacted")
             && line("providers.cloud").contains("EXECUTUS_LLM_CLOUD")
     );

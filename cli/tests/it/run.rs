@@ -220,7 +220,7 @@ async fn the_critic_extends_a_run_at_its_step_cap() {
     })
     .await;
     let config = format!(
-        "{}\n[critic]\nmodel = \"mock/judge\"\nmax_extensions = 1\nextend_by = {{ time = \"1m\", steps = 3 }}\n",
+        "{}\n[tiers]\njudge = \"mock/judge\"\n\n[critic]\nmodel = \"judge\"\nmax_extensions = 1\nextend_by = {{ time = \"1m\", steps = 3 }}\n",
         base_config(&server.uri()).replace("max_steps = 6", "max_steps = 2")
     );
     let ws = Workspace::new(&config);
