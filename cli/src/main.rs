@@ -5,6 +5,14 @@
 //! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
 //! 4 partial or stopped by a cap; 130 interrupted.
 
+/// `println!` that tolerates a closed stdout: when the reader has gone (`| head`), the rest of
+/// the output is dropped instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod commands;
 mod config;
 mod host;
@@ -137,6 +145,15 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// Writes one line to stdout, ignoring a closed pipe (see `outln!`).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    // Errors are ignored on purpose: the only realistic one is the reader closing the pipe,
+    // and the command's result (its exit code) does not depend on who reads its output.
+    let _ = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n"));
 }
 
 fn init_logging(filter: Option<&str>) {

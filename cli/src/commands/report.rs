@@ -54,10 +54,10 @@ pub fn to_json(outcome: &RunOutcome) -> Value {
 pub fn report(outcome: &RunOutcome, as_json: bool) -> Exit {
     let status = outcome.status();
     if as_json {
-        println!("{}", to_json(outcome));
+        outln!("{}", to_json(outcome));
     } else {
         if let Some(out) = &outcome.output {
-            println!("{out}");
+            outln!("{out}");
         }
         if let Some(reason) = outcome.end.reason() {
             eprintln!("run {} ended {status}: {reason}", outcome.run_id);

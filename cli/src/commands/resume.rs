@@ -56,7 +56,7 @@ async fn list(host: &Host, as_json: bool) -> anyhow::Result<Exit> {
     for (meta, status) in runs {
         let created = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(meta.created_ms));
         if as_json {
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "run_id": meta.run_id.to_string(),
@@ -73,7 +73,7 @@ async fn list(host: &Host, as_json: bool) -> anyhow::Result<Exit> {
                 StoredStatus::AwaitingApproval => "  (answer with approve / deny)",
                 _ => "",
             };
-            println!(
+            outln!(
                 "{}  {:<17}  {}  {}@{}  {created}{hint}",
                 meta.run_id,
                 status.as_str(),

@@ -65,7 +65,7 @@ pub async fn schedule(config: &CliConfig, args: ScheduleArgs, interrupt: &Interr
         let next = schedule.job(&job.id).and_then(|j| j.next_after(now));
         let next = next.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
         if args.list {
-            println!(
+            outln!(
                 "{}  {:<20}  {} ({})  agent {}  next {next}",
                 job.id,
                 job.cron,
