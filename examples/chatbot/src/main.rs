@@ -33,7 +33,8 @@ ENVIRONMENT:
     CHATBOT_STORE         the SQLite store (default: sqlite://target/chatbot/chatbot.db)
 
 Offline, the bundled transcript answers the scenes in src/fixture.rs (hand-written answers,
-not a live model): try `Hi, I'm Ada. I look after the build servers.`
+not a live model): try `Hi, I'm Ada. I look after the build servers.` Conversations are kept in
+the store: type /reset to play a scene again from its start.
 ";
 
 /// Where conversations and checkpoints live by default (relative to the working directory).
