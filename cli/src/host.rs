@@ -1,26 +1,319 @@
-//! Builds the runtime the commands share from the validated configuration.
+//! Wires the validated configuration into a runtime: the stores (all from
+//! [`open_stores`]), the batteries over them (personas, skills, audit, budget, critic,
+//! schedule), the tools and the policy.
+//!
+//! Every store comes from [`open_stores`]: what a command may rely on across processes is
+//! [`Stores::durable`] — today checkpoints (so `resume`, `approve` / `deny`) and chat
+//! history live in the SQLite file; the other batteries' stores are in memory until
+//! `executus-store` provides SQLite versions.
 
-use executus::Runtime;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chatbot::{ChatHistory, MemoryChatHistory, SqliteChatHistory};
+use executus::meta::MetaLlm;
+use executus::ports::{CheckpointStore, Delivery, Ports};
 use executus::tool::ToolRegistry;
 use executus::tool::builtin::standard_tools;
 use executus::tool::dispatch_agent::DispatchAgent;
+use executus::tool::policy::{Decision, FnRule, Policy, RequireApprovalFor};
+use executus::{Runtime, RuntimeConfig};
+use executus_audit::{AuditStore, AuditWriter, MemoryAuditStore};
+use executus_budget::{BudgetStore, MemoryBudgetStore, SpendBudget};
+use executus_critic::LlmCritic;
+use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
+use executus_schedule::{CronSchedule, MemoryScheduleStore, ScheduleStore};
+use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
+use executus_store::Store;
 
+use crate::UsageError;
 use crate::config::CliConfig;
 
-/// The runtime for `config`: its providers and tiers, the built-in tools.
+/// Every store the CLI uses, as trait objects.
+pub struct Stores {
+    /// Run checkpoints (resume, approvals).
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Personas.
+    pub personas: Arc<dyn PersonaStore>,
+    /// Skills.
+    pub skills: Arc<dyn SkillStore>,
+    /// Audit records.
+    pub audit: Arc<dyn AuditStore>,
+    /// Budget spend and reservations.
+    pub budget: Arc<dyn BudgetStore>,
+    /// Schedule watermarks and job definitions.
+    pub schedule: Arc<dyn ScheduleStore>,
+    /// Chat conversations.
+    pub chats: Arc<dyn ChatHistory>,
+    /// Which of them outlive this process (`checkpoints`, `chats`, ...).
+    pub durable: BTreeSet<&'static str>,
+    /// Where the durable ones live, for messages.
+    pub location: String,
+}
+
+impl Stores {
+    /// True when the `which` store outlives this process.
+    pub fn is_durable(&self, which: &str) -> bool {
+        self.durable.contains(which)
+    }
+}
+
+/// Whether a command keeps anything past the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Persistence {
+    /// The store at `[store] url` (commands whose runs can be resumed or continued).
+    #[default]
+    Store,
+    /// Nothing is written anywhere (`swarm`: one-shot cells, nothing to resume).
+    Memory,
+}
+
+/// Opens the stores `config` names: with [`Persistence::Store`], the SQLite file at
+/// `[store] url` (created, with its folder, if missing) for checkpoints and chat history; the
+/// batteries' in-memory stores for personas, skills, audit, budget and schedule watermarks
+/// until `executus-store` has SQLite versions of those. With [`Persistence::Memory`], all
+/// in memory and no file is touched.
 ///
 /// # Errors
-/// A registry error naming a bad tier.
-pub fn runtime(config: &CliConfig) -> anyhow::Result<Runtime> {
-    let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
-    for tool in standard_tools(&config.runtime) {
-        tools.register(tool);
+/// The store's error naming the path: a file that is not SQLite, another program's database,
+/// a newer schema, a folder that cannot be created.
+pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow::Result<Stores> {
+    let url = match persistence {
+        Persistence::Store => config.store_url.as_str(),
+        Persistence::Memory => "sqlite::memory:",
+    };
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+    if let Some(dir) = path.filter(|p| *p != ":memory:").map(Path::new).and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let rt = Runtime::builder()
+    let store = Store::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))?;
+    let chats: Arc<dyn ChatHistory> = if store.location() == ":memory:" {
+        Arc::new(MemoryChatHistory::new())
+    } else {
+        Arc::new(SqliteChatHistory::open(&store).await.context("opening the chat history")?)
+    };
+    let mut durable = BTreeSet::new();
+    if store.location() != ":memory:" {
+        durable.extend(["checkpoints", "chats"]);
+    }
+    Ok(Stores {
+        checkpoints: Arc::new(store.checkpoints()),
+        personas: Arc::new(MemoryPersonaStore::new()),
+        skills: Arc::new(MemorySkillStore::new()),
+        audit: Arc::new(MemoryAuditStore::new()),
+        budget: Arc::new(MemoryBudgetStore::new()),
+        schedule: Arc::new(MemoryScheduleStore::new()),
+        chats,
+        durable,
+        location: store.location().to_owned(),
+    })
+}
+
+/// What a command asks of the host beyond the configuration.
+#[derive(Default)]
+pub struct HostOptions {
+    /// Where delivered runs' outputs go (scheduled runs).
+    pub delivery: Option<Arc<dyn Delivery>>,
+    /// Build the cron schedule from `[schedule.jobs.*]`.
+    pub schedule: bool,
+    /// Lanes to add (name -> capacity), e.g. the swarm's.
+    pub extra_lanes: Vec<(String, std::num::NonZeroUsize)>,
+    /// Whether the store file is used.
+    pub persistence: Persistence,
+}
+
+/// A runtime with its ports, and the handles a command needs at the end.
+pub struct Host {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// The stores under it.
+    pub stores: Stores,
+    /// The audit writer, when `[audit] enabled`.
+    pub audit: Option<Arc<AuditWriter>>,
+    /// The cron schedule, when asked for.
+    pub schedule: Option<CronSchedule>,
+}
+
+impl Host {
+    /// Builds the host `config` describes.
+    ///
+    /// # Errors
+    /// Store and persona-folder failures; [`UsageError`] for a tier, skill or critic model
+    /// that does not resolve, or a policy naming an unknown tool.
+    pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
+        let stores = open_stores(config, options.persistence).await?;
+        let host = &config.host;
+        // Tiers first: the critic's model may be one (the runtime builder sets them again).
+        for (name, spec) in &config.runtime.tiers {
+            config.registry.set_alias(name, spec.clone()).map_err(|e| {
+                UsageError(format!("tiers.{name} (from {}): {e}", source(config, &format!("tiers.{name}"))))
+            })?;
+        }
+
+        let personas = PersonaLibrary::new(stores.personas.clone());
+        if let Some(dir) = &host.personas_dir {
+            personas.load_dir(dir).await.map_err(|e| {
+                UsageError(format!("personas.dir (from {}): {e}", source(config, "personas.dir")))
+            })?;
+        }
+        let skills = SkillLibrary::new(stores.skills.clone());
+        for (name, content) in &host.skills {
+            install_skill(&skills, name, content.clone())
+                .await
+                .with_context(|| format!("installing skill {name:?} from skills.{name}"))?;
+        }
+
+        let tools = tool_registry(&config.runtime);
+        let policy = policy(config, &tools)?;
+        let mut ports = Ports {
+            personas: Arc::new(personas),
+            skills: Arc::new(skills),
+            checkpoints: stores.checkpoints.clone(),
+            ..Ports::default()
+        };
+        let audit = host.audit.then(|| Arc::new(AuditWriter::new(stores.audit.clone())));
+        if let Some(writer) = &audit {
+            ports.audit = writer.clone();
+        }
+        if let Some(settings) = &host.budget {
+            ports.budget = Arc::new(SpendBudget::new(settings.clone(), stores.budget.clone()));
+        }
+        if let Some(critic) = &host.critic {
+            let meta = MetaLlm::new(&config.registry, &critic.model).map_err(|e| {
+                UsageError(format!("critic.model (from {}): {e}", source(config, "critic.model")))
+            })?;
+            let critic = LlmCritic::new(meta, critic.config.clone())
+                .map_err(|e| UsageError(format!("critic (from {}): {e}", source(config, "critic"))))?;
+            ports.critic = Arc::new(critic);
+        }
+        if let Some(delivery) = options.delivery {
+            ports.delivery = delivery;
+        }
+        let schedule =
+            options.schedule.then(|| CronSchedule::builder().store(stores.schedule.clone()).build());
+        if let Some(schedule) = &schedule {
+            ports.schedule = Arc::new(schedule.clone());
+        }
+
+        let mut runtime_config: RuntimeConfig = config.runtime.clone();
+        for (name, capacity) in options.extra_lanes {
+            runtime_config.lanes.insert(
+                name,
+                executus::config::LaneSettings { capacity, ..executus::config::LaneSettings::default() },
+            );
+        }
+        let runtime = Runtime::builder()
+            .registry(config.registry.clone())
+            .config(runtime_config)
+            .tools(tools)
+            .policy(policy)
+            .ports(ports)
+            .try_build()
+            .map_err(|e| UsageError(e.to_string()))?;
+        Ok(Self { runtime, stores, audit, schedule })
+    }
+
+    /// Ends the process's work cleanly: lanes drain for `grace`, runs still going are
+    /// interrupted with their checkpoints flushed, and the audit writer drains.
+    pub async fn close(&self, grace: Duration) {
+        self.runtime.shutdown(grace).await;
+        if let Some(audit) = &self.audit {
+            audit.shutdown().await;
+        }
+    }
+}
+
+/// A runtime with the configured providers, tiers and tools and no other wiring (for
+/// commands that only inspect models).
+///
+/// # Errors
+/// [`UsageError`] naming a bad tier.
+pub fn bare_runtime(config: &CliConfig) -> anyhow::Result<Runtime> {
+    Runtime::builder()
         .registry(config.registry.clone())
         .config(config.runtime.clone())
-        .tools(tools)
+        .tools(tool_registry(&config.runtime))
         .try_build()
-        .map_err(|e| crate::UsageError(e.to_string()))?;
-    Ok(rt)
+        .map_err(|e| UsageError(e.to_string()).into())
+}
+
+fn source(config: &CliConfig, key: &str) -> String {
+    executus::config::source_of(&config.figment, key)
+}
+
+/// The built-in tools (`clock`, `calc`, `web_fetch` under `[tools.web_fetch]`) and
+/// `dispatch_agent`.
+pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
+    let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
+    for tool in standard_tools(config) {
+        tools.register(tool);
+    }
+    tools
+}
+
+/// `[policy]`: approvals and blocks for every run, on top of the agent profiles.
+fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
+    let mut policy = Policy::new();
+    let check = |key: &str, names: &[String]| -> anyhow::Result<()> {
+        for name in names {
+            if tools.get(name).is_none() {
+                return Err(UsageError(format!(
+                    "invalid configuration value for {key} (from {}): unknown tool {name:?} (tools: {})",
+                    source(config, key),
+                    tools.names().collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    };
+    check("policy.require_approval", &config.host.require_approval)?;
+    check("policy.block", &config.host.block)?;
+    if !config.host.block.is_empty() {
+        let blocked = config.host.block.clone();
+        policy.add_global(FnRule::new("config:policy.block", move |input| {
+            blocked
+                .iter()
+                .any(|t| t == input.tool)
+                .then(|| Decision::Block(format!("tool {} is blocked by the configuration", input.tool)))
+        }));
+    }
+    if !config.host.require_approval.is_empty() {
+        policy.add_global(RequireApprovalFor::new(config.host.require_approval.clone()));
+    }
+    Ok(policy)
+}
+
+/// Makes `content` the active version of skill `name`: created if new, a new version if it
+/// changed, enabled if it was not.
+async fn install_skill(
+    skills: &SkillLibrary,
+    name: &str,
+    content: executus_skill::SkillContent,
+) -> Result<(), executus_skill::SkillError> {
+    use executus_skill::SkillState;
+    match skills.active(name).await? {
+        None => {
+            skills.create(name, content).await?;
+        }
+        Some(active) => {
+            let same =
+                active.version.instructions == content.instructions && active.version.tools == content.tools;
+            if !same {
+                let version = skills.new_version(name, content).await?;
+                skills.activate(name, version.version).await?;
+            }
+            if active.skill.state == SkillState::Active {
+                return Ok(());
+            }
+        }
+    }
+    skills.enable(name).await?;
+    Ok(())
 }

@@ -1,11 +1,22 @@
-//! `executus-run`: the command-line host for executus.
+//! `executus-run`: the command-line host for executus — run an agent, run a review swarm,
+//! chat with a persona, resume interrupted runs, answer approvals, run the cron schedule,
+//! and inspect models and configuration.
 //!
 //! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
 //! 4 partial or stopped by a cap; 130 interrupted.
 
+/// `println!` that tolerates a closed stdout: when the reader has gone (`| head`), the rest of
+/// the output is dropped instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod commands;
 mod config;
 mod host;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,7 +67,14 @@ impl std::error::Error for UsageError {}
 
 /// Runs agents and swarms, resumes interrupted runs, answers approvals, runs schedules.
 #[derive(Debug, Parser)]
-#[command(name = "executus-run", version, about, long_about = None)]
+#[command(
+    name = "executus-run",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success, 1 the run failed, 2 usage or configuration error, \
+                  3 budget denied, 4 partial or stopped by a cap, 130 interrupted."
+)]
 pub struct Cli {
     /// Configuration file (default: ./executus.toml if it exists).
     #[arg(long, global = true, value_name = "PATH")]
@@ -74,6 +92,18 @@ pub struct Cli {
 pub enum Command {
     /// Run one agent.
     Run(commands::run::RunArgs),
+    /// Review a diff with N models x M lenses ([swarm] section); merged, de-duplicated findings.
+    Swarm(commands::swarm::SwarmArgs),
+    /// Chat with a persona on stdin/stdout; the conversation is kept in the store.
+    Chat(commands::chat::ChatArgs),
+    /// List or resume runs left interrupted in the store (a crash, a kill, a shutdown).
+    Resume(commands::resume::ResumeArgs),
+    /// Approve a tool call a run is waiting on; the run continues.
+    Approve(commands::approve::ApproveArgs),
+    /// Deny a tool call a run is waiting on; the model is told why and the run continues.
+    Deny(commands::approve::DenyArgs),
+    /// Run the cron jobs of [schedule.jobs.*] in the foreground until SIGINT or SIGTERM.
+    Schedule(commands::schedule::ScheduleArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
     /// The effective configuration, secrets redacted, with where each value came from.
@@ -98,6 +128,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(commands::dispatch(cli));
+    // A read of stdin may still sit on a blocking thread (chat interrupted mid-line): do not
+    // wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) => {
@@ -112,6 +145,15 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// Writes one line to stdout, ignoring a closed pipe (see `outln!`).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    // Errors are ignored on purpose: the only realistic one is the reader closing the pipe,
+    // and the command's result (its exit code) does not depend on who reads its output.
+    let _ = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n"));
 }
 
 fn init_logging(filter: Option<&str>) {

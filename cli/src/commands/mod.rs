@@ -1,9 +1,17 @@
-//! The subcommands.
+//! The subcommands. Each builds what it needs from the validated configuration (through
+//! [`crate::host`]) and returns the process exit code.
 
+pub mod approve;
+pub mod chat;
 pub mod models;
+pub mod report;
+pub mod resume;
 pub mod run;
+pub mod schedule;
+pub mod swarm;
 
 use crate::config::{CliConfig, effective};
+use crate::signals::Interrupt;
 use crate::{Cli, Command, Exit};
 
 /// Runs the parsed command.
@@ -11,35 +19,51 @@ use crate::{Cli, Command, Exit};
 /// # Errors
 /// Configuration errors (exit 2) and failures (exit 1).
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    // Before anything else, so that an early Ctrl-C is handled like a late one.
+    let interrupt = Interrupt::install()?;
     let config = CliConfig::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Run(args) => run::run(&config, args).await,
+        Command::Run(args) => run::run(&config, args, &interrupt).await,
+        Command::Swarm(args) => swarm::swarm(&config, args, &interrupt).await,
+        Command::Chat(args) => chat::chat(&config, args, &interrupt).await,
+        Command::Resume(args) => resume::resume(&config, args, &interrupt).await,
+        Command::Approve(args) => approve::approve(&config, args, &interrupt).await,
+        Command::Deny(args) => approve::deny(&config, args, &interrupt).await,
+        Command::Schedule(args) => schedule::schedule(&config, args, &interrupt).await,
         Command::Models(args) => models::models(&config, args).await,
         Command::Config => {
-            print_config(&config);
+            print_config(&config)?;
             Ok(Exit::Ok)
         }
     }
 }
 
-fn print_config(config: &CliConfig) {
+fn print_config(config: &CliConfig) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut text = String::new();
     match &config.file {
-        Some(f) => println!("# configuration file: {}", f.display()),
-        None => {
-            println!("# no configuration file (./executus.toml absent): built-in defaults and environment")
-        }
+        Some(f) => text.push_str(&format!("# configuration file: {}\n", f.display())),
+        None => text.push_str(
+            "# no configuration file (./executus.toml absent): built-in defaults and environment\n",
+        ),
     }
-    println!("# store: {}", config.store_url);
+    text.push_str(&format!("# store: {}\n", config.store_url));
     for (key, value, source) in effective(&config.figment) {
-        println!("{key} = {value}    # {source}");
+        text.push_str(&format!("{key} = {value}    # {source}\n"));
     }
     let env_providers: Vec<String> = std::env::vars()
         .filter_map(|(k, _)| k.strip_prefix("EXECUTUS_LLM_").map(|n| n.to_ascii_lowercase()))
         .collect();
     for name in env_providers {
-        println!(
-            "providers.{name} = <dsn, key redacted>    # environment variable EXECUTUS_LLM_{}",
+        text.push_str(&format!(
+            "providers.{name} = <dsn, key redacted>    # environment variable EXECUTUS_LLM_{}\n",
             name.to_uppercase()
-        );
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }

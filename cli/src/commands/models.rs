@@ -23,47 +23,47 @@ pub struct ModelsArgs {
 /// # Errors
 /// None in practice: problems are printed per provider.
 pub async fn models(config: &CliConfig, args: ModelsArgs) -> anyhow::Result<Exit> {
-    let runtime = crate::host::runtime(config)?;
+    let runtime = crate::host::bare_runtime(config)?;
     let registry = runtime.registry();
     let providers = registry.provider_names();
-    println!("providers:");
+    outln!("providers:");
     if providers.is_empty() {
-        println!("  (none: add [providers.NAME] to the configuration or set EXECUTUS_LLM_<NAME>=<dsn>)");
+        outln!("  (none: add [providers.NAME] to the configuration or set EXECUTUS_LLM_<NAME>=<dsn>)");
     }
     for p in &providers {
-        println!("  {p}");
+        outln!("  {p}");
     }
     // A model per provider to check: the first one any tier uses.
     let mut probe: BTreeMap<String, String> = BTreeMap::new();
-    println!("tiers:");
+    outln!("tiers:");
     for (tier, spec) in registry.aliases() {
         match registry.resolve(&tier) {
             Ok(targets) => {
                 let chain: Vec<String> = targets.iter().map(|(p, m)| format!("{p}/{m}")).collect();
-                println!("  {tier} = {spec}\n    chain: {}", chain.join(" -> "));
+                outln!("  {tier} = {spec}\n    chain: {}", chain.join(" -> "));
                 for (p, m) in targets {
                     probe.entry(p).or_insert(m);
                 }
             }
-            Err(e) => println!("  {tier} = {spec}\n    error: {e}"),
+            Err(e) => outln!("  {tier} = {spec}\n    error: {e}"),
         }
     }
     let health: Vec<TargetHealth> = registry.health().snapshot();
-    println!("health:");
+    outln!("health:");
     if health.is_empty() {
-        println!("  (no calls made yet in this process)");
+        outln!("  (no calls made yet in this process)");
     }
     for h in health {
-        println!("  {h:?}");
+        outln!("  {h:?}");
     }
     if !args.check {
         return Ok(Exit::Ok);
     }
-    println!("check:");
+    outln!("check:");
     let mut failures = 0;
     for p in &providers {
         let Some(model) = probe.get(p) else {
-            println!("  {p}: skipped (no tier uses this provider, so no model to call)");
+            outln!("  {p}: skipped (no tier uses this provider, so no model to call)");
             continue;
         };
         let spec = format!("{p}/{model}");
@@ -77,11 +77,11 @@ pub async fn models(config: &CliConfig, args: ModelsArgs) -> anyhow::Result<Exit
         };
         match outcome {
             Ok(r) => {
-                println!("  {spec}: ok in {} ms (answered by {})", started.elapsed().as_millis(), r.model)
+                outln!("  {spec}: ok in {} ms (answered by {})", started.elapsed().as_millis(), r.model)
             }
             Err(e) => {
                 failures += 1;
-                println!("  {spec}: {} after {} ms: {e}", e.kind, started.elapsed().as_millis());
+                outln!("  {spec}: {} after {} ms: {e}", e.kind, started.elapsed().as_millis());
             }
         }
     }

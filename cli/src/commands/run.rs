@@ -1,12 +1,18 @@
-//! `run --agent NAME [--input TEXT | -] [--model SPEC] [--json]`.
+//! `run --agent NAME [--input TEXT | -] [--model SPEC] [--identity USER[@TENANT]] [--json]`.
+//!
+//! SIGINT or SIGTERM cancels the run: its outcome (`cancelled`, with the transcript so far)
+//! is reported and the process exits 130. A run that pauses for a tool approval exits 0 with
+//! status `awaiting_approval`; it continues with `approve` / `deny` (from a durable store).
 
 use std::io::Read as _;
 
 use clap::Args;
-use executus::RunOutcome;
-use serde_json::json;
+use executus::RunRequest;
 
-use crate::config::CliConfig;
+use super::report::report;
+use crate::config::{CliConfig, parse_identity};
+use crate::host::{Host, HostOptions};
+use crate::signals::Interrupt;
 use crate::{Exit, UsageError};
 
 /// Arguments of `run`.
@@ -21,7 +27,10 @@ pub struct RunArgs {
     /// Override the agent's model spec (a tier or a chain such as `local/qwen3, openai/gpt-4.1`).
     #[arg(long)]
     pub model: Option<String>,
-    /// Print one JSON object: run_id, status, output, steps, usage, error.
+    /// Who the run acts for (budgets, audit, lane fairness). Default: anonymous@default.
+    #[arg(long, value_name = "USER[@TENANT]")]
+    pub identity: Option<String>,
+    /// Print one JSON object: run_id, status, output, steps, usage, error (and more).
     #[arg(long)]
     pub json: bool,
 }
@@ -42,51 +51,37 @@ fn read_stdin() -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Prints an outcome (text or JSON) and returns its exit code.
-pub(crate) fn report(outcome: &RunOutcome, as_json: bool) -> Exit {
-    let status = outcome.status();
-    if as_json {
-        let doc = json!({
-            "run_id": outcome.run_id.to_string(),
-            "status": status,
-            "output": outcome.output,
-            "typed": outcome.typed,
-            "steps": outcome.steps,
-            "usage": outcome.usage,
-            "error": outcome.end.reason(),
-        });
-        println!("{doc}");
-    } else {
-        if let Some(out) = &outcome.output {
-            println!("{out}");
-        }
-        if let Some(reason) = outcome.end.reason() {
-            eprintln!("run {} ended {status}: {reason}", outcome.run_id);
-        }
+/// `--identity`, parsed.
+pub(crate) fn identity(arg: Option<&str>) -> anyhow::Result<executus::Identity> {
+    match arg {
+        None => Ok(executus::Identity::default()),
+        Some(text) => Ok(parse_identity(text).map_err(|e| UsageError(format!("--identity: {e}")))?),
     }
-    Exit::for_status(status)
 }
 
 /// Runs one agent.
 ///
 /// # Errors
-/// Unknown agent (exit 2), runtime start failures.
-pub async fn run(config: &CliConfig, args: RunArgs) -> anyhow::Result<Exit> {
-    let runtime = crate::host::runtime(config)?;
-    let mut agent = runtime.agent(&args.agent).await.map_err(|e| UsageError(e.to_string()))?;
+/// Unknown agent or bad arguments (exit 2), runtime start failures.
+pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> anyhow::Result<Exit> {
+    let identity = identity(args.identity.as_deref())?;
+    let input = read_input(args.input.as_deref())?;
+    let host = Host::build(config, HostOptions::default()).await?;
+    let mut agent = host.runtime.agent(&args.agent).await.map_err(|e| UsageError(e.to_string()))?;
     if let Some(model) = args.model {
         agent.model = model;
     }
-    let input = read_input(args.input.as_deref())?;
-    let handle = runtime.spawn(agent, input).await?;
-    let outcome = tokio::select! {
-        outcome = handle.outcome() => outcome,
-        _ = tokio::signal::ctrl_c() => {
+    let request = RunRequest::new(agent, input).identity(identity);
+    let handle = host.runtime.spawn_with(request).await?;
+    let exit = tokio::select! {
+        outcome = handle.outcome() => report(&outcome, args.json),
+        () = interrupt.wait() => {
             handle.cancel().await;
             let outcome = handle.outcome().await;
             report(&outcome, args.json);
-            return Ok(Exit::Interrupted);
+            Exit::Interrupted
         }
     };
-    Ok(report(&outcome, args.json))
+    host.close(config.runtime.shutdown_grace).await;
+    Ok(exit)
 }

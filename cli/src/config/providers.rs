@@ -1,0 +1,138 @@
+//! `[providers.NAME]` and `EXECUTUS_LLM_<NAME>`: the model registry the CLI runs against.
+//!
+//! A provider's key is never written in the file: `api_key_env` names the variable that holds
+//! it, and a variable that is named but unset is an error naming both. Nothing here contacts a
+//! server; providers connect on their first call.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use executus::config::{ConfigError, source_of};
+use executus_llm::fake::{ReplayOptions, ReplayProvider};
+use executus_llm::providers::ProviderConfig;
+use executus_llm::providers::anthropic::Anthropic;
+use executus_llm::providers::gemini::Gemini;
+use executus_llm::providers::llama_swap::LlamaSwap;
+use executus_llm::providers::ollama::Ollama;
+use executus_llm::providers::openai::OpenAi;
+use executus_llm::{HttpOptions, Provider, ProviderSpec, Registry, Secret};
+use figment::Figment;
+use serde::Deserialize;
+
+/// `[providers.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// `openai | anthropic | ollama | gemini | llama-swap | replay`.
+    pub kind: String,
+    /// Endpoint (defaults per kind).
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// For `replay`: the transcript file.
+    pub path: Option<PathBuf>,
+    /// Connect timeout.
+    #[serde(default, with = "executus::duration_serde::option")]
+    pub connect_timeout: Option<Duration>,
+    /// Time-to-headers timeout.
+    #[serde(default, with = "executus::duration_serde::option")]
+    pub headers_timeout: Option<Duration>,
+    /// Idle-between-chunks timeout.
+    #[serde(default, with = "executus::duration_serde::option")]
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Resolves `path` relative to the configuration file's folder (absolute paths unchanged).
+pub fn relative_to_file(path: &Path, file: Option<&Path>) -> PathBuf {
+    match (path.is_relative(), file.and_then(Path::parent)) {
+        (true, Some(dir)) if !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The registry the providers describe, plus `EXECUTUS_LLM_*` providers from the environment.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `providers.NAME.<key>` and its source, or a
+/// [`ConfigError::Load`] naming the `EXECUTUS_LLM_*` variable.
+pub fn build_registry(
+    figment: &Figment,
+    providers: &BTreeMap<String, RawProvider>,
+    file: Option<&Path>,
+) -> Result<Registry, ConfigError> {
+    let invalid =
+        |key: String, reason: String| ConfigError::Invalid { origin: source_of(figment, &key), key, reason };
+    let registry = Registry::new();
+    for (name, raw) in providers {
+        let mut http = HttpOptions::default();
+        if let Some(t) = raw.connect_timeout {
+            http.connect_timeout = t;
+        }
+        if let Some(t) = raw.headers_timeout {
+            http.headers_timeout = t;
+        }
+        if let Some(t) = raw.idle_timeout {
+            http.idle_timeout = t;
+        }
+        let key = match &raw.api_key_env {
+            None => None,
+            Some(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim())),
+                _ => {
+                    return Err(invalid(
+                        format!("providers.{name}.api_key_env"),
+                        format!("environment variable {var} is not set (it should hold the API key)"),
+                    ));
+                }
+            },
+        };
+        let base = |default: &str| raw.base_url.clone().unwrap_or_else(|| default.to_owned());
+        let config = |url: String| ProviderConfig {
+            name: name.clone(),
+            base_url: url,
+            api_key: key.clone(),
+            http: http.clone(),
+        };
+        let provider: Arc<dyn Provider> = match raw.kind.as_str() {
+            "openai" => Arc::new(OpenAi::new(config(base("https://api.openai.com/v1")))),
+            "anthropic" => Arc::new(Anthropic::new(config(base("https://api.anthropic.com")))),
+            "gemini" => {
+                Arc::new(Gemini::new(config(base("https://generativelanguage.googleapis.com/v1beta"))))
+            }
+            "ollama" => Arc::new(Ollama::new(config(base("http://127.0.0.1:11434")))),
+            "llama-swap" => Arc::new(LlamaSwap::new(config(base("http://127.0.0.1:8080")))),
+            "replay" => {
+                let Some(path) = &raw.path else {
+                    return Err(invalid(
+                        format!("providers.{name}.path"),
+                        "a replay provider needs `path`".into(),
+                    ));
+                };
+                let path = relative_to_file(path, file);
+                let replay = ReplayProvider::open_with(&path, ReplayOptions::default().name(name.clone()))
+                    .map_err(|e| invalid(format!("providers.{name}.path"), e.to_string()))?;
+                Arc::new(replay)
+            }
+            other => {
+                return Err(invalid(
+                    format!("providers.{name}.kind"),
+                    format!(
+                        "unknown kind {other:?} (expected openai, anthropic, ollama, gemini, llama-swap or replay)"
+                    ),
+                ));
+            }
+        };
+        registry.add_provider(provider).map_err(|e| invalid(format!("providers.{name}"), e.to_string()))?;
+    }
+    // EXECUTUS_LLM_<NAME>=<dsn> adds (or replaces) providers from the environment.
+    let specs = ProviderSpec::from_env()
+        .map_err(|e| ConfigError::Load(format!("{e} (from EXECUTUS_LLM_* environment)")))?;
+    for spec in specs {
+        registry.add_spec(&spec, HttpOptions::default()).map_err(|e| {
+            ConfigError::Load(format!("{e} (from EXECUTUS_LLM_{})", spec.name.to_uppercase()))
+        })?;
+    }
+    Ok(registry)
+}
