@@ -19,7 +19,6 @@ mod loops;
 mod ports;
 mod resume;
 mod run_loop;
-mod spans;
 mod ssrf;
 mod tools;
 mod typed;

@@ -1,5 +1,14 @@
 //! Tracing: spans nest run > step > model_call / tool_call, with GenAI attribute names, and
 //! no request content appears in them.
+//!
+//! A test binary of its own: `tracing` caches each callsite's interest process-wide, so a
+//! thread-local capture subscriber can miss spans when other tests run beside it.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "it/common.rs"]
+#[allow(dead_code)]
+mod common;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,7 +19,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-use crate::common::{agent, call, runtime};
+use common::{agent, call, runtime};
 
 type Fields = Vec<(String, String)>;
 
