@@ -4,8 +4,10 @@
 //! The JSON object always has `run_id`, `status` (`completed`, `failed`, `partial`,
 //! `stopped`, `cancelled`, `budget_denied`, `awaiting_approval`), `output` (string or null),
 //! `steps`, `usage` (token counts) and `error` (string or null); also `agent`, `typed` (the
-//! typed output, for agents with a schema) and `pending_approvals` (`[{call_id, tool,
-//! args}]`, empty unless the run waits for approval).
+//! typed output, for agents with a schema), `pending_approvals` (`[{call_id, tool, args}]`,
+//! empty unless the run waits for approval) and `messages`: the transcript so far (the
+//! input, every model turn with its tool calls, every tool result), whatever the status —
+//! a run stopped by a cap, a failure or a signal still shows the work it did.
 
 use executus::{RunEnd, RunOutcome};
 use executus_llm::Part;
@@ -47,6 +49,7 @@ pub fn to_json(outcome: &RunOutcome) -> Value {
         "usage": outcome.usage,
         "error": outcome.end.reason(),
         "pending_approvals": pending,
+        "messages": outcome.messages,
     })
 }
 

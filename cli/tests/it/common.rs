@@ -124,6 +124,14 @@ pub fn assert_run_json_shape(doc: &Value) {
     assert!(doc["usage"]["input_tokens"].is_u64(), "usage.input_tokens: {}", doc["usage"]);
     assert!(doc["error"].is_string() || doc["error"].is_null(), "error: {}", doc["error"]);
     assert_eq!(doc["error"].is_null(), status == "completed", "error is null exactly when completed");
+    let messages = doc["messages"].as_array().expect("messages (the transcript) is an array");
+    if status != "cancelled" || !messages.is_empty() {
+        assert_eq!(
+            messages.first().map(|m| &m["role"]),
+            Some(&json!("user")),
+            "the transcript starts with the input"
+        );
+    }
 }
 
 /// An OpenAI chat-completion body answering with text.

@@ -8,7 +8,13 @@ mod chat;
 mod common;
 mod config;
 mod durable;
+#[path = "../../../core/tests/support/fault_cases.rs"]
+mod fault_cases;
+mod faults;
 mod models;
 mod run;
 mod schedule;
 mod swarm;
+#[allow(dead_code)]
+#[path = "../../../llm/tests/it/tcp_stub.rs"]
+mod tcp_stub;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
 use crate::common::*;
@@ -148,6 +148,12 @@ async fn max_steps_exits_4_with_the_partial_transcript() {
     assert_eq!(doc["status"], "partial");
     assert_eq!(doc["steps"], 2);
     assert!(doc["error"].as_str().unwrap().contains("max steps"), "{doc}");
+    // The partial transcript is in the JSON: the input, two calls and their two results.
+    let messages = doc["messages"].as_array().unwrap();
+    let parts: Vec<&Value> = messages.iter().flat_map(|m| m["parts"].as_array().unwrap()).collect();
+    let of = |kind: &str| parts.iter().filter(|p| p["type"] == kind).count();
+    assert_eq!((of("tool_call"), of("tool_result")), (2, 2), "{doc}");
+    assert_eq!(messages[0]["parts"][0]["text"], "count");
 }
 
 #[tokio::test(flavor = "multi_thread")]

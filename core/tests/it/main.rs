@@ -14,11 +14,17 @@ mod events;
 mod executor;
 mod fairness;
 mod fanout;
+#[path = "../support/fault_cases.rs"]
+mod fault_cases;
+mod faults;
 mod lane;
 mod loops;
 mod ports;
 mod resume;
 mod run_loop;
 mod ssrf;
+#[allow(dead_code)]
+#[path = "../../../llm/tests/it/tcp_stub.rs"]
+mod tcp_stub;
 mod tools;
 mod typed;

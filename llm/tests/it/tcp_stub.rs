@@ -1,7 +1,12 @@
 //! A raw TCP "HTTP server" on 127.0.0.1 for the faults wiremock cannot make: silence, stalls,
 //! resets and arbitrary (broken) bytes. Every connection reads the whole request (so a later
-//! close is a clean FIN, not a reset caused by unread data) and then plays the same script.
-//! Dropping the stub closes the listener and every connection it holds open.
+//! close is a clean FIN, not a reset caused by unread data) and then plays a script: the same
+//! one for every connection ([`Stub::start`]), or one chosen from the request it read
+//! ([`Stub::route`]: e.g. a healthy answer to the first step, a fault once the request
+//! carries a tool result). Dropping the stub closes the listener and every connection it
+//! holds open.
+//!
+//! Shared by the provider crate's, the core's and the CLI's fault suites (`#[path]` includes).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +45,25 @@ pub fn head_with_length(content_type: &str, length: usize) -> Step {
     ))
 }
 
+/// A request as the stub read it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Request line and headers, as sent.
+    pub head: String,
+    /// The body (`content-length` bytes).
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The body as (lossy) text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Chooses the script of a connection from the request it carried.
+pub type Router = Arc<dyn Fn(&Received) -> Vec<Step> + Send + Sync>;
+
 /// A running stub.
 pub struct Stub {
     addr: SocketAddr,
@@ -50,17 +74,23 @@ pub struct Stub {
 impl Stub {
     /// Listens on an ephemeral loopback port; every accepted connection plays `script`.
     pub async fn start(script: Vec<Step>) -> Self {
+        Self::route(move |_| script.clone()).await
+    }
+
+    /// Listens on an ephemeral loopback port; every accepted connection reads its request
+    /// and plays the script `router` returns for it.
+    pub async fn route(router: impl Fn(&Received) -> Vec<Step> + Send + Sync + 'static) -> Self {
+        let router: Router = Arc::new(router);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let accepts = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&accepts);
-        let script = Arc::new(script);
         let task = tokio::spawn(async move {
             // Connections live in this set: aborting the accept task drops (closes) them all.
             let mut connections = JoinSet::new();
             while let Ok((socket, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                connections.spawn(serve(socket, Arc::clone(&script)));
+                connections.spawn(serve(socket, Arc::clone(&router)));
                 while connections.try_join_next().is_some() {}
             }
         });
@@ -84,14 +114,14 @@ impl Drop for Stub {
     }
 }
 
-async fn serve(mut socket: TcpStream, script: Arc<Vec<Step>>) {
-    if read_request(&mut socket).await.is_none() {
+async fn serve(mut socket: TcpStream, router: Router) {
+    let Some(request) = read_request(&mut socket).await else {
         return;
-    }
-    for step in script.iter() {
+    };
+    for step in router(&request) {
         match step {
             Step::Send(bytes) => {
-                if socket.write_all(bytes).await.is_err() || socket.flush().await.is_err() {
+                if socket.write_all(&bytes).await.is_err() || socket.flush().await.is_err() {
                     return;
                 }
             }
@@ -108,7 +138,7 @@ async fn serve(mut socket: TcpStream, script: Arc<Vec<Step>>) {
 }
 
 /// Reads one request: headers, then `content-length` bytes of body. `None` if the client left.
-async fn read_request(socket: &mut TcpStream) -> Option<()> {
+async fn read_request(socket: &mut TcpStream) -> Option<Received> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 << 10];
     let header_end = loop {
@@ -128,5 +158,8 @@ async fn read_request(socket: &mut TcpStream) -> Option<()> {
         let n = socket.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
         buf.extend_from_slice(&chunk[..n]);
     }
-    Some(())
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    buf.truncate(header_end + length);
+    let body = buf.split_off(header_end);
+    Some(Received { head, body })
 }

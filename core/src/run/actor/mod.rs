@@ -308,6 +308,9 @@ impl Actor for RunActor {
                         s.finish(&myself).await;
                     }
                     Err(ModelFailure::Model(e)) => {
+                        // The chain logs each failed attempt, but not an error that reaches
+                        // a stream after its first event: say why the run ends, once.
+                        tracing::warn!(error.type = e.kind.as_str(), error = %e, "model call failed; the run fails");
                         s.st.end(RunEnd::Failed { error: e.to_string() });
                         s.finish(&myself).await;
                     }
