@@ -131,6 +131,20 @@ const SQLITE_LOCKED: i32 = 6;
 const SQLITE_CORRUPT: i32 = 11;
 const SQLITE_NOTADB: i32 = 26;
 
+/// `SQLITE_READONLY_ROLLBACK`: a read-only connection met a hot journal it cannot roll back.
+const SQLITE_READONLY_ROLLBACK: i32 = 776;
+
+/// True when a read-only connection could not read the file because of a hot rollback
+/// journal (a writer died inside a transaction).
+pub(crate) fn is_hot_journal(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().and_then(|c| c.parse::<i32>().ok()) == Some(SQLITE_READONLY_ROLLBACK)
+        }
+        _ => false,
+    }
+}
+
 /// The primary SQLite result code of a database error, if it is one.
 pub(crate) fn primary_code(e: &sqlx::Error) -> Option<i32> {
     match e {

@@ -7,6 +7,7 @@
 mod chat;
 mod common;
 mod config;
+mod crash;
 mod durable;
 #[path = "../../../core/tests/support/fault_cases.rs"]
 mod fault_cases;

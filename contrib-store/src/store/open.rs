@@ -5,7 +5,12 @@
 //! for a SQLite file, opens one read-only connection without any write pragma to read
 //! `PRAGMA application_id`, the table list and our marker row. Only a missing file, an empty
 //! file, an empty database, or one of ours proceeds to the read-write connection (which
-//! switches the file to WAL). Nothing is deleted or repaired, ever.
+//! switches the file to WAL). Nothing is deleted or repaired, ever — with one exception, the
+//! one every SQLite client makes: a hot rollback journal (a writer killed inside a
+//! transaction, e.g. while creating the file) is rolled back, restoring the last committed
+//! state, but only once the file is known to be ours or to have been empty before that
+//! transaction (the ownership check then reads it `immutable`, ignoring the journal, so
+//! another program's file is refused without being touched).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,7 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{APPLICATION_ID, StoreOptions, backoff};
-use crate::error::{StoreError, is_busy, is_corrupt};
+use crate::error::{StoreError, is_busy, is_corrupt, is_hot_journal};
 
 /// The embedded schema migrations (`contrib-store/migrations/`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -178,8 +183,71 @@ fn classify(path: &Path, location: &str, op: &'static str, e: sqlx::Error) -> St
     }
 }
 
-/// Reads the file header and, for a SQLite file, asks SQLite (read-only) whose it is.
+/// Reads the file header and, for a SQLite file, asks SQLite (read-only) whose it is. A hot
+/// journal left by a killed writer is rolled back first when the file turns out to be ours
+/// (or was empty before the interrupted transaction); another program's file is refused
+/// untouched.
 async fn inspect(path: &PathBuf, options: &StoreOptions) -> Result<Found, StoreError> {
+    let location = path.display().to_string();
+    let first = inspect_once(path, options, false).await;
+    let recoverable = match &first {
+        // The file was empty before the interrupted transaction: whatever it holds now was
+        // never committed, and the file was being created (by us: nobody else creates it
+        // at this path and then dies before the first commit).
+        Err(StoreError::NotSqlite { .. }) => journal_initial_pages(path).await == Some(0),
+        Err(StoreError::Database { source, .. }) if is_hot_journal(source) => {
+            // Whose is it? Read the file as it is, ignoring the journal, writing nothing.
+            match inspect_once(path, options, true).await {
+                Ok(_) => true,
+                Err(e) => return Err(e),
+            }
+        }
+        _ => false,
+    };
+    if !recoverable {
+        return first;
+    }
+    tracing::warn!(
+        target: "executus_store",
+        path = %location,
+        "rolling back a hot journal left by a writer that died inside a transaction"
+    );
+    roll_back_hot_journal(path, &location, options).await?;
+    inspect_once(path, options, false).await
+}
+
+/// The database size (pages) before the transaction a `-journal` file belongs to, when
+/// that file is a SQLite rollback journal.
+async fn journal_initial_pages(path: &Path) -> Option<u32> {
+    const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    let mut name = path.file_name()?.to_os_string();
+    name.push("-journal");
+    let bytes = tokio::fs::read(path.with_file_name(name)).await.ok()?;
+    if bytes.len() < 20 || bytes[..8] != JOURNAL_MAGIC {
+        return None;
+    }
+    Some(u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]))
+}
+
+/// Lets SQLite roll back a hot journal: the first read of a read-write connection does it.
+async fn roll_back_hot_journal(
+    path: &Path,
+    location: &str,
+    options: &StoreOptions,
+) -> Result<(), StoreError> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(options.busy_timeout)
+        .disable_statement_logging();
+    let err = |e| classify(path, location, "roll back hot journal", e);
+    let mut conn = SqliteConnection::connect_with(&opts).await.map_err(err)?;
+    let read = sqlx::query("SELECT count(*) FROM sqlite_schema").fetch_one(&mut conn).await;
+    let _ = conn.close().await;
+    read.map(|_| ()).map_err(err)
+}
+
+/// One ownership check; `immutable` reads the file as it is, ignoring journals and locks.
+async fn inspect_once(path: &PathBuf, options: &StoreOptions, immutable: bool) -> Result<Found, StoreError> {
     let io = |source| StoreError::Io { path: path.clone(), source };
     let mut header = Vec::with_capacity(100);
     match tokio::fs::File::open(path).await {
@@ -201,6 +269,7 @@ async fn inspect(path: &PathBuf, options: &StoreOptions) -> Result<Found, StoreE
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
+        .immutable(immutable)
         .busy_timeout(options.busy_timeout)
         .disable_statement_logging();
     let mut conn =

@@ -204,3 +204,61 @@ async fn futures_join<T>(
     }
     out
 }
+
+/// Copies `path` and its rollback journal, taken while `conn` is inside a write transaction
+/// that has spilled to the file, to `to`: the state a process killed at that moment leaves
+/// (a hot journal that no process holds a lock on).
+async fn crashed_copy(conn: &mut sqlx::SqliteConnection, path: &Path, to: &Path) {
+    sqlx::query("PRAGMA cache_size = 1").execute(&mut *conn).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS filler (x BLOB)").execute(&mut *conn).await.unwrap();
+    for _ in 0..64 {
+        sqlx::query("INSERT INTO filler VALUES (randomblob(4096))").execute(&mut *conn).await.unwrap();
+    }
+    let journal =
+        |p: &Path| p.with_file_name(format!("{}-journal", p.file_name().unwrap().to_string_lossy()));
+    assert!(journal(path).exists(), "the transaction has a rollback journal");
+    std::fs::copy(path, to).unwrap();
+    std::fs::copy(journal(path), journal(to)).unwrap();
+    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_new_file_left_with_a_hot_journal_by_a_killed_creator_is_recovered_and_adopted() {
+    // Regression: a process killed while creating the store (before the switch to WAL) left
+    // a hot rollback journal; the read-only ownership check cannot roll it back, so every
+    // later open failed with "attempt to write a readonly database" — the store was lost.
+    let tmp = TempStore::new();
+    let scratch = tmp.path.with_file_name("scratch.db");
+    let mut conn = raw(&scratch).await;
+    crashed_copy(&mut conn, &scratch, &tmp.path).await;
+    conn.close().await.unwrap();
+    let store = tmp.open().await;
+    let run = RunId::new();
+    store.checkpoints().append(&[append(&meta(run, 1), StoredStatus::Running, 0..3)]).await.unwrap();
+    assert_eq!(store.checkpoints().load(run).await.unwrap().unwrap().entries.len(), 3);
+    store.close().await;
+    let mut conn = raw(&tmp.path).await;
+    let filler: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'filler'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(filler, 0, "the interrupted transaction was rolled back, not kept");
+}
+
+#[tokio::test]
+async fn another_programs_database_with_a_hot_journal_is_refused_and_left_untouched() {
+    let tmp = TempStore::new();
+    let scratch = tmp.path.with_file_name("scratch.db");
+    let mut conn = raw(&scratch).await;
+    sqlx::query("CREATE TABLE notes (body TEXT)").execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO notes VALUES ('keep me')").execute(&mut conn).await.unwrap();
+    crashed_copy(&mut conn, &scratch, &tmp.path).await;
+    conn.close().await.unwrap();
+    let journal = tmp.path.with_file_name("store.db-journal");
+    let before = (std::fs::read(&tmp.path).unwrap(), std::fs::read(&journal).unwrap());
+    let err = Store::open(&tmp.url()).await.err().expect("refused");
+    assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+    let after = (std::fs::read(&tmp.path).unwrap(), std::fs::read(&journal).unwrap());
+    assert!(before == after, "neither the file nor its journal was touched");
+}
