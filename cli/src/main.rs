@@ -47,7 +47,7 @@ impl Exit {
             "completed" | "awaiting_approval" => Self::Ok,
             "budget_denied" => Self::Budget,
             "partial" | "stopped" => Self::Partial,
-            "cancelled" => Self::Interrupted,
+            "cancelled" | "interrupted" => Self::Interrupted,
             _ => Self::Failed,
         }
     }

@@ -2,7 +2,8 @@
 //! JSON object per run on stdout, and the exit code its status maps to.
 //!
 //! The JSON object always has `run_id`, `status` (`completed`, `failed`, `partial`,
-//! `stopped`, `cancelled`, `budget_denied`, `awaiting_approval`), `output` (string or null),
+//! `stopped`, `cancelled`, `budget_denied`, `awaiting_approval`, and `interrupted` for a
+//! `run` stopped by SIGTERM and checkpointed for `resume`), `output` (string or null),
 //! `steps`, `usage` (token counts) and `error` (string or null); also `agent`, `typed` (the
 //! typed output, for agents with a schema), `pending_approvals` (`[{call_id, tool, args}]`,
 //! empty unless the run waits for approval) and `messages`: the transcript so far (the

@@ -1,8 +1,16 @@
 //! `run --agent NAME [--input TEXT | -] [--model SPEC] [--identity USER[@TENANT]] [--json]`.
 //!
-//! SIGINT or SIGTERM cancels the run: its outcome (`cancelled`, with the transcript so far)
-//! is reported and the process exits 130. A run that pauses for a tool approval exits 0 with
-//! status `awaiting_approval`; it continues with `approve` / `deny` (from a durable store).
+//! SIGINT (Ctrl-C: the person at the terminal gives up) cancels the run: its outcome
+//! (`cancelled`, with the transcript so far) is reported and the process exits 130.
+//!
+//! SIGTERM (a service manager or a deploy stopping the process) shuts down gracefully
+//! instead: the run gets `[runtime] shutdown_grace` to finish; if it does not, it is
+//! interrupted with its checkpoint flushed, reported with status `interrupted` (and the
+//! transcript so far, read back from the store), and `resume` continues it later — no work
+//! is lost to a restart. Exit 130 either way unless the run finished within the grace.
+//!
+//! A run that pauses for a tool approval exits 0 with status `awaiting_approval`; it
+//! continues with `approve` / `deny` (from a durable store).
 
 use std::io::Read as _;
 
@@ -76,6 +84,13 @@ pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> an
     let exit = tokio::select! {
         outcome = handle.outcome() => report(&outcome, args.json),
         () = interrupt.wait() => {
+            if interrupt.which() == Some("SIGTERM") {
+                host.close(config.runtime.shutdown_grace).await;
+                return Ok(match handle.try_outcome() {
+                    Some(outcome) => report(&outcome, args.json),
+                    None => report_interrupted(&host, handle.id(), "SIGTERM", args.json).await,
+                });
+            }
             handle.cancel().await;
             let outcome = handle.outcome().await;
             report(&outcome, args.json);
@@ -84,4 +99,59 @@ pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> an
     };
     host.close(config.runtime.shutdown_grace).await;
     Ok(exit)
+}
+
+/// Reports a run interrupted by a graceful shutdown: its checkpoint holds the transcript so
+/// far, and `resume` continues it.
+async fn report_interrupted(host: &Host, run: executus::RunId, signal: &str, as_json: bool) -> Exit {
+    let state = match host.stores.checkpoints.load(run).await {
+        Ok(Some(stored)) => {
+            let facts: Result<Vec<_>, _> =
+                stored.entries.iter().map(|e| executus::checkpoint::decode(&e.payload)).collect();
+            facts.ok().and_then(|facts| executus::run::RunState::replay(facts.iter()).ok())
+        }
+        _ => None,
+    };
+    let hint = if host.stores.is_durable("checkpoints") {
+        format!("checkpointed; continue it with: executus-run resume {run}")
+    } else {
+        "the store is in memory, so it cannot be resumed".to_owned()
+    };
+    let reason = format!("interrupted by {signal}: {hint}");
+    if as_json {
+        let (agent, output, steps, usage, messages) = match &state {
+            Some(st) => (
+                serde_json::json!(st.agent.name),
+                serde_json::json!(st.last_text()),
+                serde_json::json!(st.step),
+                serde_json::json!(st.usage),
+                serde_json::json!(st.messages),
+            ),
+            None => (
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::json!(0),
+                serde_json::json!(executus_llm::Usage::default()),
+                serde_json::json!([]),
+            ),
+        };
+        outln!(
+            "{}",
+            serde_json::json!({
+                "run_id": run.to_string(),
+                "agent": agent,
+                "status": "interrupted",
+                "output": output,
+                "typed": null,
+                "steps": steps,
+                "usage": usage,
+                "error": reason,
+                "pending_approvals": [],
+                "messages": messages,
+            })
+        );
+    } else {
+        eprintln!("run {run} {reason}");
+    }
+    Exit::Interrupted
 }

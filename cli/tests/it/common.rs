@@ -112,8 +112,16 @@ pub fn json_stdout(out: &Output) -> Value {
 /// Checks the documented `--json` shape of a run outcome.
 #[track_caller]
 pub fn assert_run_json_shape(doc: &Value) {
-    const STATUSES: [&str; 7] =
-        ["completed", "failed", "partial", "stopped", "cancelled", "budget_denied", "awaiting_approval"];
+    const STATUSES: [&str; 8] = [
+        "completed",
+        "failed",
+        "partial",
+        "stopped",
+        "cancelled",
+        "budget_denied",
+        "awaiting_approval",
+        "interrupted",
+    ];
     let run_id = doc["run_id"].as_str().expect("run_id is a string");
     assert_eq!(run_id.len(), 36, "run_id is a UUID: {run_id}");
     let status = doc["status"].as_str().expect("status is a string");

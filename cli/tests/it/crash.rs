@@ -415,3 +415,71 @@ fn fastrand_ms(max: u64) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     u64::from(nanos.wrapping_mul(2_654_435_761)) % max
 }
+
+/// Sends SIGTERM once `point` is reached and returns the process's output and the time from
+/// the signal to its exit.
+async fn terminate_at(
+    h: &Harness,
+    command: std::process::Command,
+    point: Point,
+) -> (std::process::Output, Duration) {
+    h.shared.arm(Some(point));
+    let mut command = command;
+    command.stdout(std::process::Stdio::piped());
+    let child = command.spawn().unwrap();
+    let child = wait_until(child, || h.shared.reached.load(Ordering::SeqCst), &format!("{point:?}")).await;
+    signal(&child, "TERM");
+    let signalled = Instant::now();
+    let out = wait_exit(child, Duration::from_secs(15)).await;
+    (out, signalled.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_checkpoints_a_running_run_within_two_seconds_and_resume_finishes_it() {
+    // Held in step 5's tool call: the run cannot finish within the grace (1 s).
+    let mut h = Harness::new().await;
+    let (out, took) = terminate_at(&h, h.run_command(), Point::Tool(5)).await;
+    assert_exit(&out, 130);
+    assert!(took < Duration::from_secs(2), "SIGTERM to exit: {took:?}");
+    let doc = json_stdout(&out);
+    assert_run_json_shape(&doc);
+    assert_eq!(doc["status"], "interrupted", "{doc}");
+    assert!(doc["error"].as_str().unwrap().contains("executus-run resume"), "{doc}");
+    let results = doc["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").count();
+    assert_eq!(results, 4, "the transcript so far, read back from the store: {doc}");
+    // The checkpoint holds calls 1-4; nothing of them runs again.
+    let completed = h.completed_in_store().await;
+    assert_eq!(completed, (1..=4).collect::<BTreeSet<u32>>());
+    let hits = h.shared.hits();
+    for call in completed {
+        h.frozen.insert(call, hits[&call]);
+    }
+    let doc = h.finish().await;
+    assert_eq!(doc["run_id"], json_stdout(&out)["run_id"]);
+    let hits = h.shared.hits();
+    assert_eq!(hits[&5], 2, "the call in flight at the signal ran again (web_fetch is idempotent)");
+    assert!(hits.iter().filter(|(k, _)| **k != 5).all(|(_, n)| *n == 1), "{hits:?}");
+    println!("run: SIGTERM -> exit {took:?} (shutdown_grace 1s)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_to_schedule_checkpoints_its_run_within_two_seconds_and_resume_finishes_it() {
+    let mut h = Harness::new().await;
+    let job = "\n[schedule.jobs.fetcher]\ncron = \"* * * * * *\"\nagent = \"worker\"\ninput = \"Fetch the ten pages.\"\n";
+    let config = std::fs::read_to_string(h.ws.config_path()).unwrap();
+    std::fs::write(h.ws.config_path(), format!("{config}{job}")).unwrap();
+    let (out, took) = terminate_at(&h, h.ws.command(&["schedule"]), Point::Model(3)).await;
+    assert_exit(&out, 0);
+    assert!(took < Duration::from_secs(2), "SIGTERM to exit: {took:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("SIGTERM: no more fires; 1 run(s) in flight"), "{stderr}");
+    assert_eq!(h.completed_in_store().await, (1..=2).collect::<BTreeSet<u32>>());
+    for (call, n) in h.shared.hits() {
+        h.frozen.insert(call, n);
+    }
+    // `resume` without the job: the interrupted run is finished, nothing new is fired.
+    std::fs::write(h.ws.config_path(), config).unwrap();
+    h.finish().await;
+    assert!(h.shared.hits().values().all(|n| *n == 1), "{:?}", h.shared.hits());
+    println!("schedule: SIGTERM -> exit {took:?} (shutdown_grace 1s)");
+}

@@ -14,7 +14,9 @@ mod fault_cases;
 mod faults;
 mod models;
 mod run;
+mod runaway;
 mod schedule;
+mod secrets;
 mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
