@@ -178,14 +178,18 @@ tool_timeout = "2m"
         let child = spawn(command);
         let child =
             wait_until(child, || self.shared.reached.load(Ordering::SeqCst), &format!("{point:?}")).await;
-        self.kill(child).await;
+        let exited = self.kill(child).await;
+        assert!(exited.is_none(), "{point:?}: the process was held there, it cannot have exited");
     }
 
-    /// SIGKILL, then the store's view as the next process will see it.
-    async fn kill(&mut self, mut child: Child) {
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert_eq!(status.code(), None, "killed by the signal");
+    /// SIGKILL, then the store's view as the next process will see it. A process that
+    /// exited on its own just before the signal is handed back instead.
+    async fn kill(&mut self, mut child: Child) -> Option<std::process::Output> {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        if out.status.code().is_some() {
+            return Some(out);
+        }
         self.kills += 1;
         let completed = self.completed_in_store().await;
         let hits = self.shared.hits();
@@ -195,6 +199,7 @@ tool_timeout = "2m"
             let frozen = *self.frozen.entry(call).or_insert(count);
             assert_eq!(frozen, count, "call {call} was completed; it ran again: {hits:?}");
         }
+        None
     }
 
     /// Call numbers whose result is checkpointed, read from the SQLite file.
@@ -358,8 +363,12 @@ async fn long_runs_killed_at_random_times_until_they_finish() {
             while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            if child.try_wait().unwrap().is_some() {
-                let out = child.wait_with_output().unwrap();
+            let exited = if child.try_wait().unwrap().is_some() {
+                Some(child.wait_with_output().unwrap())
+            } else {
+                h.kill(child).await
+            };
+            if let Some(out) = exited {
                 if out.stdout.is_empty() && text(&out.stderr).contains("no interrupted runs") {
                     // The previous life was killed after the run had finished in the store
                     // but before it printed the outcome: the run is done (the model gave
@@ -376,7 +385,6 @@ async fn long_runs_killed_at_random_times_until_they_finish() {
                 }
                 panic!("a life ended without completing: {doc}");
             }
-            h.kill(child).await;
             if !run_is_stored(&h).await {
                 if h.shared.answered.load(Ordering::SeqCst) {
                     // Killed after the run finished (and left the store), before printing.
