@@ -24,7 +24,7 @@ use crate::executor::{ExecutorHandle, queued_status};
 use crate::identity::Identity;
 use crate::ids::RunId;
 use crate::lane::{JobSpec, LaneConfig, LaneError, LaneHandle};
-use crate::ports::{AuditEvent, AuditRecord, PortError, Ports, StoredStatus, audit::now_ms};
+use crate::ports::{AuditEvent, AuditRecord, PortError, Ports, RunClaim, StoredStatus, audit::now_ms};
 use crate::run::actor::RunArgs;
 use crate::run::env::RunEnv;
 use crate::run::handle::{RunControl, RunHandle};
@@ -88,6 +88,13 @@ pub enum RuntimeError {
     /// The run is already running in this process.
     #[error("run {run} is already active")]
     AlreadyActive {
+        /// The run.
+        run: RunId,
+    },
+    /// Another process sharing the checkpoint store is driving the run (see
+    /// [`CheckpointStore::claim`](crate::ports::CheckpointStore::claim)).
+    #[error("run {run} is active in another process sharing the store; it continues there")]
+    ActiveElsewhere {
         /// The run.
         run: RunId,
     },
@@ -557,12 +564,14 @@ impl Runtime {
             created_ms: now_ms(),
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
+        let claim = self.claim(run_id).await?;
         self.submit(
             started,
             Some(&lane),
             state,
             vec![start],
             Submission { resumed: false, deliver: request.deliver, watched: request.watch },
+            claim,
         )
         .await
     }
@@ -586,14 +595,22 @@ impl Runtime {
             created_ms: now_ms(),
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
+        let claim = self.claim(run_id).await?;
         self.submit(
             started,
             None,
             state,
             vec![start],
             Submission { resumed: false, deliver: request.deliver, watched: false },
+            claim,
         )
         .await
+    }
+
+    /// This process's claim on `run` in the checkpoint store (so no other process sharing
+    /// the store resumes a run this one drives); held by the run's job until it ends here.
+    async fn claim(&self, run: RunId) -> Result<RunClaim, RuntimeError> {
+        self.inner.ports.checkpoints.claim(run).await?.ok_or(RuntimeError::ActiveElsewhere { run })
     }
 
     async fn submit(
@@ -603,6 +620,7 @@ impl Runtime {
         state: RunState,
         unsaved: Vec<Fact>,
         how: Submission,
+        claim: RunClaim,
     ) -> Result<RunHandle, RuntimeError> {
         let Submission { resumed, deliver, watched } = how;
         let run_id = state.run_id;
@@ -629,6 +647,8 @@ impl Runtime {
         let executor = started.executor.clone();
         let weak = self.inner.weak.clone();
         let job = async move {
+            // Released when the job ends: the run ended, or was interrupted, here.
+            let _claim = claim;
             let control = guard.disarm();
             // Leaves the active set however this job ends — also when the lane aborts it
             // (a running run cancelled through its lane job).
@@ -749,6 +769,9 @@ impl Runtime {
             }
             match self.resume(meta.run_id).await {
                 Ok(h) => handles.push(h),
+                Err(RuntimeError::ActiveElsewhere { .. }) => {
+                    tracing::debug!(run_id = %meta.run_id, "not resumed: another process drives it");
+                }
                 Err(e) => tracing::error!(run_id = %meta.run_id, error = %e, "could not resume run"),
             }
         }
@@ -766,6 +789,8 @@ impl Runtime {
         if self.is_active(run) {
             return Err(RuntimeError::AlreadyActive { run });
         }
+        // Claimed before the log is read: another process may be writing it.
+        let claim = self.claim(run).await?;
         let (mut state, _) = self.load_state(run).await?;
         let mut unsaved = Vec::new();
         // Calls that were possibly executing at the crash (the log cannot tell "started"
@@ -796,10 +821,15 @@ impl Runtime {
                 unsaved.push(fact);
             }
         }
-        self.start_existing(state, unsaved).await
+        self.start_existing(state, unsaved, claim).await
     }
 
-    async fn start_existing(&self, state: RunState, unsaved: Vec<Fact>) -> Result<RunHandle, RuntimeError> {
+    async fn start_existing(
+        &self,
+        state: RunState,
+        unsaved: Vec<Fact>,
+        claim: RunClaim,
+    ) -> Result<RunHandle, RuntimeError> {
         let started = self.started().await?;
         let lane_name = state.agent.lane.clone().unwrap_or_else(|| "default".into());
         let lane = self.lane(&lane_name).await?;
@@ -809,6 +839,7 @@ impl Runtime {
             state,
             unsaved,
             Submission { resumed: true, deliver: false, watched: true },
+            claim,
         )
         .await
     }
@@ -838,6 +869,7 @@ impl Runtime {
         if self.is_active(run) {
             return Err(RuntimeError::AlreadyActive { run });
         }
+        let claim = self.claim(run).await?;
         let (mut state, _) = self.load_state(run).await?;
         let pending = state.pending_approvals().into_iter().find(|c| c.id == call).cloned();
         let Some(pending) = pending else {
@@ -881,7 +913,7 @@ impl Runtime {
                 }))
                 .await;
         }
-        self.start_existing(state, vec![fact]).await
+        self.start_existing(state, vec![fact], claim).await
     }
 
     /// Gives up on a run: an active one is cancelled; a stored one (interrupted, or paused
@@ -894,6 +926,7 @@ impl Runtime {
             self.cancel(run).await;
             return Ok(());
         }
+        let _claim = self.claim(run).await?;
         let (state, _) = self.load_state(run).await?;
         let started = self.started().await?;
         started.env.checkpoint.finish(run, StoredStatus::Failed).await?;

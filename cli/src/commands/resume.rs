@@ -4,7 +4,9 @@
 //! was in flight runs again only if its tool is idempotent.
 //!
 //! Without `RUN`, every interrupted run that is not waiting for an approval is resumed
-//! (those are answered with `approve` / `deny`). SIGINT or SIGTERM interrupts the resumed
+//! (those are answered with `approve` / `deny`), except runs another process is driving
+//! (a `run` or `schedule` still going, another `resume`): a run is claimed in the store by
+//! the one process that drives it, so two processes never execute its tool calls twice. SIGINT or SIGTERM interrupts the resumed
 //! runs again — their checkpoints are flushed, so `resume` picks them up next time — and
 //! exits 130. Exit code: that of the first run that did not complete, else 0.
 
@@ -95,7 +97,22 @@ async fn resume_runs(host: &Host, args: &ResumeArgs, interrupt: &Interrupt) -> a
         None => host.runtime.resume_interrupted().await?,
     };
     if handles.is_empty() {
-        eprintln!("no interrupted runs to resume in {}{}", host.stores.location, memory_note(host));
+        let running = host
+            .stores
+            .checkpoints
+            .list_interrupted()
+            .await?
+            .iter()
+            .filter(|(_, status)| *status == StoredStatus::Running)
+            .count();
+        if running > 0 {
+            eprintln!(
+                "no run to resume in {}: {running} interrupted run(s) are being driven by another process",
+                host.stores.location
+            );
+        } else {
+            eprintln!("no interrupted runs to resume in {}{}", host.stores.location, memory_note(host));
+        }
         return Ok(Exit::Ok);
     }
     if !args.json {
@@ -122,6 +139,7 @@ pub(crate) fn not_resumable(host: &Host, e: RuntimeError) -> anyhow::Error {
         e @ (RuntimeError::UnknownRun { .. }
         | RuntimeError::NotAwaitingApproval { .. }
         | RuntimeError::AlreadyActive { .. }
+        | RuntimeError::ActiveElsewhere { .. }
         | RuntimeError::Replay { .. }) => UsageError(format!("{e}{}", memory_note(host))).into(),
         other => other.into(),
     }

@@ -491,3 +491,45 @@ async fn sigterm_to_schedule_checkpoints_its_run_within_two_seconds_and_resume_f
     assert!(h.shared.hits().values().all(|n| *n == 1), "{:?}", h.shared.hits());
     println!("schedule: SIGTERM -> exit {took:?} (shutdown_grace 1s)");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_resumes_of_one_run_at_once_do_not_run_its_calls_twice() {
+    // Regression: each process resumed the run and executed calls 3-10 (every one twice).
+    let mut h = Harness::new().await;
+    h.kill_at(true, Point::Model(3)).await;
+    h.shared.arm(None);
+    let a = h.ws.command(&["resume", "--json"]).spawn().unwrap();
+    let b = h.ws.command(&["resume", "--json"]).spawn().unwrap();
+    let (a, b) = (wait_exit(a, Duration::from_secs(30)).await, wait_exit(b, Duration::from_secs(30)).await);
+    assert_exit(&a, 0);
+    assert_exit(&b, 0);
+    let docs: Vec<Value> = [&a, &b].iter().filter(|o| !o.stdout.is_empty()).map(|o| json_stdout(o)).collect();
+    assert_eq!(docs.len(), 1, "one process resumed the run, the other left it alone");
+    h.check_finished(&docs[0]);
+    assert!(h.shared.hits().values().all(|n| *n == 1), "{:?}", h.shared.hits());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_leaves_alone_a_run_another_process_is_driving() {
+    // Regression: `resume` took the in-flight run of a live `run` process for interrupted.
+    let mut h = Harness::new().await;
+    h.shared.arm(Some(Point::Tool(4)));
+    let child = spawn(h.run_command());
+    let child = wait_until(child, || h.shared.reached.load(Ordering::SeqCst), "Tool(4)").await;
+    let out = h.ws.run(&["resume", "--json"], None).await;
+    assert_exit(&out, 0);
+    assert!(out.stdout.is_empty(), "nothing resumed: {}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("being driven by another process"), "{}", text(&out.stderr));
+    let out = h.ws.run(&["resume", "--list", "--json"], None).await;
+    let run_id = json_stdout(&out)["run_id"].as_str().unwrap().to_owned();
+    let out = h.ws.run(&["resume", &run_id], None).await;
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("active in another process"), "{}", text(&out.stderr));
+    assert_eq!(h.shared.hits()[&4], 1, "call 4 ran once, in the first process");
+    // Once that process is gone (killed), the run is free to resume.
+    assert!(h.kill(child).await.is_none());
+    h.finish().await;
+    let hits = h.shared.hits();
+    assert_eq!(hits[&4], 2, "the call in flight at the kill ran again");
+    assert!(hits.iter().filter(|(k, _)| **k != 4).all(|(_, n)| *n == 1), "{hits:?}");
+}

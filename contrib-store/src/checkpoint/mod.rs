@@ -20,9 +20,14 @@
 //!   to a finished run starts it afresh (a host reusing a run id).
 //! - `list_interrupted` (running and awaiting-approval runs, oldest first) and `load` are
 //!   served by indexes (checked with `EXPLAIN QUERY PLAN` in the tests).
+//! - `claim` makes one process at a time drive a run: a lock file per claimed run in the
+//!   folder `<database>.claims/` beside the database, released by the OS when its holder
+//!   exits (see [`claim`]).
 
 use async_trait::async_trait;
-use executus::ports::{CheckpointStore, Entry, PortError, RunAppend, RunMeta, StoredRun, StoredStatus};
+use executus::ports::{
+    CheckpointStore, Entry, PortError, RunAppend, RunClaim, RunMeta, StoredRun, StoredStatus,
+};
 use executus::{Identity, RunId};
 use sqlx::Row;
 
@@ -30,6 +35,7 @@ use crate::error::StoreError;
 use crate::store::Store;
 
 mod append;
+mod claim;
 mod codec;
 
 pub use codec::Encoding;
@@ -296,5 +302,16 @@ impl CheckpointStore for SqliteCheckpointStore {
 
     async fn list_interrupted(&self) -> Result<Vec<(RunMeta, StoredStatus)>, PortError> {
         self.interrupted().await.map_err(|e| e.into_port(PORT))
+    }
+
+    /// An exclusive lock on `<store>.claims/<run>.lock`, released on drop or when the
+    /// process ends (see [`claim`]); an in-memory store grants every claim.
+    async fn claim(&self, run: RunId) -> Result<Option<RunClaim>, PortError> {
+        let Some(dir) = claim::claims_dir(self.store.location()) else {
+            return Ok(Some(RunClaim::local()));
+        };
+        tokio::task::spawn_blocking(move || claim::claim(&dir, run))
+            .await
+            .map_err(|e| PortError::Backend { port: PORT, message: format!("claiming run {run}: {e}") })?
     }
 }

@@ -247,3 +247,26 @@ async fn one_group_commit_with_hundreds_of_runs_and_a_run_twice() {
     assert_eq!(cp.load(runs[229].run_id).await.unwrap().unwrap().entries, entries(0..3));
     assert_eq!(cp.list_interrupted().await.unwrap().len(), 230);
 }
+
+#[tokio::test]
+async fn a_run_is_claimed_by_one_holder_at_a_time_and_released_on_drop() {
+    let tmp = TempStore::new();
+    let (first, second) = (tmp.open().await, tmp.open().await);
+    let run = RunId::new();
+    let held = first.checkpoints().claim(run).await.unwrap().expect("a free run is granted");
+    // Another handle on the file — as another process would be — is refused while held.
+    assert!(second.checkpoints().claim(run).await.unwrap().is_none());
+    assert!(first.checkpoints().claim(run).await.unwrap().is_none(), "not even the same handle twice");
+    let other = second.checkpoints().claim(RunId::new()).await.unwrap();
+    assert!(other.is_some(), "claims are per run");
+    let claims = tmp.path.with_file_name("store.db.claims");
+    assert!(claims.join(format!("{run}.lock")).exists());
+    drop(held);
+    assert!(!claims.join(format!("{run}.lock")).exists(), "released claims leave no file");
+    let again = second.checkpoints().claim(run).await.unwrap();
+    assert!(again.is_some(), "released on drop");
+    // In memory: nothing to share, every claim is granted.
+    let memory = Store::open("sqlite::memory:").await.unwrap();
+    let a = memory.checkpoints().claim(run).await.unwrap();
+    assert!(a.is_some() && memory.checkpoints().claim(run).await.unwrap().is_some());
+}

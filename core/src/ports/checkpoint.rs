@@ -94,6 +94,31 @@ pub struct StoredRun {
     pub entries: Vec<Entry>,
 }
 
+/// This process's hold on a run (see [`CheckpointStore::claim`]): while it lives, no other
+/// process sharing the store drives the run; dropping it releases the claim.
+pub struct RunClaim {
+    _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl RunClaim {
+    /// A claim that holds nothing: for stores that live inside one process, where the
+    /// runtime itself knows which runs are active.
+    pub fn local() -> Self {
+        Self { _guard: None }
+    }
+
+    /// A claim held until `guard` is dropped (a lock file, a lease...).
+    pub fn new(guard: impl std::any::Any + Send + Sync) -> Self {
+        Self { _guard: Some(Box::new(guard)) }
+    }
+}
+
+impl std::fmt::Debug for RunClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunClaim").field("held", &self._guard.is_some()).finish()
+    }
+}
+
 /// Durable storage of run checkpoints.
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
@@ -122,6 +147,21 @@ pub trait CheckpointStore: Send + Sync {
     /// # Errors
     /// A [`PortError`] when the backend fails.
     async fn list_interrupted(&self) -> Result<Vec<(RunMeta, StoredStatus)>, PortError>;
+
+    /// Claims `run` for this process, so that two processes sharing the store never drive
+    /// the same run at once (both would execute its tool calls): `Ok(None)` when another
+    /// live process holds it. The claim lasts until the returned [`RunClaim`] is dropped or
+    /// its process ends, however it ends (a killed process holds nothing). The runtime
+    /// claims every run it starts or resumes, for as long as it drives it.
+    ///
+    /// The default grants every claim: right for stores that live inside one process.
+    ///
+    /// # Errors
+    /// A [`PortError`] when the backend cannot tell.
+    async fn claim(&self, run: RunId) -> Result<Option<RunClaim>, PortError> {
+        let _ = run;
+        Ok(Some(RunClaim::local()))
+    }
 }
 
 /// The default store: a map in memory, which also counts the payload bytes written (so

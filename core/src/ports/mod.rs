@@ -19,7 +19,7 @@ pub mod skill;
 pub use audit::{AuditEvent, AuditRecord, AuditSink, NoAudit};
 pub use budget::{Budget, BudgetDenied, Reservation, SpendRequest, Unlimited};
 pub use checkpoint::{
-    CheckpointStore, Entry, MemoryCheckpointStore, RunAppend, RunMeta, StoredRun, StoredStatus,
+    CheckpointStore, Entry, MemoryCheckpointStore, RunAppend, RunClaim, RunMeta, StoredRun, StoredStatus,
 };
 pub use critic::{Critic, CriticReview, CriticTrigger, NoCritic, Verdict};
 pub use delivery::{ChannelDelivery, Delivery, DeliveryItem, DiscardDelivery, StdoutDelivery};
