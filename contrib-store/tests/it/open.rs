@@ -257,7 +257,7 @@ async fn another_programs_database_with_a_hot_journal_is_refused_and_left_untouc
     conn.close().await.unwrap();
     let journal = tmp.path.with_file_name("store.db-journal");
     let before = (std::fs::read(&tmp.path).unwrap(), std::fs::read(&journal).unwrap());
-    let err = Store::open(&tmp.url()).await.err().expect("refused");
+    let err = Store::open(&tmp.url()).await.expect_err("refused");
     assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
     let after = (std::fs::read(&tmp.path).unwrap(), std::fs::read(&journal).unwrap());
     assert!(before == after, "neither the file nor its journal was touched");
