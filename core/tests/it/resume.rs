@@ -143,3 +143,81 @@ async fn a_non_idempotent_call_in_flight_becomes_an_interrupted_error() {
     let seen = all_results(&second.requests_for("m")[0].messages);
     assert_eq!(seen.last(), results.last());
 }
+
+/// The memory store, with claims refused while `held` — as when another process sharing a
+/// durable store drives the run.
+struct HeldElsewhere {
+    inner: Arc<MemoryCheckpointStore>,
+    held: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for HeldElsewhere {
+    async fn append(&self, batch: &[executus::ports::RunAppend]) -> Result<(), executus::ports::PortError> {
+        self.inner.append(batch).await
+    }
+    async fn load(
+        &self,
+        run: executus::RunId,
+    ) -> Result<Option<executus::ports::StoredRun>, executus::ports::PortError> {
+        self.inner.load(run).await
+    }
+    async fn finish(
+        &self,
+        run: executus::RunId,
+        status: executus::ports::StoredStatus,
+    ) -> Result<(), executus::ports::PortError> {
+        self.inner.finish(run, status).await
+    }
+    async fn list_interrupted(
+        &self,
+    ) -> Result<Vec<(executus::ports::RunMeta, executus::ports::StoredStatus)>, executus::ports::PortError>
+    {
+        self.inner.list_interrupted().await
+    }
+    async fn claim(
+        &self,
+        _run: executus::RunId,
+    ) -> Result<Option<executus::ports::RunClaim>, executus::ports::PortError> {
+        Ok((!self.held.load(Ordering::SeqCst)).then(executus::ports::RunClaim::local))
+    }
+}
+
+#[tokio::test]
+async fn a_run_claimed_elsewhere_is_neither_resumed_nor_started() {
+    let agent = RunnableAgent::new("resumer", "You resume.", "fake/m").with_tools(["step"]);
+    let store = Arc::new(MemoryCheckpointStore::new());
+    let gate = Arc::new(Gate::default());
+    gate.hang.store(true, Ordering::SeqCst);
+    let first = FakeProvider::new("fake");
+    script(&first, "step");
+    let rt = runtime_over(&first, gated_tool("step", true, gate.clone()), &store, AuditLog::new());
+    let handle = rt.spawn(agent.clone(), "go").await.unwrap();
+    let run = handle.id();
+    gate.started.notified().await;
+    drop((handle, rt));
+    gate.hang.store(false, Ordering::SeqCst);
+
+    let held = Arc::new(HeldElsewhere { inner: store.clone(), held: AtomicBool::new(true) });
+    let second = FakeProvider::new("fake");
+    second.push("m", Outcome::text("done"));
+    let ports = Ports { checkpoints: held.clone(), ..Ports::default() };
+    let rt = build(
+        &second,
+        ToolRegistry::new().with(gated_tool("step", true, gate.clone())),
+        ports,
+        config(),
+        None,
+    );
+    assert!(rt.resume_interrupted().await.unwrap().is_empty(), "skipped: another process drives it");
+    let err = rt.resume(run).await.expect_err("refused");
+    assert!(matches!(err, executus::RuntimeError::ActiveElsewhere { run: r } if r == run), "{err}");
+    assert!(matches!(rt.spawn(agent, "go").await, Err(executus::RuntimeError::ActiveElsewhere { .. })));
+    assert_eq!(second.calls_for("m"), 0, "nothing ran");
+    assert_eq!(gate.count("c"), 1);
+    // Released (that process ended): it resumes here.
+    held.held.store(false, Ordering::SeqCst);
+    let handles = rt.resume_interrupted().await.unwrap();
+    assert_eq!(handles.len(), 1);
+    assert_eq!(handles[0].outcome().await.end, RunEnd::Completed);
+}
