@@ -27,12 +27,22 @@
 //! [`Store::prune`]. sqlx appears only in this crate: the core and the batteries never
 //! depend on it.
 
+pub mod audit;
+pub mod budget;
 pub mod checkpoint;
 mod error;
+pub mod persona;
+pub mod schedule;
+pub mod skill;
 mod store;
 
+pub use audit::{ExplainedStatement, SqliteAuditStore};
+pub use budget::SqliteBudgetStore;
 pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
 pub use error::StoreError;
+pub use persona::SqlitePersonaStore;
+pub use schedule::SqliteScheduleStore;
+pub use skill::SqliteSkillStore;
 pub use store::{
     APPLICATION_ID, Clock, ManualClock, PruneReport, Store, StoreOptions, StoreStats, SystemClock,
 };

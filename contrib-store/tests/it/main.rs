@@ -5,6 +5,7 @@
 mod checkpoint;
 mod common;
 mod concurrency;
+mod conformance;
 #[cfg(unix)]
 mod crash;
 mod open;
