@@ -27,7 +27,7 @@
 
 use async_trait::async_trait;
 use executus::ports::{AuditRecord, PortError};
-use executus_audit::{AuditPage, AuditQuery, AuditStore, StoredAuditRecord};
+use executus_audit::{AuditCursor, AuditPage, AuditQuery, AuditStore, StoredAuditRecord};
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use sqlx::{QueryBuilder, Row};
 
@@ -134,9 +134,16 @@ impl SqliteAuditStore {
                         .map_err(|e| store.db(OP, e))?;
                 let mut rows = Vec::with_capacity(encoded.len());
                 for r in encoded {
-                    // The running maximum of at_ms in id order, not raised by records
-                    // stamped implausibly far in the future.
-                    let h = high.map_or(r.at_ms.min(ahead_limit), |h| h.max(r.at_ms.min(ahead_limit)));
+                    // The running maximum of at_ms in id order. A record stamped implausibly
+                    // far ahead of the store's clock does not raise it (it is off-step
+                    // itself), so one wrong clock cannot push the records after it off-step.
+                    let ahead = r.at_ms > ahead_limit;
+                    let h = match (high, ahead) {
+                        (Some(h), true) => h,
+                        (Some(h), false) => h.max(r.at_ms),
+                        (None, true) => i64::MIN,
+                        (None, false) => r.at_ms,
+                    };
                     high = Some(h);
                     let off_step = r.at_ms > h || h.saturating_sub(r.at_ms) > STEP_MS;
                     rows.push((r, h, off_step));
@@ -200,7 +207,9 @@ impl SqliteAuditStore {
             .await?;
         rows.sort_unstable_by_key(|(id, _)| *id);
         rows.dedup_by_key(|(id, _)| *id);
-        rows.truncate(fetch);
+        // The row past the limit only proves a next page exists; it is not decoded.
+        let more = rows.len() > limit;
+        rows.truncate(limit);
         let records = rows
             .into_iter()
             .map(|(id, json)| {
@@ -209,7 +218,8 @@ impl SqliteAuditStore {
                 Ok(StoredAuditRecord { id: id.max(0) as u64, record })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(AuditPage::from_overfetch(records, limit))
+        let next = if more { records.last().map(|r| AuditCursor::after(r.id)) } else { None };
+        Ok(AuditPage { records, next })
     }
 
     /// The id bounds of the query's time range (`None`: no such bound; `Some(None)`: the
