@@ -5,10 +5,13 @@
 -- `budget_reservations`: one row per granted reservation; AUTOINCREMENT so an id is never
 -- reused. `budget_holds`: the money a reservation holds in each of its scopes (amount and
 -- expiry repeated so a scope's live holds are one covering-index range sum).
--- `budget_spend`: one row per scope per settled call, summed over a window through a
--- covering index. `try_reserve` reads the sums and inserts in one BEGIN IMMEDIATE
--- transaction, so reservations from any number of processes sharing the file never hold
--- more than a cap.
+-- `budget_spend`: one row per scope per settled call. `budget_spend_hours`: the same spend
+-- summed per scope per whole UTC hour, kept equal to the detail rows by every write (settle
+-- adds, prune subtracts, in the same transaction). A window sum is the detail rows of the
+-- window's first, partial hour plus the hour rows after it: at most an hour of rows and
+-- one row per hour, however much the scope spent. `try_reserve` reads the sums and inserts
+-- in one BEGIN IMMEDIATE transaction, so reservations from any number of processes sharing
+-- the file never hold more than a cap.
 CREATE TABLE IF NOT EXISTS budget_reservations (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     amount     INTEGER NOT NULL CHECK (amount >= 0),
@@ -37,3 +40,10 @@ CREATE TABLE IF NOT EXISTS budget_spend (
 
 CREATE INDEX IF NOT EXISTS budget_spend_window ON budget_spend (scope, at_ms, amount);
 CREATE INDEX IF NOT EXISTS budget_spend_age ON budget_spend (at_ms);
+
+CREATE TABLE IF NOT EXISTS budget_spend_hours (
+    scope   TEXT    NOT NULL,
+    hour_ms INTEGER NOT NULL,   -- the hour's start, Unix ms, a multiple of 3 600 000
+    amount  INTEGER NOT NULL CHECK (amount >= 0),
+    PRIMARY KEY (scope, hour_ms)
+) STRICT, WITHOUT ROWID;

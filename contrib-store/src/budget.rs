@@ -2,9 +2,12 @@
 //!
 //! Layout (migration `0005_budget.sql`): `budget_reservations` (one row per granted
 //! reservation, id assigned by SQLite, never reused), `budget_holds` (what each reservation
-//! holds in each of its scopes, with its expiry) and `budget_spend` (one row per scope per
-//! settled call). A scope's window spend and live holds are each one range sum over a
-//! covering index.
+//! holds in each of its scopes, with its expiry), `budget_spend` (one row per scope per
+//! settled call) and `budget_spend_hours` (that spend summed per scope per UTC hour, kept
+//! equal to the detail rows by every write). A scope's window spend is the detail rows of
+//! the window's first, partial hour plus the hour rows after it — at most an hour of rows
+//! and one row per hour, whatever the scope spent in the window — and its live holds one
+//! range; each a sum over a covering index or primary key.
 //!
 //! Guarantees:
 //! - `try_reserve` is one `BEGIN IMMEDIATE` transaction: the write lock is taken before the
@@ -24,6 +27,8 @@
 //! Not guaranteed: a settled cost larger than its reservation can take a scope past its cap
 //! (by design of the battery: reservations are estimates).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use executus::ports::PortError;
 use executus_budget::{
@@ -40,12 +45,27 @@ const PORT: &str = "budget";
 /// Holds (3 parameters each) or spend rows (3 parameters each) per insert statement.
 const INSERT_CHUNK: usize = 200;
 
-const SUM_SPEND: &str = "SELECT sum(amount) FROM budget_spend WHERE scope = ?1 AND at_ms >= ?2";
+/// One hour, the rollup's granularity.
+const HOUR_MS: i64 = 3_600_000;
+
+const SUM_SPEND_DETAIL: &str =
+    "SELECT sum(amount) FROM budget_spend WHERE scope = ?1 AND at_ms >= ?2 AND at_ms < ?3";
+const SUM_SPEND_HOURS: &str = "SELECT sum(amount) FROM budget_spend_hours WHERE scope = ?1 AND hour_ms >= ?2";
 const SUM_HELD: &str = "SELECT sum(amount) FROM budget_holds WHERE scope = ?1 AND expires_ms > ?2";
 
 /// The queries `try_reserve` and `spent` run per scope (checked with `EXPLAIN QUERY PLAN`
-/// in the tests): window spend, and live holds.
-pub const SUM_QUERIES: [&str; 2] = [SUM_SPEND, SUM_HELD];
+/// in the tests): spend in the window's first partial hour, spend in the whole hours
+/// after it, live holds.
+pub const SUM_QUERIES: [&str; 3] = [SUM_SPEND_DETAIL, SUM_SPEND_HOURS, SUM_HELD];
+
+const ADD_HOUR: &str = "INSERT INTO budget_spend_hours (scope, hour_ms, amount) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (scope, hour_ms) DO UPDATE SET amount = \
+     iif(amount > 9223372036854775807 - excluded.amount, 9223372036854775807, amount + excluded.amount)";
+
+/// The start of the hour holding `ms`.
+fn hour_of(ms: i64) -> i64 {
+    ms.div_euclid(HOUR_MS) * HOUR_MS
+}
 
 /// The budget store. Cheap to clone (shares the [`Store`]).
 #[derive(Debug, Clone)]
@@ -81,15 +101,21 @@ impl SqliteBudgetStore {
         conn: &mut SqliteConnection,
         sql: &str,
         scope: &str,
-        bound: i64,
+        binds: &[i64],
     ) -> Result<Money, StoreError> {
-        match sqlx::query_scalar::<_, Option<i64>>(sql).bind(scope).bind(bound).fetch_one(&mut *conn).await {
+        let mut query = sqlx::query_scalar::<_, Option<i64>>(sql).bind(scope);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        match query.fetch_one(&mut *conn).await {
             Ok(v) => Ok(Money::from_nanos(v.unwrap_or(0).max(0) as u64)),
             Err(e) if is_overflow(&e) => Ok(Money::MAX),
             Err(e) => Err(self.store.db("budget sum", e)),
         }
     }
 
+    /// Spend since `since` (detail rows up to the next whole hour, hour rows from there)
+    /// and the holds live at `now`.
     async fn totals_in(
         &self,
         conn: &mut SqliteConnection,
@@ -97,9 +123,17 @@ impl SqliteBudgetStore {
         since: i64,
         now: i64,
     ) -> Result<ScopeTotals, StoreError> {
+        let first_whole_hour =
+            hour_of(since).saturating_add(if since.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS });
+        let partial = if first_whole_hour > since {
+            self.sum(conn, SUM_SPEND_DETAIL, scope, &[since, first_whole_hour]).await?
+        } else {
+            Money::ZERO
+        };
+        let whole = self.sum(conn, SUM_SPEND_HOURS, scope, &[first_whole_hour]).await?;
         Ok(ScopeTotals {
-            spent: self.sum(conn, SUM_SPEND, scope, since).await?,
-            reserved: self.sum(conn, SUM_HELD, scope, now).await?,
+            spent: partial.saturating_add(whole),
+            reserved: self.sum(conn, SUM_HELD, scope, &[now]).await?,
         })
     }
 
@@ -198,6 +232,15 @@ impl SqliteBudgetStore {
                         });
                         insert.build().execute(&mut *tx).await.map_err(|e| store.db(OP, e))?;
                     }
+                    for scope in &request.scopes {
+                        sqlx::query(ADD_HOUR)
+                            .bind(scope)
+                            .bind(hour_of(at))
+                            .bind(actual)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| store.db(OP, e))?;
+                    }
                 }
                 tx.commit().await.map_err(|e| store.db(OP, e))?;
                 Ok(existed)
@@ -281,18 +324,78 @@ impl SqliteBudgetStore {
         .await
     }
 
-    /// [`BudgetStore::prune`] with the store's error.
+    /// [`BudgetStore::prune`] with the store's error: deletes spend rows with
+    /// `at_ms < before_ms` in batches, subtracting each from its hour row in the same
+    /// transaction.
     ///
     /// # Errors
     /// [`StoreError::Database`], [`StoreError::Contended`].
     pub async fn prune_spend(&self, before_ms: u64) -> Result<u64, StoreError> {
-        self.delete_batched(
-            "budget prune",
-            "SELECT id FROM budget_spend WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2",
-            &["DELETE FROM budget_spend WHERE id IN (SELECT value FROM json_each(?1))"],
-            ms(before_ms),
-        )
-        .await
+        const OP: &str = "budget prune";
+        let store = &self.store;
+        let before = ms(before_ms);
+        let batch = i64::from(store.options().prune_batch.max(1));
+        let mut total = 0u64;
+        loop {
+            let deleted = store
+                .write(OP, || async move {
+                    let mut tx = store.begin_write(OP).await?;
+                    let rows = sqlx::query(
+                        "SELECT id, scope, at_ms, amount FROM budget_spend WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2",
+                    )
+                    .bind(before)
+                    .bind(batch)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| store.db(OP, e))?;
+                    if rows.is_empty() {
+                        tx.rollback().await.map_err(|e| store.db(OP, e))?;
+                        return Ok(0u64);
+                    }
+                    let mut ids = Vec::with_capacity(rows.len());
+                    let mut hours: BTreeMap<(String, i64), Money> = BTreeMap::new();
+                    for row in &rows {
+                        let id: i64 = row.try_get(0).map_err(|e| store.db(OP, e))?;
+                        let scope: String = row.try_get(1).map_err(|e| store.db(OP, e))?;
+                        let at: i64 = row.try_get(2).map_err(|e| store.db(OP, e))?;
+                        let amount: i64 = row.try_get(3).map_err(|e| store.db(OP, e))?;
+                        ids.push(id);
+                        let sum = hours.entry((scope, hour_of(at))).or_default();
+                        *sum = sum.saturating_add(Money::from_nanos(amount.max(0) as u64));
+                    }
+                    for ((scope, hour), amount) in &hours {
+                        sqlx::query(
+                            "UPDATE budget_spend_hours SET amount = max(amount - ?3, 0) WHERE scope = ?1 AND hour_ms = ?2",
+                        )
+                        .bind(scope)
+                        .bind(*hour)
+                        .bind(nanos(*amount))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| store.db(OP, e))?;
+                        sqlx::query("DELETE FROM budget_spend_hours WHERE scope = ?1 AND hour_ms = ?2 AND amount = 0")
+                            .bind(scope)
+                            .bind(*hour)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| store.db(OP, e))?;
+                    }
+                    let list = serde_json::Value::from(ids).to_string();
+                    sqlx::query("DELETE FROM budget_spend WHERE id IN (SELECT value FROM json_each(?1))")
+                        .bind(list)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| store.db(OP, e))?;
+                    tx.commit().await.map_err(|e| store.db(OP, e))?;
+                    Ok(rows.len() as u64)
+                })
+                .await?;
+            total += deleted;
+            if deleted < batch as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Reservations stored (live, or expired and not yet deleted by `expire`).

@@ -181,7 +181,8 @@ impl StoreStats {
 
 /// The SQLite store: the one entry point. `Store::open("sqlite://executus.db")` creates the file if
 /// missing, checks that an existing file is ours, applies the embedded migrations, and hands
-/// out the typed stores ([`Store::checkpoints`]).
+/// out the typed stores ([`Store::checkpoints`], [`Store::personas`], [`Store::skills`],
+/// [`Store::audit`], [`Store::budget`], [`Store::schedule`]), all sharing its connections.
 ///
 /// Connections: SQLite allows one writer at a time, so the store keeps exactly one writer
 /// connection (a pool of one: callers queue for it in order) and a small pool of reader

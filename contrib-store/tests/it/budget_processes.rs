@@ -1,7 +1,8 @@
 //! Budget under concurrency across real OS processes (item 4 of the adversarial suite): two
 //! `executus-budget-worker` child processes and this test process — itself on two `Store`s —
 //! reserve and settle through the budget battery's `SpendBudget` against one tenant cap in
-//! one SQLite file, 32 concurrent "runs" in all, all starting at the same moment.
+//! one SQLite file, 100 concurrent "runs" in all (25 per `Store`), all starting at the same
+//! moment.
 //!
 //! What must hold:
 //! - at every moment a monitor (a fifth `Store`) samples, spent + reserved <= cap: the
@@ -37,7 +38,7 @@ use crate::common::TempStore;
 const WORKER: &str = env!("CARGO_BIN_EXE_executus-budget-worker");
 /// 100 input tokens at $1/M plus 200 output tokens at $3/M (what the worker reserves).
 const RESERVATION: u64 = 700_000;
-const TASKS: usize = 8;
+const TASKS: usize = 25;
 const LIMIT: Duration = Duration::from_secs(120);
 
 struct Worker {
