@@ -16,3 +16,4 @@ mod persona_skill;
 mod plan;
 mod retention;
 mod schedule;
+mod upgrade;
