@@ -10,7 +10,8 @@
 # missing the script says so and exits 0 printing nothing, and the tests skip with a notice.
 #
 # The peers folder is $EXECUTUS_PEERS_DIR, by default <repo root>/../shared/peers; from a linked
-# git worktree whose own ../shared/peers does not exist, the main checkout's is used.
+# git worktree whose own ../shared/peers does not exist, the main checkout's is used; failing
+# both, the copy in scripts/peers/ (so a fresh clone can build the peer itself).
 # Model: $EXECUTUS_PEER_MODEL (default tiny-llama3; the tests expect tiny-llama3).
 #
 # In .ci/run:
@@ -40,6 +41,10 @@ peers_dir() {
     if [ -n "$common" ] && [ -d "$(dirname "$common")/../shared/peers" ]; then
       dir=$(dirname "$common")/../shared/peers
     fi
+  fi
+  if [ ! -d "$dir" ]; then
+    # A checkout without the shared folder (e.g. a fresh CI clone): the copy kept in the repo.
+    dir=$ROOT/scripts/peers
   fi
   echo "$dir"
 }

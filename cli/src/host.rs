@@ -21,11 +21,11 @@ use executus::tool::builtin::standard_tools;
 use executus::tool::dispatch_agent::DispatchAgent;
 use executus::tool::policy::{Decision, FnRule, Policy, RequireApprovalFor};
 use executus::{Runtime, RuntimeConfig};
-use executus_audit::{AuditStore, AuditWriter, MemoryAuditStore};
-use executus_budget::{BudgetStore, MemoryBudgetStore, SpendBudget};
+use executus_audit::{AuditStore, AuditWriter};
+use executus_budget::{BudgetStore, SpendBudget};
 use executus_critic::LlmCritic;
 use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
-use executus_schedule::{CronSchedule, MemoryScheduleStore, ScheduleStore};
+use executus_schedule::{CronSchedule, ScheduleStore};
 use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
 use executus_store::Store;
 
@@ -100,15 +100,17 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
     };
     let mut durable = BTreeSet::new();
     if store.location() != ":memory:" {
-        durable.extend(["checkpoints", "chats"]);
+        durable.extend(["checkpoints", "chats", "audit", "budget", "schedule"]);
     }
     Ok(Stores {
         checkpoints: Arc::new(store.checkpoints()),
+        // Personas and skills come from the configuration at every start (the file is their
+        // source of truth), so they live in memory; everything a process learns is durable.
         personas: Arc::new(MemoryPersonaStore::new()),
         skills: Arc::new(MemorySkillStore::new()),
-        audit: Arc::new(MemoryAuditStore::new()),
-        budget: Arc::new(MemoryBudgetStore::new()),
-        schedule: Arc::new(MemoryScheduleStore::new()),
+        audit: Arc::new(store.audit()),
+        budget: Arc::new(store.budget()),
+        schedule: Arc::new(store.schedule()),
         chats,
         durable,
         location: store.location().to_owned(),

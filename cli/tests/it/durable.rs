@@ -220,3 +220,47 @@ async fn schedule_shutdown_leaves_the_in_flight_run_for_resume() {
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["output"], "report done");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_rows_and_budget_spend_survive_the_process() {
+    use executus_audit::{AuditQuery, AuditStore as _};
+    let server = openai_server(|_| ResponseTemplate::new(200).set_body_json(text_answer("fine"))).await;
+    // One call reserves (1 input + 10 output tokens) x $1000/M = $0.011 and settles the real
+    // 17 tokens = $0.017. Under a $0.02 cap the second process can run only if it does NOT
+    // see the first process's spend.
+    let config = format!(
+        r#"{}
+[audit]
+enabled = true
+[budget]
+unknown_model = "deny"
+[budget.caps]
+users = {{ ada = 0.02 }}
+[budget.prices]
+"mock/*" = {{ input = 1000.0, output = 1000.0 }}
+[agents.spender]
+system = "S."
+model = "mock/test-model"
+max_tokens = 10
+"#,
+        base_config(&server.uri())
+    );
+    let ws = Workspace::new(&config);
+    let args = ["run", "--agent", "spender", "--input", "hi", "--identity", "ada@lab", "--json"];
+    let out = ws.run(&args, None).await;
+    assert_exit(&out, 0);
+    let first = json_stdout(&out)["run_id"].as_str().unwrap().to_owned();
+    let out = ws.run(&args, None).await;
+    assert_exit(&out, 3);
+    assert_eq!(json_stdout(&out)["status"], "budget_denied", "the second process saw the first one's spend");
+    assert_eq!(calls(&server).await.len(), 1);
+
+    let url = format!("sqlite://{}/executus.db", ws.path().display());
+    let store = executus_store::Store::open(&url).await.unwrap();
+    let page = store.audit().query(&AuditQuery::new().kind("run_started").limit(10)).await.unwrap();
+    assert_eq!(page.records.len(), 2, "both processes' runs are in the audit trail");
+    assert!(page.records.iter().any(|r| r.record.run_id.map(|id| id.to_string()) == Some(first.clone())));
+    let denied = store.audit().query(&AuditQuery::new().kind("budget_denied").limit(10)).await.unwrap();
+    assert_eq!(denied.records.len(), 1);
+    store.close().await;
+}

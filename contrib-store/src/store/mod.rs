@@ -10,8 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{Row, Transaction};
 
+use crate::audit::SqliteAuditStore;
+use crate::budget::SqliteBudgetStore;
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::error::StoreError;
+use crate::persona::SqlitePersonaStore;
+use crate::schedule::SqliteScheduleStore;
+use crate::skill::SqliteSkillStore;
 
 mod open;
 mod retention;
@@ -176,7 +181,8 @@ impl StoreStats {
 
 /// The SQLite store: the one entry point. `Store::open("sqlite://executus.db")` creates the file if
 /// missing, checks that an existing file is ours, applies the embedded migrations, and hands
-/// out the typed stores ([`Store::checkpoints`]).
+/// out the typed stores ([`Store::checkpoints`], [`Store::personas`], [`Store::skills`],
+/// [`Store::audit`], [`Store::budget`], [`Store::schedule`]), all sharing its connections.
 ///
 /// Connections: SQLite allows one writer at a time, so the store keeps exactly one writer
 /// connection (a pool of one: callers queue for it in order) and a small pool of reader
@@ -285,6 +291,31 @@ impl Store {
     /// The checkpoint store (`executus::ports::CheckpointStore`) over this database.
     pub fn checkpoints(&self) -> SqliteCheckpointStore {
         SqliteCheckpointStore::new(self.clone())
+    }
+
+    /// The persona store (`executus_persona::PersonaStore`) over this database.
+    pub fn personas(&self) -> SqlitePersonaStore {
+        SqlitePersonaStore::new(self.clone())
+    }
+
+    /// The skill store (`executus_skill::SkillStore`) over this database.
+    pub fn skills(&self) -> SqliteSkillStore {
+        SqliteSkillStore::new(self.clone())
+    }
+
+    /// The audit store (`executus_audit::AuditStore`) over this database.
+    pub fn audit(&self) -> SqliteAuditStore {
+        SqliteAuditStore::new(self.clone())
+    }
+
+    /// The budget store (`executus_budget::BudgetStore`) over this database.
+    pub fn budget(&self) -> SqliteBudgetStore {
+        SqliteBudgetStore::new(self.clone())
+    }
+
+    /// The schedule store (`executus_schedule::ScheduleStore`) over this database.
+    pub fn schedule(&self) -> SqliteScheduleStore {
+        SqliteScheduleStore::new(self.clone())
     }
 
     /// Page accounting of the database (reads through the WAL, so it is current).

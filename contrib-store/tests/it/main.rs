@@ -2,11 +2,18 @@
 //! a real child process killed with SIGKILL for the crash test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
+mod budget;
+mod budget_processes;
 mod checkpoint;
 mod common;
 mod concurrency;
+mod conformance;
 #[cfg(unix)]
 mod crash;
 mod open;
+mod persona_skill;
 mod plan;
 mod retention;
+mod schedule;
+mod upgrade;

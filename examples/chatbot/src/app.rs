@@ -102,8 +102,9 @@ pub struct Stores {
 
 impl Stores {
     /// The SQLite file at `url` (`sqlite://path.db`, created with its folder if missing) for
-    /// checkpoints and conversations; the batteries' in-memory stores for the rest until
-    /// `executus-store` provides SQLite versions of them.
+    /// checkpoints, conversations, audit records, budget spend and schedule watermarks;
+    /// personas and skills are loaded from the shipped folder and configuration at each
+    /// start, so they stay in memory.
     ///
     /// # Errors
     /// [`ChatbotError::Store`] naming the file (not SQLite, another program's database, a
@@ -124,6 +125,9 @@ impl Stores {
         let chats = SqliteChatHistory::open(&store).await.map_err(|e| fail(&e))?;
         Ok(Self {
             checkpoints: Arc::new(store.checkpoints()),
+            audit: Arc::new(store.audit()),
+            budget: Arc::new(store.budget()),
+            schedule: Arc::new(store.schedule()),
             chats: Arc::new(chats),
             durable: true,
             ..Self::in_memory()

@@ -9,6 +9,7 @@ pub mod gemini;
 pub mod llama_swap;
 pub mod ollama;
 pub mod openai;
+pub(crate) mod wire;
 
 /// What every wire client needs: its registry name, endpoint, credentials and HTTP options.
 #[derive(Debug, Clone)]

@@ -152,7 +152,7 @@ pub(super) fn build(
     body.insert("max_tokens".into(), json!(max_tokens));
 
     if let Some(t) = request.temperature.filter(|_| budget.is_none()) {
-        body.insert("temperature".into(), json!(t));
+        body.insert("temperature".into(), crate::providers::wire::decimal(t));
     }
     if !request.stop.is_empty() {
         body.insert("stop_sequences".into(), json!(request.stop));
@@ -160,9 +160,7 @@ pub(super) fn build(
     if stream {
         body.insert("stream".into(), json!(true));
     }
-    for (key, value) in &request.extra {
-        body.insert(key.clone(), value.clone());
-    }
+    crate::providers::wire::merge_extra_map(&mut body, &request.extra);
     (Value::Object(body), plan)
 }
 

@@ -3,8 +3,7 @@
 //!
 //! The mapping rules are documented on the parent module, where users can read them.
 
-use std::collections::BTreeMap;
-
+pub(crate) use crate::providers::wire::{args_object, decimal, merge_extra};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
@@ -154,51 +153,6 @@ fn push_message(out: &mut Vec<Value>, role: Role, parts: &[Part]) {
         message.insert("tool_calls".into(), Value::Array(calls));
     }
     out.push(Value::Object(message));
-}
-
-/// An `f32` as the JSON number a person would write: `0.2`, not `0.20000000298023224` (which
-/// is what widening the binary value to `f64` gives). Non-finite values become `null`.
-pub(crate) fn decimal(x: f32) -> Value {
-    x.to_string().parse::<f64>().map_or(Value::Null, Value::from)
-}
-
-/// Tool-call arguments as a JSON object (Ollama rejects anything else).
-pub(crate) fn args_object(args: &Value) -> Value {
-    match args {
-        Value::Object(_) => args.clone(),
-        Value::Null => Value::Object(Map::new()),
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => json!({ "_raw": s }),
-        },
-        other => json!({ "_raw": other }),
-    }
-}
-
-/// Merges `extra` into `body`: objects key by key (recursively), other values replace, `null`
-/// removes the key.
-pub(crate) fn merge_extra(body: &mut Value, extra: &BTreeMap<String, Value>) {
-    if let Value::Object(map) = body {
-        for (key, value) in extra {
-            merge_value(map, key, value);
-        }
-    }
-}
-
-fn merge_value(map: &mut Map<String, Value>, key: &str, value: &Value) {
-    match (map.get_mut(key), value) {
-        (_, Value::Null) => {
-            map.remove(key);
-        }
-        (Some(Value::Object(existing)), Value::Object(incoming)) => {
-            for (k, v) in incoming {
-                merge_value(existing, k, v);
-            }
-        }
-        _ => {
-            map.insert(key.to_owned(), value.clone());
-        }
-    }
 }
 
 /// One `/api/chat` response object: the whole non-streamed answer, or one NDJSON line.
