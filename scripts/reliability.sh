@@ -57,6 +57,9 @@ step crash-store cargo test -p executus-store --test it crash --locked -- --noca
 step fairness env EXECUTUS_LOAD_RUNS="${EXECUTUS_LOAD_RUNS:-10000}" \
     cargo test -p executus --test it fairness --locked -- --nocapture
 
+# 4. Budget under concurrency: 100 concurrent runs over three OS processes and one SQLite file.
+step budget-processes cargo test -p executus-store --test it budget_processes --locked -- --nocapture
+
 # 6. Secrets, 7. runaway agents, 5. hostile tool traffic.
 step secrets-cli cargo test -p executus-run --test it secrets --locked -- --nocapture
 step secrets-inprocess cargo test -p executus-run --test secrets --locked -- --nocapture

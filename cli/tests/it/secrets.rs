@@ -287,6 +287,10 @@ async fn no_key_reaches_any_output_log_or_stored_byte() {
     assert_eq!(json_stdout(&out)["output"], "6 x 7 = 42");
     leaks.output("resume", &out);
     leaks.files(ws.path());
+    // The files searched hold the audit rows (`[audit] enabled`): read them back as rows too.
+    let audit_rows = audit_rows_text(ws.path()).await;
+    assert!(audit_rows.contains("model_call") && audit_rows.contains("tool_call"), "{audit_rows:.2000}");
+    leaks.check("audit rows read back from the store", audit_rows.as_bytes());
     // The requests did carry the keys (the search would find them if they leaked).
     let presented: Vec<String> =
         calls(&answering).await.iter().map(|r| format!("{:?}", r.headers.get("authorization"))).collect();
@@ -296,4 +300,14 @@ async fn no_key_reaches_any_output_log_or_stored_byte() {
          {} places, {} bytes searched, 0 hits",
         leaks.places, leaks.searched
     );
+}
+
+/// Every audit row in the workspace's store, as text (the audit store's own query).
+async fn audit_rows_text(dir: &Path) -> String {
+    use executus_audit::{AuditQuery, AuditStore as _};
+    let store =
+        executus_store::Store::open(&format!("sqlite://{}/executus.db", dir.display())).await.unwrap();
+    let page = store.audit().query(&AuditQuery::new().limit(1000)).await.unwrap();
+    store.close().await;
+    page.records.iter().map(|r| serde_json::to_string(r).unwrap()).collect::<Vec<_>>().join("\n")
 }

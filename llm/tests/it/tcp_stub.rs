@@ -45,20 +45,14 @@ pub fn head_with_length(content_type: &str, length: usize) -> Step {
     ))
 }
 
-/// A request as the stub read it.
+/// A request as the stub read it (read by the routed suites of the core and the CLI).
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub struct Received {
     /// Request line and headers, as sent.
     pub head: String,
     /// The body (`content-length` bytes).
     pub body: Vec<u8>,
-}
-
-impl Received {
-    /// The body as (lossy) text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
 }
 
 /// Chooses the script of a connection from the request it carried.
