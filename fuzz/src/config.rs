@@ -28,7 +28,9 @@ pub fn check(data: &[u8]) {
             assert!(cfg.compaction.threshold > 0.0 && cfg.compaction.threshold <= 1.0);
             assert!(cfg.max_tool_output_bytes >= 256);
             assert!(cfg.web_fetch_max_bytes >= 1);
-            assert!(cfg.dispatch.max_depth >= 1 && cfg.dispatch.max_fanout >= 1 && cfg.dispatch.max_total >= 1);
+            assert!(
+                cfg.dispatch.max_depth >= 1 && cfg.dispatch.max_fanout >= 1 && cfg.dispatch.max_total >= 1
+            );
             for agent in cfg.agents.values() {
                 assert!(!agent.model.trim().is_empty(), "agent without a model");
                 assert!(agent.limits.max_steps >= 1);

@@ -35,7 +35,8 @@ pub(crate) fn setup(data: &[u8]) -> Setup {
     let flags = r.u8();
     let seed = r.u16();
     let body = r.rest();
-    let options = HttpOptions { max_line_bytes: max_line, max_body_bytes: max_body, ..HttpOptions::default() };
+    let options =
+        HttpOptions { max_line_bytes: max_line, max_body_bytes: max_body, ..HttpOptions::default() };
     Setup { selector, options, body: Body { chunks: cut(body, seed), reset: flags & 1 == 1 } }
 }
 

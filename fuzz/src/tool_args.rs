@@ -39,7 +39,8 @@ fn call(tool: &dyn Tool, args: Value) -> Result<String, ToolError> {
     let out = block_on(tool.call(ctx(), args.clone()));
     match &out {
         Ok(_) => {}
-        Err(ToolError::InvalidArgs { tool: name, message }) | Err(ToolError::Failed { tool: name, message }) => {
+        Err(ToolError::InvalidArgs { tool: name, message })
+        | Err(ToolError::Failed { tool: name, message }) => {
             assert_eq!(name, tool.name(), "error names another tool");
             assert!(!message.is_empty(), "empty error message");
         }
@@ -138,7 +139,19 @@ pub fn check(data: &[u8]) {
         }
         _ => {
             let tool = typed("typed_fuzz", "fuzz", |_ctx, a: Args| async move {
-                Ok::<_, ToolError>(format!("{a:?}"))
+                // Every field is read, so the decoded values are used (not optimised away).
+                let Args { count, offset, ratio, name, tags, mode, inner } = a;
+                let mode = match mode {
+                    Some(Mode::Fast) => 1,
+                    Some(Mode::Careful { retries }) => u32::from(retries),
+                    None => 0,
+                };
+                let inner = inner.map_or(0.0, |i| i.label.len() as f32 + i.weights.iter().sum::<f32>());
+                Ok::<_, ToolError>(format!(
+                    "{count} {offset} {ratio} {} {} {mode} {inner}",
+                    name.len(),
+                    tags.len()
+                ))
             });
             let _ = call(&tool, args(payload));
         }

@@ -58,7 +58,8 @@ pub const MODEL: &str = "fuzz-model";
 fn response(body: Body, content_type: &str) -> reqwest::Response {
     let reset = body.reset;
     let items = body.chunks.into_iter().map(|c| Ok::<Bytes, std::io::Error>(Bytes::from(c)));
-    let tail = reset.then(|| Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by fuzzer")));
+    let tail =
+        reset.then(|| Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by fuzzer")));
     let stream = futures::stream::iter(items.chain(tail));
     let mut builder = http::Response::builder().status(200);
     if !content_type.is_empty() {
@@ -100,11 +101,9 @@ pub async fn events(
     let mut config = ProviderConfig::new(PROVIDER, "http://127.0.0.1:9").with_http(options.clone());
     config.api_key = secret.map(Secret::new);
     let stream = match wire {
-        Wire::OpenAi => crate::providers::openai::fuzz_event_stream(
-            config,
-            MODEL,
-            response(body, "text/event-stream"),
-        ),
+        Wire::OpenAi => {
+            crate::providers::openai::fuzz_event_stream(config, MODEL, response(body, "text/event-stream"))
+        }
         Wire::Anthropic(request) => crate::providers::anthropic::fuzz_event_stream(
             config,
             MODEL,

@@ -12,6 +12,7 @@ mod doubles;
 mod events;
 mod executor;
 mod fanout;
+mod hostile;
 mod lane;
 mod loops;
 mod ports;

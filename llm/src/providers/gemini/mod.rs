@@ -278,7 +278,11 @@ impl GeminiModel {
 
 /// The event stream a Gemini model called `model` makes of `response` (for `crate::fuzzing`).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn fuzz_event_stream(config: ProviderConfig, model: &str, response: reqwest::Response) -> EventStream {
+pub(crate) fn fuzz_event_stream(
+    config: ProviderConfig,
+    model: &str,
+    response: reqwest::Response,
+) -> EventStream {
     let inner = Gemini::new(config).inner;
     GeminiModel { inner, id: model.to_owned() }.event_stream(response)
 }

@@ -193,7 +193,11 @@ impl OllamaModel {
 
 /// The event stream an Ollama model called `model` makes of `response` (for `crate::fuzzing`).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn fuzz_event_stream(config: ProviderConfig, model: &str, response: reqwest::Response) -> EventStream {
+pub(crate) fn fuzz_event_stream(
+    config: ProviderConfig,
+    model: &str,
+    response: reqwest::Response,
+) -> EventStream {
     let inner = Ollama::new(config).inner;
     OllamaModel { inner, id: model.to_owned() }.event_stream(response)
 }
