@@ -10,7 +10,8 @@
 //!   floats, strings, a list, an optional enum and a nested struct.
 //!
 //! Properties: no panic, no stack overflow; a tool answers with output or an error naming
-//! it (`InvalidArgs` or `Failed`, never a panic); `calc` results are finite, formatting them
+//! it (`InvalidArgs` or `Failed`, never a panic); arguments that are not a JSON object (or
+//! `null`) are always `InvalidArgs`; `calc` results are finite, formatting them
 //! gives a finite number, and wrapping an accepted expression in parentheses gives the same
 //! value (or the nesting limit).
 
@@ -45,6 +46,13 @@ fn call(tool: &dyn Tool, args: Value) -> Result<String, ToolError> {
             assert!(!message.is_empty(), "empty error message");
         }
         Err(other) => panic!("{}: unexpected error kind {other:?} for {args}", tool.name()),
+    }
+    if !args.is_object() && !args.is_null() {
+        assert!(
+            matches!(&out, Err(ToolError::InvalidArgs { message, .. }) if message.contains("JSON object")),
+            "{} accepted non-object arguments {args}: {out:?}",
+            tool.name()
+        );
     }
     out.map(|o| o.0)
 }

@@ -5,7 +5,8 @@
 //! re-scan a partial line (a 10 MB line costs linear time, not quadratic), and a piece it hands
 //! out never ends inside a UTF-8 sequence, so it can be validated on its own: invalid UTF-8 is
 //! reported as soon as its line is complete, not when the body ends. Every line is bounded.
-//! It does no I/O.
+//! The whole lines before an invalid or over-long one are handed out before the error, so
+//! what comes out does not depend on where the transport cut the body. It does no I/O.
 
 /// Why a chunk was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
