@@ -7,7 +7,8 @@
 #
 # Targets: sse ndjson dsn chain tool_args config (fuzz/fuzz_targets/). A full run adds the
 # inputs it found to fuzz/corpus/<target>/ and minimises that folder (`cargo fuzz cmin`);
-# a smoke run never changes the committed corpus. Crashes land in fuzz/artifacts/<target>/;
+# a smoke run never changes the committed corpus. fuzz/regressions/<target>/ (inputs behind
+# past fixes) are extra seeds. Crashes land in fuzz/artifacts/<target>/;
 # logs in fuzz/logs/. Exit status 1 if any target crashed.
 #
 # Requirements, installed here when missing:
@@ -61,14 +62,18 @@ for target in "${targets[@]}"; do
     echo "fuzzing $target for ${seconds}s (log: $log)" >&2
     started=$(date +%s)
     status=0
-    nice -n 19 cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "$scratch" "$corpus" -- \
+    # The inputs behind past fixes (fuzz/regressions/) are extra seeds, never minimised away.
+    seeds=("$corpus")
+    [[ -d "fuzz/regressions/$target" ]] && seeds+=("fuzz/regressions/$target")
+    nice -n 19 cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "$scratch" "${seeds[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -print_final_stats=1 "${dict[@]}" >"$log" 2>&1 || status=$?
     # libFuzzer's own count of seconds spent fuzzing (building is not counted).
-    took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o '[0-9]* second' | grep -o '[0-9]*' | tail -n 1)
+    # (`|| true`: a crashed run has no "Done" line, and the summary must still be printed.)
+    took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o '[0-9]* second' | grep -o '[0-9]*' | tail -n 1 || true)
     [[ -n "$took" ]] || took=$(( $(date +%s) - started ))
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
-    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1 || true)
+    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1 || true)
     if [[ $status -ne 0 ]]; then
         failed=1
         result="CRASH (exit $status; see $log and fuzz/artifacts/$target/)"

@@ -1,16 +1,24 @@
-//! Replays the committed corpus (`corpus/<target>/*`) through each target's check on a stable
-//! toolchain, without libFuzzer: a regression found by fuzzing stays caught by `cargo test`.
+//! Replays the committed corpus (`corpus/<target>/*`) and the regression inputs
+//! (`regressions/<target>/*`) through each target's check on a stable toolchain, without
+//! libFuzzer: a bug found by fuzzing stays caught by `cargo test`.
 
 use std::path::Path;
 
-fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("a readable corpus entry").path())
-        .collect();
+/// The files of `folder/target`, sorted; none when the folder does not exist.
+fn inputs(folder: &str, target: &str) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut files: Vec<_> = entries.map(|entry| entry.expect("a readable corpus entry").path()).collect();
     files.sort();
-    assert!(!files.is_empty(), "no corpus for {target}");
+    files
+}
+
+/// Replays `corpus/<target>` (minimised by `cargo fuzz cmin`) and `regressions/<target>`
+/// (the inputs that found the bugs fixed so far, kept by name).
+fn replay(target: &str, check: fn(&[u8])) {
+    let corpus = inputs("corpus", target);
+    assert!(!corpus.is_empty(), "no corpus for {target}");
+    let files: Vec<_> = corpus.into_iter().chain(inputs("regressions", target)).collect();
     for file in &files {
         let data = std::fs::read(file).expect("a readable corpus file");
         let outcome = std::panic::catch_unwind(|| check(&data));

@@ -639,3 +639,36 @@ async fn tool_arguments_must_be_an_object_and_null_means_empty() {
         "{missing:?}"
     );
 }
+
+/// Regression (found by the `tool_args` fuzz target): a local time with a six-digit year
+/// (`+262142-12-31T11:59:59`) parsed, and converting it to a zone ahead of UTC overflowed
+/// chrono's range, which panics ("Local time out of range"). Years past 9999 are now an
+/// error naming the time.
+#[test]
+fn clock_refuses_years_chrono_cannot_convert() {
+    let clock = Clock::fixed(Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap());
+    for (time, from, to) in [
+        ("+262142-12-31T11:59:59", "Etc/GMT-14", "Etc/GMT+1"),
+        ("+100000-06-01T00:00:00", "UTC", "Etc/GMT-14"),
+        ("-5000-01-01 00:00", "Etc/GMT+12", "UTC"),
+        ("+10000-01-01", "UTC", "UTC"),
+    ] {
+        let args = json!({"operation": "convert", "time": time, "from": from, "to": to});
+        let args: executus::tool::builtin::clock::ClockArgs = serde_json::from_value(args).unwrap();
+        match clock.run(&args) {
+            Err(ToolError::InvalidArgs { message, .. }) => {
+                assert!(message.contains("out of range") && message.contains(time), "{message}")
+            }
+            other => panic!("{time}: {other:?}"),
+        }
+    }
+    // The edges of the range still convert, across the date line both ways.
+    for (time, from, to) in [
+        ("9999-12-31T23:59:59", "Etc/GMT+12", "Etc/GMT-14"),
+        ("0000-01-01 00:00", "Etc/GMT-14", "Etc/GMT+12"),
+    ] {
+        let args = json!({"operation": "convert", "time": time, "from": from, "to": to});
+        let args: executus::tool::builtin::clock::ClockArgs = serde_json::from_value(args).unwrap();
+        assert!(clock.run(&args).is_ok(), "{time}");
+    }
+}
