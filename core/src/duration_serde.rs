@@ -17,10 +17,10 @@ fn from_raw<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
         Raw::Text(s) => humantime::parse_duration(s.trim()).map_err(|e| {
             E::custom(format!("invalid duration {s:?}: {e} (examples: \"90s\", \"2m\", \"1h 30m\")"))
         }),
-        Raw::Secs(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        Raw::Secs(n) => {
-            Err(E::custom(format!("invalid duration {n}: must be a non-negative number of seconds")))
-        }
+        // `try_from`: a number past `Duration::MAX` (about 1.8e19 s) is an error, not a panic.
+        Raw::Secs(n) => Duration::try_from_secs_f64(n).map_err(|_| {
+            E::custom(format!("invalid duration {n}: must be a non-negative number of seconds below 1.8e19"))
+        }),
     }
 }
 

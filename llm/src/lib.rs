@@ -19,6 +19,9 @@ pub mod chain;
 pub mod dsn;
 pub mod error;
 pub mod fake;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod http;
 pub mod model;

@@ -9,7 +9,9 @@
 //!   e.g. `openrouter/meta-llama/llama-3:free`);
 //! - an element without `/` must be an alias, expanded inline, recursively; a cycle is an
 //!   error naming it (`a -> b -> a`);
-//! - after expansion, duplicate targets are dropped, the first occurrence wins;
+//! - after expansion, duplicate targets are dropped, the first occurrence wins (an alias met
+//!   again after its full expansion is not expanded again, so resolving takes time linear in
+//!   the spec and the alias table, and it uses no recursion, whatever the aliases);
 //! - an empty element, an empty spec, an unknown provider (the error lists the registered
 //!   ones) or an element that is neither an alias nor `provider/model` is a [`ConfigError`].
 //!
@@ -243,20 +245,29 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<(String, String)>, ConfigErr
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    expand(inner, spec, &mut Vec::new(), &mut seen, &mut out)?;
-    Ok(out)
-}
-
-fn expand(
-    inner: &Inner,
-    spec: &str,
-    stack: &mut Vec<String>,
-    seen: &mut HashSet<(String, String)>,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), ConfigError> {
-    for element in spec.split(',').map(str::trim) {
+    // Depth-first expansion with an explicit stack, so a long alias chain cannot overflow the
+    // thread's stack. Each frame is a spec being expanded and the elements it has left; the
+    // aliases being expanded are `path` (for the cycle error) and `open` (for a fast check).
+    let mut frames: Vec<(&str, std::str::Split<'_, char>)> = vec![(spec, spec.split(','))];
+    let mut path: Vec<&str> = Vec::new();
+    let mut open: HashSet<&str> = HashSet::new();
+    // Aliases already expanded in full: expanding one again could only add duplicates (its
+    // errors would have ended the first expansion), and skipping it keeps specs like
+    // `a = "b, b"`, `b = "c, c"`, ... linear instead of exponential.
+    let mut done: HashSet<&str> = HashSet::new();
+    while let Some((frame_spec, elements)) = frames.last_mut() {
+        let frame_spec: &str = frame_spec;
+        let Some(element) = elements.next() else {
+            frames.pop();
+            if let Some(alias) = path.pop() {
+                open.remove(alias);
+                done.insert(alias);
+            }
+            continue;
+        };
+        let element = element.trim();
         if element.is_empty() {
-            return Err(ConfigError::EmptyElement { spec: spec.to_owned() });
+            return Err(ConfigError::EmptyElement { spec: frame_spec.to_owned() });
         }
         if let Some((provider, model)) = element.split_once('/') {
             if provider.is_empty() || model.is_empty() {
@@ -269,20 +280,24 @@ fn expand(
             if seen.insert(target.clone()) {
                 out.push(target);
             }
-        } else if let Some(alias_spec) = inner.aliases.get(element) {
-            if let Some(start) = stack.iter().position(|a| a == element) {
-                let mut cycle = stack[start..].to_vec();
+        } else if let Some((alias, alias_spec)) = inner.aliases.get_key_value(element) {
+            if done.contains(element) {
+                continue;
+            }
+            if open.contains(element) {
+                let start = path.iter().position(|a| *a == element).unwrap_or_default();
+                let mut cycle: Vec<String> = path[start..].iter().map(|a| (*a).to_owned()).collect();
                 cycle.push(element.to_owned());
                 return Err(ConfigError::AliasCycle { cycle });
             }
-            stack.push(element.to_owned());
-            expand(inner, alias_spec, stack, seen, out)?;
-            stack.pop();
+            path.push(alias);
+            open.insert(alias);
+            frames.push((alias_spec, alias_spec.split(',')));
         } else {
             return Err(ConfigError::BadElement { element: element.to_owned() });
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn unknown_provider(inner: &Inner, provider: &str, element: &str) -> ConfigError {

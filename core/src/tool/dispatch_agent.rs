@@ -76,8 +76,7 @@ impl Tool for DispatchAgent {
     }
 
     async fn call(&self, ctx: ToolContext, args: Value) -> Result<ToolOutput, ToolError> {
-        let args: Args = serde_json::from_value(args)
-            .map_err(|e| ToolError::InvalidArgs { tool: NAME.into(), message: e.to_string() })?;
+        let args: Args = super::decode_args(NAME, args)?;
         let runtime =
             ctx.runtime.clone().ok_or_else(|| ToolError::failed(NAME, "the runtime has shut down"))?;
         let agent = runtime.agent(&args.agent).await.map_err(|e| ToolError::failed(NAME, e.to_string()))?;

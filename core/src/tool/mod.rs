@@ -196,3 +196,28 @@ pub trait Tool: Send + Sync {
 
 /// A shared tool.
 pub type ArcTool = Arc<dyn Tool>;
+
+/// Decodes a tool's arguments into `A`: they must be a JSON object (`null` counts as `{}`,
+/// as the run loop's policy check sees it). Anything else is refused, even where serde would
+/// read a struct from a JSON array by position: a tool's schema describes an object, and a
+/// policy rule on an argument's name must not be sidestepped by positional arguments.
+pub(crate) fn decode_args<A: serde::de::DeserializeOwned>(tool: &str, args: Value) -> Result<A, ToolError> {
+    let args = match args {
+        Value::Null => Value::Object(serde_json::Map::new()),
+        Value::Object(map) => Value::Object(map),
+        other => {
+            let kind = match other {
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                _ => "an array",
+            };
+            return Err(ToolError::InvalidArgs {
+                tool: tool.to_owned(),
+                message: format!("the arguments must be a JSON object, got {kind}"),
+            });
+        }
+    };
+    serde_json::from_value(args)
+        .map_err(|e| ToolError::InvalidArgs { tool: tool.to_owned(), message: e.to_string() })
+}

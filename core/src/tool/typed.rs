@@ -1,4 +1,5 @@
-//! [`typed`]: a tool from an args struct and an async function; the schema is derived.
+//! [`typed`]: a tool from an args struct and an async function; the schema is derived. The
+//! arguments must be a JSON object (`null` counts as `{}`); anything else is `InvalidArgs`.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -109,8 +110,7 @@ where
     }
 
     async fn call(&self, ctx: ToolContext, args: Value) -> Result<ToolOutput, ToolError> {
-        let args: A = serde_json::from_value(args)
-            .map_err(|e| ToolError::InvalidArgs { tool: self.name.clone(), message: e.to_string() })?;
+        let args: A = super::decode_args(&self.name, args)?;
         (self.f)(ctx, args).await.map(Into::into)
     }
 }

@@ -116,6 +116,21 @@ fn bad_values_name_the_key_and_the_file() {
     assert_bad("[runtime]\nstreeming = true\n", "streeming", "unknown field");
 }
 
+/// Regression (found by the `config` fuzz target's seeds): a duration given as a number of
+/// seconds past `Duration::MAX` used to panic in `Duration::from_secs_f64`; it is an error
+/// naming the key.
+#[test]
+fn durations_too_large_for_a_duration_are_errors_not_panics() {
+    assert_bad("[runtime]\ncheckpoint_interval = 1e20\n", "checkpoint_interval", "below 1.8e19");
+    assert_bad("[runtime]\nshutdown_grace = 1.8446744073709552e19\n", "shutdown_grace", "1.8e19");
+    assert_bad("[agents.a]\nmodel = \"fake/m\"\ntool_timeout = 1e300\n", "tool_timeout", "below 1.8e19");
+    assert_bad("[runtime]\ncheckpoint_interval = -1.5\n", "checkpoint_interval", "non-negative");
+    assert_bad("[runtime]\ncheckpoint_interval = nan\n", "checkpoint_interval", "non-negative");
+    // The largest whole number of seconds that fits still loads.
+    let (result, _) = load("[runtime]\nshutdown_grace = 1e19\n");
+    assert_eq!(result.unwrap().shutdown_grace, std::time::Duration::from_secs(10_000_000_000_000_000_000));
+}
+
 const CHILD: &str = "IT_CONFIG_CHILD";
 
 /// The environment layer is real process environment, so this test re-runs itself in a

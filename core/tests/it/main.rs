@@ -17,6 +17,7 @@ mod fanout;
 #[path = "../support/fault_cases.rs"]
 mod fault_cases;
 mod faults;
+mod hostile;
 mod lane;
 mod loops;
 mod ports;

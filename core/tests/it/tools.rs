@@ -595,3 +595,80 @@ async fn standard_tools_are_built_from_config() {
     let out = tools[2].call(ctx(), json!({ "url": format!("{}/cfg", server.uri()) })).await.unwrap().0;
     assert!(out.contains("\n\n0123456789\n\n[truncated: the body is larger than 10 bytes"), "{out}");
 }
+
+// ---------------------------------------------------------------- argument shapes
+
+/// Regression (found by the `tool_args` fuzz target): serde reads a struct from a JSON array
+/// by position, so `calc` accepted `["1"]` and a `typed` tool `[1, 2]`, past a schema that
+/// says "object" (and past any policy rule keyed on an argument's name). Every tool now
+/// refuses arguments that are not an object; `null` counts as `{}`, as the run loop's policy
+/// check already treated it.
+#[tokio::test]
+async fn tool_arguments_must_be_an_object_and_null_means_empty() {
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Pair {
+        a: f64,
+        b: f64,
+    }
+    let add = executus::tool::typed("add", "adds", |_ctx, p: Pair| async move {
+        Ok::<_, ToolError>((p.a + p.b).to_string())
+    });
+    let clock = Clock::fixed(Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap());
+    let tools: [(&dyn Tool, Value); 5] = [
+        (&Calc::new(), json!(["1"])),
+        (&add, json!([1, 2])),
+        (&clock, json!([])),
+        (&Calc::new(), json!("1+1")),
+        (&add, json!(3)),
+    ];
+    for (tool, args) in tools {
+        match tool.call(ctx(), args.clone()).await {
+            Err(ToolError::InvalidArgs { tool: name, message }) => {
+                assert_eq!(name, tool.name());
+                assert!(message.contains("must be a JSON object"), "{args}: {message}");
+            }
+            other => panic!("{} accepted {args}: {other:?}", tool.name()),
+        }
+    }
+    assert_eq!(add.call(ctx(), json!({"a": 1, "b": 2})).await.unwrap().0, "3");
+    let now = clock.call(ctx(), Value::Null).await.unwrap().0;
+    assert!(now.contains("2024-01-02T03:04:05"), "{now}");
+    let missing = Calc::new().call(ctx(), Value::Null).await.unwrap_err();
+    assert!(
+        matches!(&missing, ToolError::InvalidArgs { message, .. } if message.contains("expression")),
+        "{missing:?}"
+    );
+}
+
+/// Regression (found by the `tool_args` fuzz target): a local time with a six-digit year
+/// (`+262142-12-31T11:59:59`) parsed, and converting it to a zone ahead of UTC overflowed
+/// chrono's range, which panics ("Local time out of range"). Years past 9999 are now an
+/// error naming the time.
+#[test]
+fn clock_refuses_years_chrono_cannot_convert() {
+    let clock = Clock::fixed(Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap());
+    for (time, from, to) in [
+        ("+262142-12-31T11:59:59", "Etc/GMT-14", "Etc/GMT+1"),
+        ("+100000-06-01T00:00:00", "UTC", "Etc/GMT-14"),
+        ("-5000-01-01 00:00", "Etc/GMT+12", "UTC"),
+        ("+10000-01-01", "UTC", "UTC"),
+    ] {
+        let args = json!({"operation": "convert", "time": time, "from": from, "to": to});
+        let args: executus::tool::builtin::clock::ClockArgs = serde_json::from_value(args).unwrap();
+        match clock.run(&args) {
+            Err(ToolError::InvalidArgs { message, .. }) => {
+                assert!(message.contains("out of range") && message.contains(time), "{message}")
+            }
+            other => panic!("{time}: {other:?}"),
+        }
+    }
+    // The edges of the range still convert, across the date line both ways.
+    for (time, from, to) in [
+        ("9999-12-31T23:59:59", "Etc/GMT+12", "Etc/GMT-14"),
+        ("0000-01-01 00:00", "Etc/GMT-14", "Etc/GMT+12"),
+    ] {
+        let args = json!({"operation": "convert", "time": time, "from": from, "to": to});
+        let args: executus::tool::builtin::clock::ClockArgs = serde_json::from_value(args).unwrap();
+        assert!(clock.run(&args).is_ok(), "{time}");
+    }
+}

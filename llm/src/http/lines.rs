@@ -5,7 +5,8 @@
 //! re-scan a partial line (a 10 MB line costs linear time, not quadratic), and a piece it hands
 //! out never ends inside a UTF-8 sequence, so it can be validated on its own: invalid UTF-8 is
 //! reported as soon as its line is complete, not when the body ends. Every line is bounded.
-//! It does no I/O.
+//! The whole lines before an invalid or over-long one are handed out before the error, so
+//! what comes out does not depend on where the transport cut the body. It does no I/O.
 
 /// Why a chunk was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,23 +36,36 @@ impl LineSplitter {
     }
 
     /// Feeds a chunk; returns the whole lines it completes (with their line ends, as one
-    /// string), or `None` when it completes none.
+    /// string), or `None` when it completes none. A line past the limit is an error after the
+    /// whole lines before it, as for invalid UTF-8: what is handed out does not depend on
+    /// where the transport cut the body.
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Option<String>, LineError> {
         self.check()?;
         let mut run = self.pending.len();
         let mut last_end = None;
         let mut start = 0;
+        let mut too_long = false;
         // Each byte is looked at once: the scan starts at the new chunk.
         while let Some(offset) = bytes[start..].iter().position(|b| self.ends.contains(b)) {
             if run + offset > self.max {
-                return Err(LineError::TooLong);
+                too_long = true;
+                break;
             }
             run = 0;
             last_end = Some(start + offset);
             start += offset + 1;
         }
-        if run + (bytes.len() - start) > self.max {
-            return Err(LineError::TooLong);
+        if too_long || run + (bytes.len() - start) > self.max {
+            let Some(end) = last_end else {
+                self.failed = Some(LineError::TooLong);
+                return Err(LineError::TooLong);
+            };
+            self.pending.extend_from_slice(&bytes[..=end]);
+            let complete = std::mem::take(&mut self.pending);
+            let lines = self.utf8(complete);
+            // Invalid UTF-8 in those lines comes first and is already recorded.
+            self.failed.get_or_insert(LineError::TooLong);
+            return lines.map(Some);
         }
         let Some(end) = last_end else {
             self.pending.extend_from_slice(bytes);

@@ -7,8 +7,8 @@
 //!
 //! Line-framed bodies (SSE, NDJSON) are cut into whole lines before any parser sees them: each
 //! line is bounded by [`HttpOptions::max_line_bytes`], invalid UTF-8 is a decode error as soon
-//! as its line is complete (lines before it are still delivered), and a long line costs linear
-//! time.
+//! as its line is complete (lines before it, or before an over-long line, are still
+//! delivered, wherever the chunk boundaries fall), and a long line costs linear time.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};

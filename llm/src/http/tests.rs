@@ -116,8 +116,21 @@ fn line_splitter_bounds_every_line() {
     let mut s = LineSplitter::new(b"\n", 4);
     assert_eq!(s.push(b"abc"), Ok(None));
     assert_eq!(s.push(b"de\n"), Err(LineError::TooLong));
+    // Regression (found by the `ndjson` fuzz target): the whole lines before a long one in
+    // the same chunk are handed out first, as they would be had they come in their own chunk;
+    // the error follows and stays.
     let mut s = LineSplitter::new(b"\n", 4);
-    assert_eq!(s.push(b"ab\nabcde\nx\n"), Err(LineError::TooLong));
+    assert_eq!(s.push(b"ab\nabcde\nx\n"), Ok(Some("ab\n".to_owned())));
+    assert_eq!(s.check(), Err(LineError::TooLong));
+    assert_eq!(s.push(b"y\n"), Err(LineError::TooLong));
+    assert_eq!(s.finish(), Err(LineError::TooLong));
+    let mut s = LineSplitter::new(b"\n", 4);
+    assert_eq!(s.push(b"ab\ncd\nabcde"), Ok(Some("ab\ncd\n".to_owned())));
+    assert_eq!(s.check(), Err(LineError::TooLong));
+    // Invalid UTF-8 before the long line is reported first.
+    let mut s = LineSplitter::new(b"\n", 4);
+    assert_eq!(s.push(b"ok\n\xff\nabcde\n"), Ok(Some("ok\n".to_owned())));
+    assert!(matches!(s.check(), Err(LineError::Utf8(_))));
     // Exactly at the limit is fine.
     let mut s = LineSplitter::new(b"\n", 4);
     assert_eq!(s.push(b"abcd\nabcd"), Ok(Some("abcd\n".to_owned())));

@@ -208,3 +208,44 @@ fn a_registry_from_environment_pairs() {
         .expect_err("unknown scheme");
     assert!(matches!(error, ConfigError::UnknownScheme { .. }), "{error}");
 }
+
+/// Regression (found while writing the `chain` fuzz target): aliases that each name the next one twice used to be
+/// expanded once per path, 2^n times; an alias already expanded in full is now skipped.
+#[test]
+fn aliases_sharing_sub_aliases_resolve_in_linear_time() {
+    let registry = grammar_registry();
+    let n = 64;
+    for i in 0..n {
+        registry.set_alias(&format!("d{i}"), format!("d{0}, d{0}, fast", i + 1)).unwrap();
+    }
+    registry.set_alias(&format!("d{n}"), "openai/leaf").unwrap();
+    let started = std::time::Instant::now();
+    let got = registry.resolve("d0").unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    let got: Vec<String> = got.into_iter().map(|(p, m)| format!("{p}/{m}")).collect();
+    assert_eq!(got, ["openai/leaf", "openai/gpt-4o-mini", "ollama/qwen3:30b"]);
+    // A cycle behind a shared alias is still found.
+    registry.set_alias(&format!("d{n}"), "d0").unwrap();
+    let err = registry.resolve("d3").unwrap_err().to_string();
+    assert!(err.starts_with("alias cycle: d3 -> d4 -> "), "{err}");
+    assert!(err.ends_with(&format!("d{n} -> d0 -> d1 -> d2 -> d3")), "{err}");
+}
+
+/// Regression (found while writing the `chain` fuzz target): a long alias chain is expanded without recursion, so it
+/// cannot overflow the stack.
+#[test]
+fn a_long_alias_chain_does_not_overflow_the_stack() {
+    let registry = grammar_registry();
+    let n = 200_000;
+    for i in 0..n {
+        registry.set_alias(&format!("l{i}"), format!("l{}", i + 1)).unwrap();
+    }
+    registry.set_alias(&format!("l{n}"), "ollama/end").unwrap();
+    let got = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || registry.resolve("l0"))
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(got.unwrap(), [("ollama".to_owned(), "end".to_owned())]);
+}

@@ -6,7 +6,8 @@
 //! fixes the instant, or a local ISO time without offset (`2024-03-10T12:00:00`,
 //! `2024-03-10 12:00`, `2024-03-10`) read in the `from` zone (UTC if absent). A local time
 //! that a DST change skips is an error; one that occurs twice resolves to the earlier
-//! instant, with a note saying so. Zone names are IANA names (`Europe/Berlin`, `UTC`),
+//! instant, with a note saying so. Years are 0000 to 9999, as in RFC 3339. Zone names are
+//! IANA names (`Europe/Berlin`, `UTC`),
 //! matched case-insensitively; an unknown name is an error naming it.
 //!
 //! Output is a JSON object: RFC 3339 time, zone, abbreviation, UTC offset, weekday, Unix
@@ -15,7 +16,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -162,6 +163,11 @@ fn parse_time(time: &str, from: Option<&str>) -> Result<(DateTime<Utc>, Value, O
                  2024-03-10T12:00:00+05:30) or a local 2024-03-10T12:00:00 with `from`"
             ))
         })?;
+    // The local formats take years past 9999 (`+262142-12-31`); near chrono's limits a zone
+    // offset would overflow while converting, so keep to RFC 3339's years.
+    if !(0..=9999).contains(&naive.year()) {
+        return Err(invalid(format!("time {text:?} is out of range: years 0000 to 9999 are supported")));
+    }
     let tz = zone(from.unwrap_or("UTC"))?;
     let (local, note) = match tz.from_local_datetime(&naive) {
         LocalResult::Single(t) => (t, None),

@@ -38,8 +38,7 @@ fn schema_of<A: JsonSchema>() -> Value {
     schema
 }
 
-/// Deserialises a tool's arguments, or an `InvalidArgs` error naming the tool.
+/// Deserialises a tool's arguments (a JSON object), or an `InvalidArgs` error naming the tool.
 fn parse_args<A: DeserializeOwned>(tool: &str, args: Value) -> Result<A, ToolError> {
-    serde_json::from_value(args)
-        .map_err(|e| ToolError::InvalidArgs { tool: tool.to_owned(), message: e.to_string() })
+    super::decode_args(tool, args)
 }

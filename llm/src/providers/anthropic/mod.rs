@@ -240,6 +240,21 @@ impl Model for AnthropicModel {
     }
 }
 
+/// The event stream an Anthropic model called `model` makes of a streamed `response` to
+/// `request` (which decides the structured-output plan) (for `crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_event_stream(
+    config: ProviderConfig,
+    model: &str,
+    request: &Request,
+    response: reqwest::Response,
+) -> EventStream {
+    let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
+    let (_, plan) = request::build(request, model, &AnthropicOptions::default(), true);
+    let events = http.sse(model, response);
+    sse::drive(events.boxed(), sse::Parser::new(http, model, plan))
+}
+
 fn is_json(response: &reqwest::Response) -> bool {
     response
         .headers()

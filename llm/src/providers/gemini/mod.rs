@@ -235,6 +235,13 @@ impl Model for GeminiModel {
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
         let response = self.send(&request, true).await?;
+        Ok(self.event_stream(response))
+    }
+}
+
+impl GeminiModel {
+    /// The event stream of a streamed response whose headers have arrived.
+    fn event_stream(&self, response: reqwest::Response) -> EventStream {
         let events = Box::pin(self.http().sse(&self.id, response));
         let decoder = Decoder {
             model: GeminiModel { inner: Arc::clone(&self.inner), id: self.id.clone() },
@@ -245,7 +252,7 @@ impl Model for GeminiModel {
             finished: false,
         };
         let state = (events, decoder, VecDeque::new());
-        Ok(Box::pin(futures::stream::unfold(Some(state), |state| async move {
+        Box::pin(futures::stream::unfold(Some(state), |state| async move {
             let (mut events, mut decoder, mut queue) = state?;
             loop {
                 if let Some(event) = queue.pop_front() {
@@ -265,8 +272,19 @@ impl Model for GeminiModel {
                     Err(e) => return Some((Err(e), None)),
                 }
             }
-        })))
+        }))
     }
+}
+
+/// The event stream a Gemini model called `model` makes of `response` (for `crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_event_stream(
+    config: ProviderConfig,
+    model: &str,
+    response: reqwest::Response,
+) -> EventStream {
+    let inner = Gemini::new(config).inner;
+    GeminiModel { inner, id: model.to_owned() }.event_stream(response)
 }
 
 /// Turns SSE chunks into stream events.

@@ -151,6 +151,13 @@ impl Model for OllamaModel {
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
         let response = self.send(&request, true).await?;
+        Ok(self.event_stream(response))
+    }
+}
+
+impl OllamaModel {
+    /// The event stream of a streamed response whose headers have arrived.
+    fn event_stream(&self, response: reqwest::Response) -> EventStream {
         let lines = Box::pin(self.inner.http.lines(&self.id, response));
         let decoder = Decoder {
             http: self.inner.http.clone(),
@@ -160,7 +167,7 @@ impl Model for OllamaModel {
             finished: false,
         };
         let state = (lines, decoder, VecDeque::new());
-        Ok(Box::pin(futures::stream::unfold(Some(state), |state| async move {
+        Box::pin(futures::stream::unfold(Some(state), |state| async move {
             let (mut lines, mut decoder, mut queue) = state?;
             loop {
                 if let Some(event) = queue.pop_front() {
@@ -180,8 +187,19 @@ impl Model for OllamaModel {
                     Err(e) => return Some((Err(e), None)),
                 }
             }
-        })))
+        }))
     }
+}
+
+/// The event stream an Ollama model called `model` makes of `response` (for `crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_event_stream(
+    config: ProviderConfig,
+    model: &str,
+    response: reqwest::Response,
+) -> EventStream {
+    let inner = Ollama::new(config).inner;
+    OllamaModel { inner, id: model.to_owned() }.event_stream(response)
 }
 
 /// Turns NDJSON lines into stream events.

@@ -193,6 +193,17 @@ impl Model for OpenAiModel {
     }
 }
 
+/// The event stream an OpenAI-compatible model called `model` makes of a streamed
+/// `response` (for `crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_event_stream(
+    config: ProviderConfig,
+    model: &str,
+    response: reqwest::Response,
+) -> EventStream {
+    streaming::event_stream(&OpenAi::new(config).inner.http, model, response)
+}
+
 fn is_json(response: &reqwest::Response) -> bool {
     response
         .headers()
