@@ -17,6 +17,13 @@
 //!      jitter; a `Retry-After` above the ceiling advances at once without waiting. When the
 //!      retries are spent, one health failure is recorded (which may bench the target) and
 //!      the chain advances;
+//!    - a **refused connection** ([`Error::connection_refused`], still transient) is not
+//!      retried when a later target that is not benched remains: nothing listens at that
+//!      address, and it will not start listening within a backoff of a few hundred
+//!      milliseconds, so waiting only delays the answer. One health failure is recorded (three
+//!      refused requests bench the target, by default) and the chain advances at once. On the
+//!      last usable target a refused connection is retried like any transient error: there is
+//!      nowhere else to go, and a local server being restarted may come back;
 //!    - [`ErrorKind::Decode`] → the server answered something unparseable. Retrying the same
 //!      server rarely helps, so the chain advances at once, but it counts against the
 //!      target's health exactly like a spent transient;
@@ -47,6 +54,7 @@ mod observe;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -228,6 +236,11 @@ impl Chain {
         }
     }
 
+    /// Whether a target after position `index` is not benched (somewhere to advance to).
+    fn usable_after(&self, index: usize) -> bool {
+        self.targets.iter().skip(index + 1).any(|t| self.health.is_benched(&t.key).is_none())
+    }
+
     fn penalise(&self, key: &str) {
         if let Some(cooldown) = self.health.record_failure(key) {
             tracing::warn!(target_key = key, cooldown_s = cooldown.as_secs_f64(), "llm target benched");
@@ -250,7 +263,7 @@ impl Chain {
         // The target last given up on, reported as a failover once the next call starts.
         let mut given_up: Option<(String, Error)> = None;
 
-        for target in &self.targets {
+        for (index, target) in self.targets.iter().enumerate() {
             let key = &target.key;
             let skip = |reason: SkipReason, skipped: &mut Vec<String>| {
                 tracing::debug!(target_key = key.as_str(), reason = %reason, "llm target skipped");
@@ -297,7 +310,8 @@ impl Chain {
                     error.type = Empty,
                 );
                 let started = clock.now();
-                let result = call(Arc::clone(&target.model), request.clone()).instrument(span.clone()).await;
+                let result =
+                    call(Arc::clone(&target.model), request.as_ref().clone()).instrument(span.clone()).await;
                 let error = match result {
                     Ok(answer) => {
                         answer.record(&span);
@@ -330,7 +344,12 @@ impl Chain {
                         return Err(error);
                     }
                     ErrorKind::Transient => {
-                        if let Some(delay) = self.retry_delay(&error, n) {
+                        let retry = if error.connection_refused && self.usable_after(index) {
+                            None
+                        } else {
+                            self.retry_delay(&error, n)
+                        };
+                        if let Some(delay) = retry {
                             self.emit(ChainEvent::Retry { target: key.clone(), n, delay, error });
                             self.options.sleeper.sleep(delay).await;
                             continue;
@@ -366,18 +385,20 @@ impl Chain {
 }
 
 /// Adapts a request to what a target can do. `Err(capability)` means the target cannot serve
-/// it at all and must be skipped.
-fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Request, &'static str> {
+/// it at all and must be skipped. The request is copied only when it must change (a schema
+/// moved into the system prompt); otherwise it is borrowed as is.
+fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Cow<'_, Request>, &'static str> {
     if !Capabilities::allows(caps.vision) && request.has_images() {
         return Err("vision");
     }
     if !Capabilities::allows(caps.tools) && !request.tools.is_empty() {
         return Err("tools");
     }
+    if Capabilities::allows(caps.structured_output) || request.response_schema.is_none() {
+        return Ok(Cow::Borrowed(request));
+    }
     let mut request = request.clone();
-    let moved_schema =
-        if Capabilities::allows(caps.structured_output) { None } else { request.response_schema.take() };
-    if let Some(schema) = moved_schema {
+    if let Some(schema) = request.response_schema.take() {
         let schema_text =
             serde_json::to_string_pretty(&schema.schema).unwrap_or_else(|_| schema.schema.to_string());
         let instruction = format!(
@@ -389,7 +410,7 @@ fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Reque
             _ => instruction,
         });
     }
-    Ok(request)
+    Ok(Cow::Owned(request))
 }
 
 /// What a successful attempt yields; records itself on the attempt's span.

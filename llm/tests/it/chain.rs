@@ -95,6 +95,53 @@ async fn repeated_transients_bench_the_target_and_advance() {
     assert_eq!(rig.events.take(), ["skip a/m benched 10000ms", "attempt b/m #1", "success b/m 0ms"]);
 }
 
+fn refused(target: &Scripted) -> Error {
+    transient(target).with_connection_refused()
+}
+
+#[tokio::test]
+async fn a_refused_connection_advances_at_once_and_counts_against_health() {
+    let rig = Rig::new();
+    let a = Scripted::new("a", "m");
+    let b = Scripted::new("b", "m");
+    a.always(Outcome::Fail(refused(&a)));
+    let chain = rig.chain(&[&a, &b]);
+    for round in 1..=3u32 {
+        let response = chain.generate(hi()).await.expect("b answers");
+        assert_eq!(response.provider, "b");
+        assert_eq!(a.calls(), round as usize, "no retry of a refused connection");
+        assert_eq!(rig.failures("a/m"), round, "one health failure per refused request");
+    }
+    assert_eq!(rig.clock.elapsed(), Duration::ZERO, "no backoff was waited");
+    assert_eq!(rig.health.is_benched("a/m"), Some(secs(10)), "three refusals bench it");
+    let events = rig.events.take();
+    assert!(!events.iter().any(|e| e.starts_with("retry")), "{events:?}");
+    assert_eq!(
+        &events[..4],
+        ["attempt a/m #1", "failover a/m -> b/m transient", "attempt b/m #1", "success b/m 0ms"]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_on_the_last_usable_target() {
+    let rig = Rig::new();
+    let a = Scripted::new("a", "m");
+    a.push(Outcome::Fail(refused(&a)));
+    let response = rig.chain(&[&a]).generate(hi()).await.expect("the retry answers");
+    assert_eq!((response.provider.as_str(), a.calls()), ("a", 2), "nowhere else to go: retried");
+    assert!(rig.clock.elapsed() > Duration::ZERO, "with the usual backoff");
+
+    // A later target that is benched is nowhere to go either.
+    let rig = Rig::new();
+    let (a, b) = (Scripted::new("a", "m"), Scripted::new("b", "m"));
+    for _ in 0..3 {
+        rig.health.record_failure("b/m");
+    }
+    a.push(Outcome::Fail(refused(&a)));
+    let response = rig.chain(&[&a, &b]).generate(hi()).await.expect("the retry answers");
+    assert_eq!((response.provider.as_str(), a.calls(), b.calls()), ("a", 2, 0));
+}
+
 #[tokio::test]
 async fn cooldown_expiry_readmits_the_target() {
     let rig = Rig::new();
