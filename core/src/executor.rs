@@ -255,8 +255,8 @@ impl ExecutorHandle {
     ///
     /// # Errors
     /// A message if the run could not start (its outcome is then already published).
-    pub async fn start(&self, args: RunArgs) -> Result<(), String> {
-        ractor::call!(self.actor, ExecMsg::Start, Box::new(args)).map_err(|e| e.to_string())?
+    pub async fn start(&self, args: Box<RunArgs>) -> Result<(), String> {
+        ractor::call!(self.actor, ExecMsg::Start, args).map_err(|e| e.to_string())?
     }
 
     /// Cancels a run if it is active.
