@@ -270,11 +270,23 @@ impl Actor for RunActor {
         msg: RunMsg,
         s: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
+        // Boxed: ractor boxes a future per message that holds this one (twice over) and
+        // keeps it while the actor waits for its next message. Out of it, a run waiting on
+        // its model holds a few hundred bytes instead of kilobytes, and each message moves
+        // only what it uses.
+        Box::pin(s.on_message(myself, msg)).await;
+        Ok(())
+    }
+}
+
+impl RunActorState {
+    async fn on_message(&mut self, myself: ActorRef<RunMsg>, msg: RunMsg) {
+        let s = self;
         if s.finished {
             if let RunMsg::Status(reply) = msg {
                 let _ = reply.send(s.status());
             }
-            return Ok(());
+            return;
         }
         match msg {
             RunMsg::Advance => s.advance(&myself).await,
@@ -363,7 +375,6 @@ impl Actor for RunActor {
                 let _ = reply.send(s.status());
             }
         }
-        Ok(())
     }
 }
 
@@ -491,6 +502,13 @@ impl RunActorState {
         if let Err(e) = self.env.checkpoint.save(&self.meta, status, seq, &[&fact], durable).await {
             tracing::warn!(run_id = %self.st.run_id, error = %e, "checkpoint save failed");
         }
+        if !self.st.last_triggers.is_empty() {
+            Box::pin(self.report_triggers()).await;
+        }
+    }
+
+    /// Loop protection fired: events and audit records (rare, so boxed out of every save).
+    async fn report_triggers(&mut self) {
         let triggers = std::mem::take(&mut self.st.last_triggers);
         for t in triggers {
             self.control.emit(RunEvent::LoopProtection {
