@@ -56,12 +56,12 @@ mod tests;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -248,12 +248,13 @@ impl Chain {
         }
     }
 
-    /// The failover loop shared by `generate` and `stream`; `call` makes one attempt.
-    async fn run<T, F, Fut>(&self, request: Request, operation: &'static str, call: F) -> Result<T>
+    /// The failover loop shared by `generate` and `stream`; `call` makes one attempt. The
+    /// request is lent to each attempt ([`Model::generate_ref`]), never copied for it: it is
+    /// copied only where a target needs it changed (see [`normalise`]).
+    async fn run<T, F>(&self, request: &Request, operation: &'static str, call: F) -> Result<T>
     where
         T: Answer,
-        F: Fn(Arc<dyn Model>, Request) -> Fut + Send + Sync,
-        Fut: Future<Output = Result<T>> + Send,
+        F: for<'a> Fn(&'a dyn Model, &'a Request) -> BoxFuture<'a, Result<T>> + Send + Sync,
     {
         let clock = self.health.clock();
         let mut attempts: Vec<Attempt> = Vec::new();
@@ -275,7 +276,7 @@ impl Chain {
                 skip(SkipReason::Benched { remaining }, &mut skipped);
                 continue;
             }
-            let request = match normalise(&request, target.model.capabilities()) {
+            let request = match normalise(request, target.model.capabilities()) {
                 Ok(request) => request,
                 Err(capability) => {
                     skip(SkipReason::Incapable { capability }, &mut skipped);
@@ -310,8 +311,7 @@ impl Chain {
                     error.type = Empty,
                 );
                 let started = clock.now();
-                let result =
-                    call(Arc::clone(&target.model), request.as_ref().clone()).instrument(span.clone()).await;
+                let result = call(target.model.as_ref(), &request).instrument(span.clone()).await;
                 let error = match result {
                     Ok(answer) => {
                         answer.record(&span);
@@ -430,21 +430,33 @@ impl Answer for EventStream {
     fn record(&self, _span: &tracing::Span) {}
 }
 
+/// One `generate` attempt.
+fn generate_attempt<'a>(model: &'a dyn Model, request: &'a Request) -> BoxFuture<'a, Result<Response>> {
+    model.generate_ref(request)
+}
+
 /// Opens a stream on `model` and waits for its first item, so that a failure before any
 /// output counts as a failed attempt. The returned stream replays that first event.
-async fn open_stream(model: Arc<dyn Model>, request: Request) -> Result<EventStream> {
-    let mut stream = if Capabilities::allows(model.capabilities().streaming) {
-        model.stream(request).await?
-    } else {
-        response_to_stream(model.generate(request).await?)
-    };
-    match stream.next().await {
-        Some(Ok(first)) => Ok(Box::pin(futures::stream::once(std::future::ready(Ok(first))).chain(stream))),
-        Some(Err(error)) => Err(error),
-        None => {
-            Err(Error::transient(model.provider(), model.model_id(), "stream ended before its first event"))
+fn open_stream<'a>(model: &'a dyn Model, request: &'a Request) -> BoxFuture<'a, Result<EventStream>> {
+    Box::pin(async move {
+        let mut stream = if Capabilities::allows(model.capabilities().streaming) {
+            model.stream_ref(request).await?
+        } else {
+            response_to_stream(model.generate_ref(request).await?)
+        };
+        match stream.next().await {
+            Some(Ok(first)) => {
+                Ok(Box::pin(futures::stream::once(std::future::ready(Ok(first))).chain(stream))
+                    as EventStream)
+            }
+            Some(Err(error)) => Err(error),
+            None => Err(Error::transient(
+                model.provider(),
+                model.model_id(),
+                "stream ended before its first event",
+            )),
         }
-    }
+    })
 }
 
 #[async_trait]
@@ -463,10 +475,18 @@ impl Model for Chain {
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
-        self.run(request, "chat", |model, request| async move { model.generate(request).await }).await
+        self.run(&request, "chat", generate_attempt).await
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
+        self.run(&request, "chat", open_stream).await
+    }
+
+    async fn generate_ref(&self, request: &Request) -> Result<Response> {
+        self.run(request, "chat", generate_attempt).await
+    }
+
+    async fn stream_ref(&self, request: &Request) -> Result<EventStream> {
         self.run(request, "chat", open_stream).await
     }
 }

@@ -189,15 +189,35 @@ impl Model for OpenAiModel {
     async fn generate(&self, request: Request) -> Result<Response> {
         let body = self.body(&request, false)?;
         drop(request);
+        self.answer(body).await
+    }
+
+    async fn stream(&self, request: Request) -> Result<EventStream> {
+        let body = self.body(&request, true)?;
+        drop(request);
+        self.open_stream(body).await
+    }
+
+    async fn generate_ref(&self, request: &Request) -> Result<Response> {
+        self.answer(self.body(request, false)?).await
+    }
+
+    async fn stream_ref(&self, request: &Request) -> Result<EventStream> {
+        self.open_stream(self.body(request, true)?).await
+    }
+}
+
+impl OpenAiModel {
+    /// Sends an encoded body and reads the whole answer.
+    async fn answer(&self, body: Vec<u8>) -> Result<Response> {
         let http = &self.inner.http;
         let response = http.send(&self.id, self.post(body)).await.map_err(error::refine)?;
         let value: Value = http.read_json(&self.id, response).await?;
         response::parse_response(http, &self.id, &value)
     }
 
-    async fn stream(&self, request: Request) -> Result<EventStream> {
-        let body = self.body(&request, true)?;
-        drop(request);
+    /// Sends an encoded streaming body and returns the events.
+    async fn open_stream(&self, body: Vec<u8>) -> Result<EventStream> {
         let http = &self.inner.http;
         let builder = self.post(body).header(reqwest::header::ACCEPT, "text/event-stream");
         let response = http.send(&self.id, builder).await.map_err(error::refine)?;
