@@ -81,7 +81,10 @@ impl Actor for RunExecutor {
                     let _ = reply.send(Err(format!("run {run_id} is already active")));
                     return Ok(());
                 }
-                match Actor::spawn_linked(None, RunActor, *args, myself.get_cell()).await {
+                // Boxed (as is every failure path below): ractor boxes a future per message
+                // the size of this handler's largest await, so inline these would make every
+                // message to the executor allocate and copy kilobytes.
+                match Box::pin(Actor::spawn_linked(None, RunActor, *args, myself.get_cell())).await {
                     Ok((actor, _)) => {
                         let id = actor.get_id();
                         state.by_run.insert(run_id, id);
@@ -91,7 +94,7 @@ impl Actor for RunExecutor {
                     Err(e) => {
                         // pre_start failed (or panicked): the run could not start at all.
                         let error = format!("run {run_id} failed to start: {e}");
-                        fail_without_actor(&state.env, &control, run_id, error.clone()).await;
+                        Box::pin(fail_without_actor(&state.env, &control, run_id, error.clone())).await;
                         let _ = reply.send(Err(error));
                     }
                 }
@@ -164,12 +167,12 @@ impl Actor for RunExecutor {
                     // A run that stopped without publishing an outcome (cannot happen through
                     // `finish`, but an actor can be killed) is failed, not left hanging.
                     if child.control.outcome().is_none() {
-                        fail_without_actor(
+                        Box::pin(fail_without_actor(
                             &state.env,
                             &child.control,
                             child.run_id,
                             "run actor stopped unexpectedly".into(),
-                        )
+                        ))
                         .await;
                     }
                 }
@@ -178,7 +181,7 @@ impl Actor for RunExecutor {
                 if let Some(child) = remove(state, &cell) {
                     let message = format!("run panicked: {error}");
                     tracing::error!(run_id = %child.run_id, error = %message, "run actor failed");
-                    fail_without_actor(&state.env, &child.control, child.run_id, message).await;
+                    Box::pin(fail_without_actor(&state.env, &child.control, child.run_id, message)).await;
                 }
             }
             _ => {}
@@ -255,8 +258,8 @@ impl ExecutorHandle {
     ///
     /// # Errors
     /// A message if the run could not start (its outcome is then already published).
-    pub async fn start(&self, args: RunArgs) -> Result<(), String> {
-        ractor::call!(self.actor, ExecMsg::Start, Box::new(args)).map_err(|e| e.to_string())?
+    pub async fn start(&self, args: Box<RunArgs>) -> Result<(), String> {
+        ractor::call!(self.actor, ExecMsg::Start, args).map_err(|e| e.to_string())?
     }
 
     /// Cancels a run if it is active.

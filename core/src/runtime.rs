@@ -146,7 +146,8 @@ pub struct RunRequest {
     /// Use this run id (e.g. a host's own id); default a fresh one.
     pub run_id: Option<RunId>,
     /// Keep events from the start for the handle's first `events()` call (default true;
-    /// `Runtime::run`, whose caller cannot watch, turns it off to save the channel).
+    /// `Runtime::run`, whose caller cannot watch, turns it off). Until that call they are
+    /// held in a small buffer (at most [`crate::run::handle::EVENT_CAPACITY`]), not a channel.
     pub watch: bool,
 }
 
@@ -641,8 +642,16 @@ impl Runtime {
             tenant: state.identity.tenant.clone(),
             label: format!("{} {run_id}", state.agent.name),
         };
-        let args =
-            RunArgs { state, unsaved, env: started.env.clone(), control: control.clone(), resumed, deliver };
+        // Boxed: the job future lives (in its lane task) for the run's whole life, and its
+        // size is that of everything it holds across an await.
+        let args = Box::new(RunArgs {
+            state,
+            unsaved,
+            env: started.env.clone(),
+            control: control.clone(),
+            resumed,
+            deliver,
+        });
         let guard = QueuedGuard { control: Some(control.clone()), runtime: self.inner.weak.clone() };
         let executor = started.executor.clone();
         let weak = self.inner.weak.clone();
@@ -978,7 +987,7 @@ struct Submission {
     resumed: bool,
     /// Deliver the outcome through the Delivery port.
     deliver: bool,
-    /// Create the event channel now (a caller holds a handle and may watch).
+    /// Keep events for the first subscriber (a caller holds a handle and may watch).
     watched: bool,
 }
 

@@ -87,6 +87,10 @@ pub struct Error {
     /// For [`ErrorKind::Exhausted`]: targets skipped because they were benched or could not
     /// serve the request, as `provider/model (reason)`.
     pub skipped: Vec<String>,
+    /// The connection was refused (nothing listens at the address): the request never reached
+    /// a server. Still [`ErrorKind::Transient`]; a failover chain advances past such a target
+    /// at once instead of retrying it (see [`crate::chain`]).
+    pub connection_refused: bool,
 }
 
 impl Error {
@@ -106,7 +110,15 @@ impl Error {
             message: message.into(),
             attempts: Vec::new(),
             skipped: Vec::new(),
+            connection_refused: false,
         }
+    }
+
+    /// Marks the error as a refused connection (see [`Error::connection_refused`]).
+    #[must_use]
+    pub fn with_connection_refused(mut self) -> Self {
+        self.connection_refused = true;
+        self
     }
 
     /// Sets the HTTP status.

@@ -42,6 +42,25 @@ pub trait Model: Send + Sync + fmt::Debug {
     /// # Errors
     /// A classified [`crate::Error`] naming provider and model.
     async fn stream(&self, request: Request) -> Result<EventStream>;
+
+    /// [`Model::generate`] on a borrowed request. The default copies the request and calls
+    /// `generate`. A wire client that only reads the request to encode its body overrides it
+    /// to skip the copy; a failover chain, which keeps the request for a retry or the next
+    /// target, calls its targets through it.
+    ///
+    /// # Errors
+    /// As [`Model::generate`].
+    async fn generate_ref(&self, request: &Request) -> Result<Response> {
+        self.generate(request.clone()).await
+    }
+
+    /// [`Model::stream`] on a borrowed request (see [`Model::generate_ref`]).
+    ///
+    /// # Errors
+    /// As [`Model::stream`].
+    async fn stream_ref(&self, request: &Request) -> Result<EventStream> {
+        self.stream(request.clone()).await
+    }
 }
 
 /// Something that serves models by id: a configured provider endpoint.

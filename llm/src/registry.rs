@@ -344,4 +344,12 @@ impl Model for WithCapabilities {
     async fn stream(&self, request: Request) -> Result<EventStream> {
         self.inner.stream(request).await
     }
+
+    async fn generate_ref(&self, request: &Request) -> Result<Response> {
+        self.inner.generate_ref(request).await
+    }
+
+    async fn stream_ref(&self, request: &Request) -> Result<EventStream> {
+        self.inner.stream_ref(request).await
+    }
 }

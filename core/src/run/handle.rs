@@ -21,13 +21,16 @@ pub struct RunControl {
     pub run_id: RunId,
     /// Agent name.
     pub agent: String,
-    /// Created when the run is spawned for a caller that may watch it, or on first
-    /// subscription: runs nobody can watch (`Runtime::run`) never pay for a channel of
-    /// [`EVENT_CAPACITY`] slots (tens of kilobytes to allocate, zero and free per run).
+    /// The event channel, created on first subscription — or, for a run spawned for a caller
+    /// that may watch it, once [`EVENT_CAPACITY`] events wait unread (see `early`). A channel
+    /// is [`EVENT_CAPACITY`] slots, tens of kilobytes to allocate, zero and free per run;
+    /// most runs are never watched.
     pub(crate) events: OnceLock<broadcast::Sender<RunEvent>>,
-    /// The receiver made with an eager channel, handed to the first `events()` caller so
-    /// nothing emitted between `spawn` and that call is lost.
-    first_events: Mutex<Option<broadcast::Receiver<RunEvent>>>,
+    /// Whether events before the first subscription are kept for it.
+    watched: bool,
+    /// Before the channel exists: the events of a watched run so far. After: the receiver
+    /// made with the channel when it was created before anyone subscribed.
+    early: Mutex<EarlyEvents>,
     pub(crate) outcome: watch::Sender<Option<Arc<RunOutcome>>>,
     pub(crate) cancel: CancellationToken,
     /// Steering that arrived before the run's actor started.
@@ -36,21 +39,24 @@ pub struct RunControl {
     pub(crate) job: OnceLock<(crate::lane::LaneHandle, crate::ids::JobId)>,
 }
 
+/// Events of a watched run before anyone subscribed.
+#[derive(Debug, Default)]
+struct EarlyEvents {
+    /// Emitted so far, oldest first (at most [`EVENT_CAPACITY`]).
+    buffer: Vec<RunEvent>,
+    /// The first subscriber's receiver, when the channel had to be created before it came.
+    first: Option<broadcast::Receiver<RunEvent>>,
+}
+
 impl RunControl {
     pub(crate) fn new(run_id: RunId, agent: String, watched: bool) -> Arc<Self> {
         let (outcome, _) = watch::channel(None);
-        let events = OnceLock::new();
-        let mut first = None;
-        if watched {
-            let (tx, rx) = broadcast::channel(EVENT_CAPACITY);
-            let _ = events.set(tx);
-            first = Some(rx);
-        }
         Arc::new(Self {
             run_id,
             agent,
-            events,
-            first_events: Mutex::new(first),
+            events: OnceLock::new(),
+            watched,
+            early: Mutex::new(EarlyEvents::default()),
             outcome,
             cancel: CancellationToken::new(),
             early_steering: Mutex::new(Vec::new()),
@@ -58,19 +64,55 @@ impl RunControl {
         })
     }
 
-    /// Emits an event (dropped when nobody listens — nobody can before the first
-    /// subscription, which creates the channel).
+    /// Emits an event. Before the first subscription it is kept for that subscriber if the
+    /// run is watched, else dropped (nobody can receive it).
     pub(crate) fn emit(&self, event: RunEvent) {
+        if let Some(events) = self.events.get() {
+            let _ = events.send(event);
+            return;
+        }
+        if !self.watched {
+            return;
+        }
+        let mut early = self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.events.get().is_none() {
+            if early.buffer.len() < EVENT_CAPACITY {
+                early.buffer.push(event);
+                return;
+            }
+            // As many events as the channel holds wait unread: from here on it behaves as a
+            // channel made at spawn would (the first subscriber lags and is told by how much).
+            let first = self.open(&mut early);
+            early.first = Some(first);
+        }
         if let Some(events) = self.events.get() {
             let _ = events.send(event);
         }
     }
 
+    /// Creates the channel and a receiver that gets the buffered events first. Called with
+    /// `early` locked, so no event can overtake the buffered ones.
+    fn open(&self, early: &mut EarlyEvents) -> broadcast::Receiver<RunEvent> {
+        let (tx, rx) = broadcast::channel(EVENT_CAPACITY);
+        for event in early.buffer.drain(..) {
+            let _ = tx.send(event);
+        }
+        early.buffer = Vec::new();
+        let _ = self.events.set(tx);
+        rx
+    }
+
     /// The first caller gets every event since the run was spawned (for a watched run);
     /// later callers, the events from then on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
-        let first = self.first_events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        first.unwrap_or_else(|| self.events.get_or_init(|| broadcast::channel(EVENT_CAPACITY).0).subscribe())
+        let mut early = self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(first) = early.first.take() {
+            return first;
+        }
+        match self.events.get() {
+            Some(events) => events.subscribe(),
+            None => self.open(&mut early),
+        }
     }
 
     /// Publishes the outcome; the first one wins.
@@ -157,5 +199,64 @@ impl RunHandle {
     /// A status snapshot.
     pub async fn status(&self) -> Option<super::RunStatus> {
         self.runtime.status(self.id()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    use super::*;
+
+    fn step(control: &RunControl, step: u32) -> RunEvent {
+        RunEvent::StepStarted { run_id: control.run_id, step }
+    }
+
+    fn steps(rx: &mut broadcast::Receiver<RunEvent>) -> Vec<u32> {
+        let mut out = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let RunEvent::StepStarted { step, .. } = event {
+                out.push(step);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_watched_run_keeps_its_events_for_the_first_subscriber_without_a_channel() {
+        let control = RunControl::new(RunId::new(), "a".into(), true);
+        for n in 1..=3 {
+            control.emit(step(&control, n));
+        }
+        assert!(control.events.get().is_none(), "no channel before anyone subscribes");
+        let mut first = control.subscribe();
+        let mut second = control.subscribe();
+        control.emit(step(&control, 4));
+        assert_eq!(steps(&mut first), [1, 2, 3, 4], "every event since the spawn, in order");
+        assert_eq!(steps(&mut second), [4], "later subscribers: from then on");
+    }
+
+    #[test]
+    fn an_unwatched_run_drops_events_until_the_first_subscription() {
+        let control = RunControl::new(RunId::new(), "a".into(), false);
+        control.emit(step(&control, 1));
+        assert!(control.events.get().is_none());
+        let mut rx = control.subscribe();
+        control.emit(step(&control, 2));
+        assert_eq!(steps(&mut rx), [2]);
+    }
+
+    #[test]
+    fn past_the_capacity_the_first_subscriber_lags_as_with_a_channel_made_at_spawn() {
+        let control = RunControl::new(RunId::new(), "a".into(), true);
+        let total = EVENT_CAPACITY as u32 + 5;
+        for n in 1..=total {
+            control.emit(step(&control, n));
+        }
+        let mut first = control.subscribe();
+        assert_eq!(first.try_recv(), Err(TryRecvError::Lagged(5)));
+        let received = steps(&mut first);
+        assert_eq!(received.len(), EVENT_CAPACITY);
+        assert_eq!((received[0], received[received.len() - 1]), (6, total), "the newest ones, in order");
     }
 }

@@ -17,6 +17,13 @@
 //!      jitter; a `Retry-After` above the ceiling advances at once without waiting. When the
 //!      retries are spent, one health failure is recorded (which may bench the target) and
 //!      the chain advances;
+//!    - a **refused connection** ([`Error::connection_refused`], still transient) is not
+//!      retried when a later target that is not benched remains: nothing listens at that
+//!      address, and it will not start listening within a backoff of a few hundred
+//!      milliseconds, so waiting only delays the answer. One health failure is recorded (three
+//!      refused requests bench the target, by default) and the chain advances at once. On the
+//!      last usable target a refused connection is retried like any transient error: there is
+//!      nowhere else to go, and a local server being restarted may come back;
 //!    - [`ErrorKind::Decode`] → the server answered something unparseable. Retrying the same
 //!      server rarely helps, so the chain advances at once, but it counts against the
 //!      target's health exactly like a spent transient;
@@ -47,13 +54,14 @@ mod observe;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -228,6 +236,11 @@ impl Chain {
         }
     }
 
+    /// Whether a target after position `index` is not benched (somewhere to advance to).
+    fn usable_after(&self, index: usize) -> bool {
+        self.targets.iter().skip(index + 1).any(|t| self.health.is_benched(&t.key).is_none())
+    }
+
     fn penalise(&self, key: &str) {
         if let Some(cooldown) = self.health.record_failure(key) {
             tracing::warn!(target_key = key, cooldown_s = cooldown.as_secs_f64(), "llm target benched");
@@ -235,12 +248,13 @@ impl Chain {
         }
     }
 
-    /// The failover loop shared by `generate` and `stream`; `call` makes one attempt.
-    async fn run<T, F, Fut>(&self, request: Request, operation: &'static str, call: F) -> Result<T>
+    /// The failover loop shared by `generate` and `stream`; `call` makes one attempt. The
+    /// request is lent to each attempt ([`Model::generate_ref`]), never copied for it: it is
+    /// copied only where a target needs it changed (see [`normalise`]).
+    async fn run<T, F>(&self, request: &Request, operation: &'static str, call: F) -> Result<T>
     where
         T: Answer,
-        F: Fn(Arc<dyn Model>, Request) -> Fut + Send + Sync,
-        Fut: Future<Output = Result<T>> + Send,
+        F: for<'a> Fn(&'a dyn Model, &'a Request) -> BoxFuture<'a, Result<T>> + Send + Sync,
     {
         let clock = self.health.clock();
         let mut attempts: Vec<Attempt> = Vec::new();
@@ -250,7 +264,7 @@ impl Chain {
         // The target last given up on, reported as a failover once the next call starts.
         let mut given_up: Option<(String, Error)> = None;
 
-        for target in &self.targets {
+        for (index, target) in self.targets.iter().enumerate() {
             let key = &target.key;
             let skip = |reason: SkipReason, skipped: &mut Vec<String>| {
                 tracing::debug!(target_key = key.as_str(), reason = %reason, "llm target skipped");
@@ -262,7 +276,7 @@ impl Chain {
                 skip(SkipReason::Benched { remaining }, &mut skipped);
                 continue;
             }
-            let request = match normalise(&request, target.model.capabilities()) {
+            let request = match normalise(request, target.model.capabilities()) {
                 Ok(request) => request,
                 Err(capability) => {
                     skip(SkipReason::Incapable { capability }, &mut skipped);
@@ -297,7 +311,7 @@ impl Chain {
                     error.type = Empty,
                 );
                 let started = clock.now();
-                let result = call(Arc::clone(&target.model), request.clone()).instrument(span.clone()).await;
+                let result = call(target.model.as_ref(), &request).instrument(span.clone()).await;
                 let error = match result {
                     Ok(answer) => {
                         answer.record(&span);
@@ -330,7 +344,12 @@ impl Chain {
                         return Err(error);
                     }
                     ErrorKind::Transient => {
-                        if let Some(delay) = self.retry_delay(&error, n) {
+                        let retry = if error.connection_refused && self.usable_after(index) {
+                            None
+                        } else {
+                            self.retry_delay(&error, n)
+                        };
+                        if let Some(delay) = retry {
                             self.emit(ChainEvent::Retry { target: key.clone(), n, delay, error });
                             self.options.sleeper.sleep(delay).await;
                             continue;
@@ -366,18 +385,20 @@ impl Chain {
 }
 
 /// Adapts a request to what a target can do. `Err(capability)` means the target cannot serve
-/// it at all and must be skipped.
-fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Request, &'static str> {
+/// it at all and must be skipped. The request is copied only when it must change (a schema
+/// moved into the system prompt); otherwise it is borrowed as is.
+fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Cow<'_, Request>, &'static str> {
     if !Capabilities::allows(caps.vision) && request.has_images() {
         return Err("vision");
     }
     if !Capabilities::allows(caps.tools) && !request.tools.is_empty() {
         return Err("tools");
     }
+    if Capabilities::allows(caps.structured_output) || request.response_schema.is_none() {
+        return Ok(Cow::Borrowed(request));
+    }
     let mut request = request.clone();
-    let moved_schema =
-        if Capabilities::allows(caps.structured_output) { None } else { request.response_schema.take() };
-    if let Some(schema) = moved_schema {
+    if let Some(schema) = request.response_schema.take() {
         let schema_text =
             serde_json::to_string_pretty(&schema.schema).unwrap_or_else(|_| schema.schema.to_string());
         let instruction = format!(
@@ -389,7 +410,7 @@ fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Reque
             _ => instruction,
         });
     }
-    Ok(request)
+    Ok(Cow::Owned(request))
 }
 
 /// What a successful attempt yields; records itself on the attempt's span.
@@ -409,21 +430,33 @@ impl Answer for EventStream {
     fn record(&self, _span: &tracing::Span) {}
 }
 
+/// One `generate` attempt.
+fn generate_attempt<'a>(model: &'a dyn Model, request: &'a Request) -> BoxFuture<'a, Result<Response>> {
+    model.generate_ref(request)
+}
+
 /// Opens a stream on `model` and waits for its first item, so that a failure before any
 /// output counts as a failed attempt. The returned stream replays that first event.
-async fn open_stream(model: Arc<dyn Model>, request: Request) -> Result<EventStream> {
-    let mut stream = if Capabilities::allows(model.capabilities().streaming) {
-        model.stream(request).await?
-    } else {
-        response_to_stream(model.generate(request).await?)
-    };
-    match stream.next().await {
-        Some(Ok(first)) => Ok(Box::pin(futures::stream::once(std::future::ready(Ok(first))).chain(stream))),
-        Some(Err(error)) => Err(error),
-        None => {
-            Err(Error::transient(model.provider(), model.model_id(), "stream ended before its first event"))
+fn open_stream<'a>(model: &'a dyn Model, request: &'a Request) -> BoxFuture<'a, Result<EventStream>> {
+    Box::pin(async move {
+        let mut stream = if Capabilities::allows(model.capabilities().streaming) {
+            model.stream_ref(request).await?
+        } else {
+            response_to_stream(model.generate_ref(request).await?)
+        };
+        match stream.next().await {
+            Some(Ok(first)) => {
+                Ok(Box::pin(futures::stream::once(std::future::ready(Ok(first))).chain(stream))
+                    as EventStream)
+            }
+            Some(Err(error)) => Err(error),
+            None => Err(Error::transient(
+                model.provider(),
+                model.model_id(),
+                "stream ended before its first event",
+            )),
         }
-    }
+    })
 }
 
 #[async_trait]
@@ -442,10 +475,18 @@ impl Model for Chain {
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
-        self.run(request, "chat", |model, request| async move { model.generate(request).await }).await
+        self.run(&request, "chat", generate_attempt).await
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
+        self.run(&request, "chat", open_stream).await
+    }
+
+    async fn generate_ref(&self, request: &Request) -> Result<Response> {
+        self.run(request, "chat", generate_attempt).await
+    }
+
+    async fn stream_ref(&self, request: &Request) -> Result<EventStream> {
         self.run(request, "chat", open_stream).await
     }
 }

@@ -11,6 +11,9 @@
 //! delivered, wherever the chunk boundaries fall), and a long line costs linear time.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -119,11 +122,16 @@ impl Http {
         Err(self.error(kind, model, message).with_status(status.as_u16()).with_retry_after(retry_after))
     }
 
-    /// Maps a reqwest transport error to a classified error with the underlying cause.
+    /// Maps a reqwest transport error to a classified error with the underlying cause. A
+    /// refused connection is marked as such ([`Error::connection_refused`]).
     pub(crate) fn transport_error(&self, model: &str, e: &reqwest::Error) -> Error {
         let mut cause = String::new();
+        let mut refused = false;
         let mut source: Option<&dyn std::error::Error> = Some(e);
         while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            }
             let text = s.to_string();
             if !cause.contains(&text) {
                 if !cause.is_empty() {
@@ -142,20 +150,28 @@ impl Http {
         } else {
             "request failed"
         };
-        self.error(ErrorKind::Transient, model, format!("{what}: {cause}"))
+        let error = self.error(ErrorKind::Transient, model, format!("{what}: {cause}"));
+        if refused && e.is_connect() { error.with_connection_refused() } else { error }
     }
 
-    /// Reads a whole body with the idle timeout, failing past `limit` bytes.
+    /// Reads a whole body with the idle timeout between chunks, failing past `limit` bytes.
     pub(crate) async fn read_body(
         &self,
         model: &str,
-        response: reqwest::Response,
+        mut response: reqwest::Response,
         limit: usize,
     ) -> Result<Vec<u8>> {
+        let idle = self.options.idle_timeout;
         let mut body = Vec::new();
-        let mut chunks = std::pin::pin!(self.body_stream(model, response));
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk?;
+        loop {
+            // A timer per chunk, as for streams: the idle timeout bounds the silence between
+            // two chunks, not the whole body. A chunk that is already there never arms it.
+            let chunk = match tokio::time::timeout(idle, response.chunk()).await {
+                Err(_) => return Err(self.idle_error(model)),
+                Ok(Err(e)) => return Err(self.transport_error(model, &e)),
+                Ok(Ok(None)) => return Ok(body),
+                Ok(Ok(Some(chunk))) => chunk,
+            };
             if body.len() + chunk.len() > limit {
                 return Err(self.error(
                     ErrorKind::Decode,
@@ -165,7 +181,12 @@ impl Http {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+    }
+
+    /// The error of a body that stayed silent past the idle timeout.
+    fn idle_error(&self, model: &str) -> Error {
+        let idle = self.options.idle_timeout;
+        self.error(ErrorKind::Transient, model, format!("no data for {idle:?} (idle timeout)"))
     }
 
     /// Reads and decodes a JSON body.
@@ -184,36 +205,16 @@ impl Http {
         })
     }
 
-    /// The body as a stream of chunks, each awaited with the idle timeout.
-    pub(crate) fn body_stream(
-        &self,
-        model: &str,
-        response: reqwest::Response,
-    ) -> impl Stream<Item = Result<Bytes>> + Send + use<> {
-        let idle = self.options.idle_timeout;
-        let this = self.clone();
-        let model = model.to_owned();
-        let inner = Box::pin(response.bytes_stream());
-        futures::stream::unfold(Some(inner), move |state| {
-            let this = this.clone();
-            let model = model.clone();
-            async move {
-                let mut inner = state?;
-                match tokio::time::timeout(idle, inner.next()).await {
-                    Err(_) => Some((
-                        Err(this.error(
-                            ErrorKind::Transient,
-                            &model,
-                            format!("no data for {idle:?} (idle timeout)"),
-                        )),
-                        None,
-                    )),
-                    Ok(None) => None,
-                    Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
-                    Ok(Some(Err(e))) => Some((Err(this.transport_error(&model, &e)), None)),
-                }
-            }
-        })
+    /// The body as a stream of chunks, each awaited with the idle timeout (see
+    /// [`BodyStream`]). The stream ends after its first error.
+    pub(crate) fn body_stream(&self, model: &str, response: reqwest::Response) -> BodyStream {
+        BodyStream {
+            inner: Some(Box::pin(response.bytes_stream())),
+            http: self.clone(),
+            model: model.to_owned(),
+            waiting_since: None,
+            timer: None,
+        }
     }
 
     /// The body cut into whole lines (see [`lines::LineSplitter`]): each item is one or more
@@ -225,42 +226,35 @@ impl Http {
         response: reqwest::Response,
         ends: &'static [u8],
     ) -> impl Stream<Item = Result<String>> + Send + use<> {
-        let this = self.clone();
-        let model = model.to_owned();
-        let body = Box::pin(self.body_stream(&model, response));
+        let body = self.body_stream(model, response);
         let splitter = lines::LineSplitter::new(ends, self.options.max_line_bytes);
-        // State: the body (`None` once it has ended) and the splitter; `None` after an error.
-        futures::stream::unfold(Some((Some(body), splitter)), move |state| {
-            let this = this.clone();
-            let model = model.clone();
-            async move {
-                let (mut body, mut splitter) = state?;
-                loop {
-                    // An error found after the lines handed out last comes before more I/O.
-                    let step = match (splitter.check(), body.as_mut()) {
-                        (Err(e), _) => Err(e),
-                        (Ok(()), None) => return None,
-                        (Ok(()), Some(stream)) => match stream.next().await {
-                            Some(Ok(bytes)) => splitter.push(&bytes),
-                            Some(Err(e)) => return Some((Err(e), None)),
-                            None => {
-                                body = None;
-                                splitter.finish()
-                            }
-                        },
-                    };
-                    let message = match step {
-                        Ok(Some(text)) => return Some((Ok(text), Some((body, splitter)))),
-                        Ok(None) => continue,
-                        Err(lines::LineError::TooLong) => {
-                            format!("a line exceeds {} bytes", this.options.max_line_bytes)
+        // State: the body, whether it has ended, and the splitter; `None` after an error. The
+        // body carries the client's context, for the errors found here too.
+        futures::stream::unfold(Some((body, false, splitter)), |state| async move {
+            let (mut body, mut ended, mut splitter) = state?;
+            loop {
+                // An error found after the lines handed out last comes before more I/O.
+                let step = match splitter.check() {
+                    Err(e) => Err(e),
+                    Ok(()) if ended => return None,
+                    Ok(()) => match body.next().await {
+                        Some(Ok(bytes)) => splitter.push(&bytes),
+                        Some(Err(e)) => return Some((Err(e), None)),
+                        None => {
+                            ended = true;
+                            splitter.finish()
                         }
-                        Err(lines::LineError::Utf8(e)) => {
-                            format!("invalid UTF-8 in the response stream: {e}")
-                        }
-                    };
-                    return Some((Err(this.error(ErrorKind::Decode, &model, message)), None));
-                }
+                    },
+                };
+                let message = match step {
+                    Ok(Some(text)) => return Some((Ok(text), Some((body, ended, splitter)))),
+                    Ok(None) => continue,
+                    Err(lines::LineError::TooLong) => {
+                        format!("a line exceeds {} bytes", body.http.options.max_line_bytes)
+                    }
+                    Err(lines::LineError::Utf8(e)) => format!("invalid UTF-8 in the response stream: {e}"),
+                };
+                return Some((Err(body.http.error(ErrorKind::Decode, &body.model, message)), None));
             }
         })
     }
@@ -337,6 +331,58 @@ impl Http {
                 }
             }
         })
+    }
+}
+
+/// A response body as a stream of chunks with an idle timeout between them: the wait for
+/// each chunk is bounded by [`HttpOptions::idle_timeout`], counted from the moment the chunk
+/// is asked for (a consumer that is slow between chunks never causes a timeout). One timer
+/// per body, armed only when a chunk is not already there and moved for each later wait; the
+/// client's context is cloned once per body, for the error should one come. After an error
+/// the stream ends.
+pub(crate) struct BodyStream {
+    inner: Option<Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>>,
+    http: Http,
+    model: String,
+    /// When the wait for the next chunk began (`None` between a chunk and the next poll).
+    waiting_since: Option<tokio::time::Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stream for BodyStream {
+    type Item = Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        let since = *this.waiting_since.get_or_insert_with(tokio::time::Instant::now);
+        let item = match inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                this.waiting_since = None;
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            Poll::Ready(None) => None,
+            Poll::Ready(Some(Err(e))) => Some(Err(this.http.transport_error(&this.model, &e))),
+            Poll::Pending => {
+                let deadline = since + this.http.options.idle_timeout;
+                let timer = match &mut this.timer {
+                    Some(timer) => {
+                        if timer.deadline() != deadline {
+                            timer.as_mut().reset(deadline);
+                        }
+                        timer
+                    }
+                    None => this.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                };
+                match timer.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => Some(Err(this.http.idle_error(&this.model))),
+                }
+            }
+        };
+        this.inner = None;
+        this.timer = None;
+        Poll::Ready(item)
     }
 }
 

@@ -95,6 +95,53 @@ async fn repeated_transients_bench_the_target_and_advance() {
     assert_eq!(rig.events.take(), ["skip a/m benched 10000ms", "attempt b/m #1", "success b/m 0ms"]);
 }
 
+fn refused(target: &Scripted) -> Error {
+    transient(target).with_connection_refused()
+}
+
+#[tokio::test]
+async fn a_refused_connection_advances_at_once_and_counts_against_health() {
+    let rig = Rig::new();
+    let a = Scripted::new("a", "m");
+    let b = Scripted::new("b", "m");
+    a.always(Outcome::Fail(refused(&a)));
+    let chain = rig.chain(&[&a, &b]);
+    for round in 1..=3u32 {
+        let response = chain.generate(hi()).await.expect("b answers");
+        assert_eq!(response.provider, "b");
+        assert_eq!(a.calls(), round as usize, "no retry of a refused connection");
+        assert_eq!(rig.failures("a/m"), round, "one health failure per refused request");
+    }
+    assert_eq!(rig.clock.elapsed(), Duration::ZERO, "no backoff was waited");
+    assert_eq!(rig.health.is_benched("a/m"), Some(secs(10)), "three refusals bench it");
+    let events = rig.events.take();
+    assert!(!events.iter().any(|e| e.starts_with("retry")), "{events:?}");
+    assert_eq!(
+        &events[..4],
+        ["attempt a/m #1", "failover a/m -> b/m transient", "attempt b/m #1", "success b/m 0ms"]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_on_the_last_usable_target() {
+    let rig = Rig::new();
+    let a = Scripted::new("a", "m");
+    a.push(Outcome::Fail(refused(&a)));
+    let response = rig.chain(&[&a]).generate(hi()).await.expect("the retry answers");
+    assert_eq!((response.provider.as_str(), a.calls()), ("a", 2), "nowhere else to go: retried");
+    assert!(rig.clock.elapsed() > Duration::ZERO, "with the usual backoff");
+
+    // A later target that is benched is nowhere to go either.
+    let rig = Rig::new();
+    let (a, b) = (Scripted::new("a", "m"), Scripted::new("b", "m"));
+    for _ in 0..3 {
+        rig.health.record_failure("b/m");
+    }
+    a.push(Outcome::Fail(refused(&a)));
+    let response = rig.chain(&[&a, &b]).generate(hi()).await.expect("the retry answers");
+    assert_eq!((response.provider.as_str(), a.calls(), b.calls()), ("a", 2, 0));
+}
+
 #[tokio::test]
 async fn cooldown_expiry_readmits_the_target() {
     let rig = Rig::new();
@@ -432,92 +479,54 @@ async fn the_chain_reports_itself_as_provider_chain() {
 }
 
 /// A minimal `tracing` subscriber that keeps every span's and event's fields as text.
-mod capture {
-    use std::sync::{Arc, Mutex, PoisonError};
+/// A target that answers through `generate_ref` and remembers the address it was lent.
+#[derive(Debug, Default)]
+struct Borrowing {
+    lent: std::sync::Mutex<Vec<usize>>,
+}
 
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Metadata, Subscriber};
-
-    pub type Fields = Vec<(String, String)>;
-
-    #[derive(Default)]
-    pub struct Captured {
-        pub spans: Mutex<Vec<(String, Fields)>>,
-        pub events: Mutex<Vec<Fields>>,
+#[async_trait::async_trait]
+impl Model for Borrowing {
+    fn provider(&self) -> &str {
+        "b"
     }
 
-    struct Visitor<'a>(&'a mut Fields);
-
-    impl Visit for Visitor<'_> {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0.push((field.name().to_owned(), format!("{value:?}")));
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            self.0.push((field.name().to_owned(), value.to_owned()));
-        }
+    fn model_id(&self) -> &str {
+        "m"
     }
 
-    #[derive(Clone, Default)]
-    pub struct Capture(pub Arc<Captured>);
+    async fn generate(&self, _request: Request) -> executus_llm::Result<executus_llm::Response> {
+        Err(Error::permanent("b", "m", "the chain must lend the request, not hand over a copy"))
+    }
 
-    impl Subscriber for Capture {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, span: &Attributes<'_>) -> Id {
-            let mut fields = Fields::new();
-            span.record(&mut Visitor(&mut fields));
-            let mut spans = self.0.spans.lock().unwrap_or_else(PoisonError::into_inner);
-            spans.push((span.metadata().name().to_owned(), fields));
-            Id::from_u64(spans.len() as u64)
-        }
-        fn record(&self, span: &Id, values: &Record<'_>) {
-            let mut spans = self.0.spans.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, fields)) =
-                usize::try_from(span.into_u64() - 1).ok().and_then(|i| spans.get_mut(i))
-            {
-                values.record(&mut Visitor(fields));
-            }
-        }
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut fields = Fields::new();
-            event.record(&mut Visitor(&mut fields));
-            self.0.events.lock().unwrap_or_else(PoisonError::into_inner).push(fields);
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
+    async fn stream(&self, _request: Request) -> executus_llm::Result<executus_llm::EventStream> {
+        Err(Error::permanent("b", "m", "the chain must lend the request, not hand over a copy"))
+    }
+
+    async fn generate_ref(&self, request: &Request) -> executus_llm::Result<executus_llm::Response> {
+        self.lent.lock().expect("lock").push(std::ptr::from_ref(request) as usize);
+        Ok(executus_llm::Response {
+            message: executus_llm::Message::assistant("lent"),
+            usage: Default::default(),
+            finish_reason: executus_llm::FinishReason::Stop,
+            provider: "b".into(),
+            model: "m".into(),
+        })
     }
 }
 
 #[tokio::test]
-async fn attempts_are_traced_with_gen_ai_attributes_and_no_request_content() {
-    let capture = capture::Capture::default();
-    let _guard = tracing::subscriber::set_default(capture.clone());
+async fn the_chain_lends_its_request_to_each_attempt_without_copying_it() {
     let rig = Rig::new();
     let a = Scripted::new("a", "m");
-    a.push(Outcome::Fail(transient(&a)));
-    let request = Request::user("TOP-SECRET-PROMPT").with_system("SYSTEM-SECRET");
-    rig.chain(&[&a]).generate(request).await.expect("answer");
-
-    let spans = capture.0.spans.lock().expect("lock").clone();
-    let calls: Vec<&capture::Fields> =
-        spans.iter().filter(|(name, _)| name == "gen_ai.call").map(|(_, f)| f).collect();
-    assert_eq!(calls.len(), 2, "one span per attempt: {spans:?}");
-    let get =
-        |fields: &capture::Fields, key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    for (i, fields) in calls.iter().enumerate() {
-        assert_eq!(get(fields, "gen_ai.system").as_deref(), Some("a"));
-        assert_eq!(get(fields, "gen_ai.request.model").as_deref(), Some("m"));
-        assert_eq!(get(fields, "gen_ai.operation.name").as_deref(), Some("chat"));
-        assert_eq!(get(fields, "attempt"), Some((i + 1).to_string()));
-    }
-    assert_eq!(get(calls[0], "error.type").as_deref(), Some("transient"));
-    assert_eq!(get(calls[1], "gen_ai.usage.input_tokens").as_deref(), Some("3"));
-    assert_eq!(get(calls[1], "gen_ai.response.model").as_deref(), Some("m"));
-    let events = capture.0.events.lock().expect("lock").clone();
-    assert!(!events.is_empty(), "the failed attempt logs an event");
-    let everything = format!("{spans:?}{events:?}");
-    assert!(!everything.contains("SECRET"), "request content leaked into tracing: {everything}");
+    a.push(Outcome::Fail(Error::not_found("a", "m", "gone")));
+    let b = Arc::new(Borrowing::default());
+    let models: Vec<Arc<dyn Model>> = vec![a.clone(), b.clone()];
+    let chain = Chain::new("a, b", models, rig.health.clone()).with_options(rig.options.clone());
+    let request = hi();
+    let response = chain.generate_ref(&request).await.expect("b answers");
+    assert_eq!(response.text(), "lent");
+    assert_eq!(a.calls(), 1, "a target without generate_ref is served a copy (the default)");
+    let lent = b.lent.lock().expect("lock").clone();
+    assert_eq!(lent, [std::ptr::from_ref(&request) as usize], "b was lent the caller's request itself");
 }

@@ -270,6 +270,34 @@ async fn stall_mid_body_is_transient_and_keeps_the_partial_text() {
 }
 
 #[tokio::test]
+async fn the_idle_timeout_counts_from_when_the_next_chunk_is_asked_for() {
+    use futures::StreamExt;
+    // The consumer takes longer than the idle timeout over the first event; the server has
+    // stalled since. The silence is only counted once the consumer waits again: the timeout
+    // bounds the server's silence, not the consumer's own pace.
+    for client in ALL {
+        let stub = Stub::start(with(started(client), [Step::Stall])).await;
+        let model = client.model(&stub.url(), options());
+        let run = async {
+            let mut stream = model.stream(Request::user("hi")).await.expect("stream opens");
+            stream.next().await.expect("an event").expect("the first event is fine");
+            tokio::time::sleep(IDLE * 2).await;
+            let resumed = Instant::now();
+            let mut next = stream.next().await;
+            while let Some(Ok(_)) = next {
+                next = stream.next().await;
+            }
+            (next, resumed.elapsed())
+        };
+        let (next, waited) = tokio::time::timeout(DEADLINE, run).await.expect("no hang");
+        let error = next.expect("an error ends the stream").expect_err("the stall is an error");
+        assert_eq!(error.kind, ErrorKind::Transient, "{client:?}: {error}");
+        assert!(error.message.contains("idle timeout"), "{client:?}: {error}");
+        assert!(waited >= IDLE, "{client:?}: timed out {waited:?} after the consumer resumed");
+    }
+}
+
+#[tokio::test]
 async fn reset_before_any_response_is_transient() {
     for client in ALL {
         for mode in [WHOLE, STREAMED] {
@@ -455,7 +483,28 @@ async fn chain_fails_over_from_a_refused_port_to_a_healthy_server() {
         assert_eq!((response.provider.as_str(), response.text().as_str()), ("tail", "whole answer"));
     }
     let head = chain.health().snapshot().into_iter().find(|h| h.target == "head/m").expect("head tracked");
-    assert_eq!(head.total_failures, 2, "one failure per call, after its retry");
+    assert_eq!(head.total_failures, 2, "one failure per call, without a retry");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_marked_and_a_reset_is_not() {
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let dead = openai_at("dead", &format!("http://127.0.0.1:{refused}"));
+    let e = tokio::time::timeout(DEADLINE, dead.generate(Request::user("hi"))).await.expect("no hang");
+    let e = e.expect_err("nothing listens");
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.connection_refused, "{e}");
+
+    let reset = Stub::start(vec![Step::Reset]).await;
+    let e = tokio::time::timeout(DEADLINE, openai_at("reset", &reset.url()).generate(Request::user("hi")))
+        .await
+        .expect("no hang")
+        .expect_err("reset");
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(!e.connection_refused, "a reset reached a server: {e}");
 }
 
 #[tokio::test]

@@ -115,6 +115,10 @@ pub struct RunActorState {
     control: Arc<RunControl>,
     meta: RunMeta,
     model: Option<Arc<Chain>>,
+    /// The chain's targets as `provider/model` (budget reservations, compaction context).
+    targets: Arc<[String]>,
+    /// The agent's tool specs, computed at the first model call that offers tools.
+    tool_specs: Option<Vec<executus_llm::ToolSpec>>,
     started: Instant,
     timeout: Duration,
     tasks: CancellationToken,
@@ -190,6 +194,8 @@ impl Actor for RunActor {
             control,
             meta,
             model: None,
+            targets: Arc::from(Vec::new()),
+            tool_specs: None,
             started: Instant::now(),
             timeout,
             queued_tools: VecDeque::new(),
@@ -219,7 +225,10 @@ impl Actor for RunActor {
         );
         s.unsaved = unsaved;
         match model {
-            Ok(m) => s.model = Some(Arc::new(m)),
+            Ok(m) => {
+                s.targets = m.targets().map(str::to_owned).collect();
+                s.model = Some(Arc::new(m));
+            }
             Err(e) => s.st.end(RunEnd::Failed { error: format!("model spec {:?}: {e}", s.st.agent.model) }),
         }
         Ok(s)
@@ -261,11 +270,23 @@ impl Actor for RunActor {
         msg: RunMsg,
         s: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
+        // Boxed: ractor boxes a future per message that holds this one (twice over) and
+        // keeps it while the actor waits for its next message. Out of it, a run waiting on
+        // its model holds a few hundred bytes instead of kilobytes, and each message moves
+        // only what it uses.
+        Box::pin(s.on_message(myself, msg)).await;
+        Ok(())
+    }
+}
+
+impl RunActorState {
+    async fn on_message(&mut self, myself: ActorRef<RunMsg>, msg: RunMsg) {
+        let s = self;
         if s.finished {
             if let RunMsg::Status(reply) = msg {
                 let _ = reply.send(s.status());
             }
-            return Ok(());
+            return;
         }
         match msg {
             RunMsg::Advance => s.advance(&myself).await,
@@ -352,53 +373,57 @@ impl Actor for RunActor {
                 s.finish(&myself).await;
             }
             RunMsg::SoftDeadline => s.ask_critic(&myself, CriticTrigger::SoftDeadline),
-            RunMsg::CriticDone(trigger, verdict) => {
-                s.critic_in_flight = false;
-                s.audit(AuditEvent::Critic {
-                    trigger: trigger.as_str().into(),
-                    verdict: verdict.name().into(),
-                    reason: match &verdict {
-                        Verdict::Continue => String::new(),
-                        Verdict::Extend { reason, .. }
-                        | Verdict::Escalate { reason }
-                        | Verdict::Abort { reason } => reason.clone(),
-                    },
-                })
-                .await;
-                match (trigger, verdict) {
-                    (_, Verdict::Abort { reason }) => {
-                        s.tasks.cancel();
-                        s.st.end(RunEnd::Stopped { reason: format!("aborted by critic: {reason}") });
-                        s.finish(&myself).await;
-                    }
-                    (CriticTrigger::MaxSteps, Verdict::Extend { steps, .. }) if steps > 0 => {
-                        s.extensions += 1;
-                        s.apply_and_save(Fact::Extended { steps }, false).await;
-                        s.advance(&myself).await;
-                    }
-                    (CriticTrigger::MaxSteps, _) => {
-                        s.st.end(RunEnd::MaxSteps { steps: s.st.step });
-                        s.finish(&myself).await;
-                    }
-                    (CriticTrigger::SoftDeadline, Verdict::Extend { time, .. }) => {
-                        s.extensions += 1;
-                        s.timeout += time;
-                        s.deadline_gen += 1;
-                        let remaining = s.timeout.saturating_sub(s.started.elapsed());
-                        schedule(&myself, &s.tasks, remaining, RunMsg::HardDeadline(s.deadline_gen));
-                        // Review again once the extension is half used.
-                        schedule(&myself, &s.tasks, time / 2, RunMsg::SoftDeadline);
-                        // The loop waited while the critic was out; pick it up again.
-                        s.advance(&myself).await;
-                    }
-                    (CriticTrigger::SoftDeadline, _) => s.advance(&myself).await,
-                }
-            }
+            RunMsg::CriticDone(trigger, verdict) => Box::pin(s.critic_done(&myself, trigger, verdict)).await,
             RunMsg::Status(reply) => {
                 let _ = reply.send(s.status());
             }
         }
-        Ok(())
+    }
+}
+
+impl RunActorState {
+    /// The critic's verdict. Rare, so boxed out of every message's `handle` future.
+    async fn critic_done(&mut self, myself: &ActorRef<RunMsg>, trigger: CriticTrigger, verdict: Verdict) {
+        self.critic_in_flight = false;
+        self.audit(AuditEvent::Critic {
+            trigger: trigger.as_str().into(),
+            verdict: verdict.name().into(),
+            reason: match &verdict {
+                Verdict::Continue => String::new(),
+                Verdict::Extend { reason, .. } | Verdict::Escalate { reason } | Verdict::Abort { reason } => {
+                    reason.clone()
+                }
+            },
+        })
+        .await;
+        match (trigger, verdict) {
+            (_, Verdict::Abort { reason }) => {
+                self.tasks.cancel();
+                self.st.end(RunEnd::Stopped { reason: format!("aborted by critic: {reason}") });
+                self.finish(myself).await;
+            }
+            (CriticTrigger::MaxSteps, Verdict::Extend { steps, .. }) if steps > 0 => {
+                self.extensions += 1;
+                self.apply_and_save(Fact::Extended { steps }, false).await;
+                self.advance(myself).await;
+            }
+            (CriticTrigger::MaxSteps, _) => {
+                self.st.end(RunEnd::MaxSteps { steps: self.st.step });
+                self.finish(myself).await;
+            }
+            (CriticTrigger::SoftDeadline, Verdict::Extend { time, .. }) => {
+                self.extensions += 1;
+                self.timeout += time;
+                self.deadline_gen += 1;
+                let remaining = self.timeout.saturating_sub(self.started.elapsed());
+                schedule(myself, &self.tasks, remaining, RunMsg::HardDeadline(self.deadline_gen));
+                // Review again once the extension is half used.
+                schedule(myself, &self.tasks, time / 2, RunMsg::SoftDeadline);
+                // The loop waited while the critic was out; pick it up again.
+                self.advance(myself).await;
+            }
+            (CriticTrigger::SoftDeadline, _) => self.advance(myself).await,
+        }
     }
 }
 
@@ -480,6 +505,13 @@ impl RunActorState {
         if let Err(e) = self.env.checkpoint.save(&self.meta, status, seq, &[&fact], durable).await {
             tracing::warn!(run_id = %self.st.run_id, error = %e, "checkpoint save failed");
         }
+        if !self.st.last_triggers.is_empty() {
+            Box::pin(self.report_triggers()).await;
+        }
+    }
+
+    /// Loop protection fired: events and audit records (rare, so boxed out of every save).
+    async fn report_triggers(&mut self) {
         let triggers = std::mem::take(&mut self.st.last_triggers);
         for t in triggers {
             self.control.emit(RunEvent::LoopProtection {
@@ -558,7 +590,14 @@ impl RunActorState {
     }
 
     /// Publishes the outcome, settles the checkpoint, audits, delivers, stops.
+    ///
+    /// Boxed: it runs once per run, and inline its future would grow every message's
+    /// `handle` future (ractor boxes one per message) and the lane task holding the run.
     async fn finish(&mut self, myself: &ActorRef<RunMsg>) {
+        Box::pin(self.finish_now(myself)).await;
+    }
+
+    async fn finish_now(&mut self, myself: &ActorRef<RunMsg>) {
         if self.finished {
             return;
         }

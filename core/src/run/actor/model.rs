@@ -22,8 +22,16 @@ use crate::run::handle::RunControl;
 impl RunActorState {
     pub(super) fn start_model(&mut self, myself: &ActorRef<RunMsg>, with_tools: bool) {
         let Some(model) = self.model.clone() else { return };
-        let tools = if with_tools { self.env.tools.specs(&self.st.agent.tools) } else { Vec::new() };
+        // The specs do not change during a run (the registry is immutable, the agent's
+        // allowlist fixed at start): computed at the first step, copied into later requests.
+        let tools = if with_tools {
+            let (env, allowed) = (&self.env, &self.st.agent.tools);
+            self.tool_specs.get_or_insert_with(|| env.tools.specs(allowed)).clone()
+        } else {
+            Vec::new()
+        };
         let request = self.st.request(tools);
+        let targets = self.targets.clone();
         let step = self.st.step + 1;
         self.model_in_flight = true;
         self.steered_in_request = u32::try_from(self.st.steering.len()).unwrap_or(u32::MAX);
@@ -57,12 +65,12 @@ impl RunActorState {
                 // A panic in the model, the budget, the compactor or the audit sink must still
                 // answer the actor, or the run would wait for its timeout.
                 let work = async {
-                    let (request, compaction) = prepare(&env, request, &spec, &cache).await;
+                    let (request, compaction) = prepare(&env, request, &spec, &targets, &cache).await;
                     if let Some(event) = compaction {
                         let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
                         env.ports.audit.record(record).await;
                     }
-                    call_model(&env, &control, &model, request, run_id, &identity, &spec, cancel).await
+                    call_model(&env, &control, &model, request, run_id, &identity, &targets, cancel).await
                 };
                 let result = AssertUnwindSafe(work)
                     .catch_unwind()
@@ -106,6 +114,7 @@ async fn prepare(
     env: &RunEnv,
     mut request: Request,
     spec: &str,
+    targets: &[String],
     cache: &CompactionCache,
 ) -> (Request, Option<AuditEvent>) {
     dedup_attachments(&mut request);
@@ -113,12 +122,7 @@ async fn prepare(
     if !settings.enabled {
         return (request, None);
     }
-    let targets: Vec<String> = env
-        .registry
-        .resolve(spec)
-        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
-        .unwrap_or_default();
-    let context = context_tokens(settings, &targets);
+    let context = context_tokens(settings, targets);
     let summary_spec = settings.summary_model.clone().unwrap_or_else(|| spec.to_owned());
     compact(request, settings, context, || MetaLlm::new(&env.registry, &summary_spec).ok(), cache).await
 }
@@ -132,18 +136,13 @@ async fn call_model(
     request: Request,
     run_id: crate::ids::RunId,
     identity: &crate::identity::Identity,
-    spec: &str,
+    targets: &[String],
     cancel: CancellationToken,
 ) -> Result<Response, ModelFailure> {
-    let targets = env
-        .registry
-        .resolve(spec)
-        .map(|t| t.into_iter().map(|(p, m)| format!("{p}/{m}")).collect())
-        .unwrap_or_default();
     let spend = SpendRequest {
         run_id,
         identity: identity.clone(),
-        targets,
+        targets: targets.to_vec(),
         input_tokens: estimate_tokens(&request),
         max_output_tokens: u64::from(request.max_tokens.unwrap_or(4096)),
     };
@@ -191,7 +190,7 @@ pub fn estimate_tokens(request: &Request) -> u64 {
         chars += message_chars(m);
     }
     for t in &request.tools {
-        chars += t.name.len() + t.description.len() + t.parameters.to_string().len();
+        chars += t.name.len() + t.description.len() + json_len(&t.parameters);
     }
     (chars as u64).div_ceil(4)
 }
@@ -203,8 +202,27 @@ pub(crate) fn message_chars(m: &Message) -> usize {
         .map(|p| match p {
             Part::Text { text } => text.len(),
             Part::Image { .. } => 3000,
-            Part::ToolCall(c) => c.name.len() + c.args.to_string().len(),
+            Part::ToolCall(c) => c.name.len() + json_len(&c.args),
             Part::ToolResult(r) => r.content.len(),
         })
         .sum()
+}
+
+/// The length of a value's compact JSON text, counted without building the text (this runs
+/// for every message and tool of every step).
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }

@@ -133,11 +133,8 @@ impl RunActorState {
             Decision::Rewrite(new_args) => {
                 let decided = Decided { decision: "rewrite", rule: Some(verdict.rule), reason };
                 self.decided.insert(call.id.clone(), decided);
-                self.apply_and_save(
-                    Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() },
-                    false,
-                )
-                .await;
+                let fact = Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() };
+                Box::pin(self.apply_and_save(fact, false)).await;
                 Some(ToolCall { args: new_args, ..call })
             }
             Decision::Block(why) => {
@@ -149,33 +146,46 @@ impl RunActorState {
                 None
             }
             Decision::RequireApproval(why) => {
-                self.audit(AuditEvent::ApprovalRequested {
-                    tool: call.name.clone(),
-                    call_id: call.id.clone(),
-                })
-                .await;
-                self.audit(AuditEvent::ToolCall {
-                    step: self.st.step,
-                    tool: call.name.clone(),
-                    call_id: call.id.clone(),
-                    decision: "require_approval".into(),
-                    rule: Some(verdict.rule),
-                    reason: Some(why),
-                    is_error: false,
-                    latency_ms: 0,
-                })
-                .await;
-                self.control.emit(RunEvent::ApprovalRequested { run_id: self.st.run_id, call: call.clone() });
-                self.apply_and_save(Fact::ApprovalRequested { call_id: call.id }, true).await;
+                Box::pin(self.require_approval(call, verdict.rule, why)).await;
                 None
             }
         }
     }
 
+    async fn require_approval(&mut self, call: ToolCall, rule: String, why: String) {
+        self.audit(AuditEvent::ApprovalRequested { tool: call.name.clone(), call_id: call.id.clone() }).await;
+        self.audit(AuditEvent::ToolCall {
+            step: self.st.step,
+            tool: call.name.clone(),
+            call_id: call.id.clone(),
+            decision: "require_approval".into(),
+            rule: Some(rule),
+            reason: Some(why),
+            is_error: false,
+            latency_ms: 0,
+        })
+        .await;
+        self.control.emit(RunEvent::ApprovalRequested { run_id: self.st.run_id, call: call.clone() });
+        self.apply_and_save(Fact::ApprovalRequested { call_id: call.id }, true).await;
+    }
+
+    /// Settles a call that will not run with an error result. The refusal paths are rare, so
+    /// the work is boxed: inline, it would grow the future of every message's `handle`.
     pub(super) async fn settle_refused(
         &mut self,
         result: ToolResult,
-        decision: &str,
+        decision: &'static str,
+        rule: Option<String>,
+        reason: Option<String>,
+        blocked: bool,
+    ) {
+        Box::pin(self.settle_refused_now(result, decision, rule, reason, blocked)).await;
+    }
+
+    async fn settle_refused_now(
+        &mut self,
+        result: ToolResult,
+        decision: &'static str,
         rule: Option<String>,
         reason: Option<String>,
         blocked: bool,

@@ -88,7 +88,17 @@ pub struct OpenAi {
 struct Inner {
     http: Http,
     url: String,
+    /// `url`, parsed once (parsing per request is measurable at loopback speed). `None` if it
+    /// does not parse: then every request reports that through the HTTP client, as before.
+    parsed: Option<reqwest::Url>,
     options: OpenAiOptions,
+}
+
+impl Inner {
+    fn new(http: Http, url: String, options: OpenAiOptions) -> Self {
+        let parsed = reqwest::Url::parse(&url).ok();
+        Self { http, url, parsed, options }
+    }
 }
 
 impl OpenAi {
@@ -101,13 +111,13 @@ impl OpenAi {
         let http = Http::new(&config.name, config.http, secret);
         let url = join(&config.base_url, "chat/completions");
         let options = OpenAiOptions::default();
-        Self { inner: Arc::new(Inner { http, url, options }) }
+        Self { inner: Arc::new(Inner::new(http, url, options)) }
     }
 
     /// The same endpoint with these options.
     #[must_use]
     pub fn with_options(self, options: OpenAiOptions) -> Self {
-        let inner = Inner { http: self.inner.http.clone(), url: self.inner.url.clone(), options };
+        let inner = Inner::new(self.inner.http.clone(), self.inner.url.clone(), options);
         Self { inner: Arc::new(inner) }
     }
 
@@ -140,17 +150,23 @@ struct OpenAiModel {
 }
 
 impl OpenAiModel {
-    fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+    fn post(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
         let http = &self.inner.http;
-        let mut builder = http.client.post(&self.inner.url).json(body);
+        let builder = match &self.inner.parsed {
+            Some(url) => http.client.post(url.clone()),
+            None => http.client.post(&self.inner.url),
+        };
+        let mut builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         if let Some(key) = &http.secret {
             builder = builder.bearer_auth(key.expose());
         }
         builder
     }
 
-    fn body(&self, request: &Request, stream: bool) -> Result<Value> {
-        request::build_body(&self.id, request, &self.inner.options, stream)
+    /// The encoded body. The caller drops the request right after: nothing of it needs to
+    /// stay alive while the answer is awaited.
+    fn body(&self, request: &Request, stream: bool) -> Result<Vec<u8>> {
+        request::encode_body(&self.id, request, &self.inner.options, stream)
             .map_err(|reason| self.inner.http.error(ErrorKind::Unsupported, &self.id, reason))
     }
 }
@@ -172,16 +188,38 @@ impl Model for OpenAiModel {
 
     async fn generate(&self, request: Request) -> Result<Response> {
         let body = self.body(&request, false)?;
-        let http = &self.inner.http;
-        let response = http.send(&self.id, self.post(&body)).await.map_err(error::refine)?;
-        let value: Value = http.read_json(&self.id, response).await?;
-        response::parse_response(http, &self.id, &value)
+        drop(request);
+        self.answer(body).await
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
         let body = self.body(&request, true)?;
+        drop(request);
+        self.open_stream(body).await
+    }
+
+    async fn generate_ref(&self, request: &Request) -> Result<Response> {
+        self.answer(self.body(request, false)?).await
+    }
+
+    async fn stream_ref(&self, request: &Request) -> Result<EventStream> {
+        self.open_stream(self.body(request, true)?).await
+    }
+}
+
+impl OpenAiModel {
+    /// Sends an encoded body and reads the whole answer.
+    async fn answer(&self, body: Vec<u8>) -> Result<Response> {
         let http = &self.inner.http;
-        let builder = self.post(&body).header(reqwest::header::ACCEPT, "text/event-stream");
+        let response = http.send(&self.id, self.post(body)).await.map_err(error::refine)?;
+        let value: Value = http.read_json(&self.id, response).await?;
+        response::parse_response(http, &self.id, &value)
+    }
+
+    /// Sends an encoded streaming body and returns the events.
+    async fn open_stream(&self, body: Vec<u8>) -> Result<EventStream> {
+        let http = &self.inner.http;
+        let builder = self.post(body).header(reqwest::header::ACCEPT, "text/event-stream");
         let response = http.send(&self.id, builder).await.map_err(error::refine)?;
         if is_json(&response) {
             // A server (or proxy) that ignores `stream: true` answers with a whole body.

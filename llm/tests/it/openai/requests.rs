@@ -285,3 +285,27 @@ async fn stream_request_asks_for_usage() {
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests[0].headers.get("accept").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
 }
+
+#[tokio::test]
+async fn a_borrowed_request_is_sent_byte_for_byte_like_an_owned_one() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(json_response("chat_text.json"))
+        .mount(&server)
+        .await;
+    let request = Request {
+        system: Some("Be brief.".into()),
+        tools: vec![weather_tool()],
+        temperature: Some(0.2),
+        messages: vec![Message::user("Weather in Paris?")],
+        ..Request::default()
+    };
+    let model = provider(&server).model("gpt-4.1-mini");
+    model.generate(request.clone()).await.expect("generate");
+    model.generate_ref(&request).await.expect("generate_ref");
+    let requests = server.received_requests().await.expect("recording on");
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].body, requests[1].body, "the same bytes either way");
+    assert_eq!(requests[0].headers.get("content-type"), requests[1].headers.get("content-type"));
+}
