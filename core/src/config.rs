@@ -70,6 +70,11 @@ pub struct RuntimeConfig {
     pub checkpoint_interval: Duration,
     /// Call models with streaming (text deltas become run events).
     pub streaming: bool,
+    /// How many times one step's model call is re-issued after its stream broke past the
+    /// first event with a transient error (the chain cannot fail over once output was seen).
+    /// The re-issued call skips the target that broke when the chain has another; watchers
+    /// get [`crate::RunEvent::StepRestarted`] and should discard that step's text deltas.
+    pub stream_restarts: u32,
     /// Tool outputs longer than this are truncated (with a note to the model).
     pub max_tool_output_bytes: usize,
     /// Grace period for running jobs at shutdown.
@@ -97,6 +102,7 @@ impl Default for RuntimeConfig {
             lanes,
             checkpoint_interval: Duration::from_millis(100),
             streaming: true,
+            stream_restarts: 1,
             max_tool_output_bytes: 64 << 10,
             shutdown_grace: Duration::from_secs(2),
             dispatch: DispatchLimits::default(),
@@ -147,6 +153,8 @@ pub struct RawRuntime {
     pub checkpoint_interval: Option<Duration>,
     /// See [`RuntimeConfig::streaming`].
     pub streaming: Option<bool>,
+    /// See [`RuntimeConfig::stream_restarts`].
+    pub stream_restarts: Option<i64>,
     /// See [`RuntimeConfig::max_tool_output_bytes`].
     pub max_tool_output_bytes: Option<i64>,
     /// See [`RuntimeConfig::shutdown_grace`].
@@ -296,6 +304,11 @@ impl RawConfig {
         }
         if let Some(s) = self.runtime.streaming {
             cfg.streaming = s;
+        }
+        if let Some(n) = self.runtime.stream_restarts {
+            cfg.stream_restarts = u32::try_from(n).ok().filter(|n| *n <= 10).ok_or_else(|| {
+                invalid("runtime.stream_restarts".into(), format!("must be 0 to 10, got {n}"))
+            })?;
         }
         if let Some(n) = self.runtime.max_tool_output_bytes {
             cfg.max_tool_output_bytes = usize::try_from(n).ok().filter(|n| *n >= 256).ok_or_else(|| {

@@ -23,8 +23,16 @@ impl AttemptLog {
     }
 
     /// Audit events for the call: one `ModelCall` per attempt (the successful one carrying
-    /// `usage`), one `Failover` per move to the next target.
-    pub fn audit_events(&self, step: u32, usage: Usage, finished: Instant) -> Vec<AuditEvent> {
+    /// `usage`), one `Failover` per move to the next target. `broke`: the error of a stream
+    /// that failed after its first event — the attempt the chain counted as answered is
+    /// audited with it.
+    pub fn audit_events(
+        &self,
+        step: u32,
+        usage: Usage,
+        finished: Instant,
+        broke: Option<String>,
+    ) -> Vec<AuditEvent> {
         let events =
             std::mem::take(&mut *self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let mut out = Vec::new();
@@ -62,7 +70,10 @@ impl AttemptLog {
                     if let Some((started, ..)) = &mut open {
                         *started = at.checked_sub(latency).unwrap_or(*started);
                     }
-                    close(&mut open, at, None, usage, &mut out);
+                    match &broke {
+                        Some(error) => close(&mut open, finished, Some(error.clone()), usage, &mut out),
+                        None => close(&mut open, at, None, usage, &mut out),
+                    }
                 }
                 ChainEvent::Failover { from, to, error } => {
                     close(&mut open, at, Some(error.to_string()), Usage::default(), &mut out);

@@ -25,6 +25,18 @@ pub enum RunEvent {
         /// The text.
         text: String,
     },
+    /// A step's streamed answer broke after it had begun, and the model call is re-issued
+    /// (see [`crate::RuntimeConfig::stream_restarts`]): discard the step's text deltas so far.
+    StepRestarted {
+        /// The run.
+        run_id: RunId,
+        /// 1-based step number.
+        step: u32,
+        /// The target that broke, as `provider/model`.
+        target: String,
+        /// Why.
+        error: String,
+    },
     /// The model answered (after any failover).
     ModelAnswered {
         /// The run.

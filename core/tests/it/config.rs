@@ -31,6 +31,7 @@ fn a_valid_file_loads_lanes_tiers_and_agents() {
         [runtime]
         checkpoint_interval = "250ms"
         streaming = false
+        stream_restarts = 3
         shutdown_grace = 5
 
         [lanes.default]
@@ -58,6 +59,7 @@ fn a_valid_file_loads_lanes_tiers_and_agents() {
     );
     let cfg = cfg.unwrap();
     assert_eq!(cfg.checkpoint_interval, Duration::from_millis(250));
+    assert_eq!(cfg.stream_restarts, 3);
     assert!(!cfg.streaming);
     assert_eq!(cfg.shutdown_grace, Duration::from_secs(5));
     assert_eq!(cfg.lanes["default"].capacity.get(), 2);
@@ -113,6 +115,8 @@ fn bad_values_name_the_key_and_the_file() {
     assert_bad("[dispatch]\nmax_depth = 0\n", "dispatch.max_depth", "at least 1");
     assert_bad("[runtime]\nmax_tool_output_bytes = 10\n", "runtime.max_tool_output_bytes", "at least 256");
     assert_bad("[tiers]\nfast = \" \"\n", "tiers.fast", "non-empty");
+    assert_bad("[runtime]\nstream_restarts = -1\n", "runtime.stream_restarts", "0 to 10");
+    assert_bad("[runtime]\nstream_restarts = 11\n", "runtime.stream_restarts", "0 to 10");
     assert_bad("[runtime]\nstreeming = true\n", "streeming", "unknown field");
 }
 

@@ -219,7 +219,10 @@ pub fn expect(fault: Fault, mode: Mode, shape: Shape) -> Expected {
         _ => Class::Transient,
     };
     let early = before_first_event(fault, mode);
-    let fails_over = class != Class::None && shape == Shape::Chain && early;
+    // A transient break past the first event re-issues the step's call once (the runtime's
+    // default `stream_restarts`), on the tail when there is one, else on the head again.
+    let restarted = !early && class == Class::Transient;
+    let fails_over = class != Class::None && shape == Shape::Chain && (early || restarted);
     let (status, answered_by) = match (class, fails_over) {
         (Class::None, _) => ("completed", Some("head")),
         (_, true) => ("completed", Some("tail")),
@@ -251,7 +254,8 @@ pub fn expect(fault: Fault, mode: Mode, shape: Shape) -> Expected {
     // A head that is unreachable from the start fails step 1 too.
     let from_start = matches!(fault, Fault::Refused | Fault::NeverAccepted);
     let steps_meeting_it = if from_start { 2 } else { 1 };
-    let at_most = (per_attempt * attempts + waits) * steps_meeting_it;
+    let calls = if restarted && shape == Shape::Single { 2 } else { 1 };
+    let at_most = (per_attempt * attempts + waits) * steps_meeting_it * calls;
     let keeps_step_one = !(from_start && shape == Shape::Single);
     Expected { class, fails_over, status, answered_by, keeps_step_one, at_least, at_most }
 }
@@ -371,7 +375,8 @@ fn invalid_utf8(text_with_marker: String) -> Step {
     Step::Send(bytes)
 }
 
-fn first_event(text: &str) -> String {
+/// A streamed first event carrying `text`.
+pub fn first_event(text: &str) -> String {
     let e = json!({"choices":[{"index":0,"delta":{"role":"assistant","content":text}}]});
     format!("data: {e}\n\n")
 }

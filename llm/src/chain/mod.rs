@@ -209,6 +209,17 @@ impl Chain {
         self.targets.iter().map(|t| t.key.as_str())
     }
 
+    /// The same chain without the target `key` (`provider/model`), for a caller that saw it
+    /// break after its first event and wants to re-issue the call elsewhere; `None` if `key`
+    /// is not a target or is the only one. Health, options and observer are shared.
+    pub fn without(&self, key: &str) -> Option<Chain> {
+        let targets: Vec<Target> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
+        if targets.len() == self.targets.len() || targets.is_empty() {
+            return None;
+        }
+        Some(Chain { targets, ..self.clone() })
+    }
+
     /// The shared health tracker.
     pub fn health(&self) -> &HealthTracker {
         &self.health

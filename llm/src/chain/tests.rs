@@ -3,6 +3,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::fake::FakeProvider;
 use crate::types::{Message, Part, ResponseSchema, ToolSpec};
 
 fn caps(tools: Option<bool>, vision: Option<bool>, structured: Option<bool>) -> Capabilities {
@@ -97,4 +98,16 @@ fn retry_delay_honours_retry_after_up_to_the_ceiling() {
     assert_eq!(chain.retry_delay(&error(Some(1)), 3), None, "retries spent");
     let backoff = chain.retry_delay(&error(None), 2).expect("backoff");
     assert!(backoff <= Duration::from_millis(500));
+}
+
+#[test]
+fn without_drops_one_target_and_keeps_the_rest_in_order() {
+    let (a, b, c) = (FakeProvider::new("a"), FakeProvider::new("b"), FakeProvider::new("c"));
+    let chain = Chain::new("tier", [a.model("m"), b.model("m"), c.model("m")], HealthTracker::default());
+    let rest = chain.without("b/m").expect("two targets remain");
+    assert_eq!(rest.targets().collect::<Vec<_>>(), ["a/m", "c/m"]);
+    assert_eq!(rest.model_id(), "tier", "same spec");
+    assert!(chain.without("x/m").is_none(), "not a target");
+    let single = Chain::new("one", [a.model("m")], HealthTracker::default());
+    assert!(single.without("a/m").is_none(), "nothing would remain");
 }

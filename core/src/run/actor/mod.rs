@@ -68,6 +68,8 @@ pub enum RunMsg {
 pub enum ModelFailure {
     /// The chain failed.
     Model(executus_llm::Error),
+    /// The stream broke after its first event (the chain had committed to its target).
+    MidStream(executus_llm::Error),
     /// The budget refused.
     Budget(BudgetDenied),
     /// Cancelled.
@@ -115,6 +117,11 @@ pub struct RunActorState {
     control: Arc<RunControl>,
     meta: RunMeta,
     model: Option<Arc<Chain>>,
+    /// The chain for a re-issued model call (without the target whose stream broke), used
+    /// once by the next model call.
+    restart_model: Option<Arc<Chain>>,
+    /// Re-issues of the current step's model call (see `RuntimeConfig::stream_restarts`).
+    restarts: u32,
     /// The chain's targets as `provider/model` (budget reservations, compaction context).
     targets: Arc<[String]>,
     /// The agent's tool specs, computed at the first model call that offers tools.
@@ -194,6 +201,8 @@ impl Actor for RunActor {
             control,
             meta,
             model: None,
+            restart_model: None,
+            restarts: 0,
             targets: Arc::from(Vec::new()),
             tool_specs: None,
             started: Instant::now(),
@@ -294,6 +303,7 @@ impl RunActorState {
                 s.model_in_flight = false;
                 match result {
                     Ok(response) => {
+                        s.restarts = 0;
                         // An answer with tool calls is saved durably before any call runs, so
                         // that after a crash resume knows which calls may have been in flight.
                         let durable = response.message.tool_calls().next().is_some();
@@ -328,7 +338,13 @@ impl RunActorState {
                         s.st.end(RunEnd::Cancelled);
                         s.finish(&myself).await;
                     }
-                    Err(ModelFailure::Model(e)) => {
+                    Err(ModelFailure::MidStream(e))
+                        if e.kind == executus_llm::ErrorKind::Transient
+                            && s.restarts < s.env.config.stream_restarts =>
+                    {
+                        s.restart_step(&myself, e).await;
+                    }
+                    Err(ModelFailure::Model(e) | ModelFailure::MidStream(e)) => {
                         // The chain logs each failed attempt, but not an error that reaches
                         // a stream after its first event: say why the run ends, once.
                         tracing::warn!(error.type = e.kind.as_str(), error = %e, "model call failed; the run fails");

@@ -21,7 +21,7 @@ use crate::run::handle::RunControl;
 
 impl RunActorState {
     pub(super) fn start_model(&mut self, myself: &ActorRef<RunMsg>, with_tools: bool) {
-        let Some(model) = self.model.clone() else { return };
+        let Some(model) = self.restart_model.take().or_else(|| self.model.clone()) else { return };
         // The specs do not change during a run (the registry is immutable, the agent's
         // allowlist fixed at start): computed at the first step, copied into later requests.
         let tools = if with_tools {
@@ -83,7 +83,11 @@ impl RunActorState {
                 span.record("gen_ai.response.model", answered.as_str());
                 span.record("gen_ai.usage.input_tokens", usage.input_tokens);
                 span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-                let mut events = log.audit_events(step, usage, std::time::Instant::now());
+                let broke = match &result {
+                    Err(ModelFailure::MidStream(e)) => Some(e.to_string()),
+                    _ => None,
+                };
+                let mut events = log.audit_events(step, usage, std::time::Instant::now(), broke);
                 if let Err(ModelFailure::Panicked(message)) = &result {
                     events.push(AuditEvent::ModelCall {
                         step,
@@ -105,6 +109,50 @@ impl RunActorState {
             }
             .instrument(span),
         );
+    }
+}
+
+impl RunActorState {
+    /// Re-issues the current step's model call after its stream broke past the first event
+    /// (the chain could not fail over: the caller had seen output). The new call skips the
+    /// target that broke when the chain has another — a move audited as a failover — and
+    /// watchers are told to discard the step's text so far.
+    pub(super) async fn restart_step(&mut self, myself: &ActorRef<RunMsg>, error: executus_llm::Error) {
+        self.restarts += 1;
+        let broke = format!("{}/{}", error.provider, error.model);
+        let elsewhere = self.model.as_ref().and_then(|m| m.without(&broke));
+        let next = elsewhere.as_ref().and_then(|c| c.targets().next()).unwrap_or(&broke).to_owned();
+        if next == broke {
+            tracing::warn!(
+                parent: &self.span,
+                error.type = error.kind.as_str(),
+                error = %error,
+                target = %broke,
+                restart = self.restarts,
+                "model call failed after its first event; the step is re-issued"
+            );
+        } else {
+            tracing::warn!(
+                parent: &self.span,
+                error.type = error.kind.as_str(),
+                error = %error,
+                target = %broke,
+                next = %next,
+                restart = self.restarts,
+                "model call failed after its first event; the step is re-issued on the next target (failover)"
+            );
+        }
+        self.control.emit(RunEvent::StepRestarted {
+            run_id: self.st.run_id,
+            step: self.st.step + 1,
+            target: broke.clone(),
+            error: error.to_string(),
+        });
+        if next != broke {
+            self.audit(AuditEvent::Failover { from: broke, to: next, error: error.to_string() }).await;
+        }
+        self.restart_model = elsewhere.map(Arc::new);
+        self.advance(myself).await;
     }
 }
 
@@ -149,7 +197,8 @@ async fn call_model(
     let reservation = env.ports.budget.reserve(&spend).await.map_err(ModelFailure::Budget)?;
     let call = async {
         if env.config.streaming {
-            let stream = model.stream(request).await?;
+            let stream = model.stream(request).await.map_err(ModelFailure::Model)?;
+            // The chain has committed to this target: an error now is past the first event.
             executus_llm::stream::drive(stream, |event| {
                 if let StreamEvent::TextDelta { text } = event {
                     control.emit(RunEvent::TextDelta { run_id, text: text.clone() });
@@ -158,11 +207,11 @@ async fn call_model(
             })
             .await
             .map_err(|e| match e {
-                executus_llm::DriveError::Stream(f) => f.error,
+                executus_llm::DriveError::Stream(f) => ModelFailure::MidStream(f.error),
                 executus_llm::DriveError::Callback { error, .. } => match error {},
             })
         } else {
-            model.generate(request).await
+            model.generate(request).await.map_err(ModelFailure::Model)
         }
     };
     let result = tokio::select! {
@@ -171,7 +220,7 @@ async fn call_model(
         () = cancel.cancelled() => Err(ModelFailure::Cancelled),
         // A panicking model still releases its reservation below.
         r = AssertUnwindSafe(call).catch_unwind() => match r {
-            Ok(r) => r.map_err(ModelFailure::Model),
+            Ok(r) => r,
             Err(panic) => Err(ModelFailure::Panicked(panic_message(&panic))),
         },
     };
