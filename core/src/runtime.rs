@@ -554,27 +554,8 @@ impl Runtime {
         let lane_name =
             request.lane.clone().or_else(|| request.agent.lane.clone()).unwrap_or_else(|| "default".into());
         let lane = self.lane(&lane_name).await?;
-        let agent = self.resolve_skills(request.agent).await?;
-        let run_id = request.run_id.unwrap_or_default();
-        let start = Fact::Started {
-            run_id,
-            agent: Box::new(agent),
-            identity: request.identity,
-            parent: request.parent,
-            input: request.input,
-            created_ms: now_ms(),
-        };
-        let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
-        let claim = self.claim(run_id).await?;
-        self.submit(
-            started,
-            Some(&lane),
-            state,
-            vec![start],
-            Submission { resumed: false, deliver: request.deliver, watched: request.watch },
-            claim,
-        )
-        .await
+        let watched = request.watch;
+        self.start_new(started, Some(&lane), request, watched).await
     }
 
     /// Starts a child run (for `dispatch_agent`) without lane admission: the parent already
@@ -585,6 +566,18 @@ impl Runtime {
     /// As [`Runtime::spawn_with`], minus lane refusals.
     pub async fn spawn_child(&self, request: RunRequest) -> Result<RunHandle, RuntimeError> {
         let started = self.started().await?;
+        self.start_new(started, None, request, false).await
+    }
+
+    /// A new run: skills resolved, its `Started` fact, its claim, then submission (through
+    /// `lane` when given).
+    async fn start_new(
+        &self,
+        started: &Started,
+        lane: Option<&LaneHandle>,
+        request: RunRequest,
+        watched: bool,
+    ) -> Result<RunHandle, RuntimeError> {
         let agent = self.resolve_skills(request.agent).await?;
         let run_id = request.run_id.unwrap_or_default();
         let start = Fact::Started {
@@ -597,15 +590,8 @@ impl Runtime {
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
         let claim = self.claim(run_id).await?;
-        self.submit(
-            started,
-            None,
-            state,
-            vec![start],
-            Submission { resumed: false, deliver: request.deliver, watched: false },
-            claim,
-        )
-        .await
+        let how = Submission { resumed: false, deliver: request.deliver, watched };
+        self.submit(started, lane, state, vec![start], how, claim).await
     }
 
     /// This process's claim on `run` in the checkpoint store (so no other process sharing
