@@ -167,6 +167,14 @@ async fn binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root).args(["build", "-p", "executus-run"]);
+    // `cargo run` gave the bench its package's variables; build scripts that watch them
+    // (ring's watch CARGO_PKG_NAME, CARGO_MANIFEST_DIR...) would otherwise see a change and
+    // rebuild here, then again at the next plain cargo command.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_by_cargo_run) {
+            cmd.env_remove(&key);
+        }
+    }
     if release {
         cmd.arg("--release");
     }
@@ -185,6 +193,22 @@ async fn binary() -> anyhow::Result<PathBuf> {
         bail!("cargo built executus-run but {} does not exist", bin.display());
     }
     Ok(bin)
+}
+
+/// Whether `cargo run` sets the variable `key` for the binary it runs (its package's).
+fn set_by_cargo_run(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// The newest modification time among the files `executus-run` may be built from: every
@@ -236,6 +260,16 @@ mod tests {
         assert_eq!(toml_string("a\"b"), r#""a\"b""#);
         assert_eq!(toml_string("a\nb\u{7f}"), r#""a\u000Ab\u007F""#);
         assert_eq!(toml_string("héllo"), "\"héllo\"");
+    }
+
+    #[test]
+    fn the_package_variables_of_cargo_run_are_recognised_and_user_settings_kept() {
+        for key in ["CARGO_PKG_NAME", "CARGO_PKG_VERSION_MAJOR", "CARGO_MANIFEST_DIR", "CARGO_BIN_NAME"] {
+            assert!(set_by_cargo_run(key), "{key}");
+        }
+        for key in ["CARGO", "CARGO_HOME", "CARGO_TARGET_DIR", "RUSTFLAGS", "PATH"] {
+            assert!(!set_by_cargo_run(key), "{key}");
+        }
     }
 
     #[test]
