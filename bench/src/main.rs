@@ -3,7 +3,13 @@
 //!
 //! ```text
 //! cargo run --release -p executus-bench -- all          # everything; writes BENCHMARKS.md
-//! cargo run --release -p executus-bench -- p1|p2|p3|p6  # one benchmark; prints its table
+//! cargo run --release -p executus-bench -- p1|...|p6    # one benchmark; prints its table
+//!     p1  2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
+//!     p2  fan-out 8 models x 6 lenses through one lane vs the ideal schedule
+//!     p3  10,000 runs in flight: RSS above the baseline, bytes per run
+//!     p4  a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
+//!     p5  `executus-run` process start to the first byte at the mock
+//!     p6  failover past a refusing head: added latency, attempts on the benched head
 //!     --smoke      tiny sizes (seconds), no peers, writes nothing (what CI runs)
 //!     --no-peers   skip the rig and Python references
 //!     --out PATH   write the Markdown report to PATH (default for `all`: BENCHMARKS.md)
@@ -20,6 +26,8 @@ mod mock;
 mod p1;
 mod p2;
 mod p3;
+mod p4;
+mod p5;
 mod p6;
 mod report;
 mod stats;
@@ -75,7 +83,15 @@ fn flag_value(rest: &[String], name: &str) -> Option<String> {
 }
 
 const HELP: &str =
-    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6> [--smoke] [--no-peers] [--out PATH] [--no-write]";
+    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6> [--smoke] [--no-peers] [--out PATH] [--no-write]
+
+  all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
+  p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
+  p2   fan-out 8 models x 6 lenses through one lane vs the ideal schedule
+  p3   10,000 runs in flight: RSS above the baseline, bytes per run
+  p4   a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
+  p5   `executus-run` process start to the first byte at the mock (builds it if stale)
+  p6   failover past a refusing head: added latency, attempts on the benched head";
 
 fn main() -> anyhow::Result<()> {
     sys::raise_nofile();
@@ -134,16 +150,8 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
             "p1" => p1::run(&args.opts).await,
             "p2" => p2::run(&args.opts).await,
             "p3" => p3::run(&args.opts).await,
-            "p4" => Ok(Section::unavailable(
-                "P4",
-                "a 500-turn chat checkpointed to the SQLite store",
-                "not yet available: needs executus-store",
-            )),
-            "p5" => Ok(Section::unavailable(
-                "P5",
-                "`executus-run` process start to the first byte sent to the mock",
-                "not yet available: needs executus-run",
-            )),
+            "p4" => p4::run(&args.opts).await,
+            "p5" => p5::run(&args.opts).await,
             "p6" => p6::run(&args.opts).await,
             _ => unreachable_id(id),
         };

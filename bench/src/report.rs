@@ -91,13 +91,6 @@ impl Section {
     pub fn new(id: &'static str, title: impl Into<String>) -> Self {
         Self { id, title: title.into(), rows: Vec::new(), notes: Vec::new() }
     }
-
-    /// A section for a benchmark that cannot run yet, saying why.
-    pub fn unavailable(id: &'static str, title: &str, why: &str) -> Self {
-        let mut s = Self::new(id, title);
-        s.rows.push(Row::new("-", why, "-", "-", Verdict::Unavailable));
-        s
-    }
 }
 
 /// The table, for the terminal.

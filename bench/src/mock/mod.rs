@@ -197,8 +197,7 @@ impl Mock {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
-    /// Zeroes the counters.
-    #[cfg(test)]
+    /// Zeroes the counters and forgets the first byte.
     pub fn reset(&self) {
         self.shared.reset();
     }
