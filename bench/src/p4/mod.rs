@@ -126,8 +126,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             off.payload as f64 / off.transcript_json.max(1) as f64,
             off.grown as f64 / off.payload.max(1) as f64,
         ),
-        format!("<= {TARGET_RATIO}x"),
-        Verdict::of(off.ratio() <= TARGET_RATIO),
+        "- (not the default: the target is met with compression on, above)",
+        Verdict::Info,
     ));
     section.rows.push(Row::info(
         "  payloads before / after compression",
