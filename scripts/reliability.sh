@@ -56,6 +56,9 @@ step crash-store cargo test -p executus-store --test it crash --locked -- --noca
 # 3. Load and fairness: 10,000 runs, 3 tenants, 4 lanes.
 step fairness env EXECUTUS_LOAD_RUNS="${EXECUTUS_LOAD_RUNS:-10000}" \
     cargo test -p executus --test it fairness --locked -- --nocapture
+# ... and the live heap returns to its baseline after each wave of 10,000 runs.
+step memory env EXECUTUS_LOAD_RUNS="${EXECUTUS_LOAD_RUNS:-10000}" \
+    cargo test -p executus --test memory --locked -- --nocapture
 
 # 4. Budget under concurrency: 100 concurrent runs over three OS processes and one SQLite file.
 step budget-processes cargo test -p executus-store --test it budget_processes --locked -- --nocapture
