@@ -7,18 +7,47 @@ use std::time::Instant;
 
 use executus_llm::{Chain, ChainEvent, ChainObserver, Usage};
 
+use crate::ids::RunId;
 use crate::ports::AuditEvent;
+use crate::run::events::RunEvent;
+use crate::run::handle::RunControl;
 
-/// Collects a chain's events with their time, and forwards them to the previous observer.
+/// Collects a chain's events with their time, and forwards them to the previous observer
+/// and, as [`RunEvent`]s, to the run's watchers.
 pub struct AttemptLog {
     previous: Arc<dyn ChainObserver>,
     events: Mutex<Vec<(Instant, ChainEvent)>>,
+    live: Option<Live>,
+}
+
+/// Where a call's attempts and failovers are announced as they happen.
+struct Live {
+    control: Arc<RunControl>,
+    run_id: RunId,
+    step: u32,
 }
 
 impl AttemptLog {
     /// A chain for one call, observed by a fresh log.
     pub fn attach(chain: &Chain) -> (Chain, Arc<AttemptLog>) {
-        let log = Arc::new(AttemptLog { previous: chain.observer().clone(), events: Mutex::new(Vec::new()) });
+        Self::attach_live(chain, None)
+    }
+
+    /// As [`AttemptLog::attach`], also emitting [`RunEvent::ModelAttempt`] and
+    /// [`RunEvent::Failover`] for step `step` of run `run_id` as they happen.
+    pub(crate) fn attach_run(
+        chain: &Chain,
+        control: Arc<RunControl>,
+        run_id: RunId,
+        step: u32,
+    ) -> (Chain, Arc<AttemptLog>) {
+        let live = control.listening().then_some(Live { control, run_id, step });
+        Self::attach_live(chain, live)
+    }
+
+    fn attach_live(chain: &Chain, live: Option<Live>) -> (Chain, Arc<AttemptLog>) {
+        let log =
+            Arc::new(AttemptLog { previous: chain.observer().clone(), events: Mutex::new(Vec::new()), live });
         (chain.clone().with_observer(log.clone()), log)
     }
 
@@ -90,6 +119,27 @@ impl AttemptLog {
 impl ChainObserver for AttemptLog {
     fn on_event(&self, event: &ChainEvent) {
         self.previous.on_event(event);
+        if let Some(Live { control, run_id, step }) = &self.live {
+            let (run_id, step) = (*run_id, *step);
+            match event {
+                ChainEvent::Attempt { target, n } => {
+                    control.emit(RunEvent::ModelAttempt {
+                        run_id,
+                        step,
+                        target: target.clone(),
+                        attempt: *n,
+                    });
+                }
+                ChainEvent::Failover { from, to, error } => control.emit(RunEvent::Failover {
+                    run_id,
+                    step,
+                    from: from.clone(),
+                    to: to.clone(),
+                    error: error.to_string(),
+                }),
+                _ => {}
+            }
+        }
         self.events
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -25,6 +25,31 @@ pub enum RunEvent {
         /// The text.
         text: String,
     },
+    /// The failover chain makes an attempt on a target (the first, a retry, or the next
+    /// target after a failover).
+    ModelAttempt {
+        /// The run.
+        run_id: RunId,
+        /// 1-based step number.
+        step: u32,
+        /// `provider/model`.
+        target: String,
+        /// 1-based attempt number on this target.
+        attempt: u32,
+    },
+    /// The failover chain moves on from a target that failed.
+    Failover {
+        /// The run.
+        run_id: RunId,
+        /// 1-based step number.
+        step: u32,
+        /// The target that failed, `provider/model`.
+        from: String,
+        /// The next target.
+        to: String,
+        /// Why.
+        error: String,
+    },
     /// A step's streamed answer broke after it had begun, and the model call is re-issued
     /// (see [`crate::RuntimeConfig::stream_restarts`]): discard the step's text deltas so far.
     StepRestarted {

@@ -64,6 +64,12 @@ impl RunControl {
         })
     }
 
+    /// Whether an emitted event could reach anyone (a subscriber now, or a watched run's
+    /// first subscriber later): lets hot paths skip building events nobody will see.
+    pub(crate) fn listening(&self) -> bool {
+        self.watched || self.events.get().is_some()
+    }
+
     /// Emits an event. Before the first subscription it is kept for that subscriber if the
     /// run is watched, else dropped (nobody can receive it).
     pub(crate) fn emit(&self, event: RunEvent) {

@@ -14,6 +14,8 @@ fn label(e: &RunEvent) -> String {
         RunEvent::StepStarted { step, .. } => format!("step {step}"),
         RunEvent::TextDelta { text, .. } => format!("delta {text}"),
         RunEvent::ModelAnswered { provider, model, .. } => format!("answered {provider}/{model}"),
+        RunEvent::ModelAttempt { step, target, attempt, .. } => format!("attempt {step} {target} #{attempt}"),
+        RunEvent::Failover { step, from, to, .. } => format!("failover {step} {from} -> {to}"),
         RunEvent::ToolStarted { call, .. } => format!("tool start {}", call.id),
         RunEvent::ToolFinished { call_id, is_error, .. } => format!("tool done {call_id} error={is_error}"),
         RunEvent::LoopProtection { trigger, .. } => format!("loop {trigger}"),
@@ -39,13 +41,17 @@ async fn a_subscriber_sees_every_event_in_order() {
     let (start_c1, start_c2) = (pos(&labels, "tool start c1"), pos(&labels, "tool start c2"));
     let (done_c1, done_c2) =
         (pos(&labels, "tool done c1 error=false"), pos(&labels, "tool done c2 error=true"));
-    assert_eq!(&labels[..2], ["step 1", "answered fake/m"], "{labels:?}");
+    assert_eq!(&labels[..3], ["step 1", "attempt 1 fake/m #1", "answered fake/m"], "{labels:?}");
     assert!(start_c1 < done_c1 && start_c2 < done_c2, "{labels:?}");
     assert!(start_c1 < start_c2, "{labels:?}");
     let step2 = pos(&labels, "step 2");
     assert!(done_c1 < step2 && done_c2 < step2, "{labels:?}");
-    assert_eq!(&labels[step2..], ["step 2", "answered fake/m", "ended completed"], "{labels:?}");
-    assert_eq!(labels.len(), 9, "{labels:?}");
+    assert_eq!(
+        &labels[step2..],
+        ["step 2", "attempt 2 fake/m #1", "answered fake/m", "ended completed"],
+        "{labels:?}"
+    );
+    assert_eq!(labels.len(), 11, "{labels:?}");
     assert!(events.iter().all(|e| run_id(e) == handle.id()));
     assert_eq!(handle.outcome().await.end, RunEnd::Completed);
 }
@@ -61,7 +67,15 @@ async fn streaming_runs_emit_text_deltas_before_the_answer() {
     let labels: Vec<String> = events_until_end(&mut rx).await.iter().map(label).collect();
     assert_eq!(
         labels,
-        ["step 1", "delta Hel", "delta lo, ", "delta world", "answered fake/m", "ended completed"],
+        [
+            "step 1",
+            "attempt 1 fake/m #1",
+            "delta Hel",
+            "delta lo, ",
+            "delta world",
+            "answered fake/m",
+            "ended completed"
+        ],
     );
     let out = handle.outcome().await;
     assert_eq!(out.output.as_deref(), Some("Hello, world"));
@@ -81,10 +95,41 @@ async fn the_first_subscriber_gets_every_event_even_after_the_run_ended() {
     let labels: Vec<String> = events_until_end(&mut late).await.iter().map(label).collect();
     assert_eq!(labels.first().map(String::as_str), Some("step 1"), "{labels:?}");
     assert_eq!(labels.last().map(String::as_str), Some("ended completed"));
-    assert_eq!(labels.len(), 7, "{labels:?}");
+    assert_eq!(labels.len(), 9, "{labels:?}");
     // Later subscribers see only what comes next (here: nothing).
     let mut again = handle.events();
     assert!(matches!(again.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty)));
+}
+
+#[tokio::test]
+async fn attempts_and_failovers_are_announced_as_they_happen() {
+    let fake = FakeProvider::new("fake");
+    fake.push("a", Outcome::error(executus::llm::ErrorKind::NotFound, "no such model"));
+    fake.push("b", Outcome::text("done"));
+    let config = RuntimeConfig { streaming: false, ..RuntimeConfig::default() };
+    let rt = build(&fake, tools(Arc::default()), Ports::default(), config, None);
+    let agent = executus::RunnableAgent::new("tester", "You test.", "fake/a, fake/b");
+    let handle = rt.spawn(agent, "go").await.unwrap();
+    let mut rx = handle.events();
+    let events = events_until_end(&mut rx).await;
+    let labels: Vec<String> = events.iter().map(label).collect();
+    assert_eq!(
+        labels,
+        [
+            "step 1",
+            "attempt 1 fake/a #1",
+            "failover 1 fake/a -> fake/b",
+            "attempt 1 fake/b #1",
+            "answered fake/b",
+            "ended completed"
+        ]
+    );
+    let error = events.iter().find_map(|e| match e {
+        RunEvent::Failover { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(error.is_some_and(|e| e.contains("no such model")));
+    assert!(events.iter().all(|e| run_id(e) == handle.id()));
 }
 
 fn pos(labels: &[String], want: &str) -> usize {
@@ -96,6 +141,8 @@ fn run_id(e: &RunEvent) -> executus::RunId {
         RunEvent::StepStarted { run_id, .. }
         | RunEvent::TextDelta { run_id, .. }
         | RunEvent::ModelAnswered { run_id, .. }
+        | RunEvent::ModelAttempt { run_id, .. }
+        | RunEvent::Failover { run_id, .. }
         | RunEvent::ToolStarted { run_id, .. }
         | RunEvent::ToolFinished { run_id, .. }
         | RunEvent::LoopProtection { run_id, .. }

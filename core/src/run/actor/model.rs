@@ -60,7 +60,7 @@ impl RunActorState {
         tokio::spawn(
             async move {
                 let span = recorded;
-                let (chain, log) = AttemptLog::attach(&model);
+                let (chain, log) = AttemptLog::attach_run(&model, control.clone(), run_id, step);
                 let model: Arc<dyn Model> = Arc::new(chain);
                 // A panic in the model, the budget, the compactor or the audit sink must still
                 // answer the actor, or the run would wait for its timeout.
@@ -149,7 +149,15 @@ impl RunActorState {
             error: error.to_string(),
         });
         if next != broke {
-            self.audit(AuditEvent::Failover { from: broke, to: next, error: error.to_string() }).await;
+            let (run_id, step, error) = (self.st.run_id, self.st.step + 1, error.to_string());
+            self.control.emit(RunEvent::Failover {
+                run_id,
+                step,
+                from: broke.clone(),
+                to: next.clone(),
+                error: error.clone(),
+            });
+            self.audit(AuditEvent::Failover { from: broke, to: next, error }).await;
         }
         self.restart_model = elsewhere.map(Arc::new);
         self.advance(myself).await;
