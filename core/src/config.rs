@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{Limits, RunnableAgent};
+use crate::agent::{Limits, LoopLimits, RunnableAgent};
 use crate::dispatch::DispatchLimits;
 
 /// A lane's settings.
@@ -207,6 +207,56 @@ pub struct RawAgent {
     pub lane: Option<String>,
     /// Policy profile.
     pub policy_profile: Option<String>,
+    /// Tool calls of one step run at most this many at once.
+    pub tool_concurrency: Option<u32>,
+    /// Consecutive failing tool calls that end the run.
+    pub tool_error_limit: Option<u32>,
+    /// Loop-protection thresholds for this agent (over `[loops]`).
+    #[serde(default)]
+    pub loops: RawLoops,
+}
+
+/// Raw loop-protection thresholds (`[loops]`, `[agents.NAME.loops]`, a persona's
+/// `limits.loops`); anything left out keeps the value below it (the core default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoops {
+    /// See [`LoopLimits::cycle`] (at least 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<u32>,
+    /// See [`LoopLimits::stagnation`] (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stagnation: Option<u32>,
+    /// See [`LoopLimits::unproductive`] (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unproductive: Option<u32>,
+    /// See [`LoopLimits::finalize_turns`] (0: stop at the first trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalize_turns: Option<u32>,
+}
+
+impl RawLoops {
+    /// `base` with these overrides applied.
+    ///
+    /// # Errors
+    /// `(field, reason)` for the first value out of range (`cycle` below 2, `stagnation` or
+    /// `unproductive` below 1).
+    pub fn apply(&self, mut base: LoopLimits) -> Result<LoopLimits, (&'static str, String)> {
+        for (field, value, min, slot) in [
+            ("cycle", self.cycle, 2, &mut base.cycle),
+            ("stagnation", self.stagnation, 1, &mut base.stagnation),
+            ("unproductive", self.unproductive, 1, &mut base.unproductive),
+            ("finalize_turns", self.finalize_turns, 0, &mut base.finalize_turns),
+        ] {
+            if let Some(v) = value {
+                if v < min {
+                    return Err((field, format!("must be at least {min}, got {v}")));
+                }
+                *slot = v;
+            }
+        }
+        Ok(base)
+    }
 }
 
 /// Raw `[compaction]` section.
@@ -270,6 +320,9 @@ pub struct RawConfig {
     /// `[tools]`.
     #[serde(default)]
     pub tools: RawTools,
+    /// `[loops]`: loop-protection thresholds for every agent defined here.
+    #[serde(default)]
+    pub loops: RawLoops,
 }
 
 impl RawConfig {
@@ -337,6 +390,10 @@ impl RawConfig {
             }
         }
         cfg.tiers = self.tiers;
+        let loops = self
+            .loops
+            .apply(LoopLimits::default())
+            .map_err(|(field, reason)| invalid(format!("loops.{field}"), reason))?;
         for (name, raw) in self.agents {
             let model = raw.model.filter(|m| !m.trim().is_empty()).ok_or_else(|| {
                 invalid(
@@ -361,6 +418,23 @@ impl RawConfig {
             if let Some(t) = raw.tool_timeout {
                 limits.tool_timeout = t;
             }
+            for (field, value) in
+                [("tool_concurrency", raw.tool_concurrency), ("tool_error_limit", raw.tool_error_limit)]
+            {
+                if value == Some(0) {
+                    return Err(invalid(format!("agents.{name}.{field}"), "must be at least 1".into()));
+                }
+            }
+            if let Some(n) = raw.tool_concurrency {
+                limits.tool_concurrency = n as usize;
+            }
+            if let Some(n) = raw.tool_error_limit {
+                limits.tool_error_limit = n;
+            }
+            limits.loops = raw
+                .loops
+                .apply(loops)
+                .map_err(|(field, reason)| invalid(format!("agents.{name}.loops.{field}"), reason))?;
             if let Some(t) = raw.temperature
                 && !(0.0..=2.0).contains(&t)
             {

@@ -40,6 +40,7 @@ fn full(name: &str) -> Persona {
             tool_timeout: Some(Duration::from_millis(1_500)),
             tool_concurrency: Some(2),
             tool_error_limit: Some(3),
+            loops: executus::config::RawLoops { stagnation: Some(3), ..Default::default() },
         },
         temperature: Some(0.25),
         max_tokens: Some(2_048),

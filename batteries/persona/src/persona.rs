@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use executus::config::RawLoops;
 use executus::duration_serde;
 use executus::{Limits, RunnableAgent};
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,14 @@ pub struct PersonaLimits {
     /// Consecutive failing tool calls that end the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_error_limit: Option<u32>,
+    /// Loop-protection thresholds (`[limits.loops]`: `cycle`, `stagnation`, `unproductive`,
+    /// `finalize_turns`).
+    #[serde(skip_serializing_if = "is_default_loops")]
+    pub loops: RawLoops,
+}
+
+fn is_default_loops(loops: &RawLoops) -> bool {
+    loops == &RawLoops::default()
 }
 
 impl PersonaLimits {
@@ -105,6 +114,9 @@ impl PersonaLimits {
         if let Some(v) = self.tool_error_limit {
             limits.tool_error_limit = v;
         }
+        // Out-of-range values are refused by `Persona::validate`; were one to get here, the
+        // thresholds below it stay.
+        limits.loops = self.loops.apply(limits.loops).unwrap_or(limits.loops);
         limits
     }
 }
@@ -187,6 +199,9 @@ impl Persona {
         }
         if limits.tool_concurrency == Some(0) {
             return fail("limits.tool_concurrency", "must be at least 1".into());
+        }
+        if let Err((field, reason)) = limits.loops.apply(executus::LoopLimits::default()) {
+            return fail(&format!("limits.loops.{field}"), reason);
         }
         for (field, value) in [
             ("limits.timeout", limits.timeout),

@@ -25,6 +25,52 @@ fn load(contents: &str) -> (Result<RuntimeConfig, ConfigError>, PathBuf) {
 }
 
 #[test]
+fn loop_protection_and_tool_limits_come_from_the_file() {
+    let (cfg, _) = load(
+        r#"
+        [loops]
+        cycle = 5
+        finalize_turns = 0
+
+        [agents.strict]
+        model = "fake/m"
+        tool_concurrency = 2
+        tool_error_limit = 3
+        loops = { stagnation = 2, unproductive = 6 }
+
+        [agents.plain]
+        model = "fake/m"
+        "#,
+    );
+    let cfg = cfg.unwrap();
+    let strict = &cfg.agents["strict"].limits;
+    assert_eq!((strict.tool_concurrency, strict.tool_error_limit), (2, 3));
+    assert_eq!(
+        strict.loops,
+        executus::LoopLimits { cycle: 5, stagnation: 2, unproductive: 6, finalize_turns: 0 },
+        "[loops] under the agent's own"
+    );
+    let plain = &cfg.agents["plain"].limits;
+    assert_eq!(
+        plain.loops,
+        executus::LoopLimits { cycle: 5, finalize_turns: 0, ..executus::LoopLimits::default() }
+    );
+    assert_eq!(plain.tool_concurrency, executus::Limits::default().tool_concurrency);
+    assert_bad("[loops]\ncycle = 1\n", "loops.cycle", "at least 2");
+    assert_bad(
+        "[agents.a]\nmodel = \"fake/m\"\nloops = { stagnation = 0 }\n",
+        "agents.a.loops.stagnation",
+        "at least 1",
+    );
+    assert_bad(
+        "[agents.a]\nmodel = \"fake/m\"\ntool_concurrency = 0\n",
+        "agents.a.tool_concurrency",
+        "at least 1",
+    );
+    assert_bad("[agents.a]\nmodel = \"fake/m\"\nloops = { cycles = 3 }\n", "cycles", "unknown field");
+}
+
+#[test]
 fn a_valid_file_loads_lanes_tiers_and_agents() {
     let (cfg, _) = load(
         r#"

@@ -23,7 +23,8 @@
 //! - The front matter holds [`Persona`]'s fields except `system`: `name`, `description`,
 //!   `model` (required), `tools`, `skills`, `temperature`, `max_tokens`, `lane`,
 //!   `policy_profile` and a `[limits]` table (`max_steps`, `timeout`, `soft_timeout`,
-//!   `tool_timeout` as `"90s"`-style strings, `tool_concurrency`, `tool_error_limit`).
+//!   `tool_timeout` as `"90s"`-style strings, `tool_concurrency`, `tool_error_limit`, and a
+//!   `[limits.loops]` table: `cycle`, `stagnation`, `unproductive`, `finalize_turns`).
 //!   Unknown fields are errors.
 //! - The body, with leading and trailing whitespace removed, is the system prompt.
 //! - `name` defaults to the file stem (`reviewer.md` is persona `reviewer`).
@@ -315,7 +316,9 @@ struct FrontMatter {
     model: Option<Spanned<String>>,
     tools: Option<Spanned<Vec<String>>>,
     skills: Option<Spanned<Vec<String>>>,
-    limits: Option<Spanned<PersonaLimits>>,
+    // Not spanned: toml 0.8 cannot span a table created implicitly by a sub-table header
+    // (`[limits.loops]` alone) or a dotted key; its line is found in the text instead.
+    limits: Option<PersonaLimits>,
     temperature: Option<Spanned<f32>>,
     max_tokens: Option<Spanned<u32>>,
     lane: Option<Spanned<String>>,
@@ -389,7 +392,12 @@ pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Persona, LoadError> {
         model,
         tools: spans.take("tools", front.tools).unwrap_or_default(),
         skills: spans.take("skills", front.skills).unwrap_or_default(),
-        limits: spans.take("limits", front.limits).unwrap_or_default(),
+        limits: front.limits.map_or_else(PersonaLimits::default, |limits| {
+            if let Some(at) = first_mention(parts.toml, "limits") {
+                spans.0.insert("limits", at..at);
+            }
+            limits
+        }),
         temperature: spans.take("temperature", front.temperature),
         max_tokens: spans.take("max_tokens", front.max_tokens),
         lane: spans.take("lane", front.lane),
@@ -402,4 +410,21 @@ pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Persona, LoadError> {
         LoadError::Invalid { path: path.to_owned(), line, field: invalid.field, reason: invalid.reason }
     })?;
     Ok(persona)
+}
+
+/// The byte offset of the first line of `toml` that opens table `key` (`[key]`, `[key.sub]`)
+/// or sets it (`key = ...`, `key.sub = ...`).
+fn first_mention(toml: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in toml.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let rest = trimmed.strip_prefix('[').map_or(trimmed, str::trim_start);
+        if let Some(after) = rest.strip_prefix(key)
+            && after.trim_start().starts_with(['.', ']', '='])
+        {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
 }

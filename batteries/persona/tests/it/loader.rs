@@ -242,3 +242,30 @@ fn parse_file_reads_nothing_from_disk() {
     let p = parse_file(std::path::Path::new("/nonexistent/x.md"), b"+++\nmodel = \"m\"\n+++\nhi").unwrap();
     assert_eq!((p.name.as_str(), p.system.as_str()), ("x", "hi"));
 }
+
+#[test]
+fn loop_protection_thresholds_are_read_and_checked() {
+    let text = "+++\nmodel = \"m\"\n[limits]\ntool_error_limit = 2\n[limits.loops]\ncycle = 4\nfinalize_turns = 1\n+++\nb\n";
+    let dir = dir_with(&[("looper.md", text)]);
+    let persona = &load_dir(dir.path()).unwrap()[0].persona;
+    let limits = persona.to_agent().limits;
+    assert_eq!(limits.tool_error_limit, 2);
+    assert_eq!(
+        limits.loops,
+        executus::LoopLimits { cycle: 4, finalize_turns: 1, ..executus::LoopLimits::default() }
+    );
+
+    let text = "+++\nmodel = \"m\"\n[limits.loops]\ncycle = 1\n+++\nb\n";
+    let (error, _) = only_error("cycle.md", text);
+    assert!(
+        matches!(&error, LoadError::Invalid { line: 3, field, reason, .. }
+            if field == "limits.loops.cycle" && reason.contains("at least 2")),
+        "{error:?}"
+    );
+    // A limits table made implicitly by a dotted key is read (and located) too.
+    let (error, _) = only_error("dotted.md", "+++\nmodel = \"m\"\n\nlimits.max_steps = 0\n+++\nb\n");
+    assert!(
+        matches!(&error, LoadError::Invalid { line: 4, field, .. } if field == "limits.max_steps"),
+        "{error:?}"
+    );
+}

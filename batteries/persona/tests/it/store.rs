@@ -22,6 +22,7 @@ fn full(name: &str) -> Persona {
         tool_timeout: Some(Duration::from_millis(2_500)),
         tool_concurrency: Some(1),
         tool_error_limit: Some(2),
+        loops: executus::config::RawLoops { cycle: Some(5), finalize_turns: Some(0), ..Default::default() },
     };
     p.temperature = Some(0.5);
     p.max_tokens = Some(512);
