@@ -13,7 +13,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPo
 
 use crate::checkpoint::decode;
 use crate::ids::RunId;
-use crate::ports::{AuditEvent, AuditRecord, StoredStatus};
+use crate::ports::{AuditEvent, AuditRecord, DeliveryItem, StoredStatus};
 use crate::run::actor::{RunActor, RunArgs, RunMsg};
 use crate::run::env::RunEnv;
 use crate::run::handle::RunControl;
@@ -41,6 +41,16 @@ struct Child {
     run_id: RunId,
     actor: ActorRef<RunMsg>,
     control: Arc<RunControl>,
+    after: AfterEnd,
+}
+
+/// What a run owes the host when it ends, also when its actor cannot (panicked, killed).
+#[derive(Debug, Clone, Copy)]
+struct AfterEnd {
+    /// Hand the outcome to the `Delivery` port.
+    deliver: bool,
+    /// A root run: free its dispatch tree.
+    root: bool,
 }
 
 /// The executor actor.
@@ -77,6 +87,7 @@ impl Actor for RunExecutor {
             ExecMsg::Start(args, reply) => {
                 let run_id = args.state.run_id;
                 let control = args.control.clone();
+                let after = AfterEnd { deliver: args.deliver, root: args.state.parent.is_none() };
                 if state.by_run.contains_key(&run_id) {
                     let _ = reply.send(Err(format!("run {run_id} is already active")));
                     return Ok(());
@@ -88,13 +99,14 @@ impl Actor for RunExecutor {
                     Ok((actor, _)) => {
                         let id = actor.get_id();
                         state.by_run.insert(run_id, id);
-                        state.by_actor.insert(id, Child { run_id, actor, control });
+                        state.by_actor.insert(id, Child { run_id, actor, control, after });
                         let _ = reply.send(Ok(()));
                     }
                     Err(e) => {
                         // pre_start failed (or panicked): the run could not start at all.
                         let error = format!("run {run_id} failed to start: {e}");
-                        Box::pin(fail_without_actor(&state.env, &control, run_id, error.clone())).await;
+                        Box::pin(fail_without_actor(&state.env, &control, run_id, after, error.clone()))
+                            .await;
                         let _ = reply.send(Err(error));
                     }
                 }
@@ -171,6 +183,7 @@ impl Actor for RunExecutor {
                             &state.env,
                             &child.control,
                             child.run_id,
+                            child.after,
                             "run actor stopped unexpectedly".into(),
                         ))
                         .await;
@@ -181,7 +194,14 @@ impl Actor for RunExecutor {
                 if let Some(child) = remove(state, &cell) {
                     let message = format!("run panicked: {error}");
                     tracing::error!(run_id = %child.run_id, error = %message, "run actor failed");
-                    Box::pin(fail_without_actor(&state.env, &child.control, child.run_id, message)).await;
+                    Box::pin(fail_without_actor(
+                        &state.env,
+                        &child.control,
+                        child.run_id,
+                        child.after,
+                        message,
+                    ))
+                    .await;
                 }
             }
             _ => {}
@@ -197,8 +217,15 @@ fn remove(state: &mut ExecState, cell: &ActorCell) -> Option<Child> {
 }
 
 /// Records a run as failed when its actor is gone: recovers what the checkpoint log holds,
-/// deletes the log, audits, publishes the outcome.
-async fn fail_without_actor(env: &RunEnv, control: &RunControl, run_id: RunId, error: String) {
+/// deletes the log, audits, delivers (if asked), frees a root's dispatch tree, publishes the
+/// outcome — what the actor's own `finish` would have done.
+async fn fail_without_actor(
+    env: &RunEnv,
+    control: &RunControl,
+    run_id: RunId,
+    after: AfterEnd,
+    error: String,
+) {
     let store = env.checkpoint.store().clone();
     let _ = env.checkpoint.flush().await;
     let recovered = match store.load(run_id).await {
@@ -225,11 +252,27 @@ async fn fail_without_actor(env: &RunEnv, control: &RunControl, run_id: RunId, e
             AuditEvent::RunEnded { status: end.status().into(), reason: end.reason(), steps, usage },
         ))
         .await;
+    let output = recovered.as_ref().and_then(RunState::last_text);
+    if after.deliver {
+        let item = DeliveryItem {
+            run_id,
+            agent: control.agent.clone(),
+            identity: recovered.as_ref().map(|st| st.identity.clone()).unwrap_or_default(),
+            status: end.status().into(),
+            output: output.clone(),
+        };
+        if let Err(e) = env.ports.delivery.deliver(item).await {
+            tracing::warn!(run_id = %run_id, error = %e, "delivery failed");
+        }
+    }
+    if after.root {
+        env.dispatch.finish_root(run_id).await;
+    }
     control.emit(RunEvent::Ended { run_id, end: end.clone() });
     control.set_outcome(RunOutcome {
         run_id,
         agent: control.agent.clone(),
-        output: recovered.as_ref().and_then(RunState::last_text),
+        output,
         typed: None,
         messages,
         steps,

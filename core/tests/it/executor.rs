@@ -351,3 +351,22 @@ async fn wait_until_inactive(rt: &executus::Runtime) {
     }
     panic!("runs still active");
 }
+
+/// A run whose actor panics still does what its own `finish` would have: the host asked for
+/// delivery, so the failure is delivered (a scheduled job's failure must not vanish).
+#[tokio::test]
+async fn a_panicking_run_marked_for_delivery_is_delivered_as_failed() {
+    let fake = FakeProvider::new("fake");
+    fake.push("m", Outcome::tool_calls([call("c1", "echo", "a")]));
+    let audit = AuditLog::panicking(|r| matches!(r.event, AuditEvent::ToolCall { .. }));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let ports = Ports { audit, delivery: Arc::new(ChannelDelivery(tx)), ..Ports::default() };
+    let rt = runtime(&fake, Arc::default(), ports);
+    let identity = executus::Identity::new("bob", "acme");
+    let request = RunRequest::new(agent(), "go").identity(identity.clone()).deliver();
+    let out = rt.spawn_with(request).await.unwrap().outcome().await;
+    assert!(matches!(out.end, RunEnd::Failed { .. }), "{:?}", out.end);
+    let item = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!((item.run_id, item.status.as_str()), (out.run_id, "failed"));
+    assert_eq!(item.identity, identity, "recovered from the checkpoint log");
+}
