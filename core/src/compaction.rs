@@ -95,6 +95,12 @@ fn apply(request: &Request, summary: &Summary) -> Request {
     out
 }
 
+/// Whether [`compact`] would change `request` (compaction on, and the request over the
+/// threshold): lets a caller holding a shared request copy it only then.
+pub fn needs_compaction(request: &Request, settings: &CompactionSettings, context: u64) -> bool {
+    settings.enabled && too_big(request, settings, context)
+}
+
 fn too_big(request: &Request, settings: &CompactionSettings, context: u64) -> bool {
     estimate_tokens(request) as f64 > settings.threshold * context as f64
 }
@@ -108,7 +114,7 @@ pub async fn compact(
     meta: impl FnOnce() -> Option<MetaLlm>,
     cache: &CompactionCache,
 ) -> (Request, Option<AuditEvent>) {
-    if !settings.enabled || !too_big(&request, settings, context) {
+    if !needs_compaction(&request, settings, context) {
         return (request, None);
     }
     // A cached summary still valid for this (grown) transcript?
@@ -177,9 +183,18 @@ fn render(messages: &[Message]) -> String {
 /// Replaces every image whose bytes already appeared earlier in the request by a text
 /// reference. Returns how many were replaced.
 pub fn dedup_attachments(request: &mut Request) -> usize {
-    let mut seen: HashSet<(u64, usize)> = HashSet::new();
+    dedup_attachments_from(request, 0, &mut AttachmentsSeen::default())
+}
+
+/// Attachments already in a request, for [`dedup_attachments_from`].
+pub type AttachmentsSeen = HashSet<(u64, usize)>;
+
+/// [`dedup_attachments`] over `request.messages[from..]` only, against the attachments in
+/// `seen` (those of the messages before `from`, which it extends): a request that grows by
+/// appending is de-duplicated once per message, not once per step.
+pub fn dedup_attachments_from(request: &mut Request, from: usize, seen: &mut AttachmentsSeen) -> usize {
     let mut replaced = 0;
-    for message in &mut request.messages {
+    for message in request.messages.iter_mut().skip(from) {
         for part in &mut message.parts {
             if let Part::Image { mime, data } = part {
                 let key = (fingerprint(mime, &digest(data)), data.len());

@@ -122,3 +122,31 @@ async fn a_failing_summary_model_leaves_the_run_uncompacted_and_alive() {
     assert_eq!(all_results(&last.messages).len(), 6, "sent uncompacted");
     assert!(fake.calls_for("sum") >= 1);
 }
+
+/// An image attached twice is sent once, at every step: the request grown from step to step
+/// keeps the first copy and the reference to it, and the transcript keeps both images.
+#[tokio::test]
+async fn a_repeated_attachment_is_sent_once_at_every_step() {
+    use executus::llm::{Message, Role};
+    let fake = FakeProvider::new("fake");
+    fake.push("m", Outcome::tool_calls([call("c1", "echo", "look")]));
+    fake.push("m", Outcome::text("the same picture twice"));
+    let rt = build(&fake, tools(Arc::default()), Ports::default(), RuntimeConfig::default(), None);
+    let image = || Part::Image { mime: "image/png".into(), data: vec![7u8; 2048] };
+    let input = vec![
+        Message { role: Role::User, parts: vec![Part::Text { text: "first".into() }, image()] },
+        Message { role: Role::User, parts: vec![Part::Text { text: "again".into() }, image()] },
+    ];
+    let out = rt.run(agent(), input).await.unwrap();
+    assert_eq!(out.end, RunEnd::Completed);
+    let images = |messages: &[executus::llm::Message]| {
+        messages.iter().flat_map(|m| &m.parts).filter(|p| matches!(p, Part::Image { .. })).count()
+    };
+    let sent = fake.requests_for("m");
+    assert_eq!(sent.len(), 2);
+    for request in &sent {
+        assert_eq!(images(&request.messages), 1, "one copy per request");
+        assert!(request.messages[1].text().contains("the same image as attached earlier"));
+    }
+    assert_eq!(images(&out.messages), 2, "the transcript keeps both");
+}

@@ -126,6 +126,8 @@ pub struct RunActorState {
     targets: Arc<[String]>,
     /// The agent's tool specs, computed at the first model call that offers tools.
     tool_specs: Option<Vec<executus_llm::ToolSpec>>,
+    /// The last request sent, grown in place into the next one (see `next_request`).
+    outgoing: Option<model::Outgoing>,
     started: Instant,
     timeout: Duration,
     tasks: CancellationToken,
@@ -205,6 +207,7 @@ impl Actor for RunActor {
             restarts: 0,
             targets: Arc::from(Vec::new()),
             tool_specs: None,
+            outgoing: None,
             started: Instant::now(),
             timeout,
             queued_tools: VecDeque::new(),

@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{ModelFailure, RunActorState, RunMsg, panic_message};
-use crate::compaction::{CompactionCache, compact, context_tokens, dedup_attachments};
+use crate::compaction::{
+    AttachmentsSeen, CompactionCache, compact, context_tokens, dedup_attachments_from, needs_compaction,
+};
 use crate::meta::MetaLlm;
 use crate::ports::{AuditEvent, AuditRecord, SpendRequest};
 use crate::run::attempts::AttemptLog;
@@ -24,13 +26,7 @@ impl RunActorState {
         let Some(model) = self.restart_model.take().or_else(|| self.model.clone()) else { return };
         // The specs do not change during a run (the registry is immutable, the agent's
         // allowlist fixed at start): computed at the first step, copied into later requests.
-        let tools = if with_tools {
-            let (env, allowed) = (&self.env, &self.st.agent.tools);
-            self.tool_specs.get_or_insert_with(|| env.tools.specs(allowed)).clone()
-        } else {
-            Vec::new()
-        };
-        let request = self.st.request(tools);
+        let request = self.next_request(with_tools);
         let targets = self.targets.clone();
         let step = self.st.step + 1;
         self.model_in_flight = true;
@@ -112,7 +108,61 @@ impl RunActorState {
     }
 }
 
+/// The request of the last model call, kept so the next one is built by appending the
+/// transcript's new messages instead of copying the whole transcript (and every tool schema)
+/// at every step. The call borrows it through an `Arc`; by the time the next step builds its
+/// request the call has dropped its reference, so growing it in place copies nothing.
+pub(super) struct Outgoing {
+    request: Arc<Request>,
+    /// How many of the state's messages `request.messages` starts with (what follows them
+    /// is steering and the loop-protection instruction, rebuilt every time).
+    base: usize,
+    /// Attachments in those messages (de-duplication sees each message once).
+    seen: AttachmentsSeen,
+}
+
 impl RunActorState {
+    /// The request for the next model call: the header, the transcript, then pending
+    /// steering and any loop-protection instruction — the same as `RunState::request` with
+    /// repeated attachments referenced (debug builds check exactly that).
+    pub(super) fn next_request(&mut self, with_tools: bool) -> Arc<Request> {
+        // The specs do not change during a run (the registry is immutable, the agent's
+        // allowlist fixed at start): computed once, copied into a request only when offered
+        // after having been withheld.
+        let specs: &[executus_llm::ToolSpec] = if with_tools {
+            let (env, allowed) = (&self.env, &self.st.agent.tools);
+            self.tool_specs.get_or_insert_with(|| env.tools.specs(allowed))
+        } else {
+            &[]
+        };
+        let st = &self.st;
+        let fresh =
+            || Outgoing { request: Arc::new(st.request_header()), base: 0, seen: AttachmentsSeen::default() };
+        // The transcript only grows; were it ever shorter than what was sent, start over.
+        let out = match self.outgoing.take() {
+            Some(out) if out.base <= st.messages.len() => self.outgoing.insert(out),
+            _ => self.outgoing.insert(fresh()),
+        };
+        let request = Arc::make_mut(&mut out.request);
+        request.messages.truncate(out.base);
+        request.messages.extend_from_slice(&st.messages[out.base..]);
+        dedup_attachments_from(request, out.base, &mut out.seen);
+        out.base = st.messages.len();
+        if specs.is_empty() {
+            request.tools.clear();
+        } else if request.tools.is_empty() {
+            request.tools = specs.to_vec();
+        }
+        st.finish_request(request);
+        #[cfg(debug_assertions)]
+        {
+            let mut expected = st.request(specs.to_vec());
+            crate::compaction::dedup_attachments(&mut expected);
+            debug_assert!(*out.request == expected, "the request grown in place differs from the state's");
+        }
+        out.request.clone()
+    }
+
     /// Re-issues the current step's model call after its stream broke past the first event
     /// (the chain could not fail over: the caller had seen output). The new call skips the
     /// target that broke when the chain has another — a move audited as a failover — and
@@ -164,23 +214,25 @@ impl RunActorState {
     }
 }
 
-/// What is sent differs from what is kept: repeated attachments are referenced instead of
-/// re-sent, and an over-budget request is compacted (see [`crate::compaction`]).
+/// What is sent differs from what is kept: an over-budget request is compacted (see
+/// [`crate::compaction`]) — on a copy, so the shared request stays the transcript's.
+/// (Repeated attachments were referenced when the request was built.)
 async fn prepare(
     env: &RunEnv,
-    mut request: Request,
+    request: Arc<Request>,
     spec: &str,
     targets: &[String],
     cache: &CompactionCache,
-) -> (Request, Option<AuditEvent>) {
-    dedup_attachments(&mut request);
+) -> (Arc<Request>, Option<AuditEvent>) {
     let settings = &env.config.compaction;
-    if !settings.enabled {
+    let context = context_tokens(settings, targets);
+    if !needs_compaction(&request, settings, context) {
         return (request, None);
     }
-    let context = context_tokens(settings, targets);
     let summary_spec = settings.summary_model.clone().unwrap_or_else(|| spec.to_owned());
-    compact(request, settings, context, || MetaLlm::new(&env.registry, &summary_spec).ok(), cache).await
+    let meta = || MetaLlm::new(&env.registry, &summary_spec).ok();
+    let (compacted, event) = compact(Request::clone(&request), settings, context, meta, cache).await;
+    (Arc::new(compacted), event)
 }
 
 /// Budget reserve -> model call through the chain -> budget settle.
@@ -189,7 +241,7 @@ async fn call_model(
     env: &RunEnv,
     control: &RunControl,
     model: &Arc<dyn Model>,
-    request: Request,
+    request: Arc<Request>,
     run_id: crate::ids::RunId,
     identity: &crate::identity::Identity,
     targets: &[String],
@@ -205,7 +257,7 @@ async fn call_model(
     let reservation = env.ports.budget.reserve(&spend).await.map_err(ModelFailure::Budget)?;
     let call = async {
         if env.config.streaming {
-            let stream = model.stream(request).await.map_err(ModelFailure::Model)?;
+            let stream = model.stream_ref(&request).await.map_err(ModelFailure::Model)?;
             // The chain has committed to this target: an error now is past the first event.
             executus_llm::stream::drive(stream, |event| {
                 if let StreamEvent::TextDelta { text } = event {
@@ -219,7 +271,7 @@ async fn call_model(
                 executus_llm::DriveError::Callback { error, .. } => match error {},
             })
         } else {
-            model.generate(request).await.map_err(ModelFailure::Model)
+            model.generate_ref(&request).await.map_err(ModelFailure::Model)
         }
     };
     let result = tokio::select! {

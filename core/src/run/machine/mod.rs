@@ -352,17 +352,30 @@ impl RunState {
     /// the transcript, then pending steering as user messages (report `steering.len()` as
     /// the answer's `steered`).
     pub fn request(&self, tools: Vec<ToolSpec>) -> Request {
-        let mut messages = self.messages.clone();
-        messages.extend(self.steering.iter().map(|text| Message::user(text.clone())));
-        let mut request = Request {
+        let mut request = self.request_header();
+        request.messages = self.messages.clone();
+        request.tools = tools;
+        self.finish_request(&mut request);
+        request
+    }
+
+    /// What every request of this run carries besides messages and tools: the system
+    /// prompt, sampling settings, the output schema.
+    pub fn request_header(&self) -> Request {
+        Request {
             system: (!self.agent.system.is_empty()).then(|| self.agent.system.clone()),
-            messages,
-            tools,
             temperature: self.agent.temperature,
             max_tokens: self.agent.max_tokens,
             response_schema: self.agent.output_schema.clone(),
             ..Request::default()
-        };
+        }
+    }
+
+    /// Appends what follows the transcript in a request: pending steering as user messages,
+    /// then, when loop protection asked for a final answer, its instruction (and the tools
+    /// are withheld). [`RunState::request`] is the header, the transcript, then this.
+    pub fn finish_request(&self, request: &mut Request) {
+        request.messages.extend(self.steering.iter().map(|text| Message::user(text.clone())));
         if let Some(reason) = &self.guard.finalize_pending {
             request.tools.clear();
             request.messages.push(Message::user(format!(
@@ -370,7 +383,6 @@ impl RunState {
                  Answer now with what you have."
             )));
         }
-        request
     }
 
     /// Applies one fact. Idempotence is the log's job (facts are applied once, in order).
