@@ -24,8 +24,6 @@ use crate::run::handle::RunControl;
 impl RunActorState {
     pub(super) fn start_model(&mut self, myself: &ActorRef<RunMsg>, with_tools: bool) {
         let Some(model) = self.restart_model.take().or_else(|| self.model.clone()) else { return };
-        // The specs do not change during a run (the registry is immutable, the agent's
-        // allowlist fixed at start): computed at the first step, copied into later requests.
         let request = self.next_request(with_tools);
         let targets = self.targets.clone();
         let step = self.st.step + 1;
@@ -169,45 +167,37 @@ impl RunActorState {
     /// watchers are told to discard the step's text so far.
     pub(super) async fn restart_step(&mut self, myself: &ActorRef<RunMsg>, error: executus_llm::Error) {
         self.restarts += 1;
+        let (run_id, step) = (self.st.run_id, self.st.step + 1);
         let broke = format!("{}/{}", error.provider, error.model);
         let elsewhere = self.model.as_ref().and_then(|m| m.without(&broke));
-        let next = elsewhere.as_ref().and_then(|c| c.targets().next()).unwrap_or(&broke).to_owned();
-        if next == broke {
-            tracing::warn!(
-                parent: &self.span,
-                error.type = error.kind.as_str(),
-                error = %error,
-                target = %broke,
-                restart = self.restarts,
-                "model call failed after its first event; the step is re-issued"
-            );
-        } else {
-            tracing::warn!(
-                parent: &self.span,
-                error.type = error.kind.as_str(),
-                error = %error,
-                target = %broke,
-                next = %next,
-                restart = self.restarts,
-                "model call failed after its first event; the step is re-issued on the next target (failover)"
-            );
-        }
+        let next = elsewhere.as_ref().and_then(|c| c.targets().next()).map(str::to_owned);
+        tracing::warn!(
+            parent: &self.span,
+            error.type = error.kind.as_str(),
+            error = %error,
+            target = %broke,
+            next = next.as_deref().unwrap_or(&broke),
+            restart = self.restarts,
+            "model call failed after its first event; the step is re-issued{}",
+            if next.is_some() { " on the next target (failover)" } else { "" }
+        );
+        let error = error.to_string();
         self.control.emit(RunEvent::StepRestarted {
-            run_id: self.st.run_id,
-            step: self.st.step + 1,
+            run_id,
+            step,
             target: broke.clone(),
-            error: error.to_string(),
+            error: error.clone(),
         });
-        if next != broke {
-            let (run_id, step, error) = (self.st.run_id, self.st.step + 1, error.to_string());
-            self.control.emit(RunEvent::Failover {
+        if let Some(to) = next {
+            let failover = RunEvent::Failover {
                 run_id,
                 step,
                 from: broke.clone(),
-                to: next.clone(),
+                to: to.clone(),
                 error: error.clone(),
-            });
-            self.audit(AuditEvent::Failover { from: broke, to: next, error }).await;
+            };
+            self.control.emit(failover);
+            self.audit(AuditEvent::Failover { from: broke, to, error }).await;
         }
         self.restart_model = elsewhere.map(Arc::new);
         self.advance(myself).await;
