@@ -261,9 +261,7 @@ async fn fail_without_actor(
             status: end.status().into(),
             output: output.clone(),
         };
-        if let Err(e) = env.ports.delivery.deliver(item).await {
-            tracing::warn!(run_id = %run_id, error = %e, "delivery failed");
-        }
+        env.deliver(item).await;
     }
     if after.root {
         env.dispatch.finish_root(run_id).await;

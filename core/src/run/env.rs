@@ -35,6 +35,15 @@ impl RunEnv {
     pub fn runtime(&self) -> Option<Runtime> {
         self.runtime.upgrade().map(|inner| Runtime { inner })
     }
+
+    /// Hands an ended run's outcome to the `Delivery` port; a failure is logged, never
+    /// raised (the run has ended either way).
+    pub(crate) async fn deliver(&self, item: crate::ports::DeliveryItem) {
+        let run_id = item.run_id;
+        if let Err(e) = self.ports.delivery.deliver(item).await {
+            tracing::warn!(run_id = %run_id, error = %e, "delivery failed");
+        }
+    }
 }
 
 impl std::fmt::Debug for RunEnv {

@@ -666,9 +666,7 @@ impl RunActorState {
                 status: end.status().into(),
                 output: outcome.output.clone(),
             };
-            if let Err(e) = self.env.ports.delivery.deliver(item).await {
-                tracing::warn!(run_id = %self.st.run_id, error = %e, "delivery failed");
-            }
+            self.env.deliver(item).await;
         }
         if self.st.parent.is_none() {
             // Frees the dispatch tree this root may have grown (a no-op otherwise).
