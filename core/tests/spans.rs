@@ -106,3 +106,13 @@ async fn spans_nest_run_step_model_and_tool_calls() {
     let everything = format!("{spans:?}");
     assert!(!everything.contains("SECRET"), "content leaked into spans: {everything}");
 }
+
+/// The default audit sink only logs; it asks for records exactly when its debug events would
+/// be seen, so runs without a listener skip building them.
+#[test]
+fn the_default_audit_sink_wants_records_only_when_they_would_be_seen() {
+    use executus::ports::{AuditSink, NoAudit};
+    assert!(!NoAudit.wants_records(), "no subscriber: nothing would see them");
+    let _guard = tracing::subscriber::set_default(Capture::default());
+    assert!(NoAudit.wants_records(), "a subscriber that enables everything sees them");
+}

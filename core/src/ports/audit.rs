@@ -200,6 +200,12 @@ impl AuditEvent {
 pub trait AuditSink: Send + Sync {
     /// Records one event. May wait (backpressure); must not drop silently.
     async fn record(&self, record: AuditRecord);
+
+    /// Whether records sent now would be kept or shown. `false` lets the run loop skip
+    /// building them (the default sink says `false` unless its debug events are enabled).
+    fn wants_records(&self) -> bool {
+        true
+    }
 }
 
 /// The default sink: emits each record as a `tracing` debug event and keeps nothing.
@@ -208,6 +214,10 @@ pub struct NoAudit;
 
 #[async_trait]
 impl AuditSink for NoAudit {
+    fn wants_records(&self) -> bool {
+        tracing::enabled!(target: "executus::audit", tracing::Level::DEBUG)
+    }
+
     async fn record(&self, record: AuditRecord) {
         tracing::debug!(
             target: "executus::audit",

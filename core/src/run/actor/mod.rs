@@ -478,6 +478,9 @@ impl RunActorState {
     }
 
     async fn audit(&self, event: AuditEvent) {
+        if !self.env.ports.audit.wants_records() {
+            return;
+        }
         let record = AuditRecord::now(
             Some(self.st.run_id),
             self.st.identity.clone(),

@@ -77,26 +77,31 @@ impl RunActorState {
                 span.record("gen_ai.response.model", answered.as_str());
                 span.record("gen_ai.usage.input_tokens", usage.input_tokens);
                 span.record("gen_ai.usage.output_tokens", usage.output_tokens);
-                let broke = match &result {
-                    Err(ModelFailure::MidStream(e)) => Some(e.to_string()),
-                    _ => None,
-                };
-                let mut events = log.audit_events(step, usage, std::time::Instant::now(), broke);
-                if let Err(ModelFailure::Panicked(message)) = &result {
-                    events.push(AuditEvent::ModelCall {
-                        step,
-                        provider: String::new(),
-                        model: spec.clone(),
-                        attempt: 0,
-                        latency_ms: 0,
-                        usage: Usage::default(),
-                        error: Some(format!("panicked: {message}")),
-                    });
-                }
-                for event in events {
-                    let record = AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
-                    if let Err(panic) = AssertUnwindSafe(env.ports.audit.record(record)).catch_unwind().await {
-                        tracing::error!(run_id = %run_id, panic = %panic_message(&panic), "audit sink panicked");
+                // Audit rows for the call's attempts and failovers, unless nobody keeps them.
+                if env.ports.audit.wants_records() {
+                    let broke = match &result {
+                        Err(ModelFailure::MidStream(e)) => Some(e.to_string()),
+                        _ => None,
+                    };
+                    let mut events = log.audit_events(step, usage, std::time::Instant::now(), broke);
+                    if let Err(ModelFailure::Panicked(message)) = &result {
+                        events.push(AuditEvent::ModelCall {
+                            step,
+                            provider: String::new(),
+                            model: spec.clone(),
+                            attempt: 0,
+                            latency_ms: 0,
+                            usage: Usage::default(),
+                            error: Some(format!("panicked: {message}")),
+                        });
+                    }
+                    for event in events {
+                        let record =
+                            AuditRecord::now(Some(run_id), identity.clone(), Some(agent.clone()), event);
+                        let recorded = AssertUnwindSafe(env.ports.audit.record(record)).catch_unwind().await;
+                        if let Err(panic) = recorded {
+                            tracing::error!(run_id = %run_id, panic = %panic_message(&panic), "audit sink panicked");
+                        }
                     }
                 }
                 let _ = me.send_message(RunMsg::ModelDone(result));
