@@ -3,9 +3,9 @@
 //! global allocator) measured after a warm-up wave and after each further wave. A per-run leak
 //! — a run left in a table, an actor or task that never ends, a channel or event buffer kept,
 //! a checkpoint not deleted — grows the heap by a multiple of the wave's size at every wave;
-//! tables that keep their high-water capacity step up once by a bounded amount. So the heap
-//! must stay within 256 KiB of the baseline and the last wave must not grow it by half a byte
-//! per run.
+//! tables that keep their high-water capacity step up now and then by a bounded amount. So
+//! the heap must stay within 256 KiB of the baseline, and at least one wave must leave it
+//! where it found it (to within half a byte per run).
 //!
 //! A binary of its own: the counting allocator sees the whole process, so no other test may
 //! run beside it. `EXECUTUS_LOAD_RUNS` sets the wave size (default 2,000; the reliability
@@ -159,13 +159,16 @@ async fn the_heap_returns_to_its_baseline_after_each_wave_of_runs() {
     assert_eq!(rt.tracked_runs(), 0);
     assert_eq!(rt.active_runs().await, 0);
     assert!(store.list_interrupted().await.unwrap().is_empty());
-    // Tables keep their high-water capacity (a map that grew for a wave's peak is not shrunk),
-    // so the heap may step up once or twice by a bounded amount; after that it must hold
-    // still: a leak of even one byte per run would grow the last wave by `runs` bytes.
-    let last = growth[growth.len() - 1] - growth[growth.len() - 2];
+    // Tables keep their high-water capacity (a map that grew for a wave's busiest moment is
+    // not shrunk), so a wave may step the heap up once by a bounded amount — any wave, as the
+    // busiest moment varies. A leak grows it at every wave. So at least one wave must leave
+    // the heap where it found it, to within half a byte per run.
+    let mut steps = vec![growth[0]];
+    steps.extend(growth.windows(2).map(|w| w[1] - w[0]));
+    let calmest = steps.iter().map(|d| d.unsigned_abs()).min().unwrap_or(0);
     assert!(
-        last.unsigned_abs() < runs as u64 / 2,
-        "the heap grew by {last} B over the last wave of {runs} runs (after each wave: {after:?})"
+        calmest < runs as u64 / 2,
+        "every wave of {runs} runs grew the heap (by {steps:?} B; after each wave: {after:?})"
     );
     assert!(growth.iter().all(|g| *g < 256 * 1024), "more than a table's high-water mark: {growth:?}");
 }
