@@ -247,7 +247,7 @@ async fn fail_without_actor(
         .audit
         .record(AuditRecord::now(
             Some(run_id),
-            identity,
+            identity.clone(),
             Some(control.agent.clone()),
             AuditEvent::RunEnded { status: end.status().into(), reason: end.reason(), steps, usage },
         ))
@@ -257,7 +257,7 @@ async fn fail_without_actor(
         let item = DeliveryItem {
             run_id,
             agent: control.agent.clone(),
-            identity: recovered.as_ref().map(|st| st.identity.clone()).unwrap_or_default(),
+            identity,
             status: end.status().into(),
             output: output.clone(),
         };

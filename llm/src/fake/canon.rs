@@ -1,8 +1,6 @@
 //! Canonical request keys and structural diffs, for matching live requests against recorded
 //! ones.
 
-use std::fmt::Write as _;
-
 use serde_json::{Map, Value};
 
 use crate::secret::Secret;
@@ -51,43 +49,7 @@ pub(crate) fn scrub(value: &mut Value, secrets: &[Secret]) {
 
 /// A string that is equal for equal JSON values: object keys sorted, no whitespace.
 pub(crate) fn key(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(k) {
-                    write_canonical(v, out);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(']');
-        }
-        scalar => {
-            let _ = write!(out, "{scalar}");
-        }
-    }
+    crate::types::canonical_json(value)
 }
 
 /// The first place two values differ, in sorted-key order.

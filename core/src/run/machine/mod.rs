@@ -627,40 +627,9 @@ pub fn parse_typed(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str(t.trim())
 }
 
-/// JSON with object keys sorted, for fingerprints.
+/// JSON with object keys sorted, for fingerprints (see [`executus_llm::types::canonical_json`]).
 pub fn canonical(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    write(&map[k], out);
-                }
-                out.push('}');
-            }
-            Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(item, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut out = String::new();
-    write(v, &mut out);
-    out
+    executus_llm::types::canonical_json(v)
 }
 
 /// A stable 64-bit FNV-1a fingerprint of a name and a payload (stable across builds, so
