@@ -9,6 +9,8 @@
 //! - [`Registry`]: providers from DSNs ([`dsn`]), aliases, and `registry.parse("fast, local/qwen3")`
 //!   returning a failover [`Chain`] that consults a shared [`HealthTracker`].
 //! - [`generate_typed`] / [`ModelExt`]: structured output decoded into a Rust type.
+//! - [`server`]: the server side of the wire protocols (decode OpenAI Chat / Responses and
+//!   Anthropic Messages requests, encode answers and SSE) for programs that answer clients.
 //! - [`fake`]: scripted, recorded and replayed models for tests and offline runs.
 //! - [`Error`]: classified ([`ErrorKind`]), naming provider and model, carrying HTTP status and
 //!   `Retry-After`; never an API key.
@@ -28,6 +30,7 @@ pub mod model;
 pub mod providers;
 pub mod registry;
 pub mod secret;
+pub mod server;
 pub mod stream;
 pub mod structured;
 pub mod types;

@@ -218,7 +218,7 @@ impl Collector {
     }
 }
 
-fn merge_usage(into: &mut Usage, from: &Usage) {
+pub(crate) fn merge_usage(into: &mut Usage, from: &Usage) {
     // Providers report usage either cumulatively (OpenAI's final chunk, Anthropic's
     // message_delta) or split (Anthropic input in message_start, output later). Taking each
     // non-zero field as the latest value handles both.

@@ -43,7 +43,7 @@
 mod request;
 mod response;
 mod sse;
-mod thinking;
+pub(crate) mod thinking;
 
 pub(crate) use thinking::PREFIX as THINKING_SIGNATURE_PREFIX;
 

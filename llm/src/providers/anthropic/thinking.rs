@@ -15,17 +15,17 @@ use serde_json::{Value, json};
 pub(crate) const PREFIX: &str = "anthropic-thinking:v1:";
 
 /// A `thinking` block worth carrying, if it is signed.
-pub(super) fn thinking_block(thinking: &str, signature: &str) -> Option<Value> {
+pub(crate) fn thinking_block(thinking: &str, signature: &str) -> Option<Value> {
     (!signature.is_empty()).then(|| json!({"type": "thinking", "thinking": thinking, "signature": signature}))
 }
 
 /// A `redacted_thinking` block.
-pub(super) fn redacted_block(data: &str) -> Value {
+pub(crate) fn redacted_block(data: &str) -> Value {
     json!({"type": "redacted_thinking", "data": data})
 }
 
 /// The signature string carrying `blocks`, or `None` when there are none.
-pub(super) fn encode(blocks: Vec<Value>) -> Option<String> {
+pub(crate) fn encode(blocks: Vec<Value>) -> Option<String> {
     if blocks.is_empty() {
         return None;
     }
@@ -33,7 +33,7 @@ pub(super) fn encode(blocks: Vec<Value>) -> Option<String> {
 }
 
 /// The blocks carried by `signature`, or an empty list if it is not a carrier.
-pub(super) fn decode(signature: Option<&str>) -> Vec<Value> {
+pub(crate) fn decode(signature: Option<&str>) -> Vec<Value> {
     let Some(json) = signature.and_then(|s| s.strip_prefix(PREFIX)) else {
         return Vec::new();
     };
