@@ -18,10 +18,10 @@ use std::sync::Mutex;
 use executus_llm::{Message, Part, Request, Role};
 
 use crate::config::CompactionSettings;
+use crate::loops::fingerprint;
 use crate::meta::MetaLlm;
 use crate::ports::AuditEvent;
 use crate::run::actor::{estimate_tokens, message_chars};
-use crate::run::machine::fingerprint;
 
 /// The system prompt of the summary call.
 pub const SUMMARY_PROMPT: &str = "You compress conversations for an agent that must continue the work. \

@@ -29,6 +29,7 @@ pub mod fanout;
 pub mod identity;
 pub mod ids;
 pub mod lane;
+pub mod loops;
 pub mod meta;
 pub mod net;
 pub mod ports;
