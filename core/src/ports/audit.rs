@@ -174,6 +174,30 @@ pub enum AuditEvent {
         /// Estimated tokens after.
         tokens_after: u64,
     },
+    /// A policy decision made outside a run (the gateway reviewing a tool call a model
+    /// returned to its client, or a completion gate holding a turn open), with the arguments
+    /// before and after a rewrite.
+    PolicyDecision {
+        /// The gateway session the call belongs to.
+        session: String,
+        /// Tool name (empty for a completion gate).
+        tool: String,
+        /// Call id (empty for a completion gate).
+        call_id: String,
+        /// `allow`, `rewrite`, `block`, `require_approval`, `gate`.
+        decision: String,
+        /// The rule (or gate) that decided.
+        rule: String,
+        /// The rule's reason or hint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The arguments before a rewrite.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<serde_json::Value>,
+        /// The arguments after a rewrite.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<serde_json::Value>,
+    },
 }
 
 impl AuditEvent {
@@ -191,6 +215,7 @@ impl AuditEvent {
             Self::ApprovalAnswered { .. } => "approval_answered",
             Self::Critic { .. } => "critic",
             Self::Compaction { .. } => "compaction",
+            Self::PolicyDecision { .. } => "policy_decision",
         }
     }
 }
