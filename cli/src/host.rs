@@ -19,7 +19,7 @@ use executus::ports::{CheckpointStore, Delivery, Ports};
 use executus::tool::ToolRegistry;
 use executus::tool::builtin::standard_tools;
 use executus::tool::dispatch_agent::DispatchAgent;
-use executus::tool::policy::{Decision, FnRule, Policy, RequireApprovalFor};
+use executus::tool::policy::Policy;
 use executus::{Runtime, RuntimeConfig};
 use executus_audit::{AuditStore, AuditWriter};
 use executus_budget::{BudgetStore, SpendBudget};
@@ -259,35 +259,33 @@ pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
     tools
 }
 
-/// `[policy]`: approvals and blocks for every run, on top of the agent profiles.
+/// `[policy]` as validated with the configuration, once its tool names are checked against
+/// the registry and every agent's `policy_profile` names a profile that exists.
 fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
-    let mut policy = Policy::new();
-    let check = |key: &str, names: &[String]| -> anyhow::Result<()> {
-        for name in names {
-            if tools.get(name).is_none() {
-                return Err(UsageError(format!(
-                    "invalid configuration value for {key} (from {}): unknown tool {name:?} (tools: {})",
-                    source(config, key),
-                    tools.names().collect::<Vec<_>>().join(", ")
-                ))
-                .into());
-            }
+    for (key, name) in &config.host.policy_tools {
+        if tools.get(name).is_none() {
+            return Err(UsageError(format!(
+                "invalid configuration value for {key} (from {}): unknown tool {name:?} (tools: {})",
+                source(config, key),
+                tools.names().collect::<Vec<_>>().join(", ")
+            ))
+            .into());
         }
-        Ok(())
-    };
-    check("policy.require_approval", &config.host.require_approval)?;
-    check("policy.block", &config.host.block)?;
-    if !config.host.block.is_empty() {
-        let blocked = config.host.block.clone();
-        policy.add_global(FnRule::new("config:policy.block", move |input| {
-            blocked
-                .iter()
-                .any(|t| t == input.tool)
-                .then(|| Decision::Block(format!("tool {} is blocked by the configuration", input.tool)))
-        }));
     }
-    if !config.host.require_approval.is_empty() {
-        policy.add_global(RequireApprovalFor::new(config.host.require_approval.clone()));
+    let policy = config.host.policy.clone();
+    for (name, agent) in &config.runtime.agents {
+        if let Some(profile) = &agent.policy_profile
+            && !policy.has_profile(profile)
+        {
+            let key = format!("agents.{name}.policy_profile");
+            return Err(UsageError(format!(
+                "invalid configuration value for {key} (from {}): unknown policy profile {profile:?} \
+                 (profiles: {})",
+                source(config, &key),
+                policy.profile_names().collect::<Vec<_>>().join(", ")
+            ))
+            .into());
+        }
     }
     Ok(policy)
 }

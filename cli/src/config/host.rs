@@ -9,7 +9,7 @@
 //! | `[audit] enabled` | the audit writer over the audit store |
 //! | `[budget]` | `executus-budget`'s `BudgetConfig` (prices, caps, window) |
 //! | `[critic]` | `model` plus `executus-critic`'s `CriticConfig` |
-//! | `[policy]` | `require_approval` / `block`: tool names, for every run |
+//! | `[policy]` | `require_approval` / `block` (tool names, every run) and `profiles.NAME` (rules, gates): the core's `PolicyConfig` |
 //! | `[swarm]` | models, lenses, concurrency, deadline of `executus-run swarm` |
 //! | `[schedule.jobs.ID]` | cron jobs of `executus-run schedule` |
 //! | `[chat] persona` | the persona `executus-run chat` talks to by default |
@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use executus::Identity;
 use executus::config::{ConfigError, source_of};
+use executus::tool::policy::{Policy, PolicyConfig};
 use executus_budget::{BudgetConfig, BudgetConfigError, BudgetSettings};
 use executus_critic::{CriticConfig, CriticConfigError};
 use executus_schedule::{CatchUp, Job, JobDef, Overlap, ScheduleError};
@@ -66,18 +67,6 @@ pub struct RawCritic {
     /// The critic's settings.
     #[serde(flatten)]
     pub config: CriticConfig,
-}
-
-/// `[policy]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPolicy {
-    /// Tools whose calls wait for `executus-run approve` / `deny`.
-    #[serde(default)]
-    pub require_approval: Vec<String>,
-    /// Tools whose calls are refused (the model is told why).
-    #[serde(default)]
-    pub block: Vec<String>,
 }
 
 /// A list written as a TOML array or as one comma-separated string (handy in `EXECUTUS_*`
@@ -174,7 +163,7 @@ pub struct RawHostSections {
     pub critic: Option<RawCritic>,
     /// `[policy]`.
     #[serde(default)]
-    pub policy: RawPolicy,
+    pub policy: PolicyConfig,
     /// `[swarm]`.
     pub swarm: Option<RawSwarm>,
     /// `[schedule]`.
@@ -232,10 +221,10 @@ pub struct HostConfig {
     pub budget: Option<BudgetSettings>,
     /// Critic, when `[critic]` is present.
     pub critic: Option<CriticSettings>,
-    /// Tools that need approval.
-    pub require_approval: Vec<String>,
-    /// Tools that are blocked.
-    pub block: Vec<String>,
+    /// `[policy]`, validated (global rules, profiles, gates).
+    pub policy: Policy,
+    /// Tool names `[policy]` lists (`(key, tool)`), for the host to check against its tools.
+    pub policy_tools: Vec<(&'static str, String)>,
     /// `swarm` settings.
     pub swarm: SwarmSettings,
     /// Cron jobs (each validated).
@@ -300,8 +289,8 @@ impl RawHostSections {
             critic.config.validate().map_err(|e| critic_error(figment, e))?;
             host.critic = Some(CriticSettings { model, config: critic.config });
         }
-        host.require_approval = self.policy.require_approval;
-        host.block = self.policy.block;
+        host.policy_tools = self.policy.listed_tools().map(|(key, tool)| (key, tool.to_owned())).collect();
+        host.policy = self.policy.validate(&|key| source_of(figment, key))?;
         if let Some(swarm) = self.swarm {
             host.swarm = validate_swarm(swarm, &invalid)?;
         }

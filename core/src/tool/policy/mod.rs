@@ -8,6 +8,28 @@
 //! the first Allow, Block or RequireApproval; a Rewrite replaces the arguments and
 //! evaluation continues with them. No opinion from anyone means allow (rule `default`).
 //! Every decision is audited with the id of the rule that made it.
+//!
+//! A profile may also hold [`CompletionGate`]s: conditions a session must meet before its
+//! model may end a turn (e.g. "a test command ran"). The core's run loop does not consult
+//! them; the gateway does (it holds a client's turn open with a reminder, bounded by its
+//! session hard cap).
+//!
+//! With the `config` feature, [`PolicyConfig`] (`[policy]` in a configuration file) builds a
+//! policy from ordered rules matching tool names and argument values ([`CallMatcher`]), with
+//! allow / rewrite / block / require-approval actions and completion gates, for every host.
+
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+mod matcher;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+#[cfg(feature = "config")]
+pub use self::config::{PolicyConfig, RawGate, RawPattern, RawProfile, RawReplace, RawRule, RawTools};
+#[cfg(feature = "config")]
+pub use self::matcher::{ArgPattern, CallMatcher, ConfigRule, Replace, RuleAction};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -92,11 +114,58 @@ impl Verdict {
     }
 }
 
+/// A condition on tool calls, for completion gates.
+pub trait CallMatch: Send + Sync + std::fmt::Debug {
+    /// True if a call of `tool` with `args` meets the condition.
+    fn matches(&self, tool: &str, args: &Value) -> bool;
+}
+
+/// A completion gate: the end of a turn is held until some tool call of the session meets
+/// `requires`; the model is told `hint`.
+#[derive(Debug, Clone)]
+pub struct CompletionGate {
+    /// Stable id, recorded in audit rows.
+    pub id: String,
+    /// What the model is told when it tries to end its turn too early.
+    pub hint: String,
+    /// The call that opens the gate.
+    pub requires: Arc<dyn CallMatch>,
+}
+
+impl CompletionGate {
+    /// True if any of `calls` (tool name, arguments) opens the gate.
+    pub fn met_by<'a>(&self, mut calls: impl Iterator<Item = (&'a str, &'a Value)>) -> bool {
+        calls.any(|(tool, args)| self.requires.matches(tool, args))
+    }
+}
+
+/// `*` matches any run of characters (including none); every other character matches
+/// itself. The one glob dialect of policies and model allow-lists.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Global rules plus named profiles. The default has the built-in `read-only` profile.
 #[derive(Clone)]
 pub struct Policy {
     global: Vec<Arc<dyn PolicyRule>>,
     profiles: BTreeMap<String, Vec<Arc<dyn PolicyRule>>>,
+    gates: BTreeMap<String, Vec<CompletionGate>>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -104,13 +173,14 @@ impl std::fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("global", &self.global.iter().map(|r| r.id().to_owned()).collect::<Vec<_>>())
             .field("profiles", &self.profiles.keys().collect::<Vec<_>>())
+            .field("gates", &self.gates.iter().map(|(p, g)| (p, g.len())).collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        let mut p = Self { global: Vec::new(), profiles: BTreeMap::new() };
+        let mut p = Self { global: Vec::new(), profiles: BTreeMap::new(), gates: BTreeMap::new() };
         p.add_to_profile("read-only", Arc::new(ReadOnly));
         p
     }
@@ -134,9 +204,26 @@ impl Policy {
         self
     }
 
+    /// Adds a completion gate to a profile (created if new).
+    pub fn add_gate(&mut self, profile: &str, gate: CompletionGate) -> &mut Self {
+        self.profiles.entry(profile.to_owned()).or_default();
+        self.gates.entry(profile.to_owned()).or_default().push(gate);
+        self
+    }
+
     /// True if the profile exists.
     pub fn has_profile(&self, profile: &str) -> bool {
         self.profiles.contains_key(profile)
+    }
+
+    /// The profiles' names.
+    pub fn profile_names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+
+    /// The completion gates of `profile` (none for no profile or an unknown one).
+    pub fn gates(&self, profile: Option<&str>) -> &[CompletionGate] {
+        profile.and_then(|p| self.gates.get(p)).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// Evaluates a call. An unknown profile blocks (fail closed), naming it.
