@@ -218,7 +218,9 @@ impl Collector {
     }
 }
 
-pub(crate) fn merge_usage(into: &mut Usage, from: &Usage) {
+/// Folds one usage report of a stream into what was reported before: every non-zero field
+/// replaces the earlier value (providers report cumulatively or split across events).
+pub fn merge_usage(into: &mut Usage, from: &Usage) {
     // Providers report usage either cumulatively (OpenAI's final chunk, Anthropic's
     // message_delta) or split (Anthropic input in message_start, output later). Taking each
     // non-zero field as the latest value handles both.
