@@ -272,7 +272,8 @@ impl Default for ServeConfig {
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Some(port) = text.strip_prefix("localhost:") {
-        let port: u16 = port.parse().map_err(|_| format!("{text:?}: the port is not a number from 0 to 65535"))?;
+        let port: u16 =
+            port.parse().map_err(|_| format!("{text:?}: the port is not a number from 0 to 65535"))?;
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     text.parse().map_err(|_| format!("{text:?} is not IP:PORT (e.g. 127.0.0.1:8787 or [::1]:8787)"))
@@ -353,7 +354,10 @@ fn validate_key(
     }
     let hash = match (raw.key_env, raw.sha256) {
         (Some(_), Some(_)) => {
-            return Err(invalid(format!("serve.keys.{name}"), "give either key_env or sha256, not both".into()));
+            return Err(invalid(
+                format!("serve.keys.{name}"),
+                "give either key_env or sha256, not both".into(),
+            ));
         }
         (None, None) => {
             return Err(invalid(
@@ -363,7 +367,12 @@ fn validate_key(
         }
         (Some(var), None) => match env(&var) {
             Some(value) if !value.trim().is_empty() => sha256(value.trim().as_bytes()),
-            _ => return Err(invalid(key("key_env"), format!("environment variable {var} is not set or empty"))),
+            _ => {
+                return Err(invalid(
+                    key("key_env"),
+                    format!("environment variable {var} is not set or empty"),
+                ));
+            }
         },
         (None, Some(hex)) => parse_hash(&hex).map_err(|r| invalid(key("sha256"), r))?,
     };
@@ -383,12 +392,9 @@ fn validate_key(
     }
     let rate = match raw.rate {
         None => None,
-        Some(n) => Some(
-            u32::try_from(n)
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| invalid(key("rate"), format!("must be at least 1 request per minute, got {n}")))?,
-        ),
+        Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            invalid(key("rate"), format!("must be at least 1 request per minute, got {n}"))
+        })?),
     };
     let concurrency = match raw.concurrency {
         None => None,

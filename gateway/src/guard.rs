@@ -103,7 +103,8 @@ impl SessionState {
         }
         let mut triggers = Vec::new();
         for (calls, results) in steps(messages, start.map_or(0, |i| i + 1)) {
-            let key = fingerprint("step", &calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join("\u{1f}"));
+            let key =
+                fingerprint("step", &calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join("\u{1f}"));
             if self.observed.contains(&key) {
                 continue;
             }
@@ -162,11 +163,18 @@ impl SessionState {
 
     /// A turn whose every call was blocked by policy: observed now as an unproductive step
     /// (its calls never come back as results).
-    pub fn observe_blocked(&mut self, blocked: &[(ToolCall, String)], settings: &LoopSettings) -> Option<LoopTrigger> {
+    pub fn observe_blocked(
+        &mut self,
+        blocked: &[(ToolCall, String)],
+        settings: &LoopSettings,
+    ) -> Option<LoopTrigger> {
         if blocked.is_empty() {
             return None;
         }
-        let key = fingerprint("step", &blocked.iter().map(|(c, _)| c.id.as_str()).collect::<Vec<_>>().join("\u{1f}"));
+        let key = fingerprint(
+            "step",
+            &blocked.iter().map(|(c, _)| c.id.as_str()).collect::<Vec<_>>().join("\u{1f}"),
+        );
         if self.observed.contains(&key) {
             return None;
         }
@@ -180,8 +188,11 @@ impl SessionState {
                 is_error: true,
             })
             .collect();
-        let observed =
-            blocked.iter().zip(&results).map(|((call, _), result)| ObservedCall { call, result, failed: true });
+        let observed = blocked.iter().zip(&results).map(|((call, _), result)| ObservedCall {
+            call,
+            result,
+            failed: true,
+        });
         self.guard.observe(observed, &settings.limits)
     }
 

@@ -46,7 +46,11 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body)
     handle(shared, Dialect::Chat, headers, body).await
 }
 
-async fn responses(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> http::Response<Body> {
+async fn responses(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> http::Response<Body> {
     handle(shared, Dialect::Responses, headers, body).await
 }
 
@@ -64,9 +68,10 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> http:
         return error_response(Dialect::Chat, &error, None);
     }
     let mut response = http::Response::new(Body::from(shared.metrics.render()));
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     response
 }
 
@@ -78,7 +83,11 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> http::Response<B
 }
 
 /// An error in `dialect`'s form, with `Retry-After` and the session when known.
-pub(crate) fn error_response(dialect: Dialect, error: &ApiError, session: Option<&str>) -> http::Response<Body> {
+pub(crate) fn error_response(
+    dialect: Dialect,
+    error: &ApiError,
+    session: Option<&str>,
+) -> http::Response<Body> {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, Bytes::from(error.body(dialect)));
     let headers = response.headers_mut();
@@ -119,7 +128,12 @@ impl From<ApiError> for Failure {
     }
 }
 
-async fn handle(shared: Arc<Shared>, dialect: Dialect, headers: HeaderMap, body: Body) -> http::Response<Body> {
+async fn handle(
+    shared: Arc<Shared>,
+    dialect: Dialect,
+    headers: HeaderMap,
+    body: Body,
+) -> http::Response<Body> {
     let started = Instant::now();
     let flight = InFlight::new(&shared);
     let response = match process(&shared, dialect, &headers, body, flight).await {
@@ -149,7 +163,10 @@ pub(crate) fn now_ms() -> u64 {
 
 async fn read_body(body: Body, headers: &HeaderMap, max: usize, stall: Duration) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(ErrorClass::RequestTooLarge, format!("the request body is larger than the limit of {max} bytes"))
+        ApiError::new(
+            ErrorClass::RequestTooLarge,
+            format!("the request body is larger than the limit of {max} bytes"),
+        )
     };
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
@@ -174,7 +191,10 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize, stall: Duration)
             }
             Ok(None) => break,
             Ok(Some(Err(error))) => {
-                return Err(ApiError::new(ErrorClass::InvalidRequest, format!("could not read the request body: {error}")));
+                return Err(ApiError::new(
+                    ErrorClass::InvalidRequest,
+                    format!("could not read the request body: {error}"),
+                ));
             }
             Ok(Some(Ok(frame))) => frame,
         };
@@ -203,7 +223,10 @@ fn profile(shared: &Shared, key: &KeyConfig, headers: &HeaderMap) -> Result<Opti
             ));
         }
         if !shared.policy.has_profile(asked) {
-            return Err(ApiError::new(ErrorClass::InvalidRequest, format!("unknown policy profile {asked:?}")));
+            return Err(ApiError::new(
+                ErrorClass::InvalidRequest,
+                format!("unknown policy profile {asked:?}"),
+            ));
         }
         return Ok(Some(asked.to_owned()));
     }
@@ -231,7 +254,10 @@ fn masked_client_meta(request: &ClientRequest, headers: &HeaderMap) -> String {
         if let Some(value) = headers.get(name) {
             // The user agent names the client and is kept; machine details are masked.
             if name == "user-agent" {
-                parts.push(format!("ua={}", value.to_str().unwrap_or("?").chars().take(60).collect::<String>()));
+                parts.push(format!(
+                    "ua={}",
+                    value.to_str().unwrap_or("?").chars().take(60).collect::<String>()
+                ));
             } else {
                 parts.push(format!("{name}=<{} bytes>", value.len()));
             }
@@ -256,9 +282,8 @@ async fn process(
 ) -> Result<http::Response<Body>, Failure> {
     let key = shared.keys.authenticate(headers)?;
     let bytes = read_body(body, headers, shared.config.max_body_bytes, shared.config.header_timeout).await?;
-    let decoded = dialect
-        .decode(&bytes)
-        .map_err(|e| ApiError::new(ErrorClass::InvalidRequest, e.to_string()))?;
+    let decoded =
+        dialect.decode(&bytes).map_err(|e| ApiError::new(ErrorClass::InvalidRequest, e.to_string()))?;
     drop(bytes);
     if !key.allows(&decoded.model) {
         return Err(ApiError::new(
@@ -270,7 +295,8 @@ async fn process(
     let profile = profile(shared, &key, headers)?;
     if let Some(limit) = key.rate {
         shared.rate.admit(&key.name, limit, now_ms()).await.map_err(|refused| {
-            ApiError::new(ErrorClass::RateLimited, refused.to_string()).with_retry_after(Some(refused.retry_after))
+            ApiError::new(ErrorClass::RateLimited, refused.to_string())
+                .with_retry_after(Some(refused.retry_after))
         })?;
     }
     let session = session::resolve(headers, &key.name, &decoded.model, &decoded.request);
@@ -288,9 +314,9 @@ async fn process(
     );
     let identity = Identity::new(key.name.clone(), "gateway");
     if let Some(agent) = decoded.model.strip_prefix("agent:") {
-        return crate::models::agent(shared, decoded.clone(), agent, identity, &session, flight).await.map_err(|error| {
-            Failure { error, session: Some(session.id.clone()) }
-        });
+        return crate::models::agent(shared, decoded.clone(), agent, identity, &session, flight)
+            .await
+            .map_err(|error| Failure { error, session: Some(session.id.clone()) });
     }
     let chain = shared.registry.chain(&decoded.model).map_err(|e| Failure {
         error: ApiError::new(ErrorClass::NotFound, format!("unknown model {:?}: {e}", decoded.model)),
@@ -310,7 +336,8 @@ async fn process(
         .await
         .map_err(|e| store_failed(&e, &session))?;
     let run_id = RunId::new();
-    let reviewer = Reviewer { shared, profile: profile.as_deref(), identity: &identity, session: &session.id, run_id };
+    let reviewer =
+        Reviewer { shared, profile: profile.as_deref(), identity: &identity, session: &session.id, run_id };
     for trigger in &prepared.triggers {
         announce(shared, &reviewer, trigger).await;
     }
@@ -336,7 +363,9 @@ async fn process(
     }
     if shared.config.speculative_off_on_tool_turns
         && !request.tools.is_empty()
-        && chain.targets().all(|t| t.split_once('/').is_some_and(|(p, _)| shared.speculative_providers.contains(p)))
+        && chain
+            .targets()
+            .all(|t| t.split_once('/').is_some_and(|(p, _)| shared.speculative_providers.contains(p)))
     {
         applied.push("speculative-off".into());
         request.extra.insert("speculative.n_max".into(), Value::from(0));
@@ -398,11 +427,18 @@ struct AnswerMeta<'a> {
     applied: &'a [String],
 }
 
-pub(crate) fn set_answer_headers(response: &mut http::Response<Body>, session: &SessionId, served_by: &str, applied: &str) {
+pub(crate) fn set_answer_headers(
+    response: &mut http::Response<Body>,
+    session: &SessionId,
+    served_by: &str,
+    applied: &str,
+) {
     let headers = response.headers_mut();
-    for (name, value) in
-        [("x-executus-session", session.id.as_str()), ("x-executus-served-by", served_by), ("x-executus-applied-policies", applied)]
-    {
+    for (name, value) in [
+        ("x-executus-session", session.id.as_str()),
+        ("x-executus-served-by", served_by),
+        ("x-executus-applied-policies", applied),
+    ] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
@@ -433,7 +469,9 @@ async fn local_answer(
             collect.event(event).await;
         }
         match collect.response() {
-            Ok(answer) => json_response(StatusCode::OK, Bytes::from(request.dialect.encode(request, &answer))),
+            Ok(answer) => {
+                json_response(StatusCode::OK, Bytes::from(request.dialect.encode(request, &answer)))
+            }
             Err(error) => error_response(request.dialect, &error, Some(&meta.session.id)),
         }
     };
@@ -483,7 +521,9 @@ pub(crate) fn lane_error(error: LaneError) -> ApiError {
     match error {
         LaneError::Full { lane, running, queued, .. } => ApiError::new(
             ErrorClass::RateLimited,
-            format!("the gateway is at capacity ({lane}: {running} running, {queued} waiting); retry shortly"),
+            format!(
+                "the gateway is at capacity ({lane}: {running} running, {queued} waiting); retry shortly"
+            ),
         )
         .with_retry_after(Some(Duration::from_secs(1))),
         LaneError::ShuttingDown { .. } | LaneError::Gone { .. } | LaneError::Cancelled { .. } => {

@@ -111,7 +111,10 @@ mod tests {
     fn bearer_and_x_api_key_both_authenticate() {
         let ring = KeyRing::new(vec![KeyConfig::new("alice", "sk-alice"), KeyConfig::new("bob", "sk-bob")]);
         assert_eq!(ring.authenticate(&headers(&[("authorization", "Bearer sk-bob")])).unwrap().name, "bob");
-        assert_eq!(ring.authenticate(&headers(&[("authorization", "bearer  sk-alice ")])).unwrap().name, "alice");
+        assert_eq!(
+            ring.authenticate(&headers(&[("authorization", "bearer  sk-alice ")])).unwrap().name,
+            "alice"
+        );
         assert_eq!(ring.authenticate(&headers(&[("x-api-key", "sk-alice")])).unwrap().name, "alice");
         let no_key = ring.authenticate(&headers(&[])).unwrap_err();
         assert_eq!(no_key.status(), 401);

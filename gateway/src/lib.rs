@@ -271,17 +271,23 @@ impl GatewayBuilder {
         }
         for (key, profile) in named {
             if !self.policy.has_profile(profile) {
-                return Err(GatewayError::UnknownProfile { key, profile: profile.to_owned(), known: known() });
+                return Err(GatewayError::UnknownProfile {
+                    key,
+                    profile: profile.to_owned(),
+                    known: known(),
+                });
             }
         }
         let lane_error = |e: LaneError| GatewayError::Lane(e.to_string());
-        let lane = LaneHandle::spawn(LaneConfig::new("gateway", self.config.concurrency, self.config.max_queue))
-            .await
-            .map_err(lane_error)?;
+        let lane =
+            LaneHandle::spawn(LaneConfig::new("gateway", self.config.concurrency, self.config.max_queue))
+                .await
+                .map_err(lane_error)?;
         let mut key_lanes = HashMap::new();
         for key in &self.config.keys {
             if let Some(concurrency) = key.concurrency {
-                let config = LaneConfig::new(format!("gateway:{}", key.name), concurrency, self.config.max_queue);
+                let config =
+                    LaneConfig::new(format!("gateway:{}", key.name), concurrency, self.config.max_queue);
                 key_lanes.insert(key.name.clone(), LaneHandle::spawn(config).await.map_err(lane_error)?);
             }
         }

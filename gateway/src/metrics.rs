@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Histogram bucket bounds, in seconds.
-const BUCKETS: [f64; 14] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
+const BUCKETS: [f64; 14] =
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -113,36 +114,82 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        header(&mut out, "executus_gateway_requests_total", "counter", "Requests answered, by dialect and HTTP status.");
-        for ((dialect, status), n) in self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            let _ = writeln!(out, "executus_gateway_requests_total{{dialect=\"{dialect}\",status=\"{status}\"}} {n}");
+        header(
+            &mut out,
+            "executus_gateway_requests_total",
+            "counter",
+            "Requests answered, by dialect and HTTP status.",
+        );
+        for ((dialect, status), n) in
+            self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter()
+        {
+            let _ = writeln!(
+                out,
+                "executus_gateway_requests_total{{dialect=\"{dialect}\",status=\"{status}\"}} {n}"
+            );
         }
         header(&mut out, "executus_gateway_errors_total", "counter", "Errors sent to clients, by class.");
         for (class, n) in self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             let _ = writeln!(out, "executus_gateway_errors_total{{class=\"{class}\"}} {n}");
         }
-        header(&mut out, "executus_gateway_failovers_total", "counter", "Moves from a failed target to the next.");
+        header(
+            &mut out,
+            "executus_gateway_failovers_total",
+            "counter",
+            "Moves from a failed target to the next.",
+        );
         let _ = writeln!(out, "executus_gateway_failovers_total {}", self.failovers.load(Ordering::Relaxed));
-        header(&mut out, "executus_gateway_guard_triggers_total", "counter", "Loop-protection triggers, by kind and action.");
-        for ((kind, action), n) in self.triggers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            let _ = writeln!(out, "executus_gateway_guard_triggers_total{{kind=\"{kind}\",action=\"{action}\"}} {n}");
+        header(
+            &mut out,
+            "executus_gateway_guard_triggers_total",
+            "counter",
+            "Loop-protection triggers, by kind and action.",
+        );
+        for ((kind, action), n) in
+            self.triggers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter()
+        {
+            let _ = writeln!(
+                out,
+                "executus_gateway_guard_triggers_total{{kind=\"{kind}\",action=\"{action}\"}} {n}"
+            );
         }
-        header(&mut out, "executus_gateway_policy_decisions_total", "counter", "Policy decisions on tool calls and turn ends.");
+        header(
+            &mut out,
+            "executus_gateway_policy_decisions_total",
+            "counter",
+            "Policy decisions on tool calls and turn ends.",
+        );
         for (decision, n) in self.decisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             let _ = writeln!(out, "executus_gateway_policy_decisions_total{{decision=\"{decision}\"}} {n}");
         }
         header(&mut out, "executus_gateway_tokens_total", "counter", "Tokens reported by upstreams.");
-        let _ = writeln!(out, "executus_gateway_tokens_total{{direction=\"input\"}} {}", self.input_tokens.load(Ordering::Relaxed));
-        let _ = writeln!(out, "executus_gateway_tokens_total{{direction=\"output\"}} {}", self.output_tokens.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "executus_gateway_tokens_total{{direction=\"input\"}} {}",
+            self.input_tokens.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "executus_gateway_tokens_total{{direction=\"output\"}} {}",
+            self.output_tokens.load(Ordering::Relaxed)
+        );
         header(&mut out, "executus_gateway_upstream_seconds", "histogram", "Upstream call time per target.");
         for (target, h) in self.upstream.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             let target = escape(target);
             for (bound, count) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(out, "executus_gateway_upstream_seconds_bucket{{target=\"{target}\",le=\"{bound}\"}} {count}");
+                let _ = writeln!(
+                    out,
+                    "executus_gateway_upstream_seconds_bucket{{target=\"{target}\",le=\"{bound}\"}} {count}"
+                );
             }
-            let _ = writeln!(out, "executus_gateway_upstream_seconds_bucket{{target=\"{target}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "executus_gateway_upstream_seconds_bucket{{target=\"{target}\",le=\"+Inf\"}} {}",
+                h.count
+            );
             let _ = writeln!(out, "executus_gateway_upstream_seconds_sum{{target=\"{target}\"}} {}", h.sum);
-            let _ = writeln!(out, "executus_gateway_upstream_seconds_count{{target=\"{target}\"}} {}", h.count);
+            let _ =
+                writeln!(out, "executus_gateway_upstream_seconds_count{{target=\"{target}\"}} {}", h.count);
         }
         header(&mut out, "executus_gateway_in_flight", "gauge", "Requests being served.");
         let _ = writeln!(out, "executus_gateway_in_flight {}", self.in_flight.load(Ordering::Relaxed));
@@ -178,16 +225,25 @@ mod tests {
         m.upstream("local/tiny", Duration::from_millis(30));
         m.upstream("local/tiny", Duration::from_secs(2));
         let text = m.render();
-        assert!(text.contains("executus_gateway_requests_total{dialect=\"chat\",status=\"200\"} 2"), "{text}");
+        assert!(
+            text.contains("executus_gateway_requests_total{dialect=\"chat\",status=\"200\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("executus_gateway_requests_total{dialect=\"messages\",status=\"429\"} 1"));
         assert!(text.contains("executus_gateway_errors_total{class=\"rate_limited\"} 1"));
         assert!(text.contains("executus_gateway_failovers_total 1"));
         assert!(text.contains("executus_gateway_guard_triggers_total{kind=\"cycle\",action=\"finalize\"} 1"));
         assert!(text.contains("executus_gateway_policy_decisions_total{decision=\"block\"} 1"));
         assert!(text.contains("executus_gateway_tokens_total{direction=\"output\"} 5"));
-        assert!(text.contains("executus_gateway_upstream_seconds_bucket{target=\"local/tiny\",le=\"0.05\"} 1"));
-        assert!(text.contains("executus_gateway_upstream_seconds_bucket{target=\"local/tiny\",le=\"2.5\"} 2"));
-        assert!(text.contains("executus_gateway_upstream_seconds_bucket{target=\"local/tiny\",le=\"+Inf\"} 2"));
+        assert!(
+            text.contains("executus_gateway_upstream_seconds_bucket{target=\"local/tiny\",le=\"0.05\"} 1")
+        );
+        assert!(
+            text.contains("executus_gateway_upstream_seconds_bucket{target=\"local/tiny\",le=\"2.5\"} 2")
+        );
+        assert!(
+            text.contains("executus_gateway_upstream_seconds_bucket{target=\"local/tiny\",le=\"+Inf\"} 2")
+        );
         assert!(text.contains("executus_gateway_upstream_seconds_count{target=\"local/tiny\"} 2"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap_or_default();

@@ -56,8 +56,10 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
             .collect();
         json!({"data": data, "has_more": false, "first_id": names.first(), "last_id": names.last()})
     } else {
-        let data: Vec<_> =
-            names.iter().map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "executus"})).collect();
+        let data: Vec<_> = names
+            .iter()
+            .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "executus"}))
+            .collect();
         json!({"object": "list", "data": data})
     };
     json_response(StatusCode::OK, Bytes::from(body.to_string()))
@@ -73,7 +75,10 @@ pub(crate) async fn agent(
     flight: InFlight,
 ) -> Result<http::Response<Body>, ApiError> {
     let Some(runtime) = shared.runtime.as_ref() else {
-        return Err(ApiError::new(ErrorClass::NotFound, format!("unknown model agent:{name}: no agents are served here")));
+        return Err(ApiError::new(
+            ErrorClass::NotFound,
+            format!("unknown model agent:{name}: no agents are served here"),
+        ));
     };
     let agent = runtime
         .agent(name)
@@ -109,7 +114,10 @@ pub(crate) async fn agent(
         tracing::info!(target: "executus_gateway", sess = %session.id, run = %outcome.run_id, status = outcome.status(), elapsed_ms = started.elapsed().as_millis() as u64, "agent run ended");
         let finish = finish_for(&outcome.end)?;
         let answer = Response {
-            message: Message { role: Role::Assistant, parts: vec![Part::Text { text: outcome.output.clone().unwrap_or_default() }] },
+            message: Message {
+                role: Role::Assistant,
+                parts: vec![Part::Text { text: outcome.output.clone().unwrap_or_default() }],
+            },
             usage: outcome.usage,
             finish_reason: finish,
             provider: "agent".into(),
@@ -126,14 +134,20 @@ fn finish_for(end: &RunEnd) -> Result<FinishReason, ApiError> {
     match end {
         RunEnd::Completed => Ok(FinishReason::Stop),
         RunEnd::BudgetDenied(denied) => Err(ApiError::new(ErrorClass::RateLimited, denied.to_string())),
-        RunEnd::Failed { error } => Err(ApiError::new(ErrorClass::BadGateway, format!("the agent run failed: {error}"))),
+        RunEnd::Failed { error } => {
+            Err(ApiError::new(ErrorClass::BadGateway, format!("the agent run failed: {error}")))
+        }
         RunEnd::Cancelled => Err(ApiError::new(ErrorClass::Unavailable, "the agent run was cancelled")),
         // Partial, stopped or waiting for approval: the text so far, marked as cut short.
         _ => Ok(FinishReason::Length),
     }
 }
 
-async fn stream_run(mut events: broadcast::Receiver<RunEvent>, request: &ClientRequest, tx: mpsc::Sender<Bytes>) {
+async fn stream_run(
+    mut events: broadcast::Receiver<RunEvent>,
+    request: &ClientRequest,
+    tx: mpsc::Sender<Bytes>,
+) {
     let mut encoder = request.dialect.encoder(request);
     let mut out = Vec::new();
     encoder.start(&mut out);
@@ -142,7 +156,10 @@ async fn stream_run(mut events: broadcast::Receiver<RunEvent>, request: &ClientR
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => {
-                encoder.fail(&ApiError::new(ErrorClass::Internal, "the agent run ended without an outcome"), &mut out);
+                encoder.fail(
+                    &ApiError::new(ErrorClass::Internal, "the agent run ended without an outcome"),
+                    &mut out,
+                );
                 break;
             }
         };
@@ -153,7 +170,11 @@ async fn stream_run(mut events: broadcast::Receiver<RunEvent>, request: &ClientR
                     Ok(finish_reason) => {
                         encoder.event(&StreamEvent::Usage { usage: Usage::default() }, &mut out);
                         encoder.event(
-                            &StreamEvent::Done { finish_reason, provider: "agent".into(), model: request.model.clone() },
+                            &StreamEvent::Done {
+                                finish_reason,
+                                provider: "agent".into(),
+                                model: request.model.clone(),
+                            },
                             &mut out,
                         );
                     }

@@ -58,7 +58,8 @@ impl RateLimiter for MemoryRateLimiter {
         }
         if times.len() >= limit as usize {
             let oldest = times.front().copied().unwrap_or(now_ms);
-            let retry_after = Duration::from_millis(oldest.saturating_add(window_ms).saturating_sub(now_ms).max(1));
+            let retry_after =
+                Duration::from_millis(oldest.saturating_add(window_ms).saturating_sub(now_ms).max(1));
             return Err(RateLimited { key: key.to_owned(), limit, retry_after });
         }
         times.push_back(now_ms);

@@ -88,7 +88,11 @@ impl Reviewer<'_> {
 
     /// The first completion gate of the profile that no call of the session has opened yet:
     /// the calls in the transcript and those of the answer so far.
-    pub(crate) fn unmet_gate<'g>(&'g self, messages: &[Message], answered: &[ToolCall]) -> Option<&'g CompletionGate> {
+    pub(crate) fn unmet_gate<'g>(
+        &'g self,
+        messages: &[Message],
+        answered: &[ToolCall],
+    ) -> Option<&'g CompletionGate> {
         let gates = self.shared.policy.gates(self.profile);
         if gates.is_empty() {
             return None;
@@ -119,7 +123,8 @@ impl Reviewer<'_> {
     /// Records an audit event for this request, if anyone listens.
     pub(crate) async fn audit(&self, event: AuditEvent) {
         if self.shared.audit.wants_records() {
-            let record = AuditRecord::now(Some(self.run_id), self.identity.clone(), Some("gateway".into()), event);
+            let record =
+                AuditRecord::now(Some(self.run_id), self.identity.clone(), Some("gateway".into()), event);
             self.shared.audit.record(record).await;
         }
     }

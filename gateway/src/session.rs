@@ -18,7 +18,8 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 /// The headers that name a session, in the order they are consulted.
-pub const SESSION_HEADERS: [&str; 4] = ["x-executus-session", "x-session-id", "session-id", "x-claude-code-session-id"];
+pub const SESSION_HEADERS: [&str; 4] =
+    ["x-executus-session", "x-session-id", "session-id", "x-claude-code-session-id"];
 
 /// Longest header value taken as a session id.
 const MAX_HEADER_ID: usize = 200;
@@ -44,9 +45,10 @@ impl SessionId {
 /// The session of a request from key `key` asking for `model`.
 pub fn resolve(headers: &HeaderMap, key: &str, model: &str, request: &Request) -> SessionId {
     for name in SESSION_HEADERS {
-        let value = headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| {
-            !v.is_empty() && v.len() <= MAX_HEADER_ID && v.bytes().all(|b| b.is_ascii_graphic())
-        });
+        let value =
+            headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| {
+                !v.is_empty() && v.len() <= MAX_HEADER_ID && v.bytes().all(|b| b.is_ascii_graphic())
+            });
         if let Some(value) = value {
             return SessionId { id: value.to_owned(), header: Some(name), key: key.to_owned() };
         }
@@ -102,17 +104,29 @@ mod tests {
             let id = format!("{call_id}-{i}");
             messages.push(Message {
                 role: Role::Assistant,
-                parts: vec![Part::ToolCall(ToolCall { id: id.clone(), name: "Read".into(), args: json!({"i": i}), signature: None })],
+                parts: vec![Part::ToolCall(ToolCall {
+                    id: id.clone(),
+                    name: "Read".into(),
+                    args: json!({"i": i}),
+                    signature: None,
+                })],
             });
-            messages.push(Message::tool_results([ToolResult { id, name: "Read".into(), content: "x".into(), is_error: false }]));
+            messages.push(Message::tool_results([ToolResult {
+                id,
+                name: "Read".into(),
+                content: "x".into(),
+                is_error: false,
+            }]));
         }
         Request { system: Some(system.into()), messages, ..Request::default() }
     }
 
     #[test]
     fn tool_call_ids_and_system_timestamps_do_not_change_the_session() {
-        let a = resolve(&HeaderMap::new(), "alice", "fast", &conversation("Now: 10:00:01, cwd /a", "toolu_a", 1));
-        let b = resolve(&HeaderMap::new(), "alice", "fast", &conversation("Now: 10:00:07, cwd /b", "toolu_b", 1));
+        let a =
+            resolve(&HeaderMap::new(), "alice", "fast", &conversation("Now: 10:00:01, cwd /a", "toolu_a", 1));
+        let b =
+            resolve(&HeaderMap::new(), "alice", "fast", &conversation("Now: 10:00:07, cwd /b", "toolu_b", 1));
         assert_eq!(a, b);
         assert!(a.id.starts_with("fp:") && a.id.len() == 23, "{}", a.id);
         assert_eq!(a.header, None);
@@ -159,6 +173,10 @@ mod tests {
         assert_eq!(mine.id, bob.id);
         assert_ne!(mine.store_key(), bob.store_key(), "two keys never share a session");
         headers.insert("x-executus-session", " ".parse().unwrap());
-        assert_eq!(resolve(&headers, "alice", "m", &Request::user("hi")).id, "codex-1", "a blank header is skipped");
+        assert_eq!(
+            resolve(&headers, "alice", "m", &Request::user("hi")).id,
+            "codex-1",
+            "a blank header is skipped"
+        );
     }
 }

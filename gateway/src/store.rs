@@ -183,7 +183,8 @@ pub mod conformance {
         if pruned != 1 {
             return Err(violation(check, format!("pruned {pruned}, expected 1")));
         }
-        if store.load("old").await.map_err(port(check))?.is_some() || store.load("new").await.map_err(port(check))?.is_none()
+        if store.load("old").await.map_err(port(check))?.is_some()
+            || store.load("new").await.map_err(port(check))?.is_none()
         {
             return Err(violation(check, "the wrong session was deleted"));
         }
@@ -217,6 +218,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_store_passes_conformance() {
-        conformance::check(|| async { Arc::new(MemorySessionStore::new()) as Arc<dyn SessionStore> }).await.unwrap();
+        conformance::check(|| async { Arc::new(MemorySessionStore::new()) as Arc<dyn SessionStore> })
+            .await
+            .unwrap();
     }
 }

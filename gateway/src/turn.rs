@@ -25,7 +25,8 @@ use executus_llm::chain::{ChainEvent, ChainObserver};
 use executus_llm::server::{ApiError, ErrorClass};
 use executus_llm::stream::response_to_stream;
 use executus_llm::{
-    Chain, EventStream, FinishReason, Message, Model, Part, Request, Response, Role, StreamEvent, ToolCall, Usage,
+    Chain, EventStream, FinishReason, Message, Model, Part, Request, Response, Role, StreamEvent, ToolCall,
+    Usage,
 };
 use futures::StreamExt;
 
@@ -116,7 +117,9 @@ impl Sink for Collect {
             },
             StreamEvent::ToolCall { call } => self.parts.push(Part::ToolCall(call)),
             StreamEvent::Usage { usage } => self.usage = usage,
-            StreamEvent::Done { finish_reason, provider, model } => self.done = Some((finish_reason, provider, model)),
+            StreamEvent::Done { finish_reason, provider, model } => {
+                self.done = Some((finish_reason, provider, model))
+            }
             StreamEvent::ReasoningDelta { .. } | StreamEvent::ToolCallDelta { .. } => {}
         }
         true
@@ -154,7 +157,11 @@ pub(crate) struct Turn {
 impl Turn {
     /// Opens an upstream call: streamed for a streaming client, whole otherwise (replayed as
     /// events). Failover happens in here, before anything reaches the client.
-    pub(crate) async fn open(&self, chain: &Chain, request: &Request) -> Result<EventStream, executus_llm::Error> {
+    pub(crate) async fn open(
+        &self,
+        chain: &Chain,
+        request: &Request,
+    ) -> Result<EventStream, executus_llm::Error> {
         if self.stream {
             chain.stream_ref(request).await
         } else {
@@ -218,7 +225,10 @@ impl Turn {
                     ErrorClass::BadGateway,
                     format!("the upstream sent nothing for {}", humantime_secs(idle)),
                 )),
-                Ok(None) => Err(ApiError::new(ErrorClass::BadGateway, "the upstream stream ended before its end event")),
+                Ok(None) => Err(ApiError::new(
+                    ErrorClass::BadGateway,
+                    "the upstream stream ended before its end event",
+                )),
                 Ok(Some(Err(error))) => {
                     let broke = self.observer.served();
                     let reissue = error.is_transient() && !forwarded && restarts > 0;
@@ -288,7 +298,8 @@ impl Turn {
                     end.model = model.clone();
                     if dropped > 0 {
                         self.finalize_ignored().await;
-                        if text.trim().is_empty() && !sink.event(text_event(executus::loops::WITHHELD)).await {
+                        if text.trim().is_empty() && !sink.event(text_event(executus::loops::WITHHELD)).await
+                        {
                             return gone(end);
                         }
                     }
@@ -296,7 +307,11 @@ impl Turn {
                         if passed.is_empty() {
                             self.observe_blocked(&blocked).await;
                         }
-                        let explanation = if text.is_empty() { blocked_text(&blocked) } else { format!("\n\n{}", blocked_text(&blocked)) };
+                        let explanation = if text.is_empty() {
+                            blocked_text(&blocked)
+                        } else {
+                            format!("\n\n{}", blocked_text(&blocked))
+                        };
                         if !sink.event(text_event(&explanation)).await {
                             return gone(end);
                         }
@@ -380,10 +395,15 @@ impl Turn {
 
     async fn finalize_ignored(&self) {
         let settings = self.shared.config.loops;
-        let trigger = self.shared.with_session(&self.session.store_key(), |state| (state.finalize_ignored(&settings), true)).await;
+        let trigger = self
+            .shared
+            .with_session(&self.session.store_key(), |state| (state.finalize_ignored(&settings), true))
+            .await;
         match trigger {
             Ok(trigger) => self.announce(&trigger).await,
-            Err(error) => tracing::error!(target: "executus_gateway", sess = %self.session.id, %error, "session store failed"),
+            Err(error) => {
+                tracing::error!(target: "executus_gateway", sess = %self.session.id, %error, "session store failed")
+            }
         }
     }
 
@@ -391,12 +411,16 @@ impl Turn {
         let settings = self.shared.config.loops;
         let trigger = self
             .shared
-            .with_session(&self.session.store_key(), |state| (state.observe_blocked(blocked, &settings), true))
+            .with_session(&self.session.store_key(), |state| {
+                (state.observe_blocked(blocked, &settings), true)
+            })
             .await;
         match trigger {
             Ok(Some(trigger)) => self.announce(&trigger).await,
             Ok(None) => {}
-            Err(error) => tracing::error!(target: "executus_gateway", sess = %self.session.id, %error, "session store failed"),
+            Err(error) => {
+                tracing::error!(target: "executus_gateway", sess = %self.session.id, %error, "session store failed")
+            }
         }
     }
 
@@ -407,7 +431,11 @@ impl Turn {
 }
 
 /// Logs, counts and audits a loop-protection trigger of a session.
-pub(crate) async fn announce(shared: &Shared, reviewer: &Reviewer<'_>, trigger: &executus::loops::LoopTrigger) {
+pub(crate) async fn announce(
+    shared: &Shared,
+    reviewer: &Reviewer<'_>,
+    trigger: &executus::loops::LoopTrigger,
+) {
     shared.metrics.trigger(trigger.kind.as_str(), trigger.action.as_str());
     tracing::warn!(
         target: "executus_gateway",

@@ -23,7 +23,12 @@ impl Convo {
         let id = format!("toolu_{:04}", self.next_id);
         self.messages.push(Message {
             role: Role::Assistant,
-            parts: vec![Part::ToolCall(ToolCall { id: id.clone(), name: name.into(), args, signature: None })],
+            parts: vec![Part::ToolCall(ToolCall {
+                id: id.clone(),
+                name: name.into(),
+                args,
+                signature: None,
+            })],
         });
         self.messages.push(Message::tool_results([ToolResult {
             id,
@@ -60,7 +65,11 @@ fn the_same_call_repeated_triggers_the_cycle() {
     let prepared = state.prepare(&convo.messages, &s);
     assert_eq!(prepared.triggers.len(), 1);
     assert_eq!(prepared.triggers[0].kind, LoopKind::Cycle);
-    assert!(matches!(&prepared.plan, Plan::Finalize { reason } if reason.contains("repeated 3 times")), "{:?}", prepared.plan);
+    assert!(
+        matches!(&prepared.plan, Plan::Finalize { reason } if reason.contains("repeated 3 times")),
+        "{:?}",
+        prepared.plan
+    );
     assert_eq!(state.finalize_total, 1);
     // The same transcript again (a retry) observes nothing new.
     let again = state.prepare(&convo.messages, &s);
@@ -192,7 +201,10 @@ fn state_survives_a_restart_through_serde() {
     let mut restored: SessionState = serde_json::from_str(&stored).unwrap();
     assert_eq!(restored, state);
     convo.step("Read", json!({"path": "x"}), "x", false);
-    assert!(matches!(restored.prepare(&convo.messages, &s).plan, Plan::Finalize { .. }), "the third call after the restart");
+    assert!(
+        matches!(restored.prepare(&convo.messages, &s).plan, Plan::Finalize { .. }),
+        "the third call after the restart"
+    );
 }
 
 #[test]
@@ -202,7 +214,12 @@ fn turns_whose_calls_were_all_blocked_are_unproductive() {
     state.prepare(&Convo::new("push it").messages, &s);
     let mut fired = None;
     for i in 0..4 {
-        let call = ToolCall { id: format!("b{i}"), name: "Bash".into(), args: json!({"command": format!("git push {i}")}), signature: None };
+        let call = ToolCall {
+            id: format!("b{i}"),
+            name: "Bash".into(),
+            args: json!({"command": format!("git push {i}")}),
+            signature: None,
+        };
         fired = state.observe_blocked(&[(call, "blocked: no pushing".into())], &s);
     }
     let fired = fired.unwrap();

@@ -1,0 +1,93 @@
+//! Health, models, metrics, and a graceful shutdown with a stream open.
+
+use std::time::Duration;
+
+use executus_gateway::ServeConfig;
+use serde_json::{Value, json};
+
+use crate::support::*;
+use crate::tcp_stub::{Step, Stub, send};
+
+#[tokio::test]
+async fn models_list_tiers_targets_and_speaks_both_forms() {
+    let stub = Stub::route(|r| Answer::text("ok").openai(r)).await;
+    let registry = registry();
+    add_openai(&registry, "local", &stub);
+    registry.set_alias("fast", "local/qwen3:30b, local/small").unwrap();
+    let gw = Gw::start_with(ServeConfig::default(), registry, |b| b.extra_models(["auto:coding".to_owned()]))
+        .await;
+    let client = gw.client();
+    let openai: Value =
+        client.get(format!("{}/v1/models", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(openai["object"], "list");
+    let ids: Vec<&str> =
+        openai["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["auto:coding", "fast", "local/qwen3:30b", "local/small"]);
+    let anthropic: Value = client
+        .get(format!("{}/v1/models", gw.url))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(anthropic["data"][1]["type"], "model");
+    assert_eq!(anthropic["has_more"], false);
+    let health = client.get(format!("{}/healthz", gw.url)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    gw.post("/v1/chat/completions", &chat("fast", false)).await;
+    let metrics = client.get(format!("{}/metrics", gw.url)).send().await.unwrap();
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("executus_gateway_requests_total{dialect=\"chat\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("executus_gateway_upstream_seconds_count{target=\"local/qwen3:30b\"} 1"), "{text}");
+    assert!(text.contains("executus_gateway_tokens_total{direction=\"input\"} 12"), "{text}");
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_ends_open_streams_with_an_error_event_after_the_grace() {
+    // The upstream writes one piece of text and then holds the stream open.
+    let stub = Stub::route(|_| {
+        vec![
+            send("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"),
+            send(format!(
+                "data: {}\n\n",
+                json!({"id": "x", "choices": [{"index": 0, "delta": {"content": "thinking..."}}]})
+            )),
+            Step::Stall,
+        ]
+    })
+    .await;
+    let registry = registry();
+    add_openai(&registry, "mock", &stub);
+    let config = ServeConfig { shutdown_grace: Duration::from_millis(300), ..ServeConfig::default() };
+    let mut gw = Gw::start(config, registry).await;
+    let messages = json!({"model": "mock/m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "x"}]});
+    let mut response = gw.post("/v1/messages", &messages).await;
+    assert_eq!(response.status(), 200);
+    let mut body = String::new();
+    while !body.contains("thinking...") {
+        let chunk = response.chunk().await.unwrap().expect("the stream is open");
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    gw.shutdown.cancel();
+    // Hang guard only: the stream ends on its own after the grace.
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            body.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended");
+    let events = sse_events(&body);
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name.as_deref(), Some("error"));
+    assert_eq!(data["error"]["message"], "the gateway is shutting down");
+    let served =
+        tokio::time::timeout(Duration::from_secs(60), gw.task.take().unwrap()).await.unwrap().unwrap();
+    assert!(served.is_ok());
+    let refused = reqwest::Client::new().get(format!("{}/healthz", gw.url)).send().await;
+    assert!(refused.is_err(), "nothing listens any more");
+    gw.gateway.close(Duration::from_millis(10)).await;
+}

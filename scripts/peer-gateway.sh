@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Clients of the gateway suites (gateway/tests/it, cli/tests/it/serve.rs), installed from the
+# package registries at pinned versions into target/peers/gateway/ (caches under
+# ~/.cache/executus-npm and ~/.cache/executus-pip, so a rerun is quick):
+#
+#   target/peers/gateway/venv/bin/python                         the official `openai` and `anthropic` SDKs
+#   target/peers/gateway/npm/node_modules/.bin/claude            @anthropic-ai/claude-code
+#   target/peers/gateway/npm/node_modules/.bin/codex             @openai/codex
+#
+#   scripts/peer-gateway.sh [setup]   install what is missing; prints nothing on stdout
+#
+# Nothing here is started: the suites run the SDKs against loopback servers and the agent CLIs
+# inside a loopback-only network namespace with their telemetry and update checks off.
+# Idempotent: a stamp file records the pinned versions; nothing is fetched when they match.
+# A failure prints a notice on stderr and exits non-zero; the suites then fail under CI=true
+# and skip loudly otherwise.
+set -euo pipefail
+
+OPENAI=3.63.0
+ANTHROPIC=2.17.0
+CLAUDE_CODE=2.1.332
+CODEX=0.171.0
+
+ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+DIR=$ROOT/target/peers/gateway
+STAMP=$DIR/stamp
+WANT="openai=$OPENAI anthropic=$ANTHROPIC claude-code=$CLAUDE_CODE codex=$CODEX"
+
+note() { echo "peer-gateway: $*" >&2; }
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+  exit 0
+fi
+mkdir -p "$DIR/npm"
+note "installing the gateway's clients into $DIR (pinned: $WANT)"
+if [ ! -x "$DIR/venv/bin/python" ]; then
+  python3 -m venv "$DIR/venv" >&2
+fi
+PIP_CACHE_DIR=$HOME/.cache/executus-pip PIP_DISABLE_PIP_VERSION_CHECK=1 \
+  "$DIR/venv/bin/pip" install --quiet "openai==$OPENAI" "anthropic==$ANTHROPIC" >&2
+(
+  cd "$DIR/npm"
+  [ -f package.json ] || echo '{"private": true}' > package.json
+  # The CLIs' own install scripts fetch nothing we need (native binaries ship as optional
+  # dependencies of the package).
+  npm_config_cache=$HOME/.cache/executus-npm npm install --no-fund --no-audit --loglevel=error \
+    "@anthropic-ai/claude-code@$CLAUDE_CODE" "@openai/codex@$CODEX" >&2
+)
+echo "$WANT" > "$STAMP"
+note "ready"
