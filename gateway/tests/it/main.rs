@@ -8,7 +8,9 @@ mod tcp_stub;
 
 mod guard;
 mod lifecycle;
+mod peers;
 mod policy;
+mod sdk;
 mod security;
 mod support;
 mod wire;

@@ -208,16 +208,20 @@ impl ApiError {
     }
 }
 
-/// An exhausted chain: the status of its attempts when they all agree on a rate limit or an
-/// overload (the client should back off), else 503.
+/// An exhausted chain: when every attempt failed the same way, what that way means for the
+/// client (a rate limit or an overload keeps its status so the client backs off; answers that
+/// could not be decoded are the upstream's fault, 502); otherwise 503.
 fn exhausted_class(error: &Error) -> ErrorClass {
-    let statuses: Vec<Option<u16>> = error.attempts.iter().map(|a| a.status).collect();
-    if !statuses.is_empty() && statuses.iter().all(|s| *s == Some(429)) {
+    let attempts = &error.attempts;
+    let all = |f: &dyn Fn(&crate::error::Attempt) -> bool| !attempts.is_empty() && attempts.iter().all(f);
+    if all(&|a| a.status == Some(429)) {
         ErrorClass::RateLimited
-    } else if !statuses.is_empty() && statuses.iter().all(|s| *s == Some(529)) {
+    } else if all(&|a| a.status == Some(529)) {
         ErrorClass::Overloaded
-    } else if error.attempts.iter().all(|a| a.kind == ErrorKind::NotFound) && !error.attempts.is_empty() {
+    } else if all(&|a| a.kind == ErrorKind::NotFound) {
         ErrorClass::NotFound
+    } else if all(&|a| a.kind == ErrorKind::Decode || matches!(a.status, Some(401 | 403))) {
+        ErrorClass::BadGateway
     } else {
         ErrorClass::Unavailable
     }

@@ -13,7 +13,8 @@
 //! blocks are dropped. `tools` with an `input_schema` (server tools without one are skipped),
 //! `tool_choice`, `max_tokens`, `temperature`, `stop_sequences`, `top_p` / `top_k`
 //! (passed through), `thinking: {type: enabled, budget_tokens}` as a reasoning effort
-//! (`adaptive` and `disabled` leave it unset), and `cache_control` anywhere turns prompt
+//! (`adaptive` and `disabled` leave it unset), `output_config.format` (`json_schema`) as
+//! structured output, and `cache_control` anywhere turns prompt
 //! caching on. `metadata` is kept for masked logging only.
 //!
 //! Streaming: `message_start`, then one content block per run of text (opened on its first
@@ -33,8 +34,8 @@ use crate::providers::anthropic::thinking;
 use crate::providers::wire::args_object;
 use crate::stream::StreamEvent;
 use crate::types::{
-    FinishReason, Message, Part, ReasoningEffort, Request, Response, Role, ToolCall, ToolChoice, ToolResult,
-    ToolSpec, Usage,
+    FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role, ToolCall,
+    ToolChoice, ToolResult, ToolSpec, Usage,
 };
 
 #[derive(Deserialize)]
@@ -49,6 +50,7 @@ struct Body {
     temperature: Option<f32>,
     stream: Option<bool>,
     thinking: Option<Value>,
+    output_config: Option<Value>,
     metadata: Option<Value>,
     #[serde(flatten)]
     sampling: Sampling,
@@ -101,6 +103,9 @@ pub fn decode(body: &[u8]) -> Result<ClientRequest, DecodeError> {
     request.stop = body.stop_sequences.unwrap_or_default();
     request.reasoning_effort = body.thinking.as_ref().and_then(thinking_effort);
     request.prompt_caching = state.caching;
+    if let Some(format) = body.output_config.as_ref().and_then(|c| c.get("format")).filter(|f| !f.is_null()) {
+        request.response_schema = output_format(format)?;
+    }
     body.sampling.apply(&mut request);
     Ok(ClientRequest {
         dialect: Dialect::Messages,
@@ -368,6 +373,23 @@ fn tool_choice(choice: &Value) -> Result<ToolChoice, DecodeError> {
         other => {
             Err(DecodeError::field("tool_choice.type", format!("unknown value {:?}", other.unwrap_or(""))))
         }
+    }
+}
+
+/// `output_config.format`: `{type: json_schema, schema}` (structured output).
+fn output_format(format: &Value) -> Result<Option<ResponseSchema>, DecodeError> {
+    match format.get("type").and_then(Value::as_str) {
+        Some("json_schema") => {
+            let schema = format
+                .get("schema")
+                .filter(|s| s.is_object())
+                .ok_or_else(|| DecodeError::Missing { field: "output_config.format.schema".into() })?;
+            Ok(Some(ResponseSchema { name: "output".into(), schema: schema.clone(), strict: true }))
+        }
+        other => Err(DecodeError::field(
+            "output_config.format.type",
+            format!("unknown value {:?}", other.unwrap_or("")),
+        )),
     }
 }
 

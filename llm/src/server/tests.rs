@@ -248,7 +248,7 @@ fn messages_request_decodes_claude_code_shapes() {
         "thinking": {"type": "enabled", "budget_tokens": 4000},
         "stop_sequences": ["###"], "temperature": 1, "top_k": 40,
         "stream": true, "metadata": {"user_id": "device-123"},
-        "context_management": {"edits": []}, "output_config": {"effort": "high"}
+        "context_management": {"edits": []}, "output_config": {"effort": "high", "format": {"type": "json_schema", "schema": {"type": "object"}}}
     });
     let r = messages::decode(body.to_string().as_bytes()).unwrap();
     let q = &r.request;
@@ -276,6 +276,7 @@ fn messages_request_decodes_claude_code_shapes() {
     assert_eq!(q.max_tokens, Some(128_000));
     assert_eq!(q.extra.get("top_k"), Some(&json!(40)));
     assert_eq!(r.metadata, Some(json!({"user_id": "device-123"})));
+    assert_eq!(q.response_schema.as_ref().map(|s| &s.schema), Some(&json!({"type": "object"})));
     assert!(r.stream);
 }
 
@@ -563,6 +564,13 @@ fn upstream_errors_map_to_client_statuses() {
     assert_eq!((mapped.status(), mapped.retry_after_secs()), (429, Some(3)));
     exhausted.attempts[0].status = Some(500);
     assert_eq!(ApiError::from_llm(&exhausted).status(), 503);
+    exhausted.attempts[0].kind = ErrorKind::Decode;
+    exhausted.attempts[0].status = None;
+    assert_eq!(
+        ApiError::from_llm(&exhausted).status(),
+        502,
+        "answers nobody could read are the upstream's fault"
+    );
 }
 
 // ---------------------------------------------------------------- hostile input
