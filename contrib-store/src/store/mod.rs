@@ -318,6 +318,11 @@ impl Store {
         SqliteScheduleStore::new(self.clone())
     }
 
+    /// The gateway's session store (`executus_gateway::store::SessionStore`) over this database.
+    pub fn gateway_sessions(&self) -> crate::SqliteSessionStore {
+        crate::SqliteSessionStore::new(self.clone())
+    }
+
     /// Page accounting of the database (reads through the WAL, so it is current).
     ///
     /// # Errors

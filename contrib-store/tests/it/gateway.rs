@@ -1,0 +1,51 @@
+//! The SQLite gateway session store: the conformance suite every `SessionStore` passes, state
+//! that survives reopening the file (a gateway restart), and a stored state that does not
+//! decode reported by session.
+
+use std::sync::Arc;
+
+use executus::ports::PortError;
+use executus_gateway::guard::SessionState;
+use executus_gateway::store::{SessionStore, conformance};
+
+use crate::common::TempStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_session_store_passes_conformance() {
+    let dirs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = dirs.clone();
+    conformance::check(move || {
+        let keep = keep.clone();
+        async move {
+            let tmp = TempStore::new();
+            let store = tmp.open().await;
+            keep.lock().unwrap().push(tmp);
+            Arc::new(store.gateway_sessions()) as Arc<dyn SessionStore>
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn state_survives_reopening_and_corruption_names_the_session() {
+    let tmp = TempStore::new();
+    let mut state = SessionState::new();
+    state.count_continuation();
+    {
+        let store = tmp.open().await;
+        store.gateway_sessions().save("alice\u{1f}fp:abc", &state, 1_000).await.unwrap();
+        store.close().await;
+    }
+    let store = tmp.open().await;
+    let sessions = store.gateway_sessions();
+    assert_eq!(sessions.load("alice\u{1f}fp:abc").await.unwrap(), Some(state));
+    sqlx::query("UPDATE gateway_sessions SET state = '{not json'").execute(&*pool(&tmp).await).await.unwrap();
+    let err = sessions.load("alice\u{1f}fp:abc").await.unwrap_err();
+    assert!(matches!(err, PortError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("fp:abc"), "{err}");
+}
+
+async fn pool(tmp: &TempStore) -> Arc<sqlx::SqlitePool> {
+    Arc::new(sqlx::SqlitePool::connect(&tmp.url()).await.unwrap())
+}
