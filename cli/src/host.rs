@@ -48,6 +48,8 @@ pub struct Stores {
     pub schedule: Arc<dyn ScheduleStore>,
     /// Chat conversations.
     pub chats: Arc<dyn ChatHistory>,
+    /// The gateway's per-session guard state (`serve`).
+    pub sessions: Arc<dyn executus_gateway::store::SessionStore>,
     /// Which of them outlive this process (`checkpoints`, `chats`, ...).
     pub durable: BTreeSet<&'static str>,
     /// Where the durable ones live, for messages.
@@ -100,7 +102,7 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
     };
     let mut durable = BTreeSet::new();
     if store.location() != ":memory:" {
-        durable.extend(["checkpoints", "chats", "audit", "budget", "schedule"]);
+        durable.extend(["checkpoints", "chats", "audit", "budget", "schedule", "sessions"]);
     }
     Ok(Stores {
         checkpoints: Arc::new(store.checkpoints()),
@@ -111,6 +113,7 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         audit: Arc::new(store.audit()),
         budget: Arc::new(store.budget()),
         schedule: Arc::new(store.schedule()),
+        sessions: Arc::new(store.gateway_sessions()),
         chats,
         durable,
         location: store.location().to_owned(),

@@ -106,6 +106,9 @@ pub enum Command {
     Schedule(commands::schedule::ScheduleArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
+    /// An OpenAI- and Anthropic-compatible endpoint for coding agents ([serve]): every
+    /// request through the failover chain and the guardrails, until SIGINT or SIGTERM.
+    Serve(commands::serve::ServeArgs),
     /// The effective configuration, secrets redacted, with where each value came from.
     Config,
 }

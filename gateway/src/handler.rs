@@ -312,7 +312,7 @@ async fn process(
         client = %masked_client_meta(&decoded, headers),
         "request"
     );
-    let identity = Identity::new(key.name.clone(), "gateway");
+    let identity = Identity::new(format!("key:{}", key.name), "gateway");
     if let Some(agent) = decoded.model.strip_prefix("agent:") {
         return crate::models::agent(shared, decoded.clone(), agent, identity, &session, flight)
             .await

@@ -22,7 +22,8 @@
 //!    over the session's requests, kept in a [`store::SessionStore`]; a trigger turns the
 //!    request into a finalize turn (tools removed, wrap-up instruction) or, past the limits,
 //!    answers it with a tool-free end of turn;
-//! 5. **budget** (the core's `Budget` port, per key) — a request that would overspend is
+//! 5. **budget** (the core's `Budget` port; a key's identity is user `key:NAME`, tenant
+//!    `gateway`) — a request that would overspend is
 //!    refused with 429 before anything is spent;
 //! 6. **admission** through the core's lanes: one shared lane (fair round-robin across keys)
 //!    and a lane per key with a `concurrency`; a full queue is 429 + `Retry-After`;
@@ -71,6 +72,8 @@ use tokio_util::sync::CancellationToken;
 pub use crate::config::{KeyConfig, LoopSettings, RawServe, ServeConfig};
 pub use crate::metrics::Metrics;
 pub use crate::serve::serve;
+/// The router type [`Gateway::router`] returns (axum's), for hosts that merge routes into it.
+pub use axum::Router;
 
 /// Why the gateway could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -210,7 +213,7 @@ impl GatewayBuilder {
         self
     }
 
-    /// The budget keys spend against (identity: user = the key's name, tenant `gateway`).
+    /// The budget keys spend against (identity: user `key:NAME`, tenant `gateway`).
     #[must_use]
     pub fn budget(mut self, budget: Arc<dyn Budget>) -> Self {
         self.budget = budget;
@@ -335,7 +338,7 @@ impl Gateway {
 
     /// The HTTP routes (see the crate docs). A host may merge its own routes into it before
     /// serving (the fleet views mount here).
-    pub fn router(&self) -> axum::Router {
+    pub fn router(&self) -> Router {
         handler::router(Arc::clone(&self.shared))
     }
 

@@ -60,7 +60,7 @@ impl Reviewer<'_> {
         };
         tracing::info!(
             target: "executus_gateway",
-            sess = self.session,
+            sess = %self.session,
             rule = %verdict.rule,
             tool = %call.name,
             decision = name,
@@ -106,7 +106,7 @@ impl Reviewer<'_> {
     /// Audits a gate that held a turn open.
     pub(crate) async fn gate_held(&self, gate: &CompletionGate) {
         self.shared.metrics.decision("gate");
-        tracing::info!(target: "executus_gateway", sess = self.session, gate = %gate.id, "completion gate holds the turn open");
+        tracing::info!(target: "executus_gateway", sess = %self.session, gate = %gate.id, "completion gate holds the turn open");
         self.audit(AuditEvent::PolicyDecision {
             session: self.session.to_owned(),
             tool: String::new(),

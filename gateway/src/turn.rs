@@ -439,7 +439,7 @@ pub(crate) async fn announce(
     shared.metrics.trigger(trigger.kind.as_str(), trigger.action.as_str());
     tracing::warn!(
         target: "executus_gateway",
-        sess = reviewer.session,
+        sess = %reviewer.session,
         trigger = trigger.kind.as_str(),
         action = trigger.action.as_str(),
         detail = %trigger.detail,

@@ -8,6 +8,7 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 pub mod swarm;
 
 use crate::config::{CliConfig, effective};
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Deny(args) => approve::deny(&config, args, &interrupt).await,
         Command::Schedule(args) => schedule::schedule(&config, args, &interrupt).await,
         Command::Models(args) => models::models(&config, args).await,
+        Command::Serve(args) => serve::serve(&config, args, &interrupt).await,
         Command::Config => {
             print_config(&config)?;
             Ok(Exit::Ok)

@@ -13,6 +13,7 @@
 //! | `[swarm]` | models, lenses, concurrency, deadline of `executus-run swarm` |
 //! | `[schedule.jobs.ID]` | cron jobs of `executus-run schedule` |
 //! | `[chat] persona` | the persona `executus-run chat` talks to by default |
+//! | `[serve]` | `executus-run serve`: listen, profile, limits, loops, keys (validated by `serve`) |
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -172,6 +173,9 @@ pub struct RawHostSections {
     /// `[chat]`.
     #[serde(default)]
     pub chat: RawChat,
+    /// `[serve]` (validated by `serve` itself: its keys' variables matter only there).
+    #[serde(default)]
+    pub serve: executus_gateway::RawServe,
 }
 
 /// `[swarm]`, validated.
@@ -231,6 +235,8 @@ pub struct HostConfig {
     pub jobs: Vec<JobDef>,
     /// The default persona of `chat`.
     pub chat_persona: Option<String>,
+    /// `[serve]`, as read.
+    pub serve: executus_gateway::RawServe,
 }
 
 /// Parses `user[@tenant]` (tenant `default` when omitted).
@@ -298,6 +304,7 @@ impl RawHostSections {
             host.jobs.push(validate_job(&id, raw, figment)?);
         }
         host.chat_persona = self.chat.persona.filter(|p| !p.trim().is_empty());
+        host.serve = self.serve;
         Ok(host)
     }
 }

@@ -17,6 +17,7 @@ mod run;
 mod runaway;
 mod schedule;
 mod secrets;
+mod serve;
 mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]

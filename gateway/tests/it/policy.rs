@@ -161,7 +161,11 @@ async fn a_blocked_call_becomes_an_explanation_and_a_rewrite_reaches_the_client_
         .collect();
     assert_eq!(
         decisions,
-        [("block", "no-push", "alice"), ("block", "no-push", "alice"), ("rewrite", "worktree", "alice")]
+        [
+            ("block", "no-push", "key:alice"),
+            ("block", "no-push", "key:alice"),
+            ("rewrite", "worktree", "key:alice")
+        ]
     );
     let rewrite = records
         .iter()

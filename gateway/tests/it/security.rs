@@ -205,7 +205,7 @@ struct Denying(std::sync::Mutex<Vec<Usage>>);
 #[async_trait]
 impl Budget for Denying {
     async fn reserve(&self, request: &SpendRequest) -> Result<Reservation, BudgetDenied> {
-        assert_eq!(request.identity.user, "alice");
+        assert_eq!(request.identity.user, "key:alice");
         assert_eq!(request.targets, ["mock/m"]);
         Err(BudgetDenied {
             scope: "user:alice".into(),
