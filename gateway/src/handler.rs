@@ -342,7 +342,10 @@ async fn process(
         announce(shared, &reviewer, trigger).await;
     }
     let mut applied: Vec<String> = profile.iter().map(|p| format!("profile:{p}")).collect();
-    let ClientRequest { mut request, stream, .. } = decoded.clone();
+    let mut decoded = decoded;
+    // The transcript moves into the turn; what the answer echoes stays in `decoded`.
+    let mut request = std::mem::take(&mut decoded.request);
+    let stream = decoded.stream;
     let mut finalize = false;
     match &prepared.plan {
         Plan::Pass => {}
@@ -372,12 +375,11 @@ async fn process(
     }
 
     // The budget: the worst case is reserved before anything is spent.
-    let estimate = serde_json::to_string(&request.messages).map(|s| s.len() as u64 / 4).unwrap_or(0);
     let spend = SpendRequest {
         run_id,
         identity: identity.clone(),
         targets: chain.targets().map(str::to_owned).collect(),
-        input_tokens: estimate + request.system.as_ref().map_or(0, |s| s.len() as u64 / 4),
+        input_tokens: estimate_tokens(&request),
         max_output_tokens: u64::from(request.max_tokens.unwrap_or(4096)),
     };
     let reservation = match shared.budget.reserve(&spend).await {
@@ -418,6 +420,25 @@ async fn process(
     } else {
         whole(shared, &key, &decoded, turn, applied, flight).await
     }
+}
+
+/// Prompt tokens, estimated at four bytes a token (what the budget reserves against).
+fn estimate_tokens(request: &executus_llm::Request) -> u64 {
+    let mut bytes = request.system.as_ref().map_or(0, String::len);
+    for message in &request.messages {
+        for part in &message.parts {
+            bytes += match part {
+                executus_llm::Part::Text { text } => text.len(),
+                executus_llm::Part::Image { data, .. } => data.len(),
+                executus_llm::Part::ToolCall(call) => call.name.len() + call.args.to_string().len(),
+                executus_llm::Part::ToolResult(result) => result.content.len(),
+            };
+        }
+    }
+    for tool in &request.tools {
+        bytes += tool.name.len() + tool.description.len() + tool.parameters.to_string().len();
+    }
+    bytes as u64 / 4
 }
 
 /// What every answer's headers say.
@@ -475,7 +496,6 @@ async fn local_answer(
             Err(error) => error_response(request.dialect, &error, Some(&meta.session.id)),
         }
     };
-    shared.metrics.decision("loop_stop");
     set_answer_headers(&mut response, meta.session, meta.served_by, &applied);
     response
 }

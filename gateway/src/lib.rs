@@ -117,6 +117,9 @@ pub fn check_bind(addr: SocketAddr, keys: usize) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// Sessions kept in memory between requests, at most.
+const SESSION_CACHE: usize = 10_000;
+
 /// Everything a request handler needs, shared.
 pub(crate) struct Shared {
     pub(crate) config: ServeConfig,
@@ -132,6 +135,9 @@ pub(crate) struct Shared {
     pub(crate) lane: LaneHandle,
     pub(crate) key_lanes: HashMap<String, LaneHandle>,
     pub(crate) session_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// The sessions this process has seen, as last saved (write-through: the store stays the
+    /// truth across restarts; a session's requests are serialised in this process).
+    pub(crate) session_cache: DashMap<String, guard::SessionState>,
     pub(crate) speculative_providers: BTreeSet<String>,
     pub(crate) extra_models: Vec<String>,
     pub(crate) shutdown: CancellationToken,
@@ -148,11 +154,20 @@ impl Shared {
         let lock = Arc::clone(self.session_locks.entry(key.to_owned()).or_default().value());
         let result = {
             let _held = lock.lock().await;
-            let mut state = self.store.load(key).await?.unwrap_or_default();
+            let cached = self.session_cache.get(key).map(|s| s.value().clone());
+            let mut state = match cached {
+                Some(state) => state,
+                None => self.store.load(key).await?.unwrap_or_default(),
+            };
             let (out, changed) = f(&mut state);
             if changed {
                 self.store.save(key, &state, handler::now_ms()).await?;
             }
+            if self.session_cache.len() >= SESSION_CACHE {
+                // Bounded: forget everything (the store still has it) rather than grow.
+                self.session_cache.clear();
+            }
+            self.session_cache.insert(key.to_owned(), state);
             Ok(out)
         };
         drop(lock);
@@ -310,6 +325,7 @@ impl GatewayBuilder {
                 lane,
                 key_lanes,
                 session_locks: DashMap::new(),
+                session_cache: DashMap::new(),
                 speculative_providers: self.speculative_providers,
                 extra_models: self.extra_models,
                 shutdown: self.shutdown,
