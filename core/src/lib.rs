@@ -31,7 +31,6 @@ pub mod ids;
 pub mod lane;
 pub mod loops;
 pub mod meta;
-pub mod net;
 pub mod ports;
 pub mod run;
 pub mod runtime;
