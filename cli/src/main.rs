@@ -41,13 +41,14 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// The exit code for a run status name.
-    pub fn for_status(status: &str) -> Self {
+    /// The exit code for a run status.
+    pub fn for_status(status: executus::RunStatus) -> Self {
+        use executus::RunStatus;
         match status {
-            "completed" | "awaiting_approval" => Self::Ok,
-            "budget_denied" => Self::Budget,
-            "partial" | "stopped" => Self::Partial,
-            "cancelled" | "interrupted" => Self::Interrupted,
+            RunStatus::Completed | RunStatus::AwaitingApproval => Self::Ok,
+            RunStatus::BudgetDenied => Self::Budget,
+            RunStatus::Partial | RunStatus::Stopped => Self::Partial,
+            RunStatus::Cancelled => Self::Interrupted,
             _ => Self::Failed,
         }
     }

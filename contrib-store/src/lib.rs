@@ -14,6 +14,7 @@
 //! | [`Store::audit`] | [`SqliteAuditStore`] | `executus_audit::AuditStore` | [`audit`] |
 //! | [`Store::budget`] | [`SqliteBudgetStore`] | `executus_budget::BudgetStore` | [`budget`] |
 //! | [`Store::schedule`] | [`SqliteScheduleStore`] | `executus_schedule::ScheduleStore` | [`schedule`] |
+//! | [`Store::chats`] | [`SqliteChatStore`] | `executus_chat::ChatHistory` | [`chat`] |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,8 +52,10 @@
 
 pub mod audit;
 pub mod budget;
+pub mod chat;
 pub mod checkpoint;
 mod error;
+pub mod host;
 pub mod persona;
 pub mod schedule;
 pub mod skill;
@@ -60,8 +63,10 @@ mod store;
 
 pub use audit::{ExplainedStatement, SqliteAuditStore};
 pub use budget::SqliteBudgetStore;
+pub use chat::SqliteChatStore;
 pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
 pub use error::StoreError;
+pub use host::HostStores;
 pub use persona::SqlitePersonaStore;
 pub use schedule::SqliteScheduleStore;
 pub use skill::SqliteSkillStore;

@@ -5,6 +5,7 @@
 mod audit;
 mod budget;
 mod budget_processes;
+mod chat;
 mod checkpoint;
 mod common;
 mod concurrency;

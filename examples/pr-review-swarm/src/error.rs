@@ -65,9 +65,12 @@ pub enum ReviewError {
         /// The limit.
         max: usize,
     },
-    /// The runtime could not be built or the swarm could not start.
+    /// The runtime could not be built.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// The swarm could not start or stopped without a result.
+    #[error("swarm: {0}")]
+    Fanout(#[from] executus::FanoutError),
     /// The bundled fixture could not be recorded (see `record_fixture`).
     #[error("fixture: {0}")]
     Fixture(String),

@@ -177,7 +177,7 @@ pub async fn run_review(runtime: &Runtime, config: &ReviewConfig, diff: &str) ->
 /// # Errors
 /// [`ReviewError::EmptyDiff`] / [`ReviewError::DiffTooLarge`] for an unusable diff,
 /// [`ReviewError::UnknownModel`] for a model spec the registry cannot resolve,
-/// [`ReviewError::Env`] for an empty model or lens list, [`ReviewError::Runtime`] if the
+/// [`ReviewError::Env`] for an empty model or lens list, [`ReviewError::Fanout`] if the
 /// swarm cannot start. Failing cells are not errors: they are in [`Review::cells`].
 pub async fn run_review_with_progress(
     runtime: &Runtime,
@@ -214,7 +214,7 @@ pub async fn run_review_with_progress(
     spec.deadline = config.deadline;
     spec.lane.clone_from(&config.lane);
     let total = config.models.len() * config.lenses.len();
-    let mut handle = runtime.fanout(spec).await.map_err(ReviewError::Runtime)?;
+    let mut handle = runtime.fanout(spec).await?;
     let mut done = 0;
     while let Some(event) = handle.progress.recv().await {
         if !matches!(event, FanoutProgress::Started { .. }) {
@@ -222,7 +222,7 @@ pub async fn run_review_with_progress(
         }
         on_progress(&Progress { event, done, total });
     }
-    let result = handle.result().await.map_err(ReviewError::Runtime)?;
+    let result = handle.result().await?;
 
     let mut reported = Vec::new();
     let mut cells = Vec::with_capacity(result.cells.len());
