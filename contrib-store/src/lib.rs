@@ -14,6 +14,7 @@
 //! | [`Store::audit`] | [`SqliteAuditStore`] | `executus_audit::AuditStore` | [`audit`] |
 //! | [`Store::budget`] | [`SqliteBudgetStore`] | `executus_budget::BudgetStore` | [`budget`] |
 //! | [`Store::schedule`] | [`SqliteScheduleStore`] | `executus_schedule::ScheduleStore` | [`schedule`] |
+//! | [`SqliteReviewCache::new`] | [`SqliteReviewCache`] | `executus-run swarm`'s review cache (adapted in the CLI) | [`review_cache`] |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -54,6 +55,7 @@ pub mod budget;
 pub mod checkpoint;
 mod error;
 pub mod persona;
+pub mod review_cache;
 pub mod schedule;
 pub mod skill;
 mod store;
@@ -63,6 +65,7 @@ pub use budget::SqliteBudgetStore;
 pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
 pub use error::StoreError;
 pub use persona::SqlitePersonaStore;
+pub use review_cache::{ReviewCacheKey, SqliteReviewCache};
 pub use schedule::SqliteScheduleStore;
 pub use skill::SqliteSkillStore;
 pub use store::{

@@ -15,5 +15,6 @@ mod open;
 mod persona_skill;
 mod plan;
 mod retention;
+mod review_cache;
 mod schedule;
 mod upgrade;

@@ -149,7 +149,7 @@ impl Hunk {
         let mut pieces = Vec::new();
         let (mut old_line, mut new_line) = (self.old_start, self.new_start);
         let mut current = self.piece_at(old_line, new_line);
-        let mut size = current.header().len() + 1;
+        let mut size = self.header_bound(old_line, new_line);
         let mut i = 0;
         while i < self.lines.len() {
             // A line and the `\` marker that may follow it travel together.
@@ -161,7 +161,7 @@ impl Hunk {
             if !current.lines.is_empty() && size + group_len > max_bytes {
                 pieces.push(current);
                 current = self.piece_at(old_line, new_line);
-                size = current.header().len() + 1;
+                size = self.header_bound(old_line, new_line);
             }
             let first = group[0].as_bytes().first().copied();
             match first {
@@ -198,6 +198,15 @@ impl Hunk {
             }
         }
         pieces
+    }
+
+    /// The most bytes the header (and its newline) of a piece starting at these lines can
+    /// take: its counts are at most this hunk's.
+    fn header_bound(&self, old_line: u32, new_line: u32) -> usize {
+        Hunk { old_count: self.old_count, new_count: self.new_count, ..self.piece_at(old_line, new_line) }
+            .header()
+            .len()
+            + 1
     }
 
     fn piece_at(&self, old_line: u32, new_line: u32) -> Hunk {

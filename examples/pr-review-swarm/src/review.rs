@@ -118,6 +118,10 @@ pub struct CellSummary {
     pub findings: usize,
     /// Findings dropped by the per-cell cap.
     pub dropped: usize,
+    /// Findings dropped because they named another file of the diff than the one the cell
+    /// was shown.
+    #[serde(default)]
+    pub elsewhere: usize,
     /// Why it failed.
     pub error: Option<String>,
     /// Tokens it spent.
@@ -377,6 +381,7 @@ pub async fn run_review_cached(
                             status: CellStatus::Succeeded,
                             findings: hit.findings.len(),
                             dropped: hit.dropped,
+                            elsewhere: 0,
                             error: None,
                             usage: hit.usage,
                             elapsed: Duration::ZERO,
@@ -456,6 +461,7 @@ pub async fn run_review_cached(
                 status: CellStatus::Succeeded,
                 findings: 0,
                 dropped: 0,
+                elsewhere: 0,
                 error: None,
                 usage: Usage::default(),
                 elapsed: Duration::ZERO,
@@ -480,8 +486,14 @@ pub async fn run_review_cached(
                             let mut kept = Vec::new();
                             for finding in report.findings.into_iter().take(MAX_FINDINGS_PER_CELL) {
                                 let mut finding = finding.sanitised();
-                                // A cell reviews one file: its findings are about that file,
-                                // whatever spelling of the path the model used.
+                                // A cell is shown one file: a finding naming another file of
+                                // the diff is about code it did not see; any other spelling
+                                // of the path means the cell's file.
+                                let resolved = index.resolve_path(&finding.file);
+                                if resolved != chunk.file && index.files().any(|f| f == resolved) {
+                                    summary.elsewhere += 1;
+                                    continue;
+                                }
                                 finding.file.clone_from(&chunk.file);
                                 kept.push(CachedFinding::relative(finding.clone(), chunk.anchor));
                                 reported.push(Reported {

@@ -93,7 +93,7 @@ fn every_cell_failing_exits_1_with_a_review_that_says_why() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("Every cell failed"), "{stdout}");
     assert!(stdout.contains("no recorded call for model model-a matches this request"), "{stdout}");
-    assert!(text(&out.stderr).contains("every cell failed (2 cells)"));
+    assert!(text(&out.stderr).contains("every cell failed (2 cells)"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -105,7 +105,9 @@ fn recording_writes_a_replayable_transcript_with_keys_redacted() {
     let recorded = std::fs::read_to_string(dir.path().join("calls.jsonl")).unwrap();
     let mut recorded = parse_transcript(&recorded, Path::new("calls.jsonl")).unwrap();
     let mut bundled = parse_transcript(BUNDLED_TRANSCRIPT, Path::new("bundled")).unwrap();
-    let key = |e: &executus_llm::fake::TranscriptEntry| (e.model.clone(), e.request.system.clone());
+    let key = |e: &executus_llm::fake::TranscriptEntry| {
+        (e.model.clone(), e.request.system.clone(), serde_json::to_string(&e.request.messages).unwrap())
+    };
     recorded.sort_by_key(key);
     bundled.sort_by_key(key);
     assert_eq!(recorded, bundled);
