@@ -227,13 +227,8 @@ pub fn check_budgets(
             format!("{max_cell_tokens} is below the minimum of {MIN_CELL_TOKENS}"),
         ));
     }
-    if let Some(total) = max_total_tokens
-        && total < max_cell_tokens
-    {
-        return Err((
-            "PR_REVIEW_MAX_TOTAL_TOKENS",
-            format!("{total} is below the per-cell budget ({max_cell_tokens}): not even one full cell fits"),
-        ));
+    if max_total_tokens == Some(0) {
+        return Err(("PR_REVIEW_MAX_TOTAL_TOKENS", "must be above zero (or `none`)".into()));
     }
     let overhead = prompt_overhead_tokens();
     let needed = overhead + max_cell_tokens + crate::lens::MAX_TOKENS as usize;

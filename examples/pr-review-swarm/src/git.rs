@@ -104,6 +104,7 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
             || stderr.contains("bad revision")
             || stderr.contains("no merge base")
             || stderr.contains("Not a valid object name")
+            || stderr.contains("Needed a single revision")
         {
             " (is the base fetched? check out with enough history: actions/checkout with \
              `fetch-depth: 0`, or GIT_DEPTH: \"0\" on GitLab)"

@@ -216,18 +216,28 @@ pub fn plan_review(diff: &str, options: &SplitOptions) -> ReviewPlan {
     }
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let mut left = options.max_total_tokens.unwrap_or(usize::MAX);
-    for (_, _, chunks) in candidates {
+    for (_, path, chunks) in candidates {
+        let mut skipped: Vec<Chunk> = Vec::new();
+        let mut taken = 0;
         for chunk in chunks {
             if chunk.tokens <= left {
                 left -= chunk.tokens;
                 plan.chunks.push(chunk);
+                taken += 1;
             } else {
-                plan.left_out.push(LeftOut {
-                    file: chunk.file.clone(),
-                    lines: Some((chunk.first_line, chunk.last_line)),
-                    reason: LeftOutReason::OverTotalBudget { tokens: chunk.tokens },
-                });
+                skipped.push(chunk);
             }
+        }
+        if taken == 0 && !skipped.is_empty() {
+            // The whole file is left out: one entry, no line range.
+            let tokens = skipped.iter().map(|c| c.tokens).sum();
+            plan.left_out.push(LeftOut { file: path, lines: None, reason: LeftOutReason::OverTotalBudget { tokens } });
+        } else {
+            plan.left_out.extend(skipped.into_iter().map(|chunk| LeftOut {
+                file: chunk.file.clone(),
+                lines: Some((chunk.first_line, chunk.last_line)),
+                reason: LeftOutReason::OverTotalBudget { tokens: chunk.tokens },
+            }));
         }
     }
     plan.chunks.sort_by(|a, b| a.file.cmp(&b.file).then(a.part.cmp(&b.part)));

@@ -146,3 +146,36 @@ fn recording_writes_a_replayable_transcript_with_keys_redacted() {
     assert!(!transcript.contains(key));
     assert!(!text(&out.stdout).contains(key) && !text(&out.stderr).contains(key));
 }
+
+#[test]
+fn fail_on_gates_with_exit_5_and_none_never_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    for (level, code) in [("error", 5), ("warning", 5), ("note", 5), ("none", 0)] {
+        let out = run(dir.path(), &[("PR_REVIEW_FAIL_ON", level), ("PR_REVIEW_QUIET", "1")], None);
+        assert_eq!(out.status.code(), Some(code), "{level}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("# PR review: 18 findings"), "the review is printed either way");
+        if code == 5 {
+            assert!(text(&out.stderr).contains("(PR_REVIEW_FAIL_ON): exit 5"), "{}", text(&out.stderr));
+        }
+    }
+    let out = run(dir.path(), &[("PR_REVIEW_FAIL_ON", "fatal")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("PR_REVIEW_FAIL_ON: \"fatal\" is not one of error, warning, note, none"));
+}
+
+#[test]
+fn the_file_cache_makes_a_second_run_free_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [("PR_REVIEW_CACHE_DIR", ".review-cache"), ("PR_REVIEW_QUIET", "1")];
+    let first = run(dir.path(), &vars, None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(dir.path().join(".review-cache/review-cache.json").exists());
+    // The second run answers every cell from the cache: a replay that answers nothing proves
+    // no model was asked.
+    std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
+    let second = run(dir.path(), &[vars[0], vars[1], ("PR_REVIEW_REPLAY", "empty.jsonl")], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let stdout = text(&second.stdout);
+    assert!(stdout.starts_with("# PR review: 18 findings"), "{stdout}");
+    assert!(stdout.contains("Cells: 0 asked, 40 from the cache."), "{stdout}");
+}

@@ -96,7 +96,7 @@ async fn answers_that_are_not_reports_fail_their_cell() {
     registry.add_provider(Arc::new(odd)).unwrap();
 
     let review = run_review(&runtime, &config, SAMPLE_DIFF).await.unwrap();
-    let of = |model: &str| review.cells.iter().filter(move |c| c.model == model);
+    let of = |model: &'static str| review.cells.iter().filter(move |c| c.model == model);
     assert!(of("odd/prose").all(|c| c.status == CellStatus::Failed));
     assert!(of("odd/wrong-shape").all(|c| c.status == CellStatus::Failed));
     assert!(of("odd/fenced").all(|c| c.status == CellStatus::Succeeded));
@@ -139,8 +139,12 @@ async fn a_flood_of_findings_is_capped_per_cell() {
 
 #[tokio::test(start_paused = true)]
 async fn cells_past_the_deadline_time_out_and_the_rest_are_kept() {
-    let config =
-        ReviewConfig { deadline: Some(Duration::from_secs(30)), ..config(&["replay/model-a", "slow/m"]) };
+    // Room in the lane for every cell: hanging cells must not hold back the others.
+    let config = ReviewConfig {
+        deadline: Some(Duration::from_secs(30)),
+        concurrency: std::num::NonZeroUsize::new(64).unwrap(),
+        ..config(&["replay/model-a", "slow/m"])
+    };
     let (runtime, _, registry) = bundled_runtime(&config);
     let slow = FakeProvider::new("slow");
     slow.fallback(Outcome::hang());
