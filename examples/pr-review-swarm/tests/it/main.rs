@@ -10,6 +10,7 @@ mod deps;
 mod env;
 mod failures;
 mod git;
+#[path = "../support/gitrepo.rs"]
 mod gitrepo;
 mod post;
 mod render;

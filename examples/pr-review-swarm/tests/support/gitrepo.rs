@@ -1,27 +1,43 @@
 //! A real git repository built in a temp dir: a base branch and a feature branch with
 //! modified, added, renamed (with and without edits), deleted, binary, lock and vendored
-//! files. Shared by the git, split and cache tests.
+//! files. Shared by the light host's git, split and cache tests and the CLI's swarm tests.
+
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A repository in a temp dir.
+/// A repository in a temp dir (or in a folder someone else owns).
 pub struct Repo {
-    pub dir: tempfile::TempDir,
+    root: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Repo {
     pub fn new() -> Self {
-        let repo = Self { dir: tempfile::tempdir().unwrap() };
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Self { root: dir.path().to_owned(), _dir: Some(dir) };
+        repo.init();
+        repo
+    }
+
+    /// A repository in `root`, a folder the caller owns (e.g. a CLI test's workspace).
+    pub fn at(root: &Path) -> Self {
+        let repo = Self { root: root.to_owned(), _dir: None };
+        repo.init();
+        repo
+    }
+
+    fn init(&self) {
+        let repo = self;
         repo.git(&["init", "-q", "-b", "main"]);
         repo.git(&["config", "user.email", "test@example.invalid"]);
         repo.git(&["config", "user.name", "Test"]);
         repo.git(&["config", "commit.gpgsign", "false"]);
-        repo
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     /// Runs git; panics with its stderr when it fails.
