@@ -59,3 +59,6 @@ impl ReviewCache for StoreReviewCache {
             .map_err(|e| CacheError::Backend { backend: BACKEND, message: e.to_string() })
     }
 }
+
+#[cfg(test)]
+mod tests;
