@@ -143,7 +143,7 @@ impl SqliteReviewCache {
     ///
     /// # Errors
     /// [`StoreError`] naming the operation and the file.
-    pub async fn len(&self) -> Result<u64, StoreError> {
+    pub async fn count(&self) -> Result<u64, StoreError> {
         const OP: &str = "review cache count";
         let store = &self.store;
         let n: i64 = store

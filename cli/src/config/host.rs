@@ -426,7 +426,9 @@ fn validate_swarm(
     match raw.max_total_tokens {
         None => {}
         Some(CountOrNone::Count(n)) => swarm.max_total_tokens = Some(count("swarm.max_total_tokens", n)?),
-        Some(CountOrNone::Text(text)) if text.trim().eq_ignore_ascii_case("none") => swarm.max_total_tokens = None,
+        Some(CountOrNone::Text(text)) if text.trim().eq_ignore_ascii_case("none") => {
+            swarm.max_total_tokens = None
+        }
         Some(CountOrNone::Text(text)) => {
             let n = text.trim().parse::<i64>().map_err(|_| {
                 invalid("swarm.max_total_tokens".into(), format!("{text:?} is not a number or \"none\""))
@@ -434,15 +436,19 @@ fn validate_swarm(
             swarm.max_total_tokens = Some(count("swarm.max_total_tokens", n)?);
         }
     }
-    pr_review_swarm::config::check_budgets(swarm.max_cell_tokens, swarm.max_total_tokens, swarm.context_tokens)
-        .map_err(|(var, reason)| {
-            let key = match var {
-                "PR_REVIEW_MAX_CELL_TOKENS" => "swarm.max_cell_tokens",
-                "PR_REVIEW_MAX_TOTAL_TOKENS" => "swarm.max_total_tokens",
-                _ => "swarm.context_tokens",
-            };
-            invalid(key.into(), reason)
-        })?;
+    pr_review_swarm::config::check_budgets(
+        swarm.max_cell_tokens,
+        swarm.max_total_tokens,
+        swarm.context_tokens,
+    )
+    .map_err(|(var, reason)| {
+        let key = match var {
+            "PR_REVIEW_MAX_CELL_TOKENS" => "swarm.max_cell_tokens",
+            "PR_REVIEW_MAX_TOTAL_TOKENS" => "swarm.max_total_tokens",
+            _ => "swarm.context_tokens",
+        };
+        invalid(key.into(), reason)
+    })?;
     if let Some(cache) = raw.cache {
         swarm.cache = cache;
     }

@@ -123,7 +123,11 @@ async fn a_failing_model_fails_only_its_cells() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cells = doc["cells"].as_array().unwrap();
     let failed: Vec<&Value> = cells.iter().filter(|c| c["status"] != "succeeded").collect();
-    assert_eq!(failed.len(), 20, "the broken model's 20 cells failed (4 lenses x 5 files), model-a's answered");
+    assert_eq!(
+        failed.len(),
+        20,
+        "the broken model's 20 cells failed (4 lenses x 5 files), model-a's answered"
+    );
     assert!(failed.iter().all(|c| c["model"] == "broken/gpt-x"));
     assert!(!doc["findings"].as_array().unwrap().is_empty());
 
@@ -200,7 +204,8 @@ fn edit(lines: &mut [String], at: usize, text: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn base_reviews_the_branch_and_the_store_cache_asks_only_about_the_changed_hunk() {
-    let server = openai_server(|_| ResponseTemplate::new(200).set_body_json(text_answer(r#"{"findings":[]}"#))).await;
+    let server =
+        openai_server(|_| ResponseTemplate::new(200).set_body_json(text_answer(r#"{"findings":[]}"#))).await;
     let ws = Workspace { dir: tempfile::tempdir().unwrap() };
     ws.write_config(&format!(
         r#"
@@ -299,13 +304,24 @@ async fn post_github_gates_with_exit_5_edits_its_comment_and_never_prints_the_to
     let event = ws.path().join("event.json");
     std::fs::write(
         &event,
-        serde_json::json!({ "pull_request": { "number": 7, "head": { "sha": forges::HEAD_SHA } } }).to_string(),
+        serde_json::json!({ "pull_request": { "number": 7, "head": { "sha": forges::HEAD_SHA } } })
+            .to_string(),
     )
     .unwrap();
 
     let mut command = ws.command(&[
-        "--log", "trace", "swarm", "--input", SAMPLE, "--post", "github", "--inline", "--fail-on", "error",
-        "--out-dir", "review",
+        "--log",
+        "trace",
+        "swarm",
+        "--input",
+        SAMPLE,
+        "--post",
+        "github",
+        "--inline",
+        "--fail-on",
+        "error",
+        "--out-dir",
+        "review",
     ]);
     github_env(&mut command, &forge, &event);
     let out = ws.run_with(command, None).await;
@@ -326,7 +342,8 @@ async fn post_github_gates_with_exit_5_edits_its_comment_and_never_prints_the_to
     assert!(forge.log().iter().all(|s| s.headers["authorization"] == format!("Bearer {TOKEN}")));
 
     // A re-run (every cell from the cache) edits the comment; `--fail-on none` passes.
-    let mut command = ws.command(&["swarm", "--input", SAMPLE, "--post", "github", "--inline", "--fail-on", "none"]);
+    let mut command =
+        ws.command(&["swarm", "--input", SAMPLE, "--post", "github", "--inline", "--fail-on", "none"]);
     github_env(&mut command, &forge, &event);
     let out = ws.run_with(command, None).await;
     assert_exit(&out, 0);
@@ -343,7 +360,10 @@ async fn post_github_gates_with_exit_5_edits_its_comment_and_never_prints_the_to
     let out = ws.run_with(command, None).await;
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("PATCH /repos/octo/widgets/issues/comments/") && stderr.contains("403"), "{stderr}");
+    assert!(
+        stderr.contains("PATCH /repos/octo/widgets/issues/comments/") && stderr.contains("403"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(TOKEN));
 
     // No token: a configuration error before any model is asked.
@@ -369,7 +389,11 @@ async fn post_gitlab_creates_then_edits_one_note() {
             .env("CI_MERGE_REQUEST_IID", "3");
         let out = ws.run_with(command, None).await;
         assert_exit(&out, 0);
-        assert!(text(&out.stderr).contains(&format!("{expected} the review comment")), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("{expected} the review comment")),
+            "{}",
+            text(&out.stderr)
+        );
         assert!(!text(&out.stderr).contains("glpat-CLI-secret"));
     }
     assert_eq!(forge.comments().len(), 1);
@@ -388,7 +412,10 @@ async fn split_and_budget_settings_are_checked_naming_the_key() {
     let out = ws.run(&["swarm", "--input", SAMPLE], None).await;
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("swarm.context_tokens") && stderr.contains("but the context holds 32768"), "{stderr}");
+    assert!(
+        stderr.contains("swarm.context_tokens") && stderr.contains("but the context holds 32768"),
+        "{stderr}"
+    );
 
     // Excluding every file: nothing is asked, the review says what was left out.
     ws.write_config(&format!("{}exclude = [\"*.rs\"]\n", replay_config(r#"["replay/model-a"]"#)));

@@ -29,7 +29,7 @@ async fn answers_round_trip_replace_and_survive_reopening() {
     let mut other = key("a");
     other.lens = "correctness".into();
     assert_eq!(cache.get(&other).await.unwrap(), None, "keys differing in one field are different entries");
-    assert_eq!(cache.len().await.unwrap(), 1);
+    assert_eq!(cache.count().await.unwrap(), 1);
     cache.store().close().await;
 
     let reopened = SqliteReviewCache::new(tmp.open().await);
@@ -56,7 +56,8 @@ async fn prune_deletes_what_was_not_used_for_a_while() {
 async fn concurrent_writers_of_one_key_leave_one_whole_answer() {
     let tmp = TempStore::new();
     let store = tmp.open().await;
-    let answers: Vec<String> = (0..16).map(|i| format!("{{\"writer\":{i},\"pad\":\"{}\"}}", "x".repeat(4096))).collect();
+    let answers: Vec<String> =
+        (0..16).map(|i| format!("{{\"writer\":{i},\"pad\":\"{}\"}}", "x".repeat(4096))).collect();
     let tasks: Vec<_> = answers
         .iter()
         .cloned()
@@ -71,5 +72,5 @@ async fn concurrent_writers_of_one_key_leave_one_whole_answer() {
     let cache = SqliteReviewCache::new(store);
     let stored = cache.get(&key("same")).await.unwrap().unwrap();
     assert!(answers.contains(&stored), "a whole answer of one writer");
-    assert_eq!(cache.len().await.unwrap(), 1);
+    assert_eq!(cache.count().await.unwrap(), 1);
 }

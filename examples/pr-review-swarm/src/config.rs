@@ -126,7 +126,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
          re-runs), from the platform's CI variables and GITHUB_TOKEN / GITLAB_TOKEN / \
          CI_JOB_TOKEN. Default: not posted.",
     ),
-    ("PR_REVIEW_INLINE", "`1`/`true`: with PR_REVIEW_POST, also comment on the changed lines. Default: false."),
+    (
+        "PR_REVIEW_INLINE",
+        "`1`/`true`: with PR_REVIEW_POST, also comment on the changed lines. Default: false.",
+    ),
     ("PR_REVIEW_QUIET", "`1`/`true` silences the progress lines on stderr. Default: false."),
     (
         "EXECUTUS_LLM_<NAME>",
@@ -417,8 +420,7 @@ impl ReviewConfig {
             config.fail_on = level.parse().map_err(|e: String| ReviewError::env("PR_REVIEW_FAIL_ON", e))?;
         }
         if let Some(platform) = get("PR_REVIEW_POST") {
-            config.post =
-                Some(platform.parse().map_err(|e: String| ReviewError::env("PR_REVIEW_POST", e))?);
+            config.post = Some(platform.parse().map_err(|e: String| ReviewError::env("PR_REVIEW_POST", e))?);
         }
         if let Some(inline) = get("PR_REVIEW_INLINE") {
             config.inline = parse_bool("PR_REVIEW_INLINE", inline)?;

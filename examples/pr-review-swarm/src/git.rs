@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn the_ci_base_follows_the_platform() {
         let github = |name: &str| (name == "GITHUB_BASE_REF").then(|| "release/1.x".to_owned());
-        assert_eq!(ci_base(&github), Base { reference: "origin/release/1.x".into(), source: "GITHUB_BASE_REF" });
+        assert_eq!(
+            ci_base(&github),
+            Base { reference: "origin/release/1.x".into(), source: "GITHUB_BASE_REF" }
+        );
         let gitlab = |name: &str| (name == "CI_MERGE_REQUEST_DIFF_BASE_SHA").then(|| "abc123".to_owned());
         assert_eq!(ci_base(&gitlab).reference, "abc123");
         let blank = |_: &str| Some("  ".to_owned());

@@ -147,7 +147,9 @@ fn match_segments(pattern: &[String], path: &[&str]) -> bool {
             (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((segment, tail)) => match_segment(first.as_bytes(), segment.as_bytes()) && match_segments(rest, tail),
+            Some((segment, tail)) => {
+                match_segment(first.as_bytes(), segment.as_bytes()) && match_segments(rest, tail)
+            }
             None => false,
         },
     }
@@ -172,12 +174,10 @@ fn match_segment(pattern: &[u8], text: &[u8]) -> bool {
                     continue;
                 }
                 b'[' => {
-                    if let Some((matched, next)) = match_class(&pattern[p..], text[t]) {
-                        if matched {
-                            p += next;
-                            t += 1;
-                            continue;
-                        }
+                    if let Some((true, next)) = match_class(&pattern[p..], text[t]) {
+                        p += next;
+                        t += 1;
+                        continue;
                     }
                 }
                 c if c == text[t] => {
@@ -293,7 +293,9 @@ mod tests {
     #[test]
     fn the_defaults_skip_lock_files_generated_and_vendored_code() {
         let globs = compile_all(DEFAULT_EXCLUDES).unwrap();
-        for path in ["Cargo.lock", "web/package-lock.json", "go.sum", "vendor/github.com/x/y.go", "a/b.min.js"] {
+        for path in
+            ["Cargo.lock", "web/package-lock.json", "go.sum", "vendor/github.com/x/y.go", "a/b.min.js"]
+        {
             assert!(first_match(&globs, path).is_some(), "{path}");
         }
         for path in ["src/main.rs", "README.md", "src/vendoring.rs", "Cargo.toml"] {

@@ -72,13 +72,13 @@ pub mod review;
 pub use cache::{CacheKey, CachedCell, FileReviewCache, MemoryReviewCache, NoCache, ReviewCache};
 pub use config::{DiffSource, ReplaySource, ReviewConfig};
 pub use error::ReviewError;
-pub use gate::{FINDINGS_EXIT, FailOn};
-pub use plan::{Chunk, LeftOut, LeftOutReason, ReviewPlan, SplitOptions, plan_review};
-pub use post::{Platform, PostReport, PostTarget, post_review};
 pub use finding::{Finding, LensReport, Severity};
+pub use gate::{FINDINGS_EXIT, FailOn};
 pub use lens::LensKind;
 pub use merge::MergedFinding;
 pub use models::{Models, build_models, build_runtime};
+pub use plan::{Chunk, LeftOut, LeftOutReason, ReviewPlan, SplitOptions, plan_review};
+pub use post::{Platform, PostReport, PostTarget, post_review};
 pub use render::{render_comment, render_json, render_markdown, render_ndjson, render_sarif, write_outputs};
 pub use review::{
     CellStatus, CellSummary, Progress, Review, Spend, load_diff, run_review, run_review_cached,

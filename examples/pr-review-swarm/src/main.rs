@@ -90,10 +90,8 @@ fn prepare() -> Result<Prepared, Failure> {
     let diff = load_diff(&config)?;
     let cache: Box<dyn ReviewCache> = match &config.cache_dir {
         Some(dir) => {
-            let cache = FileReviewCache::open(dir).map_err(|e| Failure {
-                code: 2,
-                error: anyhow!("PR_REVIEW_CACHE_DIR: {e}"),
-            })?;
+            let cache = FileReviewCache::open(dir)
+                .map_err(|e| Failure { code: 2, error: anyhow!("PR_REVIEW_CACHE_DIR: {e}") })?;
             for warning in cache.warnings() {
                 eprintln!("pr-review-swarm: warning: {warning}");
             }
@@ -148,9 +146,10 @@ async fn review(prepared: Prepared) -> Result<ExitCode, Failure> {
     }
     // Post what there is, also when some cells failed or timed out.
     if let Some(target) = &post {
-        let report = post_review(target, &review, &render_comment(&review), &DiffIndex::parse(&diff), config.inline)
-            .await
-            .map_err(|e| Failure { code: 1, error: anyhow!("posting the review: {e}") })?;
+        let report =
+            post_review(target, &review, &render_comment(&review), &DiffIndex::parse(&diff), config.inline)
+                .await
+                .map_err(|e| Failure { code: 1, error: anyhow!("posting the review: {e}") })?;
         if !config.quiet {
             eprintln!(
                 "pr-review-swarm: {} the review comment {}{}",
@@ -191,7 +190,9 @@ fn print_progress(p: &Progress) {
         FanoutProgress::Started { .. } => return,
         FanoutProgress::Finished { model, lens } if p.cached => format!("{model} x {lens} x {chunk}: cached"),
         FanoutProgress::Finished { model, lens } => format!("{model} x {lens} x {chunk}: done"),
-        FanoutProgress::Failed { model, lens, error } => format!("{model} x {lens} x {chunk}: FAILED: {error}"),
+        FanoutProgress::Failed { model, lens, error } => {
+            format!("{model} x {lens} x {chunk}: FAILED: {error}")
+        }
     };
     eprintln!("[{}/{}] {line}", p.done, p.total);
 }

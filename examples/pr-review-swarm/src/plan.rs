@@ -101,7 +101,10 @@ impl Chunk {
         if self.parts == 1 {
             self.file.clone()
         } else {
-            format!("{} (part {}/{}, lines {}-{})", self.file, self.part, self.parts, self.first_line, self.last_line)
+            format!(
+                "{} (part {}/{}, lines {}-{})",
+                self.file, self.part, self.parts, self.first_line, self.last_line
+            )
         }
     }
 }
@@ -231,7 +234,11 @@ pub fn plan_review(diff: &str, options: &SplitOptions) -> ReviewPlan {
         if taken == 0 && !skipped.is_empty() {
             // The whole file is left out: one entry, no line range.
             let tokens = skipped.iter().map(|c| c.tokens).sum();
-            plan.left_out.push(LeftOut { file: path, lines: None, reason: LeftOutReason::OverTotalBudget { tokens } });
+            plan.left_out.push(LeftOut {
+                file: path,
+                lines: None,
+                reason: LeftOutReason::OverTotalBudget { tokens },
+            });
         } else {
             plan.left_out.extend(skipped.into_iter().map(|chunk| LeftOut {
                 file: chunk.file.clone(),

@@ -335,7 +335,8 @@ pub async fn run_review_cached(
     let started = Instant::now();
     let plan = plan_review(diff, &config.split_options());
     let chunks = &plan.chunks;
-    let versions: BTreeMap<LensKind, String> = config.lenses.iter().map(|l| (*l, prompt_version(*l))).collect();
+    let versions: BTreeMap<LensKind, String> =
+        config.lenses.iter().map(|l| (*l, prompt_version(*l))).collect();
     let total = config.models.len() * config.lenses.len() * chunks.len();
     let mut warnings = Vec::new();
 
@@ -369,7 +370,11 @@ pub async fn run_review_cached(
                         for cached in &hit.findings {
                             let mut finding = cached.at(chunk.anchor);
                             finding.file.clone_from(&chunk.file);
-                            reported.push(Reported { model: model.clone(), lens: lens.name().to_owned(), finding });
+                            reported.push(Reported {
+                                model: model.clone(),
+                                lens: lens.name().to_owned(),
+                                finding,
+                            });
                         }
                         saved.add(&hit.usage);
                         cells.push(Some(CellSummary {
@@ -388,7 +393,10 @@ pub async fn run_review_cached(
                         }));
                         done += 1;
                         on_progress(&Progress {
-                            event: FanoutProgress::Finished { model: model.clone(), lens: lens.name().to_owned() },
+                            event: FanoutProgress::Finished {
+                                model: model.clone(),
+                                lens: lens.name().to_owned(),
+                            },
                             chunk: chunk.label(),
                             cached: true,
                             done,
@@ -503,7 +511,8 @@ pub async fn run_review_cached(
                                 });
                             }
                             summary.findings = kept.len();
-                            let entry = CachedCell { findings: kept, dropped: summary.dropped, usage: output.usage };
+                            let entry =
+                                CachedCell { findings: kept, dropped: summary.dropped, usage: output.usage };
                             if let Err(e) = cache.put(&cell.key, &entry).await
                                 && warnings.len() < 5
                             {

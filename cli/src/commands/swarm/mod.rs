@@ -33,8 +33,8 @@ use pr_review_swarm::diff::DiffIndex;
 use pr_review_swarm::git::{Base, ci_base, diff_from_git};
 use pr_review_swarm::review::MAX_DIFF_BYTES;
 use pr_review_swarm::{
-    FailOn, NoCache, Platform, PostTarget, Progress, ReviewCache, ReviewConfig, ReviewError,
-    post_review, render_comment, render_json, render_markdown, render_ndjson, render_sarif, run_review_cached,
+    FailOn, NoCache, Platform, PostTarget, Progress, ReviewCache, ReviewConfig, ReviewError, post_review,
+    render_comment, render_json, render_markdown, render_ndjson, render_sarif, run_review_cached,
     write_outputs,
 };
 
@@ -140,7 +140,8 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
                 Base { reference: base.trim().to_owned(), source: "given" }
             };
             let repo = std::env::current_dir().context("the current folder")?;
-            let diff = diff_from_git(&repo, &base, MAX_DIFF_BYTES).map_err(|e| UsageError(format!("--base: {e}")))?;
+            let diff = diff_from_git(&repo, &base, MAX_DIFF_BYTES)
+                .map_err(|e| UsageError(format!("--base: {e}")))?;
             if !args.quiet {
                 eprintln!(
                     "swarm: reviewing {}..HEAD (base {} from {}, merge base {})",
@@ -262,7 +263,11 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
             review.succeeded_cells(),
             review.cached_cells(),
             review.findings.len(),
-            if review.left_out.is_empty() { String::new() } else { format!("; {} left out", review.left_out.len()) },
+            if review.left_out.is_empty() {
+                String::new()
+            } else {
+                format!("; {} left out", review.left_out.len())
+            },
             args.out.as_ref().map(|p| format!("; wrote {}", p.display())).unwrap_or_default()
         );
         if let Some(spend) = &review.spend {
@@ -317,7 +322,8 @@ async fn open_cache(url: &str) -> anyhow::Result<StoreReviewCache> {
     if let Some(dir) = path.filter(|p| *p != ":memory:").map(Path::new).and_then(Path::parent)
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the store's folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
     let store = executus_store::Store::open(url)
         .await
@@ -385,7 +391,9 @@ fn draw_bar(p: &Progress) {
     let filled = (p.done * WIDTH).checked_div(p.total).unwrap_or(WIDTH).min(WIDTH);
     let last = match &p.event {
         FanoutProgress::Started { model, lens } => format!("{model} x {lens} x {} started", p.chunk),
-        FanoutProgress::Finished { model, lens } if p.cached => format!("{model} x {lens} x {} cached", p.chunk),
+        FanoutProgress::Finished { model, lens } if p.cached => {
+            format!("{model} x {lens} x {} cached", p.chunk)
+        }
         FanoutProgress::Finished { model, lens } => format!("{model} x {lens} x {} done", p.chunk),
         FanoutProgress::Failed { model, lens, .. } => format!("{model} x {lens} x {} FAILED", p.chunk),
     };

@@ -59,7 +59,9 @@ pub struct FileReviewCache {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn io(what: &str, path: &Path, e: &std::io::Error) -> CacheError {
@@ -156,7 +158,11 @@ impl ReviewCache for FileReviewCache {
             let mut entries: Vec<Entry> = state
                 .entries
                 .iter()
-                .map(|(key, (cell, used_ms))| Entry { key: key.clone(), cell: cell.clone(), used_ms: *used_ms })
+                .map(|(key, (cell, used_ms))| Entry {
+                    key: key.clone(),
+                    cell: cell.clone(),
+                    used_ms: *used_ms,
+                })
                 .collect();
             // Most recently used first, then by key: the file is deterministic for a state.
             entries.sort_by(|a, b| b.used_ms.cmp(&a.used_ms).then_with(|| a.key.cmp(&b.key)));

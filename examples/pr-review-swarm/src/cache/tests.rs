@@ -39,7 +39,12 @@ fn prompt_versions_differ_per_lens_and_are_stable() {
 #[tokio::test]
 async fn memory_and_no_cache_behave() {
     conformance::check_review_cache(&MemoryReviewCache::new()).await.unwrap();
-    let key = CacheKey { model: "m".into(), lens: "l".into(), prompt_version: "v".into(), content_hash: "h".into() };
+    let key = CacheKey {
+        model: "m".into(),
+        lens: "l".into(),
+        prompt_version: "v".into(),
+        content_hash: "h".into(),
+    };
     let cell = CachedCell { findings: Vec::new(), dropped: 0, usage: Usage::default() };
     NoCache.put(&key, &cell).await.unwrap();
     assert!(NoCache.get(&key).await.unwrap().is_none());

@@ -51,7 +51,10 @@ new file mode 100644
 fn reads_files_hunks_renames_deletes_and_binaries() {
     let files = parse_patch(GIT);
     let paths: Vec<&str> = files.iter().map(FilePatch::path).collect();
-    assert_eq!(paths, ["src/lib.rs", "gone.rs", "new name.rs", "img.png", "elsewhere/moved.rs", "tab\there.rs"]);
+    assert_eq!(
+        paths,
+        ["src/lib.rs", "gone.rs", "new name.rs", "img.png", "elsewhere/moved.rs", "tab\there.rs"]
+    );
     let lib = &files[0];
     assert_eq!(lib.hunks.len(), 1);
     assert_eq!(lib.hunks[0].lines.len(), 6, "{:?}", lib.hunks[0].lines);

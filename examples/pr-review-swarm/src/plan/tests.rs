@@ -32,7 +32,8 @@ fn skipped_files_are_listed_with_their_reason() {
     assert_eq!(plan.files, 5);
     assert_eq!(plan.chunks.len(), 1);
     assert_eq!(plan.chunks[0].file, "src/x.rs");
-    let reasons: Vec<(&str, &LeftOutReason)> = plan.left_out.iter().map(|l| (l.file.as_str(), &l.reason)).collect();
+    let reasons: Vec<(&str, &LeftOutReason)> =
+        plan.left_out.iter().map(|l| (l.file.as_str(), &l.reason)).collect();
     assert_eq!(
         reasons,
         [
@@ -60,13 +61,13 @@ fn large_files_split_under_the_cell_budget_with_real_line_numbers() {
         // The chunk parses back, and its numbers put every added line where it really is.
         let parsed = parse_patch(&chunk.text);
         for hunk in &parsed[0].hunks {
-            let mut line = hunk.new_start;
-            for l in &hunk.lines {
+            // Only context and added lines here: each is one new line.
+            for (line, l) in (hunk.new_start..).zip(&hunk.lines) {
                 if let Some(text) = l.strip_prefix('+') {
-                    let n: u32 = text.trim_start_matches("let value_").split(' ').next().unwrap().parse().unwrap();
+                    let n: u32 =
+                        text.trim_start_matches("let value_").split(' ').next().unwrap().parse().unwrap();
                     assert_eq!(line, 50 + 1 + n, "{l}");
                 }
-                line += 1;
             }
         }
         expected = chunk.last_line + 1;
@@ -100,7 +101,11 @@ fn a_line_longer_than_a_cell_is_left_out_and_named() {
     let long = "x".repeat(5000);
     let diff = file_diff("min.txt", 10, &["short", &long, "after"]);
     let plan = plan_review(&diff, &options(MIN_CELL_TOKENS));
-    assert!(plan.left_out.iter().any(|l| matches!(l.reason, LeftOutReason::LineTooLong { line: 12, .. })), "{:?}", plan.left_out);
+    assert!(
+        plan.left_out.iter().any(|l| matches!(l.reason, LeftOutReason::LineTooLong { line: 12, .. })),
+        "{:?}",
+        plan.left_out
+    );
     assert!(plan.chunks.iter().all(|c| c.tokens <= MIN_CELL_TOKENS));
     assert!(plan.chunks.iter().any(|c| c.text.contains("+after")));
 }

@@ -23,9 +23,10 @@ pub(super) async fn post(
     let comments = client.list(&format!("{issue}/comments")).await?;
     let payload = json!({ "body": body });
     let (answer, created) = match find_marked(&comments, SUMMARY_MARKER) {
-        Some(id) => {
-            (client.send("PATCH", &format!("/repos/{repo}/issues/comments/{id}"), Some(&payload)).await?, false)
-        }
+        Some(id) => (
+            client.send("PATCH", &format!("/repos/{repo}/issues/comments/{id}"), Some(&payload)).await?,
+            false,
+        ),
         None => (client.send("POST", &format!("{issue}/comments"), Some(&payload)).await?, true),
     };
     let comment_id = answer.get("id").and_then(Value::as_u64).ok_or_else(|| PostError::Decode {
@@ -57,7 +58,9 @@ pub(super) async fn post(
     };
     let pulls = format!("/repos/{repo}/pulls/{}", target.number);
     let existing: Vec<String> = match client.list(&format!("{pulls}/comments")).await {
-        Ok(list) => list.iter().filter_map(|c| c.get("body").and_then(Value::as_str).map(str::to_owned)).collect(),
+        Ok(list) => {
+            list.iter().filter_map(|c| c.get("body").and_then(Value::as_str).map(str::to_owned)).collect()
+        }
         Err(e) => {
             report.warnings.push(format!("inline comments skipped: {e}"));
             return Ok(report);

@@ -47,7 +47,8 @@ pub(super) async fn post(
         }
     };
     let sha = |name: &str| refs.get(name).and_then(Value::as_str).map(str::to_owned);
-    let (Some(base_sha), Some(start_sha), Some(head_sha)) = (sha("base_sha"), sha("start_sha"), sha("head_sha"))
+    let (Some(base_sha), Some(start_sha), Some(head_sha)) =
+        (sha("base_sha"), sha("start_sha"), sha("head_sha"))
     else {
         report.warnings.push("inline comments skipped: the merge request has no diff_refs".into());
         return Ok(report);
@@ -83,7 +84,9 @@ pub(super) async fn post(
         });
         match client.send("POST", &format!("{mr}/discussions"), Some(&discussion)).await {
             Ok(_) => report.inline_posted += 1,
-            Err(e) => report.warnings.push(format!("inline comment on {}:{} not posted: {e}", finding.file, finding.line)),
+            Err(e) => report
+                .warnings
+                .push(format!("inline comment on {}:{} not posted: {e}", finding.file, finding.line)),
         }
     }
     Ok(report)

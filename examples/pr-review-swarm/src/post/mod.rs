@@ -185,7 +185,10 @@ impl PostTarget {
         match platform {
             Platform::Github => {
                 let token = get("GITHUB_TOKEN").ok_or_else(|| {
-                    missing("GITHUB_TOKEN", "not set; pass `GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` in the step's env")
+                    missing(
+                        "GITHUB_TOKEN",
+                        "not set; pass `GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` in the step's env",
+                    )
                 })?;
                 let project = get("GITHUB_REPOSITORY")
                     .ok_or_else(|| missing("GITHUB_REPOSITORY", "not set (owner/name of the repository)"))?;
@@ -237,7 +240,10 @@ impl PostTarget {
                     }
                 };
                 let api_url = get("CI_API_V4_URL").ok_or_else(|| {
-                    missing("CI_API_V4_URL", "not set (GitLab sets it in every job, e.g. https://gitlab.example.com/api/v4)")
+                    missing(
+                        "CI_API_V4_URL",
+                        "not set (GitLab sets it in every job, e.g. https://gitlab.example.com/api/v4)",
+                    )
                 })?;
                 let project = get("CI_PROJECT_ID").ok_or_else(|| missing("CI_PROJECT_ID", "not set"))?;
                 let number = get("CI_MERGE_REQUEST_IID")
@@ -284,7 +290,8 @@ pub async fn post_review(
 pub fn summary_body(body: &str) -> String {
     let mut out = format!("{SUMMARY_MARKER}\n{body}");
     if out.chars().count() > MAX_COMMENT_CHARS {
-        let note = "\n\n_…cut to fit the comment limit: the full review is in the job's review.md artifact._\n";
+        let note =
+            "\n\n_…cut to fit the comment limit: the full review is in the job's review.md artifact._\n";
         let keep = MAX_COMMENT_CHARS - note.chars().count();
         let cut = out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i);
         out.truncate(cut);
@@ -444,7 +451,8 @@ impl Client {
         let mut items = Vec::new();
         let separator = if path.contains('?') { '&' } else { '?' };
         for page in 1..=50 {
-            let answer = self.send("GET", &format!("{path}{separator}per_page=100&page={page}"), None).await?;
+            let answer =
+                self.send("GET", &format!("{path}{separator}per_page=100&page={page}"), None).await?;
             let Value::Array(batch) = answer else {
                 return Err(PostError::Decode {
                     method: "GET",
@@ -523,7 +531,10 @@ mod tests {
 
     #[test]
     fn api_messages_are_bounded_one_line_text() {
-        assert_eq!(api_message(br#"{"message":"Bad credentials","documentation_url":"x"}"#), "Bad credentials");
+        assert_eq!(
+            api_message(br#"{"message":"Bad credentials","documentation_url":"x"}"#),
+            "Bad credentials"
+        );
         assert_eq!(api_message(br#"{"error":"insufficient_scope"}"#), "insufficient_scope");
         assert_eq!(api_message(b"<html>\n oops </html>"), "<html> oops </html>");
         assert!(api_message("x".repeat(1000).as_bytes()).chars().count() <= 301);
@@ -569,7 +580,13 @@ mod tests {
         let target = PostTarget::from_env(Platform::Gitlab, &gitlab).unwrap();
         assert_eq!((target.project.as_str(), target.number), ("group%2Fproj", 3));
         assert_eq!(target.gitlab_auth, GitlabAuth::JobToken);
-        let bad_iid = |name: &str| if name == "CI_MERGE_REQUEST_IID" { Some("x".to_owned()) } else { gitlab(name) };
-        assert!(PostTarget::from_env(Platform::Gitlab, &bad_iid).unwrap_err().to_string().contains("CI_MERGE_REQUEST_IID"));
+        let bad_iid =
+            |name: &str| if name == "CI_MERGE_REQUEST_IID" { Some("x".to_owned()) } else { gitlab(name) };
+        assert!(
+            PostTarget::from_env(Platform::Gitlab, &bad_iid)
+                .unwrap_err()
+                .to_string()
+                .contains("CI_MERGE_REQUEST_IID")
+        );
     }
 }

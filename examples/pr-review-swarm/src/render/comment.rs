@@ -111,7 +111,9 @@ pub fn render_comment(review: &Review) -> String {
     if let Some(line) = cost_line(review) {
         let _ = writeln!(out, "{line}\n");
     }
-    out.push_str("<sub>pr-review-swarm: models × lenses over the diff; findings merged across models.</sub>\n");
+    out.push_str(
+        "<sub>pr-review-swarm: models × lenses over the diff; findings merged across models.</sub>\n",
+    );
     out
 }
 

@@ -153,14 +153,19 @@ fn fail_on_gates_with_exit_5_and_none_never_fails() {
     for (level, code) in [("error", 5), ("warning", 5), ("note", 5), ("none", 0)] {
         let out = run(dir.path(), &[("PR_REVIEW_FAIL_ON", level), ("PR_REVIEW_QUIET", "1")], None);
         assert_eq!(out.status.code(), Some(code), "{level}: {}", text(&out.stderr));
-        assert!(text(&out.stdout).starts_with("# PR review: 18 findings"), "the review is printed either way");
+        assert!(
+            text(&out.stdout).starts_with("# PR review: 18 findings"),
+            "the review is printed either way"
+        );
         if code == 5 {
             assert!(text(&out.stderr).contains("(PR_REVIEW_FAIL_ON): exit 5"), "{}", text(&out.stderr));
         }
     }
     let out = run(dir.path(), &[("PR_REVIEW_FAIL_ON", "fatal")], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("PR_REVIEW_FAIL_ON: \"fatal\" is not one of error, warning, note, none"));
+    assert!(
+        text(&out.stderr).contains("PR_REVIEW_FAIL_ON: \"fatal\" is not one of error, warning, note, none")
+    );
 }
 
 #[test]

@@ -51,7 +51,8 @@ fn the_branch_diff_against_its_merge_base_splits_and_skips_as_planned() {
     let renamed = plan.chunks.iter().find(|c| c.file == "src/new_name.rs").unwrap();
     assert_eq!(renamed.renamed_from.as_deref(), Some("src/old_name.rs"));
     assert!(renamed.text.contains("+    let planted = unsafe_call(\"PLANTED-mv-29\");"));
-    let reasons: Vec<(&str, &LeftOutReason)> = plan.left_out.iter().map(|l| (l.file.as_str(), &l.reason)).collect();
+    let reasons: Vec<(&str, &LeftOutReason)> =
+        plan.left_out.iter().map(|l| (l.file.as_str(), &l.reason)).collect();
     assert_eq!(
         reasons,
         [

@@ -23,8 +23,11 @@ const TOKEN: &str = "ghs_SECRETtoken1234567890";
 fn github_target(forge: &Forge, token: &str) -> PostTarget {
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");
-    std::fs::write(&event, json!({ "pull_request": { "number": 7, "head": { "sha": HEAD_SHA } } }).to_string())
-        .unwrap();
+    std::fs::write(
+        &event,
+        json!({ "pull_request": { "number": 7, "head": { "sha": HEAD_SHA } } }).to_string(),
+    )
+    .unwrap();
     let event = event.display().to_string();
     let uri = forge.server.uri();
     let token = token.to_owned();
@@ -82,7 +85,11 @@ async fn github_one_comment_created_then_edited_and_inline_comments_posted_once(
     let first = post_review(&target, &review, &render_comment(&review), &index, true).await.unwrap();
     assert!(first.created);
     assert!(first.url.as_deref().unwrap().contains("issuecomment"));
-    assert_eq!(first.inline_posted, review.findings.len(), "every sample finding is on a line the diff shows");
+    assert_eq!(
+        first.inline_posted,
+        review.findings.len(),
+        "every sample finding is on a line the diff shows"
+    );
     assert_eq!(first.inline_not_in_diff, 0);
     assert!(first.warnings.is_empty(), "{:?}", first.warnings);
 
@@ -102,12 +109,18 @@ async fn github_one_comment_created_then_edited_and_inline_comments_posted_once(
     assert_eq!(pages, ["per_page=100&page=1", "per_page=100&page=2"]);
     let writes = forge.writes();
     assert_eq!(writes.len(), 2, "one comment, one review: {writes:?}");
-    assert_eq!((writes[0].method.as_str(), writes[0].path.as_str()), ("POST", "/repos/octo/widgets/issues/7/comments"));
+    assert_eq!(
+        (writes[0].method.as_str(), writes[0].path.as_str()),
+        ("POST", "/repos/octo/widgets/issues/7/comments")
+    );
     let body = writes[0].body["body"].as_str().unwrap();
     assert!(body.starts_with(SUMMARY_MARKER), "{body}");
     assert!(body.contains("## PR review: 18 findings"), "{body}");
     assert!(body.contains("<details><summary><b>1. error</b> src/handlers/search.rs:30-32"), "{body}");
-    assert_eq!((writes[1].method.as_str(), writes[1].path.as_str()), ("POST", "/repos/octo/widgets/pulls/7/reviews"));
+    assert_eq!(
+        (writes[1].method.as_str(), writes[1].path.as_str()),
+        ("POST", "/repos/octo/widgets/pulls/7/reviews")
+    );
     let posted = &writes[1].body;
     assert_eq!(posted["commit_id"], HEAD_SHA);
     assert_eq!(posted["event"], "COMMENT");
@@ -147,7 +160,11 @@ async fn github_refusals_are_errors_or_warnings_that_name_the_request_and_never_
     assert!(report.created);
     assert_eq!(report.inline_posted, 0);
     assert_eq!(report.warnings.len(), 1);
-    assert!(report.warnings[0].contains("POST /repos/octo/widgets/pulls/7/reviews: 422"), "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].contains("POST /repos/octo/widgets/pulls/7/reviews: 422"),
+        "{:?}",
+        report.warnings
+    );
     assert!(report.warnings[0].contains("Line could not be resolved"), "{:?}", report.warnings);
 
     // 403: a read-only token (a fork's pull request).
@@ -155,7 +172,10 @@ async fn github_refusals_are_errors_or_warnings_that_name_the_request_and_never_
     forge.with(|s| s.read_only = true);
     let error = post_review(&github_target(&forge, TOKEN), &review, &body, &index, false).await.unwrap_err();
     let message = error.to_string();
-    assert!(message.starts_with("POST /repos/octo/widgets/issues/7/comments: 403 Resource not accessible"), "{message}");
+    assert!(
+        message.starts_with("POST /repos/octo/widgets/issues/7/comments: 403 Resource not accessible"),
+        "{message}"
+    );
     assert!(message.contains("pull-requests: write"), "{message}");
 
     // 404: the wrong repository.
@@ -205,7 +225,10 @@ async fn gitlab_notes_and_discussions_with_either_token() {
     assert_eq!(second.comment_id, first.comment_id);
     assert_eq!((second.inline_posted, second.inline_existing), (0, review.findings.len()));
     let last = forge.writes().pop().unwrap();
-    assert_eq!((last.method.as_str(), last.path.clone()), ("PUT", format!("/api/v4/projects/42/merge_requests/3/notes/{}", first.comment_id)));
+    assert_eq!(
+        (last.method.as_str(), last.path.clone()),
+        ("PUT", format!("/api/v4/projects/42/merge_requests/3/notes/{}", first.comment_id))
+    );
 
     // The job token goes in JOB-TOKEN; refused, the error says what to do.
     let forge = forges::gitlab("a-project-token", "private-token").await;
@@ -247,8 +270,11 @@ async fn the_binary_posts_and_never_prints_the_token() {
     let forge = forges::github(TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");
-    std::fs::write(&event, json!({ "pull_request": { "number": 7, "head": { "sha": HEAD_SHA } } }).to_string())
-        .unwrap();
+    std::fs::write(
+        &event,
+        json!({ "pull_request": { "number": 7, "head": { "sha": HEAD_SHA } } }).to_string(),
+    )
+    .unwrap();
     let vars = |fail_on: &str| -> Vec<(String, String)> {
         [
             ("PR_REVIEW_POST", "github"),

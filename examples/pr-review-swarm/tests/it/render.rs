@@ -11,10 +11,9 @@ async fn the_markdown_has_the_summary_table_and_every_finding() {
     let review = bundled_review().await;
     let markdown = render_markdown(&review);
     assert!(markdown.starts_with("# PR review: 18 findings\n"), "{markdown}");
-    assert!(
-        markdown
-            .contains("**7 errors · 7 warnings · 4 notes** from 2 models × 4 lenses over 5 files (40 of 40 cells answered)")
-    );
+    assert!(markdown.contains(
+        "**7 errors · 7 warnings · 4 notes** from 2 models × 4 lenses over 5 files (40 of 40 cells answered)"
+    ));
     assert!(markdown.contains("| # | severity | location | finding | agreement | lenses |"));
     assert!(markdown.contains(
         "| 1 | error | `src/handlers/search.rs:30-32` | SQL injection: the search term is formatted into the \

@@ -100,14 +100,17 @@ async fn a_3000_line_diff_split_in_many_cells_keeps_every_finding_on_its_line() 
 
     let config = config(1500);
     let (runtime, fake) = exact_runtime(&config);
-    let review = run_review_cached(&runtime, &config, &diff, &pr_review_swarm::NoCache, |_| {}).await.unwrap();
+    let review =
+        run_review_cached(&runtime, &config, &diff, &pr_review_swarm::NoCache, |_| {}).await.unwrap();
     assert!(review.cells.iter().all(|c| c.status == CellStatus::Succeeded), "{:?}", review.cells);
     assert!(review.chunks > 20, "the big file is split: {} chunks", review.chunks);
     assert_eq!(fake.calls(), review.chunks * 4, "one request per model x lens x chunk");
 
     let found: BTreeSet<(String, u32)> = review.findings.iter().map(|f| (f.file.clone(), f.line)).collect();
-    let mut expected: BTreeSet<(String, u32)> =
-        big_plants.iter().map(|n| ("src/generated_by_hand.rs".to_owned(), u32::try_from(*n).unwrap())).collect();
+    let mut expected: BTreeSet<(String, u32)> = big_plants
+        .iter()
+        .map(|n| ("src/generated_by_hand.rs".to_owned(), u32::try_from(*n).unwrap()))
+        .collect();
     expected.extend(lib_plants.iter().map(|n| ("src/lib.rs".to_owned(), u32::try_from(*n).unwrap())));
     assert_eq!(found, expected, "every planted finding is on its real line, and nothing else is found");
     assert!(review.findings.iter().all(|f| f.agreement == 2), "both models agree on each");
@@ -169,7 +172,11 @@ async fn a_second_run_after_one_hunk_changed_asks_only_about_that_hunk() {
     assert_eq!(again.cached_cells(), 40);
     assert_eq!(again.findings, first.findings);
     assert_eq!(again.saved.total(), first.usage.total(), "the cache saved what the first run spent");
-    assert!(render_markdown(&again).contains("Cells: 0 asked, 40 from the cache."), "{}", render_markdown(&again));
+    assert!(
+        render_markdown(&again).contains("Cells: 0 asked, 40 from the cache."),
+        "{}",
+        render_markdown(&again)
+    );
     drop(cache);
 
     // One hunk changed (the fifth, same size): only its chunk is asked again, 4 requests.
@@ -221,7 +228,8 @@ async fn over_the_total_budget_the_most_changed_files_are_reviewed_and_the_rest_
     let tokens = |f: &str| all.chunks.iter().find(|c| c.file == f).unwrap().tokens;
     let config = ReviewConfig { max_total_tokens: Some(tokens("b.rs") + tokens("c.rs")), ..config(12_000) };
     let (runtime, fake) = exact_runtime(&config);
-    let review = run_review_cached(&runtime, &config, &diff, &pr_review_swarm::NoCache, |_| {}).await.unwrap();
+    let review =
+        run_review_cached(&runtime, &config, &diff, &pr_review_swarm::NoCache, |_| {}).await.unwrap();
     let reviewed: BTreeSet<&str> = review.cells.iter().map(|c| c.file.as_str()).collect();
     assert_eq!(reviewed, BTreeSet::from(["b.rs", "c.rs"]));
     assert_eq!(fake.calls(), 8);

@@ -16,7 +16,8 @@ fn validator() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("EXECUTUS_CHECK_JSONSCHEMA").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(path));
     }
-    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv-check-jsonschema/bin/check-jsonschema");
+    let default =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv-check-jsonschema/bin/check-jsonschema");
     default.exists().then_some(default)
 }
 
@@ -29,7 +30,10 @@ fn require_validator(test: &str) -> Option<PathBuf> {
         "workflows::{test}: check-jsonschema not found (run scripts/setup-check-jsonschema.sh): the \
          shipped CI files were NOT validated"
     );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{notice} (CI=true: a missing validator is a failure)");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{notice} (CI=true: a missing validator is a failure)"
+    );
     eprintln!("{notice}");
     if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
         use std::io::Write as _;
@@ -56,7 +60,8 @@ fn the_github_workflow_passes_the_github_workflows_schema() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yml");
     let original = std::fs::read_to_string(GITHUB).unwrap();
-    std::fs::write(&broken, original.replace("runs-on: ubuntu-latest", "runs-on: [1, 2]\n    strategy: 7")).unwrap();
+    std::fs::write(&broken, original.replace("runs-on: ubuntu-latest", "runs-on: [1, 2]\n    strategy: 7"))
+        .unwrap();
     let (ok, text) = check(&validator, "vendor.github-workflows", &broken);
     assert!(!ok, "a broken workflow must fail the schema: {text}");
 }
@@ -69,7 +74,8 @@ fn the_gitlab_pipeline_passes_the_gitlab_ci_schema() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yml");
     let original = std::fs::read_to_string(GITLAB).unwrap();
-    std::fs::write(&broken, original.replace("when: always\n  script:", "when: sometimes\n  script:")).unwrap();
+    std::fs::write(&broken, original.replace("when: always\n  script:", "when: sometimes\n  script:"))
+        .unwrap();
     let (ok, text) = check(&validator, "vendor.gitlab-ci", &broken);
     assert!(!ok, "a broken pipeline must fail the schema: {text}");
 }

@@ -140,7 +140,10 @@ impl Respond for GithubResponder {
         let mut state = self.state.lock().unwrap();
         state.log.push(s.clone());
         if s.headers.get("user-agent").is_none_or(String::is_empty) {
-            return error(403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header");
+            return error(
+                403,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            );
         }
         let auth = s.headers.get("authorization").cloned().unwrap_or_default();
         if auth != format!("Bearer {}", self.token) {
@@ -211,7 +214,8 @@ impl Respond for GithubResponder {
                 let Some(comments) = b["comments"].as_array() else { return error(422, "comments") };
                 let mut accepted = Vec::new();
                 for c in comments {
-                    let (Some(path), Some(line), Some(body)) = (c["path"].as_str(), c["line"].as_u64(), c["body"].as_str())
+                    let (Some(path), Some(line), Some(body)) =
+                        (c["path"].as_str(), c["line"].as_u64(), c["body"].as_str())
                     else {
                         return error(422, "Unprocessable Entity: comment fields");
                     };
@@ -301,7 +305,8 @@ impl Respond for GitlabResponder {
                     return ResponseTemplate::new(400).set_body_json(json!({ "error": "body is missing" }));
                 };
                 let Some(note) = state.comments.iter_mut().find(|c| c.0 == id) else {
-                    return ResponseTemplate::new(404).set_body_json(json!({ "message": "404 Note Not Found" }));
+                    return ResponseTemplate::new(404)
+                        .set_body_json(json!({ "message": "404 Note Not Found" }));
                 };
                 note.1.clone_from(&body);
                 ResponseTemplate::new(200).set_body_json(json!({ "id": id, "body": body }))
@@ -321,9 +326,11 @@ impl Respond for GitlabResponder {
                     && pos["base_sha"] == json!(BASE_SHA)
                     && pos["start_sha"] == json!(START_SHA)
                     && pos["head_sha"] == json!(HEAD_SHA);
-                let (Some(path), Some(line), Some(body)) = (pos["new_path"].as_str(), pos["new_line"].as_u64(), b["body"].as_str())
+                let (Some(path), Some(line), Some(body)) =
+                    (pos["new_path"].as_str(), pos["new_line"].as_u64(), b["body"].as_str())
                 else {
-                    return ResponseTemplate::new(400).set_body_json(json!({ "message": "400 Bad request - position" }));
+                    return ResponseTemplate::new(400)
+                        .set_body_json(json!({ "message": "400 Bad request - position" }));
                 };
                 if !ok_refs || !state.commentable.contains(&(path.to_owned(), line)) {
                     return ResponseTemplate::new(400).set_body_json(json!({
