@@ -341,8 +341,7 @@ fn price(
 ) -> Option<f64> {
     let found = prices.lookup(model).or_else(|| {
         let targets = registry.resolve(model).ok()?;
-        let (provider, id) = targets.first()?;
-        prices.lookup_parts(provider, id)
+        prices.lookup_target(targets.first()?)
     })?;
     Some(found.cost(usage).as_usd())
 }
