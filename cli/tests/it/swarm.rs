@@ -430,3 +430,34 @@ async fn split_and_budget_settings_are_checked_naming_the_key() {
     let out = ws.run(&["swarm", "--input", SAMPLE, "--fail-on", "fatal"], None).await;
     assert_exit(&out, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_deadline_the_review_is_posted_with_what_the_answered_cells_found() {
+    // One model hangs; the swarm deadline (2 s) marks its cells timed out, and the review of
+    // the other model is posted all the same, saying which cells did not answer.
+    let hanging = openai_server(|_| {
+        ResponseTemplate::new(200)
+            .set_body_json(text_answer(r#"{"findings":[]}"#))
+            .set_delay(std::time::Duration::from_secs(600))
+    })
+    .await;
+    let forge = forges::github(TOKEN).await;
+    let ws = Workspace::new(&format!(
+        "{}\n[providers.slow]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n",
+        replay_config(r#"["replay/model-a", "slow/m"]"#).replace("deadline = \"2m\"", "deadline = \"2s\""),
+        hanging.uri()
+    ));
+    let event = ws.path().join("event.json");
+    std::fs::write(&event, serde_json::json!({ "pull_request": { "number": 7 } }).to_string()).unwrap();
+    let mut command = ws.command(&["swarm", "--input", SAMPLE, "--post", "github", "--fail-on", "error"]);
+    github_env(&mut command, &forge, &event);
+    let out = ws.run_with(command, None).await;
+    assert_exit(&out, 5);
+    let comments = forge.comments();
+    assert_eq!(comments.len(), 1);
+    let body = &comments[0].1;
+    assert!(body.contains("(20 of 40 cells answered)"), "{body}");
+    assert!(body.contains("Failed cells: 20"), "{body}");
+    assert!(body.contains("swarm deadline of 2s passed"), "{body}");
+    assert!(body.contains("## PR review: 14 findings"), "model-a's findings are posted: {body}");
+}

@@ -5,7 +5,9 @@
 //!
 //! Guarantees: a model that fails (an error, a timeout, an answer that is not a
 //! [`LensReport`]) fails only its own cells, and every failed cell is in [`Review::cells`]
-//! with its chunk and reason. At the deadline, cells still running are reported as timed out
+//! with its chunk and reason. Each model holds at most its share of the lane (capacity /
+//! models) at once, so a model that hangs cannot starve the others. At the deadline (counted
+//! from the review's start) cells still running or not yet started are reported as timed out
 //! and the review holds what the others found. Findings keep their real file (the chunk's)
 //! and line numbers. A cache that fails is a warning, never a failed review; only cells that
 //! answered are cached. The request each cell sends depends only on the lens and the chunk,
@@ -16,13 +18,14 @@
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use executus::Runtime;
-use executus::fanout::{CellError, FanoutProgress, FanoutResult, FanoutSpec};
+use executus::fanout::{Cell, CellError, FanoutProgress, FanoutResult, FanoutSpec};
 use executus_llm::{Message, Usage};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::cache::{CacheKey, CachedCell, CachedFinding, NoCache, ReviewCache, prompt_version};
 use crate::config::{DiffSource, ReviewConfig};
@@ -412,28 +415,52 @@ pub async fn run_review_cached(
         }
     }
 
-    // One fanout per (chunk, model) with the lenses it still needs, all at once through the
-    // lane; their progress and results come back on one channel.
-    let mut groups: BTreeMap<(usize, String), Vec<(usize, Pending)>> = BTreeMap::new();
-    for (slot, cell) in pending {
-        groups.entry((cell.chunk, cell.model.clone())).or_default().push((slot, cell));
-    }
-    let groups: Vec<Vec<(usize, Pending)>> = groups.into_values().collect();
+    // One single-cell fanout per pending cell, through the lane. Each model may hold at most
+    // its share of the lane (capacity / models): a model that hangs keeps its own share
+    // busy until the deadline, never the others'. The deadline is the review's, counted from
+    // its start: a cell that could only start after it is timed out without being sent.
+    let groups: Vec<Vec<(usize, Pending)>> = pending.into_iter().map(|cell| vec![cell]).collect();
+    let share = (config.concurrency.get() / config.models.len()).max(1);
+    let permits: BTreeMap<String, Arc<Semaphore>> =
+        config.models.iter().map(|m| (m.clone(), Arc::new(Semaphore::new(share)))).collect();
+    let deadline_at = config.deadline.map(|d| tokio::time::Instant::now() + d);
+    let messages: Vec<Arc<String>> = chunks.iter().map(|c| Arc::new(chunk_message(c))).collect();
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     for (g, group) in groups.iter().enumerate() {
-        let first = &group[0].1;
-        let chunk = &chunks[first.chunk];
-        let mut spec = FanoutSpec::new(
-            vec![first.model.clone()],
-            group.iter().map(|(_, p)| p.lens.lens()).collect(),
-            Message::user(chunk_message(chunk)),
-        );
-        spec.mode = config.mode;
-        spec.deadline = config.deadline;
-        spec.lane.clone_from(&config.lane);
-        let mut handle = runtime.fanout(spec).await.map_err(ReviewError::Runtime)?;
+        let (_, cell) = &group[0];
+        let permit = permits.get(&cell.model).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(share)));
+        let runtime = runtime.clone();
+        let (model, lens) = (cell.model.clone(), cell.lens);
+        let message = messages[cell.chunk].clone();
+        let (mode, lane, deadline) = (config.mode, config.lane.clone(), config.deadline);
         let tx = tx.clone();
         tokio::spawn(async move {
+            let Ok(_permit) = permit.acquire_owned().await else { return };
+            let remaining = deadline_at.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+            if remaining.is_some_and(|r| r.is_zero()) {
+                let error = CellError::TimedOut { after: deadline.unwrap_or_default() };
+                let event = FanoutProgress::Failed {
+                    model: model.clone(),
+                    lens: lens.name().to_owned(),
+                    error: error.to_string(),
+                };
+                let _ = tx.send(Report::Progress(g, event));
+                let cell = Cell { model, lens: lens.name().to_owned(), result: Err(error) };
+                let _ =
+                    tx.send(Report::Done(g, Ok(FanoutResult { cells: vec![cell], elapsed: Duration::ZERO })));
+                return;
+            }
+            let mut spec = FanoutSpec::new(vec![model], vec![lens.lens()], Message::user(message.as_str()));
+            spec.mode = mode;
+            spec.deadline = remaining;
+            spec.lane = lane;
+            let mut handle = match runtime.fanout(spec).await {
+                Ok(handle) => handle,
+                Err(e) => {
+                    let _ = tx.send(Report::Done(g, Err(e)));
+                    return;
+                }
+            };
             while let Some(event) = handle.progress.recv().await {
                 let _ = tx.send(Report::Progress(g, event));
             }

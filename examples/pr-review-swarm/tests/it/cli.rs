@@ -184,3 +184,28 @@ fn the_file_cache_makes_a_second_run_free_and_says_so() {
     assert!(stdout.starts_with("# PR review: 18 findings"), "{stdout}");
     assert!(stdout.contains("Cells: 0 asked, 40 from the cache."), "{stdout}");
 }
+
+#[test]
+fn pr_review_base_reviews_the_current_repository_branch() {
+    let repo = crate::gitrepo::Repo::new();
+    repo.write("src/a.rs", crate::gitrepo::numbered(30, "a", &[]));
+    repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("src/a.rs", crate::gitrepo::numbered(30, "a", &[10]));
+    repo.write("Cargo.lock", "version = 4\n");
+    repo.commit("feature");
+    // The bundled replay has no answer for this diff: every cell fails (exit 1), and the
+    // review shows what git gave: one file reviewed, the lock file left out.
+    let out = run(repo.path(), &[("PR_REVIEW_BASE", "main"), ("PR_REVIEW_LENSES", "security")], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("over 2 files (0 of 2 cells answered)"), "{stdout}");
+    assert!(stdout.contains("- `Cargo.lock`: excluded by `Cargo.lock`"), "{stdout}");
+
+    let out = run(repo.path(), &[("PR_REVIEW_BASE", "origin/main")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("fetch-depth: 0"), "{}", text(&out.stderr));
+    let out = run(repo.path(), &[("PR_REVIEW_BASE", "main"), ("PR_REVIEW_DIFF", "x.diff")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not both"), "{}", text(&out.stderr));
+}
