@@ -1,6 +1,7 @@
 //! The swarm's review cache in the store: `executus_store::SqliteReviewCache` (the table of
 //! migration 0007) adapted to `pr_review_swarm::ReviewCache`, the cached answer kept as the
-//! library's `CachedCell` JSON.
+//! library's `CachedCell` JSON. At the end of each review ([`ReviewCache::flush`]) answers not
+//! used for [`RETENTION`] are deleted, so the table holds what recent pull requests use.
 
 use async_trait::async_trait;
 use executus_store::{ReviewCacheKey, SqliteReviewCache};
@@ -8,6 +9,9 @@ use pr_review_swarm::cache::CacheError;
 use pr_review_swarm::{CacheKey, CachedCell, ReviewCache};
 
 const BACKEND: &str = "sqlite";
+
+/// Answers unused for this long are pruned at the end of a review.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// The store's review cache as a `ReviewCache`.
 #[derive(Debug, Clone)]
@@ -56,6 +60,14 @@ impl ReviewCache for StoreReviewCache {
         self.inner
             .put(&key(k), &text)
             .await
+            .map_err(|e| CacheError::Backend { backend: BACKEND, message: e.to_string() })
+    }
+
+    async fn flush(&self) -> Result<(), CacheError> {
+        self.inner
+            .prune(RETENTION)
+            .await
+            .map(|_| ())
             .map_err(|e| CacheError::Backend { backend: BACKEND, message: e.to_string() })
     }
 }

@@ -239,4 +239,16 @@ async fn over_the_total_budget_the_most_changed_files_are_reviewed_and_the_rest_
     let markdown = render_markdown(&review);
     assert!(markdown.contains("## Not reviewed"), "{markdown}");
     assert!(markdown.contains("`a.rs`: over the review's token budget"), "{markdown}");
+    // SARIF says it too, as a note-level notification, and stays valid SARIF 2.1.0.
+    let sarif = pr_review_swarm::render_sarif(&review);
+    crate::sarif::validate(&sarif).unwrap();
+    let notes = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"].as_array().unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["level"], "note");
+    assert!(
+        notes[0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("not reviewed: a.rs: over the review's token budget")
+    );
 }
