@@ -144,11 +144,11 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
                 .map_err(|e| UsageError(format!("--base: {e}")))?;
             if !args.quiet {
                 eprintln!(
-                    "swarm: reviewing {}..HEAD (base {} from {}, merge base {})",
+                    "swarm: reviewing {}..{} (the merge base with base {} from {})",
                     short(&diff.merge_base),
+                    short(&diff.head),
                     base.reference,
-                    base.source,
-                    short(&diff.merge_base)
+                    base.source
                 );
             }
             diff.diff
