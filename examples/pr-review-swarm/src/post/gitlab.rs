@@ -77,7 +77,7 @@ pub(super) async fn post(
                 "base_sha": base_sha,
                 "start_sha": start_sha,
                 "head_sha": head_sha,
-                "old_path": finding.file,
+                "old_path": diff.old_path(&finding.file).unwrap_or(&finding.file),
                 "new_path": finding.file,
                 "new_line": finding.line,
             },
