@@ -1,6 +1,6 @@
 //! [`SqliteChatStore`]: the chat battery's `ChatHistory` on SQLite.
 //!
-//! Layout (migration `0007_chat.sql`): `chat_messages`, one row per message keyed by tenant,
+//! Layout (migration `0008_chat.sql`): `chat_messages`, one row per message keyed by tenant,
 //! user, persona and a gapless sequence number, the message as JSON.
 //!
 //! Guarantees:

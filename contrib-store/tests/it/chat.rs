@@ -70,12 +70,12 @@ async fn a_corrupt_row_is_an_error_naming_the_conversation() {
 async fn conversations_of_the_old_chat_bot_table_are_moved_not_lost() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    // A store file as an earlier version left it: migrations up to 6, plus the chat bot's own
+    // A store file as an earlier version left it: migrations up to 7, plus the chat bot's own
     // table with a conversation in it.
     let store = open(&path).await;
     drop(store);
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 7").execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 8").execute(&pool).await.unwrap();
     sqlx::query("DROP TABLE chat_messages").execute(&pool).await.unwrap();
     sqlx::query(
         "CREATE TABLE chatbot_messages (tenant TEXT NOT NULL, user TEXT NOT NULL, persona TEXT NOT NULL, \

@@ -16,5 +16,6 @@ mod open;
 mod persona_skill;
 mod plan;
 mod retention;
+mod review_cache;
 mod schedule;
 mod upgrade;

@@ -54,6 +54,13 @@ pub enum ReviewError {
         #[source]
         source: std::io::Error,
     },
+    /// git could not give the diff (`PR_REVIEW_BASE`, `--base`).
+    #[error("{source}")]
+    Git {
+        /// git's error (the command and its message).
+        #[source]
+        source: crate::git::GitError,
+    },
     /// The diff is empty or has no file in it.
     #[error("the diff is empty or is not a unified diff (no `+++ ` file header found)")]
     EmptyDiff,
@@ -100,6 +107,7 @@ impl ReviewError {
                 | Self::UnknownModel { .. }
                 | Self::Transcript { .. }
                 | Self::ReadDiff { .. }
+                | Self::Git { .. }
                 | Self::EmptyDiff
                 | Self::DiffTooLarge { .. }
         )

@@ -1,4 +1,4 @@
--- executus-store schema, version 7: conversations (executus_chat::ChatHistory).
+-- executus-store schema, version 8: conversations (executus_chat::ChatHistory).
 --
 -- `chat_messages`: one row per message, keyed by tenant, user, persona and a gapless sequence
 -- number; the message as JSON. Earlier chat bot versions kept the same rows in a table of
