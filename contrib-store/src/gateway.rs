@@ -1,7 +1,7 @@
 //! [`SqliteSessionStore`]: the gateway's `SessionStore` on SQLite, so that a gateway restart
 //! does not reset any session's loop protection or its finalize hard cap.
 //!
-//! Layout (migration `0007_gateway_sessions.sql`): `gateway_sessions`, one row per session
+//! Layout (migration `0009_gateway_sessions.sql`): `gateway_sessions`, one row per session
 //! (`key`, the JSON of its [`SessionState`], `updated_ms`), indexed by age for pruning.
 //!
 //! Guarantees: `save` is one upsert (the last save wins; the gateway serialises the requests of

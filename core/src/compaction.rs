@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use executus_llm::{Message, Part, Request, Role};
+use executus_llm::{Message, Part, Request, Role, Target};
 
 use crate::config::CompactionSettings;
 use crate::loops::fingerprint;
@@ -60,7 +60,7 @@ pub fn context_tokens(settings: &CompactionSettings, targets: &[String]) -> u64 
             settings
                 .context_sizes
                 .get(t)
-                .or_else(|| t.split_once('/').and_then(|(_, m)| settings.context_sizes.get(m)))
+                .or_else(|| t.parse::<Target>().ok().and_then(|t| settings.context_sizes.get(&t.model)))
         })
         .copied()
         .unwrap_or(settings.default_context_tokens)

@@ -361,7 +361,7 @@ async fn process(
             tracing::warn!(target: "executus_gateway", sess = %session.id, reason = %reason, "loop protection: answering with a tool-free end of turn");
             let events = stop_events(reason);
             let meta = AnswerMeta { session: &session, served_by: "executus/loop-guard", applied: &applied };
-            return Ok(local_answer(shared, &decoded, events, &meta, flight).await);
+            return Ok(local_answer(&decoded, events, &meta, flight).await);
         }
     }
     if shared.config.speculative_off_on_tool_turns
@@ -468,7 +468,6 @@ pub(crate) fn set_answer_headers(
 
 /// Answers from events made here (loop protection's stop), in the client's form.
 async fn local_answer(
-    shared: &Arc<Shared>,
     request: &ClientRequest,
     events: Vec<StreamEvent>,
     meta: &AnswerMeta<'_>,

@@ -40,8 +40,8 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
     let mut names: BTreeSet<String> = BTreeSet::new();
     for (alias, spec) in shared.registry.aliases() {
         names.insert(alias);
-        for (provider, model) in shared.registry.resolve(&spec).unwrap_or_default() {
-            names.insert(format!("{provider}/{model}"));
+        for target in shared.registry.resolve(&spec).unwrap_or_default() {
+            names.insert(target.to_string());
         }
     }
     if let Some(runtime) = &shared.runtime {
@@ -111,7 +111,7 @@ pub(crate) async fn agent(
         drop(flight);
         let started = Instant::now();
         let outcome = handle.outcome().await;
-        tracing::info!(target: "executus_gateway", sess = %session.id, run = %outcome.run_id, status = outcome.status(), elapsed_ms = started.elapsed().as_millis() as u64, "agent run ended");
+        tracing::info!(target: "executus_gateway", sess = %session.id, run = %outcome.run_id, status = outcome.status().as_str(), elapsed_ms = started.elapsed().as_millis() as u64, "agent run ended");
         let finish = finish_for(&outcome.end)?;
         let answer = Response {
             message: Message {

@@ -232,7 +232,11 @@ impl Turn {
                 Ok(Some(Err(error))) => {
                     let broke = self.observer.served();
                     let reissue = error.is_transient() && !forwarded && restarts > 0;
-                    if let Some(next) = broke.filter(|_| reissue).and_then(|target| chain.without(&target)) {
+                    if let Some(next) = broke
+                        .filter(|_| reissue)
+                        .and_then(|target| target.parse::<executus_llm::Target>().ok())
+                        .and_then(|target| chain.without(&target))
+                    {
                         restarts -= 1;
                         tracing::warn!(target: "executus_gateway", sess = %self.session.id, %error, "upstream stream broke before any output reached the client; re-issuing");
                         chain = next;
