@@ -56,13 +56,20 @@ struct Route {
 /// A process that does not start, or a request that fails.
 pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     let (sequential, rounds, load_secs) = if opts.smoke { (20, 2, 1.0) } else { (400, 5, 5.0) };
-    let mut section = Section::new("GW", "`executus-run serve` in front of an upstream, vs direct and LiteLLM".to_owned());
+    let mut section =
+        Section::new("GW", "`executus-run serve` in front of an upstream, vs direct and LiteLLM".to_owned());
     let mock = ChildMock::spawn(&MockConfig { tool_steps: 0, ..MockConfig::default() }).await?;
     let dir = tempfile::tempdir()?;
     let bin = crate::p5::binary().await?;
     let mut gateway = start_gateway(&bin, dir.path(), &mock.url()).await?;
     let mut paths = vec![
-        Route { name: "direct", url: format!("{}/chat/completions", mock.url()), model: MODEL.into(), key: None, pid: None },
+        Route {
+            name: "direct",
+            url: format!("{}/chat/completions", mock.url()),
+            model: MODEL.into(),
+            key: None,
+            pid: None,
+        },
         Route {
             name: "executus serve",
             url: format!("{}/v1/chat/completions", gateway.url),
@@ -132,17 +139,19 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         let gw = i == 1;
         let target = |t: &str| if gw { t.to_owned() } else { "-".to_owned() };
         let verdict = |ok: bool| if gw { Verdict::of(ok) } else { Verdict::Info };
+        // A p99 difference is mostly the machine's noise (it can come out negative): both
+        // p99s are shown as they are.
         section.rows.push(Row::new(
-            format!("{}: added latency p50 / p99 (whole answer)", path.name),
-            format!("{:.3} / {:.3} ms", a50 / 1e3, a99 / 1e3),
-            format!("direct p50 / p99: {:.3} / {:.3} ms", d50 / 1e3, d99 / 1e3),
+            format!("{}: added latency p50, whole answer (p99: path vs direct)", path.name),
+            format!("+{:.3} ms (p99 {:.3} vs {:.3} ms)", a50 / 1e3, (a99 + d99) / 1e3, d99 / 1e3),
+            format!("direct p50 {:.3} ms", d50 / 1e3),
             target("p50 <= 0.3 ms"),
             verdict(a50 / 1e3 <= 0.3),
         ));
         section.rows.push(Row::new(
-            format!("{}: added time to first byte p50 / p99 (stream)", path.name),
-            format!("{:.3} / {:.3} ms", t50 / 1e3, t99 / 1e3),
-            format!("direct p50 / p99: {:.3} / {:.3} ms", f50 / 1e3, f99 / 1e3),
+            format!("{}: added time to first byte p50, stream (p99: path vs direct)", path.name),
+            format!("+{:.3} ms (p99 {:.3} vs {:.3} ms)", t50 / 1e3, (t99 + f99) / 1e3, f99 / 1e3),
+            format!("direct p50 {:.3} ms", f50 / 1e3),
             target("p50 <= 0.3 ms"),
             verdict(t50 / 1e3 <= 0.3),
         ));
@@ -212,7 +221,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
 
 /// A whole (non-streamed) request; its latency.
 async fn whole(client: &reqwest::Client, path: &Route) -> anyhow::Result<Duration> {
-    let body = serde_json::json!({"model": path.model, "messages": [{"role": "user", "content": "Say something."}]});
+    let body =
+        serde_json::json!({"model": path.model, "messages": [{"role": "user", "content": "Say something."}]});
     let t0 = Instant::now();
     let mut request = client.post(&path.url).json(&body);
     if let Some(key) = path.key {
@@ -298,9 +308,14 @@ fn tree(pid: u32) -> Vec<u32> {
         let parent = all[i];
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
-                let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+                let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
                 let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-                let ppid = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+                let ppid = stat
+                    .rfind(')')
+                    .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<u32>().ok());
                 if ppid == Some(parent) && !all.contains(&child) {
                     all.push(child);
                 }
@@ -390,7 +405,12 @@ async fn start_gateway(bin: &Path, dir: &Path, upstream: &str) -> anyhow::Result
 
 async fn start_litellm(dir: &Path, upstream: &str) -> anyhow::Result<Server> {
     let setup = repo_root().join("bench/python/litellm.sh");
-    let out = Command::new(&setup).arg("setup").stderr(Stdio::inherit()).output().await.context("installing LiteLLM")?;
+    let out = Command::new(&setup)
+        .arg("setup")
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .context("installing LiteLLM")?;
     if !out.status.success() {
         bail!("bench/python/litellm.sh setup failed");
     }

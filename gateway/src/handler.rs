@@ -563,7 +563,8 @@ async fn whole(
 ) -> Result<http::Response<Body>, Failure> {
     let session = turn.session.clone();
     let observer = Arc::clone(&turn.observer);
-    let work = async move {
+    // Boxed once here: the turn's future is large, and the lane moves what it is given.
+    let work = Box::pin(async move {
         let _flight = flight;
         let first = turn.open(&turn.chain, &turn.request).await;
         let mut collect = Collect::default();
@@ -577,7 +578,7 @@ async fn whole(
             }
         }
         collect.response()
-    };
+    });
     let failure = |error: ApiError| Failure { error, session: Some(session.id.clone()) };
     let job = admit(shared, &key.name, work).await.map_err(failure)?;
     let answer = job.await.map_err(|e| failure(lane_error(e)))?.map_err(failure)?;
@@ -639,7 +640,8 @@ async fn streamed(
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let (first_tx, first_rx) = oneshot::channel::<Result<String, ApiError>>();
     let idle = shared.config.idle_timeout;
-    let work = async move {
+    // Boxed once here: the turn's future is large, and the lane moves what it is given.
+    let work = Box::pin(async move {
         let _flight = flight;
         let started = Instant::now();
         let first = match turn.open(&turn.chain, &turn.request).await {
@@ -668,7 +670,7 @@ async fn streamed(
             error = end.error.as_ref().map(|e| e.message.as_str()),
             "stream ended"
         );
-    };
+    });
     let failure = |error: ApiError| Failure { error, session: Some(session.id.clone()) };
     let job = admit(shared, &key.name, work).await.map_err(failure)?;
     let served = match first_rx.await {

@@ -91,3 +91,48 @@ async fn shutdown_stops_accepting_and_ends_open_streams_with_an_error_event_afte
     assert!(refused.is_err(), "nothing listens any more");
     gw.gateway.close(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn agent_models_run_a_configured_executus_agent_for_any_client() {
+    // The agent's own model is the scripted upstream; the client only names `agent:helper`.
+    let seen = Seen::default();
+    let s = seen.clone();
+    let stub = Stub::route(move |r| {
+        s.push(r);
+        Answer::text("I am the helper agent.").openai(r)
+    })
+    .await;
+    let registry = registry();
+    add_openai(&registry, "mock", &stub);
+    let mut config = executus::RuntimeConfig::default();
+    config
+        .agents
+        .insert("helper".into(), executus::RunnableAgent::new("helper", "You help.", "mock/agent-model"));
+    let runtime = executus::Runtime::builder().registry(registry.clone()).config(config).build();
+    let gw = Gw::start_with(ServeConfig::default(), registry, |b| b.runtime(runtime)).await;
+
+    let response = gw.post("/v1/chat/completions", &chat("agent:helper", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-executus-served-by"], "agent:helper");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "I am the helper agent.");
+
+    let messages = json!({"model": "agent:helper", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "who are you?"}]});
+    let events = sse_events(&gw.post("/v1/messages", &messages).await.text().await.unwrap());
+    let text: String = events.iter().filter_map(|(_, d)| d["delta"]["text"].as_str()).collect();
+    assert_eq!(text, "I am the helper agent.");
+    assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"));
+
+    let upstream = seen.bodies();
+    assert_eq!(
+        upstream[0]["messages"][0],
+        json!({"role": "system", "content": "You help."}),
+        "the agent's own system prompt"
+    );
+    assert_eq!(upstream[0]["model"], "agent-model");
+    let models: Value =
+        gw.client().get(format!("{}/v1/models", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "agent:helper"), "{models}");
+    let unknown = gw.post("/v1/chat/completions", &chat("agent:nobody", false)).await;
+    assert_eq!(unknown.status(), 404);
+}
