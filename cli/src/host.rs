@@ -26,7 +26,7 @@ use executus_critic::LlmCritic;
 use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
 use executus_schedule::{CronSchedule, ScheduleStore};
 use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
-use executus_store::Store;
+use executus_store::{Store, StoreError};
 use executus_tools::standard_tools;
 
 use crate::UsageError;
@@ -92,7 +92,7 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let store = Store::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))?;
+    let store = Store::open(url).await.map_err(|e| store_error(config, url, e))?;
     let chats: Arc<dyn ChatHistory> = if store.location() == ":memory:" {
         Arc::new(MemoryChatHistory::new())
     } else {
@@ -115,6 +115,21 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         durable,
         location: store.location().to_owned(),
     })
+}
+
+/// A store that refuses the file `[store] url` names (not SQLite, another program's
+/// database, not a store URL) is a configuration problem (exit 2); anything else is a failure.
+fn store_error(config: &CliConfig, url: &str, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::InvalidUrl { .. } | StoreError::NotSqlite { .. } | StoreError::Foreign { .. } => {
+            UsageError(format!(
+                "invalid configuration value for store.url (from {}): {e}",
+                source(config, "store.url")
+            ))
+            .into()
+        }
+        other => anyhow::Error::new(other).context(format!("opening the store {url} ([store] url)")),
+    }
 }
 
 /// What a command asks of the host beyond the configuration.
@@ -146,18 +161,13 @@ impl Host {
     /// Builds the host `config` describes.
     ///
     /// # Errors
-    /// Store and persona-folder failures; [`UsageError`] for a tier, skill or critic model
-    /// that does not resolve, or a policy naming an unknown tool.
+    /// Store and persona-folder failures; [`UsageError`] for a store file that is not an
+    /// executus store, a persona folder that changed since it was checked, a critic that
+    /// cannot be built, or a policy naming an unregistered tool (every name the configuration
+    /// uses was checked at load, in [`crate::config::check`]).
     pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
         let stores = open_stores(config, options.persistence).await?;
         let host = &config.host;
-        // Tiers first: the critic's model may be one (the runtime builder sets them again).
-        for (name, spec) in &config.runtime.tiers {
-            config.registry.set_alias(name, spec.clone()).map_err(|e| {
-                UsageError(format!("tiers.{name} (from {}): {e}", source(config, &format!("tiers.{name}"))))
-            })?;
-        }
-
         let personas = PersonaLibrary::new(stores.personas.clone());
         if let Some(dir) = &host.personas_dir {
             personas.load_dir(dir).await.map_err(|e| {

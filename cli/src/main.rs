@@ -106,8 +106,9 @@ pub enum Command {
     Schedule(commands::schedule::ScheduleArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
-    /// The effective configuration, secrets redacted, with where each value came from.
-    Config,
+    /// The effective configuration, secrets redacted, with where each value came from; with
+    /// `--check`, only check it (exit 0, or 2 naming the first problem).
+    Config(commands::ConfigArgs),
 }
 
 fn main() -> ExitCode {

@@ -66,7 +66,6 @@ pub struct SwarmArgs {
 /// Configuration errors (exit 2), output that cannot be written (exit 1).
 pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -> anyhow::Result<Exit> {
     let settings = &config.host.swarm;
-    let source = |key: &str| executus::config::source_of(&config.figment, key);
     if settings.models.is_empty() {
         let providers = config.registry.provider_names();
         return Err(UsageError(format!(
@@ -75,14 +74,6 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
             if providers.is_empty() { "none configured".to_owned() } else { providers.join(", ") }
         ))
         .into());
-    }
-    for spec in &settings.models {
-        config.registry.resolve(spec).map_err(|e| {
-            UsageError(format!(
-                "invalid configuration value for swarm.models (from {}): {spec:?} does not resolve: {e}",
-                source("swarm.models")
-            ))
-        })?;
     }
     let input = read_input(args.input.as_deref())?;
 

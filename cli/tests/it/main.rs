@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod chat;
+mod checks;
 mod common;
 mod config;
 mod crash;
