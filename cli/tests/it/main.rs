@@ -18,6 +18,7 @@ mod run;
 mod runaway;
 mod schedule;
 mod secrets;
+mod stored;
 mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
