@@ -23,9 +23,6 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use crate::common::*;
 use crate::tcp_stub::{Step, Stub};
 
-/// A run must end within this (every cap here is far smaller).
-const LIMIT: Duration = Duration::from_secs(30);
-
 fn config(server: &str, extra: &str) -> String {
     format!(
         r#"
@@ -103,7 +100,7 @@ async fn run_agent(ws: &Workspace, agent: &str, input: &str) -> Ended {
     let started = Instant::now();
     let out = ws.run(&["run", "--agent", agent, "--input", input, "--json"], None).await;
     let took = started.elapsed();
-    assert!(took < LIMIT, "{agent}: took {took:?}");
+    assert!(took < HANG, "{agent}: took {took:?} (hang)");
     assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
     let doc = json_stdout(&out);
     assert_run_json_shape(&doc);
@@ -402,8 +399,16 @@ async fn tools_that_never_return_are_cut_by_the_tool_timeout() {
     assert_eq!(ended.status(), "completed", "{}", ended.doc);
     let results = ended.results();
     assert_eq!(results.len(), 3);
-    assert!(results.iter().all(|(_, c, e)| *e && c.contains("timed out")), "{results:?}");
-    // The three ran at once and were cut together, at about 1 s, not 3 s or web_fetch's own 30 s.
-    assert!(ended.took < Duration::from_secs(8), "{:?}", ended.took);
+    // Cut by the agent's tool_timeout (1 s), not by web_fetch's own 30 s timer: the error
+    // names the timer that fired.
+    assert!(
+        results.iter().all(|(_, c, e)| *e && c.contains("tool web_fetch timed out after 1s")),
+        "{results:?}"
+    );
+    // The three ran at once and were cut together (about 1 s; the core's run-loop tests prove
+    // the concurrency on a paused clock): a timing claim, checked only with the timers.
+    if strict_timers() {
+        assert!(ended.took < Duration::from_secs(8), "{:?}", ended.took);
+    }
     assert_eq!(black_hole.accepts(), 3);
 }

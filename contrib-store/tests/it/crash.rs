@@ -34,7 +34,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_executus-crash-agent");
 const STEPS: usize = 6;
-const WAIT: Duration = Duration::from_secs(30);
+/// A hang guard: a child reaches its point or ends in well under a second.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// The model: answers are a deterministic function of the request.
 struct CountingModel;
