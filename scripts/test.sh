@@ -9,6 +9,8 @@ ci/check-deps.sh --self-test
 ci/check-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The API docs build without a warning (broken intra-doc links, links to private items...).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 peer_started=""
 if [ -z "${EXECUTUS_TEST_LLAMA_URL:-}" ] && [ -x scripts/peer-llama.sh ]; then

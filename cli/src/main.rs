@@ -92,7 +92,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one agent.
     Run(commands::run::RunArgs),
-    /// Review a diff with N models x M lenses ([swarm] section); merged, de-duplicated findings.
+    /// Review a diff with N models x M lenses (the `[swarm]` section); merged, de-duplicated findings.
     Swarm(commands::swarm::SwarmArgs),
     /// Chat with a persona on stdin/stdout; the conversation is kept in the store.
     Chat(commands::chat::ChatArgs),
