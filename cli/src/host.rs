@@ -3,9 +3,10 @@
 //! schedule), the tools and the policy.
 //!
 //! Every store comes from [`open_stores`]: what a command may rely on across processes is
-//! [`Stores::durable`] — today checkpoints (so `resume`, `approve` / `deny`) and chat
-//! history live in the SQLite file; the other batteries' stores are in memory until
-//! `executus-store` provides SQLite versions.
+//! [`Stores::durable`] — checkpoints (so `resume`, `approve` / `deny`), chat history, audit
+//! records, budget spend and reservations, and schedule watermarks live in the SQLite file
+//! at `[store] url`; personas and skills are loaded from the configuration at every start
+//! (the file is their source of truth), so their stores are in memory.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -72,9 +73,9 @@ pub enum Persistence {
 }
 
 /// Opens the stores `config` names: with [`Persistence::Store`], the SQLite file at
-/// `[store] url` (created, with its folder, if missing) for checkpoints and chat history; the
-/// batteries' in-memory stores for personas, skills, audit, budget and schedule watermarks
-/// until `executus-store` has SQLite versions of those. With [`Persistence::Memory`], all
+/// `[store] url` (created, with its folder, if missing) for checkpoints, chat history, audit
+/// records, budget spend and schedule watermarks, and in-memory stores for personas and
+/// skills (loaded from the configuration at each start). With [`Persistence::Memory`], all
 /// in memory and no file is touched.
 ///
 /// # Errors

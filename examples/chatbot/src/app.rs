@@ -7,9 +7,8 @@
 //! is priced and capped per user over a rolling day; a run that reaches its step cap or its
 //! soft deadline is judged by the critic, which may extend or stop it; the digest job is
 //! registered with its time zone. What outlives the process is what [`Stores::open`] puts
-//! in the SQLite file: checkpoints and conversations (personas and the skill are loaded
-//! again at each start; spend, audit and the job's watermark stay in memory until
-//! `executus-store` provides SQLite versions of those stores).
+//! in the SQLite file: checkpoints, conversations, audit records, spend and the job's
+//! watermark (personas and the skill are loaded again at each start, in memory).
 
 use std::path::PathBuf;
 use std::sync::Arc;
