@@ -58,7 +58,7 @@ fn audit_record(i: u64, records: u64, rng: &mut fastrand::Rng, runs: &[RunId]) -
         },
         80..=87 => AuditEvent::RunStarted { model: "smart".into(), parent: None, resumed: false },
         88..=95 => AuditEvent::RunEnded {
-            status: "completed".into(),
+            status: executus::RunStatus::Completed,
             reason: None,
             steps: rng.u32(1..20),
             usage: Usage::default(),

@@ -61,8 +61,8 @@ pub enum AuditEvent {
     },
     /// A run ended.
     RunEnded {
-        /// Status name (`completed`, `failed`, `partial`, ...).
-        status: String,
+        /// How it ended.
+        status: crate::run::RunStatus,
         /// Why, for ends that are not success.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,

@@ -224,7 +224,7 @@ async fn failover_blocked_tool_loop_protection_and_budget_denial_are_audited_and
     let statuses: Vec<_> = ends
         .iter()
         .map(|r| match &r.record.event {
-            AuditEvent::RunEnded { status, .. } => status.clone(),
+            AuditEvent::RunEnded { status, .. } => *status,
             _ => unreachable!(),
         })
         .collect();

@@ -214,7 +214,7 @@ impl RunActorState {
                 agent: self.st.agent.name.clone(),
                 call_id: call.id.clone(),
                 cancel: cancel.clone(),
-                runtime: self.env.runtime(),
+                children: Some(self.env.children.clone()),
                 run_input: self.run_input.clone(),
             };
             let timeout = self.st.agent.limits.tool_timeout;
