@@ -139,6 +139,9 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
+    // Before anything runs: the figures belong to the tree as it was when they were measured.
+    let source = sys::source(&p1::peers::repo_root());
+    println!("{source}");
     let which: Vec<&str> = match args.command.as_str() {
         "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6"],
         one => vec![one],
@@ -178,6 +181,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
         let ctx = report::Context {
             command: &command,
             date: &date,
+            source: &source,
             machine: &machine,
             load: &load,
             elapsed_s: started.elapsed().as_secs_f64(),

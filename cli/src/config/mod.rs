@@ -3,8 +3,11 @@
 //! tiers, agents, tools, ...) and the host's own sections ([`providers`], [`host`]: store,
 //! personas, skills, audit, budget, critic, policy, swarm, schedule, chat). Every error names
 //! the key and the file or variable it came from; keys are never written in the file
-//! (`api_key_env` names the variable that holds one).
+//! (`api_key_env` names the variable that holds one). Once each section is valid on its own,
+//! [`check`] cross-checks what the sections name (models, tools, skills, agents, the store
+//! file), so every command refuses a configuration that refers to nothing.
 
+pub mod check;
 pub mod host;
 pub mod providers;
 
@@ -87,6 +90,7 @@ impl CliConfig {
             });
         }
         let host = raw.sections.validate(&figment, file.as_deref())?;
+        check::check(&figment, &runtime, &host, &registry, &store_url)?;
         Ok(Self { figment, runtime, registry, store_url, host, file })
     }
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod chat;
+mod checks;
 mod common;
 mod config;
 mod crash;
@@ -17,6 +18,7 @@ mod run;
 mod runaway;
 mod schedule;
 mod secrets;
+mod stored;
 mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
