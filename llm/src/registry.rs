@@ -7,13 +7,21 @@
 //! - an element with a `/` is `provider/model-id`: the provider is everything before the
 //!   FIRST `/`, the model id everything after it, verbatim (it may contain `/` and `:`,
 //!   e.g. `openrouter/meta-llama/llama-3:free`);
-//! - an element without `/` must be an alias, expanded inline, recursively; a cycle is an
-//!   error naming it (`a -> b -> a`);
+//! - an element without `/` must be an alias, expanded inline, recursively (a cycle is an
+//!   error naming it: `a -> b -> a`), or else a **virtual model** registered with
+//!   [`Registry::add_virtual`] (e.g. `auto:code`, a model that picks its own targets at call
+//!   time), which stands in the chain as one target;
 //! - after expansion, duplicate targets are dropped, the first occurrence wins (an alias met
 //!   again after its full expansion is not expanded again, so resolving takes time linear in
 //!   the spec and the alias table, and it uses no recursion, whatever the aliases);
 //! - an empty element, an empty spec, an unknown provider (the error lists the registered
 //!   ones) or an element that is neither an alias nor `provider/model` is a [`ConfigError`].
+//!
+//! Virtual models are the registry's one extension point for crates above this one (the
+//! fleet's `auto:*` routing lives in `executus-fleet`, which this crate cannot depend on):
+//! they make a name usable wherever a model spec is, without this crate knowing what they do.
+//! A virtual model's errors are treated like any target's by the chain around it (an
+//! exhausted inner chain advances without a health penalty).
 //!
 //! The registry is cheap to clone; clones share providers, aliases and health. Changes apply
 //! to chains built afterwards; a chain already built keeps its targets (but shares the live
@@ -38,6 +46,7 @@ use crate::types::{Capabilities, Request, Response};
 struct Inner {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     aliases: BTreeMap<String, String>,
+    virtuals: BTreeMap<String, Arc<dyn Model>>,
     capabilities: HashMap<String, Capabilities>,
     options: ChainOptions,
     observer: Option<Arc<dyn ChainObserver>>,
@@ -56,6 +65,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("providers", &inner.providers.keys().collect::<Vec<_>>())
             .field("aliases", &inner.aliases)
+            .field("virtuals", &inner.virtuals.keys().collect::<Vec<_>>())
             .field("capabilities", &inner.capabilities)
             .field("options", &inner.options)
             .field("observer", &inner.observer.is_some())
@@ -149,6 +159,29 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers `model` as the virtual model `name`: a chain element `name` that is not an
+    /// alias resolves to it, as one target. Re-registering a name replaces the model. Names
+    /// may use ASCII letters, digits, `-`, `_`, `.` and `:` (so `auto:code` is one), and must
+    /// not start or end with `:`.
+    ///
+    /// # Errors
+    /// [`ConfigError::BadName`] for a bad name.
+    pub fn add_virtual(&self, name: &str, model: Arc<dyn Model>) -> Result<(), ConfigError> {
+        validate_virtual_name(name)?;
+        self.write().virtuals.insert(name.to_owned(), model);
+        Ok(())
+    }
+
+    /// Removes the virtual model `name`, returning it.
+    pub fn remove_virtual(&self, name: &str) -> Option<Arc<dyn Model>> {
+        self.write().virtuals.remove(name)
+    }
+
+    /// Registered virtual model names, sorted.
+    pub fn virtual_names(&self) -> Vec<String> {
+        self.read().virtuals.keys().cloned().collect()
+    }
+
     /// Overrides what target `provider/model` reports from [`Model::capabilities`] in chains
     /// built from now on. Fields set (`Some`) in `capabilities` win; unset ones fall back to
     /// the model's own.
@@ -199,8 +232,16 @@ impl Registry {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the offending element (see the module docs for the grammar).
+    /// A virtual model's pair is its own [`Model::provider`] and [`Model::model_id`].
     pub fn resolve(&self, spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
-        resolve(&self.read(), spec)
+        let inner = self.read();
+        Ok(resolve(&inner, spec)?
+            .into_iter()
+            .map(|t| match t {
+                Resolved::Target(provider, model) => (provider, model),
+                Resolved::Virtual(model) => (model.provider().to_owned(), model.model_id().to_owned()),
+            })
+            .collect())
     }
 
     /// The failover chain `spec` describes (a chain even for a single target).
@@ -211,7 +252,14 @@ impl Registry {
         let inner = self.read();
         let targets = resolve(&inner, spec)?;
         let mut models: Vec<Arc<dyn Model>> = Vec::with_capacity(targets.len());
-        for (provider, model) in &targets {
+        for target in &targets {
+            let (provider, model) = match target {
+                Resolved::Virtual(model) => {
+                    models.push(Arc::clone(model));
+                    continue;
+                }
+                Resolved::Target(provider, model) => (provider, model),
+            };
             // resolve() only returns registered providers, and the read lock is still held.
             let Some(p) = inner.providers.get(provider) else {
                 return Err(unknown_provider(&inner, provider, &format!("{provider}/{model}")));
@@ -239,12 +287,33 @@ impl Registry {
     }
 }
 
-fn resolve(inner: &Inner, spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
+/// One resolved chain element.
+enum Resolved {
+    /// `provider/model`.
+    Target(String, String),
+    /// A virtual model.
+    Virtual(Arc<dyn Model>),
+}
+
+fn validate_virtual_name(name: &str) -> Result<(), ConfigError> {
+    let reason = if name.is_empty() {
+        "a name must not be empty"
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')) {
+        "use only ASCII letters, digits, '-', '_', '.' and ':'"
+    } else if name.starts_with(':') || name.ends_with(':') {
+        "a virtual model's name must not start or end with ':'"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::BadName { name: name.to_owned(), reason: reason.to_owned() })
+}
+
+fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Resolved>, ConfigError> {
     if spec.trim().is_empty() {
         return Err(ConfigError::EmptyChain { spec: spec.to_owned() });
     }
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
     // Depth-first expansion with an explicit stack, so a long alias chain cannot overflow the
     // thread's stack. Each frame is a spec being expanded and the elements it has left; the
     // aliases being expanded are `path` (for the cycle error) and `open` (for a fast check).
@@ -278,7 +347,7 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<(String, String)>, ConfigErr
             }
             let target = (provider.to_owned(), model.to_owned());
             if seen.insert(target.clone()) {
-                out.push(target);
+                out.push(Resolved::Target(target.0, target.1));
             }
         } else if let Some((alias, alias_spec)) = inner.aliases.get_key_value(element) {
             if done.contains(element) {
@@ -293,6 +362,11 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<(String, String)>, ConfigErr
             path.push(alias);
             open.insert(alias);
             frames.push((alias_spec, alias_spec.split(',')));
+        } else if let Some(model) = inner.virtuals.get(element) {
+            // Deduplicated like any target, by what it reports as its provider and id.
+            if seen.insert((model.provider().to_owned(), model.model_id().to_owned())) {
+                out.push(Resolved::Virtual(Arc::clone(model)));
+            }
         } else {
             return Err(ConfigError::BadElement { element: element.to_owned() });
         }
