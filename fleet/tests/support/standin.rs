@@ -92,6 +92,7 @@ struct Inner {
     /// `/api/events` connections served so far.
     streams_served: u64,
     requests: Vec<(String, String, Option<String>)>,
+    queries: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -154,10 +155,26 @@ impl Standin {
         standin
     }
 
+    /// Accepts connections and serves each on a task of its own set: aborting the accept
+    /// task drops the set, which aborts every connection — the host is gone, not just its
+    /// listener (a client's pooled connection dies with it, as with a real crash).
     fn serve(&self, listener: TcpListener) {
         let app = router(Arc::clone(&self.shared));
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                while connections.try_join_next().is_some() {}
+                let app = app.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                        tower::Service::call(&mut app.clone(), request)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
         });
         *self.server.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
     }
@@ -206,6 +223,11 @@ impl Standin {
     /// Every request seen: (method, path, the key it carried).
     pub fn requests(&self) -> Vec<(String, String, Option<String>)> {
         self.shared.lock().requests.clone()
+    }
+
+    /// Every request's path and query string.
+    pub fn queries(&self) -> Vec<(String, String)> {
+        self.shared.lock().queries.clone()
     }
 
     /// The state of `model`.
@@ -350,7 +372,11 @@ async fn auth(State(shared): State<Arc<Shared>>, request: Request, next: axum::m
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    shared.lock().requests.push((request.method().to_string(), request.uri().path().to_owned(), given.clone()));
+    {
+        let mut inner = shared.lock();
+        inner.requests.push((request.method().to_string(), request.uri().path().to_owned(), given.clone()));
+        inner.queries.push((request.uri().path().to_owned(), request.uri().query().unwrap_or_default().to_owned()));
+    }
     if let Some(key) = &shared.options.key {
         if request.uri().path() != "/health" && given.as_deref() != Some(key.as_str()) {
             return error(&shared, StatusCode::UNAUTHORIZED, "unauthorized: invalid or missing API key");
