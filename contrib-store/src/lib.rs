@@ -14,6 +14,7 @@
 //! | [`Store::audit`] | [`SqliteAuditStore`] | `executus_audit::AuditStore` | [`audit`] |
 //! | [`Store::budget`] | [`SqliteBudgetStore`] | `executus_budget::BudgetStore` | [`budget`] |
 //! | [`Store::schedule`] | [`SqliteScheduleStore`] | `executus_schedule::ScheduleStore` | [`schedule`] |
+//! | [`Store::fleet`] | [`SqliteFleetStore`] | `executus_fleet::store::{HistoryStore, BenchStore, ActionLog, LeaseStore}` | [`fleet`] |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,6 +54,7 @@ pub mod audit;
 pub mod budget;
 pub mod checkpoint;
 mod error;
+pub mod fleet;
 pub mod persona;
 pub mod schedule;
 pub mod skill;
@@ -62,6 +64,7 @@ pub use audit::{ExplainedStatement, SqliteAuditStore};
 pub use budget::SqliteBudgetStore;
 pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
 pub use error::StoreError;
+pub use fleet::SqliteFleetStore;
 pub use persona::SqlitePersonaStore;
 pub use schedule::SqliteScheduleStore;
 pub use skill::SqliteSkillStore;

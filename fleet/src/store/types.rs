@@ -1,4 +1,4 @@
-//! The records the fleet stores, and the rollup of raw perf samples into 5-minute buckets
+//! The records the fleet stores (plain data: every backend builds them), and the rollup of raw perf samples into 5-minute buckets
 //! (one function, used by every backend, so their buckets are identical).
 
 use std::collections::BTreeMap;
@@ -10,7 +10,6 @@ use crate::wire::{ActivityRow, GpuStat, ModelState, SysStat};
 
 /// One activity row of a host, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ActivityRecord {
     /// The host (its configured name).
     pub host: String,
@@ -92,7 +91,6 @@ impl ActivityRecord {
 /// One perf sample of a host: the system reading and the GPUs' readings of one instant,
 /// reduced to the figures the fleet shows and aggregates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct PerfSample {
     /// The host.
     pub host: String,
@@ -168,7 +166,6 @@ pub fn bucket_start(ts: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The aggregate of a host's raw samples over five minutes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct PerfBucket {
     /// The host.
     pub host: String,
@@ -229,7 +226,6 @@ pub fn rollup(samples: &[PerfSample]) -> Vec<PerfBucket> {
 
 /// A model's state on a host from a given time on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ModelStateRecord {
     /// The host.
     pub host: String,
@@ -250,7 +246,6 @@ impl ModelStateRecord {
 
 /// One audited action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ActionRecord {
     /// The action's id.
     pub id: String,
@@ -272,7 +267,6 @@ pub struct ActionRecord {
 
 /// A lease on a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct LeaseRecord {
     /// The host.
     pub host: String,

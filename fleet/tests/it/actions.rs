@@ -24,7 +24,9 @@ async fn audit(fleet: &Fleet) -> Vec<ActionRecord> {
 
 #[tokio::test]
 async fn a_full_queue_refuses_with_the_list_of_what_is_queued() {
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() }).await;
+    let standin =
+        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() })
+            .await;
     let fleet = common::fleet(common::config(&[("desk", standin.url())]), None).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
     until(&mut sub, "connected", |s| s.host("desk").is_some_and(|h| h.synced)).await;
@@ -34,7 +36,10 @@ async fn a_full_queue_refuses_with_the_list_of_what_is_queued() {
         tickets.push(fleet.act(unload("desk", "m", false)).await.expect("admitted"));
     }
     // The head is running (held at the host), three wait behind it.
-    let s = until(&mut sub, "the head runs", |s| s.host("desk").is_some_and(|h| h.queue.len() == 4 && h.queue[0].running)).await;
+    let s = until(&mut sub, "the head runs", |s| {
+        s.host("desk").is_some_and(|h| h.queue.len() == 4 && h.queue[0].running)
+    })
+    .await;
     assert!(s.host("desk").expect("desk").queue[1..].iter().all(|q| !q.running));
     let err = fleet.act(unload("desk", "m", false)).await.expect_err("the fifth is refused");
     let FleetError::QueueFull { queued, .. } = &err else { panic!("{err}") };
@@ -53,13 +58,18 @@ async fn a_full_queue_refuses_with_the_list_of_what_is_queued() {
     assert_eq!(outcomes.iter().filter(|o| *o == "queued").count(), 4);
     assert_eq!(outcomes.iter().filter(|o| *o == "done").count(), 4);
     assert_eq!(outcomes.iter().filter(|o| *o == "refused").count(), 1);
-    assert_eq!(standin.requests().iter().filter(|(m, p, _)| m == "POST" && p == "/api/models/unload/m").count(), 4);
+    assert_eq!(
+        standin.requests().iter().filter(|(m, p, _)| m == "POST" && p == "/api/models/unload/m").count(),
+        4
+    );
     standin.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_action_on_a_leased_host_needs_confirmation_and_then_takes_it_over() {
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() }).await;
+    let standin =
+        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() })
+            .await;
     let mut config = common::config(&[("desk", standin.url())]);
     config.lease_ttl = Duration::from_millis(600);
     let fleet = common::fleet(config, None).await;
@@ -77,7 +87,8 @@ async fn an_action_on_a_leased_host_needs_confirmation_and_then_takes_it_over() 
     tokio::time::timeout(HANG_GUARD, lease.lost()).await.expect("the holder notices the takeover");
     assert!(lease.is_lost());
     until(&mut sub, "lease gone", |s| s.host("desk").is_some_and(|h| h.lease.is_none())).await;
-    let rows: Vec<(String, String)> = audit(&fleet).await.into_iter().map(|r| (r.action, r.outcome)).collect();
+    let rows: Vec<(String, String)> =
+        audit(&fleet).await.into_iter().map(|r| (r.action, r.outcome)).collect();
     assert_eq!(
         rows,
         [("unload", "conflict"), ("takeover", "done"), ("unload", "queued"), ("unload", "done")]
@@ -88,7 +99,9 @@ async fn an_action_on_a_leased_host_needs_confirmation_and_then_takes_it_over() 
 
 #[tokio::test]
 async fn actions_on_a_host_that_is_down_are_refused() {
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() }).await;
+    let standin =
+        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() })
+            .await;
     let fleet = common::fleet(common::config(&[("desk", standin.url())]), None).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
     until(&mut sub, "connected", |s| s.host("desk").is_some_and(|h| h.synced)).await;

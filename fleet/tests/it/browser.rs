@@ -19,11 +19,7 @@ use crate::common::{self, HANG_GUARD, until};
 use crate::standin::{ModelDef, Options, Standin};
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| PathBuf::from(d).join(name))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| PathBuf::from(d).join(name)).find(|p| p.is_file())
 }
 
 struct Driver {
@@ -36,7 +32,8 @@ struct Driver {
 
 impl Driver {
     async fn start(chromium: &PathBuf, chromedriver: &PathBuf) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let process = tokio::process::Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
@@ -67,9 +64,19 @@ impl Driver {
                 ],
             },
         }}});
-        let created: Value =
-            http.post(format!("{base}/session")).json(&caps).send().await.expect("session").json().await.expect("json");
-        let session = created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_owned();
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("session")
+            .json()
+            .await
+            .expect("json");
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_owned();
         Self { base, session, http, _process: process, _profile: profile }
     }
 
@@ -131,7 +138,11 @@ async fn the_fleet_page_renders_the_hosts_and_updates_live_in_a_real_browser() {
         ..Options::default()
     })
     .await;
-    let spare = Standin::start(Options { models: vec![ModelDef::new("qwen3-8b", "tiny-llama3")], ..Options::default() }).await;
+    let spare = Standin::start(Options {
+        models: vec![ModelDef::new("qwen3-8b", "tiny-llama3")],
+        ..Options::default()
+    })
+    .await;
     let fleet = common::fleet(common::config(&[("desk", desk.url()), ("spare", spare.url())]), None).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
     until(&mut sub, "both connected", |s| s.hosts.iter().all(|h| h.synced)).await;
@@ -144,20 +155,37 @@ async fn the_fleet_page_renders_the_hosts_and_updates_live_in_a_real_browser() {
     let driver = Driver::start(&chromium, &chromedriver).await;
     driver.goto(&format!("{url}/fleet")).await;
     // Server-rendered: both hosts, their liveness and models, before any script ran.
-    let hosts = driver.eval("return [...document.querySelectorAll('section.host')].map(s => s.dataset.host)").await;
+    let hosts =
+        driver.eval("return [...document.querySelectorAll('section.host')].map(s => s.dataset.host)").await;
     assert_eq!(hosts, json!(["desk", "spare"]));
     driver.wait_for("the live connection", "return document.body.dataset.live === 'true'").await;
     let state = "return document.querySelector('section.host[data-host=\"desk\"] tr[data-model=\"qwen3-8b\"] td.state').dataset.state";
     assert_eq!(driver.eval(state).await, "stopped");
     assert_eq!(
-        driver.eval("return document.querySelector('section.host[data-host=\"desk\"] .liveness').dataset.liveness").await,
+        driver
+            .eval(
+                "return document.querySelector('section.host[data-host=\"desk\"] .liveness').dataset.liveness"
+            )
+            .await,
         "connected"
     );
-    assert_eq!(driver.eval("return document.querySelectorAll('section.host[data-host=\"desk\"] .spark polyline').length").await, 1);
+    assert_eq!(
+        driver
+            .eval(
+                "return document.querySelectorAll('section.host[data-host=\"desk\"] .spark polyline').length"
+            )
+            .await,
+        1
+    );
 
     // Load a model on the stand-in: a real llama-server starts, and the page follows.
     let ticket = fleet
-        .act(ActionRequest { host: "desk".into(), kind: ActionKind::Load("qwen3-8b".into()), confirm: false, actor: "test".into() })
+        .act(ActionRequest {
+            host: "desk".into(),
+            kind: ActionKind::Load("qwen3-8b".into()),
+            confirm: false,
+            actor: "test".into(),
+        })
         .await
         .expect("queued");
     tokio::time::timeout(HANG_GUARD, ticket.done()).await.expect("hang guard").expect("loaded");
@@ -168,7 +196,10 @@ async fn the_fleet_page_renders_the_hosts_and_updates_live_in_a_real_browser() {
         )
         .await;
     driver
-        .wait_for("the warm-up in the activity list", "return document.querySelectorAll('section.host[data-host=\"desk\"] ol.activity li').length >= 7")
+        .wait_for(
+            "the warm-up in the activity list",
+            "return document.querySelectorAll('section.host[data-host=\"desk\"] ol.activity li').length >= 7",
+        )
         .await;
     let png = driver.screenshot().await;
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot ({} bytes)", png.len());

@@ -66,7 +66,8 @@ pub fn config(hosts: &[(&str, String)]) -> FleetConfig {
 /// A started fleet over `config`, on a memory store (or `store`).
 pub async fn fleet(config: FleetConfig, store: Option<Arc<MemoryFleetStore>>) -> Fleet {
     let store = store.unwrap_or_else(|| Arc::new(MemoryFleetStore::new()));
-    let fleet = Fleet::builder(config).store(store).http(http()).retention(false).build().await.expect("fleet");
+    let fleet =
+        Fleet::builder(config).store(store).http(http()).retention(false).build().await.expect("fleet");
     fleet.start();
     fleet
 }

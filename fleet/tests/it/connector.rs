@@ -52,7 +52,9 @@ fn within(d: Duration, base_secs: u64) -> bool {
 
 #[tokio::test]
 async fn a_dropped_stream_reconnects_after_a_jittered_delay() {
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() }).await;
+    let standin =
+        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() })
+            .await;
     let (fleet, mut gate, clock) = gated(&standin).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
     until(&mut sub, "first connection", |s| s.host("desk").is_some_and(|h| h.synced)).await;
@@ -63,10 +65,16 @@ async fn a_dropped_stream_reconnects_after_a_jittered_delay() {
         let held = next_sleep(&mut gate).await;
         assert!(within(held.duration, 1), "round {round}: wait {:?} outside [1 s, 1.5 s]", held.duration);
         waits.push(held.duration);
-        let s = until(&mut sub, "reconnecting", |s| s.host("desk").is_some_and(|h| h.liveness == Liveness::Reconnecting)).await;
+        let s = until(&mut sub, "reconnecting", |s| {
+            s.host("desk").is_some_and(|h| h.liveness == Liveness::Reconnecting)
+        })
+        .await;
         assert_eq!(s.host("desk").expect("desk").since, dropped_at, "the change is stamped with the clock");
         held.release();
-        until(&mut sub, "reconnected", |s| s.host("desk").is_some_and(|h| h.liveness == Liveness::Connected && h.synced)).await;
+        until(&mut sub, "reconnected", |s| {
+            s.host("desk").is_some_and(|h| h.liveness == Liveness::Connected && h.synced)
+        })
+        .await;
     }
     waits.sort();
     waits.dedup();
@@ -77,7 +85,9 @@ async fn a_dropped_stream_reconnects_after_a_jittered_delay() {
 
 #[tokio::test]
 async fn six_failures_open_the_circuit_then_a_half_open_probe_recovers() {
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() }).await;
+    let standin =
+        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() })
+            .await;
     let (fleet, mut gate, clock) = gated(&standin).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
     until(&mut sub, "first connection", |s| s.host("desk").is_some_and(|h| h.synced)).await;
@@ -107,7 +117,10 @@ async fn six_failures_open_the_circuit_then_a_half_open_probe_recovers() {
     // The host comes back; the next probe closes the circuit.
     standin.come_back().await;
     again.release();
-    let s = until(&mut sub, "recovered", |s| s.host("desk").is_some_and(|h| h.liveness == Liveness::Connected && h.synced)).await;
+    let s = until(&mut sub, "recovered", |s| {
+        s.host("desk").is_some_and(|h| h.liveness == Liveness::Connected && h.synced)
+    })
+    .await;
     let recovered_at = clock.now();
     assert_eq!(s.host("desk").expect("desk").since, recovered_at);
     assert_eq!(s.host("desk").expect("desk").failures, 0);
@@ -121,7 +134,11 @@ async fn six_failures_open_the_circuit_then_a_half_open_probe_recovers() {
     }
     assert_eq!(
         liveness_changes,
-        [(Liveness::Reconnecting, dropped_at), (Liveness::Down, open_at), (Liveness::Connected, recovered_at)],
+        [
+            (Liveness::Reconnecting, dropped_at),
+            (Liveness::Down, open_at),
+            (Liveness::Connected, recovered_at)
+        ],
         "connected -> reconnecting -> down -> connected, each with its time"
     );
     standin.shutdown().await;
@@ -129,7 +146,9 @@ async fn six_failures_open_the_circuit_then_a_half_open_probe_recovers() {
 
 #[tokio::test]
 async fn activity_missed_while_disconnected_is_recovered_exactly_once() {
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() }).await;
+    let standin =
+        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() })
+            .await;
     let store = Arc::new(MemoryFleetStore::new());
     let fleet = common::fleet(common::config(&[("desk", standin.url())]), Some(Arc::clone(&store))).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
@@ -140,7 +159,8 @@ async fn activity_missed_while_disconnected_is_recovered_exactly_once() {
     standin.push_activity("m", 10, 20.0);
     until(&mut sub, "row 1", |s| s.host("desk").is_some_and(|h| h.recent.len() == 1)).await;
     standin.go_offline();
-    until(&mut sub, "offline noticed", |s| s.host("desk").is_some_and(|h| h.liveness != Liveness::Connected)).await;
+    until(&mut sub, "offline noticed", |s| s.host("desk").is_some_and(|h| h.liveness != Liveness::Connected))
+        .await;
     standin.push_activity("m", 11, 21.0);
     standin.push_activity("m", 12, 22.0);
     standin.come_back().await;
@@ -148,8 +168,12 @@ async fn activity_missed_while_disconnected_is_recovered_exactly_once() {
     assert_eq!(s.host("desk").expect("desk").recent.iter().map(|a| a.id).collect::<Vec<_>>(), [1, 2, 3]);
     // Another reconnect with nothing new fetches again and stores nothing twice.
     standin.drop_streams();
-    until(&mut sub, "drop noticed", |s| s.host("desk").is_some_and(|h| h.liveness == Liveness::Reconnecting)).await;
-    until(&mut sub, "reconnected", |s| s.host("desk").is_some_and(|h| h.synced && h.liveness == Liveness::Connected)).await;
+    until(&mut sub, "drop noticed", |s| s.host("desk").is_some_and(|h| h.liveness == Liveness::Reconnecting))
+        .await;
+    until(&mut sub, "reconnected", |s| {
+        s.host("desk").is_some_and(|h| h.synced && h.liveness == Liveness::Connected)
+    })
+    .await;
     standin.push_activity("m", 13, 23.0);
     until(&mut sub, "row 4", |s| s.host("desk").is_some_and(|h| h.recent.len() == 4)).await;
 
@@ -169,17 +193,23 @@ async fn activity_missed_while_disconnected_is_recovered_exactly_once() {
 
 #[tokio::test]
 async fn a_legacy_host_feeds_rows_from_metrics_events_and_counts_in_flight() {
-    let standin =
-        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], legacy: true, ..Options::default() }).await;
+    let standin = Standin::start(Options {
+        models: vec![ModelDef::new("m", "tiny-llama3")],
+        legacy: true,
+        ..Options::default()
+    })
+    .await;
     standin.push_activity("m", 7, 14.0);
     let fleet = common::fleet(common::config(&[("old", standin.url())]), None).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
-    until(&mut sub, "the replayed ring", |s| s.host("old").is_some_and(|h| h.synced && h.recent.len() == 1)).await;
+    until(&mut sub, "the replayed ring", |s| s.host("old").is_some_and(|h| h.synced && h.recent.len() == 1))
+        .await;
     standin.push_activity("m", 8, 16.0);
     until(&mut sub, "a live row", |s| s.host("old").is_some_and(|h| h.recent.len() == 2)).await;
     // A reconnect replays the whole ring again: nothing is stored twice.
     standin.drop_streams();
-    until(&mut sub, "reconnected", |s| s.host("old").is_some_and(|h| h.liveness == Liveness::Reconnecting)).await;
+    until(&mut sub, "reconnected", |s| s.host("old").is_some_and(|h| h.liveness == Liveness::Reconnecting))
+        .await;
     until(&mut sub, "synced", |s| s.host("old").is_some_and(|h| h.synced)).await;
     standin.push_activity("m", 9, 18.0);
     let s = until(&mut sub, "third row", |s| s.host("old").is_some_and(|h| h.recent.len() == 3)).await;

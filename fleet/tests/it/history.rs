@@ -72,7 +72,10 @@ async fn a_restarted_fleet_serves_the_stored_state_before_any_host_answers() {
     let desk = s.host("desk").expect("desk");
     assert_eq!(desk.liveness, Liveness::Reconnecting, "not connected yet");
     assert!(desk.stale, "restored models are marked as last known");
-    assert_eq!(desk.models.iter().map(|m| (m.id.as_str(), m.state.as_str())).collect::<Vec<_>>(), [("m", "stopped"), ("n", "stopped")]);
+    assert_eq!(
+        desk.models.iter().map(|m| (m.id.as_str(), m.state.as_str())).collect::<Vec<_>>(),
+        [("m", "stopped"), ("n", "stopped")]
+    );
     assert_eq!(desk.recent.iter().map(|a| (a.id, a.gen_tps)).collect::<Vec<_>>(), [(1, 31.0), (2, 32.0)]);
     assert_eq!(desk.speeds["m"].bench, Some(77.0), "bench medians restored");
     assert_eq!(desk.speeds["n"].live, Some(32.0));
@@ -80,7 +83,10 @@ async fn a_restarted_fleet_serves_the_stored_state_before_any_host_answers() {
     fleet.start();
     let mut sub = fleet.subscribe().await.expect("subscribe");
     standin.come_back().await;
-    let s = until(&mut sub, "live again", |s| s.host("desk").is_some_and(|h| h.synced && h.liveness == Liveness::Connected)).await;
+    let s = until(&mut sub, "live again", |s| {
+        s.host("desk").is_some_and(|h| h.synced && h.liveness == Liveness::Connected)
+    })
+    .await;
     assert!(!s.host("desk").expect("desk").stale);
     standin.shutdown().await;
 }
@@ -97,17 +103,30 @@ async fn perf_polling_resumes_from_the_stored_watermark() {
     {
         let fleet = common::fleet(config.clone(), Some(Arc::clone(&store))).await;
         let mut sub = fleet.subscribe().await.expect("subscribe");
-        let s = until(&mut sub, "two samples", |s| s.host("desk").and_then(|h| h.perf.as_ref()).is_some_and(|p| p.cpu_pct == Some(20.0))).await;
-        assert_eq!(s.host("desk").expect("desk").perf.as_ref().expect("perf").ts, executus_fleet::store::to_micros(t1 + chrono::Duration::seconds(5)));
+        let s = until(&mut sub, "two samples", |s| {
+            s.host("desk").and_then(|h| h.perf.as_ref()).is_some_and(|p| p.cpu_pct == Some(20.0))
+        })
+        .await;
+        assert_eq!(
+            s.host("desk").expect("desk").perf.as_ref().expect("perf").ts,
+            executus_fleet::store::to_micros(t1 + chrono::Duration::seconds(5))
+        );
     }
     let watermark = store.perf_watermark("desk").await.expect("watermark").expect("some");
     standin.push_perf(t1 + chrono::Duration::seconds(10), 30.0);
     let polls_before = standin.requests().iter().filter(|(_, p, _)| p == "/api/performance").count();
     let fleet = common::fleet(config, Some(Arc::clone(&store))).await;
     let mut sub = fleet.subscribe().await.expect("subscribe");
-    until(&mut sub, "the third sample", |s| s.host("desk").and_then(|h| h.perf.as_ref()).is_some_and(|p| p.cpu_pct == Some(30.0))).await;
+    until(&mut sub, "the third sample", |s| {
+        s.host("desk").and_then(|h| h.perf.as_ref()).is_some_and(|p| p.cpu_pct == Some(30.0))
+    })
+    .await;
     let samples = store.raw_perf("desk", t1 - chrono::Duration::seconds(1), Utc::now()).await.expect("raw");
-    assert_eq!(samples.iter().map(|s| s.cpu_pct).collect::<Vec<_>>(), [Some(10.0), Some(20.0), Some(30.0)], "each once");
+    assert_eq!(
+        samples.iter().map(|s| s.cpu_pct).collect::<Vec<_>>(),
+        [Some(10.0), Some(20.0), Some(30.0)],
+        "each once"
+    );
     let restarted: Vec<String> = standin
         .queries()
         .into_iter()
@@ -116,7 +135,11 @@ async fn perf_polling_resumes_from_the_stored_watermark() {
         .map(|(_, q)| q)
         .collect();
     let after = watermark.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    assert_eq!(restarted.first().map(String::as_str), Some(format!("after={after}").as_str()), "the first poll resumes at the stored watermark");
+    assert_eq!(
+        restarted.first().map(String::as_str),
+        Some(format!("after={after}").as_str()),
+        "the first poll resumes at the stored watermark"
+    );
     standin.shutdown().await;
 }
 
@@ -147,7 +170,8 @@ async fn retention_rolls_raw_samples_into_buckets_idempotently_and_prunes_old_ro
     // A crash right after an hour's buckets were written but before its raw rows were
     // deleted: the next pass recomputes the same buckets and deletes the rows.
     let cutoff = now - chrono::Duration::hours(24);
-    let first_hour_start = bucket_start(samples.iter().filter(|s| s.host == "a").map(|s| s.ts).min().expect("min"));
+    let first_hour_start =
+        bucket_start(samples.iter().filter(|s| s.host == "a").map(|s| s.ts).min().expect("min"));
     let crashed: Vec<PerfSample> = store
         .raw_perf("a", first_hour_start, first_hour_start + chrono::Duration::hours(1))
         .await
@@ -167,8 +191,16 @@ async fn retention_rolls_raw_samples_into_buckets_idempotently_and_prunes_old_ro
     }
     let before = store.buckets("a", now - chrono::Duration::days(3), now).await.expect("buckets");
     let again = executus_fleet::retention::run_once(&store, &policy, now).await.expect("pass");
-    assert_eq!((again.hours_rolled, again.raw_deleted, again.activity_deleted), (0, 0, 0), "nothing left to do");
-    assert_eq!(store.buckets("a", now - chrono::Duration::days(3), now).await.expect("buckets"), before, "identical");
+    assert_eq!(
+        (again.hours_rolled, again.raw_deleted, again.activity_deleted),
+        (0, 0, 0),
+        "nothing left to do"
+    );
+    assert_eq!(
+        store.buckets("a", now - chrono::Duration::days(3), now).await.expect("buckets"),
+        before,
+        "identical"
+    );
     // Much later, the buckets age out too.
     let later = now + chrono::Duration::days(95);
     let report = executus_fleet::retention::run_once(&store, &policy, later).await.expect("pass");

@@ -36,7 +36,9 @@ fn keys() -> Access {
 }
 
 async fn setup(config_edit: impl FnOnce(&mut FleetConfig)) -> (Standin, Fleet, String) {
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() }).await;
+    let standin =
+        Standin::start(Options { models: vec![ModelDef::new("m", "tiny-llama3")], ..Options::default() })
+            .await;
     let mut config = common::config(&[("desk", standin.url())]);
     config_edit(&mut config);
     let fleet = common::fleet(config, None).await;
@@ -65,15 +67,29 @@ async fn views_need_a_key_and_actions_need_one_allowed_to_act() {
             r.send().await.expect("answer").status().as_u16()
         }
     };
-    for path in ["/api/fleet/status", "/api/fleet/snapshot", "/api/fleet/events", "/api/fleet/activity", "/api/fleet/leaderboard", "/api/fleet/audit"] {
+    for path in [
+        "/api/fleet/status",
+        "/api/fleet/snapshot",
+        "/api/fleet/events",
+        "/api/fleet/activity",
+        "/api/fleet/leaderboard",
+        "/api/fleet/audit",
+    ] {
         assert_eq!(status(None, path).await, 401, "{path} without a key");
         assert_eq!(status(Some("wrong"), path).await, 401, "{path} with an unknown key");
     }
     assert_eq!(status(None, "/fleet").await, 401, "the page asks for a key");
     assert_eq!(status(Some(VIEW), "/api/fleet/status").await, 200);
 
-    let body: Value =
-        http.get(format!("{url}/api/fleet/status")).bearer_auth(VIEW).send().await.expect("s").json().await.expect("json");
+    let body: Value = http
+        .get(format!("{url}/api/fleet/status"))
+        .bearer_auth(VIEW)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("json");
     let host = &body["hosts"][0];
     let mut keys: Vec<&str> = host.as_object().expect("object").keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -86,7 +102,13 @@ async fn views_need_a_key_and_actions_need_one_allowed_to_act() {
         let http = http.clone();
         let url = url.clone();
         async move {
-            let r = http.post(format!("{url}/api/fleet/actions")).bearer_auth(key).json(&body).send().await.expect("answer");
+            let r = http
+                .post(format!("{url}/api/fleet/actions"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .expect("answer");
             (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
@@ -101,11 +123,28 @@ async fn views_need_a_key_and_actions_need_one_allowed_to_act() {
     assert_eq!(code, 400, "load needs a model");
     let (code, body) = act(ACT, json!({"host": "elsewhere", "action": "unload-all"})).await;
     assert_eq!(code, 404, "{body}");
-    let r = http.post(format!("{url}/api/fleet/actions")).bearer_auth(ACT).body("host=desk").send().await.expect("form");
+    let r = http
+        .post(format!("{url}/api/fleet/actions"))
+        .bearer_auth(ACT)
+        .body("host=desk")
+        .send()
+        .await
+        .expect("form");
     assert_eq!(r.status().as_u16(), 415, "actions are JSON only (no cross-site form posts)");
 
-    let audit: Value = http.get(format!("{url}/api/fleet/audit")).bearer_auth(VIEW).send().await.expect("a").json().await.expect("j");
-    assert!(audit.as_array().expect("rows").iter().any(|r| r["actor"] == "ops" && r["outcome"] == "queued"), "{audit}");
+    let audit: Value = http
+        .get(format!("{url}/api/fleet/audit"))
+        .bearer_auth(VIEW)
+        .send()
+        .await
+        .expect("a")
+        .json()
+        .await
+        .expect("j");
+    assert!(
+        audit.as_array().expect("rows").iter().any(|r| r["actor"] == "ops" && r["outcome"] == "queued"),
+        "{audit}"
+    );
     assert!(!audit.to_string().contains(ACT), "the audit names the key, never holds it");
     drop(fleet);
     standin.shutdown().await;
@@ -169,9 +208,21 @@ async fn a_full_queue_answers_429_listing_it() {
 async fn the_login_form_sets_a_cookie_that_opens_the_page() {
     let (standin, _fleet, url) = setup(|_| {}).await;
     let http = client();
-    let r = http.post(format!("{url}/fleet/login")).header("content-type", "application/x-www-form-urlencoded").body("key=nope").send().await.expect("login");
+    let r = http
+        .post(format!("{url}/fleet/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("key=nope")
+        .send()
+        .await
+        .expect("login");
     assert_eq!(r.status().as_u16(), 401);
-    let r = http.post(format!("{url}/fleet/login")).header("content-type", "application/x-www-form-urlencoded").body(format!("key={VIEW}")).send().await.expect("login");
+    let r = http
+        .post(format!("{url}/fleet/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={VIEW}"))
+        .send()
+        .await
+        .expect("login");
     assert_eq!(r.status().as_u16(), 303);
     let cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
@@ -181,7 +232,10 @@ async fn the_login_form_sets_a_cookie_that_opens_the_page() {
     let csp = r.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = r.text().await.expect("html");
-    assert!(html.contains(r#"data-host="desk""#) && html.contains(r#"data-state="stopped""#), "server-rendered");
+    assert!(
+        html.contains(r#"data-host="desk""#) && html.contains(r#"data-state="stopped""#),
+        "server-rendered"
+    );
     assert!(html.contains(r#"data-act="false""#), "a view key gets no action buttons");
     assert!(!html.contains("<button data-action"), "no buttons for a view key");
     let js = http.get(format!("{url}/fleet/assets/fleet.js")).send().await.expect("js");
@@ -215,7 +269,11 @@ async fn the_events_stream_sends_a_snapshot_then_sequenced_deltas() {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(HANG_GUARD, body.next()).await.expect("hang guard").expect("more").expect("chunk");
+            let chunk = tokio::time::timeout(HANG_GUARD, body.next())
+                .await
+                .expect("hang guard")
+                .expect("more")
+                .expect("chunk");
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
     };
@@ -241,8 +299,11 @@ async fn loopback_without_keys_must_be_chosen_and_still_checks_the_peer() {
     // The same router told the peer is not loopback refuses.
     use tower::ServiceExt as _;
     let app = router(fleet, Access::LoopbackNoKeys);
-    let mut request = axum::http::Request::builder().uri("/api/fleet/status").body(axum::body::Body::empty()).expect("req");
-    request.extensions_mut().insert(axum::extract::ConnectInfo::<SocketAddr>("192.0.2.7:5555".parse().expect("addr")));
+    let mut request =
+        axum::http::Request::builder().uri("/api/fleet/status").body(axum::body::Body::empty()).expect("req");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo::<SocketAddr>("192.0.2.7:5555".parse().expect("addr")));
     let response = app.oneshot(request).await.expect("answer");
     assert_eq!(response.status().as_u16(), 401);
     standin.shutdown().await;

@@ -83,12 +83,21 @@ fn fixture_event(fx: &Value, section: &str, name: &str) -> Value {
 #[tokio::test]
 async fn the_stand_in_writes_llama_swaps_current_shapes() {
     let fx = fixture();
-    let standin = Standin::start(Options { models: vec![ModelDef::new("embed", "tiny-qwen2")], perf: true, ..Options::default() }).await;
+    let standin = Standin::start(Options {
+        models: vec![ModelDef::new("embed", "tiny-qwen2")],
+        perf: true,
+        ..Options::default()
+    })
+    .await;
     let url = standin.url();
     let mut events = Events::open(&url).await;
     let replay = events.next(6).await;
     let kinds: Vec<&str> = replay.iter().map(|f| f["type"].as_str().expect("type")).collect();
-    assert_eq!(kinds, ["logData", "logData", "modelStatus", "uiConfig", "profileChanged", "inflight"], "replay order");
+    assert_eq!(
+        kinds,
+        ["logData", "logData", "modelStatus", "uiConfig", "profileChanged", "inflight"],
+        "replay order"
+    );
     assert_same_shape(&replay[0], &fixture_event(&fx, "events", "logData"), "logData");
     let mut models = replay[2].clone();
     let mut fixture_models = fixture_event(&fx, "events", "modelStatus");
@@ -101,7 +110,11 @@ async fn the_stand_in_writes_llama_swaps_current_shapes() {
     first(&mut fixture_models);
     assert_same_shape(&models, &fixture_models, "modelStatus");
     assert_same_shape(&replay[4], &fixture_event(&fx, "events", "profileChanged"), "profileChanged");
-    assert_same_shape(&replay[5], &fixture_event(&fx, "events", "inflight_empty_snapshot"), "inflight snapshot");
+    assert_same_shape(
+        &replay[5],
+        &fixture_event(&fx, "events", "inflight_empty_snapshot"),
+        "inflight snapshot",
+    );
 
     // A new row is announced by id (the stream is live: its replay has been read), and
     // served on the activity route.
@@ -118,11 +131,13 @@ async fn the_stand_in_writes_llama_swaps_current_shapes() {
     assert_same_shape(&page, &fx["activity_page"], "activity page");
 
     standin.push_perf(chrono::Utc::now(), 25.0);
-    let perf: Value = reqwest::get(format!("{url}/api/performance")).await.expect("perf").json().await.expect("json");
+    let perf: Value =
+        reqwest::get(format!("{url}/api/performance")).await.expect("perf").json().await.expect("json");
     assert_same_shape(&perf["sys_stats"], &fx["performance"]["sys_stats"], "sys_stats");
     assert_eq!(perf["enabled"], true);
 
-    let r = reqwest::Client::new().post(format!("{url}/api/models/unload/nope")).send().await.expect("unload");
+    let r =
+        reqwest::Client::new().post(format!("{url}/api/models/unload/nope")).send().await.expect("unload");
     assert_eq!(r.status(), 404);
     assert_same_shape(&r.json::<Value>().await.expect("json"), &fx["errors"]["current"], "error body");
     let r = reqwest::Client::new().post(format!("{url}/api/models/unload")).send().await.expect("unload all");
@@ -133,7 +148,12 @@ async fn the_stand_in_writes_llama_swaps_current_shapes() {
 #[tokio::test]
 async fn the_stand_in_writes_the_legacy_shapes() {
     let fx = fixture();
-    let standin = Standin::start(Options { models: vec![ModelDef::new("m", "tiny-qwen2")], legacy: true, ..Options::default() }).await;
+    let standin = Standin::start(Options {
+        models: vec![ModelDef::new("m", "tiny-qwen2")],
+        legacy: true,
+        ..Options::default()
+    })
+    .await;
     standin.push_activity("m", 3, 10.0);
     let url = standin.url();
     let replay = frames(&url, 5).await;
@@ -149,7 +169,8 @@ async fn the_stand_in_writes_the_legacy_shapes() {
     assert_same_shape(&replay[4], &fixture_event(&fx, "legacy_events", "inflight"), "inflight total");
     let r = reqwest::get(format!("{url}/api/metrics/activity")).await.expect("activity");
     assert_eq!(r.status(), 404, "no activity API before v236");
-    let r = reqwest::Client::new().post(format!("{url}/api/models/unload/nope")).send().await.expect("unload");
+    let r =
+        reqwest::Client::new().post(format!("{url}/api/models/unload/nope")).send().await.expect("unload");
     assert_same_shape(&r.json::<Value>().await.expect("json"), &fx["errors"]["legacy"], "legacy error body");
     let perf = reqwest::get(format!("{url}/api/performance")).await.expect("perf");
     assert_eq!(perf.status(), 503);

@@ -167,9 +167,10 @@ impl Standin {
                 while connections.try_join_next().is_some() {}
                 let app = app.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        tower::Service::call(&mut app.clone(), request)
-                    });
+                    let service =
+                        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            tower::Service::call(&mut app.clone(), request)
+                        });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
@@ -375,7 +376,9 @@ async fn auth(State(shared): State<Arc<Shared>>, request: Request, next: axum::m
     {
         let mut inner = shared.lock();
         inner.requests.push((request.method().to_string(), request.uri().path().to_owned(), given.clone()));
-        inner.queries.push((request.uri().path().to_owned(), request.uri().query().unwrap_or_default().to_owned()));
+        inner
+            .queries
+            .push((request.uri().path().to_owned(), request.uri().query().unwrap_or_default().to_owned()));
     }
     if let Some(key) = &shared.options.key {
         if request.uri().path() != "/health" && given.as_deref() != Some(key.as_str()) {
@@ -454,13 +457,19 @@ async fn activity(State(shared): State<Arc<Shared>>, Query(q): Query<BTreeMap<St
         rows.reverse();
     }
     let total = rows.len() as i64;
-    let data: Vec<Value> = rows.into_iter().skip(((page - 1) * limit) as usize).take(limit as usize).collect();
+    let data: Vec<Value> =
+        rows.into_iter().skip(((page - 1) * limit) as usize).take(limit as usize).collect();
     let total_pages = (total + limit - 1) / limit;
-    axum::Json(json!({"data": data, "page": page, "limit": limit, "total": total, "total_pages": total_pages}))
-        .into_response()
+    axum::Json(
+        json!({"data": data, "page": page, "limit": limit, "total": total, "total_pages": total_pages}),
+    )
+    .into_response()
 }
 
-async fn performance(State(shared): State<Arc<Shared>>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+async fn performance(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
     if !shared.options.perf {
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"enabled": false}))).into_response();
     }
@@ -468,7 +477,13 @@ async fn performance(State(shared): State<Arc<Shared>>, Query(q): Query<BTreeMap
         None => None,
         Some(a) => match DateTime::parse_from_rfc3339(a) {
             Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => return error(&shared, StatusCode::BAD_REQUEST, "invalid 'after' timestamp, use RFC3339 format"),
+            Err(_) => {
+                return error(
+                    &shared,
+                    StatusCode::BAD_REQUEST,
+                    "invalid 'after' timestamp, use RFC3339 format",
+                );
+            }
         },
     };
     let sys: Vec<Value> = shared
@@ -560,7 +575,10 @@ async fn unload_one(State(shared): State<Arc<Shared>>, Path(model): Path<String>
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Loads `model` (stopping whatever else runs: one model at a time), returning its port.
@@ -574,17 +592,25 @@ async fn ensure(shared: &Arc<Shared>, model: &str) -> Result<u16, String> {
             return p.port.ok_or_else(|| "ready without a port".to_owned());
         }
     }
-    let others: Vec<String> =
-        shared.lock().procs.iter().filter(|(id, p)| *id != model && p.state != "stopped").map(|(id, _)| id.clone()).collect();
+    let others: Vec<String> = shared
+        .lock()
+        .procs
+        .iter()
+        .filter(|(id, p)| *id != model && p.state != "stopped")
+        .map(|(id, _)| id.clone())
+        .collect();
     for other in others {
         stop_one(shared, &other).await;
     }
-    let bin = llama_server().ok_or("llama-server is not built (run ../shared/peers/llama-server.sh setup)")?;
+    let bin =
+        llama_server().ok_or("llama-server is not built (run ../shared/peers/llama-server.sh setup)")?;
     let gguf = peers_cache().join("models").join(format!("{}.gguf", def.gguf));
     let port = free_port();
     set_state(shared, model, "starting");
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("standin-{model}-{port}.log").replace('/', "_")))
-        .map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(
+        std::env::temp_dir().join(format!("standin-{model}-{port}.log").replace('/', "_")),
+    )
+    .map_err(|e| e.to_string())?;
     let child = tokio::process::Command::new(bin)
         .args(["-m"])
         .arg(&gguf)
@@ -624,7 +650,14 @@ async fn ensure(shared: &Arc<Shared>, model: &str) -> Result<u16, String> {
 }
 
 /// Proxies `request` to the model's server, tracking it in flight and recording activity.
-async fn proxy(shared: Arc<Shared>, model: String, method: Method, path: String, headers: HeaderMap, body: Bytes) -> Response {
+async fn proxy(
+    shared: Arc<Shared>,
+    model: String,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     let id = {
         let mut inner = shared.lock();
@@ -669,7 +702,17 @@ async fn proxy(shared: Arc<Shared>, model: String, method: Method, path: String,
         Ok(r) => r,
         Err(e) => {
             done();
-            record_activity(&shared, &model, &path, 502, 0, 0, 0.0, 0.0, started.elapsed().as_millis() as i64);
+            record_activity(
+                &shared,
+                &model,
+                &path,
+                502,
+                0,
+                0,
+                0.0,
+                0.0,
+                started.elapsed().as_millis() as i64,
+            );
             return error(&shared, StatusCode::BAD_GATEWAY, &format!("upstream: {e}"));
         }
     };
@@ -697,7 +740,17 @@ async fn proxy(shared: Arc<Shared>, model: String, method: Method, path: String,
         }
         let (input, output, ptps, tps) = usage_of(&seen);
         done();
-        record_activity(&shared2, &model, &path, status.as_u16(), input, output, ptps, tps, started.elapsed().as_millis() as i64);
+        record_activity(
+            &shared2,
+            &model,
+            &path,
+            status.as_u16(),
+            input,
+            output,
+            ptps,
+            tps,
+            started.elapsed().as_millis() as i64,
+        );
     });
     let mut response = Response::builder().status(status.as_u16());
     if let Some(ct) = ct {
@@ -742,12 +795,17 @@ fn usage_of(body: &[u8]) -> (i64, i64, f64, f64) {
 }
 
 async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let model = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["model"].as_str().map(str::to_owned));
+    let model =
+        serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["model"].as_str().map(str::to_owned));
     let Some(model) = model else {
         return error(&shared, StatusCode::BAD_REQUEST, "could not find model in request body");
     };
     if !shared.lock().procs.contains_key(&model) {
-        return error(&shared, StatusCode::NOT_FOUND, &format!("could not find suitable handler for {model}"));
+        return error(
+            &shared,
+            StatusCode::NOT_FOUND,
+            &format!("could not find suitable handler for {model}"),
+        );
     }
     proxy(shared, model, Method::POST, "/v1/chat/completions".into(), headers, body).await
 }
