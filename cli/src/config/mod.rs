@@ -5,6 +5,7 @@
 //! the key and the file or variable it came from; keys are never written in the file
 //! (`api_key_env` names the variable that holds one).
 
+pub mod fleet;
 pub mod host;
 pub mod providers;
 
@@ -37,6 +38,9 @@ pub struct RawHost {
     /// `[store]`.
     #[serde(default)]
     pub store: RawStore,
+    /// `[fleet]`: llama-swap hosts, `auto:*` models, retention.
+    #[serde(default)]
+    pub fleet: fleet::RawFleet,
     /// Personas, skills, audit, budget, critic, policy, swarm, schedule, chat.
     #[serde(flatten)]
     pub sections: host::RawHostSections,
@@ -54,6 +58,8 @@ pub struct CliConfig {
     pub store_url: String,
     /// The host's sections, validated.
     pub host: HostConfig,
+    /// `[fleet]`, validated (no hosts when the section is absent).
+    pub fleet: executus_fleet::FleetConfig,
     /// The file the configuration came from, if any.
     pub file: Option<PathBuf>,
 }
@@ -87,7 +93,11 @@ impl CliConfig {
             });
         }
         let host = raw.sections.validate(&figment, file.as_deref())?;
-        Ok(Self { figment, runtime, registry, store_url, host, file })
+        let fleet = raw.fleet.validate(&figment)?;
+        // `auto:NAME` is a model spec like any other (agents, tiers, serve): the fleet behind
+        // it starts on the first request that uses one.
+        crate::commands::fleet::register_auto(&fleet, &store_url, &registry)?;
+        Ok(Self { figment, runtime, registry, store_url, host, fleet, file })
     }
 }
 

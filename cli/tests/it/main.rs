@@ -12,11 +12,15 @@ mod durable;
 #[path = "../../../core/tests/support/fault_cases.rs"]
 mod fault_cases;
 mod faults;
+mod fleet;
 mod models;
 mod run;
 mod runaway;
 mod schedule;
 mod secrets;
+#[allow(dead_code)]
+#[path = "../../../fleet/tests/support/standin.rs"]
+mod standin;
 mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
