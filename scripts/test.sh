@@ -26,6 +26,9 @@ else
   echo "NOTICE: no llama.cpp peer available; the peer suite will report that it did not run"
 fi
 
+# The fleet's browser test needs Debian's chromium (installed once, quietly).
+scripts/setup-chromium.sh || echo "NOTICE: chromium could not be installed; the fleet's browser test will say it did not run"
+
 cargo test --workspace --locked
 
 # The benchmarks' smoke (tiny sizes, seconds, no peers, writes nothing): it must keep running;

@@ -214,16 +214,17 @@ impl Actions {
             known.sort_unstable();
             return Err(FleetError::UnknownHost { host: request.host.clone(), known: known.join(", ") });
         }
-        if let Some(route) = self.inner.board.view().host(&request.host) {
-            if route.liveness == Liveness::Down {
-                let err = FleetError::HostOffline {
+        let down =
+            self.inner.board.view().host(&request.host).filter(|route| route.liveness == Liveness::Down).map(
+                |route| FleetError::HostOffline {
                     host: request.host.clone(),
                     liveness: route.liveness.to_string(),
                     since: route.since.to_rfc3339(),
-                };
-                self.audit(&id, &request, action, "refused", err.to_string()).await;
-                return Err(err);
-            }
+                },
+            );
+        if let Some(err) = down {
+            self.audit(&id, &request, action, "refused", err.to_string()).await;
+            return Err(err);
         }
         let mut took_over = None;
         if let Some(lease) = self.inner.leases.current(&request.host).await? {
@@ -325,10 +326,8 @@ impl Actions {
             return Err(Fail(format!("unknown host {:?}", request.host)));
         };
         // Re-check on dequeue: a host that went down while the action waited is skipped.
-        if let Some(route) = self.inner.board.view().host(&request.host) {
-            if route.liveness == Liveness::Down {
-                return Err(Skip("host offline".into()));
-            }
+        if self.inner.board.view().host(&request.host).is_some_and(|route| route.liveness == Liveness::Down) {
+            return Err(Skip("host offline".into()));
         }
         let result = match &request.kind {
             ActionKind::Load(model) => client.warm(model, self.inner.load_timeout).await,

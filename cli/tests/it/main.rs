@@ -18,7 +18,6 @@ mod run;
 mod runaway;
 mod schedule;
 mod secrets;
-#[allow(dead_code)]
 #[path = "../../../fleet/tests/support/standin.rs"]
 mod standin;
 mod swarm;

@@ -219,7 +219,7 @@ impl BenchStore for MemoryFleetStore {
             .values()
             .filter(|(_, r)| host.is_none_or(|h| r.host == h) && model.is_none_or(|m| r.model == m))
             .collect();
-        runs.sort_by(|a, b| (b.1.started, b.0).cmp(&(a.1.started, a.0)));
+        runs.sort_by_key(|r| std::cmp::Reverse((r.1.started, r.0)));
         Ok(runs.into_iter().take(cap(limit)).map(|(_, r)| r.clone()).collect())
     }
 }
@@ -255,10 +255,11 @@ impl LeaseStore for MemoryFleetStore {
         until: DateTime<Utc>,
     ) -> StoreResult<Result<LeaseRecord, LeaseRecord>> {
         let mut inner = self.lock();
-        if let Some(current) = inner.leases.get(host) {
-            if current.holder != holder && current.expires > now {
-                return Ok(Err(current.clone()));
-            }
+        if let Some(current) = inner.leases.get(host)
+            && current.holder != holder
+            && current.expires > now
+        {
+            return Ok(Err(current.clone()));
         }
         let lease = LeaseRecord {
             host: host.to_owned(),

@@ -109,10 +109,10 @@ impl std::fmt::Debug for Access {
 /// The credential of a request: `Authorization: Bearer K`, `x-api-key: K`, or the login
 /// cookie.
 pub fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
-            return Some(k.trim());
-        }
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))
+    {
+        return Some(k.trim());
     }
     if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim());
@@ -120,10 +120,10 @@ pub fn credential(headers: &HeaderMap) -> Option<&str> {
     for cookies in headers.get_all(header::COOKIE) {
         let Ok(cookies) = cookies.to_str() else { continue };
         for pair in cookies.split(';') {
-            if let Some((name, value)) = pair.trim().split_once('=') {
-                if name == COOKIE {
-                    return Some(value.trim());
-                }
+            if let Some((name, value)) = pair.trim().split_once('=')
+                && name == COOKIE
+            {
+                return Some(value.trim());
             }
         }
     }

@@ -380,10 +380,11 @@ async fn auth(State(shared): State<Arc<Shared>>, request: Request, next: axum::m
             .queries
             .push((request.uri().path().to_owned(), request.uri().query().unwrap_or_default().to_owned()));
     }
-    if let Some(key) = &shared.options.key {
-        if request.uri().path() != "/health" && given.as_deref() != Some(key.as_str()) {
-            return error(&shared, StatusCode::UNAUTHORIZED, "unauthorized: invalid or missing API key");
-        }
+    if let Some(key) = &shared.options.key
+        && request.uri().path() != "/health"
+        && given.as_deref() != Some(key.as_str())
+    {
+        return error(&shared, StatusCode::UNAUTHORIZED, "unauthorized: invalid or missing API key");
     }
     next.run(request).await
 }
@@ -587,10 +588,10 @@ async fn ensure(shared: &Arc<Shared>, model: &str) -> Result<u16, String> {
         return Err("model not found".into());
     };
     let _g = shared.swap.lock().await;
-    if let Some(p) = shared.lock().procs.get(model) {
-        if p.state == "ready" {
-            return p.port.ok_or_else(|| "ready without a port".to_owned());
-        }
+    if let Some(p) = shared.lock().procs.get(model)
+        && p.state == "ready"
+    {
+        return p.port.ok_or_else(|| "ready without a port".to_owned());
     }
     let others: Vec<String> = shared
         .lock()
@@ -773,10 +774,10 @@ fn usage_of(body: &[u8]) -> (i64, i64, f64, f64) {
         values.push(v);
     } else {
         for line in text.lines() {
-            if let Some(data) = line.strip_prefix("data:") {
-                if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                    values.push(v);
-                }
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+            {
+                values.push(v);
             }
         }
     }
