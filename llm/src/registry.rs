@@ -40,6 +40,7 @@ use crate::health::HealthTracker;
 use crate::http::HttpOptions;
 use crate::model::{Model, Provider};
 use crate::stream::EventStream;
+use crate::target::Target;
 use crate::types::{Capabilities, Request, Response};
 
 #[derive(Default)]
@@ -47,7 +48,7 @@ struct Inner {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     aliases: BTreeMap<String, String>,
     virtuals: BTreeMap<String, Arc<dyn Model>>,
-    capabilities: HashMap<String, Capabilities>,
+    capabilities: HashMap<Target, Capabilities>,
     options: ChainOptions,
     observer: Option<Arc<dyn ChainObserver>>,
 }
@@ -189,13 +190,10 @@ impl Registry {
     /// # Errors
     /// [`ConfigError::BadElement`] unless `target` is `provider/model` with both parts non-empty.
     pub fn set_capabilities(&self, target: &str, capabilities: Capabilities) -> Result<(), ConfigError> {
-        match target.split_once('/') {
-            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => {
-                self.write().capabilities.insert(target.to_owned(), capabilities);
-                Ok(())
-            }
-            _ => Err(ConfigError::BadElement { element: target.to_owned() }),
-        }
+        let target: Target =
+            target.parse().map_err(|_| ConfigError::BadElement { element: target.to_owned() })?;
+        self.write().capabilities.insert(target, capabilities);
+        Ok(())
     }
 
     /// Sets the options of chains built from now on.
@@ -228,18 +226,17 @@ impl Registry {
         self.read().aliases.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// The `(provider, model)` targets `spec` expands to, in order, for display.
+    /// The targets `spec` expands to, in order.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the offending element (see the module docs for the grammar).
-    /// A virtual model's pair is its own [`Model::provider`] and [`Model::model_id`].
-    pub fn resolve(&self, spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
-        let inner = self.read();
-        Ok(resolve(&inner, spec)?
+    /// A virtual model stands as its own [`Model::target`].
+    pub fn resolve(&self, spec: &str) -> Result<Vec<Target>, ConfigError> {
+        Ok(resolve(&self.read(), spec)?
             .into_iter()
             .map(|t| match t {
-                Resolved::Target(provider, model) => (provider, model),
-                Resolved::Virtual(model) => (model.provider().to_owned(), model.model_id().to_owned()),
+                Resolved::Target(target) => target,
+                Resolved::Virtual(model) => model.target(),
             })
             .collect())
     }
@@ -252,20 +249,20 @@ impl Registry {
         let inner = self.read();
         let targets = resolve(&inner, spec)?;
         let mut models: Vec<Arc<dyn Model>> = Vec::with_capacity(targets.len());
-        for target in &targets {
-            let (provider, model) = match target {
+        for resolved in &targets {
+            let target = match resolved {
                 Resolved::Virtual(model) => {
                     models.push(Arc::clone(model));
                     continue;
                 }
-                Resolved::Target(provider, model) => (provider, model),
+                Resolved::Target(target) => target,
             };
             // resolve() only returns registered providers, and the read lock is still held.
-            let Some(p) = inner.providers.get(provider) else {
-                return Err(unknown_provider(&inner, provider, &format!("{provider}/{model}")));
+            let Some(p) = inner.providers.get(&target.provider) else {
+                return Err(unknown_provider(&inner, &target.provider, &target.to_string()));
             };
-            let base = p.model(model);
-            models.push(match inner.capabilities.get(&format!("{provider}/{model}")) {
+            let base = p.model(&target.model);
+            models.push(match inner.capabilities.get(target) {
                 Some(caps) => Arc::new(WithCapabilities { inner: base, overrides: *caps }),
                 None => base,
             });
@@ -290,7 +287,7 @@ impl Registry {
 /// One resolved chain element.
 enum Resolved {
     /// `provider/model`.
-    Target(String, String),
+    Target(Target),
     /// A virtual model.
     Virtual(Arc<dyn Model>),
 }
@@ -313,7 +310,7 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Resolved>, ConfigError> {
         return Err(ConfigError::EmptyChain { spec: spec.to_owned() });
     }
     let mut out = Vec::new();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut seen = HashSet::new();
     // Depth-first expansion with an explicit stack, so a long alias chain cannot overflow the
     // thread's stack. Each frame is a spec being expanded and the elements it has left; the
     // aliases being expanded are `path` (for the cycle error) and `open` (for a fast check).
@@ -338,16 +335,14 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Resolved>, ConfigError> {
         if element.is_empty() {
             return Err(ConfigError::EmptyElement { spec: frame_spec.to_owned() });
         }
-        if let Some((provider, model)) = element.split_once('/') {
-            if provider.is_empty() || model.is_empty() {
-                return Err(ConfigError::BadElement { element: element.to_owned() });
+        if element.contains('/') {
+            let target: Target =
+                element.parse().map_err(|_| ConfigError::BadElement { element: element.to_owned() })?;
+            if !inner.providers.contains_key(&target.provider) {
+                return Err(unknown_provider(inner, &target.provider, element));
             }
-            if !inner.providers.contains_key(provider) {
-                return Err(unknown_provider(inner, provider, element));
-            }
-            let target = (provider.to_owned(), model.to_owned());
             if seen.insert(target.clone()) {
-                out.push(Resolved::Target(target.0, target.1));
+                out.push(Resolved::Target(target));
             }
         } else if let Some((alias, alias_spec)) = inner.aliases.get_key_value(element) {
             if done.contains(element) {
@@ -364,7 +359,7 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Resolved>, ConfigError> {
             frames.push((alias_spec, alias_spec.split(',')));
         } else if let Some(model) = inner.virtuals.get(element) {
             // Deduplicated like any target, by what it reports as its provider and id.
-            if seen.insert((model.provider().to_owned(), model.model_id().to_owned())) {
+            if seen.insert(model.target()) {
                 out.push(Resolved::Virtual(Arc::clone(model)));
             }
         } else {
