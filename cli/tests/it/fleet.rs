@@ -223,3 +223,59 @@ max_steps = 2
     assert!(desk.requests().iter().any(|(m, p, _)| m == "POST" && p == "/v1/chat/completions"));
     desk.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_prints_the_fleet_then_follows_it_until_sigint() {
+    let desk =
+        Standin::start(Options { models: vec![ModelDef::new("chat", "tiny-llama3")], ..Options::default() })
+            .await;
+    let ws = Workspace::new(&fleet_config(&desk.url(), ""));
+    let mut child = ws.command(&["fleet", "watch"]).spawn().unwrap();
+    let lines = stdout_lines(&mut child);
+    let wait_for = move |what: &'static str, pred: fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return (line, lines),
+                Ok(_) => {}
+                Err(_) => panic!("hang guard: watch never printed {what}"),
+            }
+        }
+    };
+    // The table first; desk shows as connected there or in a later line.
+    let (_, lines) =
+        tokio::task::spawn_blocking(move || wait_for("the table", |l| l.starts_with("HOST"))).await.unwrap();
+    let wait_for =
+        move |what: &'static str, pred: fn(&str) -> bool, lines: std::sync::mpsc::Receiver<String>| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match lines.recv_timeout(left) {
+                    Ok(line) if pred(&line) => return (line, lines),
+                    Ok(_) => {}
+                    Err(_) => panic!("hang guard: watch never printed {what}"),
+                }
+            }
+        };
+    let (_, lines) = tokio::task::spawn_blocking(move || {
+        wait_for(
+            "desk connected",
+            |l| l.starts_with("desk  connected") || (l.contains(" desk #") && l.contains("connected;")),
+            lines,
+        )
+    })
+    .await
+    .unwrap();
+    desk.push_activity("chat", 9, 27.5);
+    let (line, _lines) = tokio::task::spawn_blocking(move || {
+        wait_for("the request", |l| l.contains("request 1 chat 200"), lines)
+    })
+    .await
+    .unwrap();
+    assert!(line.contains("9 tokens, 27.5 tok/s"), "{line}");
+    signal(&child, "INT");
+    let out = wait_exit(child, Duration::from_secs(60)).await;
+    assert_exit(&out, 0);
+    desk.shutdown().await;
+}
