@@ -41,6 +41,9 @@ else
   echo "*** NOTICE: no llama.cpp peer could be started; the peer suite (llm/tests/it/peer_llama.rs) will be SKIPPED ***" >&2
 fi
 
+# The fleet's browser test needs Debian's chromium (installed once, quietly).
+scripts/setup-chromium.sh || echo "NOTICE: chromium could not be installed; the fleet's browser test will say it did not run"
+
 cargo test --workspace --locked
 
 # The benchmarks' smoke (tiny sizes, seconds, no peers, writes nothing): it must keep running;

@@ -111,6 +111,8 @@ pub enum Command {
     Schedule(commands::schedule::ScheduleArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
+    /// The llama-swap hosts of [fleet.hosts.*]: status, load / unload, watch, bench.
+    Fleet(commands::fleet::FleetArgs),
     /// The effective configuration, secrets redacted, with where each value came from; with
     /// `--check`, only check it (exit 0, or 2 naming the first problem).
     Config(commands::ConfigArgs),

@@ -8,6 +8,7 @@
 //! file), so every command refuses a configuration that refers to nothing.
 
 pub mod check;
+pub mod fleet;
 pub mod host;
 pub mod providers;
 
@@ -40,6 +41,9 @@ pub struct RawHost {
     /// `[store]`.
     #[serde(default)]
     pub store: RawStore,
+    /// `[fleet]`: llama-swap hosts, `auto:*` models, retention.
+    #[serde(default)]
+    pub fleet: fleet::RawFleet,
     /// Personas, skills, audit, budget, critic, policy, swarm, schedule, chat.
     #[serde(flatten)]
     pub sections: host::RawHostSections,
@@ -57,6 +61,8 @@ pub struct CliConfig {
     pub store_url: String,
     /// The host's sections, validated.
     pub host: HostConfig,
+    /// `[fleet]`, validated (no hosts when the section is absent).
+    pub fleet: executus_fleet::FleetConfig,
     /// The file the configuration came from, if any.
     pub file: Option<PathBuf>,
 }
@@ -90,8 +96,13 @@ impl CliConfig {
             });
         }
         let host = raw.sections.validate(&figment, file.as_deref())?;
+        let fleet = raw.fleet.validate(&figment)?;
+        // `auto:NAME` is a model spec like any other (agents, tiers, serve): the fleet behind
+        // it starts on the first request that uses one. Registered before the checks below,
+        // which resolve every model spec.
+        crate::commands::fleet::register_auto(&fleet, &store_url, &registry)?;
         check::check(&figment, &runtime, &host, &registry, &store_url)?;
-        Ok(Self { figment, runtime, registry, store_url, host, file })
+        Ok(Self { figment, runtime, registry, store_url, host, fleet, file })
     }
 }
 

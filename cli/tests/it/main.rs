@@ -13,11 +13,14 @@ mod durable;
 #[path = "../../../core/tests/support/fault_cases.rs"]
 mod fault_cases;
 mod faults;
+mod fleet;
 mod models;
 mod run;
 mod runaway;
 mod schedule;
 mod secrets;
+#[path = "../../../fleet/tests/support/standin.rs"]
+mod standin;
 mod stored;
 mod swarm;
 #[allow(dead_code)]
