@@ -15,7 +15,6 @@ use executus::meta::MetaLlm;
 use executus::ports::{Delivery, Ports};
 use executus::tool::ToolRegistry;
 use executus::tool::dispatch_agent::DispatchAgent;
-use executus::tool::policy::Policy;
 use executus::{Runtime, RuntimeConfig};
 use executus_audit::AuditWriter;
 use executus_budget::SpendBudget;
@@ -23,7 +22,7 @@ use executus_critic::LlmCritic;
 use executus_persona::PersonaLibrary;
 use executus_schedule::CronSchedule;
 use executus_skill::SkillLibrary;
-use executus_store::HostStores;
+use executus_store::{HostStores, StoreError};
 use executus_tools::standard_tools;
 
 use crate::UsageError;
@@ -55,7 +54,22 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         Persistence::Store => config.store_url.as_str(),
         Persistence::Memory => "sqlite::memory:",
     };
-    HostStores::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))
+    HostStores::open(url).await.map_err(|e| store_error(config, url, e))
+}
+
+/// A store that refuses the file `[store] url` names (not SQLite, another program's
+/// database, not a store URL) is a configuration problem (exit 2); anything else is a failure.
+fn store_error(config: &CliConfig, url: &str, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::InvalidUrl { .. } | StoreError::NotSqlite { .. } | StoreError::Foreign { .. } => {
+            UsageError(format!(
+                "invalid configuration value for store.url (from {}): {e}",
+                source(config, "store.url")
+            ))
+            .into()
+        }
+        other => anyhow::Error::new(other).context(format!("opening the store {url} ([store] url)")),
+    }
 }
 
 /// What a command asks of the host beyond the configuration.
@@ -87,18 +101,13 @@ impl Host {
     /// Builds the host `config` describes.
     ///
     /// # Errors
-    /// Store and persona-folder failures; [`UsageError`] for a tier, skill or critic model
-    /// that does not resolve, or a policy naming an unknown tool.
+    /// Store and persona-folder failures; [`UsageError`] for a store file that is not an
+    /// executus store, a persona folder that changed since it was checked, a critic that
+    /// cannot be built, or a policy naming an unregistered tool (every name the configuration
+    /// uses was checked at load, in [`crate::config::check`]).
     pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
         let stores = open_stores(config, options.persistence).await?;
         let host = &config.host;
-        // Tiers first: the critic's model may be one (the runtime builder sets them again).
-        for (name, spec) in &config.runtime.tiers {
-            config.registry.set_alias(name, spec.clone()).map_err(|e| {
-                UsageError(format!("tiers.{name} (from {}): {e}", source(config, &format!("tiers.{name}"))))
-            })?;
-        }
-
         let personas = PersonaLibrary::new(stores.personas.clone());
         if let Some(dir) = &host.personas_dir {
             personas.load_dir(dir).await.map_err(|e| {
@@ -113,7 +122,8 @@ impl Host {
         }
 
         let tools = tool_registry(&config.runtime);
-        let policy = policy(config, &tools)?;
+        // `[policy]` was validated, its tool names and the agents' profiles checked, at load.
+        let policy = config.host.policy.clone();
         let mut ports = Ports {
             personas: Arc::new(personas),
             skills: Arc::new(skills),
@@ -198,37 +208,6 @@ pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
         tools.register(tool);
     }
     tools
-}
-
-/// `[policy]` as validated with the configuration, once its tool names are checked against
-/// the registry and every agent's `policy_profile` names a profile that exists.
-fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
-    for (key, name) in &config.host.policy_tools {
-        if tools.get(name).is_none() {
-            return Err(UsageError(format!(
-                "invalid configuration value for {key} (from {}): unknown tool {name:?} (tools: {})",
-                source(config, key),
-                tools.names().collect::<Vec<_>>().join(", ")
-            ))
-            .into());
-        }
-    }
-    let policy = config.host.policy.clone();
-    for (name, agent) in &config.runtime.agents {
-        if let Some(profile) = &agent.policy_profile
-            && !policy.has_profile(profile)
-        {
-            let key = format!("agents.{name}.policy_profile");
-            return Err(UsageError(format!(
-                "invalid configuration value for {key} (from {}): unknown policy profile {profile:?} \
-                 (profiles: {})",
-                source(config, &key),
-                policy.profile_names().collect::<Vec<_>>().join(", ")
-            ))
-            .into());
-        }
-    }
-    Ok(policy)
 }
 
 /// Makes `content` the active version of skill `name`: created if new, a new version if it

@@ -38,6 +38,7 @@ pub mod ports;
 pub mod run;
 pub mod runtime;
 pub mod tool;
+mod vocab;
 
 pub use agent::{Limits, LoopLimits, RunnableAgent};
 pub use config::RuntimeConfig;

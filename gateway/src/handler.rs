@@ -385,14 +385,7 @@ async fn process(
     let reservation = match shared.budget.reserve(&spend).await {
         Ok(reservation) => reservation,
         Err(denied) => {
-            reviewer
-                .audit(AuditEvent::BudgetDenied {
-                    spent: denied.spent,
-                    reserved: denied.reserved,
-                    limit: denied.limit,
-                    scope: denied.scope.clone(),
-                })
-                .await;
+            reviewer.audit(AuditEvent::budget_denied(&denied)).await;
             return Err(Failure {
                 error: ApiError::new(ErrorClass::RateLimited, denied.to_string())
                     .with_retry_after(Some(Duration::from_secs(60))),

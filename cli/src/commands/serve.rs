@@ -16,8 +16,9 @@
 //! SIGTERM stops accepting; open streams get `[runtime] shutdown_grace`, then end with their
 //! dialect's error event. Exit code 0 after a graceful stop.
 //!
-//! The fleet views (`/fleet`, `/api/fleet/*`) are to be merged into the router here, next to
-//! the gateway's routes (see `router` below).
+//! The fleet's `auto:NAME` models are served (and listed at `/v1/models`) like any model. Its
+//! views (`/fleet`, `/api/fleet/*`, `executus_fleet::web::router`) are to be merged into the
+//! router here, next to the gateway's routes (see `router` below).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub async fn serve(config: &CliConfig, args: ServeArgs, interrupt: &Interrupt) -
         .store(host.stores.sessions.clone())
         .rate_limiter(rate)
         .speculative_providers(llama_providers(config))
+        .extra_models(config.fleet.autos.iter().map(|auto| format!("auto:{}", auto.name)))
         .shutdown(shutdown.clone());
     if let Some(budget) = budget {
         builder = builder.budget(budget);

@@ -64,23 +64,7 @@ impl RunStatus {
     }
 }
 
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<str> for RunStatus {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for RunStatus {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+crate::vocabulary!(RunStatus);
 
 /// Where a run is, for status queries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use super::admission::Submission;
 use crate::checkpoint::{StoredOutcome, load_stored};
 use crate::error::RuntimeError;
 use crate::ids::RunId;
-use crate::ports::{AuditEvent, AuditRecord, RunClaim, StoredStatus};
+use crate::ports::{AuditEvent, AuditRecord, RunClaim, StoredStatus, ToolDecision};
 use crate::run::RunEnd;
 use crate::run::handle::RunHandle;
 use crate::run::machine::{Fact, RunState};
@@ -175,7 +175,7 @@ impl Runtime {
                     step: state.step,
                     tool: pending.name.clone(),
                     call_id: pending.id.clone(),
-                    decision: "deny".into(),
+                    decision: ToolDecision::Deny,
                     rule: Some("human-approval".into()),
                     reason: Some(reason.to_owned()),
                     is_error: true,

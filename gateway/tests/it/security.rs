@@ -207,13 +207,13 @@ impl Budget for Denying {
     async fn reserve(&self, request: &SpendRequest) -> Result<Reservation, BudgetDenied> {
         assert_eq!(request.identity.user, "key:alice");
         assert_eq!(request.targets, ["mock/m"]);
-        Err(BudgetDenied {
-            scope: "user:alice".into(),
+        Err(BudgetDenied::Exhausted {
+            scope: "user:key:alice".into(),
             spent: 4.5,
             reserved: 0.0,
             requested: 0.6,
-            limit: 5.0,
-            reason: None,
+            cap: 5.0,
+            window: Duration::from_secs(7 * 24 * 3600),
         })
     }
 
@@ -243,7 +243,10 @@ async fn a_request_that_would_overspend_is_429_and_charges_nothing() {
         .unwrap();
     assert_eq!(response.status(), 429);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("budget exhausted for user:alice"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("budget exhausted for user:key:alice"),
+        "{body}"
+    );
     assert_eq!(stub.accepts(), 0, "nothing reached the upstream");
     assert!(budget.0.lock().unwrap().is_empty(), "nothing was settled: no partial charge");
 }

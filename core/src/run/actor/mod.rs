@@ -26,7 +26,7 @@ use super::{RunPhase, RunSnapshot};
 use crate::compaction::CompactionCache;
 use crate::ports::{
     AuditEvent, AuditRecord, BudgetDenied, CriticReview, CriticTrigger, DeliveryItem, RunMeta, StoredStatus,
-    Verdict,
+    ToolDecision, Verdict,
 };
 
 mod model;
@@ -99,14 +99,14 @@ pub(crate) struct RunActor;
 
 /// The policy decision that let a call run, kept until its result is audited.
 struct Decided {
-    decision: &'static str,
+    decision: ToolDecision,
     rule: Option<String>,
     reason: Option<String>,
 }
 
 impl Default for Decided {
     fn default() -> Self {
-        Self { decision: "allow", rule: None, reason: None }
+        Self { decision: ToolDecision::Allow, rule: None, reason: None }
     }
 }
 
@@ -329,13 +329,7 @@ impl RunActorState {
                         s.advance(&myself).await;
                     }
                     Err(ModelFailure::Budget(denied)) => {
-                        s.audit(AuditEvent::BudgetDenied {
-                            spent: denied.spent,
-                            reserved: denied.reserved,
-                            limit: denied.limit,
-                            scope: denied.scope.clone(),
-                        })
-                        .await;
+                        s.audit(AuditEvent::budget_denied(&denied)).await;
                         s.st.end(RunEnd::BudgetDenied(denied));
                         s.finish(&myself).await;
                     }
@@ -407,8 +401,8 @@ impl RunActorState {
     async fn critic_done(&mut self, myself: &ActorRef<RunMsg>, trigger: CriticTrigger, verdict: Verdict) {
         self.critic_in_flight = false;
         self.audit(AuditEvent::Critic {
-            trigger: trigger.as_str().into(),
-            verdict: verdict.name().into(),
+            trigger,
+            verdict: verdict.kind(),
             reason: match &verdict {
                 Verdict::Continue => String::new(),
                 Verdict::Extend { reason, .. } | Verdict::Escalate { reason } | Verdict::Abort { reason } => {
@@ -495,7 +489,7 @@ impl RunActorState {
     async fn audit_tool(
         &self,
         result: &ToolResult,
-        decision: &str,
+        decision: ToolDecision,
         rule: Option<String>,
         reason: Option<String>,
         latency: Duration,
@@ -504,7 +498,7 @@ impl RunActorState {
             step: self.st.step,
             tool: result.name.clone(),
             call_id: result.id.clone(),
-            decision: decision.to_owned(),
+            decision,
             rule,
             reason,
             is_error: result.is_error,
