@@ -16,6 +16,7 @@
 //! This crate is usable on its own: it depends on no other executus crate.
 
 pub mod chain;
+pub mod clock;
 pub mod dsn;
 pub mod error;
 pub mod fake;
@@ -34,9 +35,10 @@ pub mod target;
 pub mod types;
 
 pub use chain::{Chain, ChainEvent, ChainObserver, ChainOptions, NoopObserver, SkipReason, Sleeper};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use dsn::{ProviderKind, ProviderSpec};
 pub use error::{Attempt, ConfigError, Error, ErrorKind, Result};
-pub use health::{Clock, HealthConfig, HealthTracker, ManualClock, SystemClock, TargetHealth};
+pub use health::{HealthConfig, HealthTracker, TargetHealth};
 pub use http::HttpOptions;
 pub use model::{Model, Provider};
 pub use registry::Registry;
