@@ -47,6 +47,8 @@ pub enum RunMsg {
         result: ToolResult,
         /// Tool latency.
         latency: Duration,
+        /// Images the tool returned (`Part::Image`s; usually none).
+        images: Vec<executus_llm::Part>,
     },
     /// Inject a user message.
     Steer(String),
@@ -360,7 +362,7 @@ impl RunActorState {
                     }
                 }
             }
-            RunMsg::ToolDone { result, latency } => {
+            RunMsg::ToolDone { result, latency, images } => {
                 s.running_tools = s.running_tools.saturating_sub(1);
                 s.control.emit(RunEvent::ToolFinished {
                     run_id: s.st.run_id,
@@ -371,6 +373,10 @@ impl RunActorState {
                 // The policy decision made before execution, audited with the outcome.
                 let decided = s.decided.remove(&result.id).unwrap_or_default();
                 s.audit_tool(&result, decided.decision, decided.rule, decided.reason, latency).await;
+                if !images.is_empty() {
+                    let fact = Fact::ToolImages { call_id: result.id.clone(), images };
+                    s.apply_and_save(fact, false).await;
+                }
                 s.apply_and_save(Fact::ToolResult { result, blocked: false }, true).await;
                 s.pump_tools(&myself);
                 if s.running_tools == 0 && s.queued_tools.is_empty() {
