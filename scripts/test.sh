@@ -26,6 +26,10 @@ else
   echo "NOTICE: no llama.cpp peer available; the peer suite will report that it did not run"
 fi
 
+# MCP servers and the OTLP receiver (pinned, into target/peers/; quick when already there).
+# Without them the MCP and telemetry suites fail under CI=true and skip loudly elsewhere.
+scripts/peer-mcp.sh || echo "NOTICE: scripts/peer-mcp.sh failed; the MCP and telemetry suites will say so"
+
 cargo test --workspace --locked
 
 # The benchmarks' smoke (tiny sizes, seconds, no peers, writes nothing): it must keep running;
