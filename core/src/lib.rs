@@ -34,6 +34,7 @@ pub mod net;
 pub mod ports;
 pub mod run;
 pub mod runtime;
+pub mod semconv;
 pub mod tool;
 
 pub use agent::{Limits, LoopLimits, RunnableAgent};

@@ -149,6 +149,9 @@ pub struct RunRequest {
     /// `Runtime::run`, whose caller cannot watch, turns it off). Until that call they are
     /// held in a small buffer (at most [`crate::run::handle::EVENT_CAPACITY`]), not a channel.
     pub watch: bool,
+    /// The conversation the run belongs to (a gateway session, a chat), reported on its
+    /// spans as `gen_ai.conversation.id`; default the run id. Not kept across a resume.
+    pub conversation: Option<String>,
 }
 
 impl RunRequest {
@@ -163,7 +166,15 @@ impl RunRequest {
             deliver: false,
             run_id: None,
             watch: true,
+            conversation: None,
         }
+    }
+
+    /// Sets the conversation id reported on the run's spans.
+    #[must_use]
+    pub fn conversation(mut self, id: impl Into<String>) -> Self {
+        self.conversation = Some(id.into());
+        self
     }
 
     /// Sets the identity.
@@ -590,7 +601,12 @@ impl Runtime {
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
         let claim = self.claim(run_id).await?;
-        let how = Submission { resumed: false, deliver: request.deliver, watched };
+        let how = Submission {
+            resumed: false,
+            deliver: request.deliver,
+            watched,
+            conversation: request.conversation,
+        };
         self.submit(started, lane, state, vec![start], how, claim).await
     }
 
@@ -609,7 +625,7 @@ impl Runtime {
         how: Submission,
         claim: RunClaim,
     ) -> Result<RunHandle, RuntimeError> {
-        let Submission { resumed, deliver, watched } = how;
+        let Submission { resumed, deliver, watched, conversation } = how;
         let run_id = state.run_id;
         let control = RunControl::new(run_id, state.agent.name.clone(), watched);
         match self.inner.controls.entry(run_id) {
@@ -637,6 +653,7 @@ impl Runtime {
             control: control.clone(),
             resumed,
             deliver,
+            conversation,
         });
         let guard = QueuedGuard { control: Some(control.clone()), runtime: self.inner.weak.clone() };
         let executor = started.executor.clone();
@@ -833,7 +850,7 @@ impl Runtime {
             Some(&lane),
             state,
             unsaved,
-            Submission { resumed: true, deliver: false, watched: true },
+            Submission { resumed: true, deliver: false, watched: true, conversation: None },
             claim,
         )
         .await
@@ -967,7 +984,7 @@ impl Runtime {
 }
 
 /// How a run is submitted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Submission {
     /// Resumed from a checkpoint.
     resumed: bool,
@@ -975,6 +992,8 @@ struct Submission {
     deliver: bool,
     /// Keep events for the first subscriber (a caller holds a handle and may watch).
     watched: bool,
+    /// `gen_ai.conversation.id` of the run's spans (default the run id).
+    conversation: Option<String>,
 }
 
 /// Publishes the outcome of a run that never started (cancelled or refused while queued).

@@ -94,6 +94,8 @@ pub struct RunArgs {
     pub resumed: bool,
     /// Deliver the outcome through the `Delivery` port.
     pub deliver: bool,
+    /// `gen_ai.conversation.id` of the run's spans (default the run id).
+    pub conversation: Option<String>,
 }
 
 /// The run actor.
@@ -158,6 +160,8 @@ pub struct RunActorState {
     span: tracing::Span,
     /// The current step's span.
     step_span: tracing::Span,
+    /// `gen_ai.conversation.id` of the run's spans.
+    conversation: Arc<str>,
 }
 
 impl Actor for RunActor {
@@ -170,7 +174,8 @@ impl Actor for RunActor {
         _myself: ActorRef<RunMsg>,
         args: RunArgs,
     ) -> Result<RunActorState, ActorProcessingErr> {
-        let RunArgs { mut state, unsaved, env, control, resumed, deliver } = args;
+        let RunArgs { mut state, unsaved, env, control, resumed, deliver, conversation } = args;
+        let conversation: Arc<str> = conversation.map_or_else(|| state.run_id.to_string().into(), Into::into);
         let meta = RunMeta {
             run_id: state.run_id,
             agent: state.agent.name.clone(),
@@ -228,10 +233,16 @@ impl Actor for RunActor {
             unsaved: Vec::new(),
             span: tracing::Span::none(),
             step_span: tracing::Span::none(),
+            conversation,
         };
+        // GenAI semantic conventions: `otel.name` is the span name an OpenTelemetry exporter
+        // shows (`invoke_agent {agent}`); the tracing name stays `run`.
         s.span = tracing::info_span!(
             parent: None,
             "run",
+            otel.name = %format_args!("invoke_agent {}", s.st.agent.name),
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.conversation.id = %s.conversation,
             run_id = %s.st.run_id,
             gen_ai.agent.name = %s.st.agent.name,
             gen_ai.request.model = %s.st.agent.model,

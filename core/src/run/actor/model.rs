@@ -43,9 +43,14 @@ impl RunActorState {
         let span = tracing::info_span!(
             parent: &self.step_span,
             "model_call",
+            otel.name = %format_args!("chat {spec}"),
+            otel.kind = "client",
             gen_ai.operation.name = "chat",
+            gen_ai.conversation.id = %self.conversation,
             gen_ai.request.model = %spec,
+            gen_ai.provider.name = tracing::field::Empty,
             gen_ai.response.model = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
             step
@@ -71,7 +76,14 @@ impl RunActorState {
                     .await
                     .unwrap_or_else(|panic| Err(ModelFailure::Panicked(panic_message(&panic))));
                 let (usage, answered) = match &result {
-                    Ok(r) => (r.usage, r.model.clone()),
+                    Ok(r) => {
+                        if !span.is_disabled() {
+                            span.record("gen_ai.provider.name", r.provider.as_str());
+                            let finish = serde_json::to_value(&r.finish_reason).unwrap_or_default();
+                            span.record("gen_ai.response.finish_reasons", format!("[{finish}]").as_str());
+                        }
+                        (r.usage, r.model.clone())
+                    }
                     Err(_) => (Usage::default(), String::new()),
                 };
                 span.record("gen_ai.response.model", answered.as_str());

@@ -223,6 +223,7 @@ impl RunActorState {
             let span = tracing::info_span!(
                 parent: &self.step_span,
                 "tool_call",
+                otel.name = %format_args!("execute_tool {}", call.name),
                 gen_ai.operation.name = "execute_tool",
                 gen_ai.tool.name = %call.name,
                 gen_ai.tool.call.id = %call.id
