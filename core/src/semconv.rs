@@ -36,9 +36,9 @@ pub const TOOL_NAME: &str = "gen_ai.tool.name";
 pub const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
 /// The class of an error (`transient`, `permanent`, ...), on failed attempts and failovers.
 pub const ERROR_TYPE: &str = "error.type";
-/// Input messages, only when content capture is opted into (never by the core).
+/// Input messages (JSON), only when content capture is opted into.
 pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
-/// Output messages, only when content capture is opted into (never by the core).
+/// Output message (JSON), only when content capture is opted into.
 pub const OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
 
 /// Values of [`OPERATION_NAME`].
@@ -49,4 +49,19 @@ pub mod operation {
     pub const CHAT: &str = "chat";
     /// A tool call.
     pub const EXECUTE_TOOL: &str = "execute_tool";
+}
+
+static CAPTURE_CONTENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Opts into recording message content on model-call spans ([`INPUT_MESSAGES`],
+/// [`OUTPUT_MESSAGES`], as JSON). Off by default; a host turns it on when its user asked for
+/// it (content may hold personal data; it never holds provider keys, which are not part of
+/// messages). Process-wide, like the tracing subscriber it feeds.
+pub fn set_capture_content(on: bool) {
+    CAPTURE_CONTENT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether message content is recorded (see [`set_capture_content`]).
+pub fn capture_content() -> bool {
+    CAPTURE_CONTENT.load(std::sync::atomic::Ordering::Relaxed)
 }
