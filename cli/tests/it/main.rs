@@ -12,7 +12,11 @@ mod durable;
 #[path = "../../../core/tests/support/fault_cases.rs"]
 mod fault_cases;
 mod faults;
+mod mcp;
 mod models;
+#[allow(dead_code, unused_macros)]
+#[path = "../../../batteries/mcp/tests/support/peers.rs"]
+mod peers;
 mod run;
 mod runaway;
 mod schedule;
@@ -21,3 +25,4 @@ mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
 mod tcp_stub;
+mod telemetry;

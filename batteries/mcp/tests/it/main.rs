@@ -9,6 +9,7 @@ mod agent;
 mod everything;
 mod filesystem;
 mod lifecycle;
+#[allow(dead_code)] // shared with the CLI tests, which use other parts
 #[path = "../support/peers.rs"]
 mod peers;
 mod python;

@@ -15,8 +15,7 @@ pub struct Peers {
 impl Peers {
     /// The peers, or `None` (after the notice) when they are not installed.
     pub fn get() -> Option<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers");
-        let peers = Self { root };
+        let peers = Self { root: workspace().join("target/peers") };
         let needed = [peers.everything(), peers.filesystem(), peers.python()];
         if let Some(absent) = needed.iter().find(|p| !p.exists()) {
             missing(&format!("{} is not installed (run scripts/peer-mcp.sh)", absent.display()));
@@ -42,15 +41,41 @@ impl Peers {
 
     /// The Python test server, started in `mode` (`serve`, `hang`, `crash-at-start`).
     pub fn py_server(&self, name: &str, mode: &str) -> ServerConfig {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/py_server.py");
+        let script = self.py_script();
         let python = self.python();
         ServerConfig::stdio(name, python.to_string_lossy(), &[script.to_string_lossy().as_ref(), mode])
+    }
+
+    /// The Python test server's script.
+    pub fn py_script(&self) -> PathBuf {
+        workspace().join("batteries/mcp/tests/support/py_server.py")
+    }
+
+    /// rotel's agent binary (the OTLP receiver), inside the venv.
+    pub fn rotel(&self) -> Option<PathBuf> {
+        let lib = self.root.join("venv/lib");
+        std::fs::read_dir(lib)
+            .ok()?
+            .flatten()
+            .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
+            .find(|p| p.exists())
     }
 
     /// server-everything over stdio.
     pub fn everything_stdio(&self, name: &str) -> ServerConfig {
         ServerConfig::stdio(name, self.everything().to_string_lossy(), &["stdio"])
     }
+}
+
+/// The workspace root (the folder holding Cargo.lock), from the crate being tested.
+pub fn workspace() -> PathBuf {
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    while !dir.join("Cargo.lock").exists() {
+        if !dir.pop() {
+            return Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        }
+    }
+    dir
 }
 
 /// A peer is missing: fail under CI, say so loudly elsewhere.
