@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Dependency invariants: the provider crate (executus-llm), the core crate (executus) and the
-# light-host example (pr-review-swarm) never have sqlx, SQLite, cron or any executus
-# battery/store crate in their normal dependency tree, and no source file under llm/ or core/
-# names a battery crate.
+# light-host example (pr-review-swarm) never have sqlx, SQLite, cron, an MCP client,
+# OpenTelemetry (export happens in the hosts) or any executus battery/store crate in their
+# normal dependency tree, and no source file under llm/ or core/ names a battery crate.
 #
 #   ci/check-deps.sh              check the workspace
 #   ci/check-deps.sh --self-test  prove the checker fails on a tree that contains a forbidden crate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|executus-(persona|skill|audit|critic|budget|schedule|store))$'
+FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|rmcp|opentelemetry[a-z0-9_-]*|tracing-opentelemetry|executus-(persona|skill|audit|critic|budget|schedule|store|mcp))$'
 LEAN_CRATES=(executus-llm executus pr-review-swarm)
 
 # Reads `cargo tree --prefix none --format {p}` lines on stdin; prints offenders; fails if any.
@@ -49,9 +49,9 @@ for crate in "${LEAN_CRATES[@]}"; do
     status=1
   fi
 done
-if grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' --include='Cargo.toml' >/dev/null 2>&1; then
+if grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store|mcp)\b' llm/ core/ --include='*.rs' --include='Cargo.toml' >/dev/null 2>&1; then
   echo "a battery/store crate is referenced from llm/ or core/:" >&2
-  grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' >&2 || true
+  grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store|mcp)\b' llm/ core/ --include='*.rs' >&2 || true
   status=1
 fi
 [ $status -eq 0 ] && echo "check-deps ok: ${LEAN_CRATES[*]} are free of sqlx, sqlite, cron and batteries"

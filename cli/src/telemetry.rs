@@ -48,7 +48,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default span queue.
 pub const DEFAULT_MAX_QUEUE: usize = 2048;
 /// Bound on the flush at exit.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default span filter: executus's own crates.
 pub const DEFAULT_FILTER: &str = "executus=info,executus_llm=info,executus_mcp=info,executus_run=info";
 
