@@ -17,6 +17,8 @@
 //!   agent's tool timeout), a crashed stdio server is started again on the next call (at
 //!   most `max_restarts` times), `notifications/tools/list_changed` re-reads the list, and
 //!   [`McpHub::shutdown`] (or dropping the hub) leaves no child process behind.
+//! - The values of `env` and `headers_env` (secrets) never appear in an error, a log line or
+//!   a tool result: a server that echoes them has them replaced by `[redacted]`.
 //!
 //! What it does not do: serve MCP, use a server's prompts or resources, sample or elicit for a
 //! server, or authenticate with OAuth (HTTP servers get static headers from variables).

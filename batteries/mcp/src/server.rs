@@ -264,11 +264,13 @@ impl Server {
         match outcome {
             Err(_) => Err(CallFailure::Timeout(after)),
             Ok(Ok(result)) => Ok(result),
-            Ok(Err(ServiceError::McpError(e))) => Err(CallFailure::Protocol(e.message.to_string())),
+            Ok(Err(ServiceError::McpError(e))) => {
+                Err(CallFailure::Protocol(scrub_all(&self.config, e.message.to_string())))
+            }
             Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
                 Err(CallFailure::Exited { stderr: self.drop_connection(generation).await })
             }
-            Ok(Err(other)) => Err(CallFailure::Protocol(other.to_string())),
+            Ok(Err(other)) => Err(CallFailure::Protocol(scrub_all(&self.config, other.to_string()))),
         }
     }
 
@@ -395,9 +397,12 @@ async fn connect(
                 }
                 let cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
                 let transport = StreamableHttpClientTransport::from_config(cfg);
+                // A server may echo a header back in an error body: its values never reach
+                // our messages.
+                let scrub = |text: String| headers.iter().fold(text, |t, (_, v)| v.scrub(&t));
                 let service = handler.serve(transport).await.map_err(|e| McpError::Startup {
                     server: name.clone(),
-                    reason: e.to_string(),
+                    reason: scrub(e.to_string()),
                     stderr: Vec::new(),
                 })?;
                 (service, None)
@@ -405,7 +410,7 @@ async fn connect(
         };
         let listed = service.peer().list_all_tools().await.map_err(|e| McpError::Startup {
             server: name.clone(),
-            reason: format!("tools/list failed: {e}"),
+            reason: scrub_all(config, format!("tools/list failed: {e}")),
             stderr: stderr.lines(),
         })?;
         let tools: Vec<RemoteTool> = listed.iter().map(RemoteTool::from_listed).collect();
@@ -437,4 +442,14 @@ fn process_alive(pid: u32) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn process_alive(_pid: u32) -> bool {
     true
+}
+
+/// `text` with every configured secret (HTTP header values, child environment values)
+/// replaced by `[redacted]`.
+pub(crate) fn scrub_all(config: &ServerConfig, text: String) -> String {
+    let secrets = match &config.transport {
+        Transport::Stdio { env, .. } => env,
+        Transport::Http { headers, .. } => headers,
+    };
+    secrets.iter().fold(text, |t, (_, v)| v.scrub(&t))
 }

@@ -139,7 +139,10 @@ impl Tool for McpTool {
         let config = &self.server.config;
         let limits =
             Limits { max_result_bytes: config.max_result_bytes, max_image_bytes: config.max_image_bytes };
-        let converted = content::convert(&result, limits);
+        let mut converted = content::convert(&result, limits);
+        // A server may print what it was given (an environment dump): the configured secrets
+        // never reach the transcript.
+        converted.text = crate::server::scrub_all(config, converted.text);
         if converted.is_error {
             return Err(ToolError::failed(self.name.clone(), converted.text));
         }

@@ -14,7 +14,11 @@ pub fn ctx() -> ToolContext {
 #[tokio::test]
 async fn everything_over_stdio_lists_calls_and_refreshes() {
     let peers = crate::peers!();
-    let hub = McpHub::start(vec![peers.everything_stdio("everything")]).await.unwrap();
+    let mut config = peers.everything_stdio("everything");
+    if let executus_mcp::Transport::Stdio { env, .. } = &mut config.transport {
+        env.push(("MCP_TEST_SECRET".into(), executus::llm::Secret::new("hunter2-secret-value")));
+    }
+    let hub = McpHub::start(vec![config]).await.unwrap();
     let names: Vec<String> = hub.tools().iter().map(|t| t.name().to_owned()).collect();
     for want in ["mcp__everything__echo", "mcp__everything__get-sum", "mcp__everything__get-tiny-image"] {
         assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
@@ -51,6 +55,10 @@ async fn everything_over_stdio_lists_calls_and_refreshes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(refreshed, "notifications/tools/list_changed re-read the list");
+    // The server dumps its environment: the secret passed to it is scrubbed from the result.
+    let env = hub.tool("mcp__everything__get-env").unwrap().call(ctx(), json!({})).await.unwrap();
+    assert!(env.text.contains("MCP_TEST_SECRET") && env.text.contains("[redacted]"), "{}", env.text);
+    assert!(!env.text.contains("hunter2-secret-value"), "{}", env.text);
     let pid = hub.pid("everything").await.unwrap();
     hub.shutdown().await;
     assert!(crate::peers::gone(pid).await, "the server process ended at shutdown");
@@ -102,4 +110,51 @@ async fn an_unreachable_http_server_fails_the_start_clearly() {
     let err = McpHub::start(vec![config]).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("MCP server gone"), "{text}");
+}
+
+#[tokio::test]
+async fn http_headers_come_from_variables_and_never_show_in_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that records the first request's head and refuses it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let body = "refused with the token s3cr3t-t0ken-value in the body";
+        let answer = format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = socket.write_all(answer.as_bytes()).await;
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    });
+    let raw = executus_mcp::RawServer {
+        url: Some(format!("http://127.0.0.1:{port}/mcp")),
+        headers_env: [("x-api-key".to_owned(), "MCP_TEST_KEY_VAR".to_owned())].into(),
+        startup_timeout: Some("20s".into()),
+        ..Default::default()
+    };
+    let lookup = |v: &str| (v == "MCP_TEST_KEY_VAR").then(|| "s3cr3t-t0ken-value".to_owned());
+    let config = raw.validate("guarded", &lookup).unwrap();
+    assert!(!format!("{config:?}").contains("s3cr3t"), "the value never prints");
+    let err = McpHub::start(vec![config]).await.unwrap_err();
+    let head = seen.await.unwrap();
+    assert!(head.contains("x-api-key: s3cr3t-t0ken-value"), "the header was sent: {head}");
+    assert!(err.to_string().contains("MCP server guarded"), "{err}");
+    assert!(!err.to_string().contains("s3cr3t"), "a header value echoed by the server is scrubbed: {err}");
+    // An unset variable is a configuration error naming the key and the variable.
+    let err = raw.validate("guarded", &|_| None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "mcp.servers.guarded.headers_env.x-api-key: variable MCP_TEST_KEY_VAR is not set"
+    );
 }
