@@ -164,6 +164,77 @@ async fn a_tool_using_run_arrives_at_a_real_collector_as_a_genai_span_tree() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn spans_are_flushed_when_executus_run_ends_on_sigterm() {
+    let peers = crate::peers!();
+    let Some(rotel) = peers.rotel() else {
+        crate::peers::missing("rotel-agent (run scripts/peer-mcp.sh)");
+        return;
+    };
+    let (grpc, http) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("rotel.out");
+    let mut collector = std::process::Command::new(rotel)
+        .args([
+            "start",
+            "--exporter",
+            "blackhole",
+            "--debug-log",
+            "traces",
+            "--debug-log-verbosity",
+            "detailed",
+        ])
+        .args([
+            "--otlp-grpc-endpoint",
+            &format!("127.0.0.1:{grpc}"),
+            "--otlp-http-endpoint",
+            &format!("127.0.0.1:{http}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "rotel listens on {http}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first step answers with a tool call; the second model call never answers.
+    let server = openai_server(|req| {
+        if has_tool_result(req) {
+            ResponseTemplate::new(200).set_body_json(text_answer("late")).set_delay(Duration::from_secs(600))
+        } else {
+            ResponseTemplate::new(200).set_body_json(tool_answer(
+                "call_1",
+                "calc",
+                &json!({"expression": "1+1"}),
+            ))
+        }
+    })
+    .await;
+    let ws = Workspace::new(&base_config(&server.uri()));
+    let mut command = ws.command(&["run", "--agent", "helper", "--input", "hi"]);
+    command.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"));
+    let child = command.spawn().unwrap();
+    wait_for_calls(&server, 2).await;
+    signal(&child, "TERM");
+    let out = wait_exit(child, Duration::from_secs(60)).await;
+    assert!(out.status.code().is_some(), "exited by itself: {:?}", out.status);
+    let mut seen = String::new();
+    for _ in 0..600 {
+        seen = plain(&std::fs::read(&log).unwrap_or_default());
+        if seen.contains("invoke_agent helper") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = collector.kill();
+    let _ = collector.wait();
+    assert!(seen.contains("execute_tool calc"), "the finished tool call was exported:\n{seen}");
+    assert!(seen.contains("invoke_agent helper"), "the interrupted run's span was flushed at exit:\n{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dead_collector_costs_one_warning_and_the_run_completes() {
     let dead = free_port();
     let server = openai_server(tool_run_server()).await;
