@@ -37,6 +37,8 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use executus::llm::Secret;
+
 use crate::config::{ServerConfig, Transport};
 use crate::error::McpError;
 use crate::schema;
@@ -99,18 +101,32 @@ pub(crate) enum CallFailure {
     Shutdown,
 }
 
-/// The last lines a child wrote on stderr.
+/// Bound on waiting for a dead child's last stderr lines before reporting its exit.
+const STDERR_DRAIN: Duration = Duration::from_millis(500);
+
+/// The last lines a child wrote on stderr, and whether its stderr has ended.
 #[derive(Clone, Default)]
-struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+struct StderrTail(Arc<Mutex<VecDeque<String>>>, Arc<tokio::sync::watch::Sender<bool>>);
 
 impl StderrTail {
     fn lines(&self) -> Vec<String> {
         self.0.lock().map(|q| q.iter().cloned().collect()).unwrap_or_default()
     }
 
-    fn push(&self, server: &str, raw: &[u8]) {
+    /// Waits (at most [`STDERR_DRAIN`]) until the child's stderr has been read to its end, so
+    /// an error about its exit carries its last words. Returns at once for a tail that never
+    /// followed a stream (HTTP servers).
+    async fn drained(&self) {
+        let mut rx = self.1.subscribe();
+        if Arc::strong_count(&self.1) > 1 || *rx.borrow() {
+            let _ = tokio::time::timeout(STDERR_DRAIN, rx.wait_for(|done| *done)).await;
+        }
+    }
+
+    fn push(&self, server: &str, raw: &[u8], secrets: &[Secret]) {
         let text = String::from_utf8_lossy(raw);
-        let line: String = text.trim_end().chars().take(STDERR_LINE_CHARS).collect();
+        let text = secrets.iter().fold(text.trim_end().to_owned(), |t, s| s.scrub(&t));
+        let line: String = text.chars().take(STDERR_LINE_CHARS).collect();
         if line.is_empty() {
             return;
         }
@@ -125,9 +141,19 @@ impl StderrTail {
 
     /// Reads `stderr` to its end in chunks (a line without a newline cannot grow a buffer
     /// past a few KiB).
-    fn follow(&self, server: String, mut stderr: tokio::process::ChildStderr) {
+    /// Lines are cleared of `secrets` (the child's configured environment values) before they
+    /// are kept or logged.
+    fn follow(&self, server: String, mut stderr: tokio::process::ChildStderr, secrets: Vec<Secret>) {
         let tail = self.clone();
         tokio::spawn(async move {
+            // Marks the end however the task ends (EOF, error, runtime shutdown).
+            struct Done(Arc<tokio::sync::watch::Sender<bool>>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.send_replace(true);
+                }
+            }
+            let _done = Done(tail.1.clone());
             let mut buf = vec![0u8; 4096];
             let mut line: Vec<u8> = Vec::new();
             loop {
@@ -137,14 +163,14 @@ impl StderrTail {
                 };
                 for &b in &buf[..n] {
                     if b == b'\n' {
-                        tail.push(&server, &line);
+                        tail.push(&server, &line, &secrets);
                         line.clear();
                     } else if line.len() < 4096 {
                         line.push(b);
                     }
                 }
             }
-            tail.push(&server, &line);
+            tail.push(&server, &line, &secrets);
         });
     }
 }
@@ -315,9 +341,9 @@ impl Server {
         let mut st = self.conn.lock().await;
         match &st.live {
             Some(live) if live.generation == generation => {
-                // Give the stderr reader a moment to take the child's last words.
-                tokio::task::yield_now().await;
-                st.live.take().map(|l| l.stderr.lines()).unwrap_or_default()
+                let Some(live) = st.live.take() else { return Vec::new() };
+                live.stderr.drained().await;
+                live.stderr.lines()
             }
             Some(live) => live.stderr.lines(),
             None => Vec::new(),
@@ -373,13 +399,21 @@ async fn connect(
                     })?;
                 let pid = child.id();
                 if let Some(err) = err {
-                    stderr.follow(name.clone(), err);
+                    stderr.follow(name.clone(), err, env.iter().map(|(_, v)| v.clone()).collect());
                 }
-                let service = handler.serve(child).await.map_err(|e| McpError::Startup {
-                    server: name.clone(),
-                    reason: e.to_string(),
-                    stderr: stderr.lines(),
-                })?;
+                let service = match handler.serve(child).await {
+                    Ok(service) => service,
+                    Err(e) => {
+                        // It usually died saying why: wait for its last stderr lines.
+                        stderr.drained().await;
+                        let reason = scrub_all(config, e.to_string());
+                        return Err(McpError::Startup {
+                            server: name.clone(),
+                            reason,
+                            stderr: stderr.lines(),
+                        });
+                    }
+                };
                 (service, pid)
             }
             Transport::Http { url, headers } => {
