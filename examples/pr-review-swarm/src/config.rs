@@ -19,7 +19,12 @@ use executus_llm::ProviderSpec;
 
 use crate::error::ReviewError;
 use crate::fixture::BUNDLED_MODELS;
+use crate::gate::FailOn;
+use crate::git::Base;
+use crate::glob::{DEFAULT_EXCLUDES, Glob, compile_all};
 use crate::lens::LensKind;
+use crate::plan::{DEFAULT_MAX_CELL_TOKENS, MIN_CELL_TOKENS, SplitOptions, estimate_tokens};
+use crate::post::Platform;
 
 /// The prefix of this program's variables.
 pub const ENV_PREFIX: &str = "PR_REVIEW_";
@@ -79,6 +84,52 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "Defines tier `<name>` (lower-cased) as a failover chain, e.g. \
          PR_REVIEW_TIER_FAST=\"openai/gpt-4.1-mini, ollama/qwen3:8b\"; use it in PR_REVIEW_MODELS.",
     ),
+    (
+        "PR_REVIEW_BASE",
+        "Review `git diff --merge-base BASE HEAD` of the repository in the current folder instead \
+         of PR_REVIEW_DIFF; `auto` picks the CI's base: origin/$GITHUB_BASE_REF, \
+         $CI_MERGE_REQUEST_DIFF_BASE_SHA, else origin/main. Default: unset.",
+    ),
+    (
+        "PR_REVIEW_EXCLUDE",
+        "Comma-separated globs of files not to review (`*.lock`, `docs/**`, `vendor/`); `none` \
+         reviews everything. Default: lock files, minified, generated and vendored code.",
+    ),
+    (
+        "PR_REVIEW_MAX_CELL_TOKENS",
+        "The most diff tokens one cell is sent (3 bytes per token, estimated); larger files are \
+         split by hunk groups. Default: 12000.",
+    ),
+    (
+        "PR_REVIEW_MAX_TOTAL_TOKENS",
+        "The most diff tokens the review sends per model and lens, most-changed files first; the \
+         review lists what it left out. `none`: no limit. Default: none.",
+    ),
+    (
+        "PR_REVIEW_CONTEXT_TOKENS",
+        "The smallest context window of the models, in tokens: a cell (prompt, diff and answer) \
+         must fit it. Default: 32768.",
+    ),
+    (
+        "PR_REVIEW_CACHE_DIR",
+        "Folder of the review cache (review-cache.json): cells whose model, lens, prompt and \
+         chunk are unchanged are not asked again. Default: no cache.",
+    ),
+    (
+        "PR_REVIEW_FAIL_ON",
+        "`error`, `warning`, `note` or `none`: exit 5 when the review has a finding at or above \
+         it. Default: none.",
+    ),
+    (
+        "PR_REVIEW_POST",
+        "`github` or `gitlab`: post the review on the pull request (one comment, edited on \
+         re-runs), from the platform's CI variables and GITHUB_TOKEN / GITLAB_TOKEN / \
+         CI_JOB_TOKEN. Default: not posted.",
+    ),
+    (
+        "PR_REVIEW_INLINE",
+        "`1`/`true`: with PR_REVIEW_POST, also comment on the changed lines. Default: false.",
+    ),
     ("PR_REVIEW_QUIET", "`1`/`true` silences the progress lines on stderr. Default: false."),
     (
         "EXECUTUS_LLM_<NAME>",
@@ -95,6 +146,8 @@ pub enum DiffSource {
     Bundled,
     /// Standard input.
     Stdin,
+    /// `git diff --merge-base BASE HEAD` in the current folder.
+    Git(Base),
     /// A file.
     Path(PathBuf),
 }
@@ -139,6 +192,69 @@ pub struct ReviewConfig {
     pub mode: CellMode,
     /// The lane cells go to (not an environment setting; default the runtime's `default`).
     pub lane: Option<String>,
+    /// Files not to review.
+    pub exclude: Vec<Glob>,
+    /// The most diff tokens one cell is sent.
+    pub max_cell_tokens: usize,
+    /// The most diff tokens the review sends per model and lens.
+    pub max_total_tokens: Option<usize>,
+    /// The smallest context window of the models, in tokens.
+    pub context_tokens: usize,
+    /// The review cache's folder (the light host's [`FileReviewCache`](crate::cache::FileReviewCache)).
+    pub cache_dir: Option<PathBuf>,
+    /// The lowest severity that fails the job.
+    pub fail_on: FailOn,
+    /// Where to post the review.
+    pub post: Option<Platform>,
+    /// Also post inline comments.
+    pub inline: bool,
+}
+
+/// The default of `context_tokens`.
+pub const DEFAULT_CONTEXT_TOKENS: usize = 32_768;
+
+/// Checks that a cell fits the context: the longest lens prompt and the schema, plus
+/// `max_cell_tokens` of diff, plus the answer's [`MAX_TOKENS`](crate::lens::MAX_TOKENS), must
+/// be at most `context_tokens`; and that the budgets are usable.
+///
+/// # Errors
+/// The variable (named as the light host names it) and what is wrong.
+pub fn check_budgets(
+    max_cell_tokens: usize,
+    max_total_tokens: Option<usize>,
+    context_tokens: usize,
+) -> Result<(), (&'static str, String)> {
+    if max_cell_tokens < MIN_CELL_TOKENS {
+        return Err((
+            "PR_REVIEW_MAX_CELL_TOKENS",
+            format!("{max_cell_tokens} is below the minimum of {MIN_CELL_TOKENS}"),
+        ));
+    }
+    if max_total_tokens == Some(0) {
+        return Err(("PR_REVIEW_MAX_TOTAL_TOKENS", "must be above zero (or `none`)".into()));
+    }
+    let overhead = prompt_overhead_tokens();
+    let needed = overhead + max_cell_tokens + crate::lens::MAX_TOKENS as usize;
+    if needed > context_tokens {
+        return Err((
+            "PR_REVIEW_CONTEXT_TOKENS",
+            format!(
+                "a cell needs up to {needed} tokens ({overhead} of prompt and schema, {max_cell_tokens} of \
+                 diff, {} of answer) but the context holds {context_tokens}: lower the per-cell budget \
+                 or raise the context",
+                crate::lens::MAX_TOKENS
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The estimated tokens of everything a cell sends besides its diff: the longest lens prompt,
+/// the findings schema and the message's own words, rounded up generously.
+pub fn prompt_overhead_tokens() -> usize {
+    let prompt = LensKind::ALL.iter().map(|l| estimate_tokens(&l.system_prompt())).max().unwrap_or(0);
+    let schema = estimate_tokens(&crate::finding::LensReport::response_schema().schema.to_string());
+    prompt + schema + 200
 }
 
 impl Default for ReviewConfig {
@@ -158,6 +274,14 @@ impl Default for ReviewConfig {
             quiet: false,
             mode: CellMode::OneShot,
             lane: None,
+            exclude: compile_all(DEFAULT_EXCLUDES).unwrap_or_default(),
+            max_cell_tokens: DEFAULT_MAX_CELL_TOKENS,
+            max_total_tokens: None,
+            context_tokens: DEFAULT_CONTEXT_TOKENS,
+            cache_dir: None,
+            fail_on: FailOn::None,
+            post: None,
+            inline: false,
         }
     }
 }
@@ -257,11 +381,53 @@ impl ReviewConfig {
         if let Some(list) = get("PR_REVIEW_LENSES") {
             config.lenses = parse_lenses(list)?;
         }
-        config.diff = match get("PR_REVIEW_DIFF") {
-            None => DiffSource::Bundled,
-            Some("-") => DiffSource::Stdin,
-            Some(path) => DiffSource::Path(PathBuf::from(path)),
+        config.diff = match (get("PR_REVIEW_DIFF"), get("PR_REVIEW_BASE")) {
+            (Some(_), Some(_)) => {
+                return Err(ReviewError::env(
+                    "PR_REVIEW_BASE",
+                    "set PR_REVIEW_DIFF or PR_REVIEW_BASE, not both (one names the diff, the other \
+                     makes it with git)",
+                ));
+            }
+            (None, Some(base)) if base.eq_ignore_ascii_case("auto") => {
+                DiffSource::Git(crate::git::ci_base(&|name: &str| std::env::var(name).ok()))
+            }
+            (None, Some(base)) => DiffSource::Git(Base { reference: base.to_owned(), source: "given" }),
+            (None, None) => DiffSource::Bundled,
+            (Some("-"), None) => DiffSource::Stdin,
+            (Some(path), None) => DiffSource::Path(PathBuf::from(path)),
         };
+        if let Some(list) = get("PR_REVIEW_EXCLUDE") {
+            config.exclude = parse_excludes(list)?;
+        }
+        if let Some(n) = get("PR_REVIEW_MAX_CELL_TOKENS") {
+            config.max_cell_tokens = parse_count("PR_REVIEW_MAX_CELL_TOKENS", n)?;
+        }
+        if let Some(n) = get("PR_REVIEW_MAX_TOTAL_TOKENS") {
+            config.max_total_tokens = if n.eq_ignore_ascii_case("none") {
+                None
+            } else {
+                Some(parse_count("PR_REVIEW_MAX_TOTAL_TOKENS", n)?)
+            };
+        }
+        if let Some(n) = get("PR_REVIEW_CONTEXT_TOKENS") {
+            config.context_tokens = parse_count("PR_REVIEW_CONTEXT_TOKENS", n)?;
+        }
+        check_budgets(config.max_cell_tokens, config.max_total_tokens, config.context_tokens)
+            .map_err(|(var, reason)| ReviewError::env(var, reason))?;
+        config.cache_dir = get("PR_REVIEW_CACHE_DIR").map(PathBuf::from);
+        if let Some(level) = get("PR_REVIEW_FAIL_ON") {
+            config.fail_on = level.parse().map_err(|e: String| ReviewError::env("PR_REVIEW_FAIL_ON", e))?;
+        }
+        if let Some(platform) = get("PR_REVIEW_POST") {
+            config.post = Some(platform.parse().map_err(|e: String| ReviewError::env("PR_REVIEW_POST", e))?);
+        }
+        if let Some(inline) = get("PR_REVIEW_INLINE") {
+            config.inline = parse_bool("PR_REVIEW_INLINE", inline)?;
+            if config.inline && config.post.is_none() {
+                return Err(ReviewError::env("PR_REVIEW_INLINE", "needs PR_REVIEW_POST (github or gitlab)"));
+            }
+        }
         if let Some(dir) = get("PR_REVIEW_OUT_DIR") {
             config.out_dir = PathBuf::from(dir);
         }
@@ -276,6 +442,15 @@ impl ReviewConfig {
             config.quiet = parse_bool("PR_REVIEW_QUIET", q)?;
         }
         Ok(config)
+    }
+
+    /// How the diff is split.
+    pub fn split_options(&self) -> SplitOptions {
+        SplitOptions {
+            max_cell_tokens: self.max_cell_tokens,
+            max_total_tokens: self.max_total_tokens,
+            exclude: self.exclude.clone(),
+        }
     }
 
     /// The lens names, in order.
@@ -334,6 +509,27 @@ fn parse_lenses(list: &str) -> Result<Vec<LensKind>, ReviewError> {
         }
     }
     Ok(lenses)
+}
+
+/// Exclude globs from a comma-separated list (`none`: no excludes).
+///
+/// # Errors
+/// [`ReviewError::Env`] naming `PR_REVIEW_EXCLUDE` and the bad pattern.
+pub fn parse_excludes(list: &str) -> Result<Vec<Glob>, ReviewError> {
+    if list.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let patterns: Vec<&str> = list.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    compile_all(&patterns).map_err(|e| ReviewError::env("PR_REVIEW_EXCLUDE", e.to_string()))
+}
+
+fn parse_count(var: &str, value: &str) -> Result<usize, ReviewError> {
+    value
+        .replace('_', "")
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ReviewError::env(var, format!("{value:?} is not a whole number above zero")))
 }
 
 fn parse_concurrency(value: &str) -> Result<NonZeroUsize, ReviewError> {

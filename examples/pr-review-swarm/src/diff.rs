@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiffIndex {
     files: BTreeMap<String, BTreeMap<u32, String>>,
+    /// New path -> old path, for files the diff renames.
+    renamed: BTreeMap<String, String>,
 }
 
 struct Hunk {
@@ -30,6 +32,7 @@ impl DiffIndex {
     pub fn parse(diff: &str) -> Self {
         let mut index = Self::default();
         let mut file: Option<String> = None;
+        let mut old: Option<String> = None;
         let mut hunk: Option<Hunk> = None;
         for raw in diff.lines() {
             if let Some(h) = hunk.as_mut().filter(|h| h.old_left > 0 || h.new_left > 0) {
@@ -57,10 +60,15 @@ impl DiffIndex {
             if raw.starts_with('\\') {
                 continue; // "\ No newline at end of file" after a hunk's last line
             }
-            if let Some(rest) = raw.strip_prefix("+++ ") {
+            if let Some(rest) = raw.strip_prefix("--- ") {
+                old = new_path(rest).map(|p| p.strip_prefix("a/").map(str::to_owned).unwrap_or(p));
+            } else if let Some(rest) = raw.strip_prefix("+++ ") {
                 file = new_path(rest);
                 if let Some(f) = &file {
                     index.files.entry(f.clone()).or_default();
+                    if let Some(o) = old.take().filter(|o| o != f) {
+                        index.renamed.insert(f.clone(), o);
+                    }
                 }
                 hunk = None;
             } else if raw.starts_with("diff ") {
@@ -88,6 +96,11 @@ impl DiffIndex {
     /// The files the diff adds or changes (deleted files are not listed), sorted.
     pub fn files(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
+    }
+
+    /// The path `file` had before the change, when the diff renames it.
+    pub fn old_path(&self, file: &str) -> Option<&str> {
+        self.renamed.get(file).map(String::as_str)
     }
 
     /// True when the diff names no file.
@@ -186,6 +199,9 @@ diff --git a/new file.rs b/new file.rs
         assert_eq!(index.line("src/lib.rs", 14), None);
         assert_eq!(index.line("new file.rs", 2), Some("two"));
         assert_eq!(index.line("gone.rs", 1), None);
+        assert_eq!(index.old_path("src/lib.rs"), None);
+        let renamed = DiffIndex::parse("--- a/old.rs\n+++ b/new.rs\n@@ -1 +1 @@\n-a\n+b\n");
+        assert_eq!(renamed.old_path("new.rs"), Some("old.rs"));
     }
 
     #[test]

@@ -54,6 +54,13 @@ pub enum ReviewError {
         #[source]
         source: std::io::Error,
     },
+    /// git could not give the diff (`PR_REVIEW_BASE`, `--base`).
+    #[error("{source}")]
+    Git {
+        /// git's error (the command and its message).
+        #[source]
+        source: crate::git::GitError,
+    },
     /// The diff is empty or has no file in it.
     #[error("the diff is empty or is not a unified diff (no `+++ ` file header found)")]
     EmptyDiff,
@@ -65,9 +72,12 @@ pub enum ReviewError {
         /// The limit.
         max: usize,
     },
-    /// The runtime could not be built or the swarm could not start.
+    /// The runtime could not be built.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// The swarm could not start or stopped without a result.
+    #[error("swarm: {0}")]
+    Fanout(#[from] executus::FanoutError),
     /// The bundled fixture could not be recorded (see `record_fixture`).
     #[error("fixture: {0}")]
     Fixture(String),
@@ -97,6 +107,7 @@ impl ReviewError {
                 | Self::UnknownModel { .. }
                 | Self::Transcript { .. }
                 | Self::ReadDiff { .. }
+                | Self::Git { .. }
                 | Self::EmptyDiff
                 | Self::DiffTooLarge { .. }
         )

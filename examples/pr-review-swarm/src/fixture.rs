@@ -7,7 +7,8 @@
 //! one reports the same problem twice in different words, so de-duplication has work to
 //! do). [`record_fixture`] turns them into `data/replay.jsonl` by running the real review
 //! pipeline against a scripted [`FakeProvider`] wrapped in the transcript recorder, so the
-//! recorded requests are exactly the ones the review sends. Regenerate after changing a
+//! recorded requests are exactly the ones the review sends: each file of the diff is a cell
+//! of its own, answered with the hand-written findings about that file. Regenerate after changing a
 //! prompt, the schema or the sample diff:
 //!
 //! ```text
@@ -106,22 +107,32 @@ pub async fn record_fixture(out: &Path) -> Result<usize, ReviewError> {
     let fake = FakeProvider::new(REPLAY_PROVIDER);
     for spec in &config.models {
         let id = spec.strip_prefix("replay/").unwrap_or(spec);
-        let mut by_prompt: Vec<(String, String)> = Vec::new();
+        let mut by_prompt: Vec<(String, LensReport)> = Vec::new();
         for lens in &config.lenses {
             let report = answers
                 .get(id)
                 .and_then(|lenses| lenses.get(lens.name()))
                 .ok_or_else(|| ReviewError::Fixture(format!("data/answers.json has no {id}.{lens}")))?;
-            let text = serde_json::to_string(report).map_err(|e| ReviewError::Fixture(e.to_string()))?;
-            by_prompt.push((lens.system_prompt(), text));
+            by_prompt.push((lens.system_prompt(), report.clone()));
         }
         fake.fallback_for(
             id,
             Outcome::dynamic(move |request| {
                 let answer = by_prompt.iter().find(|(prompt, _)| request.system.as_deref() == Some(prompt));
-                match answer {
-                    Some((_, text)) => Outcome::text(text.clone()),
-                    None => Outcome::permanent("fixture: no answer for this system prompt"),
+                // Each cell reviews one file: it answers with the hand-written findings about
+                // that file.
+                let text: String = request.messages.iter().map(executus_llm::Message::text).collect();
+                let index = crate::diff::DiffIndex::parse(&text);
+                let file = index.files().next().map(str::to_owned);
+                match (answer, file) {
+                    (Some((_, report)), Some(file)) => {
+                        let findings = report.findings.iter().filter(|f| f.file == file).cloned().collect();
+                        match serde_json::to_string(&LensReport { findings }) {
+                            Ok(text) => Outcome::text(text),
+                            Err(e) => Outcome::permanent(format!("fixture: {e}")),
+                        }
+                    }
+                    _ => Outcome::permanent("fixture: no answer for this system prompt and file"),
                 }
             }),
         );
@@ -155,7 +166,11 @@ pub async fn record_fixture(out: &Path) -> Result<usize, ReviewError> {
     let lens_rank = |entry: &TranscriptEntry| {
         LensKind::ALL.iter().position(|l| entry.request.system.as_deref() == Some(l.system_prompt().as_str()))
     };
-    entries.sort_by_key(|e| (e.model.clone(), lens_rank(e)));
+    let file = |entry: &TranscriptEntry| {
+        let text: String = entry.request.messages.iter().map(executus_llm::Message::text).collect();
+        crate::diff::DiffIndex::parse(&text).files().next().map(str::to_owned)
+    };
+    entries.sort_by_key(|e| (e.model.clone(), lens_rank(e), file(e)));
     let mut sorted = String::new();
     for entry in &entries {
         let line = serde_json::to_string(entry).map_err(|e| ReviewError::Fixture(e.to_string()))?;

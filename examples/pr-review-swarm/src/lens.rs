@@ -8,6 +8,7 @@ use executus::RunnableAgent;
 use executus::fanout::Lens;
 
 use crate::finding::LensReport;
+use crate::plan::Chunk;
 
 /// Output token cap per cell.
 pub const MAX_TOKENS: u32 = 4096;
@@ -114,13 +115,31 @@ impl std::fmt::Display for LensKind {
     }
 }
 
-/// The user message every cell receives: the diff, fenced, and nothing that varies between
-/// runs.
+/// A user message holding `diff`, fenced, and nothing that varies between runs.
 pub fn user_message(diff: &str) -> String {
+    fenced("Review this change.", diff)
+}
+
+/// The user message of a cell reviewing `chunk`: which file (and which part of it, for a file
+/// split in parts), then the chunk's diff, fenced. Only the chunk's content decides it.
+pub fn chunk_message(chunk: &Chunk) -> String {
+    let scope = if chunk.parts == 1 {
+        format!("Review this change to `{}`.", chunk.file)
+    } else {
+        format!(
+            "Review this change to `{}`: part {} of {} of its diff (new lines {} to {}); the other \
+             parts are reviewed separately.",
+            chunk.file, chunk.part, chunk.parts, chunk.first_line, chunk.last_line
+        )
+    };
+    fenced(&scope, &chunk.text)
+}
+
+fn fenced(intro: &str, diff: &str) -> String {
     // A fence longer than any backtick run in the diff, so the diff cannot close it early.
     let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
-    format!("Review this change.\n\n{fence}diff\n{}\n{fence}", diff.trim_end_matches('\n'))
+    format!("{intro}\n\n{fence}diff\n{}\n{fence}", diff.trim_end_matches('\n'))
 }
 
 #[cfg(test)]

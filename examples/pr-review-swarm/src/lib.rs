@@ -51,24 +51,36 @@
 //! replay transcript. The bundled answers were written by hand for the sample diff, not
 //! produced by a live model; see [`fixture`] for how they are recorded.
 
+pub mod cache;
 pub mod config;
 pub mod diff;
 pub mod error;
 pub mod finding;
 pub mod fixture;
+pub mod gate;
+pub mod git;
+pub mod glob;
 pub mod lens;
 pub mod merge;
 pub mod models;
+pub mod patch;
+pub mod plan;
+pub mod post;
 pub mod render;
 pub mod review;
 
+pub use cache::{CacheKey, CachedCell, FileReviewCache, MemoryReviewCache, NoCache, ReviewCache};
 pub use config::{DiffSource, ReplaySource, ReviewConfig};
 pub use error::ReviewError;
 pub use finding::{Finding, LensReport, Severity};
+pub use gate::{FINDINGS_EXIT, FailOn};
 pub use lens::LensKind;
 pub use merge::MergedFinding;
 pub use models::{Models, build_models, build_runtime};
-pub use render::{render_json, render_markdown, render_ndjson, render_sarif, write_outputs};
+pub use plan::{Chunk, LeftOut, LeftOutReason, ReviewPlan, SplitOptions, plan_review};
+pub use post::{Platform, PostReport, PostTarget, post_review};
+pub use render::{render_comment, render_json, render_markdown, render_ndjson, render_sarif, write_outputs};
 pub use review::{
-    CellStatus, CellSummary, Progress, Review, load_diff, run_review, run_review_with_progress,
+    CellStatus, CellSummary, Progress, Review, Spend, load_diff, run_review, run_review_cached,
+    run_review_with_progress,
 };

@@ -1,6 +1,8 @@
 //! JSON and NDJSON renderings of a review, for programs.
 //!
-//! JSON: one object — `format` (`pr-review-swarm/v1`), `summary`, `findings`, `cells`; each
+//! JSON: one object — `format` (`pr-review-swarm/v1`), `summary` (counts, cells answered,
+//! failed, cached and fresh, files, chunks, what was left out and why, tokens spent and saved,
+//! the spend when priced, warnings), `findings`, `cells`; each
 //! finding and cell is its serde form ([`MergedFinding`](crate::MergedFinding),
 //! [`CellSummary`](crate::CellSummary)). NDJSON: one object per line, tagged by `type`:
 //! every `finding`, then every `cell`, then one `summary`.
@@ -23,7 +25,15 @@ fn summary(review: &Review) -> Value {
         "cells_succeeded": review.succeeded_cells(),
         "cells_failed": review.failed_cells().count(),
         "all_failed": review.all_failed(),
+        "cells_cached": review.cached_cells(),
+        "cells_fresh": review.fresh_cells(),
+        "files": review.files,
+        "chunks": review.chunks,
+        "left_out": review.left_out,
         "usage": review.usage,
+        "saved_usage": review.saved,
+        "spend": review.spend,
+        "warnings": review.warnings,
         "elapsed_ms": u64::try_from(review.elapsed.as_millis()).unwrap_or(u64::MAX),
     })
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{agreement, location};
+use super::{agreement, cost_line, left_out_place, location, thousands};
 use crate::review::{CellStatus, Review};
 
 /// Renders `review` as Markdown (GitHub-flavoured: tables).
@@ -17,22 +17,31 @@ pub fn render_markdown(review: &Review) -> String {
     let _ = writeln!(out, "# PR review: {n} finding{}\n", plural(n));
     let _ = writeln!(
         out,
-        "**{} · {} · {}** from {} × {} ({} of {} cells answered) in {}{}.\n",
+        "**{} · {} · {}** from {} × {} over {} ({} of {} cells answered) in {}{}.\n",
         counted(counts.error, "error"),
         counted(counts.warning, "warning"),
         counted(counts.note, "note"),
         counted(review.models.len(), "model"),
         counted(review.lenses.len(), "lens"),
+        counted(review.files, "file"),
         review.succeeded_cells(),
         review.cells.len(),
         duration(review.elapsed),
         match review.usage.total() {
             0 => String::new(),
-            tokens => format!(", {tokens} tokens"),
+            tokens => format!(", {} tokens", thousands(tokens)),
         },
     );
+    if let Some(line) = cost_line(review) {
+        let _ = writeln!(out, "{line}\n");
+    }
     let _ = writeln!(out, "Models: {}. Lenses: {}.\n", list_code(&review.models), review.lenses.join(", "));
-    if review.all_failed() {
+    if review.cells.is_empty() {
+        let _ = writeln!(
+            out,
+            "> **Nothing was sent to a model:** every file of the diff was left out (see Not reviewed).\n"
+        );
+    } else if review.all_failed() {
         let _ = writeln!(
             out,
             "> **Every cell failed: this review has no findings to report.** See the cells below.\n"
@@ -67,7 +76,25 @@ pub fn render_markdown(review: &Review) -> String {
         findings_by_file(review, &mut out);
     }
     cells(review, &mut out);
+    left_out(review, &mut out);
     out
+}
+
+fn left_out(review: &Review, out: &mut String) {
+    if !review.left_out.is_empty() {
+        out.push_str("## Not reviewed\n\n");
+        for l in &review.left_out {
+            let _ = writeln!(out, "- {}: {}", code(&left_out_place(l)), l.reason);
+        }
+        out.push('\n');
+    }
+    if !review.warnings.is_empty() {
+        out.push_str("## Warnings\n\n");
+        for w in &review.warnings {
+            let _ = writeln!(out, "- {}", one_line(w));
+        }
+        out.push('\n');
+    }
 }
 
 fn findings_by_file(review: &Review, out: &mut String) {
@@ -131,13 +158,20 @@ fn cells(review: &Review, out: &mut String) {
     for model in &review.models {
         let _ = write!(out, "| {} |", cell(&code(model)));
         for lens in &review.lenses {
-            let text = match review.cells.iter().find(|c| &c.model == model && &c.lens == lens) {
-                None => "not run".to_owned(),
-                Some(c) => match c.status {
-                    CellStatus::Succeeded => counted(c.findings, "finding"),
-                    CellStatus::Failed => "**failed**".to_owned(),
-                    CellStatus::TimedOut => "**timed out**".to_owned(),
-                },
+            let of: Vec<_> = review.cells.iter().filter(|c| &c.model == model && &c.lens == lens).collect();
+            let failed = of.iter().filter(|c| c.status == CellStatus::Failed).count();
+            let timed_out = of.iter().filter(|c| c.status == CellStatus::TimedOut).count();
+            let found: usize = of.iter().map(|c| c.findings).sum();
+            let text = if of.is_empty() {
+                "not run".to_owned()
+            } else if failed == of.len() {
+                "**failed**".to_owned()
+            } else if timed_out == of.len() {
+                "**timed out**".to_owned()
+            } else if failed + timed_out > 0 {
+                format!("{}, **{} of {} failed**", counted(found, "finding"), failed + timed_out, of.len())
+            } else {
+                counted(found, "finding")
             };
             let _ = write!(out, " {text} |");
         }
@@ -150,9 +184,10 @@ fn cells(review: &Review, out: &mut String) {
         for c in failed {
             let _ = writeln!(
                 out,
-                "- {} × {}: {}",
+                "- {} × {} × {}: {}",
                 code(&c.model),
                 c.lens,
+                code(&c.chunk),
                 one_line(c.error.as_deref().unwrap_or("no reason given"))
             );
         }
@@ -164,15 +199,15 @@ fn cells(review: &Review, out: &mut String) {
     }
 }
 
-fn duration(d: std::time::Duration) -> String {
+pub(super) fn duration(d: std::time::Duration) -> String {
     if d.as_millis() < 1000 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
 }
 
-fn plural(n: usize) -> &'static str {
+pub(super) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn counted(n: usize, noun: &str) -> String {
+pub(super) fn counted(n: usize, noun: &str) -> String {
     match (n, noun) {
         (1, _) => format!("1 {noun}"),
         (_, "lens") => format!("{n} lenses"),
@@ -180,17 +215,17 @@ fn counted(n: usize, noun: &str) -> String {
     }
 }
 
-fn list_code(items: &[String]) -> String {
+pub(super) fn list_code(items: &[String]) -> String {
     items.iter().map(|m| code(m)).collect::<Vec<_>>().join(", ")
 }
 
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `text` as an inline code span, fenced with more backticks than it contains (in a table,
 /// pass the result through [`cell`]).
-fn code(text: &str) -> String {
+pub(super) fn code(text: &str) -> String {
     let text = one_line(text);
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
@@ -198,7 +233,7 @@ fn code(text: &str) -> String {
 }
 
 /// Text for a table cell: one line, pipes escaped.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     one_line(text).replace('|', "\\|")
 }
 

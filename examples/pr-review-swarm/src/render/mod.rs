@@ -1,16 +1,19 @@
-//! Rendering a [`Review`]: Markdown for people, SARIF 2.1.0 for code-scanning tools, JSON and
-//! NDJSON for programs, and [`write_outputs`] for the three files the binary writes.
+//! Rendering a [`Review`]: Markdown for people, a compact Markdown comment for the pull request
+//! ([`render_comment`]), SARIF 2.1.0 for code-scanning tools, JSON and NDJSON for programs, and
+//! [`write_outputs`] for the three files the binary writes.
 //!
 //! Renderers are pure functions of the review: the same review renders to the same bytes.
 //! Model-written text is passed through as the models wrote it (Markdown stays Markdown);
 //! only table cells are escaped so that a `|` or a newline cannot break the table.
 
+mod comment;
 mod json;
 mod markdown;
 mod sarif;
 
 use std::path::{Path, PathBuf};
 
+pub use comment::render_comment;
 pub use json::{render_json, render_ndjson};
 pub use markdown::render_markdown;
 pub use sarif::{SARIF_SCHEMA, render_sarif};
@@ -56,4 +59,55 @@ pub(crate) fn location(finding: &MergedFinding) -> String {
 pub(crate) fn agreement(finding: &MergedFinding, review: &Review) -> String {
     let of = review.models_answered().max(finding.agreement);
     format!("{}/{of} model{}", finding.agreement, if of == 1 { "" } else { "s" })
+}
+
+/// `1,234,567`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The cells line: how many asked a model, how many came from the cache, tokens spent and
+/// saved, and the spend when priced; `None` when there is nothing beyond the headline.
+pub(crate) fn cost_line(review: &Review) -> Option<String> {
+    let cached = review.cached_cells();
+    if cached == 0 && review.spend.is_none() {
+        return None;
+    }
+    let mut line = format!(
+        "Cells: {} asked, {} from the cache. Tokens: {} spent",
+        review.fresh_cells(),
+        cached,
+        thousands(review.usage.total())
+    );
+    if cached > 0 {
+        line.push_str(&format!(", {} saved by the cache", thousands(review.saved.total())));
+    }
+    line.push('.');
+    if let Some(spend) = &review.spend {
+        line.push_str(&format!(" Spend: ${:.4}", spend.fresh_usd));
+        if cached > 0 {
+            line.push_str(&format!(" (the cache saved ${:.4})", spend.saved_usd));
+        }
+        if !spend.unpriced.is_empty() {
+            line.push_str(&format!(", not counting {} (no price)", spend.unpriced.join(", ")));
+        }
+        line.push('.');
+    }
+    Some(line)
+}
+
+/// `src/x.rs` or `src/x.rs (lines 10-20)`.
+pub(crate) fn left_out_place(left: &crate::plan::LeftOut) -> String {
+    match left.lines {
+        Some((a, b)) => format!("{} (lines {a}-{b})", left.file),
+        None => left.file.clone(),
+    }
 }

@@ -11,7 +11,8 @@
 //!   and the flagged line's text): stable across runs and line shifts, so code-scanning
 //!   de-duplicates alerts between pushes.
 //! - `invocations[0].executionSuccessful` is false when every cell failed; each failed cell
-//!   is a `toolExecutionNotifications` entry.
+//!   is a `toolExecutionNotifications` entry (level `error`), and so is each file or range the
+//!   review left out (level `note`, descriptor `not-reviewed`).
 
 use serde_json::{Value, json};
 
@@ -100,10 +101,27 @@ pub fn render_sarif(review: &Review) -> Value {
                 "level": "error",
                 "descriptor": { "id": if c.status == CellStatus::TimedOut { "cell-timed-out" } else { "cell-failed" } },
                 "message": {
-                    "text": format!("{} x {}: {}", c.model, c.lens, c.error.as_deref().unwrap_or("failed")),
+                    "text": format!(
+                        "{} x {} x {}: {}",
+                        c.model,
+                        c.lens,
+                        c.chunk,
+                        c.error.as_deref().unwrap_or("failed")
+                    ),
                 },
             })
         })
+        .chain(review.left_out.iter().map(|l| {
+            let place = match l.lines {
+                Some((a, b)) => format!("{} (lines {a}-{b})", l.file),
+                None => l.file.clone(),
+            };
+            json!({
+                "level": "note",
+                "descriptor": { "id": "not-reviewed" },
+                "message": { "text": format!("not reviewed: {place}: {}", l.reason) },
+            })
+        }))
         .collect();
     json!({
         "$schema": SARIF_SCHEMA,
@@ -129,6 +147,7 @@ pub fn render_sarif(review: &Review) -> Value {
                 "lenses": review.lenses,
                 "cells": review.cells.len(),
                 "failedCells": review.failed_cells().count(),
+                "cachedCells": review.cached_cells(),
             },
         }],
     })

@@ -10,8 +10,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use executus::llm::Message;
 use executus::{Identity, RunHandle, RunOutcome, RunRequest, RunnableAgent, Runtime, RuntimeError};
-use executus_llm::Message;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 use tokio_util::sync::CancellationToken;
 
@@ -213,8 +213,8 @@ begins with /.";
 pub struct ReplEnd {
     /// Why it stopped.
     pub reason: ReplStop,
-    /// Status name of the last turn (`completed`, `budget_denied`, ...), if there was one.
-    pub last_status: Option<&'static str>,
+    /// Status of the last turn, if there was one.
+    pub last_status: Option<executus::RunStatus>,
 }
 
 /// Why [`repl`] stopped.
@@ -309,8 +309,8 @@ where
 
 fn role(message: &Message) -> &'static str {
     match message.role {
-        executus_llm::Role::User => "you",
-        executus_llm::Role::Assistant => "bot",
-        executus_llm::Role::Tool => "tool",
+        executus::llm::Role::User => "you",
+        executus::llm::Role::Assistant => "bot",
+        executus::llm::Role::Tool => "tool",
     }
 }

@@ -1,27 +1,21 @@
-//! The `RunExecutor` actor: supervises runs, one linked child actor per run.
-//!
-//! Messages: start, cancel, steer, status. A run actor that panics is recorded as failed
-//! with the panic message (its transcript recovered from the checkpoint log where one
-//! exists) and the executor carries on: it overrides `handle_supervisor_evt`, whose default
-//! would stop the supervisor when any child dies.
+//! The executor actor: one linked child actor per run, supervision events turned into
+//! outcomes. Crate-private; [`super::ExecutorHandle`] is its face.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use crate::checkpoint::decode;
+use crate::checkpoint::load_stored;
 use crate::ids::RunId;
 use crate::ports::{AuditEvent, AuditRecord, DeliveryItem, StoredStatus};
 use crate::run::actor::{RunActor, RunArgs, RunMsg};
 use crate::run::env::RunEnv;
 use crate::run::handle::RunControl;
-use crate::run::machine::RunState;
-use crate::run::{RunEnd, RunEvent, RunOutcome, RunPhase, RunStatus};
+use crate::run::{RunEnd, RunEvent, RunOutcome, RunSnapshot};
 
 /// Messages of the executor.
-pub enum ExecMsg {
+pub(crate) enum ExecMsg {
     /// Start a run actor.
     Start(Box<RunArgs>, RpcReplyPort<Result<(), String>>),
     /// Cancel a run.
@@ -29,7 +23,7 @@ pub enum ExecMsg {
     /// Steer a run; replies false if the run is not active here.
     Steer(RunId, String, RpcReplyPort<bool>),
     /// Status of a run, if active here.
-    Status(RunId, RpcReplyPort<Option<RunStatus>>),
+    Status(RunId, RpcReplyPort<Option<RunSnapshot>>),
     /// Number of active runs.
     Active(RpcReplyPort<usize>),
     /// Stop every run actor without finishing it (their checkpoints stay, so they resume
@@ -54,10 +48,10 @@ struct AfterEnd {
 }
 
 /// The executor actor.
-pub struct RunExecutor;
+pub(crate) struct RunExecutor;
 
 /// Its state.
-pub struct ExecState {
+pub(crate) struct ExecState {
     env: Arc<RunEnv>,
     by_actor: HashMap<ActorId, Child>,
     by_run: HashMap<RunId, ActorId>,
@@ -226,19 +220,13 @@ async fn fail_without_actor(
     after: AfterEnd,
     error: String,
 ) {
-    let store = env.checkpoint.store().clone();
     let _ = env.checkpoint.flush().await;
-    let recovered = match store.load(run_id).await {
-        Ok(Some(stored)) => {
-            let facts: Result<Vec<_>, _> = stored.entries.iter().map(|e| decode(&e.payload)).collect();
-            facts.ok().and_then(|f| RunState::replay(f.iter()).ok())
-        }
-        _ => None,
-    };
+    let recovered =
+        load_stored(env.checkpoint.store().as_ref(), run_id).await.ok().flatten().map(|stored| stored.state);
     if let Err(e) = env.checkpoint.finish(run_id, StoredStatus::Failed).await {
         tracing::warn!(run_id = %run_id, error = %e, "could not delete the failed run's checkpoint");
     }
-    let end = RunEnd::Failed { error };
+    let end = RunEnd::Failed { error: error.into() };
     let (messages, steps, usage, identity) = match &recovered {
         Some(st) => (st.messages.clone(), st.step, st.usage, st.identity.clone()),
         None => (Vec::new(), 0, Default::default(), Default::default()),
@@ -249,16 +237,16 @@ async fn fail_without_actor(
             Some(run_id),
             identity.clone(),
             Some(control.agent.clone()),
-            AuditEvent::RunEnded { status: end.status().into(), reason: end.reason(), steps, usage },
+            AuditEvent::RunEnded { status: end.status(), reason: end.reason(), steps, usage },
         ))
         .await;
-    let output = recovered.as_ref().and_then(RunState::last_text);
+    let output = recovered.as_ref().and_then(|st| st.last_text());
     if after.deliver {
         let item = DeliveryItem {
             run_id,
             agent: control.agent.clone(),
             identity,
-            status: end.status().into(),
+            status: end.status(),
             output: output.clone(),
         };
         env.deliver(item).await;
@@ -277,87 +265,4 @@ async fn fail_without_actor(
         usage,
         end,
     });
-}
-
-/// A typed handle to the executor.
-#[derive(Clone)]
-pub struct ExecutorHandle {
-    actor: ActorRef<ExecMsg>,
-}
-
-impl ExecutorHandle {
-    /// Starts the executor.
-    ///
-    /// # Errors
-    /// A message if the actor cannot be spawned.
-    pub async fn spawn(env: Arc<RunEnv>) -> Result<Self, String> {
-        let (actor, _) = Actor::spawn(None, RunExecutor, env).await.map_err(|e| e.to_string())?;
-        Ok(Self { actor })
-    }
-
-    /// Starts a run actor.
-    ///
-    /// # Errors
-    /// A message if the run could not start (its outcome is then already published).
-    pub async fn start(&self, args: Box<RunArgs>) -> Result<(), String> {
-        ractor::call!(self.actor, ExecMsg::Start, args).map_err(|e| e.to_string())?
-    }
-
-    /// Cancels a run if it is active.
-    pub fn cancel(&self, run: RunId) {
-        let _ = self.actor.send_message(ExecMsg::Cancel(run));
-    }
-
-    /// Steers a run; false if it is not active.
-    pub async fn steer(&self, run: RunId, text: String) -> bool {
-        ractor::call!(self.actor, ExecMsg::Steer, run, text).unwrap_or(false)
-    }
-
-    /// Status of an active run.
-    pub async fn status(&self, run: RunId) -> Option<RunStatus> {
-        ractor::call!(self.actor, ExecMsg::Status, run).ok().flatten()
-    }
-
-    /// Number of active runs.
-    pub async fn active(&self) -> usize {
-        ractor::call!(self.actor, ExecMsg::Active).unwrap_or(0)
-    }
-
-    /// Waits (at most `limit`) until the executor actor has stopped.
-    pub async fn stopped(&self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while self.actor.get_status() != ractor::ActorStatus::Stopped
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Interrupts every active run (checkpoints kept) and stops the executor.
-    pub fn shutdown(&self) {
-        let _ = self.actor.send_message(ExecMsg::Shutdown);
-    }
-}
-
-/// Status of a run the executor does not hold: queued (admitted to a lane, not started),
-/// or ended and not yet forgotten.
-pub(crate) fn queued_status(control: &RunControl) -> RunStatus {
-    match control.outcome() {
-        Some(outcome) => RunStatus {
-            run_id: control.run_id,
-            agent: control.agent.clone(),
-            phase: RunPhase::Ended(outcome.status().to_owned()),
-            step: outcome.steps,
-            usage: outcome.usage,
-            elapsed: Default::default(),
-        },
-        None => RunStatus {
-            run_id: control.run_id,
-            agent: control.agent.clone(),
-            phase: RunPhase::Queued,
-            step: 0,
-            usage: Default::default(),
-            elapsed: Default::default(),
-        },
-    }
 }

@@ -3,24 +3,21 @@
 //!
 //! The trait is shaped for SQL, like the batteries' stores: each method is one atomic
 //! operation. [`MemoryChatHistory`] keeps conversations for the life of the process;
-//! [`SqliteChatHistory`] keeps them in the SQLite file of the other executus stores.
+//! `executus-store` keeps them in its SQLite file (`SqliteChatStore`). Every backend passes
+//! [`conformance`](crate::conformance).
 //!
 //! Guarantees: `append` adds all of its messages after every message appended before it
 //! returned, or none of them; `load` returns them in that order. Not provided: trimming —
 //! a long conversation is kept whole and the core's context compaction decides what the
 //! model sees.
 
-mod sqlite;
-
-pub use sqlite::SqliteChatHistory;
-
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use executus::Identity;
+use executus::llm::Message;
 use executus::ports::PortError;
-use executus_llm::Message;
 
 /// Whose conversation: a user in a tenant, talking to a persona.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
