@@ -56,14 +56,26 @@ impl Variant {
 /// # Errors
 /// If the binary cannot be built or a sample does not exit 0 with its answer.
 pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
-    let n = if opts.smoke { 2 } else { 20 };
+    let n = if opts.smoke { 2 } else { 30 };
     let mut section =
         Section::new("P7", "a dead OpenTelemetry collector vs no export: run and exit time".to_owned());
     let bin = crate::p5::binary().await?;
-    let mock = Mock::start(MockConfig { tool_steps: 0, ..MockConfig::default() }).await?;
+    // Four model calls 30 ms apart with three tool calls between them: spans end all through
+    // the run, and with a 10 ms batch delay they are exported while it goes on.
+    let mock = Mock::start(MockConfig {
+        tool_steps: 3,
+        latency: Duration::from_millis(30),
+        ..MockConfig::default()
+    })
+    .await?;
     let dir = tempfile::tempdir()?;
     let store = format!("sqlite://{}", dir.path().join("executus.db").display());
-    let config = crate::p5::write_config(dir.path(), "executus.toml", &mock.url(), &store)?;
+    let mut text = crate::p5::config_text(&mock.url(), &store).replace("max_steps = 2", "max_steps = 6");
+    // The mock calls the first tool offered; `clock` refuses its arguments, an error result
+    // the run goes on from (3 errors stay under the tool-error limit).
+    text.push_str("tools = [\"clock\"]\n");
+    let config = dir.path().join("executus.toml");
+    std::fs::write(&config, text)?;
     // A port nothing listens on, and a listener that accepts and then says nothing.
     let refused = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -129,8 +141,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     section.notes.push(format!(
         "**Method.** `executus-run --config <tmp>/executus.toml run --agent {AGENT} --input ...` is \
          spawned {n} times per variant, the three variants interleaved, with a clean environment \
-         (PATH only, plus `OTEL_EXPORTER_OTLP_ENDPOINT` for the export variants). The mock \
-         answers at once. The reference is a live collector: an in-process OTLP/HTTP sink that \
+         (PATH only, plus `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_BSP_SCHEDULE_DELAY=10` for the \
+         export variants, so spans are exported while the run goes on). The agent makes four \
+         model calls (the mock answers each after 30 ms) with three tool calls between them. The reference is a live collector: an in-process OTLP/HTTP sink that \
          reads each request and answers 200; \"export off\" shows what configuring export costs \
          at all (the exporter's HTTP client is built at start). \"Answer\" is from the spawn to the run's answer line on stdout, \"exit\" \
          to the process's exit (which includes the flush of queued spans, bounded at 3 s; the \
@@ -155,7 +168,7 @@ async fn sample(bin: &Path, config: &Path, endpoint: Option<&str>) -> anyhow::Re
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(endpoint) = endpoint {
-        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "10");
     }
     let t0 = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
