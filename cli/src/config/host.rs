@@ -27,9 +27,9 @@ use executus_budget::{BudgetConfig, BudgetConfigError, BudgetSettings};
 use executus_critic::{CriticConfig, CriticConfigError};
 use executus_schedule::{CatchUp, Job, JobDef, Overlap, ScheduleError};
 use executus_skill::SkillContent;
+use executus_swarm::LensKind;
+use executus_swarm::glob::{DEFAULT_EXCLUDES, Glob, compile_all};
 use figment::Figment;
-use pr_review_swarm::LensKind;
-use pr_review_swarm::glob::{DEFAULT_EXCLUDES, Glob, compile_all};
 use serde::Deserialize;
 
 use super::providers::relative_to_file;
@@ -95,7 +95,8 @@ pub enum StringList {
 }
 
 impl StringList {
-    fn items(&self) -> Vec<String> {
+    /// The items, trimmed.
+    pub(crate) fn items(&self) -> Vec<String> {
         match self {
             Self::List(items) => items.iter().map(|s| s.trim().to_owned()).collect(),
             Self::Csv(text) => text.split(',').map(|s| s.trim().to_owned()).collect(),
@@ -251,13 +252,13 @@ impl Default for SwarmSettings {
         Self {
             models: Vec::new(),
             lenses: LensKind::ALL.to_vec(),
-            concurrency: NonZeroUsize::new(pr_review_swarm::config::DEFAULT_CONCURRENCY)
+            concurrency: NonZeroUsize::new(executus_swarm::config::DEFAULT_CONCURRENCY)
                 .unwrap_or(NonZeroUsize::MIN),
-            deadline: Some(pr_review_swarm::config::DEFAULT_DEADLINE),
+            deadline: Some(executus_swarm::config::DEFAULT_DEADLINE),
             exclude: compile_all(DEFAULT_EXCLUDES).unwrap_or_default(),
-            max_cell_tokens: pr_review_swarm::plan::DEFAULT_MAX_CELL_TOKENS,
+            max_cell_tokens: executus_swarm::plan::DEFAULT_MAX_CELL_TOKENS,
             max_total_tokens: None,
-            context_tokens: pr_review_swarm::config::DEFAULT_CONTEXT_TOKENS,
+            context_tokens: executus_swarm::config::DEFAULT_CONTEXT_TOKENS,
             cache: true,
         }
     }
@@ -416,7 +417,7 @@ fn validate_swarm(
         swarm.lenses = list;
     }
     if let Some(n) = raw.concurrency {
-        let max = pr_review_swarm::config::MAX_CONCURRENCY;
+        let max = executus_swarm::config::MAX_CONCURRENCY;
         swarm.concurrency = usize::try_from(n)
             .ok()
             .filter(|n| *n <= max)
@@ -468,7 +469,7 @@ fn validate_swarm(
             swarm.max_total_tokens = Some(count("swarm.max_total_tokens", n)?);
         }
     }
-    pr_review_swarm::config::check_budgets(
+    executus_swarm::config::check_budgets(
         swarm.max_cell_tokens,
         swarm.max_total_tokens,
         swarm.context_tokens,

@@ -96,7 +96,7 @@ async fn mcp_configuration_errors_name_the_key() {
         (base.replace("[mcp.servers.py]", "[mcp.servers.\"my__py\"]"), "mcp.servers.my__py"),
         (
             base.replace("\"mcp:py/echo\"", "\"mcp:nope/echo\""),
-            "agents.mcp_user.tools: \"mcp:nope/echo\" names MCP server \"nope\"",
+            "agents.mcp_user.tools (from TOML file executus.toml): unknown tool \"mcp:nope/echo\" (known: calc, clock, dispatch_agent, web_fetch, mcp:py/*, mcp__py__*)",
         ),
         (
             base.replace("\"mcp:py/echo\"", "\"mcp:py/nope\""),

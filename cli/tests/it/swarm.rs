@@ -14,9 +14,8 @@ use crate::common::*;
 #[path = "../../../examples/pr-review-swarm/tests/support/sarif_schema.rs"]
 mod sarif_schema;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pr-review-swarm/data/sample.diff");
-const TRANSCRIPT: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pr-review-swarm/data/replay.jsonl");
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../swarm/data/sample.diff");
+const TRANSCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../swarm/data/replay.jsonl");
 
 fn replay_config(models: &str) -> String {
     format!(
@@ -284,7 +283,7 @@ fn github_env(command: &mut std::process::Command, forge: &forges::Forge, event:
 }
 
 fn commentable(forge: &forges::Forge) {
-    let index = pr_review_swarm::diff::DiffIndex::parse(&std::fs::read_to_string(SAMPLE).unwrap());
+    let index = executus_swarm::diff::DiffIndex::parse(&std::fs::read_to_string(SAMPLE).unwrap());
     forge.with(|state| {
         for file in index.files() {
             for line in 1..500 {
@@ -337,7 +336,7 @@ async fn post_github_gates_with_exit_5_edits_its_comment_and_never_prints_the_to
     let writes = forge.writes();
     assert_eq!(writes.len(), 2);
     assert_eq!(writes[0].path, "/repos/octo/widgets/issues/7/comments");
-    assert!(writes[0].body["body"].as_str().unwrap().starts_with(pr_review_swarm::post::SUMMARY_MARKER));
+    assert!(writes[0].body["body"].as_str().unwrap().starts_with(executus_swarm::post::SUMMARY_MARKER));
     assert_eq!(writes[1].path, "/repos/octo/widgets/pulls/7/reviews");
     assert!(forge.log().iter().all(|s| s.headers["authorization"] == format!("Bearer {TOKEN}")));
 

@@ -1,12 +1,12 @@
 //! The swarm's review cache in the store: `executus_store::SqliteReviewCache` (the table of
-//! migration 0007) adapted to `pr_review_swarm::ReviewCache`, the cached answer kept as the
+//! migration 0007) adapted to `executus_swarm::ReviewCache`, the cached answer kept as the
 //! library's `CachedCell` JSON. At the end of each review ([`ReviewCache::flush`]) answers not
 //! used for [`RETENTION`] are deleted, so the table holds what recent pull requests use.
 
 use async_trait::async_trait;
 use executus_store::{ReviewCacheKey, SqliteReviewCache};
-use pr_review_swarm::cache::CacheError;
-use pr_review_swarm::{CacheKey, CachedCell, ReviewCache};
+use executus_swarm::cache::CacheError;
+use executus_swarm::{CacheKey, CachedCell, ReviewCache};
 
 const BACKEND: &str = "sqlite";
 

@@ -2,7 +2,7 @@
 //! [--post github|gitlab [--inline]] [--fail-on error|warning|note|none] [--no-cache]
 //! [--quiet]`: the light host's job as a command — N models x M lenses over a unified diff,
 //! split per file and hunk group, each cell answering with structured findings, merged and
-//! de-duplicated across models by the `pr-review-swarm` library.
+//! de-duplicated across models by the `executus-swarm` library.
 //!
 //! Models, lenses, concurrency, deadline, exclude globs and token budgets come from `[swarm]`;
 //! providers and tiers from the rest of the configuration. `--base` makes the diff with
@@ -29,10 +29,10 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use executus::fanout::FanoutProgress;
 use executus_llm::Usage;
-use pr_review_swarm::diff::DiffIndex;
-use pr_review_swarm::git::{Base, ci_base, diff_from_git};
-use pr_review_swarm::review::MAX_DIFF_BYTES;
-use pr_review_swarm::{
+use executus_swarm::diff::DiffIndex;
+use executus_swarm::git::{Base, ci_base, diff_from_git};
+use executus_swarm::review::MAX_DIFF_BYTES;
+use executus_swarm::{
     FailOn, NoCache, Platform, PostTarget, Progress, ReviewCache, ReviewConfig, ReviewError, post_review,
     render_comment, render_json, render_markdown, render_ndjson, render_sarif, run_review_cached,
     write_outputs,
@@ -114,7 +114,6 @@ fn parse_fail_on(text: &str) -> Result<FailOn, String> {
 /// Configuration errors (exit 2), output that cannot be written or posted (exit 1).
 pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -> anyhow::Result<Exit> {
     let settings = &config.host.swarm;
-    let source = |key: &str| executus::config::source_of(&config.figment, key);
     if settings.models.is_empty() {
         let providers = config.registry.provider_names();
         return Err(UsageError(format!(
@@ -124,14 +123,7 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
         ))
         .into());
     }
-    for spec in &settings.models {
-        config.registry.resolve(spec).map_err(|e| {
-            UsageError(format!(
-                "invalid configuration value for swarm.models (from {}): {spec:?} does not resolve: {e}",
-                source("swarm.models")
-            ))
-        })?;
-    }
+    // Every model spec was resolved when the configuration was loaded (config::check).
     let input = match &args.base {
         Some(base) => {
             let base = if base.trim().is_empty() {
@@ -351,7 +343,7 @@ fn short(sha: &str) -> &str {
 }
 
 // The light host and the CLI document the same code for "findings at or above the threshold".
-const _: () = assert!(Exit::Findings as u8 == pr_review_swarm::FINDINGS_EXIT);
+const _: () = assert!(Exit::Findings as u8 == executus_swarm::FINDINGS_EXIT);
 
 fn pretty(value: &serde_json::Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());

@@ -586,15 +586,10 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// Parses a final answer as JSON, stripping a Markdown code fence.
+/// Parses a final answer as JSON, stripping a Markdown code fence (the provider crate's
+/// [`strip_code_fences`](executus_llm::strip_code_fences), as `generate_typed` does).
 pub fn parse_typed(text: &str) -> Result<Value, serde_json::Error> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```JSON"))
-        .or_else(|| t.strip_prefix("```"))
-        .map_or(t, |rest| rest.trim_end().strip_suffix("```").unwrap_or(rest));
-    serde_json::from_str(t.trim())
+    serde_json::from_str(executus_llm::strip_code_fences(text))
 }
 
 /// `Usage` without its zero counters, for the checkpoint log; reads the full form too.

@@ -6,7 +6,7 @@ async fn the_store_cache_passes_the_review_cache_conformance_suite() {
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
     let store = executus_store::Store::open(&url).await.unwrap();
     let cache = StoreReviewCache::new(SqliteReviewCache::new(store.clone()));
-    pr_review_swarm::cache::conformance::check_review_cache(&cache).await.unwrap();
+    executus_swarm::cache::conformance::check_review_cache(&cache).await.unwrap();
 
     // An entry that is not a cached cell is a corrupt entry naming the cell, not a panic.
     let key = CacheKey {
