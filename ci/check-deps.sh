@@ -3,8 +3,9 @@
 # and the examples sit on the product, never on the CLI):
 #
 #   1. the provider crate (executus-llm), the core crate (executus) and the light-host example
-#      (pr-review-swarm) never have sqlx, SQLite, cron or any executus battery/store crate in
-#      their normal dependency tree, and no source file under llm/ or core/ names a battery;
+#      (pr-review-swarm) never have sqlx, SQLite, cron, an MCP client, OpenTelemetry (export
+#      happens in the hosts) or any executus battery/store crate in their normal dependency
+#      tree, and no source file under llm/ or core/ names a battery;
 #   2. no battery (every crate under batteries/) has executus-store, executus-run or the SQLite
 #      stack (sqlx, libsqlite3-sys, rusqlite) in its normal tree: a battery is a port's
 #      implementation with an in-memory store; its SQLite store lives in executus-store;
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-LEAN_FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|executus-(persona|skill|audit|critic|budget|schedule|store|chat))$'
+LEAN_FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|rmcp|opentelemetry[a-z0-9_-]*|tracing-opentelemetry|executus-(persona|skill|audit|critic|budget|schedule|store|chat|mcp))$'
 LEAN_CRATES=(executus-llm executus executus-swarm pr-review-swarm)
 BATTERY_FORBIDDEN='^(executus-store|executus-run|sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite)$'
 EXAMPLE_FORBIDDEN='^(executus-run)$'
@@ -105,9 +106,9 @@ mapfile -t products < <(package_names */Cargo.toml batteries/*/Cargo.toml)
 for crate in "${products[@]}"; do
   case $crate in executus*) check "$crate" normal,build "$example_regex" "the product never depends on an example" ;; esac
 done
-if grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' --include='Cargo.toml' >/dev/null 2>&1; then
+if grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store|mcp)\b' llm/ core/ --include='*.rs' --include='Cargo.toml' >/dev/null 2>&1; then
   echo "a battery/store crate is referenced from llm/ or core/:" >&2
-  grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' >&2 || true
+  grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store|mcp)\b' llm/ core/ --include='*.rs' >&2 || true
   status=1
 fi
 [ $status -eq 0 ] && echo "check-deps ok: ${LEAN_CRATES[*]} are free of sqlx, sqlite, cron and batteries;" \

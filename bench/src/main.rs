@@ -10,6 +10,7 @@
 //!     p4  a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
 //!     p5  `executus-run` process start to the first byte at the mock
 //!     p6  failover past a refusing head: added latency, attempts on the benched head
+//!     p7  a dead OpenTelemetry collector vs no export: `executus-run` run and exit time
 //!     fleet  `auto:*` routing decision (10 hosts x 20 models); connector memory per host
 //!     --smoke      tiny sizes (seconds), no peers, writes nothing (what CI runs)
 //!     --no-peers   skip the rig and Python references
@@ -32,6 +33,7 @@ mod p3;
 mod p4;
 mod p5;
 mod p6;
+mod p7;
 mod report;
 mod stats;
 mod sys;
@@ -86,7 +88,7 @@ fn flag_value(rest: &[String], name: &str) -> Option<String> {
 }
 
 const HELP: &str =
-    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|fleet> [--smoke] [--no-peers] [--out PATH] [--no-write]
+    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|p7|fleet> [--smoke] [--no-peers] [--out PATH] [--no-write]
 
   all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
   p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
@@ -95,6 +97,7 @@ const HELP: &str =
   p4   a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
   p5   `executus-run` process start to the first byte at the mock (builds it if stale)
   p6   failover past a refusing head: added latency, attempts on the benched head
+  p7   a dead OpenTelemetry collector vs no export: run and exit time of `executus-run`
   fleet  auto:* routing decision (10 hosts x 20 models); connector memory per llama-swap host";
 
 fn main() -> anyhow::Result<()> {
@@ -134,7 +137,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             println!("{HELP}");
             Ok(())
         }
-        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "fleet" => benchmarks(args).await,
+        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" | "fleet" => benchmarks(args).await,
         other => bail!("unknown command {other:?}\n{HELP}"),
     }
 }
@@ -148,7 +151,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
     let source = sys::source(&p1::peers::repo_root());
     println!("{source}");
     let which: Vec<&str> = match args.command.as_str() {
-        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "fleet"],
+        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7", "fleet"],
         one => vec![one],
     };
     let mut sections: Vec<Section> = Vec::new();
@@ -161,6 +164,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
             "p4" => p4::run(&args.opts).await,
             "p5" => p5::run(&args.opts).await,
             "p6" => p6::run(&args.opts).await,
+            "p7" => p7::run(&args.opts).await,
             "fleet" => fleet::run(&args.opts).await,
             _ => unreachable_id(id),
         };

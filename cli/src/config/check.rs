@@ -52,7 +52,6 @@ impl KnownTools {
     /// Adds a pattern for a source whose tools are listed only at run time: `*` stands for
     /// any run of characters (e.g. `mcp:files/*`). A selection written with the same `*`
     /// matches it too.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn add_pattern(&mut self, pattern: impl Into<String>) {
         self.patterns.push(pattern.into());
     }
@@ -80,9 +79,16 @@ impl KnownTools {
 /// The tools this host registers: the built-in tools and `dispatch_agent` (exactly the
 /// registry [`crate::host::tool_registry`] builds). A tool source added to the host adds its
 /// names or patterns here too.
-pub fn known_tools(runtime: &RuntimeConfig, _host: &HostConfig) -> KnownTools {
+pub fn known_tools(runtime: &RuntimeConfig, host: &HostConfig) -> KnownTools {
     let mut known = KnownTools::default();
     known.add_names(crate::host::tool_registry(runtime).names());
+    // MCP servers list their tools only when they start: a selection (`mcp:NAME/TOOL`) or a
+    // full name (`mcp__NAME__TOOL`, persona files) of a configured server passes here and is
+    // checked against the server's list at start.
+    for server in &host.mcp {
+        known.add_pattern(format!("{}{}/*", executus_mcp::SELECTOR_PREFIX, server.name));
+        known.add_pattern(format!("mcp__{}__*", server.name));
+    }
     known
 }
 

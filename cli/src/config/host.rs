@@ -13,6 +13,8 @@
 //! | `[swarm]` | models, lenses, concurrency, deadline, exclude globs, token budgets, context size and review cache of `executus-run swarm` |
 //! | `[schedule.jobs.ID]` | cron jobs of `executus-run schedule` |
 //! | `[chat] persona` | the persona `executus-run chat` talks to by default |
+//! | `[mcp.servers.NAME]` | MCP servers whose tools agents select as `mcp:NAME/TOOL` (`executus-mcp`) |
+//! | `[telemetry]` | OpenTelemetry export (see `crate::telemetry`) |
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -205,6 +207,21 @@ pub struct RawHostSections {
     /// `[chat]`.
     #[serde(default)]
     pub chat: RawChat,
+    /// `[mcp]`.
+    #[serde(default)]
+    pub mcp: RawMcp,
+    /// `[telemetry]` (read again, with the `OTEL_*` variables, before logging starts).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::RawTelemetry,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// `[mcp.servers.NAME]`.
+    #[serde(default)]
+    pub servers: BTreeMap<String, executus_mcp::RawServer>,
 }
 
 /// `[swarm]`, validated.
@@ -279,6 +296,10 @@ pub struct HostConfig {
     pub jobs: Vec<JobDef>,
     /// The default persona of `chat`.
     pub chat_persona: Option<String>,
+    /// MCP servers, validated (variables read).
+    pub mcp: Vec<executus_mcp::ServerConfig>,
+    /// OpenTelemetry export, when configured.
+    pub telemetry: Option<crate::telemetry::Settings>,
 }
 
 /// Parses `user[@tenant]` (tenant `default` when omitted).
@@ -346,6 +367,17 @@ impl RawHostSections {
             host.jobs.push(validate_job(&id, raw, figment)?);
         }
         host.chat_persona = self.chat.persona.filter(|p| !p.trim().is_empty());
+        for (name, raw) in &self.mcp.servers {
+            let mut server = raw.validate(name, &|v| std::env::var(v).ok()).map_err(|e| {
+                ConfigError::Invalid { origin: source_of(figment, &e.key), key: e.key, reason: e.reason }
+            })?;
+            if let executus_mcp::Transport::Stdio { cwd: Some(dir), .. } = &mut server.transport {
+                *dir = relative_to_file(dir, file);
+            }
+            host.mcp.push(server);
+        }
+        host.telemetry =
+            crate::telemetry::Settings::from_raw(&self.telemetry, figment, &|v| std::env::var(v).ok())?;
         Ok(host)
     }
 }
