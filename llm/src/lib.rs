@@ -24,6 +24,7 @@ pub mod fake;
 pub mod fuzzing;
 pub mod health;
 pub mod http;
+pub mod media;
 pub mod model;
 pub mod providers;
 pub mod registry;

@@ -337,6 +337,10 @@ impl Model for WithCapabilities {
         }
     }
 
+    fn media_limits(&self) -> Option<crate::media::MediaLimits> {
+        self.inner.media_limits()
+    }
+
     async fn generate(&self, request: Request) -> Result<Response> {
         self.inner.generate(request).await
     }

@@ -66,6 +66,7 @@ use serde_json::Value;
 use super::ProviderConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Http, classify_status, error_message, preview};
+use crate::media::{MediaKind, MediaLimits};
 use crate::model::{Model, Provider};
 use crate::stream::{EventStream, StreamEvent};
 use crate::types::{FinishReason, Message, Part, Request, Response, Role, Usage};
@@ -86,6 +87,7 @@ struct Inner {
     /// The base URL without a trailing slash, or why the configured one is invalid.
     base: std::result::Result<String, String>,
     http: Http,
+    media: MediaLimits,
 }
 
 impl Gemini {
@@ -102,7 +104,8 @@ impl Gemini {
             Err(e) => Err(format!("invalid Gemini base URL {base:?}: {e}")),
         };
         let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
-        Self { inner: Arc::new(Inner { name: config.name, base, http }) }
+        let media = config.media_or(MediaKind::Gemini);
+        Self { inner: Arc::new(Inner { name: config.name, base, http, media }) }
     }
 
     /// The base URL in use, or `None` when the configured one is invalid.
@@ -195,6 +198,10 @@ impl Model for GeminiModel {
 
     fn model_id(&self) -> &str {
         &self.id
+    }
+
+    fn media_limits(&self) -> Option<MediaLimits> {
+        Some(self.inner.media.clone())
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {

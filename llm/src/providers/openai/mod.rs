@@ -48,6 +48,7 @@ use serde_json::Value;
 use super::ProviderConfig;
 use crate::error::{ErrorKind, Result};
 use crate::http::{Http, join};
+use crate::media::{MediaKind, MediaLimits};
 use crate::model::{Model, Provider};
 use crate::stream::EventStream;
 use crate::types::{Capabilities, Request, Response};
@@ -92,12 +93,14 @@ struct Inner {
     /// does not parse: then every request reports that through the HTTP client, as before.
     parsed: Option<reqwest::Url>,
     options: OpenAiOptions,
+    /// Image-input limits: the configured ones, else the row for this base URL's kind.
+    media: MediaLimits,
 }
 
 impl Inner {
-    fn new(http: Http, url: String, options: OpenAiOptions) -> Self {
+    fn new(http: Http, url: String, options: OpenAiOptions, media: MediaLimits) -> Self {
         let parsed = reqwest::Url::parse(&url).ok();
-        Self { http, url, parsed, options }
+        Self { http, url, parsed, options, media }
     }
 }
 
@@ -107,17 +110,19 @@ impl OpenAi {
     pub fn new(config: ProviderConfig) -> Self {
         // An empty key means "no key": sending `Bearer ` would be rejected by servers that
         // run without authentication.
+        let media = config.media_or(MediaKind::for_openai_base(&config.base_url));
         let secret = config.api_key.filter(|k| !k.expose().is_empty());
         let http = Http::new(&config.name, config.http, secret);
         let url = join(&config.base_url, "chat/completions");
         let options = OpenAiOptions::default();
-        Self { inner: Arc::new(Inner::new(http, url, options)) }
+        Self { inner: Arc::new(Inner::new(http, url, options, media)) }
     }
 
     /// The same endpoint with these options.
     #[must_use]
     pub fn with_options(self, options: OpenAiOptions) -> Self {
-        let inner = Inner::new(self.inner.http.clone(), self.inner.url.clone(), options);
+        let inner =
+            Inner::new(self.inner.http.clone(), self.inner.url.clone(), options, self.inner.media.clone());
         Self { inner: Arc::new(inner) }
     }
 
@@ -184,6 +189,10 @@ impl Model for OpenAiModel {
     fn capabilities(&self) -> Capabilities {
         let options = &self.inner.options;
         options.model_capabilities.get(&self.id).copied().unwrap_or(options.capabilities)
+    }
+
+    fn media_limits(&self) -> Option<MediaLimits> {
+        Some(self.inner.media.clone())
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
