@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::imagegen::ImageModel;
 use crate::media::MediaLimits;
 use crate::stream::EventStream;
 use crate::types::{Capabilities, Request, Response};
@@ -79,4 +80,11 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// The model with this id (verbatim: it may contain `/` and `:`).
     fn model(&self, id: &str) -> Arc<dyn Model>;
+
+    /// The image-generation model with this id, when the provider can generate images
+    /// (see [`crate::imagegen`]); `None` (the default) when it cannot.
+    fn image_model(&self, id: &str) -> Option<Arc<dyn ImageModel>> {
+        let _ = id;
+        None
+    }
 }

@@ -30,6 +30,7 @@ use crate::dsn::{ProviderSpec, validate_name};
 use crate::error::{ConfigError, Result};
 use crate::health::HealthTracker;
 use crate::http::HttpOptions;
+use crate::imagegen::{ImageChain, ImageModel};
 use crate::model::{Model, Provider};
 use crate::stream::EventStream;
 use crate::types::{Capabilities, Request, Response};
@@ -224,6 +225,35 @@ impl Registry {
         }
         let mut chain =
             Chain::new(spec.trim(), models, self.health.clone()).with_options(inner.options.clone());
+        if let Some(observer) = &inner.observer {
+            chain = chain.with_observer(Arc::clone(observer));
+        }
+        Ok(chain)
+    }
+
+    /// The image-generation chain `spec` describes (same grammar, aliases and health as
+    /// [`Registry::chain`]); every target's provider must declare image output
+    /// ([`Provider::image_model`]).
+    ///
+    /// # Errors
+    /// As [`Registry::resolve`], and [`ConfigError::NoImageOutput`] naming a target whose
+    /// provider cannot generate images.
+    pub fn image_chain(&self, spec: &str) -> Result<ImageChain, ConfigError> {
+        let inner = self.read();
+        let targets = resolve(&inner, spec)?;
+        let mut models: Vec<Arc<dyn ImageModel>> = Vec::with_capacity(targets.len());
+        for (provider, model) in &targets {
+            let element = format!("{provider}/{model}");
+            let Some(p) = inner.providers.get(provider) else {
+                return Err(unknown_provider(&inner, provider, &element));
+            };
+            let Some(image) = p.image_model(model) else {
+                return Err(ConfigError::NoImageOutput { provider: provider.clone(), element });
+            };
+            models.push(image);
+        }
+        let mut chain =
+            ImageChain::new(spec.trim(), models, self.health.clone()).with_options(inner.options.clone());
         if let Some(observer) = &inner.observer {
             chain = chain.with_observer(Arc::clone(observer));
         }

@@ -68,6 +68,10 @@ fn error_message_shapes() {
     );
     assert_eq!(error_message(br#"{"error":"model not found"}"#), "model not found");
     assert_eq!(
+        error_message(br#"{"error":"server_error","message":"out of memory"}"#),
+        "server_error: out of memory"
+    );
+    assert_eq!(
         error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
         "overloaded_error: Overloaded"
     );
