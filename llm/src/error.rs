@@ -262,7 +262,9 @@ pub enum ConfigError {
         cycle: Vec<String>,
     },
     /// A chain element names a provider that cannot generate images, in an image chain.
-    #[error("{element:?}: provider {provider:?} cannot generate images (openai, llama-swap and gemini providers can)")]
+    #[error(
+        "{element:?}: provider {provider:?} cannot generate images (openai, llama-swap and gemini providers can)"
+    )]
     NoImageOutput {
         /// The provider.
         provider: String,

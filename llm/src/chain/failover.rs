@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::observe::{ChainEvent, ChainObserver, SkipReason};
 use super::ChainOptions;
+use super::observe::{ChainEvent, ChainObserver, SkipReason};
 use crate::error::{Attempt, Error, ErrorKind, Result};
 use crate::health::HealthTracker;
 

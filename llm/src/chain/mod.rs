@@ -71,10 +71,10 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
+pub(crate) use self::failover::{Answer, Failover, Named, Prepared, Target};
 pub use self::observe::{
     ChainEvent, ChainObserver, NoopObserver, SkipReason, SleepFuture, Sleeper, TokioSleeper,
 };
-pub(crate) use self::failover::{Answer, Failover, Named, Prepared, Target};
 use crate::error::{Error, Result};
 use crate::health::HealthTracker;
 use crate::media::{MediaCache, normalise_request};
@@ -265,7 +265,9 @@ impl Chain {
     async fn run<T, F>(&self, request: &Request, call: F) -> Result<T>
     where
         T: Answer,
-        F: for<'a> Fn(&'a (dyn Model + 'static), &'a Cow<'_, Request>) -> BoxFuture<'a, Result<T>> + Send + Sync,
+        F: for<'a> Fn(&'a (dyn Model + 'static), &'a Cow<'_, Request>) -> BoxFuture<'a, Result<T>>
+            + Send
+            + Sync,
     {
         let prepare = |model: &(dyn Model + 'static)| prepare(request, model, &self.media);
         self.core.run(&self.targets, "chat", prepare, call).await
@@ -352,13 +354,21 @@ impl Answer for EventStream {
 }
 
 /// One `generate` attempt.
-fn generate_attempt<'a>(model: &'a (dyn Model + 'static), request: &'a Cow<'_, Request>) -> BoxFuture<'a, Result<Response>> {
+#[allow(clippy::ptr_arg, reason = "the failover loop lends each target its prepared `Cow`")]
+fn generate_attempt<'a>(
+    model: &'a (dyn Model + 'static),
+    request: &'a Cow<'_, Request>,
+) -> BoxFuture<'a, Result<Response>> {
     model.generate_ref(request)
 }
 
 /// Opens a stream on `model` and waits for its first item, so that a failure before any
 /// output counts as a failed attempt. The returned stream replays that first event.
-fn open_stream<'a>(model: &'a (dyn Model + 'static), request: &'a Cow<'_, Request>) -> BoxFuture<'a, Result<EventStream>> {
+#[allow(clippy::ptr_arg, reason = "the failover loop lends each target its prepared `Cow`")]
+fn open_stream<'a>(
+    model: &'a (dyn Model + 'static),
+    request: &'a Cow<'_, Request>,
+) -> BoxFuture<'a, Result<EventStream>> {
     let request: &'a Request = request;
     Box::pin(async move {
         let mut stream = if Capabilities::allows(model.capabilities().streaming) {

@@ -201,9 +201,13 @@ pub(crate) fn checked_image(
     revised_prompt: Option<String>,
 ) -> Result<GeneratedImage> {
     match crate::media::inspect(&data) {
-        Ok(info) => {
-            Ok(GeneratedImage { format: info.format, width: info.width, height: info.height, data, revised_prompt })
-        }
+        Ok(info) => Ok(GeneratedImage {
+            format: info.format,
+            width: info.width,
+            height: info.height,
+            data,
+            revised_prompt,
+        }),
         Err(e) => Err(http.error(
             crate::error::ErrorKind::Decode,
             model,

@@ -115,7 +115,10 @@ fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Option<Vec<u8>> {
 }
 
 fn encode_png(img: &DynamicImage, alpha: bool) -> Option<Vec<u8>> {
-    let gray = matches!(img.color(), image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16);
+    let gray = matches!(
+        img.color(),
+        image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16
+    );
     let eight_bit = match (gray, alpha) {
         (true, false) => DynamicImage::ImageLuma8(img.to_luma8()),
         (true, true) => DynamicImage::ImageLumaA8(img.to_luma_alpha8()),
@@ -129,7 +132,12 @@ fn encode_png(img: &DynamicImage, alpha: bool) -> Option<Vec<u8>> {
 }
 
 /// Converts `bytes` (inspected as `info`) to fit `limits` with at most `budget` bytes.
-pub(super) fn convert(bytes: &[u8], info: &ImageInfo, limits: &MediaLimits, budget: usize) -> Result<Converted, Fault> {
+pub(super) fn convert(
+    bytes: &[u8],
+    info: &ImageInfo,
+    limits: &MediaLimits,
+    budget: usize,
+) -> Result<Converted, Fault> {
     let mut img = decode(bytes, info)?;
     if let Some(orientation) = Orientation::from_exif(info.orientation) {
         img.apply_orientation(orientation);
@@ -144,20 +152,26 @@ pub(super) fn convert(bytes: &[u8], info: &ImageInfo, limits: &MediaLimits, budg
     let jpeg = limits.accepts(ImageFormat::Jpeg);
     let mut smallest = usize::MAX;
     loop {
-        if png_first || !jpeg {
-            if let Some(data) = encode_png(&img, alpha) {
-                if data.len() <= budget {
-                    return Ok(Converted { format: ImageFormat::Png, data, width: img.width(), height: img.height() });
-                }
-                smallest = smallest.min(data.len());
+        if (png_first || !jpeg)
+            && let Some(data) = encode_png(&img, alpha)
+        {
+            if data.len() <= budget {
+                let (width, height) = (img.width(), img.height());
+                return Ok(Converted { format: ImageFormat::Png, data, width, height });
             }
+            smallest = smallest.min(data.len());
         }
         if jpeg {
             let rgb = flatten(&img);
             for quality in QUALITIES {
                 let Some(data) = encode_jpeg(&rgb, quality) else { continue };
                 if data.len() <= budget {
-                    return Ok(Converted { format: ImageFormat::Jpeg, data, width: img.width(), height: img.height() });
+                    return Ok(Converted {
+                        format: ImageFormat::Jpeg,
+                        data,
+                        width: img.width(),
+                        height: img.height(),
+                    });
                 }
                 smallest = smallest.min(data.len());
             }

@@ -418,7 +418,8 @@ fn gif(b: &[u8]) -> Result<ImageInfo, &'static str> {
 fn webp(b: &[u8]) -> Result<ImageInfo, &'static str> {
     let truncated = "the first chunk is truncated";
     let chunk = b.get(12..16).ok_or(truncated)?;
-    let mut info = ImageInfo { format: ImageFormat::Webp, width: 0, height: 0, animated: false, orientation: 1 };
+    let mut info =
+        ImageInfo { format: ImageFormat::Webp, width: 0, height: 0, animated: false, orientation: 1 };
     match chunk {
         b"VP8 " => {
             if b.get(23..26) != Some(&[0x9D, 0x01, 0x2A]) {

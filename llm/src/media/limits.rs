@@ -29,7 +29,8 @@ pub enum MediaKind {
 
 impl MediaKind {
     /// Every kind, in documentation order.
-    pub const ALL: [Self; 5] = [Self::OpenAi, Self::Anthropic, Self::Gemini, Self::Ollama, Self::OpenAiCompatible];
+    pub const ALL: [Self; 5] =
+        [Self::OpenAi, Self::Anthropic, Self::Gemini, Self::Ollama, Self::OpenAiCompatible];
 
     /// The configuration name (`openai`, `anthropic`, `gemini`, `ollama`, `openai-compatible`).
     pub fn as_str(self) -> &'static str {

@@ -87,7 +87,12 @@ pub fn normalise_image<'a>(
 /// Why `info` (of `len` bytes) cannot go to a target as it is; empty when it can. The first
 /// list is what only a conversion can fix and a target refuses; the second what it would take
 /// but a conversion would improve (animation, EXIF rotation).
-fn shortfalls(info: &ImageInfo, len: usize, limits: &MediaLimits, budget: usize) -> (Vec<String>, Vec<String>) {
+fn shortfalls(
+    info: &ImageInfo,
+    len: usize,
+    limits: &MediaLimits,
+    budget: usize,
+) -> (Vec<String>, Vec<String>) {
     let mut hard = Vec::new();
     let mut soft = Vec::new();
     if !limits.accepts(info.format) {
@@ -108,7 +113,10 @@ fn shortfalls(info: &ImageInfo, len: usize, limits: &MediaLimits, budget: usize)
         soft.push(format!("the {} is animated (only its first frame is meaningful)", info.format));
     }
     if info.orientation != 1 {
-        soft.push(format!("EXIF orientation {} asks for a rotation the target may not apply", info.orientation));
+        soft.push(format!(
+            "EXIF orientation {} asks for a rotation the target may not apply",
+            info.orientation
+        ));
     }
     (hard, soft)
 }
@@ -165,9 +173,16 @@ fn converted(
                 to = format_args!("{} x {} {} ({})", out.width, out.height, out.format, human_bytes(out.data.len())),
                 "image normalised"
             );
-            Ok(Verdict::Convert { format: out.format, data: Arc::from(out.data), width: out.width, height: out.height })
+            Ok(Verdict::Convert {
+                format: out.format,
+                data: Arc::from(out.data),
+                width: out.width,
+                height: out.height,
+            })
         }
-        Err(Fault::Decode(reason)) => Err(MediaError::Decode { image: image.clone(), format: info.format, reason }),
+        Err(Fault::Decode(reason)) => {
+            Err(MediaError::Decode { image: image.clone(), format: info.format, reason })
+        }
         Err(Fault::DoesNotFit { smallest, width, height }) => Err(MediaError::DoesNotFit {
             image: image.clone(),
             kind: limits.kind,
@@ -188,7 +203,11 @@ fn without_codecs(
     soft: &[String],
 ) -> Result<Verdict, MediaError> {
     if !hard.is_empty() {
-        return Err(MediaError::OverLimits { image: image.clone(), kind: limits.kind, reasons: hard.join("; ") });
+        return Err(MediaError::OverLimits {
+            image: image.clone(),
+            kind: limits.kind,
+            reasons: hard.join("; "),
+        });
     }
     tracing::warn!(
         image = %image,

@@ -171,11 +171,6 @@ fn shaped(bytes: &[u8], declared: &str, limits: &MediaLimits) -> (String, Vec<u8
 // ---- inspection --------------------------------------------------------------------------
 
 #[test]
-fn the_build_under_test_converts() {
-    assert!(CAN_CONVERT, "the crate's tests run with the `media` feature");
-}
-
-#[test]
 fn formats_come_from_the_bytes() {
     for format in ImageFormat::ALL {
         assert_eq!(sniff(&photo_as(8, 8, format)), Sniff::Image(format), "{format}");
@@ -198,7 +193,11 @@ fn formats_come_from_the_bytes() {
 fn headers_give_size_orientation_and_animation() {
     for format in ImageFormat::ALL {
         let info = inspect(&photo_as(37, 21, format)).expect("inspect");
-        assert_eq!((info.format, info.width, info.height, info.animated), (format, 37, 21, false), "{format}");
+        assert_eq!(
+            (info.format, info.width, info.height, info.animated),
+            (format, 37, 21, false),
+            "{format}"
+        );
         assert_eq!(info.orientation, 1);
     }
     let rotated = inspect(&jpeg_with_orientation(40, 20, 6)).expect("inspect");
@@ -327,7 +326,10 @@ fn an_animation_becomes_its_first_frame() {
             assert!(!info.animated, "{name} -> {kind}");
             assert_eq!(mime, info.format.mime());
             let pixel = decode(&data).to_rgba8().get_pixel(12, 8).0;
-            assert!(pixel[0] > 200 && pixel[2] < 50, "{name} -> {kind}: the first (red) frame, got {pixel:?}");
+            assert!(
+                pixel[0] > 200 && pixel[2] < 50,
+                "{name} -> {kind}: the first (red) frame, got {pixel:?}"
+            );
         }
     }
 }
@@ -375,7 +377,11 @@ fn the_request_budget_is_shared_between_images() {
     let request = request_with(images);
     let out = normalise_request(&request, &limits, &MediaCache::default()).expect("fits");
     let sizes: Vec<usize> = images_of(&out).iter().map(|(_, d)| d.len()).collect();
-    assert!(sizes.iter().sum::<usize>() <= limits.max_request_bytes, "{sizes:?} over {}", limits.max_request_bytes);
+    assert!(
+        sizes.iter().sum::<usize>() <= limits.max_request_bytes,
+        "{sizes:?} over {}",
+        limits.max_request_bytes
+    );
     assert!(sizes.iter().all(|s| *s <= limits.max_request_bytes / 3), "{sizes:?}");
 }
 
@@ -383,7 +389,8 @@ fn the_request_budget_is_shared_between_images() {
 fn a_decompression_bomb_is_refused_before_decoding() {
     let bomb = png_declaring(60_000, 60_000);
     let request = request_with(vec![("image/png".into(), bomb)]);
-    let e = normalise_request(&request, &MediaKind::OpenAi.limits(), &MediaCache::default()).expect_err("bomb");
+    let e =
+        normalise_request(&request, &MediaKind::OpenAi.limits(), &MediaCache::default()).expect_err("bomb");
     assert!(matches!(e, MediaError::TooManyPixels { width: 60_000, height: 60_000, .. }), "{e}");
     assert!(e.is_intrinsic());
     assert!(e.to_string().starts_with("image 1 (message 1, part 2;"), "{e}");
@@ -432,7 +439,8 @@ fn errors_name_the_image_by_position() {
         ],
         ..Request::default()
     };
-    let e = normalise_request(&request, &MediaKind::OpenAi.limits(), &MediaCache::default()).expect_err("bad");
+    let e =
+        normalise_request(&request, &MediaKind::OpenAi.limits(), &MediaCache::default()).expect_err("bad");
     assert_eq!(e.image().map(|i| (i.index, i.message, i.part)), Some((2, 2, 3)));
     assert!(e.to_string().starts_with("image 2 (message 2, part 3; 6 B declared as \"image/png\"): "), "{e}");
 }
@@ -519,4 +527,3 @@ fn limits_parse_and_validate() {
     assert_eq!(MediaKind::for_openai_base("https://api.openai.com/v1"), MediaKind::OpenAi);
     assert_eq!(MediaKind::for_openai_base("http://127.0.0.1:8080/v1"), MediaKind::OpenAiCompatible);
 }
-

@@ -22,17 +22,15 @@ use crate::imagegen::{GeneratedImage, ImageRequest, ImageSize, checked_image};
 use crate::types::Usage;
 
 /// Aspect ratios Gemini's image models accept.
-const RATIOS: [(u32, u32); 10] = [(1, 1), (2, 3), (3, 2), (3, 4), (4, 3), (4, 5), (5, 4), (9, 16), (16, 9), (21, 9)];
+const RATIOS: [(u32, u32); 10] =
+    [(1, 1), (2, 3), (3, 2), (3, 4), (4, 3), (4, 5), (5, 4), (9, 16), (16, 9), (21, 9)];
 
 /// The supported ratio closest to `size` (compared on a log scale, so 2:1 and 1:2 are as far
 /// from 1:1).
 pub(crate) fn aspect_ratio(size: ImageSize) -> String {
     let wanted = (f64::from(size.width) / f64::from(size.height)).ln();
     let distance = |(w, h): (u32, u32)| ((f64::from(w) / f64::from(h)).ln() - wanted).abs();
-    let (w, h) = RATIOS
-        .into_iter()
-        .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
-        .unwrap_or((1, 1));
+    let (w, h) = RATIOS.into_iter().min_by(|a, b| distance(*a).total_cmp(&distance(*b))).unwrap_or((1, 1));
     format!("{w}:{h}")
 }
 
@@ -95,10 +93,21 @@ pub(crate) fn parse(http: &Http, model: &str, answer: &Value) -> Result<Answer> 
     }
     if images.is_empty() {
         let finish = candidate.get("finishReason").and_then(Value::as_str).unwrap_or("");
-        if matches!(finish, "SAFETY" | "IMAGE_SAFETY" | "PROHIBITED_CONTENT" | "BLOCKLIST" | "SPII" | "RECITATION") {
-            return Err(http.error(ErrorKind::Permanent, model, format!("no image: generation stopped ({finish})")));
+        if matches!(
+            finish,
+            "SAFETY" | "IMAGE_SAFETY" | "PROHIBITED_CONTENT" | "BLOCKLIST" | "SPII" | "RECITATION"
+        ) {
+            return Err(http.error(
+                ErrorKind::Permanent,
+                model,
+                format!("no image: generation stopped ({finish})"),
+            ));
         }
-        let said = if text.is_empty() { "nothing".to_owned() } else { format!("only text: {}", preview(text.as_bytes())) };
+        let said = if text.is_empty() {
+            "nothing".to_owned()
+        } else {
+            format!("only text: {}", preview(text.as_bytes()))
+        };
         return Err(http.error(
             ErrorKind::Unsupported,
             model,
@@ -110,6 +119,7 @@ pub(crate) fn parse(http: &Http, model: &str, answer: &Value) -> Result<Answer> 
         .and_then(|u| serde_json::from_value::<super::wire::UsageMetadata>(u.clone()).ok())
         .map(|u| u.usage())
         .unwrap_or_default();
-    let answered = answer.get("modelVersion").and_then(Value::as_str).filter(|m| !m.is_empty()).map(str::to_owned);
+    let answered =
+        answer.get("modelVersion").and_then(Value::as_str).filter(|m| !m.is_empty()).map(str::to_owned);
     Ok(Answer { images, text, usage, model: answered })
 }

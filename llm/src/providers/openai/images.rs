@@ -64,7 +64,8 @@ where
     if let Some(error) = answer.get("error").filter(|e| e.is_object() || e.is_string()) {
         let mut error = error.clone();
         // sd-server's 500 body: {"error": "server_error", "message": "..."}.
-        if let (Value::String(kind), Some(message)) = (&error, answer.get("message").and_then(Value::as_str)) {
+        if let (Value::String(kind), Some(message)) = (&error, answer.get("message").and_then(Value::as_str))
+        {
             error = json!({"type": kind, "message": message});
         }
         return Err(body_error(http, model, &error, ErrorKind::Transient));
@@ -98,14 +99,24 @@ where
         };
         images.push(checked_image(http, model, bytes, revised)?);
     }
-    Ok(ImageResponse { images, text: None, usage: usage(answer.get("usage")), provider: provider.to_owned(), model: model.to_owned() })
+    Ok(ImageResponse {
+        images,
+        text: None,
+        usage: usage(answer.get("usage")),
+        provider: provider.to_owned(),
+        model: model.to_owned(),
+    })
 }
 
 fn decode_b64(http: &Http, model: &str, b64: &str, i: usize) -> Result<Vec<u8>> {
     // Some servers wrap base64 across lines.
     let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     STANDARD.decode(cleaned.as_bytes()).map_err(|e| {
-        http.error(ErrorKind::Decode, model, format!("image {} of the answer is not valid base64: {e}", i + 1))
+        http.error(
+            ErrorKind::Decode,
+            model,
+            format!("image {} of the answer is not valid base64: {e}", i + 1),
+        )
     })
 }
 
