@@ -24,9 +24,7 @@ mod ports;
 mod restarts;
 mod resume;
 mod run_loop;
-mod ssrf;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
 mod tcp_stub;
-mod tools;
 mod typed;

@@ -20,21 +20,21 @@ pub(crate) trait Named {
     fn model_id(&self) -> &str;
 }
 
-/// One target: its `provider/model` key and the model.
-pub(crate) struct Target<M: ?Sized> {
+/// One target: its `provider/model` key (the health tracker's) and the model.
+pub(crate) struct Link<M: ?Sized> {
     pub(crate) key: String,
     pub(crate) model: Arc<M>,
 }
 
-impl<M: ?Sized> Clone for Target<M> {
+impl<M: ?Sized> Clone for Link<M> {
     fn clone(&self) -> Self {
         Self { key: self.key.clone(), model: Arc::clone(&self.model) }
     }
 }
 
-impl<M: ?Sized + Named> Target<M> {
+impl<M: ?Sized + Named> Link<M> {
     pub(crate) fn new(model: Arc<M>) -> Self {
-        Self { key: format!("{}/{}", model.provider(), model.model_id()), model }
+        Self { key: crate::Target::new(model.provider(), model.model_id()).to_string(), model }
     }
 }
 
@@ -91,7 +91,7 @@ impl Failover {
     /// called; `call` makes one attempt. See [`super`] for the rules.
     pub(crate) async fn run<M, Q, T, P, F>(
         &self,
-        targets: &[Target<M>],
+        targets: &[Link<M>],
         operation: &'static str,
         prepare: P,
         call: F,

@@ -71,7 +71,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
-pub(crate) use self::failover::{Answer, Failover, Named, Prepared, Target};
+pub(crate) use self::failover::{Answer, Failover, Link, Named, Prepared};
 pub use self::observe::{
     ChainEvent, ChainObserver, NoopObserver, SkipReason, SleepFuture, Sleeper, TokioSleeper,
 };
@@ -150,7 +150,7 @@ fn doubled(base: Duration, times: u32, cap: Duration) -> Duration {
 #[derive(Clone)]
 pub struct Chain {
     core: Failover,
-    targets: Vec<Target<dyn Model>>,
+    targets: Vec<Link<dyn Model>>,
     media: Arc<MediaCache>,
 }
 
@@ -190,7 +190,7 @@ impl Chain {
                 options: ChainOptions::default(),
                 observer: Arc::new(NoopObserver),
             },
-            targets: targets.into_iter().map(Target::new).collect(),
+            targets: targets.into_iter().map(Link::new).collect(),
             media: Arc::new(MediaCache::default()),
         }
     }
@@ -232,12 +232,12 @@ impl Chain {
         self.targets.iter().map(|t| t.key.as_str())
     }
 
-    /// The same chain without the target `key` (`provider/model`), for a caller that saw it
-    /// break after its first event and wants to re-issue the call elsewhere; `None` if `key`
-    /// is not a target or is the only one. Health, options, observer and media cache are
-    /// shared.
-    pub fn without(&self, key: &str) -> Option<Chain> {
-        let targets: Vec<Target<dyn Model>> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
+    /// The same chain without `target`, for a caller that saw it break after its first event
+    /// and wants to re-issue the call elsewhere; `None` if it is not a target or is the only
+    /// one. Health, options, observer and media cache are shared.
+    pub fn without(&self, target: &crate::Target) -> Option<Chain> {
+        let key = target.to_string();
+        let targets: Vec<Link<dyn Model>> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
         if targets.len() == self.targets.len() || targets.is_empty() {
             return None;
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{ImageModel, ImageRequest, ImageResponse};
-use crate::chain::{Answer, ChainObserver, ChainOptions, Failover, Named, NoopObserver, Prepared, Target};
+use crate::chain::{Answer, ChainObserver, ChainOptions, Failover, Link, Named, NoopObserver, Prepared};
 use crate::error::{Error, Result};
 use crate::health::HealthTracker;
 
@@ -18,7 +18,7 @@ use crate::health::HealthTracker;
 #[derive(Clone)]
 pub struct ImageChain {
     core: Failover,
-    targets: Vec<Target<dyn ImageModel>>,
+    targets: Vec<Link<dyn ImageModel>>,
 }
 
 impl fmt::Debug for ImageChain {
@@ -63,7 +63,7 @@ impl ImageChain {
                 options: ChainOptions::default(),
                 observer: Arc::new(NoopObserver),
             },
-            targets: targets.into_iter().map(Target::new).collect(),
+            targets: targets.into_iter().map(Link::new).collect(),
         }
     }
 
