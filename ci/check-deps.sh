@@ -2,7 +2,9 @@
 # Dependency invariants: the provider crate (executus-llm), the core crate (executus) and the
 # light-host example (pr-review-swarm) never have sqlx, SQLite, cron or any executus
 # battery/store crate in their normal dependency tree, and no source file under llm/ or core/
-# names a battery crate.
+# names a battery crate. The core and the light host also build without any image codec (the
+# `image` crate comes only with executus-llm's `media` feature, which the CLI and the heavy
+# host turn on).
 #
 #   ci/check-deps.sh              check the workspace
 #   ci/check-deps.sh --self-test  prove the checker fails on a tree that contains a forbidden crate
@@ -11,11 +13,14 @@ cd "$(dirname "$0")/.."
 
 FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|executus-(persona|skill|audit|critic|budget|schedule|store))$'
 LEAN_CRATES=(executus-llm executus pr-review-swarm)
+CODECS='^(image|png|gif|zune-jpeg|zune-core|image-webp|jpeg-decoder|color_quant|moxcms)$'
+CODEC_FREE=(executus pr-review-swarm)
 
-# Reads `cargo tree --prefix none --format {p}` lines on stdin; prints offenders; fails if any.
+# Reads `cargo tree --prefix none --format {p}` lines on stdin; prints offenders (names matching
+# $1, by default the forbidden crates); fails if any.
 check_tree() {
-  local offenders
-  offenders=$(awk '{print $1}' | sort -u | grep -E "$FORBIDDEN" || true)
+  local offenders pattern=${1:-$FORBIDDEN}
+  offenders=$(awk '{print $1}' | sort -u | grep -E "$pattern" || true)
   if [ -n "$offenders" ]; then
     printf '%s\n' "$offenders"
     return 1
@@ -31,6 +36,12 @@ if [ "${1:-}" = "--self-test" ]; then
   fi
   if ! printf 'executus v0.1.0\ntokio v1.0.0\n' | check_tree >/dev/null; then
     echo "self-test FAILED: a clean tree failed" >&2; exit 1
+  fi
+  if printf 'executus v0.1.0\nimage v0.25.10\n' | check_tree "$CODECS" >/dev/null; then
+    echo "self-test FAILED: a tree with the image crate passed the codec check" >&2; exit 1
+  fi
+  if ! printf 'executus v0.1.0\nimage-meta v0.1.0\n' | check_tree "$CODECS" >/dev/null; then
+    echo "self-test FAILED: a codec-free tree failed the codec check" >&2; exit 1
   fi
   echo "check-deps self-test ok"
   exit 0
@@ -49,10 +60,22 @@ for crate in "${LEAN_CRATES[@]}"; do
     status=1
   fi
 done
+for crate in "${CODEC_FREE[@]}"; do
+  if ! cargo metadata --no-deps --format-version 1 2>/dev/null | grep -q "\"name\":\"$crate\""; then
+    continue
+  fi
+  if ! out=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' 2>&1); then
+    echo "cargo tree failed for $crate:" >&2; echo "$out" >&2; exit 2
+  fi
+  if ! bad=$(printf '%s\n' "$out" | check_tree "$CODECS"); then
+    echo "IMAGE CODEC in $crate's normal tree (only executus-llm's \`media\` feature may bring one): $bad" >&2
+    status=1
+  fi
+done
 if grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' --include='Cargo.toml' >/dev/null 2>&1; then
   echo "a battery/store crate is referenced from llm/ or core/:" >&2
   grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' >&2 || true
   status=1
 fi
-[ $status -eq 0 ] && echo "check-deps ok: ${LEAN_CRATES[*]} are free of sqlx, sqlite, cron and batteries"
+[ $status -eq 0 ] && echo "check-deps ok: ${LEAN_CRATES[*]} are free of sqlx, sqlite, cron and batteries; ${CODEC_FREE[*]} of image codecs"
 exit $status
