@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod chat;
+pub mod image;
 pub mod models;
 pub mod report;
 pub mod resume;
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Deny(args) => approve::deny(&config, args, &interrupt).await,
         Command::Schedule(args) => schedule::schedule(&config, args, &interrupt).await,
         Command::Models(args) => models::models(&config, args).await,
+        Command::Image(args) => image::image(&config, args, &interrupt).await,
         Command::Config => {
             print_config(&config)?;
             Ok(Exit::Ok)

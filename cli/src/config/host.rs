@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use executus::Identity;
 use executus::config::{ConfigError, source_of};
+use executus::llm::ImageSize;
 use executus_budget::{BudgetConfig, BudgetConfigError, BudgetSettings};
 use executus_critic::{CriticConfig, CriticConfigError};
 use executus_schedule::{CatchUp, Job, JobDef, Overlap, ScheduleError};
@@ -148,6 +149,18 @@ pub struct RawSchedule {
     pub jobs: BTreeMap<String, RawJob>,
 }
 
+/// `[image]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    /// The image chain (a tier or `provider/model, ...`) for `image` and `generate_image`.
+    pub model: Option<String>,
+    /// Where `generate_image` writes its files; the tool exists only when this is set.
+    pub output_dir: Option<PathBuf>,
+    /// Default size, `WxH`.
+    pub size: Option<String>,
+}
+
 /// `[chat]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,6 +196,20 @@ pub struct RawHostSections {
     /// `[chat]`.
     #[serde(default)]
     pub chat: RawChat,
+    /// `[image]`.
+    #[serde(default)]
+    pub image: RawImage,
+}
+
+/// `[image]`, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageSettings {
+    /// The image chain spec.
+    pub model: Option<String>,
+    /// `generate_image`'s folder (resolved against the configuration file).
+    pub output_dir: Option<PathBuf>,
+    /// Default size.
+    pub size: Option<ImageSize>,
 }
 
 /// `[swarm]`, validated.
@@ -242,6 +269,8 @@ pub struct HostConfig {
     pub jobs: Vec<JobDef>,
     /// The default persona of `chat`.
     pub chat_persona: Option<String>,
+    /// `[image]`.
+    pub image: ImageSettings,
 }
 
 /// Parses `user[@tenant]` (tenant `default` when omitted).
@@ -309,8 +338,34 @@ impl RawHostSections {
             host.jobs.push(validate_job(&id, raw, figment)?);
         }
         host.chat_persona = self.chat.persona.filter(|p| !p.trim().is_empty());
+        host.image = validate_image(self.image, file, &invalid)?;
         Ok(host)
     }
+}
+
+fn validate_image(
+    raw: RawImage,
+    file: Option<&Path>,
+    invalid: &dyn Fn(String, String) -> ConfigError,
+) -> Result<ImageSettings, ConfigError> {
+    let model = raw.model.map(|m| m.trim().to_owned());
+    if model.as_deref() == Some("") {
+        return Err(invalid("image.model".into(), "must not be empty (a tier or provider/model)".into()));
+    }
+    let size = match raw.size {
+        None => None,
+        Some(text) => {
+            Some(text.parse::<ImageSize>().map_err(|e| invalid("image.size".into(), e.to_string()))?)
+        }
+    };
+    let output_dir = raw.output_dir.map(|dir| relative_to_file(&dir, file));
+    if output_dir.is_some() && model.is_none() {
+        return Err(invalid(
+            "image.output_dir".into(),
+            "generate_image needs `image.model` too (the image chain it draws with)".into(),
+        ));
+    }
+    Ok(ImageSettings { model, output_dir, size })
 }
 
 fn validate_swarm(

@@ -12,6 +12,7 @@ mod durable;
 #[path = "../../../core/tests/support/fault_cases.rs"]
 mod fault_cases;
 mod faults;
+mod image;
 mod models;
 mod run;
 mod runaway;

@@ -113,7 +113,9 @@ async fn the_run_converts_once_and_checkpoints_keep_the_original_once() {
 
     // The transcript keeps the original.
     match &out.messages[0].parts[1] {
-        Part::Image { data, .. } => assert_eq!(*data, original, "the outcome's transcript holds the original"),
+        Part::Image { data, .. } => {
+            assert_eq!(*data, original, "the outcome's transcript holds the original")
+        }
         other => panic!("expected the image, got {other:?}"),
     }
 
