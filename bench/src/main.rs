@@ -10,6 +10,7 @@
 //!     p4  a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
 //!     p5  `executus-run` process start to the first byte at the mock
 //!     p6  failover past a refusing head: added latency, attempts on the benched head
+//!     media  normalising a 12-megapixel JPEG for Anthropic: time and peak memory (M1)
 //!     --smoke      tiny sizes (seconds), no peers, writes nothing (what CI runs)
 //!     --no-peers   skip the rig and Python references
 //!     --out PATH   write the Markdown report to PATH (default for `all`: BENCHMARKS.md)
@@ -18,10 +19,12 @@
 //!
 //! Internal sub-commands (spawned by the bench itself): `mock` (a mock server process),
 //! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process),
+//! `media-worker` (one M1 operation in a fresh process),
 //! `p1-only --engine executus|reqwest [--runs N] [--concurrency C] [--streaming]` (one P1
 //! contender alone, for profiling it under `perf record`).
 
 mod harness;
+mod media;
 mod mock;
 mod p1;
 mod p2;
@@ -83,7 +86,7 @@ fn flag_value(rest: &[String], name: &str) -> Option<String> {
 }
 
 const HELP: &str =
-    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6> [--smoke] [--no-peers] [--out PATH] [--no-write]
+    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|media> [--smoke] [--no-peers] [--out PATH] [--no-write]
 
   all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
   p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
@@ -91,7 +94,8 @@ const HELP: &str =
   p3   10,000 runs in flight: RSS above the baseline, bytes per run
   p4   a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
   p5   `executus-run` process start to the first byte at the mock (builds it if stale)
-  p6   failover past a refusing head: added latency, attempts on the benched head";
+  p6   failover past a refusing head: added latency, attempts on the benched head
+  media  normalising a 12-megapixel JPEG for Anthropic: time and peak memory (M1)";
 
 fn main() -> anyhow::Result<()> {
     sys::raise_nofile();
@@ -124,12 +128,13 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         "p3-worker" => p3::worker(&args.rest).await,
+        "media-worker" => media::worker(&args.rest),
         "p1-only" => p1::only(&args.rest).await,
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
         }
-        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" => benchmarks(args).await,
+        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "media" => benchmarks(args).await,
         other => bail!("unknown command {other:?}\n{HELP}"),
     }
 }
@@ -140,7 +145,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     let which: Vec<&str> = match args.command.as_str() {
-        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6"],
+        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "media"],
         one => vec![one],
     };
     let mut sections: Vec<Section> = Vec::new();
@@ -153,6 +158,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
             "p4" => p4::run(&args.opts).await,
             "p5" => p5::run(&args.opts).await,
             "p6" => p6::run(&args.opts).await,
+            "media" => media::run(&args.opts).await,
             _ => unreachable_id(id),
         };
         match result {

@@ -282,8 +282,10 @@ fn prepare<'r>(request: &'r Request, model: &dyn Model, cache: &MediaCache) -> P
     if let Err(capability) = capable(request, caps) {
         return Prepared::Skip(SkipReason::Incapable { capability });
     }
-    let shaped = match model.media_limits() {
-        Some(limits) if request.has_images() => match normalise_request(request, &limits, cache) {
+    // Limits are asked for only when there are images: the text-only hot path pays nothing.
+    let limits = if request.has_images() { model.media_limits() } else { None };
+    let shaped = match limits {
+        Some(limits) => match normalise_request(request, &limits, cache) {
             Ok(shaped) => shaped,
             Err(e) if e.is_intrinsic() => {
                 return Prepared::Fail(Error::permanent(
@@ -294,7 +296,7 @@ fn prepare<'r>(request: &'r Request, model: &dyn Model, cache: &MediaCache) -> P
             }
             Err(e) => return Prepared::Skip(SkipReason::Media { reason: e.to_string() }),
         },
-        _ => Cow::Borrowed(request),
+        None => Cow::Borrowed(request),
     };
     Prepared::Call(schema_to_system(shaped, caps))
 }

@@ -1,5 +1,9 @@
 //! Decoding, orienting, scaling and re-encoding with the `image` crate (feature `media`).
 //!
+//! Scaling down averages each output pixel's area of the source (`thumbnail_exact`): for the
+//! large reductions photos need it is as good as a filtered resize, several times faster, and
+//! needs no floating-point copy of the image.
+//!
 //! Decoding runs under [`image::Limits`]: the width and height the header declared (checked
 //! beforehand against [`super::DECODE_MAX_PIXELS`]) and [`super::DECODE_MAX_ALLOC`] bytes, so
 //! a file whose data disagrees with its header cannot make the decoder allocate more.
@@ -8,7 +12,6 @@ use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
-use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageReader, RgbImage};
 
@@ -144,7 +147,7 @@ pub(super) fn convert(
     }
     let (w, h) = fit(img.width(), img.height(), limits.max_long_side, limits.max_pixels);
     if (w, h) != (img.width(), img.height()) {
-        img = img.resize_exact(w, h, FilterType::Triangle);
+        img = img.thumbnail_exact(w, h);
     }
     let alpha = has_transparency(&img);
     let lossless_source = matches!(info.format, ImageFormat::Png | ImageFormat::Gif);
@@ -181,6 +184,6 @@ pub(super) fn convert(
             return Err(Fault::DoesNotFit { smallest, width: w, height: h });
         }
         let (nw, nh) = ((w * SHRINK.0 / SHRINK.1).max(1), (h * SHRINK.0 / SHRINK.1).max(1));
-        img = img.resize_exact(nw, nh, FilterType::Triangle);
+        img = img.thumbnail_exact(nw, nh);
     }
 }
