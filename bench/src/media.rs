@@ -112,7 +112,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     ));
     section.rows.push(Row::info(
         "a later step resending it (cache hit, whole request)",
-        format!("{:.2} ms median [{}]", median(cached), cached.times_ms.iter().skip(1).map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ")),
+        format!(
+            "{:.2} ms median [{}]",
+            median(cached),
+            cached.times_ms.iter().skip(1).map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ")
+        ),
         format!("first step (miss): {:.0} ms", cached.times_ms.first().copied().unwrap_or(0.0)),
     ));
     section.notes.push(format!(
@@ -168,8 +172,17 @@ pub fn worker(rest: &[String]) -> anyhow::Result<()> {
             "normalise" => {
                 let out = normalise_image(&bytes, "image/jpeg", &limits)?;
                 ensure!(out.converted(), "a 12 MP photo must be converted for Anthropic");
-                ensure!(out.data.len() <= limits.max_image_bytes && out.width.max(out.height) <= limits.max_long_side);
-                output = format!("{}x{} {} {:.0} kB", out.width, out.height, out.format, out.data.len() as f64 / 1e3);
+                ensure!(
+                    out.data.len() <= limits.max_image_bytes
+                        && out.width.max(out.height) <= limits.max_long_side
+                );
+                output = format!(
+                    "{}x{} {} {:.0} kB",
+                    out.width,
+                    out.height,
+                    out.format,
+                    out.data.len() as f64 / 1e3
+                );
             }
             "decode" => {
                 let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)?;
