@@ -12,9 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|executus-(persona|skill|audit|critic|budget|schedule|store))$'
-LEAN_CRATES=(executus-llm executus pr-review-swarm)
+LEAN_CRATES=(executus-llm executus executus-swarm pr-review-swarm)
 CODECS='^(image|png|gif|zune-jpeg|zune-core|image-webp|jpeg-decoder|color_quant|moxcms)$'
-CODEC_FREE=(executus pr-review-swarm)
+CODEC_FREE=(executus executus-swarm pr-review-swarm)
 
 # Reads `cargo tree --prefix none --format {p}` lines on stdin; prints offenders (names matching
 # $1, by default the forbidden crates); fails if any.

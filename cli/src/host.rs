@@ -2,65 +2,36 @@
 //! [`open_stores`]), the batteries over them (personas, skills, audit, budget, critic,
 //! schedule), the tools and the policy.
 //!
-//! Every store comes from [`open_stores`]: what a command may rely on across processes is
-//! [`Stores::durable`] — today checkpoints (so `resume`, `approve` / `deny`) and chat
-//! history live in the SQLite file; the other batteries' stores are in memory until
-//! `executus-store` provides SQLite versions.
+//! Every store comes from [`open_stores`] ([`HostStores`], shared with the chat bot): with a
+//! store file, checkpoints (so `resume`, `approve` / `deny`), chat history, audit records,
+//! budget spend and schedule watermarks outlive the process ([`HostStores::durable`]);
+//! personas and skills are read from the configuration at every start.
 
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chatbot::{ChatHistory, MemoryChatHistory, SqliteChatHistory};
 use executus::meta::MetaLlm;
-use executus::ports::{CheckpointStore, Delivery, Ports};
+use executus::ports::{Delivery, Ports};
 use executus::tool::ToolRegistry;
 use executus::tool::dispatch_agent::DispatchAgent;
 use executus::tool::policy::{Decision, FnRule, Policy, RequireApprovalFor};
 use executus::{Runtime, RuntimeConfig};
-use executus_audit::{AuditStore, AuditWriter};
-use executus_budget::{BudgetStore, SpendBudget};
+use executus_audit::AuditWriter;
+use executus_budget::SpendBudget;
 use executus_critic::LlmCritic;
 use executus_llm::ImageChain;
-use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
-use executus_schedule::{CronSchedule, ScheduleStore};
-use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
-use executus_store::Store;
+use executus_persona::PersonaLibrary;
+use executus_schedule::CronSchedule;
+use executus_skill::SkillLibrary;
+use executus_store::HostStores;
 use executus_tools::{GenerateImage, standard_tools};
 
 use crate::UsageError;
 use crate::config::CliConfig;
 
-/// Every store the CLI uses, as trait objects.
-pub struct Stores {
-    /// Run checkpoints (resume, approvals).
-    pub checkpoints: Arc<dyn CheckpointStore>,
-    /// Personas.
-    pub personas: Arc<dyn PersonaStore>,
-    /// Skills.
-    pub skills: Arc<dyn SkillStore>,
-    /// Audit records.
-    pub audit: Arc<dyn AuditStore>,
-    /// Budget spend and reservations.
-    pub budget: Arc<dyn BudgetStore>,
-    /// Schedule watermarks and job definitions.
-    pub schedule: Arc<dyn ScheduleStore>,
-    /// Chat conversations.
-    pub chats: Arc<dyn ChatHistory>,
-    /// Which of them outlive this process (`checkpoints`, `chats`, ...).
-    pub durable: BTreeSet<&'static str>,
-    /// Where the durable ones live, for messages.
-    pub location: String,
-}
-
-impl Stores {
-    /// True when the `which` store outlives this process.
-    pub fn is_durable(&self, which: &str) -> bool {
-        self.durable.contains(which)
-    }
-}
+/// Every store the CLI uses: [`HostStores`] (one wiring for every host).
+pub type Stores = HostStores;
 
 /// Whether a command keeps anything past the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,10 +44,9 @@ pub enum Persistence {
 }
 
 /// Opens the stores `config` names: with [`Persistence::Store`], the SQLite file at
-/// `[store] url` (created, with its folder, if missing) for checkpoints and chat history; the
-/// batteries' in-memory stores for personas, skills, audit, budget and schedule watermarks
-/// until `executus-store` has SQLite versions of those. With [`Persistence::Memory`], all
-/// in memory and no file is touched.
+/// `[store] url` (created, with its folder, if missing) for checkpoints, chat history, audit,
+/// budget and schedule watermarks; personas and skills come from the configuration, in memory.
+/// With [`Persistence::Memory`], an in-memory database: no file is touched.
 ///
 /// # Errors
 /// The store's error naming the path: a file that is not SQLite, another program's database,
@@ -86,36 +56,7 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         Persistence::Store => config.store_url.as_str(),
         Persistence::Memory => "sqlite::memory:",
     };
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
-    if let Some(dir) = path.filter(|p| *p != ":memory:").map(Path::new).and_then(Path::parent)
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the store's folder {}", dir.display()))?;
-    }
-    let store = Store::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))?;
-    let chats: Arc<dyn ChatHistory> = if store.location() == ":memory:" {
-        Arc::new(MemoryChatHistory::new())
-    } else {
-        Arc::new(SqliteChatHistory::open(&store).await.context("opening the chat history")?)
-    };
-    let mut durable = BTreeSet::new();
-    if store.location() != ":memory:" {
-        durable.extend(["checkpoints", "chats", "audit", "budget", "schedule"]);
-    }
-    Ok(Stores {
-        checkpoints: Arc::new(store.checkpoints()),
-        // Personas and skills come from the configuration at every start (the file is their
-        // source of truth), so they live in memory; everything a process learns is durable.
-        personas: Arc::new(MemoryPersonaStore::new()),
-        skills: Arc::new(MemorySkillStore::new()),
-        audit: Arc::new(store.audit()),
-        budget: Arc::new(store.budget()),
-        schedule: Arc::new(store.schedule()),
-        chats,
-        durable,
-        location: store.location().to_owned(),
-    })
+    HostStores::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))
 }
 
 /// What a command asks of the host beyond the configuration.

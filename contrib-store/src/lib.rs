@@ -14,6 +14,8 @@
 //! | [`Store::audit`] | [`SqliteAuditStore`] | `executus_audit::AuditStore` | [`audit`] |
 //! | [`Store::budget`] | [`SqliteBudgetStore`] | `executus_budget::BudgetStore` | [`budget`] |
 //! | [`Store::schedule`] | [`SqliteScheduleStore`] | `executus_schedule::ScheduleStore` | [`schedule`] |
+//! | [`Store::chats`] | [`SqliteChatStore`] | `executus_chat::ChatHistory` | [`chat`] |
+//! | [`SqliteReviewCache::new`] | [`SqliteReviewCache`] | `executus-run swarm`'s review cache (adapted in the CLI) | [`review_cache`] |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,18 +53,24 @@
 
 pub mod audit;
 pub mod budget;
+pub mod chat;
 pub mod checkpoint;
 mod error;
+pub mod host;
 pub mod persona;
+pub mod review_cache;
 pub mod schedule;
 pub mod skill;
 mod store;
 
 pub use audit::{ExplainedStatement, SqliteAuditStore};
 pub use budget::SqliteBudgetStore;
+pub use chat::SqliteChatStore;
 pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
 pub use error::StoreError;
+pub use host::HostStores;
 pub use persona::SqlitePersonaStore;
+pub use review_cache::{ReviewCacheKey, SqliteReviewCache};
 pub use schedule::SqliteScheduleStore;
 pub use skill::SqliteSkillStore;
 pub use store::{

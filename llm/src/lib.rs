@@ -57,7 +57,7 @@ pub use model::{Model, Provider};
 pub use registry::Registry;
 pub use secret::Secret;
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
-pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema};
+pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema, strip_code_fences};
 pub use target::{Target, TargetParseError};
 pub use types::{
     Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role,

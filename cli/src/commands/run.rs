@@ -112,7 +112,7 @@ async fn report_interrupted(host: &Host, run: executus::RunId, signal: &str, as_
         }
         _ => None,
     };
-    let hint = if host.stores.is_durable("checkpoints") {
+    let hint = if host.stores.durable {
         format!("checkpointed; continue it with: executus-run resume {run}")
     } else {
         "the store is in memory, so it cannot be resumed".to_owned()

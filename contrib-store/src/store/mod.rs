@@ -12,6 +12,7 @@ use sqlx::{Row, Transaction};
 
 use crate::audit::SqliteAuditStore;
 use crate::budget::SqliteBudgetStore;
+use crate::chat::SqliteChatStore;
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::error::StoreError;
 use crate::persona::SqlitePersonaStore;
@@ -316,6 +317,11 @@ impl Store {
     /// The schedule store (`executus_schedule::ScheduleStore`) over this database.
     pub fn schedule(&self) -> SqliteScheduleStore {
         SqliteScheduleStore::new(self.clone())
+    }
+
+    /// The chat history store (`executus_chat::ChatHistory`) over this database.
+    pub fn chats(&self) -> SqliteChatStore {
+        SqliteChatStore::new(self.clone())
     }
 
     /// Page accounting of the database (reads through the WAL, so it is current).

@@ -5,6 +5,7 @@
 mod audit;
 mod budget;
 mod budget_processes;
+mod chat;
 mod checkpoint;
 mod common;
 mod concurrency;
@@ -15,5 +16,6 @@ mod open;
 mod persona_skill;
 mod plan;
 mod retention;
+mod review_cache;
 mod schedule;
 mod upgrade;

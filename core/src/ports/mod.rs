@@ -16,16 +16,16 @@ pub mod persona;
 pub mod schedule;
 pub mod skill;
 
-pub use audit::{AuditEvent, AuditRecord, AuditSink, NoAudit};
+pub use audit::{AuditEvent, AuditRecord, AuditSink, NoAudit, ToolDecision};
 pub use budget::{Budget, BudgetDenied, Reservation, SpendRequest, Unlimited};
 pub use checkpoint::{
     CheckpointStore, Entry, MemoryCheckpointStore, RunAppend, RunClaim, RunMeta, StoredRun, StoredStatus,
 };
-pub use critic::{Critic, CriticReview, CriticTrigger, NoCritic, Verdict};
+pub use critic::{Critic, CriticReview, CriticTrigger, NoCritic, Verdict, VerdictKind};
 pub use delivery::{ChannelDelivery, Delivery, DeliveryItem, DiscardDelivery, StdoutDelivery};
 pub use persona::{NoPersonas, PersonaSource};
 pub use schedule::{NoSchedule, Schedule};
-pub use skill::{NoSkills, SkillDef, SkillSource};
+pub use skill::{NoSkills, SkillConflict, SkillDef, SkillSource, compose_skills};
 
 /// An error from a port implementation (a store, a source, a sink).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
