@@ -10,6 +10,7 @@
 //!     p4  a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
 //!     p5  `executus-run` process start to the first byte at the mock
 //!     p6  failover past a refusing head: added latency, attempts on the benched head
+//!     fleet  `auto:*` routing decision (10 hosts x 20 models); connector memory per host
 //!     media  normalising a 12-megapixel JPEG for Anthropic: time and peak memory (M1)
 //!     --smoke      tiny sizes (seconds), no peers, writes nothing (what CI runs)
 //!     --no-peers   skip the rig and Python references
@@ -18,11 +19,13 @@
 //! ```
 //!
 //! Internal sub-commands (spawned by the bench itself): `mock` (a mock server process),
+//! `fleet-host` (a llama-swap events server for the fleet's memory figure),
 //! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process),
 //! `media-worker` (one M1 operation in a fresh process),
 //! `p1-only --engine executus|reqwest [--runs N] [--concurrency C] [--streaming]` (one P1
 //! contender alone, for profiling it under `perf record`).
 
+mod fleet;
 mod harness;
 mod media;
 mod mock;
@@ -86,7 +89,7 @@ fn flag_value(rest: &[String], name: &str) -> Option<String> {
 }
 
 const HELP: &str =
-    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|media> [--smoke] [--no-peers] [--out PATH] [--no-write]
+    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|fleet|media> [--smoke] [--no-peers] [--out PATH] [--no-write]
 
   all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
   p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
@@ -95,6 +98,7 @@ const HELP: &str =
   p4   a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
   p5   `executus-run` process start to the first byte at the mock (builds it if stale)
   p6   failover past a refusing head: added latency, attempts on the benched head
+  fleet  auto:* routing decision (10 hosts x 20 models); connector memory per llama-swap host
   media  normalising a 12-megapixel JPEG for Anthropic: time and peak memory (M1)";
 
 fn main() -> anyhow::Result<()> {
@@ -128,13 +132,14 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         "p3-worker" => p3::worker(&args.rest).await,
+        "fleet-host" => fleet::host_child().await,
         "media-worker" => media::worker(&args.rest),
         "p1-only" => p1::only(&args.rest).await,
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
         }
-        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "media" => benchmarks(args).await,
+        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "fleet" | "media" => benchmarks(args).await,
         other => bail!("unknown command {other:?}\n{HELP}"),
     }
 }
@@ -144,8 +149,11 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
+    // Before anything runs: the figures belong to the tree as it was when they were measured.
+    let source = sys::source(&p1::peers::repo_root());
+    println!("{source}");
     let which: Vec<&str> = match args.command.as_str() {
-        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "media"],
+        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "fleet", "media"],
         one => vec![one],
     };
     let mut sections: Vec<Section> = Vec::new();
@@ -158,6 +166,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
             "p4" => p4::run(&args.opts).await,
             "p5" => p5::run(&args.opts).await,
             "p6" => p6::run(&args.opts).await,
+            "fleet" => fleet::run(&args.opts).await,
             "media" => media::run(&args.opts).await,
             _ => unreachable_id(id),
         };
@@ -184,6 +193,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
         let ctx = report::Context {
             command: &command,
             date: &date,
+            source: &source,
             machine: &machine,
             load: &load,
             elapsed_s: started.elapsed().as_secs_f64(),

@@ -24,7 +24,7 @@ use executus_llm::ImageChain;
 use executus_persona::PersonaLibrary;
 use executus_schedule::CronSchedule;
 use executus_skill::SkillLibrary;
-use executus_store::HostStores;
+use executus_store::{HostStores, StoreError};
 use executus_tools::{GenerateImage, standard_tools};
 
 use crate::UsageError;
@@ -56,7 +56,22 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         Persistence::Store => config.store_url.as_str(),
         Persistence::Memory => "sqlite::memory:",
     };
-    HostStores::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))
+    HostStores::open(url).await.map_err(|e| store_error(config, url, e))
+}
+
+/// A store that refuses the file `[store] url` names (not SQLite, another program's
+/// database, not a store URL) is a configuration problem (exit 2); anything else is a failure.
+fn store_error(config: &CliConfig, url: &str, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::InvalidUrl { .. } | StoreError::NotSqlite { .. } | StoreError::Foreign { .. } => {
+            UsageError(format!(
+                "invalid configuration value for store.url (from {}): {e}",
+                source(config, "store.url")
+            ))
+            .into()
+        }
+        other => anyhow::Error::new(other).context(format!("opening the store {url} ([store] url)")),
+    }
 }
 
 /// What a command asks of the host beyond the configuration.
@@ -88,18 +103,13 @@ impl Host {
     /// Builds the host `config` describes.
     ///
     /// # Errors
-    /// Store and persona-folder failures; [`UsageError`] for a tier, skill or critic model
-    /// that does not resolve, or a policy naming an unknown tool.
+    /// Store and persona-folder failures; [`UsageError`] for a store file that is not an
+    /// executus store, a persona folder that changed since it was checked, a critic that
+    /// cannot be built, or a policy naming an unregistered tool (every name the configuration
+    /// uses was checked at load, in [`crate::config::check`]).
     pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
         let stores = open_stores(config, options.persistence).await?;
         let host = &config.host;
-        // Tiers first: the critic's model may be one (the runtime builder sets them again).
-        for (name, spec) in &config.runtime.tiers {
-            config.registry.set_alias(name, spec.clone()).map_err(|e| {
-                UsageError(format!("tiers.{name} (from {}): {e}", source(config, &format!("tiers.{name}"))))
-            })?;
-        }
-
         let personas = PersonaLibrary::new(stores.personas.clone());
         if let Some(dir) = &host.personas_dir {
             personas.load_dir(dir).await.map_err(|e| {
@@ -198,10 +208,7 @@ fn source(config: &CliConfig, key: &str) -> String {
 /// # Errors
 /// [`UsageError`] naming `image.model` or `image.output_dir` when the tool cannot be built.
 pub fn tool_registry(config: &CliConfig) -> anyhow::Result<ToolRegistry> {
-    let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
-    for tool in standard_tools(&config.runtime) {
-        tools.register(tool);
-    }
+    let mut tools = builtin_tools(&config.runtime);
     let image = &config.host.image;
     if let (Some(model), Some(dir)) = (&image.model, &image.output_dir) {
         let chain = image_chain(config, model)?;
@@ -214,6 +221,15 @@ pub fn tool_registry(config: &CliConfig) -> anyhow::Result<ToolRegistry> {
         tools.register(Arc::new(tool));
     }
     Ok(tools)
+}
+
+/// The tools every configuration has: the built-in tools and `dispatch_agent`.
+pub fn builtin_tools(runtime: &RuntimeConfig) -> ToolRegistry {
+    let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
+    for tool in standard_tools(runtime) {
+        tools.register(tool);
+    }
+    tools
 }
 
 /// The image chain `spec` resolves to; a bad spec is a [`UsageError`] naming `image.model`

@@ -97,7 +97,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one agent.
     Run(commands::run::RunArgs),
-    /// Review a diff with N models x M lenses ([swarm] section); merged, de-duplicated findings.
+    /// Review a diff with N models x M lenses (the `[swarm]` section); merged, de-duplicated findings.
     Swarm(commands::swarm::SwarmArgs),
     /// Chat with a persona on stdin/stdout; the conversation is kept in the store.
     Chat(commands::chat::ChatArgs),
@@ -113,8 +113,11 @@ pub enum Command {
     Image(commands::image::ImageArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
-    /// The effective configuration, secrets redacted, with where each value came from.
-    Config,
+    /// The llama-swap hosts of [fleet.hosts.*]: status, load / unload, watch, bench.
+    Fleet(commands::fleet::FleetArgs),
+    /// The effective configuration, secrets redacted, with where each value came from; with
+    /// `--check`, only check it (exit 0, or 2 naming the first problem).
+    Config(commands::ConfigArgs),
 }
 
 fn main() -> ExitCode {

@@ -14,6 +14,7 @@
 //! | [`Store::audit`] | [`SqliteAuditStore`] | `executus_audit::AuditStore` | [`audit`] |
 //! | [`Store::budget`] | [`SqliteBudgetStore`] | `executus_budget::BudgetStore` | [`budget`] |
 //! | [`Store::schedule`] | [`SqliteScheduleStore`] | `executus_schedule::ScheduleStore` | [`schedule`] |
+//! | [`Store::fleet`] | [`SqliteFleetStore`] | `executus_fleet::store::{HistoryStore, BenchStore, ActionLog, LeaseStore}` | [`fleet`] |
 //! | [`Store::chats`] | [`SqliteChatStore`] | `executus_chat::ChatHistory` | [`chat`] |
 //! | [`SqliteReviewCache::new`] | [`SqliteReviewCache`] | `executus-run swarm`'s review cache (adapted in the CLI) | [`review_cache`] |
 //!
@@ -56,6 +57,7 @@ pub mod budget;
 pub mod chat;
 pub mod checkpoint;
 mod error;
+pub mod fleet;
 pub mod host;
 pub mod persona;
 pub mod review_cache;
@@ -68,6 +70,7 @@ pub use budget::SqliteBudgetStore;
 pub use chat::SqliteChatStore;
 pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
 pub use error::StoreError;
+pub use fleet::SqliteFleetStore;
 pub use host::HostStores;
 pub use persona::SqlitePersonaStore;
 pub use review_cache::{ReviewCacheKey, SqliteReviewCache};

@@ -77,6 +77,10 @@ pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> an
     let host = Host::build(config, HostOptions::default()).await?;
     let mut agent = host.runtime.agent(&args.agent).await.map_err(|e| UsageError(e.to_string()))?;
     if let Some(model) = args.model {
+        config
+            .registry
+            .resolve(&model)
+            .map_err(|e| UsageError(format!("--model: model spec {model:?} does not resolve: {e}")))?;
         agent.model = model;
     }
     let request = RunRequest::new(agent, input).identity(identity);

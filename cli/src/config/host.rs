@@ -94,7 +94,8 @@ pub enum StringList {
 }
 
 impl StringList {
-    fn items(&self) -> Vec<String> {
+    /// The items, trimmed.
+    pub(crate) fn items(&self) -> Vec<String> {
         match self {
             Self::List(items) => items.iter().map(|s| s.trim().to_owned()).collect(),
             Self::Csv(text) => text.split(',').map(|s| s.trim().to_owned()).collect(),

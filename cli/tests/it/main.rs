@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod chat;
+mod checks;
 mod common;
 mod config;
 mod crash;
@@ -12,12 +13,16 @@ mod durable;
 #[path = "../../../core/tests/support/fault_cases.rs"]
 mod fault_cases;
 mod faults;
+mod fleet;
 mod image;
 mod models;
 mod run;
 mod runaway;
 mod schedule;
 mod secrets;
+#[path = "../../../fleet/tests/support/standin.rs"]
+mod standin;
+mod stored;
 mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]

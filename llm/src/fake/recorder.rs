@@ -112,7 +112,7 @@ impl TranscriptWriter {
     /// every model call made through it is recorded (how hosts record replay transcripts).
     ///
     /// # Errors
-    /// The registry's [`ConfigError`] if a provider cannot be registered again (it was
+    /// The registry's [`ConfigError`](crate::ConfigError) if a provider cannot be registered again (it was
     /// registered under the same name before, so this does not happen in practice).
     pub fn record_registry(&self, registry: &crate::Registry) -> std::result::Result<(), crate::ConfigError> {
         for name in registry.provider_names() {
