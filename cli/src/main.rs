@@ -1,6 +1,6 @@
 //! `executus-run`: the command-line host for executus — run an agent, run a review swarm,
 //! chat with a persona, resume interrupted runs, answer approvals, run the cron schedule,
-//! and inspect models and configuration.
+//! generate an image, and inspect models and configuration.
 //!
 //! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
 //! 4 partial or stopped by a cap; 5 `swarm --fail-on`: findings at or above the threshold;
@@ -110,6 +110,8 @@ pub enum Command {
     Deny(commands::approve::DenyArgs),
     /// Run the cron jobs of [schedule.jobs.*] in the foreground until SIGINT or SIGTERM.
     Schedule(commands::schedule::ScheduleArgs),
+    /// Generate an image with the image chain (--model, else `[image] model`) into a file.
+    Image(commands::image::ImageArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
     /// The llama-swap hosts of [fleet.hosts.*]: status, load / unload, watch, bench.
