@@ -9,7 +9,7 @@
 //!    to the target's [`Model::media_limits`] (see [`crate::media`]; converted once per image
 //!    and set of limits, then served from the chain's [`MediaCache`]): an image that cannot be
 //!    sent at all (not an image, malformed, a decompression bomb) ends the call with a
-//!    [`ErrorKind::Permanent`] error naming it, before any network call; one that only this
+//!    [`ErrorKind::Permanent`](crate::ErrorKind::Permanent) error naming it, before any network call; one that only this
 //!    target cannot take (over its limits in a build without the `media` feature, or not
 //!    fitting its budget) skips the target, penalty-free ([`SkipReason::Media`]); for a target
 //!    known not to do structured output the schema moves into the system prompt; for a
@@ -18,7 +18,7 @@
 //! 3. **called**, and the outcome decides:
 //!    - success → recorded as a health success; the response is returned unchanged (its
 //!      `provider`/`model` are those of the target that answered);
-//!    - [`ErrorKind::Transient`] → retried on the same target up to
+//!    - [`ErrorKind::Transient`](crate::ErrorKind::Transient) → retried on the same target up to
 //!      [`ChainOptions::retries`] times, waiting `Retry-After` when the server gave one no
 //!      longer than [`ChainOptions::retry_after_ceiling`], else an exponential backoff with
 //!      jitter; a `Retry-After` above the ceiling advances at once without waiting. When the
@@ -31,17 +31,17 @@
 //!      refused requests bench the target, by default) and the chain advances at once. On the
 //!      last usable target a refused connection is retried like any transient error: there is
 //!      nowhere else to go, and a local server being restarted may come back;
-//!    - [`ErrorKind::Decode`] → the server answered something unparseable. Retrying the same
+//!    - [`ErrorKind::Decode`](crate::ErrorKind::Decode) → the server answered something unparseable. Retrying the same
 //!      server rarely helps, so the chain advances at once, but it counts against the
 //!      target's health exactly like a spent transient;
-//!    - [`ErrorKind::NotFound`], [`ErrorKind::Unsupported`] (and [`ErrorKind::Exhausted`]
+//!    - [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) (and [`ErrorKind::Exhausted`](crate::ErrorKind::Exhausted)
 //!      from a nested chain) → advance, no health penalty: the target is fine, it just cannot
 //!      serve this model or request;
-//!    - [`ErrorKind::Permanent`] → that error is returned at once, unless
+//!    - [`ErrorKind::Permanent`](crate::ErrorKind::Permanent) → that error is returned at once, unless
 //!      [`ChainOptions::advance_on_permanent`], in which case the chain advances (no health
 //!      penalty: a 400 is usually about the request, not the target's availability);
-//!    - [`ErrorKind::Cancelled`] → returned at once.
-//! 4. When no target answers, one [`ErrorKind::Exhausted`] error (provider `chain`, model =
+//!    - [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) → returned at once.
+//! 4. When no target answers, one [`ErrorKind::Exhausted`](crate::ErrorKind::Exhausted) error (provider `chain`, model =
 //!    the chain spec) lists every attempt and every skipped target; its `retry_after` is the
 //!    shortest remaining cooldown of a benched target, if any.
 //!
