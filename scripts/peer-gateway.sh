@@ -28,9 +28,16 @@ WANT="openai=$OPENAI anthropic=$ANTHROPIC claude-code=$CLAUDE_CODE codex=$CODEX"
 
 note() { echo "peer-gateway: $*" >&2; }
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+installed() {
+  [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$DIR/venv/bin/python" ] \
+    && [ -x "$DIR/npm/node_modules/.bin/claude" ] && [ -x "$DIR/npm/node_modules/.bin/codex" ]
+}
+if installed; then
   exit 0
 fi
+for tool in python3 npm; do
+  command -v "$tool" >/dev/null || { note "$tool is missing"; exit 1; }
+done
 mkdir -p "$DIR/npm"
 note "installing the gateway's clients into $DIR (pinned: $WANT)"
 if [ ! -x "$DIR/venv/bin/python" ]; then
@@ -47,4 +54,5 @@ PIP_CACHE_DIR=$HOME/.cache/executus-pip PIP_DISABLE_PIP_VERSION_CHECK=1 \
     "@anthropic-ai/claude-code@$CLAUDE_CODE" "@openai/codex@$CODEX" >&2
 )
 echo "$WANT" > "$STAMP"
+installed || { note "the install finished but a client is missing under $DIR"; exit 1; }
 note "ready"

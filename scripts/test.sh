@@ -29,12 +29,18 @@ if [ -z "${EXECUTUS_TEST_LLAMA_URL:-}" ] && [ -x scripts/peer-llama.sh ]; then
   fi
 fi
 cleanup() { if [ -n "$peer_started" ]; then scripts/peer-llama.sh stop || true; fi; }
+trap cleanup EXIT
 # The gateway's clients: the pinned openai/anthropic SDKs and the Claude Code / Codex CLIs
 # (gateway/tests/it/sdk.rs, cli/tests/it/serve.rs). Without them those suites fail under
 # CI=true and say loudly that they did not run otherwise.
-scripts/peer-gateway.sh || echo "NOTICE: the gateway's clients could not be installed; their suites will report it"
+if ! scripts/peer-gateway.sh; then
+  if [ "${CI:-}" = true ]; then
+    echo "error: CI=true and the gateway's clients could not be installed (scripts/peer-gateway.sh)" >&2
+    exit 1
+  fi
+  echo "*** NOTICE: the gateway's clients could not be installed; gateway/tests/it/sdk.rs and cli/tests/it/serve.rs will be SKIPPED ***" >&2
+fi
 
-trap cleanup EXIT
 if [ -n "${EXECUTUS_TEST_LLAMA_URL:-}" ]; then
   echo "real llama.cpp peer at $EXECUTUS_TEST_LLAMA_URL"
 elif [ "${CI:-}" = true ]; then

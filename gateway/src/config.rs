@@ -88,6 +88,9 @@ pub struct RawKey {
     pub rate: Option<i64>,
     /// Upstream calls at once.
     pub concurrency: Option<i64>,
+    /// What the key may do in the fleet's views (`/fleet`, `/api/fleet/*`): `"view"` or
+    /// `"act"`; absent = nothing.
+    pub fleet: Option<String>,
 }
 
 /// Raw `[serve]`.
@@ -161,6 +164,18 @@ pub struct KeyConfig {
     pub rate: Option<u32>,
     /// Upstream calls at once.
     pub concurrency: Option<NonZeroUsize>,
+    /// What the key may do in the fleet's views; `None` = nothing.
+    pub fleet: Option<FleetAccess>,
+}
+
+/// What a key may do in the fleet's views (`[serve.keys.NAME] fleet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FleetAccess {
+    /// See the views.
+    View,
+    /// See the views and load or unload models.
+    Act,
 }
 
 impl std::fmt::Debug for KeyConfig {
@@ -174,6 +189,7 @@ impl std::fmt::Debug for KeyConfig {
             .field("budget", &self.budget)
             .field("rate", &self.rate)
             .field("concurrency", &self.concurrency)
+            .field("fleet", &self.fleet)
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +207,7 @@ impl KeyConfig {
             budget: None,
             rate: None,
             concurrency: None,
+            fleet: None,
         }
     }
 
@@ -405,6 +422,12 @@ fn validate_key(
                 .ok_or_else(|| invalid(key("concurrency"), format!("must be at least 1, got {n}")))?,
         ),
     };
+    let fleet = match raw.fleet.as_deref().map(str::trim) {
+        None => None,
+        Some("view") => Some(FleetAccess::View),
+        Some("act") => Some(FleetAccess::Act),
+        Some(other) => return Err(invalid(key("fleet"), format!("{other:?}: expected \"view\" or \"act\""))),
+    };
     Ok(KeyConfig {
         name: name.to_owned(),
         hash,
@@ -414,6 +437,7 @@ fn validate_key(
         budget: raw.budget,
         rate,
         concurrency,
+        fleet,
     })
 }
 

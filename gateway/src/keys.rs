@@ -57,6 +57,13 @@ impl KeyRing {
                 "no API key: send it as `Authorization: Bearer KEY` or `x-api-key: KEY`",
             ));
         };
+        self.find(presented).ok_or_else(|| ApiError::new(ErrorClass::Authentication, "invalid API key"))
+    }
+
+    /// The configured key whose secret is `presented` (hashed, then compared in constant
+    /// time against every key); `None` when none matches. For routes mounted next to the
+    /// gateway's (the fleet's views) that read the key from elsewhere, e.g. a cookie.
+    pub fn find(&self, presented: &str) -> Option<Arc<KeyConfig>> {
         let hash = sha256(presented.as_bytes());
         let mut found: Option<&Arc<KeyConfig>> = None;
         for key in &self.keys {
@@ -65,7 +72,7 @@ impl KeyRing {
                 found = Some(key);
             }
         }
-        found.cloned().ok_or_else(|| ApiError::new(ErrorClass::Authentication, "invalid API key"))
+        found.cloned()
     }
 }
 

@@ -69,7 +69,7 @@ use executus::tool::policy::Policy;
 use executus_llm::Registry;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::config::{KeyConfig, LoopSettings, RawServe, ServeConfig};
+pub use crate::config::{FleetAccess, KeyConfig, LoopSettings, RawServe, ServeConfig};
 pub use crate::metrics::Metrics;
 pub use crate::serve::serve;
 /// The router type [`Gateway::router`] returns (axum's), for hosts that merge routes into it.

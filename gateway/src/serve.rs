@@ -1,11 +1,14 @@
 //! The accept loop: HTTP/1.1 on hyper with a header read timeout, each connection watched
-//! for a graceful shutdown.
+//! for a graceful shutdown. Every request carries its peer's address as axum's
+//! `ConnectInfo<SocketAddr>` (the router is served through
+//! `into_make_service_with_connect_info`), so mounted routes can tell loopback peers apart.
 //!
 //! Shutdown: when the token fires, the listener closes at once (nothing new is accepted);
 //! idle keep-alive connections close; a request in progress finishes; an open stream gets
 //! the configured grace and is then ended by its turn with the dialect's error event. After
 //! the grace (plus a margin for the last bytes) connections still open are dropped.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -13,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_service::Service;
 
 use crate::{GatewayError, ServeConfig};
 
@@ -31,6 +35,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(config.header_timeout).keep_alive(true);
+    let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -47,7 +52,14 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Always ready, and infallible: it only wraps the router with the peer's address.
+        if let Err(never) = std::future::poll_fn(|cx| Service::<SocketAddr>::poll_ready(&mut make, cx)).await {
+            match never {}
+        }
+        let service = match make.call(peer).await {
+            Ok(service) => TowerToHyperService::new(service),
+            Err(never) => match never {},
+        };
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {

@@ -16,9 +16,11 @@
 //! SIGTERM stops accepting; open streams get `[runtime] shutdown_grace`, then end with their
 //! dialect's error event. Exit code 0 after a graceful stop.
 //!
-//! The fleet's `auto:NAME` models are served (and listed at `/v1/models`) like any model. Its
-//! views (`/fleet`, `/api/fleet/*`, `executus_fleet::web::router`) are to be merged into the
-//! router here, next to the gateway's routes (see `router` below).
+//! The fleet's `auto:NAME` models are served (and listed at `/v1/models`) like any model.
+//! With `[fleet.hosts.*]` configured, the fleet's views (`/fleet`, `/api/fleet/*`,
+//! `executus_fleet::web::router`) are served next to the gateway's routes: with keys, a key
+//! needs `[serve.keys.NAME] fleet = "view"` (or `"act"` to load and unload models) and
+//! anything else gets 401/403; without keys (loopback only) every loopback peer may act.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,7 +34,10 @@ use executus_budget::{
     BudgetStore, Money, ReserveOutcome, ReserveRequest, ScopeLimit, SettleRequest, SpendBudget,
 };
 use executus_gateway::rate::{RateLimited, RateLimiter, WINDOW};
-use executus_gateway::{Gateway, ServeConfig};
+use executus_fleet::Fleet;
+use executus_fleet::web::{Access, FleetAuthorizer, Grant, Permission};
+use executus_gateway::keys::KeyRing;
+use executus_gateway::{FleetAccess, Gateway, ServeConfig};
 use executus_llm::{ProviderKind, ProviderSpec};
 
 use crate::config::{CliConfig, RawProvider};
@@ -94,7 +99,12 @@ pub async fn serve(config: &CliConfig, args: ServeArgs, interrupt: &Interrupt) -
         .await
         .with_context(|| format!("listening on {addr} ([serve] listen)"))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    let router = router(&gateway);
+    let fleet = if config.fleet.hosts.is_empty() {
+        None
+    } else {
+        Some(crate::commands::fleet::open_fleet(config, true).await?)
+    };
+    let router = router(&gateway, fleet.clone());
     eprintln!("executus-run serve: listening on http://{bound}");
     tracing::info!(target: "executus_gateway", addr = %bound, keys = gateway.config().keys.len(), "serving");
     executus_gateway::serve(listener, router, gateway.config(), shutdown)
@@ -106,15 +116,46 @@ pub async fn serve(config: &CliConfig, args: ServeArgs, interrupt: &Interrupt) -
             humantime::format_duration(grace)
         );
     }
+    if let Some(fleet) = &fleet {
+        fleet.stop();
+    }
     gateway.close(Duration::from_millis(100)).await;
     host.close(grace).await;
     Ok(Exit::Ok)
 }
 
-/// Every route `serve` answers. The fleet crate's `/fleet` and `/api/fleet/*` router merges
-/// in here (`gateway.router().merge(fleet)`) once it exists.
-fn router(gateway: &Gateway) -> executus_gateway::Router {
-    gateway.router()
+/// Every route `serve` answers: the gateway's, and the fleet's views when a fleet is
+/// configured. `check_bind` has already refused a non-loopback address without keys, so
+/// [`Access::LoopbackNoKeys`] is only ever chosen on loopback.
+fn router(gateway: &Gateway, fleet: Option<Fleet>) -> executus_gateway::Router {
+    let routes = gateway.router();
+    let Some(fleet) = fleet else { return routes };
+    let config = gateway.config();
+    let access = if config.keys.is_empty() && config.listen.ip().is_loopback() {
+        Access::LoopbackNoKeys
+    } else {
+        Access::Keys(Arc::new(GatewayKeys(KeyRing::new(config.keys.clone()))))
+    };
+    routes.merge(executus_fleet::web::router(fleet, access))
+}
+
+/// The fleet's views authorised by the gateway's keys: the key (a header, or the cookie the
+/// fleet's login form sets) is checked like the gateway checks it (SHA-256, constant time);
+/// its `fleet` setting says what it may do.
+struct GatewayKeys(KeyRing);
+
+impl FleetAuthorizer for GatewayKeys {
+    fn authorize(&self, headers: &http::HeaderMap) -> Grant {
+        let Some(key) = executus_fleet::web::credential(headers).and_then(|k| self.0.find(k)) else {
+            return Grant::none();
+        };
+        let permission = match key.fleet {
+            Some(FleetAccess::Act) => Permission::Act,
+            Some(FleetAccess::View) => Permission::View,
+            _ => Permission::None,
+        };
+        Grant { permission, who: key.name.clone() }
+    }
 }
 
 /// Providers that are llama.cpp-style OpenAI-compatible servers (for

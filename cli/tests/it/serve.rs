@@ -64,6 +64,10 @@ async fn serve_configuration_errors_name_the_key() {
             "[serve.keys.c]\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nbudget = 1.0\n",
             "serve.keys.c.budget",
         ),
+        (
+            "[serve.keys.d]\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nfleet = \"admin\"\n",
+            "serve.keys.d.fleet",
+        ),
     ] {
         let ws = Workspace::new(toml);
         let out = ws.run(&["serve"], None).await;
@@ -166,6 +170,72 @@ async fn session_state_survives_a_restart_in_the_store() {
         }
         messages.push(json!({"role": "user", "content": "again"}));
     }
+}
+
+// ------------------------------------------------------------------ the fleet's views
+
+/// `[fleet.hosts.*]` configured: `serve` answers `/fleet` and `/api/fleet/*` next to the
+/// gateway's routes. With keys, only a key given `fleet = "view"` sees them (a header or the
+/// login cookie), acting needs `"act"`; without keys on loopback everyone there may look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_mounts_the_fleet_views_behind_the_gateway_keys() {
+    // SHA-256 of "sk-alice" and "sk-bob".
+    let ws = Workspace::new(
+        "[store]\nurl = \"sqlite://{dir}/store.db\"\n[fleet.hosts.gone]\nbase_url = \"http://127.0.0.1:1\"\n\
+         [serve.keys.alice]\nsha256 = \"099295a3784e1bd368dc348843a7398c1931b6b8ec2504c73e91ed2040bdc46c\"\nfleet = \"view\"\n\
+         [serve.keys.bob]\nsha256 = \"36c76b48bb2ee1d9d37140550e9d7ed7d395cf56f41050dc2a72e5291c0011f0\"\n",
+    );
+    let serving = Serving::start(&ws);
+    let client = reqwest::Client::new();
+    let get = |path: &str, key: Option<&str>| {
+        let mut request = client.get(format!("{}{path}", serving.url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    assert_eq!(get("/fleet", None).await.unwrap().status(), 401, "no key");
+    assert_eq!(get("/api/fleet/status", None).await.unwrap().status(), 401, "no key");
+    assert_eq!(get("/fleet", Some("sk-wrong")).await.unwrap().status(), 401, "unknown key");
+    assert_eq!(get("/fleet", Some("sk-bob")).await.unwrap().status(), 401, "a key without fleet access");
+    let page = get("/fleet", Some("sk-alice")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("gone"), "the page lists the configured host");
+    let status: Value = get("/api/fleet/status", Some("sk-alice")).await.unwrap().json().await.unwrap();
+    assert_eq!(status["hosts"][0]["name"], "gone", "{status}");
+    // The login cookie works like the header.
+    let cookie = client
+        .get(format!("{}/fleet", serving.url))
+        .header("cookie", "executus_fleet_key=sk-alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cookie.status(), 200);
+    // A view key may not act.
+    let act = client
+        .post(format!("{}/api/fleet/actions", serving.url))
+        .bearer_auth("sk-alice")
+        .json(&json!({"host": "gone", "action": "unload-all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(act.status(), 403);
+    // The gateway's own routes are still there, and still keyed.
+    assert_eq!(get("/healthz", None).await.unwrap().status(), 200);
+    assert_eq!(get("/v1/models", None).await.unwrap().status(), 401);
+    let (code, log) = serving.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("sk-alice"), "no key in the log: {log}");
+
+    // No keys, loopback: the views are open to loopback peers.
+    let open = Workspace::new(
+        "[store]\nurl = \"sqlite://{dir}/store.db\"\n[fleet.hosts.gone]\nbase_url = \"http://127.0.0.1:1\"\n",
+    );
+    let serving = Serving::start(&open);
+    let page = client.get(format!("{}/fleet", serving.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (code, log) = serving.stop();
+    assert_eq!(code, Some(0), "{log}");
 }
 
 // ------------------------------------------------------------------ agents in a network namespace
