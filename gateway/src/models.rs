@@ -87,7 +87,11 @@ pub(crate) async fn agent(
     if request.request.messages.is_empty() {
         return Err(ApiError::new(ErrorClass::InvalidRequest, "an agent needs at least one message"));
     }
-    let run = RunRequest::new(agent, request.request.messages.clone()).identity(identity);
+    // The session is the run's conversation (`gen_ai.conversation.id` on its spans), so a
+    // client's requests group into one conversation in traces.
+    let run = RunRequest::new(agent, request.request.messages.clone())
+        .identity(identity)
+        .conversation(session.id.clone());
     let handle = runtime.spawn_with(run).await.map_err(|e| match e {
         RuntimeError::Lane(lane) => lane_error(lane),
         other => ApiError::new(ErrorClass::Internal, other.to_string()),

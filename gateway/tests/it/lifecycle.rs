@@ -111,9 +111,23 @@ async fn agent_models_run_a_configured_executus_agent_for_any_client() {
     let runtime = executus::Runtime::builder().registry(registry.clone()).config(config).build();
     let gw = Gw::start_with(ServeConfig::default(), registry, |b| b.runtime(runtime)).await;
 
-    let response = gw.post("/v1/chat/completions", &chat("agent:helper", false)).await;
+    // The run's span names the client's session as its conversation.
+    let conversations = RunConversations::default();
+    let _spans = tracing::subscriber::set_default(
+        tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), conversations.clone()),
+    );
+    let response = gw
+        .client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header("x-session-id", "sess-helper-1")
+        .json(&chat("agent:helper", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-executus-served-by"], "agent:helper");
+    assert_eq!(response.headers()["x-executus-session"], "sess-helper-1");
+    assert_eq!(conversations.seen(), ["sess-helper-1"], "the session is the run's conversation");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "I am the helper agent.");
 
@@ -135,4 +149,40 @@ async fn agent_models_run_a_configured_executus_agent_for_any_client() {
     assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "agent:helper"), "{models}");
     let unknown = gw.post("/v1/chat/completions", &chat("agent:nobody", false)).await;
     assert_eq!(unknown.status(), 404);
+}
+
+/// Records the `gen_ai.conversation.id` of every `run` span.
+#[derive(Clone, Default)]
+struct RunConversations(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl RunConversations {
+    fn seen(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RunConversations {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Find<'a>(&'a mut Option<String>);
+        impl tracing::field::Visit for Find<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "gen_ai.conversation.id" {
+                    *self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        if attrs.metadata().name() != "run" {
+            return;
+        }
+        let mut found = None;
+        attrs.record(&mut Find(&mut found));
+        if let Some(id) = found {
+            self.0.lock().unwrap().push(id);
+        }
+    }
 }
