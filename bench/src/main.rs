@@ -145,7 +145,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             println!("{HELP}");
             Ok(())
         }
-        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" | "fleet" | "media" | "gateway" => benchmarks(args).await,
+        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" | "fleet" | "media" | "gateway" => {
+            benchmarks(args).await
+        }
         other => bail!("unknown command {other:?}\n{HELP}"),
     }
 }

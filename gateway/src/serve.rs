@@ -53,7 +53,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         // Always ready, and infallible: it only wraps the router with the peer's address.
-        if let Err(never) = std::future::poll_fn(|cx| Service::<SocketAddr>::poll_ready(&mut make, cx)).await {
+        if let Err(never) = std::future::poll_fn(|cx| Service::<SocketAddr>::poll_ready(&mut make, cx)).await
+        {
             match never {}
         }
         let service = match make.call(peer).await {

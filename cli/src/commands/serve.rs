@@ -33,10 +33,10 @@ use executus::ports::Budget;
 use executus_budget::{
     BudgetStore, Money, ReserveOutcome, ReserveRequest, ScopeLimit, SettleRequest, SpendBudget,
 };
-use executus_gateway::rate::{RateLimited, RateLimiter, WINDOW};
 use executus_fleet::Fleet;
 use executus_fleet::web::{Access, FleetAuthorizer, Grant, Permission};
 use executus_gateway::keys::KeyRing;
+use executus_gateway::rate::{RateLimited, RateLimiter, WINDOW};
 use executus_gateway::{FleetAccess, Gateway, ServeConfig};
 use executus_llm::{ProviderKind, ProviderSpec};
 

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use executus::Identity;
 use executus::config::{ConfigError, source_of};
-use executus::tool::policy::{Policy, PolicyConfig};
 use executus::llm::ImageSize;
+use executus::tool::policy::{Policy, PolicyConfig};
 use executus_budget::{BudgetConfig, BudgetConfigError, BudgetSettings};
 use executus_critic::{CriticConfig, CriticConfigError};
 use executus_schedule::{CatchUp, Job, JobDef, Overlap, ScheduleError};

@@ -113,9 +113,10 @@ async fn agent_models_run_a_configured_executus_agent_for_any_client() {
 
     // The run's span names the client's session as its conversation.
     let conversations = RunConversations::default();
-    let _spans = tracing::subscriber::set_default(
-        tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), conversations.clone()),
-    );
+    let _spans = tracing::subscriber::set_default(tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        conversations.clone(),
+    ));
     let response = gw
         .client()
         .post(format!("{}/v1/chat/completions", gw.url))
