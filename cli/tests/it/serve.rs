@@ -572,14 +572,27 @@ async fn agents_reach_the_real_llama_server_through_serve() {
         server.display(),
         model.display()
     );
+    // llama.cpp's own tool-call parser rejects some of the random tiny model's outputs (its
+    // 500 "does not match the expected ... format" reaches the agent unchanged, as any
+    // upstream error would): such a run is repeated, up to four attempts in all. Any other
+    // failure fails the test.
+    let again = |run: &str, command: String| {
+        format!(
+            "for attempt in 1 2 3 4; do {command}; grep -q 'does not match the expected' {run}.err || break; \
+             echo \"{run}: attempt $attempt hit the parser\" >> retries.log; done"
+        )
+    };
     run_scene(
         &scene,
         &setup,
-        &[claude(&peers, "claude", "Say hello.", ""), codex(&peers, "codex", "Say hello.")],
+        &[
+            again("claude", claude(&peers, "claude", "Say hello.", "")),
+            again("codex", codex(&peers, "codex", "Say hello.")),
+        ],
     )
     .await;
     for run in ["claude", "codex"] {
-        assert_eq!(scene.code(run), Some(0), "{}", scene.report(run));
+        assert_eq!(scene.code(run), Some(0), "{}\n{}", scene.report(run), scene.read("retries.log"));
     }
     let log = scene.read("serve.err");
     assert!(
