@@ -114,7 +114,7 @@ pub enum Command {
     Image(commands::image::ImageArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
-    /// An OpenAI- and Anthropic-compatible endpoint for coding agents ([serve]): every
+    /// An OpenAI- and Anthropic-compatible endpoint for coding agents (`[serve]`): every
     /// request through the failover chain and the guardrails, until SIGINT or SIGTERM.
     Serve(commands::serve::ServeArgs),
     /// The llama-swap hosts of [fleet.hosts.*]: status, load / unload, watch, bench.

@@ -16,7 +16,7 @@
 //!   cap: the request goes upstream without tools and with the core's wrap-up instruction,
 //!   and the turn must end (tool calls in the answer are dropped, see
 //!   [`SessionState::finalize_ignored`]); counts towards the hard cap;
-//! - [`Plan::Stop`]: the task used up its finalize turns ([`LoopLimits::finalize_turns`]), or
+//! - [`Plan::Stop`]: the task used up its finalize turns ([`executus::LoopLimits::finalize_turns`]), or
 //!   a trigger fired with the hard cap reached: the gateway answers itself with a tool-free end
 //!   of turn, and the client stops cleanly.
 //!

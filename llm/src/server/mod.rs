@@ -179,8 +179,9 @@ impl DecodeError {
     }
 }
 
-/// A streaming encoder for one dialect. Feed it events with [`Encoder::event`], end it with
-/// [`Encoder::finish`] (or [`Encoder::fail`] on an error); each call appends SSE bytes to `out`.
+/// A streaming encoder for one dialect. Open it with [`Encoder::start`], feed it events with
+/// [`Encoder::event`] (a `Done` event ends the stream), or end it with [`Encoder::fail`] on an
+/// error; each call appends SSE bytes to `out`.
 #[derive(Debug)]
 pub enum Encoder {
     /// Chat Completions chunks.
