@@ -32,6 +32,16 @@ installed() {
   [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$DIR/venv/bin/python" ] \
     && [ -x "$DIR/npm/node_modules/.bin/claude" ] && [ -x "$DIR/npm/node_modules/.bin/codex" ]
 }
+# The agent scenarios run the CLIs in a loopback-only network namespace: `unshare -n` and
+# `ip link set lo up` (Debian's util-linux and iproute2).
+if ! command -v ip >/dev/null && command -v apt-get >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo -n"; fi
+  note "installing iproute2 (ip) for the agents' network namespace"
+  $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends iproute2 >/dev/null 2>&1 \
+    || note "could not install iproute2; the agent scenarios will say so"
+fi
 if installed; then
   exit 0
 fi
@@ -40,8 +50,23 @@ for tool in python3 npm; do
 done
 mkdir -p "$DIR/npm"
 note "installing the gateway's clients into $DIR (pinned: $WANT)"
-if [ ! -x "$DIR/venv/bin/python" ]; then
-  python3 -m venv "$DIR/venv" >&2
+if [ ! -x "$DIR/venv/bin/pip" ]; then
+  rm -rf "$DIR/venv"
+  if ! python3 -m venv "$DIR/venv" >/dev/null 2>&1; then
+    # Debian's python3 comes without the venv module: install it (quietly) and try again.
+    rm -rf "$DIR/venv"
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo -n"; fi
+    if command -v apt-get >/dev/null; then
+      pyver=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+      $SUDO apt-get update -qq >/dev/null 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "python$pyver-venv" >/dev/null 2>&1 \
+        || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null 2>&1 \
+        || true
+    fi
+    python3 -m venv "$DIR/venv" >&2 || { note "python3 -m venv failed (the venv module is missing)"; exit 1; }
+  fi
 fi
 PIP_CACHE_DIR=$HOME/.cache/executus-pip PIP_DISABLE_PIP_VERSION_CHECK=1 \
   "$DIR/venv/bin/pip" install --quiet "openai==$OPENAI" "anthropic==$ANTHROPIC" >&2

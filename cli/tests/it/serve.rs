@@ -253,10 +253,15 @@ fn peers(test: &str) -> Option<Peers> {
         missing(test, "Claude Code / Codex are not installed (run scripts/peer-gateway.sh)");
         return None;
     }
-    let netns =
-        std::process::Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success());
+    let netns = std::process::Command::new("unshare")
+        .args(["-n", "ip", "link", "set", "lo", "up"])
+        .status()
+        .is_ok_and(|s| s.success());
     if !netns {
-        missing(test, "`unshare -n` is not available (the agents only run in a loopback-only namespace)");
+        missing(
+            test,
+            "`unshare -n` with `ip link set lo up` is not available (the agents only run in a loopback-only namespace)",
+        );
         return None;
     }
     Some(Peers { claude, codex })
