@@ -1,19 +1,26 @@
-//! # executus-store — durable SQLite stores for executus
+//! # executus-store — durable stores for executus, on SQLite or PostgreSQL
 //!
-//! One entry point, [`Store::open`], over one SQLite file (bundled SQLite: nothing to
-//! install). It creates the file if missing, refuses a file that is not ours, switches it to
-//! WAL with a busy timeout and foreign keys, and applies the embedded migrations
-//! (`contrib-store/migrations/`). The typed stores it hands out implement the core's port
-//! and the batteries' storage traits:
+//! One entry point, [`Store::open`]. The URL picks the backend:
 //!
-//! | accessor | store | implements | module |
-//! | --- | --- | --- | --- |
-//! | [`Store::checkpoints`] | [`SqliteCheckpointStore`] | `executus::ports::CheckpointStore` | [`checkpoint`] |
-//! | [`Store::personas`] | [`SqlitePersonaStore`] | `executus_persona::PersonaStore` | [`persona`] |
-//! | [`Store::skills`] | [`SqliteSkillStore`] | `executus_skill::SkillStore` | [`skill`] |
-//! | [`Store::audit`] | [`SqliteAuditStore`] | `executus_audit::AuditStore` | [`audit`] |
-//! | [`Store::budget`] | [`SqliteBudgetStore`] | `executus_budget::BudgetStore` | [`budget`] |
-//! | [`Store::schedule`] | [`SqliteScheduleStore`] | `executus_schedule::ScheduleStore` | [`schedule`] |
+//! - `sqlite://path.db` (or `sqlite::memory:`): one SQLite file, bundled SQLite, nothing to
+//!   install — the embedded default ([`sqlite`]). It creates the file if missing, refuses a
+//!   file that is not ours, switches it to WAL and applies the migrations of
+//!   `contrib-store/migrations/sqlite/`.
+//! - `postgres://user@host/db` (feature `postgres`): one PostgreSQL database shared by any
+//!   number of processes on any number of machines ([`postgres`]), with run leases and the
+//!   run queue that [`worker`]s share. Migrations in `contrib-store/migrations/postgres/`.
+//!
+//! The typed stores it hands out implement the core's port and the batteries' storage traits,
+//! on either backend:
+//!
+//! | accessor | store | implements |
+//! | --- | --- | --- |
+//! | [`Store::checkpoints`] | [`AnyCheckpointStore`] | `executus::ports::CheckpointStore` (claims included) |
+//! | [`Store::personas`] | [`AnyPersonaStore`] | `executus_persona::PersonaStore` |
+//! | [`Store::skills`] | [`AnySkillStore`] | `executus_skill::SkillStore` |
+//! | [`Store::audit`] | [`AnyAuditStore`] | `executus_audit::AuditStore` |
+//! | [`Store::budget`] | [`AnyBudgetStore`] | `executus_budget::BudgetStore` |
+//! | [`Store::schedule`] | [`AnyScheduleStore`] | `executus_schedule::ScheduleStore` |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,26 +52,37 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Durability, connections and contention are described on [`Store`]; retention on
-//! [`Store::prune`] and [`Store::prune_audit`]. sqlx appears only in this crate: the core
-//! and the batteries never depend on it.
+//! Durability, connections and contention are described on each backend's store
+//! ([`SqliteStore`], `postgres::PgStore`); retention on [`Store::prune`] and
+//! [`Store::prune_audit`]; moving a store between backends on [`copy`]. sqlx appears only
+//! in this crate: the core and the batteries never depend on it.
 
-pub mod audit;
-pub mod budget;
-pub mod checkpoint;
+mod any;
+mod codec;
+// pub mod copy;
 mod error;
-pub mod persona;
-pub mod schedule;
-pub mod skill;
-mod store;
+mod options;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod prune;
+pub mod sqlite;
 
-pub use audit::{ExplainedStatement, SqliteAuditStore};
-pub use budget::SqliteBudgetStore;
-pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
+pub use any::{
+    AnyAuditStore, AnyBudgetStore, AnyCheckpointStore, AnyPersonaStore, AnyScheduleStore, AnySkillStore,
+    Store,
+};
 pub use error::StoreError;
-pub use persona::SqlitePersonaStore;
-pub use schedule::SqliteScheduleStore;
-pub use skill::SqliteSkillStore;
-pub use store::{
-    APPLICATION_ID, Clock, ManualClock, PruneReport, Store, StoreOptions, StoreStats, SystemClock,
+pub use options::{Clock, ManualClock, StoreOptions, SystemClock};
+pub use prune::PruneReport;
+// The SQLite backend's modules keep their historical paths (`executus_store::checkpoint::...`).
+pub use sqlite::{
+    APPLICATION_ID, SqliteStore, StoreStats, audit, budget, checkpoint, persona, schedule, skill,
+};
+pub use sqlite::{
+    audit::{ExplainedStatement, SqliteAuditStore},
+    budget::SqliteBudgetStore,
+    checkpoint::{AppendStats, Encoding, SqliteCheckpointStore},
+    persona::SqlitePersonaStore,
+    schedule::SqliteScheduleStore,
+    skill::SqliteSkillStore,
 };

@@ -13,6 +13,7 @@ mod conformance;
 mod crash;
 mod open;
 mod persona_skill;
+mod pg;
 mod plan;
 mod retention;
 mod schedule;
