@@ -140,7 +140,7 @@ impl PgCheckpointStore {
                     let expected: i64 = row.try_get(2).map_err(|e| store.db(OP, e))?;
                     next.insert(run, (id, expected));
                 }
-                let mut stats = AppendStats { runs: runs.len(), ..AppendStats::default() };
+                let mut stats = AppendStats { runs: batch.len(), ..AppendStats::default() };
                 let (mut e_run, mut e_seq, mut e_enc, mut e_payload) = (vec![], vec![], vec![], vec![]);
                 let (mut moved_id, mut moved_next) = (vec![], vec![]);
                 let (mut new_runs, mut new_tenants, mut new_agents) = (vec![], vec![], vec![]);

@@ -245,8 +245,10 @@ impl PgRunQueue {
         let picked: Vec<(Picked, LeaseGuard)> = store
             .write(OP, || async move {
                 let mut tx = store.begin(OP).await?;
+                // More candidates than wanted: some may be skipped (their tenant at its cap,
+                // their lease held); the rest stay locked only until this commit.
                 let rows = sqlx::query(PICK)
-                    .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(max.saturating_mul(2).saturating_add(8)).unwrap_or(i64::MAX))
                     .bind(cap)
                     .fetch_all(&mut *tx)
                     .await
@@ -278,6 +280,9 @@ impl PgRunQueue {
                 }
                 let mut picked = Vec::new();
                 for (run, tenant, queued, request, status) in candidates {
+                    if picked.len() >= max {
+                        break;
+                    }
                     if queued && let Some(cap) = cap {
                         let active: i64 = sqlx::query_scalar(TENANT_ACTIVE)
                             .bind(&tenant)

@@ -115,3 +115,34 @@ async fn budget_store_passes_the_budget_conformance_check() {
         .unwrap_or_else(|e| panic!("{backend:?}: {e:?}"));
     }
 }
+
+/// One database of a backend that can be opened more than once (as a second process would;
+/// SQLite in memory hands out the one store it has).
+pub enum Db {
+    File(TempStore),
+    Memory(Store),
+    Postgres(PgDb),
+}
+
+impl Db {
+    pub async fn new(backend: Backend, test: &str) -> Self {
+        match backend {
+            Backend::SqliteFile => Self::File(TempStore::new()),
+            Backend::SqliteMemory => Self::Memory(Store::open("sqlite::memory:").await.unwrap()),
+            Backend::Postgres => Self::Postgres(PgDb::create(test).await.expect("checked by backends()")),
+        }
+    }
+
+    pub async fn open(&self) -> Store {
+        match self {
+            Self::File(tmp) => tmp.open().await,
+            Self::Memory(store) => store.clone(),
+            Self::Postgres(db) => db.open().await,
+        }
+    }
+
+    /// True when two `open`s are two independent handles (two processes' view).
+    pub fn shared(&self) -> bool {
+        !matches!(self, Self::Memory(_))
+    }
+}

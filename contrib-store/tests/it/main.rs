@@ -15,6 +15,7 @@ mod open;
 mod persona_skill;
 mod pg;
 mod plan;
+mod postgres;
 mod retention;
 mod schedule;
 mod upgrade;

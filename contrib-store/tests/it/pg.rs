@@ -22,9 +22,11 @@ pub fn admin_url(test: &str) -> Option<String> {
             if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
                 panic!("{line}; under CI=true a PostgreSQL that cannot be started fails the run");
             }
-            eprintln!("{line}");
+            // Straight to the process's stderr (the harness captures `eprintln!` of passing
+            // tests, not this), and to the terminal when there is one.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "{line}");
             if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
-                use std::io::Write as _;
                 let _ = writeln!(tty, "{line}");
             }
             None
