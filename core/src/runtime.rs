@@ -24,7 +24,9 @@ use crate::executor::{ExecutorHandle, queued_status};
 use crate::identity::Identity;
 use crate::ids::RunId;
 use crate::lane::{JobSpec, LaneConfig, LaneError, LaneHandle};
-use crate::ports::{AuditEvent, AuditRecord, PortError, Ports, RunClaim, StoredStatus, audit::now_ms};
+use crate::ports::{
+    AuditEvent, AuditRecord, PortError, Ports, RunClaim, RunQueue, StoredStatus, audit::now_ms,
+};
 use crate::run::actor::RunArgs;
 use crate::run::env::RunEnv;
 use crate::run::handle::{RunControl, RunHandle};
@@ -238,9 +240,17 @@ pub struct RuntimeBuilder {
     tools: ToolRegistry,
     policy: Option<Policy>,
     config: RuntimeConfig,
+    queue: Option<Arc<dyn RunQueue>>,
 }
 
 impl RuntimeBuilder {
+    /// Hands top-level runs to `queue` instead of driving them here (see [`RunQueue`]).
+    #[must_use]
+    pub fn queue(mut self, queue: Arc<dyn RunQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
     /// Uses this model registry (default: providers from `EXECUTUS_LLM_*` variables).
     #[must_use]
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -317,6 +327,7 @@ impl RuntimeBuilder {
             policy: self.policy.unwrap_or_default(),
             ports: self.ports,
             config: self.config,
+            queue: self.queue,
             started: OnceCell::new(),
             controls: DashMap::new(),
             lanes: Mutex::new(HashMap::new()),
@@ -343,6 +354,7 @@ pub struct RuntimeInner {
     policy: Policy,
     ports: Ports,
     config: RuntimeConfig,
+    queue: Option<Arc<dyn RunQueue>>,
     started: OnceCell<Started>,
     controls: DashMap<RunId, Arc<RunControl>>,
     lanes: Mutex<HashMap<String, LaneHandle>>,
@@ -550,12 +562,32 @@ impl Runtime {
     /// A [`RuntimeError`] if the run could not be admitted (unknown skill or lane, lane
     /// full...). Nothing is checkpointed for a run that was not admitted.
     pub async fn spawn_with(&self, request: RunRequest) -> Result<RunHandle, RuntimeError> {
+        if request.parent.is_none()
+            && let Some(queue) = &self.inner.queue
+        {
+            return self.enqueue(queue.as_ref(), request).await;
+        }
         let started = self.started().await?;
         let lane_name =
             request.lane.clone().or_else(|| request.agent.lane.clone()).unwrap_or_else(|| "default".into());
         let lane = self.lane(&lane_name).await?;
         let watched = request.watch;
         self.start_new(started, Some(&lane), request, watched).await
+    }
+
+    /// Hands a top-level run to the queue; the handle's outcome arrives when a worker
+    /// finished it.
+    async fn enqueue(&self, queue: &dyn RunQueue, request: RunRequest) -> Result<RunHandle, RuntimeError> {
+        let run_id = request.run_id.unwrap_or_default();
+        let follow = queue.enqueue(run_id, &request).await?;
+        let control = RunControl::new(run_id, request.agent.name.clone(), request.watch);
+        let followed = control.clone();
+        tokio::spawn(async move {
+            let outcome = follow.await;
+            followed.emit(crate::run::RunEvent::Ended { run_id, end: outcome.end.clone() });
+            followed.set_outcome(outcome);
+        });
+        Ok(RunHandle { control, runtime: self.clone() })
     }
 
     /// Starts a child run (for `dispatch_agent`) without lane admission: the parent already

@@ -21,6 +21,7 @@ mod hostile;
 mod lane;
 mod loops;
 mod ports;
+mod queue;
 mod restarts;
 mod resume;
 mod run_loop;
