@@ -3,9 +3,14 @@
 //! schedule), the tools and the policy.
 //!
 //! Every store comes from [`open_stores`]: what a command may rely on across processes is
-//! [`Stores::durable`] — today checkpoints (so `resume`, `approve` / `deny`) and chat
-//! history live in the SQLite file; the other batteries' stores are in memory until
-//! `executus-store` provides SQLite versions.
+//! [`Stores::durable`] — checkpoints (so `resume`, `approve` / `deny`), audit, budget and
+//! schedule watermarks live in the store (a SQLite file, or PostgreSQL), chat history in the
+//! SQLite file only (in memory on PostgreSQL); personas and skills come from the
+//! configuration at every start.
+//!
+//! With `[runtime] mode = "queue"` (PostgreSQL only), commands that ask for it
+//! ([`HostOptions::queue`]) hand their top-level runs to the run queue the workers share
+//! instead of driving them.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -50,8 +55,10 @@ pub struct Stores {
     pub chats: Arc<dyn ChatHistory>,
     /// Which of them outlive this process (`checkpoints`, `chats`, ...).
     pub durable: BTreeSet<&'static str>,
-    /// Where the durable ones live, for messages.
+    /// Where the durable ones live, for messages (a password never appears).
     pub location: String,
+    /// The store itself (its backend, its queue on PostgreSQL).
+    pub store: Store,
 }
 
 impl Stores {
@@ -92,15 +99,21 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let store = Store::open(url).await.with_context(|| format!("opening the store {url} ([store] url)"))?;
-    let chats: Arc<dyn ChatHistory> = if store.location() == ":memory:" {
-        Arc::new(MemoryChatHistory::new())
-    } else {
+    let shown = executus_store::postgres::redact(url);
+    let store = Store::open_with(url, config.store.options())
+        .await
+        .with_context(|| format!("opening the store {shown} ([store] url)"))?;
+    let chats: Arc<dyn ChatHistory> = if store.as_sqlite().is_some() && !store.is_memory() {
         Arc::new(SqliteChatHistory::open(&store).await.context("opening the chat history")?)
+    } else {
+        Arc::new(MemoryChatHistory::new())
     };
     let mut durable = BTreeSet::new();
-    if store.location() != ":memory:" {
-        durable.extend(["checkpoints", "chats", "audit", "budget", "schedule"]);
+    if !store.is_memory() {
+        durable.extend(["checkpoints", "audit", "budget", "schedule"]);
+        if store.as_sqlite().is_some() {
+            durable.insert("chats");
+        }
     }
     Ok(Stores {
         checkpoints: Arc::new(store.checkpoints()),
@@ -114,6 +127,7 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         chats,
         durable,
         location: store.location().to_owned(),
+        store,
     })
 }
 
@@ -128,6 +142,11 @@ pub struct HostOptions {
     pub extra_lanes: Vec<(String, std::num::NonZeroUsize)>,
     /// Whether the store file is used.
     pub persistence: Persistence,
+    /// In `[runtime] mode = "queue"`: hand top-level runs to the shared run queue.
+    pub queue: bool,
+    /// Build the cron schedule shared (several processes run the same jobs; each fire is
+    /// claimed once across them).
+    pub shared_schedule: bool,
 }
 
 /// A runtime with its ports, and the handles a command needs at the end.
@@ -197,8 +216,9 @@ impl Host {
         if let Some(delivery) = options.delivery {
             ports.delivery = delivery;
         }
-        let schedule =
-            options.schedule.then(|| CronSchedule::builder().store(stores.schedule.clone()).build());
+        let schedule = options.schedule.then(|| {
+            CronSchedule::builder().store(stores.schedule.clone()).shared(options.shared_schedule).build()
+        });
         if let Some(schedule) = &schedule {
             ports.schedule = Arc::new(schedule.clone());
         }
@@ -210,14 +230,22 @@ impl Host {
                 executus::config::LaneSettings { capacity, ..executus::config::LaneSettings::default() },
             );
         }
-        let runtime = Runtime::builder()
+        let mut builder = Runtime::builder()
             .registry(config.registry.clone())
             .config(runtime_config)
             .tools(tools)
             .policy(policy)
-            .ports(ports)
-            .try_build()
-            .map_err(|e| UsageError(e.to_string()))?;
+            .ports(ports);
+        if options.queue && config.runtime.mode == executus::config::RunMode::Queue {
+            let Some(pg) = stores.store.as_postgres() else {
+                return Err(UsageError(
+                    "[runtime] mode = \"queue\" needs [store] url = \"postgres://...\"".into(),
+                )
+                .into());
+            };
+            builder = builder.queue(Arc::new(pg.queue()));
+        }
+        let runtime = builder.try_build().map_err(|e| UsageError(e.to_string()))?;
         Ok(Self { runtime, stores, audit, schedule })
     }
 

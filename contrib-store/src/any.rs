@@ -328,6 +328,16 @@ impl Store {
         forward_impl!(&self.backend, s => s.prune_audit_before(cutoff_ms).await)
     }
 
+    /// Every spend row `(scope, at_ms, amount)`, oldest first.
+    pub(crate) async fn export_spend(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        forward_impl!(&self.backend, s => s.export_spend().await)
+    }
+
+    /// Every watermark `(job, fire_ms)`.
+    pub(crate) async fn export_watermarks(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        forward_impl!(&self.backend, s => s.export_watermarks().await)
+    }
+
     /// Closes every connection (PostgreSQL: releases this process's leases first).
     pub async fn close(&self) {
         forward_impl!(&self.backend, s => s.close().await)

@@ -59,18 +59,21 @@
 
 mod any;
 mod codec;
-// pub mod copy;
+pub mod copy;
 mod error;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod prune;
 pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod worker;
 
 pub use any::{
     AnyAuditStore, AnyBudgetStore, AnyCheckpointStore, AnyPersonaStore, AnyScheduleStore, AnySkillStore,
     Store,
 };
+pub use copy::{CopyReport, copy};
 pub use error::StoreError;
 pub use options::{Clock, ManualClock, StoreOptions, SystemClock};
 pub use prune::PruneReport;

@@ -185,3 +185,9 @@ CREATE TABLE run_leases (
     expires_ms   bigint NOT NULL
 );
 CREATE INDEX run_leases_owner ON run_leases (owner);
+
+-- A tenant's runs that count against its cap in the queue: driven (or orphaned, about to be
+-- driven again), not paused for a human.
+CREATE FUNCTION executus_tenant_active(t text) RETURNS bigint LANGUAGE sql STABLE AS
+$$ SELECT count(*) FROM run_queue q WHERE q.tenant = t AND q.state = 'active'
+   AND NOT EXISTS (SELECT 1 FROM checkpoint_runs c WHERE c.run_id = q.run_id AND c.status = 'awaiting_approval') $$;

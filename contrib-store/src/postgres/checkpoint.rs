@@ -325,7 +325,7 @@ impl PgCheckpointStore {
                         .map_err(|e| store.db(OP, e))?;
                 }
                 sqlx::query(
-                    "WITH q AS (UPDATE run_queue SET state = 'finished', status = $2, finished_ms = $3 \
+                    "WITH q AS (UPDATE run_queue SET state = 'finished', status = $2, outcome = NULL, finished_ms = $3 \
                          WHERE run_id = $1 AND state IN ('queued', 'active')) \
                      SELECT pg_notify($4, $1::text)",
                 )

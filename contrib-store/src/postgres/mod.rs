@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     /// Leases a worker took when it picked runs from the queue, handed to the runtime's
     /// claim of the same run (see [`PgCheckpointStore::claim_run`]).
     reserved: std::sync::Mutex<HashMap<RunId, lease::LeaseGuard>>,
+    /// The `LISTEN` connection, opened on first use and shared.
+    wakeups: OnceCell<Arc<queue::Wakeups>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -181,6 +183,7 @@ impl PgStore {
                 leases: OnceCell::new(),
                 lost: CancellationToken::new(),
                 reserved: std::sync::Mutex::new(HashMap::new()),
+                wakeups: OnceCell::new(),
             }),
         };
         store.initialise().await?;
@@ -280,6 +283,19 @@ impl PgStore {
     /// The run queue workers share.
     pub fn queue(&self) -> PgRunQueue {
         PgRunQueue::new(self.clone())
+    }
+
+    /// Wake-ups from `LISTEN` (`executus_queue`, `executus_done`) on a connection of their
+    /// own, opened on first use and shared by every caller.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the listening connection cannot be opened.
+    pub async fn wakeups(&self) -> Result<Arc<queue::Wakeups>, StoreError> {
+        self.inner
+            .wakeups
+            .get_or_try_init(|| async { self.queue().listen().await.map(Arc::new) })
+            .await
+            .cloned()
     }
 
     /// Cancelled when this store's lease connection is lost (the server restarted, the
@@ -439,6 +455,22 @@ impl PgStore {
     pub(crate) fn take_reserved(&self, run: RunId) -> Option<lease::LeaseGuard> {
         let mut reserved = self.inner.reserved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         reserved.remove(&run)
+    }
+
+    /// Every spend row `(scope, at_ms, amount)`, oldest first (for [`crate::copy`]).
+    pub(crate) async fn export_spend(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        sqlx::query_as("SELECT scope, at_ms, amount FROM budget_spend ORDER BY at_ms, id")
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|e| self.db("export spend", e))
+    }
+
+    /// Every watermark `(job, fire_ms)` (for [`crate::copy`]).
+    pub(crate) async fn export_watermarks(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT job, fire_ms FROM schedule_watermarks ORDER BY job")
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|e| self.db("export watermarks", e))
     }
 
     pub(crate) fn pool(&self) -> &PgPool {

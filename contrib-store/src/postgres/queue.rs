@@ -173,17 +173,13 @@ const PICK: &str = "SELECT q.run_id, q.tenant, q.state, q.request, c.status \
      WHERE q.state IN ('queued', 'active') \
        AND (l.run_id IS NULL OR l.expires_ms < executus_now_ms()) \
        AND (q.state = 'queued' OR c.status IS NULL OR c.status = 'running') \
-       AND (q.state = 'active' OR $2::bigint IS NULL \
-            OR (SELECT count(*) FROM run_queue a WHERE a.tenant = q.tenant AND a.state = 'active') < $2) \
-     ORDER BY (q.state = 'active') DESC, \
-         (SELECT count(*) FROM run_queue a WHERE a.tenant = q.tenant AND a.state = 'active'), \
-         q.enqueued_ms, q.run_id \
+       AND (q.state = 'active' OR $2::bigint IS NULL OR executus_tenant_active(q.tenant) < $2) \
+     ORDER BY (q.state = 'active') DESC, executus_tenant_active(q.tenant), q.enqueued_ms, q.run_id \
      LIMIT $1 \
      FOR UPDATE OF q SKIP LOCKED";
 
 /// Active runs of a tenant that count against its cap (a run paused for a human does not).
-const TENANT_ACTIVE: &str = "SELECT count(*) FROM run_queue q WHERE q.tenant = $1 AND q.state = 'active' \
-     AND NOT EXISTS (SELECT 1 FROM checkpoint_runs c WHERE c.run_id = q.run_id AND c.status = 'awaiting_approval')";
+const TENANT_ACTIVE: &str = "SELECT executus_tenant_active($1)";
 
 impl PgRunQueue {
     /// The queue over `store` (also [`PgStore::queue`]).
@@ -338,7 +334,9 @@ impl PgRunQueue {
         drop(self.store.take_reserved(run));
     }
 
-    /// Records a run's end and its outcome summary (state `done`) and announces it.
+    /// Records a run's end and its outcome summary (state `done`) and announces it. A run
+    /// that paused for approval keeps its state (it is not over; whoever approves it drives
+    /// it on), with the pause as its outcome so far.
     ///
     /// # Errors
     /// [`StoreError::Database`].
@@ -351,8 +349,11 @@ impl PgRunQueue {
         let store = &self.store;
         let now = i64::try_from(store.now_ms()).unwrap_or(i64::MAX);
         sqlx::query(
-            "WITH q AS (UPDATE run_queue SET state = 'done', status = $2, outcome = $3, \
-                 finished_ms = coalesce(finished_ms, $4) WHERE run_id = $1) \
+            "WITH q AS (UPDATE run_queue SET \
+                 state = CASE WHEN $2 = 'awaiting_approval' THEN state ELSE 'done' END, \
+                 status = $2, outcome = $3, \
+                 finished_ms = CASE WHEN $2 = 'awaiting_approval' THEN NULL ELSE coalesce(finished_ms, $4) END \
+                 WHERE run_id = $1) \
              SELECT pg_notify($5, $1::text)",
         )
         .bind(run.0)

@@ -11,6 +11,7 @@ mod concurrency;
 mod conformance;
 #[cfg(unix)]
 mod crash;
+mod mock_llm;
 mod open;
 mod persona_skill;
 mod pg;
@@ -19,3 +20,4 @@ mod postgres;
 mod retention;
 mod schedule;
 mod upgrade;
+mod workers;

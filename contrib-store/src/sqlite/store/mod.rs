@@ -224,6 +224,22 @@ impl SqliteStore {
         self.inner.reader.close().await;
     }
 
+    /// Every spend row `(scope, at_ms, amount)`, oldest first (for [`crate::copy`]).
+    pub(crate) async fn export_spend(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        sqlx::query_as("SELECT scope, at_ms, amount FROM budget_spend ORDER BY at_ms, id")
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(|e| self.db("export spend", e))
+    }
+
+    /// Every watermark `(job, fire_ms)` (for [`crate::copy`]).
+    pub(crate) async fn export_watermarks(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT job, fire_ms FROM schedule_watermarks ORDER BY job")
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(|e| self.db("export watermarks", e))
+    }
+
     pub(crate) fn reader_pool(&self) -> &SqlitePool {
         &self.inner.reader
     }
