@@ -43,9 +43,12 @@ step() {
 cargo test --workspace --locked --no-run >/dev/null
 
 # 1. Provider faults: the provider crate, the whole runtime, the CLI (tables on stdout).
-step faults-llm cargo test -p executus-llm --test it faults --locked
-step faults-runtime cargo test -p executus --test it faults --locked -- --nocapture
-step faults-cli cargo test -p executus-run --test it faults --locked -- --nocapture
+# Release builds with the timers checked: each case must end inside its own timers plus a
+# small slack (the normal test run only guards against hangs; see the suites' SLACK).
+export EXECUTUS_STRICT_TIMERS=1
+step faults-llm cargo test --release -p executus-llm --test it faults --locked
+step faults-runtime cargo test --release -p executus --test it faults --locked -- --nocapture
+step faults-cli cargo test --release -p executus-run --test it faults --locked -- --nocapture
 
 # 2. Crash and restart: the 20-point gauntlet, the 20 points as independent runs, random
 #    kills until every run finishes, SIGTERM on run and schedule; the store's own crash test.

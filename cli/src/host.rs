@@ -22,7 +22,6 @@ use chatbot::{ChatHistory, MemoryChatHistory, SqliteChatHistory};
 use executus::meta::MetaLlm;
 use executus::ports::{CheckpointStore, Delivery, Ports};
 use executus::tool::ToolRegistry;
-use executus::tool::builtin::standard_tools;
 use executus::tool::dispatch_agent::DispatchAgent;
 use executus::tool::policy::{Decision, FnRule, Policy, RequireApprovalFor};
 use executus::{Runtime, RuntimeConfig};
@@ -33,6 +32,7 @@ use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
 use executus_schedule::{CronSchedule, ScheduleStore};
 use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
 use executus_store::Store;
+use executus_tools::standard_tools;
 
 use crate::UsageError;
 use crate::config::CliConfig;

@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use executus::ports::Ports;
 use executus::tool::ToolRegistry;
-use executus::tool::builtin::Calc;
 use executus::{RunEvent, RunRequest, RunnableAgent, Runtime, RuntimeConfig};
 use executus_audit::{AuditWriter, MemoryAuditStore};
 use executus_budget::{BudgetSettings, Caps, MemoryBudgetStore, Money, SpendBudget};
 use executus_llm::providers::ProviderConfig;
 use executus_llm::providers::openai::OpenAi;
 use executus_llm::{HttpOptions, ProviderSpec, Registry, Secret};
+use executus_tools::Calc;
 use serde_json::json;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};

@@ -15,13 +15,13 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use executus_llm::{Message, Part, Request, Role};
+use executus_llm::{Message, Part, Request, Role, Target};
 
 use crate::config::CompactionSettings;
+use crate::loops::fingerprint;
 use crate::meta::MetaLlm;
 use crate::ports::AuditEvent;
 use crate::run::actor::{estimate_tokens, message_chars};
-use crate::run::machine::fingerprint;
 
 /// The system prompt of the summary call.
 pub const SUMMARY_PROMPT: &str = "You compress conversations for an agent that must continue the work. \
@@ -60,7 +60,7 @@ pub fn context_tokens(settings: &CompactionSettings, targets: &[String]) -> u64 
             settings
                 .context_sizes
                 .get(t)
-                .or_else(|| t.split_once('/').and_then(|(_, m)| settings.context_sizes.get(m)))
+                .or_else(|| t.parse::<Target>().ok().and_then(|t| settings.context_sizes.get(&t.model)))
         })
         .copied()
         .unwrap_or(settings.default_context_tokens)

@@ -54,7 +54,7 @@ impl MetaLlm {
 
     /// A helper over an existing model.
     pub fn from_model(model: Arc<dyn Model>) -> Self {
-        let spec = format!("{}/{}", model.provider(), model.model_id());
+        let spec = model.target().to_string();
         Self { model, spec }
     }
 

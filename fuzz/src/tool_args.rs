@@ -16,9 +16,9 @@
 //! value (or the nesting limit).
 
 use chrono::{TimeZone, Utc};
-use executus::tool::builtin::calc::{self, CalcError, MAX_LEN};
-use executus::tool::builtin::clock::{ClockArgs, ClockOperation};
-use executus::tool::builtin::{Calc, Clock};
+use executus_tools::calc::{self, CalcError, MAX_LEN};
+use executus_tools::clock::{ClockArgs, ClockOperation};
+use executus_tools::{Calc, Clock};
 use executus::tool::{Tool, ToolContext, ToolError, typed};
 use executus::{Identity, RunId};
 use serde::Deserialize;

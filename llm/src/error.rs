@@ -114,6 +114,11 @@ impl Error {
         }
     }
 
+    /// The target that failed (`provider/model`).
+    pub fn target(&self) -> crate::Target {
+        crate::Target::new(&self.provider, &self.model)
+    }
+
     /// Marks the error as a refused connection (see [`Error::connection_refused`]).
     #[must_use]
     pub fn with_connection_refused(mut self) -> Self {

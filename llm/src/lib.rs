@@ -30,6 +30,7 @@ pub mod registry;
 pub mod secret;
 pub mod stream;
 pub mod structured;
+pub mod target;
 pub mod types;
 
 pub use chain::{Chain, ChainEvent, ChainObserver, ChainOptions, NoopObserver, SkipReason, Sleeper};
@@ -42,6 +43,7 @@ pub use registry::Registry;
 pub use secret::Secret;
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
 pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema};
+pub use target::{Target, TargetParseError};
 pub use types::{
     Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role,
     ToolCall, ToolChoice, ToolResult, ToolSpec, Usage,

@@ -25,6 +25,11 @@ pub trait Model: Send + Sync + fmt::Debug {
     /// The model id as sent to the provider (for a chain, its spec).
     fn model_id(&self) -> &str;
 
+    /// `provider/model` as a [`Target`](crate::Target).
+    fn target(&self) -> crate::Target {
+        crate::Target::new(self.provider(), self.model_id())
+    }
+
     /// What the model is known to support. Unknown means "try".
     fn capabilities(&self) -> Capabilities {
         Capabilities::UNKNOWN

@@ -32,13 +32,14 @@ use crate::health::HealthTracker;
 use crate::http::HttpOptions;
 use crate::model::{Model, Provider};
 use crate::stream::EventStream;
+use crate::target::Target;
 use crate::types::{Capabilities, Request, Response};
 
 #[derive(Default)]
 struct Inner {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     aliases: BTreeMap<String, String>,
-    capabilities: HashMap<String, Capabilities>,
+    capabilities: HashMap<Target, Capabilities>,
     options: ChainOptions,
     observer: Option<Arc<dyn ChainObserver>>,
 }
@@ -156,13 +157,10 @@ impl Registry {
     /// # Errors
     /// [`ConfigError::BadElement`] unless `target` is `provider/model` with both parts non-empty.
     pub fn set_capabilities(&self, target: &str, capabilities: Capabilities) -> Result<(), ConfigError> {
-        match target.split_once('/') {
-            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => {
-                self.write().capabilities.insert(target.to_owned(), capabilities);
-                Ok(())
-            }
-            _ => Err(ConfigError::BadElement { element: target.to_owned() }),
-        }
+        let target: Target =
+            target.parse().map_err(|_| ConfigError::BadElement { element: target.to_owned() })?;
+        self.write().capabilities.insert(target, capabilities);
+        Ok(())
     }
 
     /// Sets the options of chains built from now on.
@@ -195,11 +193,11 @@ impl Registry {
         self.read().aliases.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// The `(provider, model)` targets `spec` expands to, in order, for display.
+    /// The targets `spec` expands to, in order.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the offending element (see the module docs for the grammar).
-    pub fn resolve(&self, spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    pub fn resolve(&self, spec: &str) -> Result<Vec<Target>, ConfigError> {
         resolve(&self.read(), spec)
     }
 
@@ -211,13 +209,13 @@ impl Registry {
         let inner = self.read();
         let targets = resolve(&inner, spec)?;
         let mut models: Vec<Arc<dyn Model>> = Vec::with_capacity(targets.len());
-        for (provider, model) in &targets {
+        for target in &targets {
             // resolve() only returns registered providers, and the read lock is still held.
-            let Some(p) = inner.providers.get(provider) else {
-                return Err(unknown_provider(&inner, provider, &format!("{provider}/{model}")));
+            let Some(p) = inner.providers.get(&target.provider) else {
+                return Err(unknown_provider(&inner, &target.provider, &target.to_string()));
             };
-            let base = p.model(model);
-            models.push(match inner.capabilities.get(&format!("{provider}/{model}")) {
+            let base = p.model(&target.model);
+            models.push(match inner.capabilities.get(target) {
                 Some(caps) => Arc::new(WithCapabilities { inner: base, overrides: *caps }),
                 None => base,
             });
@@ -239,7 +237,7 @@ impl Registry {
     }
 }
 
-fn resolve(inner: &Inner, spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
+fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Target>, ConfigError> {
     if spec.trim().is_empty() {
         return Err(ConfigError::EmptyChain { spec: spec.to_owned() });
     }
@@ -269,14 +267,12 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<(String, String)>, ConfigErr
         if element.is_empty() {
             return Err(ConfigError::EmptyElement { spec: frame_spec.to_owned() });
         }
-        if let Some((provider, model)) = element.split_once('/') {
-            if provider.is_empty() || model.is_empty() {
-                return Err(ConfigError::BadElement { element: element.to_owned() });
+        if element.contains('/') {
+            let target: Target =
+                element.parse().map_err(|_| ConfigError::BadElement { element: element.to_owned() })?;
+            if !inner.providers.contains_key(&target.provider) {
+                return Err(unknown_provider(inner, &target.provider, element));
             }
-            if !inner.providers.contains_key(provider) {
-                return Err(unknown_provider(inner, provider, element));
-            }
-            let target = (provider.to_owned(), model.to_owned());
             if seen.insert(target.clone()) {
                 out.push(target);
             }

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use executus::llm::Usage;
+use executus::llm::{Target, Usage};
 use serde::{Deserialize, Serialize};
 
 use crate::config::BudgetConfigError;
@@ -137,7 +137,7 @@ pub struct Unpriced {
 /// Prices per `provider/model`, with trailing-`*` wildcards.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PriceTable {
-    exact: HashMap<String, Price>,
+    exact: HashMap<Target, Price>,
     /// `(provider, model prefix, price)`, longest prefix first.
     wildcards: Vec<(String, String, Price)>,
 }
@@ -170,9 +170,10 @@ impl PriceTable {
         if model.is_empty() {
             return Err(invalid("the model part is empty (use provider/* for every model)"));
         }
+        let target = Target::new(provider, model);
         match model.find('*') {
             None => {
-                self.exact.insert(pattern.to_owned(), price);
+                self.exact.insert(target, price);
             }
             Some(at) if at + 1 == model.len() => {
                 let prefix = &model[..at];
@@ -196,18 +197,17 @@ impl PriceTable {
 
     /// The price of `target` (`provider/model`), if the table has one.
     pub fn lookup(&self, target: &str) -> Option<Price> {
-        let (provider, model) = target.split_once('/')?;
-        self.lookup_parts(provider, model)
+        self.lookup_target(&target.parse().ok()?)
     }
 
-    /// The price of `model` at `provider`, if the table has one.
-    pub fn lookup_parts(&self, provider: &str, model: &str) -> Option<Price> {
-        if let Some(price) = self.exact.get(&format!("{provider}/{model}")) {
+    /// The price of `target`, if the table has one.
+    pub fn lookup_target(&self, target: &Target) -> Option<Price> {
+        if let Some(price) = self.exact.get(target) {
             return Some(*price);
         }
         self.wildcards
             .iter()
-            .find(|(p, prefix, _)| p == provider && model.starts_with(prefix.as_str()))
+            .find(|(p, prefix, _)| *p == target.provider && target.model.starts_with(prefix.as_str()))
             .map(|w| w.2)
     }
 

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use executus::Identity;
-use executus::llm::Usage;
+use executus::llm::{Target, Usage};
 use executus::ports::{Budget, BudgetDenied, PortError, Reservation, SpendRequest};
 
 use crate::clock::{SystemWallClock, WallClock};
@@ -271,12 +271,13 @@ impl SpendBudget {
         if *usage == Usage::default() {
             return Money::ZERO;
         }
-        let price = self.settings.prices.lookup_parts(provider, model).or(pending.fallback).or(
-            match self.settings.unknown_model {
-                UnknownModel::Price(p) => Some(p),
-                UnknownModel::Deny => None,
-            },
-        );
+        let price =
+            self.settings.prices.lookup_target(&Target::new(provider, model)).or(pending.fallback).or(
+                match self.settings.unknown_model {
+                    UnknownModel::Price(p) => Some(p),
+                    UnknownModel::Deny => None,
+                },
+            );
         match price {
             Some(p) => p.cost(usage),
             None => {

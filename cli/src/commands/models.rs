@@ -39,10 +39,10 @@ pub async fn models(config: &CliConfig, args: ModelsArgs) -> anyhow::Result<Exit
     for (tier, spec) in registry.aliases() {
         match registry.resolve(&tier) {
             Ok(targets) => {
-                let chain: Vec<String> = targets.iter().map(|(p, m)| format!("{p}/{m}")).collect();
+                let chain: Vec<String> = targets.iter().map(ToString::to_string).collect();
                 outln!("  {tier} = {spec}\n    chain: {}", chain.join(" -> "));
-                for (p, m) in targets {
-                    probe.entry(p).or_insert(m);
+                for t in targets {
+                    probe.entry(t.provider).or_insert(t.model);
                 }
             }
             Err(e) => outln!("  {tier} = {spec}\n    error: {e}"),
@@ -66,7 +66,7 @@ pub async fn models(config: &CliConfig, args: ModelsArgs) -> anyhow::Result<Exit
             outln!("  {p}: skipped (no tier uses this provider, so no model to call)");
             continue;
         };
-        let spec = format!("{p}/{model}");
+        let spec = executus::llm::Target::new(p, model).to_string();
         let started = Instant::now();
         let outcome = match registry.provider(p) {
             Some(provider) => {

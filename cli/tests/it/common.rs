@@ -219,11 +219,14 @@ pub async fn calls(server: &MockServer) -> Vec<Request> {
         .collect()
 }
 
-/// Waits (polling, up to 20 s) until the server has received `n` chat requests.
+/// Waits (polling, up to 120 s: a hang guard) until the server has received `n` chat requests.
 pub async fn wait_for_calls(server: &MockServer, n: usize) {
     let started = Instant::now();
     while calls(server).await.len() < n {
-        assert!(started.elapsed() < Duration::from_secs(20), "the model was not called {n} times in 20 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the model was not called {n} times in 120 s (hang)"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -17,13 +17,16 @@ async fn interrupted(ws: &Workspace) -> Vec<Value> {
     text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-/// Polls the store file until an interrupted run's log holds a tool result (up to 20 s).
+/// Polls the store file until an interrupted run's log holds a tool result (up to 120 s: a hang guard).
 async fn wait_for_checkpointed_tool_result(ws: &Workspace) {
     use executus::ports::CheckpointStore as _;
     let url = format!("sqlite://{}/executus.db", ws.path().display());
     let started = std::time::Instant::now();
     loop {
-        assert!(started.elapsed() < Duration::from_secs(20), "no tool result was checkpointed in 20 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no tool result was checkpointed in 120 s (hang)"
+        );
         if let Ok(store) = executus_store::Store::open(&url).await {
             let checkpoints = store.checkpoints();
             for (meta, _) in checkpoints.list_interrupted().await.unwrap_or_default() {

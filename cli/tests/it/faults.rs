@@ -22,8 +22,15 @@ use crate::fault_cases::{
     start_tail,
 };
 
-/// Allowance on top of a case's timers: process start, SQLite open, a loaded 2-core machine.
+/// Allowance on top of a case's timers when the timers are checked (release builds, by
+/// `scripts/reliability.sh`, which sets `EXECUTUS_STRICT_TIMERS=1`; the tables in RELIABILITY.md
+/// come from there).
 const SLACK: Duration = Duration::from_secs(6);
+
+/// True when the timers themselves are checked (see [`SLACK`]).
+fn strict_timers() -> bool {
+    std::env::var("EXECUTUS_STRICT_TIMERS").is_ok_and(|v| v == "1")
+}
 
 fn ms(d: Duration) -> String {
     format!("{}ms", d.as_millis())
@@ -124,7 +131,9 @@ fn check(fault: Fault, mode: Mode, shape: Shape, ran: &Ran) {
     assert_eq!((called, result), (expected.keeps_step_one, expected.keeps_step_one), "{context}");
     assert_eq!(ran.interrupted_left, 0, "{label}: an ended run leaves nothing to resume");
     assert!(ran.elapsed >= expected.at_least, "{label}: Retry-After honoured: {:?}", ran.elapsed);
-    assert!(ran.elapsed < expected.at_most + SLACK, "{label}: took {:?}", ran.elapsed);
+    if strict_timers() {
+        assert!(ran.elapsed < expected.at_most + SLACK, "{label}: took {:?}", ran.elapsed);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -121,12 +121,12 @@ pub enum AuditEvent {
     },
     /// Loop protection fired.
     LoopProtection {
-        /// `cycle`, `stagnation`, `unproductive`.
-        trigger: String,
+        /// What fired.
+        trigger: crate::loops::LoopKind,
         /// Detail (e.g. the repeated call).
         detail: String,
-        /// `finalize` or `stop`.
-        action: String,
+        /// Finalize or stop.
+        action: crate::loops::LoopAction,
     },
     /// The budget refused a model call.
     BudgetDenied {

@@ -72,9 +72,10 @@ impl AttemptLog {
                      usage: Usage,
                      out: &mut Vec<AuditEvent>| {
             if let Some((started, target, n)) = open.take() {
-                let (provider, model) = target
-                    .split_once('/')
-                    .map_or((target.clone(), String::new()), |(p, m)| (p.to_owned(), m.to_owned()));
+                let (provider, model) = match target.parse::<executus_llm::Target>() {
+                    Ok(t) => (t.provider, t.model),
+                    Err(_) => (target, String::new()),
+                };
                 out.push(AuditEvent::ModelCall {
                     step,
                     provider,

@@ -93,10 +93,10 @@ pub enum RunEvent {
     LoopProtection {
         /// The run.
         run_id: RunId,
-        /// Trigger kind.
-        trigger: String,
-        /// `finalize` or `stop`.
-        action: String,
+        /// What fired.
+        trigger: crate::loops::LoopKind,
+        /// Finalize or stop.
+        action: crate::loops::LoopAction,
     },
     /// A tool call waits for approval.
     ApprovalRequested {

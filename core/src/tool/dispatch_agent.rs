@@ -40,12 +40,7 @@ pub struct DispatchAgent {
 impl DispatchAgent {
     /// The tool.
     pub fn new() -> Self {
-        let mut schema = serde_json::to_value(schemars::schema_for!(Args)).unwrap_or(Value::Null);
-        if let Value::Object(map) = &mut schema {
-            map.remove("$schema");
-            map.remove("title");
-        }
-        Self { schema }
+        Self { schema: super::schema_of::<Args>() }
     }
 
     /// The tool, shared.

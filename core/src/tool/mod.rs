@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use crate::identity::Identity;
 use crate::ids::RunId;
 
-pub mod builtin;
 pub mod dispatch_agent;
 pub mod policy;
 mod registry;
@@ -197,11 +196,25 @@ pub trait Tool: Send + Sync {
 /// A shared tool.
 pub type ArcTool = Arc<dyn Tool>;
 
+/// The JSON schema of an args type as tools offer it to models: derived with `schemars`,
+/// without the `$schema` and `title` keys (they only cost tokens).
+pub fn schema_of<A: schemars::JsonSchema>() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(A)).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut schema {
+        map.remove("$schema");
+        map.remove("title");
+    }
+    schema
+}
+
 /// Decodes a tool's arguments into `A`: they must be a JSON object (`null` counts as `{}`,
 /// as the run loop's policy check sees it). Anything else is refused, even where serde would
 /// read a struct from a JSON array by position: a tool's schema describes an object, and a
 /// policy rule on an argument's name must not be sidestepped by positional arguments.
-pub(crate) fn decode_args<A: serde::de::DeserializeOwned>(tool: &str, args: Value) -> Result<A, ToolError> {
+///
+/// # Errors
+/// [`ToolError::InvalidArgs`] naming the tool and what is wrong.
+pub fn decode_args<A: serde::de::DeserializeOwned>(tool: &str, args: Value) -> Result<A, ToolError> {
     let args = match args {
         Value::Null => Value::Object(serde_json::Map::new()),
         Value::Object(map) => Value::Object(map),

@@ -65,11 +65,7 @@ where
     Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
     O: Into<ToolOutput>,
 {
-    let mut schema = serde_json::to_value(schemars::schema_for!(A)).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut schema {
-        map.remove("$schema");
-        map.remove("title");
-    }
+    let schema = super::schema_of::<A>();
     TypedTool {
         name: name.into(),
         description: description.into(),

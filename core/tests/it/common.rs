@@ -217,3 +217,25 @@ impl Drop for DropFlag {
         self.0.store(true, Ordering::SeqCst);
     }
 }
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ProductArgs {
+    /// `A*B` with two integers.
+    expression: String,
+}
+
+/// A tool named `calc` that multiplies `A*B` (the fault suites' scripted model asks
+/// `calc({"expression": "6*7"})`); the real calculator lives in executus-tools, which the
+/// core does not depend on.
+pub fn product_tool() -> Arc<dyn executus::tool::Tool> {
+    typed("calc", "Multiplies A*B", |_ctx, a: ProductArgs| async move {
+        let bad =
+            || ToolError::InvalidArgs { tool: "calc".into(), message: format!("not A*B: {}", a.expression) };
+        let (l, r) = a.expression.split_once('*').ok_or_else(bad)?;
+        let (l, r): (i64, i64) = (l.trim().parse().map_err(|_| bad())?, r.trim().parse().map_err(|_| bad())?);
+        Ok::<_, ToolError>(l.saturating_mul(r).to_string())
+    })
+    .read_only()
+    .idempotent()
+    .arc()
+}

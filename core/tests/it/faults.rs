@@ -20,7 +20,6 @@ use executus::llm::providers::openai::OpenAi;
 use executus::llm::{HttpOptions, Part, Registry};
 use executus::ports::{AuditEvent, CheckpointStore, MemoryCheckpointStore, Ports};
 use executus::tool::ToolRegistry;
-use executus::tool::builtin::Calc;
 use executus::{RunOutcome, RunRequest, RunnableAgent, Runtime, RuntimeConfig};
 use futures::StreamExt;
 
@@ -30,8 +29,21 @@ use crate::fault_cases::{
     start_head, start_tail,
 };
 
-/// Allowance on top of a case's timers (a loaded 2-core machine, eight cases at once).
+/// Allowance on top of a case's timers when the timers are checked (release builds, by
+/// `scripts/reliability.sh`, which sets `EXECUTUS_STRICT_TIMERS=1`; the tables in RELIABILITY.md
+/// come from there).
 const SLACK: Duration = Duration::from_secs(3);
+
+/// A hang guard, not a timing claim: many times a case's timers, so a debug build on a busy
+/// machine never trips it, while a run that never ends still fails.
+fn hang_guard(at_most: Duration) -> Duration {
+    at_most * 10 + Duration::from_secs(60)
+}
+
+/// True when the timers themselves are checked (see [`SLACK`]).
+fn strict_timers() -> bool {
+    std::env::var("EXECUTUS_STRICT_TIMERS").is_ok_and(|v| v == "1")
+}
 
 fn registry(head: &str, tail: &str) -> Registry {
     let http = HttpOptions {
@@ -63,7 +75,7 @@ async fn run_case(fault: Fault, mode: Mode, shape: Shape) -> Ran {
     let config = RuntimeConfig { streaming: mode == Mode::Streamed, ..RuntimeConfig::default() };
     let runtime = Runtime::builder()
         .registry(registry(&head.url, &tail.url()))
-        .tools(ToolRegistry::new().with(Arc::new(Calc::new())))
+        .tools(ToolRegistry::new().with(crate::common::product_tool()))
         .ports(ports)
         .config(config)
         .build();
@@ -72,9 +84,10 @@ async fn run_case(fault: Fault, mode: Mode, shape: Shape) -> Ran {
     let label = format!("{} / {mode:?} / {shape:?}", fault.label(mode));
     let started = Instant::now();
     let handle = runtime.spawn_with(RunRequest::new(agent, INPUT)).await.unwrap();
-    let outcome = tokio::time::timeout(expected.at_most + SLACK, handle.outcome())
+    let guard = hang_guard(expected.at_most);
+    let outcome = tokio::time::timeout(guard, handle.outcome())
         .await
-        .unwrap_or_else(|_| panic!("{label}: no outcome within {:?} (hang)", expected.at_most + SLACK));
+        .unwrap_or_else(|_| panic!("{label}: no outcome within {guard:?} (hang)"));
     let elapsed = started.elapsed();
     runtime.shutdown(Duration::from_millis(100)).await;
     assert_eq!(runtime.tracked_runs(), 0, "{label}: the run is forgotten");
@@ -131,7 +144,9 @@ fn check(fault: Fault, mode: Mode, shape: Shape, expected: &Expected, ran: &Ran)
     let failovers = ran.audit.iter().filter(|e| matches!(e, AuditEvent::Failover { .. })).count();
     assert_eq!(failovers > 0, expected.fails_over, "{label}: failover audited: {:?}", ran.audit);
     assert!(ran.elapsed >= expected.at_least, "{label}: Retry-After honoured: {:?}", ran.elapsed);
-    assert!(ran.elapsed < expected.at_most + SLACK, "{label}: took {:?}", ran.elapsed);
+    if strict_timers() {
+        assert!(ran.elapsed < expected.at_most + SLACK, "{label}: took {:?}", ran.elapsed);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,7 +11,6 @@ use executus::llm::ToolCall;
 use executus::llm::fake::{FakeProvider, Outcome};
 use executus::ports::Ports;
 use executus::tool::ToolError;
-use executus::tool::builtin::{Calc, Clock};
 use executus::{Limits, RunEnd, RuntimeConfig};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -72,8 +71,7 @@ fn arguments() -> impl Strategy<Value = Value> {
 }
 
 fn runtime_with(fake: &FakeProvider, config: RuntimeConfig) -> executus::Runtime {
-    let registry =
-        tools(Arc::new(AtomicUsize::new(0))).with(Arc::new(Calc::new())).with(Arc::new(Clock::system()));
+    let registry = tools(Arc::new(AtomicUsize::new(0))).with(crate::common::product_tool());
     build(fake, registry, Ports::default(), config, None)
 }
 
@@ -81,7 +79,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
-const NAMES: [&str; 5] = ["echo", "calc", "clock", "nope", "fail"];
+const NAMES: [&str; 5] = ["echo", "calc", "boom", "nope", "fail"];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
@@ -100,7 +98,7 @@ proptest! {
         fake.push("m", Outcome::text("done"));
         let rt = runtime_with(&fake, config());
         let limits = Limits { tool_error_limit: 100, ..Limits::default() };
-        let agent = agent().with_tools(["echo", "calc", "clock", "fail"]).with_limits(limits);
+        let agent = agent().with_tools(["echo", "calc", "boom", "fail"]).with_limits(limits);
         let out = block_on(rt.run(agent, "go")).unwrap();
         prop_assert_eq!(&out.end, &RunEnd::Completed, "{:?}", out);
         prop_assert_eq!(out.output.as_deref(), Some("done"));

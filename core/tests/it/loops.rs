@@ -49,7 +49,9 @@ async fn the_same_call_forever_gets_a_finalize_turn_then_stops() {
     let triggers: Vec<(String, String)> = events
         .iter()
         .filter_map(|e| match e {
-            RunEvent::LoopProtection { trigger, action, .. } => Some((trigger.clone(), action.clone())),
+            RunEvent::LoopProtection { trigger, action, .. } => {
+                Some((trigger.to_string(), action.to_string()))
+            }
             _ => None,
         })
         .collect();
@@ -59,7 +61,7 @@ async fn the_same_call_forever_gets_a_finalize_turn_then_stops() {
         audit
             .events()
             .iter()
-            .any(|e| matches!(e, AuditEvent::LoopProtection { trigger, .. } if trigger == "cycle"))
+            .any(|e| matches!(e, AuditEvent::LoopProtection { trigger, .. } if trigger.as_str() == "cycle"))
     );
 }
 

@@ -25,9 +25,7 @@ mod queue;
 mod restarts;
 mod resume;
 mod run_loop;
-mod ssrf;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
 mod tcp_stub;
-mod tools;
 mod typed;

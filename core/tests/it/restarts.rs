@@ -12,7 +12,6 @@ use executus::llm::providers::ProviderConfig;
 use executus::llm::providers::openai::OpenAi;
 use executus::ports::{AuditEvent, Ports};
 use executus::tool::ToolRegistry;
-use executus::tool::builtin::Calc;
 use executus::{RunEnd, RunEvent, RunRequest, RunnableAgent, Runtime, RuntimeConfig};
 
 use crate::common::events_until_end;
@@ -44,7 +43,7 @@ fn runtime(url: &str, restarts: u32, audit: Arc<AuditLog>) -> Runtime {
     let config = RuntimeConfig { streaming: true, stream_restarts: restarts, ..RuntimeConfig::default() };
     Runtime::builder()
         .registry(registry)
-        .tools(ToolRegistry::new().with(Arc::new(Calc::new())))
+        .tools(ToolRegistry::new().with(crate::common::product_tool()))
         .ports(Ports { audit, ..Ports::default() })
         .config(config)
         .build()

@@ -18,7 +18,6 @@ use std::time::Duration;
 use executus::meta::MetaLlm;
 use executus::ports::{CheckpointStore, Delivery, MemoryCheckpointStore, Ports, StdoutDelivery};
 use executus::tool::ToolRegistry;
-use executus::tool::builtin::{Calc, Clock};
 use executus::{Identity, RunHandle, RunRequest, Runtime};
 use executus_audit::{AuditStore, AuditWriter, MemoryAuditStore};
 use executus_budget::{BudgetConfig, BudgetStore, MemoryBudgetStore, SpendBudget};
@@ -27,6 +26,7 @@ use executus_llm::Registry;
 use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
 use executus_schedule::{CronSchedule, JobDef, MemoryScheduleStore, ScheduleStore, WallClock};
 use executus_skill::{MemorySkillStore, SkillContent, SkillLibrary, SkillState, SkillStore};
+use executus_tools::{Calc, Clock};
 
 use crate::error::ChatbotError;
 use crate::history::{ChatHistory, MemoryChatHistory, SqliteChatHistory};

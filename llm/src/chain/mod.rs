@@ -137,7 +137,8 @@ fn doubled(base: Duration, times: u32, cap: Duration) -> Duration {
 }
 
 #[derive(Clone)]
-struct Target {
+struct Link {
+    /// `provider/model` (the health tracker's key).
     key: String,
     model: Arc<dyn Model>,
 }
@@ -148,7 +149,7 @@ struct Target {
 #[derive(Clone)]
 pub struct Chain {
     spec: String,
-    targets: Vec<Target>,
+    targets: Vec<Link>,
     health: HealthTracker,
     options: ChainOptions,
     observer: Arc<dyn ChainObserver>,
@@ -172,10 +173,8 @@ impl Chain {
         targets: impl IntoIterator<Item = Arc<dyn Model>>,
         health: HealthTracker,
     ) -> Self {
-        let targets = targets
-            .into_iter()
-            .map(|model| Target { key: format!("{}/{}", model.provider(), model.model_id()), model })
-            .collect();
+        let targets =
+            targets.into_iter().map(|model| Link { key: model.target().to_string(), model }).collect();
         Self {
             spec: spec.into(),
             targets,
@@ -209,11 +208,12 @@ impl Chain {
         self.targets.iter().map(|t| t.key.as_str())
     }
 
-    /// The same chain without the target `key` (`provider/model`), for a caller that saw it
-    /// break after its first event and wants to re-issue the call elsewhere; `None` if `key`
-    /// is not a target or is the only one. Health, options and observer are shared.
-    pub fn without(&self, key: &str) -> Option<Chain> {
-        let targets: Vec<Target> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
+    /// The same chain without `target`, for a caller that saw it break after its first event
+    /// and wants to re-issue the call elsewhere; `None` if it is not a target or is the only
+    /// one. Health, options and observer are shared.
+    pub fn without(&self, target: &crate::Target) -> Option<Chain> {
+        let key = target.to_string();
+        let targets: Vec<Link> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
         if targets.len() == self.targets.len() || targets.is_empty() {
             return None;
         }

@@ -104,10 +104,10 @@ fn retry_delay_honours_retry_after_up_to_the_ceiling() {
 fn without_drops_one_target_and_keeps_the_rest_in_order() {
     let (a, b, c) = (FakeProvider::new("a"), FakeProvider::new("b"), FakeProvider::new("c"));
     let chain = Chain::new("tier", [a.model("m"), b.model("m"), c.model("m")], HealthTracker::default());
-    let rest = chain.without("b/m").expect("two targets remain");
+    let rest = chain.without(&"b/m".parse().unwrap()).expect("two targets remain");
     assert_eq!(rest.targets().collect::<Vec<_>>(), ["a/m", "c/m"]);
     assert_eq!(rest.model_id(), "tier", "same spec");
-    assert!(chain.without("x/m").is_none(), "not a target");
+    assert!(chain.without(&"x/m".parse().unwrap()).is_none(), "not a target");
     let single = Chain::new("one", [a.model("m")], HealthTracker::default());
-    assert!(single.without("a/m").is_none(), "nothing would remain");
+    assert!(single.without(&"a/m".parse().unwrap()).is_none(), "nothing would remain");
 }

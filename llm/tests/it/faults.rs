@@ -29,10 +29,17 @@ use crate::tcp_stub::{Step, Stub, head, head_with_length, send};
 const CONNECT: Duration = Duration::from_millis(300);
 const HEADERS: Duration = Duration::from_millis(400);
 const IDLE: Duration = Duration::from_millis(300);
-/// Allowance on top of the timer that should end a call (a loaded 2-core CI machine).
+/// Allowance on top of the timer that should end a call, when the timers are checked
+/// (release builds, by `scripts/reliability.sh` with `EXECUTUS_STRICT_TIMERS=1`).
 const SLACK: Duration = Duration::from_millis(1500);
-/// Hard deadline of every call: past this the test fails as a hang.
-const DEADLINE: Duration = Duration::from_secs(5);
+/// Hard deadline of every call: past this the test fails as a hang. A hang guard, not a
+/// timing claim: a debug build on a busy machine never comes near it.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// True when the timers themselves are checked (see [`SLACK`]).
+fn strict_timers() -> bool {
+    std::env::var("EXECUTUS_STRICT_TIMERS").is_ok_and(|v| v == "1")
+}
 const MB: usize = 1 << 20;
 
 fn options() -> HttpOptions {
@@ -159,7 +166,8 @@ struct Outcome {
 }
 
 impl Outcome {
-    /// Asserts a failure of `kind` that ended before `timer + SLACK`; returns it for more checks.
+    /// Asserts a failure of `kind` (that ended before `timer + SLACK` when the timers are
+    /// checked); returns it for more checks.
     fn fails(&self, kind: ErrorKind, timer: Duration) -> (&executus_llm::Error, &Partial) {
         let label = &self.label;
         let (error, partial) = match &self.result {
@@ -167,7 +175,9 @@ impl Outcome {
             Err((error, partial)) => (error, partial),
         };
         assert_eq!(error.kind, kind, "{label}: {error}");
-        assert!(self.elapsed < timer + SLACK, "{label}: took {:?}", self.elapsed);
+        if strict_timers() {
+            assert!(self.elapsed < timer + SLACK, "{label}: took {:?}", self.elapsed);
+        }
         (error, partial)
     }
 

@@ -75,9 +75,9 @@ fn sample(i: u64, runs: &[RunId; 3]) -> AuditRecord {
             latency_ms: 0,
         },
         3 => AuditEvent::LoopProtection {
-            trigger: "cycle".into(),
+            trigger: executus::loops::LoopKind::Cycle,
             detail: i.to_string(),
-            action: "stop".into(),
+            action: executus::loops::LoopAction::Stop,
         },
         _ => AuditEvent::Failover { from: "a/x".into(), to: "b/y".into(), error: i.to_string() },
     };

@@ -19,9 +19,9 @@ async fn seeded() -> (MemoryAuditStore, Vec<RunId>, Vec<AuditRecord>) {
         let mut r = record(1000 + i, Some(runs[(i % 3) as usize]), user, tenant, &i.to_string());
         if i % 4 == 0 {
             r.event = AuditEvent::LoopProtection {
-                trigger: "cycle".into(),
+                trigger: executus::loops::LoopKind::Cycle,
                 detail: i.to_string(),
-                action: "finalize".into(),
+                action: executus::loops::LoopAction::Finalize,
             };
         }
         all.push(r);

@@ -538,8 +538,8 @@ impl RunActorState {
         for t in triggers {
             self.control.emit(RunEvent::LoopProtection {
                 run_id: self.st.run_id,
-                trigger: t.kind.clone(),
-                action: t.action.clone(),
+                trigger: t.kind,
+                action: t.action,
             });
             self.audit(AuditEvent::LoopProtection { trigger: t.kind, detail: t.detail, action: t.action })
                 .await;

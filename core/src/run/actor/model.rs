@@ -173,7 +173,7 @@ impl RunActorState {
     pub(super) async fn restart_step(&mut self, myself: &ActorRef<RunMsg>, error: executus_llm::Error) {
         self.restarts += 1;
         let (run_id, step) = (self.st.run_id, self.st.step + 1);
-        let broke = format!("{}/{}", error.provider, error.model);
+        let broke = error.target();
         let elsewhere = self.model.as_ref().and_then(|m| m.without(&broke));
         let next = elsewhere.as_ref().and_then(|c| c.targets().next()).map(str::to_owned);
         tracing::warn!(
@@ -181,7 +181,7 @@ impl RunActorState {
             error.type = error.kind.as_str(),
             error = %error,
             target = %broke,
-            next = next.as_deref().unwrap_or(&broke),
+            next = next.as_deref().unwrap_or(&broke.to_string()),
             restart = self.restarts,
             "model call failed after its first event; the step is re-issued{}",
             if next.is_some() { " on the next target (failover)" } else { "" }
@@ -190,19 +190,19 @@ impl RunActorState {
         self.control.emit(RunEvent::StepRestarted {
             run_id,
             step,
-            target: broke.clone(),
+            target: broke.to_string(),
             error: error.clone(),
         });
         if let Some(to) = next {
             let failover = RunEvent::Failover {
                 run_id,
                 step,
-                from: broke.clone(),
+                from: broke.to_string(),
                 to: to.clone(),
                 error: error.clone(),
             };
             self.control.emit(failover);
-            self.audit(AuditEvent::Failover { from: broke, to, error }).await;
+            self.audit(AuditEvent::Failover { from: broke.to_string(), to, error }).await;
         }
         self.restart_model = elsewhere.map(Arc::new);
         self.advance(myself).await;

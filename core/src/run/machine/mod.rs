@@ -11,8 +11,6 @@
 //! validation with one corrective retry. What does not: timeouts, cancellation, budget,
 //! the model and the tools — the driver owns those and ends the run with [`RunState::end`].
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use executus_llm::{FinishReason, Message, Request, Role, ToolCall, ToolResult, ToolSpec, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +18,7 @@ use serde_json::Value;
 use crate::agent::RunnableAgent;
 use crate::identity::Identity;
 use crate::ids::RunId;
+use crate::loops::{self, LoopAction, LoopGuard, LoopTrigger, ObservedCall};
 
 use super::outcome::RunEnd;
 
@@ -161,34 +160,6 @@ pub enum Action {
     StepCapReached,
     /// The run has ended.
     Done,
-}
-
-/// Deterministic state of the loop-protection detectors.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LoopGuard {
-    /// Times each (tool, canonical args) fingerprint was called.
-    pub call_counts: BTreeMap<u64, u32>,
-    /// Fingerprints of every tool result seen.
-    pub seen_results: BTreeSet<u64>,
-    /// Consecutive steps whose results added nothing new.
-    pub stagnant_steps: u32,
-    /// Consecutive steps ending in errors or blocked calls only.
-    pub unproductive_steps: u32,
-    /// Finalize turns forced so far.
-    pub finalize_turns: u32,
-    /// Set while the next model call is a finalize turn.
-    pub finalize_pending: Option<String>,
-}
-
-/// A loop-protection trigger, reported to the driver for audit and events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoopTrigger {
-    /// `cycle`, `stagnation` or `unproductive`.
-    pub kind: String,
-    /// Human-readable detail.
-    pub detail: String,
-    /// `finalize` or `stop`.
-    pub action: String,
 }
 
 /// The whole state of one run.
@@ -343,7 +314,7 @@ impl RunState {
                 if self.step >= self.max_steps {
                     return Action::StepCapReached;
                 }
-                Action::CallModel { tools: self.guard.finalize_pending.is_none() }
+                Action::CallModel { tools: self.guard.finalize_pending().is_none() }
             }
         }
     }
@@ -376,12 +347,9 @@ impl RunState {
     /// are withheld). [`RunState::request`] is the header, the transcript, then this.
     pub fn finish_request(&self, request: &mut Request) {
         request.messages.extend(self.steering.iter().map(|text| Message::user(text.clone())));
-        if let Some(reason) = &self.guard.finalize_pending {
+        if let Some(reason) = self.guard.finalize_pending() {
             request.tools.clear();
-            request.messages.push(Message::user(format!(
-                "[executus] Loop protection: {reason}. Tools are no longer available. \
-                 Answer now with what you have."
-            )));
+            request.messages.push(Message::user(loops::finalize_instruction(reason)));
         }
     }
 
@@ -405,7 +373,7 @@ impl RunState {
                 }
                 self.step += 1;
                 self.usage.add(usage);
-                let finalize = self.guard.finalize_pending.take();
+                let finalize = self.guard.take_finalize();
                 let calls: Vec<ToolCall> = message.tool_calls().cloned().collect();
                 self.messages.push(message.clone());
                 if calls.is_empty() {
@@ -419,9 +387,7 @@ impl RunState {
                             let result = finalize.as_ref().map(|_| ToolResult {
                                 id: call.id.clone(),
                                 name: call.name.clone(),
-                                content: "Tools are withheld by loop protection; answer with \
-                                          what you have."
-                                    .into(),
+                                content: loops::WITHHELD.into(),
                                 is_error: true,
                             });
                             CallSlot {
@@ -518,81 +484,45 @@ impl RunState {
         self.end(RunEnd::Completed);
     }
 
-    /// All calls of the step have results: append the tool message, update streaks and loop
-    /// detectors, and move on.
+    /// All calls of the step have results: append the tool message, update the error streak
+    /// and the loop guard, and move on.
     fn complete_step(&mut self, finalize_turn: bool) {
         let slots = std::mem::take(&mut self.calls);
-        let mut all_failed = !slots.is_empty();
-        let mut new_info = false;
-        let mut cycle: Option<String> = None;
-        let mut results = Vec::with_capacity(slots.len());
-        for slot in slots {
-            let Some(result) = slot.result else { continue };
-            if result.is_error || slot.blocked {
+        for slot in &slots {
+            if slot.result.as_ref().is_some_and(|r| r.is_error) || slot.blocked {
                 self.tool_error_streak += 1;
-            } else {
+            } else if slot.result.is_some() {
                 self.tool_error_streak = 0;
-                all_failed = false;
             }
-            if !finalize_turn {
-                let fp = fingerprint(&slot.call.name, &canonical(&slot.call.args));
-                let count = self.guard.call_counts.entry(fp).or_insert(0);
-                *count += 1;
-                if *count >= self.agent.limits.loops.cycle && cycle.is_none() {
-                    cycle = Some(format!(
-                        "tool call {}({}) repeated {} times",
-                        slot.call.name,
-                        truncate(&canonical(&slot.call.args), 120),
-                        count
-                    ));
-                }
-                if self.guard.seen_results.insert(fingerprint(&result.name, &result.content)) {
-                    new_info = true;
-                }
-            }
-            results.push(result);
         }
-        self.messages.push(Message::tool_results(results));
+        let limits = &self.agent.limits;
+        let trigger = if self.tool_error_streak >= limits.tool_error_limit {
+            None
+        } else if finalize_turn {
+            // The model ignored the finalize instruction and asked for tools again.
+            Some(self.guard.finalize_ignored(&limits.loops))
+        } else {
+            let observed = slots.iter().filter_map(|slot| {
+                let result = slot.result.as_ref()?;
+                Some(ObservedCall { call: &slot.call, result, failed: result.is_error || slot.blocked })
+            });
+            self.guard.observe(observed, &limits.loops)
+        };
+        self.messages.push(Message::tool_results(
+            slots.into_iter().filter_map(|slot| slot.result).collect::<Vec<_>>(),
+        ));
         self.phase = Phase::Model;
-
-        let limits = self.agent.limits.clone();
-        if self.tool_error_streak >= limits.tool_error_limit {
+        if self.tool_error_streak >= self.agent.limits.tool_error_limit {
             self.end(RunEnd::ToolErrorLimit { failures: self.tool_error_streak });
             return;
         }
-        if finalize_turn {
-            // The model ignored the finalize instruction and asked for tools again.
-            self.trigger("finalize_ignored", "the model called tools during a finalize turn".into());
-            return;
-        }
-        self.guard.stagnant_steps = if new_info { 0 } else { self.guard.stagnant_steps + 1 };
-        self.guard.unproductive_steps = if all_failed { self.guard.unproductive_steps + 1 } else { 0 };
-        if let Some(detail) = cycle {
-            self.trigger("cycle", detail);
-        } else if self.guard.stagnant_steps >= limits.loops.stagnation {
-            let detail = format!("{} consecutive steps added no new tool results", self.guard.stagnant_steps);
-            self.trigger("stagnation", detail);
-        } else if self.guard.unproductive_steps >= limits.loops.unproductive {
-            let detail = format!("{} consecutive steps ended in tool errors", self.guard.unproductive_steps);
-            self.trigger("unproductive", detail);
-        }
-    }
-
-    fn trigger(&mut self, kind: &str, detail: String) {
-        self.guard.finalize_turns += 1;
-        let stop = self.guard.finalize_turns > self.agent.limits.loops.finalize_turns;
-        self.last_triggers.push(LoopTrigger {
-            kind: kind.to_owned(),
-            detail: detail.clone(),
-            action: if stop { "stop" } else { "finalize" }.to_owned(),
-        });
-        if stop {
-            self.end(RunEnd::Stopped { reason: format!("loop protection ({kind}): {detail}") });
-        } else {
-            self.guard.finalize_pending = Some(detail);
-            // Counters restart so the finalize turn is judged on its own.
-            self.guard.stagnant_steps = 0;
-            self.guard.unproductive_steps = 0;
+        if let Some(trigger) = trigger {
+            if trigger.action == LoopAction::Stop {
+                self.end(RunEnd::Stopped {
+                    reason: format!("loop protection ({}): {}", trigger.kind, trigger.detail),
+                });
+            }
+            self.last_triggers.push(trigger);
         }
     }
 
@@ -625,22 +555,6 @@ pub fn parse_typed(text: &str) -> Result<Value, serde_json::Error> {
         .or_else(|| t.strip_prefix("```"))
         .map_or(t, |rest| rest.trim_end().strip_suffix("```").unwrap_or(rest));
     serde_json::from_str(t.trim())
-}
-
-/// JSON with object keys sorted, for fingerprints (see [`executus_llm::types::canonical_json`]).
-pub fn canonical(v: &Value) -> String {
-    executus_llm::types::canonical_json(v)
-}
-
-/// A stable 64-bit FNV-1a fingerprint of a name and a payload (stable across builds, so
-/// replaying a log after an upgrade reaches the same state).
-pub fn fingerprint(name: &str, payload: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes().chain([0u8]).chain(payload.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// `Usage` without its zero counters, for the checkpoint log; reads the full form too.
@@ -686,15 +600,5 @@ mod compact_usage {
             cache_write_tokens: c.cache_write_tokens,
             reasoning_tokens: c.reasoning_tokens,
         })
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
     }
 }

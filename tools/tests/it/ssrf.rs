@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use executus::net::{
+use executus_tools::net::{
     AllowList, FetchError, FetchOptions, GuardedHttp, Resolver, Rule, SsrfError, SsrfGuard, StaticResolver,
     SystemResolver,
 };
@@ -70,7 +70,7 @@ enum Expect {
     NoAddresses,
 }
 
-fn verdict(result: &Result<executus::net::CheckedTarget, SsrfError>) -> Option<Expect> {
+fn verdict(result: &Result<executus_tools::net::CheckedTarget, SsrfError>) -> Option<Expect> {
     match result {
         Ok(_) => None,
         Err(SsrfError::Blocked { rule, .. }) => Some(Expect::Blocked(*rule)),

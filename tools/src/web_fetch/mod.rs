@@ -19,10 +19,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_args, schema_of};
-use crate::RuntimeConfig;
 use crate::net::{AllowList, FetchError, FetchOptions, GuardedHttp, SsrfError, SsrfGuard};
-use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
+use crate::{parse_args, schema_of};
+use executus::RuntimeConfig;
+use executus::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 mod html;
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use executus::net::AllowList;
-use executus::tool::builtin::calc::{CalcError, MAX_LEN, evaluate, format_number};
-use executus::tool::builtin::{Calc, Clock, WebFetch, WebFetchLimits, standard_tools};
 use executus::tool::{Tool, ToolContext, ToolError};
 use executus::{Identity, RunId, RuntimeConfig};
+use executus_tools::calc::{CalcError, MAX_LEN, evaluate, format_number};
+use executus_tools::net::AllowList;
+use executus_tools::{Calc, Clock, WebFetch, WebFetchLimits, standard_tools};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -654,7 +654,7 @@ fn clock_refuses_years_chrono_cannot_convert() {
         ("+10000-01-01", "UTC", "UTC"),
     ] {
         let args = json!({"operation": "convert", "time": time, "from": from, "to": to});
-        let args: executus::tool::builtin::clock::ClockArgs = serde_json::from_value(args).unwrap();
+        let args: executus_tools::clock::ClockArgs = serde_json::from_value(args).unwrap();
         match clock.run(&args) {
             Err(ToolError::InvalidArgs { message, .. }) => {
                 assert!(message.contains("out of range") && message.contains(time), "{message}")
@@ -668,7 +668,7 @@ fn clock_refuses_years_chrono_cannot_convert() {
         ("0000-01-01 00:00", "Etc/GMT-14", "Etc/GMT+12"),
     ] {
         let args = json!({"operation": "convert", "time": time, "from": from, "to": to});
-        let args: executus::tool::builtin::clock::ClockArgs = serde_json::from_value(args).unwrap();
+        let args: executus_tools::clock::ClockArgs = serde_json::from_value(args).unwrap();
         assert!(clock.run(&args).is_ok(), "{time}");
     }
 }

@@ -22,8 +22,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{parse_args, schema_of};
-use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
+use crate::{parse_args, schema_of};
+use executus::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Where `now` comes from.
 pub type TimeSource = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;

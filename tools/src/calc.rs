@@ -19,8 +19,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_args, schema_of};
-use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
+use crate::{parse_args, schema_of};
+use executus::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Longest accepted expression, in characters.
 pub const MAX_LEN: usize = 1_000;

@@ -1,0 +1,7 @@
+//! executus-tools integration tests: one binary, one module per area.
+
+#![allow(clippy::unwrap_used)]
+
+mod hostile;
+mod ssrf;
+mod tools;
