@@ -10,6 +10,8 @@
 //!     p4  a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
 //!     p5  `executus-run` process start to the first byte at the mock
 //!     p6  failover past a refusing head: added latency, attempts on the benched head
+//!     p7  workers on one PostgreSQL: runs/s with 1, 2, 4 workers, step-saves/s vs SQLite,
+//!         SIGKILL to resume
 //!     --smoke      tiny sizes (seconds), no peers, writes nothing (what CI runs)
 //!     --no-peers   skip the rig and Python references
 //!     --out PATH   write the Markdown report to PATH (default for `all`: BENCHMARKS.md)
@@ -18,6 +20,7 @@
 //!
 //! Internal sub-commands (spawned by the bench itself): `mock` (a mock server process),
 //! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process),
+//! `p7-worker` (one PostgreSQL queue worker of P7),
 //! `p1-only --engine executus|reqwest [--runs N] [--concurrency C] [--streaming]` (one P1
 //! contender alone, for profiling it under `perf record`).
 
@@ -29,6 +32,7 @@ mod p3;
 mod p4;
 mod p5;
 mod p6;
+mod p7;
 mod report;
 mod stats;
 mod sys;
@@ -83,7 +87,7 @@ fn flag_value(rest: &[String], name: &str) -> Option<String> {
 }
 
 const HELP: &str =
-    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6> [--smoke] [--no-peers] [--out PATH] [--no-write]
+    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|p7> [--smoke] [--no-peers] [--out PATH] [--no-write]
 
   all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
   p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
@@ -91,7 +95,8 @@ const HELP: &str =
   p3   10,000 runs in flight: RSS above the baseline, bytes per run
   p4   a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
   p5   `executus-run` process start to the first byte at the mock (builds it if stale)
-  p6   failover past a refusing head: added latency, attempts on the benched head";
+  p6   failover past a refusing head: added latency, attempts on the benched head
+  p7   workers on one PostgreSQL: runs/s with 1, 2, 4 workers; step-saves/s vs SQLite; SIGKILL to resume";
 
 fn main() -> anyhow::Result<()> {
     sys::raise_nofile();
@@ -124,12 +129,13 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         "p3-worker" => p3::worker(&args.rest).await,
+        "p7-worker" => p7::worker(&args.rest).await,
         "p1-only" => p1::only(&args.rest).await,
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
         }
-        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" => benchmarks(args).await,
+        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" => benchmarks(args).await,
         other => bail!("unknown command {other:?}\n{HELP}"),
     }
 }
@@ -140,7 +146,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     let which: Vec<&str> = match args.command.as_str() {
-        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6"],
+        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7"],
         one => vec![one],
     };
     let mut sections: Vec<Section> = Vec::new();
@@ -153,6 +159,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
             "p4" => p4::run(&args.opts).await,
             "p5" => p5::run(&args.opts).await,
             "p6" => p6::run(&args.opts).await,
+            "p7" => p7::run(&args.opts).await,
             _ => unreachable_id(id),
         };
         match result {

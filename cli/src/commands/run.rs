@@ -19,6 +19,7 @@
 //! (`--detach`). A signal while following stops the following, not the run.
 
 use std::io::Read as _;
+use std::sync::{Arc, Mutex};
 
 use clap::Args;
 use executus::RunRequest;
@@ -142,23 +143,13 @@ async fn follow_queued(
         return Ok(Exit::Ok);
     }
     eprintln!("run {run} queued");
-    let progress = host.stores.store.as_postgres().map(|pg| {
-        let queue = pg.queue();
+    let queue = host.stores.store.as_postgres().map(|pg| pg.queue());
+    let seen = Arc::new(Mutex::new((0u32, None::<String>)));
+    let progress = queue.clone().map(|queue| {
+        let seen = seen.clone();
         tokio::spawn(async move {
-            let mut seen: Option<(u32, Option<String>)> = None;
             loop {
-                if let Ok(Some(entry)) = queue.entry(run).await {
-                    let now = (entry.picks, entry.picked_by.clone());
-                    if entry.picks > 0 && seen.as_ref() != Some(&now) {
-                        let by = entry.picked_by.as_deref().unwrap_or("?");
-                        if entry.picks == 1 {
-                            eprintln!("run {run} picked by worker {by}");
-                        } else {
-                            eprintln!("run {run} taken over by worker {by} (pick {})", entry.picks);
-                        }
-                        seen = Some(now);
-                    }
-                }
+                show_progress(&queue, run, &seen).await;
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         })
@@ -176,8 +167,33 @@ async fn follow_queued(
     if let Some(task) = progress {
         task.abort();
     }
+    // The last word on who drove it (a quick run may end between two looks).
+    if let Some(queue) = &queue {
+        show_progress(queue, run, &seen).await;
+    }
     host.close(std::time::Duration::ZERO).await;
     Ok(exit)
+}
+
+/// Prints, on stderr, which worker picked the run, when that changed since `seen`.
+async fn show_progress(
+    queue: &executus_store::postgres::PgRunQueue,
+    run: executus::RunId,
+    seen: &Mutex<(u32, Option<String>)>,
+) {
+    let Ok(Some(entry)) = queue.entry(run).await else { return };
+    let now = (entry.picks, entry.picked_by.clone());
+    let mut last = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if entry.picks == 0 || *last == now {
+        return;
+    }
+    let by = entry.picked_by.as_deref().unwrap_or("?");
+    if entry.picks == 1 {
+        eprintln!("run {run} picked by worker {by}");
+    } else {
+        eprintln!("run {run} taken over by worker {by} (pick {})", entry.picks);
+    }
+    *last = now;
 }
 
 /// Reports a run interrupted by a graceful shutdown: its checkpoint holds the transcript so

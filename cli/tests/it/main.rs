@@ -13,6 +13,10 @@ mod durable;
 mod fault_cases;
 mod faults;
 mod models;
+#[allow(dead_code)]
+#[path = "../../../contrib-store/tests/it/pg.rs"]
+mod pg;
+mod queue;
 mod run;
 mod runaway;
 mod schedule;

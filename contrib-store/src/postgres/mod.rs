@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
-use sqlx::{ConnectOptions, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
+use sqlx::{ConnectOptions, Connection as _, Transaction};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -165,6 +165,14 @@ impl PgStore {
                 ("client_connection_check_interval", format!("{check_ms}ms")),
             ])
             .disable_statement_logging();
+        // One plain connection first: a server that is not there is an error at once (the
+        // pool would keep retrying until its acquire timeout).
+        let first = PgConnection::connect_with(&connect).await.map_err(|source| StoreError::Database {
+            location: location.clone(),
+            op: "connect",
+            source,
+        })?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(options.pg_connections.max(2))
             .min_connections(0)
