@@ -226,8 +226,10 @@ impl Worker {
                 break;
             }
             if lost.is_cancelled() {
-                // Fence: nothing of ours may go on once the lease may be someone else's.
-                self.runtime.shutdown(Duration::ZERO).await;
+                // Fence: nothing of ours may go on once the lease may be someone else's. The
+                // last checkpoint writes may not reach a database that is gone: bounded.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), self.runtime.shutdown(Duration::ZERO)).await;
                 running.abort_all();
                 return Err(WorkerError::LeaseLost { owner: self.store.owner().to_owned() });
             }

@@ -225,3 +225,69 @@ async fn queue_mode_and_workers_need_a_postgres_store() {
     assert!(!text(&out.stderr).contains("hunter2"), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("postgres://ada@127.0.0.1:1/x"), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_that_loses_its_lease_connection_stops_and_another_takes_over() {
+    let Some(db) =
+        PgDb::create("a_worker_that_loses_its_lease_connection_stops_and_another_takes_over").await
+    else {
+        return;
+    };
+    let slow_first = Arc::new(AtomicBool::new(true));
+    let server = {
+        let slow_first = slow_first.clone();
+        openai_server(move |req| {
+            if has_tool_result(req) {
+                return ResponseTemplate::new(200).set_body_json(text_answer("survived"));
+            }
+            let answer = ResponseTemplate::new(200).set_body_json(tool_answer(
+                "c1",
+                "calc",
+                &json!({"expression": "1+1"}),
+            ));
+            if slow_first.swap(false, Ordering::SeqCst) {
+                answer.set_delay(Duration::from_secs(5))
+            } else {
+                answer
+            }
+        })
+        .await
+    };
+    let ws = Workspace::new(
+        &queue_config(&server.uri(), &db.url, "1s")
+            .replace("lease_expiry = \"30s\"", "lease_expiry = \"2s\""),
+    );
+    let (first, first_log) = start_worker(&ws);
+    let out = ws.run(&["run", "--agent", "helper", "--input", "go", "--detach"], None).await;
+    assert_exit(&out, 0);
+    let run: executus::RunId = text(&out.stdout).trim().parse().unwrap();
+    wait_for_calls(&server, 1).await;
+    // The server loses the worker's lease connection (a network cut, a failover).
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT backend_pid FROM executus.run_leases WHERE run_id = $1")
+        .bind(run.0)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&pool).await.unwrap();
+    let out = wait_exit(first, HANG).await;
+    assert_exit(&out, 1);
+    let log: Vec<String> = first_log.iter().collect();
+    assert!(log.iter().any(|l| l.contains("lease connection lost")), "{log:?}");
+    // Another worker resumes the run once the lease expired.
+    let (second, _log) = start_worker(&ws);
+    let store = executus_store::Store::open(&db.url).await.unwrap();
+    let queue = store.as_postgres().unwrap().queue();
+    let started = Instant::now();
+    let entry = loop {
+        let entry = queue.entry(run).await.unwrap().unwrap();
+        if entry.status.as_deref() == Some("completed") {
+            break entry;
+        }
+        assert!(started.elapsed() < HANG, "the run never completed: {entry:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(entry.picks >= 2, "{entry:?}");
+    signal(&second, "TERM");
+    assert_exit(&wait_exit(second, HANG).await, 0);
+}
