@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|executus-(persona|skill|audit|critic|budget|schedule|store))$'
-LEAN_CRATES=(executus-llm executus pr-review-swarm)
+LEAN_CRATES=(executus-llm executus executus-swarm pr-review-swarm)
 
 # Reads `cargo tree --prefix none --format {p}` lines on stdin; prints offenders; fails if any.
 check_tree() {

@@ -10,6 +10,14 @@ cd "$(dirname "$0")/.."
 ci/check-deps.sh --self-test
 ci/check-deps.sh
 cargo fmt --all --check
+
+# The workflow-schema validator for the shipped pr-review-swarm CI files (check-jsonschema,
+# pinned, into target/; the tests fail under CI=true without it).
+if line=$(scripts/setup-check-jsonschema.sh); then
+  case "$line" in
+    EXECUTUS_CHECK_JSONSCHEMA=*) export "$line" ;;
+  esac
+fi
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 peer_started=""

@@ -2,71 +2,38 @@
 //! [`open_stores`]), the batteries over them (personas, skills, audit, budget, critic,
 //! schedule), the tools and the policy.
 //!
-//! Every store comes from [`open_stores`]: what a command may rely on across processes is
-//! [`Stores::durable`] — checkpoints (so `resume`, `approve` / `deny`), audit, budget and
-//! schedule watermarks live in the store (a SQLite file, or PostgreSQL), chat history in the
-//! SQLite file only (in memory on PostgreSQL); personas and skills come from the
-//! configuration at every start.
-//!
-//! With `[runtime] mode = "queue"` (PostgreSQL only), commands that ask for it
-//! ([`HostOptions::queue`]) hand their top-level runs to the run queue the workers share
-//! instead of driving them.
+//! Every store comes from [`open_stores`] ([`HostStores`], shared with the chat bot): with a
+//! store file, checkpoints (so `resume`, `approve` / `deny`), chat history, audit records,
+//! budget spend and schedule watermarks outlive the process ([`HostStores::durable`]);
+//! personas and skills are read from the configuration at every start.
+//! They live in a SQLite file or in PostgreSQL (`[store] url`); with `[runtime] mode =
+//! "queue"` (PostgreSQL only), commands that ask for it ([`HostOptions::queue`]) hand their
+//! top-level runs to the run queue the workers share instead of driving them.
 
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chatbot::{ChatHistory, MemoryChatHistory, SqliteChatHistory};
 use executus::meta::MetaLlm;
-use executus::ports::{CheckpointStore, Delivery, Ports};
+use executus::ports::{Delivery, Ports};
 use executus::tool::ToolRegistry;
 use executus::tool::dispatch_agent::DispatchAgent;
 use executus::tool::policy::{Decision, FnRule, Policy, RequireApprovalFor};
 use executus::{Runtime, RuntimeConfig};
-use executus_audit::{AuditStore, AuditWriter};
-use executus_budget::{BudgetStore, SpendBudget};
+use executus_audit::AuditWriter;
+use executus_budget::SpendBudget;
 use executus_critic::LlmCritic;
-use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
-use executus_schedule::{CronSchedule, ScheduleStore};
-use executus_skill::{MemorySkillStore, SkillLibrary, SkillStore};
-use executus_store::Store;
+use executus_persona::PersonaLibrary;
+use executus_schedule::CronSchedule;
+use executus_skill::SkillLibrary;
+use executus_store::HostStores;
 use executus_tools::standard_tools;
 
 use crate::UsageError;
 use crate::config::CliConfig;
 
-/// Every store the CLI uses, as trait objects.
-pub struct Stores {
-    /// Run checkpoints (resume, approvals).
-    pub checkpoints: Arc<dyn CheckpointStore>,
-    /// Personas.
-    pub personas: Arc<dyn PersonaStore>,
-    /// Skills.
-    pub skills: Arc<dyn SkillStore>,
-    /// Audit records.
-    pub audit: Arc<dyn AuditStore>,
-    /// Budget spend and reservations.
-    pub budget: Arc<dyn BudgetStore>,
-    /// Schedule watermarks and job definitions.
-    pub schedule: Arc<dyn ScheduleStore>,
-    /// Chat conversations.
-    pub chats: Arc<dyn ChatHistory>,
-    /// Which of them outlive this process (`checkpoints`, `chats`, ...).
-    pub durable: BTreeSet<&'static str>,
-    /// Where the durable ones live, for messages (a password never appears).
-    pub location: String,
-    /// The store itself (its backend, its queue on PostgreSQL).
-    pub store: Store,
-}
-
-impl Stores {
-    /// True when the `which` store outlives this process.
-    pub fn is_durable(&self, which: &str) -> bool {
-        self.durable.contains(which)
-    }
-}
+/// Every store the CLI uses: [`HostStores`] (one wiring for every host).
+pub type Stores = HostStores;
 
 /// Whether a command keeps anything past the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,10 +46,9 @@ pub enum Persistence {
 }
 
 /// Opens the stores `config` names: with [`Persistence::Store`], the SQLite file at
-/// `[store] url` (created, with its folder, if missing) for checkpoints and chat history; the
-/// batteries' in-memory stores for personas, skills, audit, budget and schedule watermarks
-/// until `executus-store` has SQLite versions of those. With [`Persistence::Memory`], all
-/// in memory and no file is touched.
+/// `[store] url` (created, with its folder, if missing) for checkpoints, chat history, audit,
+/// budget and schedule watermarks; personas and skills come from the configuration, in memory.
+/// With [`Persistence::Memory`], an in-memory database: no file is touched.
 ///
 /// # Errors
 /// The store's error naming the path: a file that is not SQLite, another program's database,
@@ -92,43 +58,10 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         Persistence::Store => config.store_url.as_str(),
         Persistence::Memory => "sqlite::memory:",
     };
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
-    if let Some(dir) = path.filter(|p| *p != ":memory:").map(Path::new).and_then(Path::parent)
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the store's folder {}", dir.display()))?;
-    }
     let shown = executus_store::postgres::redact(url);
-    let store = Store::open_with(url, config.store.options())
+    HostStores::open_with(url, config.store.options())
         .await
-        .with_context(|| format!("opening the store {shown} ([store] url)"))?;
-    let chats: Arc<dyn ChatHistory> = if store.as_sqlite().is_some() && !store.is_memory() {
-        Arc::new(SqliteChatHistory::open(&store).await.context("opening the chat history")?)
-    } else {
-        Arc::new(MemoryChatHistory::new())
-    };
-    let mut durable = BTreeSet::new();
-    if !store.is_memory() {
-        durable.extend(["checkpoints", "audit", "budget", "schedule"]);
-        if store.as_sqlite().is_some() {
-            durable.insert("chats");
-        }
-    }
-    Ok(Stores {
-        checkpoints: Arc::new(store.checkpoints()),
-        // Personas and skills come from the configuration at every start (the file is their
-        // source of truth), so they live in memory; everything a process learns is durable.
-        personas: Arc::new(MemoryPersonaStore::new()),
-        skills: Arc::new(MemorySkillStore::new()),
-        audit: Arc::new(store.audit()),
-        budget: Arc::new(store.budget()),
-        schedule: Arc::new(store.schedule()),
-        chats,
-        durable,
-        location: store.location().to_owned(),
-        store,
-    })
+        .with_context(|| format!("opening the store {shown} ([store] url)"))
 }
 
 /// What a command asks of the host beyond the configuration.
@@ -237,7 +170,7 @@ impl Host {
             .policy(policy)
             .ports(ports);
         if options.queue && config.runtime.mode == executus::config::RunMode::Queue {
-            let Some(pg) = stores.store.as_postgres() else {
+            let Some(pg) = stores.store.as_ref().and_then(|s| s.as_postgres()) else {
                 return Err(UsageError(
                     "[runtime] mode = \"queue\" needs [store] url = \"postgres://...\"".into(),
                 )

@@ -4,7 +4,8 @@
 //! models and configuration.
 //!
 //! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
-//! 4 partial or stopped by a cap; 130 interrupted.
+//! 4 partial or stopped by a cap; 5 `swarm --fail-on`: findings at or above the threshold;
+//! 130 interrupted.
 
 /// `println!` that tolerates a closed stdout: when the reader has gone (`| head`), the rest of
 /// the output is dropped instead of panicking.
@@ -37,18 +38,21 @@ pub enum Exit {
     Budget = 3,
     /// Partial or stopped by a cap.
     Partial = 4,
+    /// `swarm --fail-on`: the review has findings at or above the threshold.
+    Findings = 5,
     /// Interrupted (SIGINT / SIGTERM).
     Interrupted = 130,
 }
 
 impl Exit {
-    /// The exit code for a run status name.
-    pub fn for_status(status: &str) -> Self {
+    /// The exit code for a run status.
+    pub fn for_status(status: executus::RunStatus) -> Self {
+        use executus::RunStatus;
         match status {
-            "completed" | "awaiting_approval" => Self::Ok,
-            "budget_denied" => Self::Budget,
-            "partial" | "stopped" => Self::Partial,
-            "cancelled" | "interrupted" => Self::Interrupted,
+            RunStatus::Completed | RunStatus::AwaitingApproval => Self::Ok,
+            RunStatus::BudgetDenied => Self::Budget,
+            RunStatus::Partial | RunStatus::Stopped => Self::Partial,
+            RunStatus::Cancelled => Self::Interrupted,
             _ => Self::Failed,
         }
     }
@@ -74,7 +78,8 @@ impl std::error::Error for UsageError {}
     about,
     long_about = None,
     after_help = "Exit codes: 0 success, 1 the run failed, 2 usage or configuration error, \
-                  3 budget denied, 4 partial or stopped by a cap, 130 interrupted."
+                  3 budget denied, 4 partial or stopped by a cap, 5 swarm findings at or above \
+                  --fail-on, 130 interrupted."
 )]
 pub struct Cli {
     /// Configuration file (default: ./executus.toml if it exists).

@@ -50,7 +50,7 @@ fn audit_record(i: u64, records: u64, rng: &mut fastrand::Rng, runs: &[RunId]) -
             step: rng.u32(1..20),
             tool: ["read_file", "grep", "shell"][rng.usize(0..3)].into(),
             call_id: format!("call_{i}"),
-            decision: "allow".into(),
+            decision: executus::ports::ToolDecision::Allow,
             rule: None,
             reason: None,
             is_error: rng.u32(0..20) == 0,
@@ -58,7 +58,7 @@ fn audit_record(i: u64, records: u64, rng: &mut fastrand::Rng, runs: &[RunId]) -
         },
         80..=87 => AuditEvent::RunStarted { model: "smart".into(), parent: None, resumed: false },
         88..=95 => AuditEvent::RunEnded {
-            status: "completed".into(),
+            status: executus::RunStatus::Completed,
             reason: None,
             steps: rng.u32(1..20),
             usage: Usage::default(),

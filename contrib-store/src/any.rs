@@ -10,20 +10,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use executus::RunId;
+use executus::llm::Message;
 use executus::ports::{
     AuditRecord, CheckpointStore, PortError, RunAppend, RunClaim, RunMeta, StoredRun, StoredStatus,
 };
 use executus_audit::{AuditPage, AuditQuery, AuditStore};
 use executus_budget::{BudgetStore, ReserveOutcome, ReserveRequest, ScopeTotals, SettleRequest};
+use executus_chat::{ChatHistory, ChatKey};
 use executus_persona::{Persona, PersonaStore};
 use executus_schedule::{JobDef, ScheduleStore};
 use executus_skill::{ActiveSkill, Skill, SkillError, SkillState, SkillStore, SkillVersion};
 
 #[cfg(feature = "postgres")]
 use crate::postgres::{self, PgStore};
+use crate::review_cache::ReviewCacheKey;
 use crate::sqlite::{
-    SqliteAuditStore, SqliteBudgetStore, SqliteCheckpointStore, SqlitePersonaStore, SqliteScheduleStore,
-    SqliteSkillStore, SqliteStore, StoreStats,
+    SqliteAuditStore, SqliteBudgetStore, SqliteChatStore, SqliteCheckpointStore, SqlitePersonaStore,
+    SqliteReviewCache, SqliteScheduleStore, SqliteSkillStore, SqliteStore, StoreStats,
 };
 use crate::{AppendStats, PruneReport, StoreError, StoreOptions};
 
@@ -81,6 +84,8 @@ mod absent {
     pub type PgAuditStore = ();
     pub type PgBudgetStore = ();
     pub type PgScheduleStore = ();
+    pub type PgChatStore = ();
+    pub type PgReviewCache = ();
 }
 #[cfg(not(feature = "postgres"))]
 use absent::*;
@@ -88,6 +93,8 @@ use absent::*;
 use postgres::{
     PgAuditStore, PgBudgetStore, PgCheckpointStore, PgPersonaStore, PgScheduleStore, PgSkillStore,
 };
+#[cfg(feature = "postgres")]
+use postgres::{PgChatStore, PgReviewCache};
 
 /// The store: one database, SQLite or PostgreSQL, and the typed stores over it.
 /// `Store::open("sqlite://executus.db")` or `Store::open("postgres://user@host/db")`.
@@ -263,6 +270,28 @@ impl Store {
             Backend::Sqlite(s) => Backend::Sqlite(s.schedule()),
             #[cfg(feature = "postgres")]
             Backend::Postgres(s) => Backend::Postgres(s.schedule()),
+            #[cfg(not(feature = "postgres"))]
+            Backend::Never(never, _) => match *never {},
+        })
+    }
+
+    /// The chat history (`executus_chat::ChatHistory`).
+    pub fn chats(&self) -> AnyChatStore {
+        AnyChatStore(match &self.backend {
+            Backend::Sqlite(s) => Backend::Sqlite(s.chats()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(s) => Backend::Postgres(s.chats()),
+            #[cfg(not(feature = "postgres"))]
+            Backend::Never(never, _) => match *never {},
+        })
+    }
+
+    /// The review cache of `executus-run swarm`.
+    pub fn review_cache(&self) -> AnyReviewCache {
+        AnyReviewCache(match &self.backend {
+            Backend::Sqlite(s) => Backend::Sqlite(SqliteReviewCache::new(s.clone())),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(s) => Backend::Postgres(s.review_cache()),
             #[cfg(not(feature = "postgres"))]
             Backend::Never(never, _) => match *never {},
         })
@@ -632,5 +661,62 @@ impl ScheduleStore for AnyScheduleStore {
 
     async fn jobs(&self) -> Result<Vec<JobDef>, PortError> {
         forward_impl!(&self.0, s => s.jobs().await)
+    }
+}
+
+/// The chat history on either backend.
+#[derive(Debug, Clone)]
+pub struct AnyChatStore(Backend<SqliteChatStore, Pg<PgChatStore>>);
+
+#[async_trait]
+impl ChatHistory for AnyChatStore {
+    async fn load(&self, key: &ChatKey) -> Result<Vec<Message>, PortError> {
+        forward_impl!(&self.0, s => s.load(key).await)
+    }
+
+    async fn append(&self, key: &ChatKey, messages: &[Message]) -> Result<(), PortError> {
+        forward_impl!(&self.0, s => s.append(key, messages).await)
+    }
+
+    async fn reset(&self, key: &ChatKey) -> Result<usize, PortError> {
+        forward_impl!(&self.0, s => s.reset(key).await)
+    }
+}
+
+/// The review cache on either backend (see [`SqliteReviewCache`] for the guarantees).
+#[derive(Debug, Clone)]
+pub struct AnyReviewCache(Backend<SqliteReviewCache, Pg<PgReviewCache>>);
+
+impl AnyReviewCache {
+    /// The answer stored under `key`, marked used now; `None` on a miss.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the store.
+    pub async fn get(&self, key: &ReviewCacheKey) -> Result<Option<String>, StoreError> {
+        forward_impl!(&self.0, s => s.get(key).await)
+    }
+
+    /// Stores `cell` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the store.
+    pub async fn put(&self, key: &ReviewCacheKey, cell: &str) -> Result<(), StoreError> {
+        forward_impl!(&self.0, s => s.put(key, cell).await)
+    }
+
+    /// Deletes the answers not used for longer than `unused_for`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the store.
+    pub async fn prune(&self, unused_for: Duration) -> Result<u64, StoreError> {
+        forward_impl!(&self.0, s => s.prune(unused_for).await)
+    }
+
+    /// Answers stored.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the store.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        forward_impl!(&self.0, s => s.count().await)
     }
 }

@@ -97,6 +97,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The folder for a new store file cannot be created.
+    #[error("{}: cannot create the store's folder: {source}", path.display())]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A database operation failed.
     #[error("{location}: {op} failed: {source}")]
     Database {

@@ -21,6 +21,10 @@
 //! | [`Store::audit`] | [`AnyAuditStore`] | `executus_audit::AuditStore` |
 //! | [`Store::budget`] | [`AnyBudgetStore`] | `executus_budget::BudgetStore` |
 //! | [`Store::schedule`] | [`AnyScheduleStore`] | `executus_schedule::ScheduleStore` |
+//! | [`Store::chats`] | [`AnyChatStore`] | `executus_chat::ChatHistory` |
+//! | [`Store::review_cache`] | [`AnyReviewCache`] | `executus-run swarm`'s review cache (adapted in the CLI) |
+//!
+//! [`HostStores`] is every store a host wires, from one `[store] url`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,6 +65,7 @@ mod any;
 mod codec;
 pub mod copy;
 mod error;
+pub mod host;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -70,22 +75,26 @@ pub mod sqlite;
 pub mod worker;
 
 pub use any::{
-    AnyAuditStore, AnyBudgetStore, AnyCheckpointStore, AnyPersonaStore, AnyScheduleStore, AnySkillStore,
-    Store,
+    AnyAuditStore, AnyBudgetStore, AnyChatStore, AnyCheckpointStore, AnyPersonaStore, AnyReviewCache,
+    AnyScheduleStore, AnySkillStore, Store,
 };
 pub use copy::{CopyReport, copy};
 pub use error::StoreError;
+pub use host::HostStores;
 pub use options::{Clock, ManualClock, StoreOptions, SystemClock};
 pub use prune::PruneReport;
 // The SQLite backend's modules keep their historical paths (`executus_store::checkpoint::...`).
 pub use sqlite::{
-    APPLICATION_ID, SqliteStore, StoreStats, audit, budget, checkpoint, persona, schedule, skill,
+    APPLICATION_ID, SqliteStore, StoreStats, audit, budget, chat, checkpoint, persona, review_cache,
+    schedule, skill,
 };
 pub use sqlite::{
     audit::{ExplainedStatement, SqliteAuditStore},
     budget::SqliteBudgetStore,
+    chat::SqliteChatStore,
     checkpoint::{AppendStats, Encoding, SqliteCheckpointStore},
     persona::SqlitePersonaStore,
+    review_cache::{ReviewCacheKey, SqliteReviewCache},
     schedule::SqliteScheduleStore,
     skill::SqliteSkillStore,
 };

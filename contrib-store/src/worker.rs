@@ -340,7 +340,7 @@ impl Worker {
                     | RuntimeError::AlreadyActive { .. }
                     | RuntimeError::Port(_)
                     | RuntimeError::Lane(_)
-                    | RuntimeError::Start(_) => {
+                    | RuntimeError::Start { .. } => {
                         tracing::warn!(target: "executus_store::worker", %run, error = %e, "run handed back");
                         self.emit(WorkerEvent::HandedBack { run, reason: e.to_string() });
                     }
@@ -356,7 +356,7 @@ impl Worker {
         let outcome = RunOutcome {
             run_id: run,
             agent: String::new(),
-            end: RunEnd::Failed { error: error.clone() },
+            end: RunEnd::Failed { error: error.clone().into() },
             output: None,
             typed: None,
             messages: Vec::new(),
@@ -380,10 +380,10 @@ impl Worker {
         let Some(outcome) = outcome else { return };
         report.ended += 1;
         let json = serde_json::to_value(outcome.as_ref()).unwrap_or_default();
-        if let Err(e) = queue.complete(run, outcome.status(), &json).await {
+        if let Err(e) = queue.complete(run, outcome.status().as_str(), &json).await {
             tracing::warn!(target: "executus_store::worker", %run, error = %e, "could not record the outcome");
         }
-        self.emit(WorkerEvent::Ended { run, status: outcome.status().to_owned() });
+        self.emit(WorkerEvent::Ended { run, status: outcome.status().as_str().to_owned() });
     }
 }
 
@@ -445,7 +445,8 @@ pub async fn follow(queue: &PgRunQueue, run: RunId, agent: String) -> RunOutcome
                         RunEnd::Failed {
                             error: format!(
                                 "the run ended ({status}) on a worker that stopped before recording its outcome"
-                            ),
+                            )
+                            .into(),
                         }
                     };
                     return RunOutcome {
@@ -464,7 +465,9 @@ pub async fn follow(queue: &PgRunQueue, run: RunId, agent: String) -> RunOutcome
                 return RunOutcome {
                     run_id: run,
                     agent,
-                    end: RunEnd::Failed { error: "the run is no longer in the queue (pruned?)".into() },
+                    end: RunEnd::Failed {
+                        error: String::from("the run is no longer in the queue (pruned?)").into(),
+                    },
                     output: None,
                     typed: None,
                     messages: Vec::new(),

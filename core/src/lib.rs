@@ -8,9 +8,9 @@
 //! - [`RunnableAgent`]: an agent as data (system prompt, model spec, tools, skills, limits).
 //! - [`ports`]: the traits batteries implement, each with a nil-safe default.
 //! - [`tool`]: the `Tool` trait, typed tools, the registry and the runtime policy.
-//! - Actors: [`lane`] (bounded, fair worker pools), [`executor`] (run supervision),
+//! - Actors: [`lane`] (bounded, fair worker pools), the run executor (supervision, internal),
 //!   [`dispatch`] (agent-calls-agent tree caps), [`checkpoint`] (append-only group-committed
-//!   saves); the run loop itself is [`run`].
+//!   saves), [`fanout`] (swarms); the run loop itself is [`run`], loop protection [`loops`].
 //!
 //! ## Features
 //!
@@ -18,13 +18,16 @@
 //! | --- | --- | --- |
 //! | `config` | yes | `RuntimeConfig::load` with figment (defaults <- `executus.toml` <- `EXECUTUS_*`) |
 
+#![warn(unreachable_pub)]
+
 pub mod agent;
 pub mod checkpoint;
 pub mod compaction;
 pub mod config;
 pub mod dispatch;
 pub mod duration_serde;
-pub mod executor;
+pub mod error;
+pub(crate) mod executor;
 pub mod fanout;
 pub mod identity;
 pub mod ids;
@@ -35,14 +38,22 @@ pub mod ports;
 pub mod run;
 pub mod runtime;
 pub mod tool;
+mod vocab;
 
 pub use agent::{Limits, LoopLimits, RunnableAgent};
 pub use config::RuntimeConfig;
-pub use fanout::{Cell, CellError, CellMode, CellOutput, FanoutProgress, FanoutResult, FanoutSpec, Lens};
+pub use error::RuntimeError;
+pub use fanout::{
+    Cell, CellError, CellMode, CellOutput, FanoutError, FanoutHandle, FanoutProgress, FanoutResult,
+    FanoutSpec, Lens,
+};
 pub use identity::Identity;
 pub use ids::{JobId, RunId};
-pub use run::{RunEnd, RunEvent, RunHandle, RunOutcome, RunStatus};
-pub use runtime::{RunInput, RunRequest, Runtime, RuntimeBuilder, RuntimeError};
+pub use run::{
+    ChildRuns, RunEnd, RunEvent, RunFailure, RunHandle, RunInput, RunOutcome, RunRequest, RunSnapshot,
+    RunStatus, RunSubmitter,
+};
+pub use runtime::{Runtime, RuntimeBuilder};
 
 /// The provider crate, re-exported so hosts need one dependency.
 pub use executus_llm as llm;

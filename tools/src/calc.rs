@@ -309,7 +309,7 @@ fn apply(op: char, pos: usize, a: f64, b: f64) -> Result<f64, CalcError> {
 /// Evaluates an arithmetic expression.
 ///
 /// ```
-/// use executus::tool::builtin::calc::evaluate;
+/// use executus_tools::calc::evaluate;
 /// assert_eq!(evaluate("2 + 3 * 4").unwrap(), 14.0);
 /// assert_eq!(evaluate("-2^2").unwrap(), -4.0);
 /// assert!(evaluate("1 / 0").is_err());

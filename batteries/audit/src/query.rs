@@ -273,7 +273,7 @@ mod tests {
         assert!(!q.matches(&stored(3, 0, "ann", failover())), "cursor is exclusive");
         assert!(!q.matches(&stored(4, 0, "bob", failover())));
         let ended = AuditEvent::RunEnded {
-            status: "completed".into(),
+            status: executus::RunStatus::Completed,
             reason: None,
             steps: 1,
             usage: executus::llm::Usage::default(),

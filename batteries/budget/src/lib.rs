@@ -44,7 +44,7 @@ pub use clock::{ManualWallClock, SystemWallClock, WallClock};
 pub use config::{BudgetConfig, BudgetConfigError, BudgetSettings, Caps, RawCap, RawCaps, RawUnknownModel};
 pub use money::Money;
 pub use price::{Price, PriceTable, UnknownModel, Unpriced};
-pub use spend::{Housekeeping, STORE_UNAVAILABLE_SCOPE, ScopeStatus, SpendBudget, tenant_scope, user_scope};
+pub use spend::{Housekeeping, ScopeStatus, SpendBudget, tenant_scope, user_scope};
 pub use store::{
     BudgetStore, Denial, MemoryBudgetStore, ReserveOutcome, ReserveRequest, ScopeLimit, ScopeTotals,
     SettleRequest,

@@ -52,8 +52,6 @@ use crate::store::{
 const HOUSEKEEPING_EVERY_MS: u64 = 60_000;
 /// How long after its expiry a reservation can still be settled.
 const LATE_SETTLE_GRACE_MS: u64 = 24 * 3600 * 1000;
-/// Scope of the denial when the store fails during `reserve`.
-pub const STORE_UNAVAILABLE_SCOPE: &str = "budget-store-unavailable";
 
 /// The scope of a user's spend.
 pub fn user_scope(user: &str) -> String {
@@ -299,17 +297,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn denied(scope: String, spent: Money, reserved: Money, requested: Money, limit: Money) -> BudgetDenied {
-    BudgetDenied {
-        scope,
-        spent: spent.as_usd(),
-        reserved: reserved.as_usd(),
-        requested: requested.as_usd(),
-        limit: limit.as_usd(),
-        reason: None,
-    }
-}
-
 #[async_trait]
 impl Budget for SpendBudget {
     async fn reserve(&self, request: &SpendRequest) -> Result<Reservation, BudgetDenied> {
@@ -326,12 +313,7 @@ impl Budget for SpendBudget {
                     model = target.as_str(),
                     "refusing a capped call to a model without a price (unknown_model = deny)"
                 );
-                return Err(BudgetDenied {
-                    reason: Some(format!(
-                        "model {target} has no price in the price table and this caller has a spending cap"
-                    )),
-                    ..denied(format!("unpriced:{target}"), Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO)
-                });
+                return Err(BudgetDenied::Unpriced { model: target.clone() });
             }
             tracing::warn!(
                 target: "executus::budget",
@@ -370,7 +352,14 @@ impl Budget for SpendBudget {
                     limit = %d.limit,
                     "budget denied a model call"
                 );
-                Err(denied(d.scope, d.spent, d.reserved, d.requested, d.limit))
+                Err(BudgetDenied::Exhausted {
+                    scope: d.scope,
+                    spent: d.spent.as_usd(),
+                    reserved: d.reserved.as_usd(),
+                    requested: d.requested.as_usd(),
+                    cap: d.limit.as_usd(),
+                    window: self.settings.window,
+                })
             }
             Err(e) => {
                 tracing::error!(
@@ -379,16 +368,7 @@ impl Budget for SpendBudget {
                     error = %e,
                     "budget store failed; refusing the call"
                 );
-                Err(BudgetDenied {
-                    reason: Some(format!("the budget store failed ({e}), so spending cannot be checked")),
-                    ..denied(
-                        STORE_UNAVAILABLE_SCOPE.into(),
-                        Money::ZERO,
-                        Money::ZERO,
-                        estimate.amount,
-                        Money::ZERO,
-                    )
-                })
+                Err(BudgetDenied::StoreUnavailable { reason: e.to_string() })
             }
         }
     }

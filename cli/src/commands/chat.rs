@@ -12,9 +12,9 @@
 
 use std::io::IsTerminal as _;
 
-use chatbot::{ChatError, ChatSession, ReplStop, repl};
 use clap::Args;
 use executus::RuntimeError;
+use executus_chat::{ChatError, ChatSession, ReplStop, repl};
 
 use super::run::identity;
 use crate::config::CliConfig;
@@ -54,7 +54,7 @@ pub async fn chat(config: &CliConfig, args: ChatArgs, interrupt: &Interrupt) -> 
             other => anyhow::Error::from(other),
         })?;
     let interactive = std::io::stdin().is_terminal();
-    if !host.stores.is_durable("chats") {
+    if !host.stores.durable {
         eprintln!(
             "chat: note: the conversation is kept in memory for this session only (store: {})",
             host.stores.location
@@ -66,7 +66,7 @@ pub async fn chat(config: &CliConfig, args: ChatArgs, interrupt: &Interrupt) -> 
             persona,
             session.key().user,
             session.key().tenant,
-            chatbot::session::HELP
+            executus_chat::HELP
         );
     }
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());

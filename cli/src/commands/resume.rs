@@ -146,7 +146,7 @@ pub(crate) fn not_resumable(host: &Host, e: RuntimeError) -> anyhow::Error {
 }
 
 fn memory_note(host: &Host) -> &'static str {
-    if host.stores.is_durable("checkpoints") {
+    if host.stores.durable {
         ""
     } else {
         " (the store is in memory: runs do not outlive the process that started them)"

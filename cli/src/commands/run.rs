@@ -143,7 +143,7 @@ async fn follow_queued(
         return Ok(Exit::Ok);
     }
     eprintln!("run {run} queued");
-    let queue = host.stores.store.as_postgres().map(|pg| pg.queue());
+    let queue = host.stores.store.as_ref().and_then(|s| s.as_postgres()).map(|pg| pg.queue());
     let seen = Arc::new(Mutex::new((0u32, None::<String>)));
     let progress = queue.clone().map(|queue| {
         let seen = seen.clone();
@@ -207,7 +207,7 @@ async fn report_interrupted(host: &Host, run: executus::RunId, signal: &str, as_
         }
         _ => None,
     };
-    let hint = if host.stores.is_durable("checkpoints") {
+    let hint = if host.stores.durable {
         format!("checkpointed; continue it with: executus-run resume {run}")
     } else {
         "the store is in memory, so it cannot be resumed".to_owned()

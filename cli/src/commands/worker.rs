@@ -61,7 +61,7 @@ pub async fn worker(config: &CliConfig, args: WorkerArgs, interrupt: &Interrupt)
         },
     )
     .await?;
-    let Some(pg) = host.stores.store.as_postgres().cloned() else {
+    let Some(pg) = host.stores.store.as_ref().and_then(|s| s.as_postgres()).cloned() else {
         return Err(anyhow::anyhow!("internal: a postgres URL opened another backend"));
     };
     let settings = WorkerSettings::default()
@@ -144,7 +144,9 @@ pub async fn worker(config: &CliConfig, args: WorkerArgs, interrupt: &Interrupt)
             if let Some(audit) = &host.audit {
                 audit.shutdown().await;
             }
-            host.stores.store.close().await;
+            if let Some(store) = &host.stores.store {
+                store.close().await;
+            }
             Ok(Exit::Ok)
         }
         Err(e @ WorkerError::LeaseLost { .. }) => {

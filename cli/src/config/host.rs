@@ -10,7 +10,7 @@
 //! | `[budget]` | `executus-budget`'s `BudgetConfig` (prices, caps, window) |
 //! | `[critic]` | `model` plus `executus-critic`'s `CriticConfig` |
 //! | `[policy]` | `require_approval` / `block`: tool names, for every run |
-//! | `[swarm]` | models, lenses, concurrency, deadline of `executus-run swarm` |
+//! | `[swarm]` | models, lenses, concurrency, deadline, exclude globs, token budgets, context size and review cache of `executus-run swarm` |
 //! | `[schedule.jobs.ID]` | cron jobs of `executus-run schedule` |
 //! | `[chat] persona` | the persona `executus-run chat` talks to by default |
 //! | `[worker]` | `concurrency`, `tenant_cap`, `poll`, `schedule` of `executus-run worker` |
@@ -26,8 +26,9 @@ use executus_budget::{BudgetConfig, BudgetConfigError, BudgetSettings};
 use executus_critic::{CriticConfig, CriticConfigError};
 use executus_schedule::{CatchUp, Job, JobDef, Overlap, ScheduleError};
 use executus_skill::SkillContent;
+use executus_swarm::LensKind;
+use executus_swarm::glob::{DEFAULT_EXCLUDES, Glob, compile_all};
 use figment::Figment;
-use pr_review_swarm::LensKind;
 use serde::Deserialize;
 
 use super::providers::relative_to_file;
@@ -113,6 +114,26 @@ pub struct RawSwarm {
     pub concurrency: Option<i64>,
     /// Swarm deadline (`90s`, `5m`, `none`).
     pub deadline: Option<String>,
+    /// Globs of files not to review (replaces the defaults; `[]` reviews everything).
+    pub exclude: Option<StringList>,
+    /// The most diff tokens one cell is sent.
+    pub max_cell_tokens: Option<i64>,
+    /// The most diff tokens per model and lens (`"none"`: no limit).
+    pub max_total_tokens: Option<CountOrNone>,
+    /// The smallest context window of the models, in tokens.
+    pub context_tokens: Option<i64>,
+    /// Keep answered cells in the store and reuse them (default true).
+    pub cache: Option<bool>,
+}
+
+/// A count, or `"none"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CountOrNone {
+    /// A number.
+    Count(i64),
+    /// `"none"` (or a number written as a string, from the environment).
+    Text(String),
 }
 
 /// `[schedule.jobs.ID]`.
@@ -234,6 +255,16 @@ pub struct SwarmSettings {
     pub concurrency: NonZeroUsize,
     /// Swarm deadline.
     pub deadline: Option<Duration>,
+    /// Files not to review.
+    pub exclude: Vec<Glob>,
+    /// The most diff tokens one cell is sent.
+    pub max_cell_tokens: usize,
+    /// The most diff tokens per model and lens.
+    pub max_total_tokens: Option<usize>,
+    /// The smallest context window of the models.
+    pub context_tokens: usize,
+    /// Use the review cache in the store.
+    pub cache: bool,
 }
 
 impl Default for SwarmSettings {
@@ -241,9 +272,14 @@ impl Default for SwarmSettings {
         Self {
             models: Vec::new(),
             lenses: LensKind::ALL.to_vec(),
-            concurrency: NonZeroUsize::new(pr_review_swarm::config::DEFAULT_CONCURRENCY)
+            concurrency: NonZeroUsize::new(executus_swarm::config::DEFAULT_CONCURRENCY)
                 .unwrap_or(NonZeroUsize::MIN),
-            deadline: Some(pr_review_swarm::config::DEFAULT_DEADLINE),
+            deadline: Some(executus_swarm::config::DEFAULT_DEADLINE),
+            exclude: compile_all(DEFAULT_EXCLUDES).unwrap_or_default(),
+            max_cell_tokens: executus_swarm::plan::DEFAULT_MAX_CELL_TOKENS,
+            max_total_tokens: None,
+            context_tokens: executus_swarm::config::DEFAULT_CONTEXT_TOKENS,
+            cache: true,
         }
     }
 }
@@ -408,7 +444,7 @@ fn validate_swarm(
         swarm.lenses = list;
     }
     if let Some(n) = raw.concurrency {
-        let max = pr_review_swarm::config::MAX_CONCURRENCY;
+        let max = executus_swarm::config::MAX_CONCURRENCY;
         swarm.concurrency = usize::try_from(n)
             .ok()
             .filter(|n| *n <= max)
@@ -430,6 +466,51 @@ fn validate_swarm(
             }
             Some(parsed)
         };
+    }
+    if let Some(exclude) = raw.exclude {
+        let patterns: Vec<String> = exclude.items().into_iter().filter(|p| !p.is_empty()).collect();
+        swarm.exclude = compile_all(&patterns).map_err(|e| invalid("swarm.exclude".into(), e.to_string()))?;
+    }
+    let count = |key: &str, n: i64| -> Result<usize, ConfigError> {
+        usize::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid(key.into(), format!("must be a whole number above zero, got {n}")))
+    };
+    if let Some(n) = raw.max_cell_tokens {
+        swarm.max_cell_tokens = count("swarm.max_cell_tokens", n)?;
+    }
+    if let Some(n) = raw.context_tokens {
+        swarm.context_tokens = count("swarm.context_tokens", n)?;
+    }
+    match raw.max_total_tokens {
+        None => {}
+        Some(CountOrNone::Count(n)) => swarm.max_total_tokens = Some(count("swarm.max_total_tokens", n)?),
+        Some(CountOrNone::Text(text)) if text.trim().eq_ignore_ascii_case("none") => {
+            swarm.max_total_tokens = None
+        }
+        Some(CountOrNone::Text(text)) => {
+            let n = text.trim().parse::<i64>().map_err(|_| {
+                invalid("swarm.max_total_tokens".into(), format!("{text:?} is not a number or \"none\""))
+            })?;
+            swarm.max_total_tokens = Some(count("swarm.max_total_tokens", n)?);
+        }
+    }
+    executus_swarm::config::check_budgets(
+        swarm.max_cell_tokens,
+        swarm.max_total_tokens,
+        swarm.context_tokens,
+    )
+    .map_err(|(var, reason)| {
+        let key = match var {
+            "PR_REVIEW_MAX_CELL_TOKENS" => "swarm.max_cell_tokens",
+            "PR_REVIEW_MAX_TOTAL_TOKENS" => "swarm.max_total_tokens",
+            _ => "swarm.context_tokens",
+        };
+        invalid(key.into(), reason)
+    })?;
+    if let Some(cache) = raw.cache {
+        swarm.cache = cache;
     }
     Ok(swarm)
 }

@@ -191,3 +191,27 @@ CREATE INDEX run_leases_owner ON run_leases (owner);
 CREATE FUNCTION executus_tenant_active(t text) RETURNS bigint LANGUAGE sql STABLE AS
 $$ SELECT count(*) FROM run_queue q WHERE q.tenant = t AND q.state = 'active'
    AND NOT EXISTS (SELECT 1 FROM checkpoint_runs c WHERE c.run_id = q.run_id AND c.status = 'awaiting_approval') $$;
+
+-- Conversations (executus_chat::ChatHistory): one row per message, gapless per conversation.
+CREATE TABLE chat_messages (
+    tenant     text   NOT NULL,
+    "user"     text   NOT NULL,
+    persona    text   NOT NULL,
+    seq        bigint NOT NULL,
+    message    text   NOT NULL,   -- JSON of executus_llm::Message
+    created_ms bigint NOT NULL,
+    PRIMARY KEY (tenant, "user", persona, seq)
+);
+
+-- The review cache of `executus-run swarm`: one row per answered cell.
+CREATE TABLE review_cache (
+    model          text   NOT NULL,
+    lens           text   NOT NULL,
+    prompt_version text   NOT NULL,
+    content_hash   text   NOT NULL,
+    cell           text   NOT NULL,
+    created_ms     bigint NOT NULL,
+    used_ms        bigint NOT NULL,
+    PRIMARY KEY (model, lens, prompt_version, content_hash)
+);
+CREATE INDEX review_cache_used ON review_cache (used_ms);

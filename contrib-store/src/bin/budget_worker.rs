@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use executus::llm::Usage;
-use executus::ports::{Budget, SpendRequest};
+use executus::ports::{Budget, BudgetDenied, SpendRequest};
 use executus::{Identity, RunId};
-use executus_budget::{BudgetSettings, Caps, Money, Price, PriceTable, STORE_UNAVAILABLE_SCOPE, SpendBudget};
+use executus_budget::{BudgetSettings, Caps, Money, Price, PriceTable, SpendBudget};
 use executus_store::{Store, StoreOptions};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -112,12 +112,12 @@ async fn run(args: Args) -> Result<(), BoxError> {
                         tally.settled.fetch_add(price.cost(&usage).nanos(), Ordering::SeqCst);
                         budget.settle(reservation, &usage, "test", "model").await;
                     }
-                    Err(denied) if denied.scope == STORE_UNAVAILABLE_SCOPE => {
-                        return Err(format!("the store failed: {denied}"));
+                    Err(denied @ (BudgetDenied::StoreUnavailable { .. } | BudgetDenied::Unpriced { .. })) => {
+                        return Err(format!("the budget refused for another reason than the cap: {denied}"));
                     }
                     Err(denied) => {
                         tally.denials.fetch_add(1, Ordering::SeqCst);
-                        if denied.reserved == 0.0 {
+                        if matches!(denied, BudgetDenied::Exhausted { reserved, .. } if reserved == 0.0) {
                             return Ok(()); // nothing in flight anywhere: no call can fit again
                         }
                         tokio::time::sleep(Duration::from_millis(1)).await;

@@ -46,18 +46,22 @@ use crate::options::StoreOptions;
 
 pub mod audit;
 pub mod budget;
+pub mod chat;
 pub mod checkpoint;
 pub mod lease;
 pub mod persona;
 pub mod queue;
+pub mod review_cache;
 pub mod schedule;
 pub mod skill;
 
 pub use audit::PgAuditStore;
 pub use budget::PgBudgetStore;
+pub use chat::PgChatStore;
 pub use checkpoint::PgCheckpointStore;
 pub use persona::PgPersonaStore;
 pub use queue::{PgRunQueue, QueueEntry, QueueState, QueuedRequest};
+pub use review_cache::PgReviewCache;
 pub use schedule::PgScheduleStore;
 pub use skill::PgSkillStore;
 
@@ -79,6 +83,8 @@ pub(crate) mod lock_class {
     pub const AUDIT_APPEND: i32 = 0x4558_0002;
     /// A tenant's share of the run queue (`hashtext(tenant)`).
     pub const QUEUE_TENANT: i32 = 0x4558_0003;
+    /// A conversation (`hashtext(tenant, user, persona)`).
+    pub const CHAT: i32 = 0x4558_0004;
 }
 
 /// The store on one PostgreSQL database. Cheap to clone; clones share the pool and the lease
@@ -286,6 +292,16 @@ impl PgStore {
     /// The schedule store.
     pub fn schedule(&self) -> PgScheduleStore {
         PgScheduleStore::new(self.clone())
+    }
+
+    /// The chat history (`executus_chat::ChatHistory`).
+    pub fn chats(&self) -> PgChatStore {
+        PgChatStore::new(self.clone())
+    }
+
+    /// The review cache of `executus-run swarm`.
+    pub fn review_cache(&self) -> PgReviewCache {
+        PgReviewCache::new(self.clone())
     }
 
     /// The run queue workers share.

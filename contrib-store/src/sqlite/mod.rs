@@ -8,16 +8,20 @@
 
 pub mod audit;
 pub mod budget;
+pub mod chat;
 pub mod checkpoint;
 pub mod persona;
+pub mod review_cache;
 pub mod schedule;
 pub mod skill;
 mod store;
 
 pub use audit::SqliteAuditStore;
 pub use budget::SqliteBudgetStore;
+pub use chat::SqliteChatStore;
 pub use checkpoint::SqliteCheckpointStore;
 pub use persona::SqlitePersonaStore;
+pub use review_cache::{ReviewCacheKey, SqliteReviewCache};
 pub use schedule::SqliteScheduleStore;
 pub use skill::SqliteSkillStore;
 pub use store::{APPLICATION_ID, SqliteStore, StoreStats};

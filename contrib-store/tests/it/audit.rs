@@ -37,7 +37,7 @@ fn event(kind: usize, i: u64) -> AuditEvent {
             step: 1,
             tool: "grep".into(),
             call_id: format!("c{i}"),
-            decision: "allow".into(),
+            decision: executus::ports::ToolDecision::Allow,
             rule: None,
             reason: None,
             is_error: false,

@@ -5,6 +5,7 @@
 mod audit;
 mod budget;
 mod budget_processes;
+mod chat;
 mod checkpoint;
 mod common;
 mod concurrency;
@@ -18,6 +19,7 @@ mod pg;
 mod plan;
 mod postgres;
 mod retention;
+mod review_cache;
 mod schedule;
 mod upgrade;
 mod workers;

@@ -30,7 +30,6 @@
 //!   and belongs to the run machine.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use executus_llm::{ToolCall, ToolResult};
 use serde::{Deserialize, Serialize};
@@ -68,11 +67,7 @@ impl LoopKind {
     }
 }
 
-impl fmt::Display for LoopKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::vocabulary!(LoopKind);
 
 /// What the caller should do about a trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,11 +90,7 @@ impl LoopAction {
     }
 }
 
-impl fmt::Display for LoopAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::vocabulary!(LoopAction);
 
 /// A loop-protection trigger, for the caller to act on, audit and announce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

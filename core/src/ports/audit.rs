@@ -61,8 +61,8 @@ pub enum AuditEvent {
     },
     /// A run ended.
     RunEnded {
-        /// Status name (`completed`, `failed`, `partial`, ...).
-        status: String,
+        /// How it ended.
+        status: crate::run::RunStatus,
         /// Why, for ends that are not success.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -106,8 +106,8 @@ pub enum AuditEvent {
         tool: String,
         /// Call id.
         call_id: String,
-        /// `allow`, `rewrite`, `block`, `require_approval`, `deny` (approval denied), ...
-        decision: String,
+        /// What happened to the call.
+        decision: ToolDecision,
         /// The rule that decided.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rule: Option<String>,
@@ -128,15 +128,17 @@ pub enum AuditEvent {
         /// Finalize or stop.
         action: crate::loops::LoopAction,
     },
-    /// The budget refused a model call.
+    /// The budget refused a model call (rows keep this shape across versions; build one with
+    /// [`AuditEvent::budget_denied`]).
     BudgetDenied {
-        /// Spent in the window.
+        /// Spent in the window (0 when the refusal is not about the numbers).
         spent: f64,
         /// Reserved by calls in flight.
         reserved: f64,
         /// The cap.
         limit: f64,
-        /// The scope that was exhausted (e.g. `user:alice`).
+        /// The scope that was exhausted (e.g. `user:alice`), or what the refusal is about
+        /// (`unpriced:MODEL`, `budget-store-unavailable`).
         scope: String,
     },
     /// A tool call waits for a human.
@@ -158,10 +160,10 @@ pub enum AuditEvent {
     },
     /// The critic reviewed the run.
     Critic {
-        /// `soft_deadline` or `max_steps`.
-        trigger: String,
-        /// `continue`, `extend`, `escalate`, `abort`.
-        verdict: String,
+        /// Why it was asked.
+        trigger: crate::ports::CriticTrigger,
+        /// What it decided.
+        verdict: crate::ports::VerdictKind,
         /// Why.
         reason: String,
     },
@@ -191,6 +193,66 @@ impl AuditEvent {
             Self::ApprovalAnswered { .. } => "approval_answered",
             Self::Critic { .. } => "critic",
             Self::Compaction { .. } => "compaction",
+        }
+    }
+}
+
+/// What happened to a tool call, as audited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ToolDecision {
+    /// Policy allowed it; it ran.
+    Allow,
+    /// A policy rule rewrote its arguments; it ran with them.
+    Rewrite,
+    /// A policy rule blocked it.
+    Block,
+    /// It waits for a human.
+    RequireApproval,
+    /// A human denied it.
+    Deny,
+    /// It could not run at all: an unknown tool, a tool the agent may not use, or arguments
+    /// that are not a JSON object.
+    Refuse,
+}
+
+impl ToolDecision {
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Rewrite => "rewrite",
+            Self::Block => "block",
+            Self::RequireApproval => "require_approval",
+            Self::Deny => "deny",
+            Self::Refuse => "refuse",
+        }
+    }
+}
+
+crate::vocabulary!(ToolDecision);
+
+impl AuditEvent {
+    /// The audit row of a budget refusal.
+    pub fn budget_denied(denied: &crate::ports::BudgetDenied) -> Self {
+        use crate::ports::BudgetDenied as D;
+        match denied {
+            D::Exhausted { scope, spent, reserved, cap, .. } => {
+                Self::BudgetDenied { spent: *spent, reserved: *reserved, limit: *cap, scope: scope.clone() }
+            }
+            D::Unpriced { model } => Self::BudgetDenied {
+                spent: 0.0,
+                reserved: 0.0,
+                limit: 0.0,
+                scope: format!("unpriced:{model}"),
+            },
+            D::StoreUnavailable { .. } => Self::BudgetDenied {
+                spent: 0.0,
+                reserved: 0.0,
+                limit: 0.0,
+                scope: "budget-store-unavailable".into(),
+            },
         }
     }
 }

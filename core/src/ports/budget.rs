@@ -31,35 +31,47 @@ pub struct Reservation {
     pub amount: f64,
 }
 
-/// A refusal, with the numbers.
+/// Why the budget refused a model call, with the evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("{}", self.describe())]
-pub struct BudgetDenied {
-    /// The scope that is exhausted (e.g. `user:alice`, `tenant:acme`).
-    pub scope: String,
-    /// Spent in the current window.
-    pub spent: f64,
-    /// Reserved by calls in flight.
-    pub reserved: f64,
-    /// What this call would reserve.
-    pub requested: f64,
-    /// The cap.
-    pub limit: f64,
-    /// Why, when the refusal is not about the numbers (an unpriced model, a failed store).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl BudgetDenied {
-    fn describe(&self) -> String {
-        match &self.reason {
-            Some(reason) => format!("budget refused the call for {}: {reason}", self.scope),
-            None => format!(
-                "budget exhausted for {}: spent {:.4} + reserved {:.4} + this call {:.4} > limit {:.4}",
-                self.scope, self.spent, self.reserved, self.requested, self.limit
-            ),
-        }
-    }
+#[serde(tag = "denied", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BudgetDenied {
+    /// A cap would be exceeded in the current window.
+    #[error(
+        "budget exhausted for {scope}: spent {spent:.4} + reserved {reserved:.4} + this call {requested:.4} > limit {cap:.4}"
+    )]
+    Exhausted {
+        /// The scope whose cap is reached (e.g. `user:alice`, `tenant:acme`).
+        scope: String,
+        /// Spent in the current window.
+        spent: f64,
+        /// Reserved by calls in flight.
+        reserved: f64,
+        /// What this call would reserve.
+        requested: f64,
+        /// The cap.
+        cap: f64,
+        /// The rolling window the cap applies to.
+        #[serde(with = "crate::duration_serde")]
+        window: std::time::Duration,
+    },
+    /// The model has no price and the caller has a spending cap.
+    #[error(
+        "budget refused the call for unpriced:{model}: model {model} has no price in the price table and this caller has a spending cap"
+    )]
+    Unpriced {
+        /// The target without a price (`provider/model`).
+        model: String,
+    },
+    /// The budget's store failed, so spending cannot be checked (the call is refused rather
+    /// than allowed unaccounted).
+    #[error(
+        "budget refused the call for budget-store-unavailable: the budget store failed ({reason}), so spending cannot be checked"
+    )]
+    StoreUnavailable {
+        /// The store's error.
+        reason: String,
+    },
 }
 
 /// Approves and accounts spending.

@@ -30,6 +30,8 @@ impl CriticTrigger {
     }
 }
 
+crate::vocabulary!(CriticTrigger);
+
 /// What the critic sees.
 #[derive(Debug, Clone)]
 pub struct CriticReview {
@@ -83,14 +85,48 @@ pub enum Verdict {
 impl Verdict {
     /// Snake-case name.
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Which verdict, without its details (as audited).
+    pub fn kind(&self) -> VerdictKind {
         match self {
-            Self::Continue => "continue",
-            Self::Extend { .. } => "extend",
-            Self::Escalate { .. } => "escalate",
-            Self::Abort { .. } => "abort",
+            Self::Continue => VerdictKind::Continue,
+            Self::Extend { .. } => VerdictKind::Extend,
+            Self::Escalate { .. } => VerdictKind::Escalate,
+            Self::Abort { .. } => VerdictKind::Abort,
         }
     }
 }
+
+/// A [`Verdict`] without its details, as audit rows carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VerdictKind {
+    /// Nothing to do.
+    Continue,
+    /// More room.
+    Extend,
+    /// A person was told.
+    Escalate,
+    /// The run was ended.
+    Abort,
+}
+
+impl VerdictKind {
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continue => "continue",
+            Self::Extend => "extend",
+            Self::Escalate => "escalate",
+            Self::Abort => "abort",
+        }
+    }
+}
+
+crate::vocabulary!(VerdictKind);
 
 /// Reviews runs.
 #[async_trait]

@@ -18,8 +18,8 @@ pub struct DeliveryItem {
     pub agent: String,
     /// Who it ran for.
     pub identity: Identity,
-    /// Status name (`completed`, `failed`, ...).
-    pub status: String,
+    /// How it ended.
+    pub status: crate::run::RunStatus,
     /// The final text, if any.
     pub output: Option<String>,
 }

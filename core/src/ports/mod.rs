@@ -17,12 +17,12 @@ pub mod queue;
 pub mod schedule;
 pub mod skill;
 
-pub use audit::{AuditEvent, AuditRecord, AuditSink, NoAudit};
+pub use audit::{AuditEvent, AuditRecord, AuditSink, NoAudit, ToolDecision};
 pub use budget::{Budget, BudgetDenied, Reservation, SpendRequest, Unlimited};
 pub use checkpoint::{
     CheckpointStore, Entry, MemoryCheckpointStore, RunAppend, RunClaim, RunMeta, StoredRun, StoredStatus,
 };
-pub use critic::{Critic, CriticReview, CriticTrigger, NoCritic, Verdict};
+pub use critic::{Critic, CriticReview, CriticTrigger, NoCritic, Verdict, VerdictKind};
 pub use delivery::{ChannelDelivery, Delivery, DeliveryItem, DiscardDelivery, StdoutDelivery};
 pub use persona::{NoPersonas, PersonaSource};
 pub use queue::RunQueue;

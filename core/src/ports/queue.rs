@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use super::PortError;
 use crate::ids::RunId;
 use crate::run::RunOutcome;
-use crate::runtime::RunRequest;
+use crate::run::RunRequest;
 
 /// A queue of runs that other processes drive.
 #[async_trait]

@@ -4,13 +4,14 @@
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Runtime;
+use crate::run::RunSubmitter;
 
 /// Feeds runs into a runtime until `shutdown` fires.
 #[async_trait]
 pub trait Schedule: Send + Sync {
-    /// Runs the schedule in the foreground; returns after `shutdown` is cancelled.
-    async fn run(&self, runtime: Runtime, shutdown: CancellationToken);
+    /// Runs the schedule in the foreground, submitting runs through `runs`; returns after
+    /// `shutdown` is cancelled.
+    async fn run(&self, runs: RunSubmitter, shutdown: CancellationToken);
 }
 
 /// The default: no scheduled jobs; `run` returns at once.
@@ -19,5 +20,5 @@ pub struct NoSchedule;
 
 #[async_trait]
 impl Schedule for NoSchedule {
-    async fn run(&self, _runtime: Runtime, _shutdown: CancellationToken) {}
+    async fn run(&self, _runs: RunSubmitter, _shutdown: CancellationToken) {}
 }

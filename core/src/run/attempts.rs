@@ -14,7 +14,7 @@ use crate::run::handle::RunControl;
 
 /// Collects a chain's events with their time, and forwards them to the previous observer
 /// and, as [`RunEvent`]s, to the run's watchers.
-pub struct AttemptLog {
+pub(crate) struct AttemptLog {
     previous: Arc<dyn ChainObserver>,
     events: Mutex<Vec<(Instant, ChainEvent)>>,
     live: Option<Live>,
@@ -28,13 +28,9 @@ struct Live {
 }
 
 impl AttemptLog {
-    /// A chain for one call, observed by a fresh log.
-    pub fn attach(chain: &Chain) -> (Chain, Arc<AttemptLog>) {
-        Self::attach_live(chain, None)
-    }
-
-    /// As [`AttemptLog::attach`], also emitting [`RunEvent::ModelAttempt`] and
-    /// [`RunEvent::Failover`] for step `step` of run `run_id` as they happen.
+    /// A chain for one call of step `step` of run `run_id`, observed by a fresh log; when
+    /// someone listens to the run, also emitting [`RunEvent::ModelAttempt`] and
+    /// [`RunEvent::Failover`] as they happen.
     pub(crate) fn attach_run(
         chain: &Chain,
         control: Arc<RunControl>,
@@ -55,7 +51,7 @@ impl AttemptLog {
     /// `usage`), one `Failover` per move to the next target. `broke`: the error of a stream
     /// that failed after its first event — the attempt the chain counted as answered is
     /// audited with it.
-    pub fn audit_events(
+    pub(crate) fn audit_events(
         &self,
         step: u32,
         usage: Usage,

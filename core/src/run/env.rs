@@ -1,41 +1,37 @@
-//! [`RunEnv`]: what every run of a runtime shares.
-
-use std::sync::{Arc, Weak};
+//! [`RunEnv`]: what every run of a runtime shares — read-only after the runtime's actors
+//! start, handed to each run actor and to the executor.
 
 use executus_llm::registry::Registry;
 
+use super::capability::ChildRuns;
 use crate::checkpoint::CheckpointHandle;
 use crate::config::RuntimeConfig;
+use crate::dispatch::DispatchGuard;
 use crate::ports::Ports;
-use crate::runtime::{Runtime, RuntimeInner};
 use crate::tool::ToolRegistry;
 use crate::tool::policy::Policy;
 
 /// Shared, read-only environment of all runs of one runtime.
-pub struct RunEnv {
+pub(crate) struct RunEnv {
     /// Providers, tiers, health.
-    pub registry: Registry,
+    pub(crate) registry: Registry,
     /// Tools.
-    pub tools: ToolRegistry,
+    pub(crate) tools: ToolRegistry,
     /// Runtime policy (permission stage 3).
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     /// Ports.
-    pub ports: Ports,
+    pub(crate) ports: Ports,
     /// Validated configuration.
-    pub config: RuntimeConfig,
+    pub(crate) config: RuntimeConfig,
     /// The checkpoint actor.
-    pub checkpoint: CheckpointHandle,
+    pub(crate) checkpoint: CheckpointHandle,
     /// The dispatch guard (trees of agents calling agents).
-    pub dispatch: crate::dispatch::DispatchGuard,
-    pub(crate) runtime: Weak<RuntimeInner>,
+    pub(crate) dispatch: DispatchGuard,
+    /// Child runs for `dispatch_agent` (does not keep the runtime alive).
+    pub(crate) children: ChildRuns,
 }
 
 impl RunEnv {
-    /// The runtime, while it is alive (for tools that start runs).
-    pub fn runtime(&self) -> Option<Runtime> {
-        self.runtime.upgrade().map(|inner| Runtime { inner })
-    }
-
     /// Hands an ended run's outcome to the `Delivery` port; a failure is logged, never
     /// raised (the run has ended either way).
     pub(crate) async fn deliver(&self, item: crate::ports::DeliveryItem) {
@@ -51,6 +47,3 @@ impl std::fmt::Debug for RunEnv {
         f.debug_struct("RunEnv").finish_non_exhaustive()
     }
 }
-
-/// Keeps `Arc` in scope for users of this module.
-pub type SharedEnv = Arc<RunEnv>;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::capability::Runs;
 use super::events::RunEvent;
 use super::outcome::RunOutcome;
 use crate::ids::RunId;
@@ -145,10 +146,17 @@ impl RunControl {
 }
 
 /// A running (or queued) run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunHandle {
     pub(crate) control: Arc<RunControl>,
-    pub(crate) runtime: crate::runtime::Runtime,
+    /// The runtime that runs it (kept alive while a handle exists).
+    pub(crate) runs: Arc<dyn Runs>,
+}
+
+impl std::fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle").field("control", &self.control).finish_non_exhaustive()
+    }
 }
 
 impl RunHandle {
@@ -191,7 +199,7 @@ impl RunHandle {
     /// Cancels the run (queued or running). Its outcome becomes `Cancelled` with the
     /// transcript so far.
     pub async fn cancel(&self) {
-        self.runtime.cancel(self.id()).await;
+        self.runs.cancel(self.id()).await;
     }
 
     /// Injects a user message that the run's next model call sees.
@@ -199,12 +207,12 @@ impl RunHandle {
     /// # Errors
     /// [`crate::RuntimeError::UnknownRun`] if the run has already ended.
     pub async fn steer(&self, text: impl Into<String>) -> Result<(), crate::RuntimeError> {
-        self.runtime.steer(self.id(), text).await
+        self.runs.steer(self.id(), text.into()).await
     }
 
     /// A status snapshot.
-    pub async fn status(&self) -> Option<super::RunStatus> {
-        self.runtime.status(self.id()).await
+    pub async fn status(&self) -> Option<super::RunSnapshot> {
+        self.runs.snapshot(self.id()).await
     }
 }
 

@@ -1,5 +1,7 @@
-//! Runs: the pure state machine ([`machine`]), its driver actor ([`actor`]), the handle a
-//! caller holds ([`handle`]), progress events ([`events`]) and outcomes ([`outcome`]).
+//! Runs: the pure state machine ([`machine`]), its driver actor (`actor`, crate-private), the
+//! handle a caller holds ([`handle`]), what to run ([`request`]), progress events ([`events`]),
+//! outcomes ([`outcome`]) and the narrow handles on the runtime that tools and schedules get
+//! ([`capability`]).
 
 use std::time::Duration;
 
@@ -8,18 +10,61 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::RunId;
 
-pub mod actor;
-pub mod attempts;
-pub mod env;
+pub(crate) mod actor;
+pub(crate) mod attempts;
+pub mod capability;
+pub(crate) mod env;
 pub mod events;
 pub mod handle;
 pub mod machine;
 pub mod outcome;
+pub mod request;
 
+pub use capability::{ChildRuns, RunSubmitter};
 pub use events::RunEvent;
-pub use handle::{RunControl, RunHandle};
+pub use handle::RunHandle;
 pub use machine::{Action, Fact, RunState};
-pub use outcome::{RunEnd, RunOutcome};
+pub use outcome::{RunEnd, RunFailure, RunOutcome};
+pub use request::{RunInput, RunRequest};
+
+/// How a run stands once it has ended (or paused): the status name hosts report, store and
+/// map to exit codes. Serialises as the snake-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// A final answer.
+    Completed,
+    /// A cap (steps, time) ended it with partial work.
+    Partial,
+    /// Loop protection, the critic or the tool-error limit stopped it.
+    Stopped,
+    /// Cancelled.
+    Cancelled,
+    /// The budget refused a model call.
+    BudgetDenied,
+    /// It failed (model chain exhausted, permanent error, panic, invalid typed output...).
+    Failed,
+    /// Paused: tool calls wait for a human.
+    AwaitingApproval,
+}
+
+impl RunStatus {
+    /// The snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Partial => "partial",
+            Self::Stopped => "stopped",
+            Self::Cancelled => "cancelled",
+            Self::BudgetDenied => "budget_denied",
+            Self::Failed => "failed",
+            Self::AwaitingApproval => "awaiting_approval",
+        }
+    }
+}
+
+crate::vocabulary!(RunStatus);
 
 /// Where a run is, for status queries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,13 +76,13 @@ pub enum RunPhase {
     Model,
     /// Running tool calls.
     Tools,
-    /// Ended, with this status name.
-    Ended(String),
+    /// Ended, with this status.
+    Ended(RunStatus),
 }
 
-/// A status snapshot of a run.
+/// A snapshot of a run in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunStatus {
+pub struct RunSnapshot {
     /// The run.
     pub run_id: RunId,
     /// Agent name.

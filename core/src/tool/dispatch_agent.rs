@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::{Tool, ToolContext, ToolError, ToolOutput};
 use crate::dispatch::DispatchError;
 use crate::ids::RunId;
-use crate::runtime::RunRequest;
+use crate::run::RunRequest;
 
 /// The tool's name.
 pub const NAME: &str = "dispatch_agent";
@@ -72,10 +72,12 @@ impl Tool for DispatchAgent {
 
     async fn call(&self, ctx: ToolContext, args: Value) -> Result<ToolOutput, ToolError> {
         let args: Args = super::decode_args(NAME, args)?;
-        let runtime =
-            ctx.runtime.clone().ok_or_else(|| ToolError::failed(NAME, "the runtime has shut down"))?;
-        let agent = runtime.agent(&args.agent).await.map_err(|e| ToolError::failed(NAME, e.to_string()))?;
-        let guard = runtime.dispatch_guard().await.map_err(|e| ToolError::failed(NAME, e.to_string()))?;
+        let children = ctx
+            .children
+            .clone()
+            .ok_or_else(|| ToolError::failed(NAME, "no runtime to start child runs in"))?;
+        let agent = children.agent(&args.agent).await.map_err(|e| ToolError::failed(NAME, e.to_string()))?;
+        let guard = children.dispatch_guard().await.map_err(|e| ToolError::failed(NAME, e.to_string()))?;
         let child = RunId::new();
         let mut admitted = guard.dispatch(ctx.run_id, child, &args.agent, &args.input).await;
         if matches!(admitted, Err(DispatchError::UnknownParent { .. })) {
@@ -93,8 +95,7 @@ impl Tool for DispatchAgent {
             .identity(ctx.identity.clone())
             .parent(ctx.run_id)
             .run_id(child);
-        let handle =
-            runtime.spawn_child(request).await.map_err(|e| ToolError::failed(NAME, e.to_string()))?;
+        let handle = children.spawn(request).await.map_err(|e| ToolError::failed(NAME, e.to_string()))?;
         let outcome = tokio::select! {
             outcome = handle.outcome() => outcome,
             () = ctx.cancel.cancelled() => {

@@ -37,15 +37,16 @@ pub struct ToolContext {
     pub call_id: String,
     /// Fires when the run is cancelled or the call times out; long tools should watch it.
     pub cancel: CancellationToken,
-    /// The runtime, for tools that start runs of their own (`dispatch_agent`).
-    pub runtime: Option<crate::runtime::Runtime>,
+    /// Child runs, for tools that start runs of their own (`dispatch_agent`); `None` outside
+    /// a runtime.
+    pub children: Option<crate::run::ChildRuns>,
     /// The run's input text (its first user message), for dispatch loop detection.
     pub run_input: Arc<str>,
 }
 
 impl ToolContext {
     /// A context outside any runtime (for calling a tool directly, e.g. in tests): a fresh
-    /// cancellation token, no runtime, empty run input.
+    /// cancellation token, no child runs, empty run input.
     pub fn new(
         run_id: RunId,
         identity: Identity,
@@ -58,7 +59,7 @@ impl ToolContext {
             agent: agent.into(),
             call_id: call_id.into(),
             cancel: CancellationToken::new(),
-            runtime: None,
+            children: None,
             run_input: Arc::from(""),
         }
     }

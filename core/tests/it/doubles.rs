@@ -51,7 +51,7 @@ impl AuditLog {
             .into_iter()
             .filter_map(|e| match e {
                 AuditEvent::ToolCall { tool, call_id, decision, rule, is_error, .. } => {
-                    Some((tool, call_id, decision, rule, is_error))
+                    Some((tool, call_id, decision.to_string(), rule, is_error))
                 }
                 _ => None,
             })
@@ -119,13 +119,13 @@ impl Budget for RecordingBudget {
         }
         let n = self.reserves.fetch_add(1, Ordering::SeqCst) + 1;
         if Some(n) == self.deny_at {
-            return Err(BudgetDenied {
+            return Err(BudgetDenied::Exhausted {
                 scope: format!("user:{}", request.identity.user),
                 spent: 1.0,
                 reserved: 0.0,
                 requested: 0.5,
-                limit: 1.2,
-                reason: None,
+                cap: 1.2,
+                window: std::time::Duration::from_secs(86_400),
             });
         }
         Ok(Reservation { id: n, amount: 0.25 })

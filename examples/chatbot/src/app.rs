@@ -6,31 +6,30 @@
 //! first turn; every run is audited (the writer drains at [`App::close`]); every model call
 //! is priced and capped per user over a rolling day; a run that reaches its step cap or its
 //! soft deadline is judged by the critic, which may extend or stop it; the digest job is
-//! registered with its time zone. What outlives the process is what [`Stores::open`] puts
-//! in the SQLite file: checkpoints and conversations (personas and the skill are loaded
-//! again at each start; spend, audit and the job's watermark stay in memory until
-//! `executus-store` provides SQLite versions of those stores).
+//! registered with its time zone. What outlives the process is what [`HostStores::open`]
+//! puts in the SQLite file: checkpoints, conversations, audit records, spend and the job's
+//! watermark (personas and the skill are loaded again at each start).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use executus::meta::MetaLlm;
-use executus::ports::{CheckpointStore, Delivery, MemoryCheckpointStore, Ports, StdoutDelivery};
+use executus::ports::{Delivery, Ports, StdoutDelivery};
 use executus::tool::ToolRegistry;
 use executus::{Identity, RunHandle, RunRequest, Runtime};
-use executus_audit::{AuditStore, AuditWriter, MemoryAuditStore};
-use executus_budget::{BudgetConfig, BudgetStore, MemoryBudgetStore, SpendBudget};
+use executus_audit::AuditWriter;
+use executus_budget::{BudgetConfig, SpendBudget};
 use executus_critic::{CriticConfig, LlmCritic};
 use executus_llm::Registry;
-use executus_persona::{MemoryPersonaStore, PersonaLibrary, PersonaStore};
-use executus_schedule::{CronSchedule, JobDef, MemoryScheduleStore, ScheduleStore, WallClock};
-use executus_skill::{MemorySkillStore, SkillContent, SkillLibrary, SkillState, SkillStore};
+use executus_persona::PersonaLibrary;
+use executus_schedule::{CronSchedule, JobDef, WallClock};
+use executus_skill::{SkillContent, SkillLibrary, SkillState};
 use executus_tools::{Calc, Clock};
 
 use crate::error::ChatbotError;
-use crate::history::{ChatHistory, MemoryChatHistory, SqliteChatHistory};
-use crate::session::ChatSession;
+use executus_chat::{ChatHistory, ChatSession};
+use executus_store::HostStores;
 
 /// The persona people chat with.
 pub const CHAT_PERSONA: &str = "concierge";
@@ -80,74 +79,9 @@ pub fn shipped_personas() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("personas")
 }
 
-/// Every store the app uses.
-pub struct Stores {
-    /// Checkpoints.
-    pub checkpoints: Arc<dyn CheckpointStore>,
-    /// Personas.
-    pub personas: Arc<dyn PersonaStore>,
-    /// Skills.
-    pub skills: Arc<dyn SkillStore>,
-    /// Audit records.
-    pub audit: Arc<dyn AuditStore>,
-    /// Spend.
-    pub budget: Arc<dyn BudgetStore>,
-    /// Schedule watermarks.
-    pub schedule: Arc<dyn ScheduleStore>,
-    /// Conversations.
-    pub chats: Arc<dyn ChatHistory>,
-    /// True when checkpoints and conversations outlive the process.
-    pub durable: bool,
-}
-
-impl Stores {
-    /// The SQLite file at `url` (`sqlite://path.db`, created with its folder if missing) for
-    /// checkpoints, conversations, audit records, budget spend and schedule watermarks;
-    /// personas and skills are loaded from the shipped folder and configuration at each
-    /// start, so they stay in memory.
-    ///
-    /// # Errors
-    /// [`ChatbotError::Store`] naming the file (not SQLite, another program's database, a
-    /// newer schema, a folder that cannot be created).
-    pub async fn open(url: &str) -> Result<Self, ChatbotError> {
-        let fail =
-            |e: &dyn std::fmt::Display| ChatbotError::Store { url: url.to_owned(), message: e.to_string() };
-        if let Some(dir) = url
-            .strip_prefix("sqlite://")
-            .filter(|p| *p != ":memory:")
-            .map(std::path::Path::new)
-            .and_then(std::path::Path::parent)
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        }
-        let store = executus_store::Store::open(url).await.map_err(|e| fail(&e))?;
-        let chats = SqliteChatHistory::open(&store).await.map_err(|e| fail(&e))?;
-        Ok(Self {
-            checkpoints: Arc::new(store.checkpoints()),
-            audit: Arc::new(store.audit()),
-            budget: Arc::new(store.budget()),
-            schedule: Arc::new(store.schedule()),
-            chats: Arc::new(chats),
-            durable: true,
-            ..Self::in_memory()
-        })
-    }
-
-    /// In-memory stores.
-    pub fn in_memory() -> Self {
-        Self {
-            checkpoints: Arc::new(MemoryCheckpointStore::new()),
-            personas: Arc::new(MemoryPersonaStore::new()),
-            skills: Arc::new(MemorySkillStore::new()),
-            audit: Arc::new(MemoryAuditStore::new()),
-            budget: Arc::new(MemoryBudgetStore::new()),
-            schedule: Arc::new(MemoryScheduleStore::new()),
-            chats: Arc::new(MemoryChatHistory::new()),
-            durable: false,
-        }
-    }
-}
+/// Every store the app uses: executus-store's [`HostStores`] (the CLI's wiring too). Open
+/// a file with `Stores::open("sqlite://chatbot.db")`, or use `Stores::in_memory()`.
+pub type Stores = HostStores;
 
 /// How to build an [`App`].
 pub struct AppOptions {

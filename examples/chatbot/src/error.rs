@@ -21,20 +21,15 @@ pub enum ChatbotError {
         /// What is wrong.
         message: String,
     },
-    /// The store could not be opened.
-    #[error("store {url}: {message}")]
-    Store {
-        /// The store URL.
-        url: String,
-        /// Why.
-        message: String,
-    },
+    /// The store could not be opened (the error names the file and why).
+    #[error(transparent)]
+    Store(#[from] executus_store::StoreError),
     /// The runtime refused something.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     /// A chat session failed.
     #[error(transparent)]
-    Chat(#[from] crate::session::ChatError),
+    Chat(#[from] executus_chat::ChatError),
     /// Recording the bundled transcript failed.
     #[error("fixture: {0}")]
     Fixture(String),

@@ -4,10 +4,10 @@
 //! (`personas/`), a skill (`arithmetic`: use `calc` for sums), an audit trail, a per-user
 //! budget over a rolling day, a daily cron job (the 08:00 Europe/Paris digest), and the
 //! critic judging runs that hit their step cap or soft deadline. Conversations are kept per
-//! user and persona ([`ChatHistory`]).
+//! user and persona ([`ChatHistory`], from the `executus-chat` battery).
 //!
-//! - [`App`]: the wiring ([`app`] says what is guaranteed), [`ChatSession`] / [`repl`]: the
-//!   conversation loop the `chatbot` binary (and `executus-run chat`) runs on stdin/stdout.
+//! - [`App`]: the wiring ([`app`] says what is guaranteed); [`ChatSession`] / [`repl`] (from
+//!   `executus-chat`): the conversation loop the `chatbot` binary runs on stdin/stdout.
 //! - [`models`]: the bundled replay transcript by default, live providers from
 //!   `EXECUTUS_LLM_*` + `CHATBOT_MODEL`.
 //! - [`fixture`]: the scenes the transcript was recorded from. **The bundled answers were
@@ -28,11 +28,10 @@
 pub mod app;
 pub mod error;
 pub mod fixture;
-pub mod history;
 pub mod models;
-pub mod session;
 
 pub use app::{App, AppOptions, Stores};
 pub use error::ChatbotError;
-pub use history::{ChatHistory, ChatKey, MemoryChatHistory, SqliteChatHistory};
-pub use session::{ChatError, ChatSession, Line, ReplEnd, ReplStop, Turn, repl};
+pub use executus_chat::{
+    ChatError, ChatHistory, ChatKey, ChatSession, Line, MemoryChatHistory, ReplEnd, ReplStop, Turn, repl,
+};

@@ -123,7 +123,7 @@ async fn run(mode: Mode) -> Result<u8, ChatbotError> {
             let session = app.session(&user, &persona).await?;
             let interactive = std::io::stdin().is_terminal();
             if interactive {
-                eprintln!("chatting with {persona} as {user}. {}", chatbot::session::HELP);
+                eprintln!("chatting with {persona} as {user}. {}", executus_chat::HELP);
             }
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
             let ended = repl(
@@ -137,7 +137,7 @@ async fn run(mode: Mode) -> Result<u8, ChatbotError> {
             .await?;
             match (ended.reason, ended.last_status) {
                 (ReplStop::Interrupted, _) => 130,
-                (_, None | Some("completed")) => 0,
+                (_, None | Some(executus::RunStatus::Completed)) => 0,
                 (_, Some(_)) => 1,
             }
         }

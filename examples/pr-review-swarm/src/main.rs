@@ -1,7 +1,10 @@
-//! `pr-review-swarm`: reviews a unified diff with N models x M lenses and prints the Markdown
-//! review; writes review.md, review.sarif and review.json. Configured by environment
-//! variables only (`--help` lists them). Exit codes: 0 reviewed, 1 every cell failed (or the
-//! outputs could not be written), 2 configuration error.
+//! `pr-review-swarm`: reviews a unified diff (a file, stdin, or `git diff --merge-base` of
+//! the current repository) with N models x M lenses and prints the Markdown review; writes
+//! review.md, review.sarif and review.json; optionally keeps a review cache in a folder, posts
+//! the review on the pull request and gates on findings. Configured by environment variables
+//! only (`--help` lists them). Exit codes: 0 reviewed, 1 every cell failed (or the outputs
+//! could not be written or posted), 2 configuration error, 5 findings at or above
+//! `PR_REVIEW_FAIL_ON`.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -9,9 +12,11 @@ use std::process::ExitCode;
 use anyhow::anyhow;
 use executus::fanout::FanoutProgress;
 use pr_review_swarm::config::ENV_VARS;
+use pr_review_swarm::diff::DiffIndex;
 use pr_review_swarm::{
-    Models, Progress, ReviewConfig, ReviewError, build_models, build_runtime, load_diff, render_markdown,
-    run_review_with_progress, write_outputs,
+    FINDINGS_EXIT, FileReviewCache, Models, NoCache, PostTarget, Progress, ReviewCache, ReviewConfig,
+    ReviewError, build_models, build_runtime, load_diff, post_review, render_comment, render_markdown,
+    run_review_cached, write_outputs,
 };
 
 /// A failure and the exit code it maps to.
@@ -67,22 +72,43 @@ struct Prepared {
     config: ReviewConfig,
     models: Models,
     diff: String,
+    cache: Box<dyn ReviewCache>,
+    post: Option<PostTarget>,
 }
 
 fn prepare() -> Result<Prepared, Failure> {
     let config = ReviewConfig::from_env()?;
     let models = build_models(&config)?;
+    // Where to post is checked before any model is paid for.
+    let post = match config.post {
+        Some(platform) => Some(
+            PostTarget::from_env(platform, &|name: &str| std::env::var(name).ok())
+                .map_err(|e| Failure { code: 2, error: e.into() })?,
+        ),
+        None => None,
+    };
     let diff = load_diff(&config)?;
-    Ok(Prepared { config, models, diff })
+    let cache: Box<dyn ReviewCache> = match &config.cache_dir {
+        Some(dir) => {
+            let cache = FileReviewCache::open(dir)
+                .map_err(|e| Failure { code: 2, error: anyhow!("PR_REVIEW_CACHE_DIR: {e}") })?;
+            for warning in cache.warnings() {
+                eprintln!("pr-review-swarm: warning: {warning}");
+            }
+            Box::new(cache)
+        }
+        None => Box::new(NoCache),
+    };
+    Ok(Prepared { config, models, diff, cache, post })
 }
 
 async fn review(prepared: Prepared) -> Result<ExitCode, Failure> {
-    let Prepared { config, models, diff } = prepared;
+    let Prepared { config, models, diff, cache, post } = prepared;
     let show_progress =
         !config.quiet && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
     // Actors start lazily inside the runtime's first use, which is in this async context.
     let runtime = build_runtime(&config, models.registry.clone())?;
-    let review = run_review_with_progress(&runtime, &config, &diff, |p| {
+    let review = run_review_cached(&runtime, &config, &diff, cache.as_ref(), |p| {
         if show_progress {
             print_progress(p);
         }
@@ -115,18 +141,58 @@ async fn review(prepared: Prepared) -> Result<ExitCode, Failure> {
             eprintln!("pr-review-swarm: recorded the model calls to {}", recorder.path().display());
         }
     }
+    for warning in &review.warnings {
+        eprintln!("pr-review-swarm: warning: {warning}");
+    }
+    // Post what there is, also when some cells failed or timed out.
+    if let Some(target) = &post {
+        let report =
+            post_review(target, &review, &render_comment(&review), &DiffIndex::parse(&diff), config.inline)
+                .await
+                .map_err(|e| Failure { code: 1, error: anyhow!("posting the review: {e}") })?;
+        if !config.quiet {
+            eprintln!(
+                "pr-review-swarm: {} the review comment {}{}",
+                if report.created { "created" } else { "updated" },
+                report.comment_id,
+                if config.inline {
+                    format!(
+                        "; {} inline comments posted, {} already there, {} findings not on a changed line",
+                        report.inline_posted, report.inline_existing, report.inline_not_in_diff
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for warning in &report.warnings {
+            eprintln!("pr-review-swarm: warning: {warning}");
+        }
+    }
     if review.all_failed() {
         eprintln!("error: every cell failed ({} cells); see the review for the reasons", review.cells.len());
         return Ok(ExitCode::from(1));
+    }
+    if config.fail_on.tripped(&review) {
+        eprintln!(
+            "pr-review-swarm: {} at or above {} (PR_REVIEW_FAIL_ON): exit {FINDINGS_EXIT}",
+            config.fail_on.count(&review),
+            config.fail_on
+        );
+        return Ok(ExitCode::from(FINDINGS_EXIT));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_progress(p: &Progress) {
+    let chunk = &p.chunk;
     let line = match &p.event {
         FanoutProgress::Started { .. } => return,
-        FanoutProgress::Finished { model, lens } => format!("{model} x {lens}: done"),
-        FanoutProgress::Failed { model, lens, error } => format!("{model} x {lens}: FAILED: {error}"),
+        FanoutProgress::Finished { model, lens } if p.cached => format!("{model} x {lens} x {chunk}: cached"),
+        FanoutProgress::Finished { model, lens } => format!("{model} x {lens} x {chunk}: done"),
+        FanoutProgress::Failed { model, lens, error } => {
+            format!("{model} x {lens} x {chunk}: FAILED: {error}")
+        }
     };
     eprintln!("[{}/{}] {line}", p.done, p.total);
 }
@@ -151,10 +217,12 @@ fn help() -> String {
     }
     out.push_str(
         "\nEXIT CODES:\n    0  reviewed (some cells may have failed; the review lists them)\n    \
-         1  every cell failed, or the outputs could not be written\n    \
-         2  configuration error (the message names the variable)\n\n\
+         1  every cell failed, or the outputs could not be written or posted\n    \
+         2  configuration error (the message names the variable)\n    \
+         5  findings at or above PR_REVIEW_FAIL_ON\n\n\
          EXAMPLES:\n    \
          PR_REVIEW_DIFF=- pr-review-swarm < <(git diff main...HEAD)\n    \
+         PR_REVIEW_BASE=auto PR_REVIEW_CACHE_DIR=.review-cache PR_REVIEW_FAIL_ON=error pr-review-swarm\n    \
          EXECUTUS_LLM_OPENAI=openai://$OPENAI_API_KEY@ PR_REVIEW_MODELS=openai/gpt-4.1-mini pr-review-swarm\n    \
          EXECUTUS_LLM_LOCAL=openai+http://127.0.0.1:8080/v1 PR_REVIEW_MODELS=local/qwen3-8b \\\n        \
          PR_REVIEW_LENSES=security,correctness PR_REVIEW_RECORD=calls.jsonl pr-review-swarm\n",

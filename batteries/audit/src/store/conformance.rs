@@ -68,7 +68,7 @@ fn sample(i: u64, runs: &[RunId; 3]) -> AuditRecord {
             step: 1,
             tool: "t".into(),
             call_id: format!("c{i}"),
-            decision: "block".into(),
+            decision: executus::ports::ToolDecision::Block,
             rule: Some("r".into()),
             reason: None,
             is_error: true,

@@ -30,13 +30,13 @@ struct DenyAll;
 #[async_trait]
 impl Budget for DenyAll {
     async fn reserve(&self, request: &SpendRequest) -> Result<Reservation, BudgetDenied> {
-        Err(BudgetDenied {
+        Err(BudgetDenied::Exhausted {
             scope: format!("user:{}", request.identity.user),
             spent: 1.5,
             reserved: 0.25,
             requested: 0.125,
-            limit: 1.75,
-            reason: None,
+            cap: 1.75,
+            window: std::time::Duration::from_secs(86_400),
         })
     }
     async fn settle(&self, _: Reservation, _: &Usage, _: &str, _: &str) {}
@@ -168,7 +168,7 @@ async fn failover_blocked_tool_loop_protection_and_budget_denial_are_audited_and
             AuditEvent::ToolCall { tool, call_id, decision, rule, reason, is_error, step, .. } => Some((
                 tool.clone(),
                 call_id.clone(),
-                decision.clone(),
+                *decision,
                 rule.clone(),
                 reason.clone(),
                 *is_error,
@@ -224,7 +224,7 @@ async fn failover_blocked_tool_loop_protection_and_budget_denial_are_audited_and
     let statuses: Vec<_> = ends
         .iter()
         .map(|r| match &r.record.event {
-            AuditEvent::RunEnded { status, .. } => status.clone(),
+            AuditEvent::RunEnded { status, .. } => *status,
             _ => unreachable!(),
         })
         .collect();

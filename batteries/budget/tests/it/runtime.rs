@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use executus::llm::fake::{FakeProvider, Outcome};
 use executus::llm::{Role, Usage};
+use executus::ports::BudgetDenied;
 use executus::ports::audit::now_ms;
 use executus::{Identity, RunEnd, RunRequest, RunnableAgent};
 use executus_budget::{
@@ -85,13 +86,20 @@ async fn hundred_concurrent_runs_never_overshoot_one_cap() {
                 let user = store.spent(&format!("user:u{i}"), 0, now_ms()).await.unwrap();
                 assert_eq!(user.spent, actual(), "run {i} is charged its real cost");
             }
-            RunEnd::BudgetDenied(d) => {
+            RunEnd::BudgetDenied(BudgetDenied::Exhausted {
+                scope,
+                spent,
+                reserved,
+                requested,
+                cap: limit,
+                ..
+            }) => {
                 denied += 1;
                 assert_eq!(out.status(), "budget_denied");
-                assert_eq!(d.scope, "tenant:acme");
-                assert_eq!(d.limit, cap.as_usd());
-                assert_eq!(d.requested, reservation().as_usd());
-                assert!(d.spent + d.reserved + d.requested > d.limit, "{d:?}");
+                assert_eq!(scope, "tenant:acme");
+                assert_eq!(*limit, cap.as_usd());
+                assert_eq!(*requested, reservation().as_usd());
+                assert!(spent + reserved + requested > *limit, "{:?}", out.end);
                 // The transcript so far is kept: the input, and no answer.
                 assert_eq!(out.messages.len(), 1);
                 assert_eq!(out.messages[0].role, Role::User);
@@ -135,10 +143,10 @@ async fn reservations_in_flight_hold_the_cap_and_settle_corrects_the_estimate() 
         let out = h.outcome().await;
         match &out.end {
             RunEnd::Completed => completed += 1,
-            RunEnd::BudgetDenied(d) => {
+            RunEnd::BudgetDenied(BudgetDenied::Exhausted { spent, reserved, .. }) => {
                 // Denied while four reservations were held and nothing was spent yet.
-                assert_eq!(d.spent, 0.0);
-                assert_eq!(d.reserved, Money::from_nanos(reservation().nanos() * 4).as_usd());
+                assert_eq!(*spent, 0.0);
+                assert_eq!(*reserved, Money::from_nanos(reservation().nanos() * 4).as_usd());
             }
             other => panic!("{other:?}"),
         }
@@ -204,7 +212,7 @@ async fn unknown_models_are_denied_when_capped_unless_a_default_price_is_set() {
         .outcome()
         .await;
     match &capped.end {
-        RunEnd::BudgetDenied(d) => assert_eq!(d.scope, "unpriced:other/x"),
+        RunEnd::BudgetDenied(d) => assert_eq!(*d, BudgetDenied::Unpriced { model: "other/x".into() }),
         other => panic!("{other:?}"),
     }
     assert_eq!(fake.calls(), 0);

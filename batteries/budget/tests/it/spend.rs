@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use executus::Identity;
 use executus::llm::Usage;
-use executus::ports::{Budget, Reservation};
+use executus::ports::{Budget, BudgetDenied, Reservation};
 use executus_budget::{
     BudgetSettings, BudgetStore, Caps, ManualWallClock, MemoryBudgetStore, Money, Price, PriceTable,
-    STORE_UNAVAILABLE_SCOPE, SpendBudget,
+    SpendBudget,
 };
 
 use crate::common::{BrokenStore, SettleFails, spend};
@@ -81,7 +81,8 @@ async fn an_expired_reservation_stops_holding_money_and_a_late_settle_still_coun
     // $0.02 reserved and never settled: the process "crashed" mid-call.
     let leaked = b.reserve(&spend("ann", "t", &["dear/b"], 1000, 1000)).await.unwrap();
     let denied = b.reserve(&spend("ann", "t", &["dear/b"], 1000, 1000)).await.unwrap_err();
-    assert_eq!((denied.scope.as_str(), denied.reserved, denied.limit), ("user:ann", 0.02, 0.03));
+    let n = numbers(&denied);
+    assert_eq!((n.0, n.2, n.4), ("user:ann", 0.02, 0.03));
 
     clock.advance(Duration::from_secs(600) - Duration::from_millis(1));
     assert!(b.reserve(&spend("ann", "t", &["dear/b"], 1000, 1000)).await.is_err(), "held until the TTL");
@@ -107,7 +108,8 @@ async fn spend_older_than_the_window_no_longer_counts() {
     let r = b.reserve(&spend("ann", "t", &["dear/b"], 1000, 1000)).await.unwrap();
     b.settle(r, &usage(1000, 1000), "dear", "b").await;
     let denied = b.reserve(&spend("ann", "t", &["dear/b"], 1000, 1000)).await.unwrap_err();
-    assert_eq!((denied.spent, denied.reserved, denied.requested), (0.02, 0.0, 0.02));
+    let n = numbers(&denied);
+    assert_eq!((n.1, n.2, n.3), (0.02, 0.0, 0.02));
 
     let week = Duration::from_secs(7 * 24 * 3600);
     clock.advance(week);
@@ -138,13 +140,15 @@ async fn caps_apply_per_user_and_per_tenant_and_overrides_win() {
     b.reserve(&req("vip", "t")).await.unwrap();
     // vip's own cap is fine, but the tenant holds 0.04 of 0.05 now.
     let denied = b.reserve(&req("vip", "t")).await.unwrap_err();
-    assert_eq!((denied.scope.as_str(), denied.limit), ("tenant:t", 0.05));
+    let n = numbers(&denied);
+    assert_eq!((n.0, n.4), ("tenant:t", 0.05));
     let denied = b.reserve(&req("root", "t")).await.unwrap_err();
-    assert_eq!(denied.scope, "tenant:t", "an unlimited user is still inside a capped tenant");
+    assert_eq!(numbers(&denied).0, "tenant:t", "an unlimited user is still inside a capped tenant");
     // A default user in another tenant: two calls, then the user cap.
     b.reserve(&req("bob", "u")).await.unwrap();
     let denied = b.reserve(&req("bob", "u")).await.unwrap_err();
-    assert_eq!((denied.scope.as_str(), denied.limit), ("user:bob", 0.03));
+    let n = numbers(&denied);
+    assert_eq!((n.0, n.4), ("user:bob", 0.03));
 }
 
 #[tokio::test]
@@ -152,7 +156,7 @@ async fn a_broken_store_fails_closed() {
     let store = Arc::new(BrokenStore::default());
     let (b, _) = budget(Money::usd(1.0), store.clone());
     let denied = b.reserve(&spend("ann", "t", &["dear/b"], 10, 10)).await.unwrap_err();
-    assert_eq!(denied.scope, STORE_UNAVAILABLE_SCOPE);
+    assert!(matches!(denied, BudgetDenied::StoreUnavailable { .. }), "{denied:?}");
     assert!(b.status(&Identity::new("ann", "t")).await.is_err());
 }
 
@@ -187,5 +191,15 @@ async fn estimates_name_the_unpriced_target() {
     let err = b.estimate(&spend("a", "t", &["cheap/x", "nope/z"], 100, 100)).unwrap_err();
     assert_eq!(err.target, "nope/z");
     let denied = b.reserve(&spend("a", "t", &[], 100, 100)).await.unwrap_err();
-    assert_eq!(denied.scope, "unpriced:(no targets)");
+    assert_eq!(denied, BudgetDenied::Unpriced { model: "(no targets)".into() });
+}
+
+/// The numbers of a refusal for an exhausted cap: (scope, spent, reserved, requested, cap).
+fn numbers(d: &BudgetDenied) -> (&str, f64, f64, f64, f64) {
+    match d {
+        BudgetDenied::Exhausted { scope, spent, reserved, requested, cap, .. } => {
+            (scope.as_str(), *spent, *reserved, *requested, *cap)
+        }
+        other => panic!("expected an exhausted cap, got {other:?}"),
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use executus::{RunHandle, RunId, RunRequest, Runtime, RuntimeError};
+use executus::{RunHandle, RunId, RunRequest, RunSubmitter, RuntimeError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +33,7 @@ struct Fire {
 struct Done {
     job: String,
     run_id: RunId,
-    status: &'static str,
+    status: executus::RunStatus,
 }
 
 struct JobState {
@@ -55,7 +55,7 @@ impl JobState {
 /// Everything but the job states (so a state can be borrowed mutably beside it).
 struct Ctx {
     inner: Arc<Inner>,
-    runtime: Runtime,
+    runs: RunSubmitter,
     watchers: JoinSet<Done>,
 }
 
@@ -65,8 +65,8 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    pub(super) fn new(inner: Arc<Inner>, runtime: Runtime) -> Self {
-        Self { ctx: Ctx { inner, runtime, watchers: JoinSet::new() }, states: BTreeMap::new() }
+    pub(super) fn new(inner: Arc<Inner>, runs: RunSubmitter) -> Self {
+        Self { ctx: Ctx { inner, runs, watchers: JoinSet::new() }, states: BTreeMap::new() }
     }
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
@@ -133,7 +133,7 @@ impl Driver {
         self.ctx.inner.emit(ScheduleEvent::RunEnded {
             job: done.job.clone(),
             run_id: done.run_id,
-            status: done.status.to_owned(),
+            status: done.status,
             at: now,
         });
         let Some(state) = self.states.get_mut(&done.job) else { return };
@@ -276,12 +276,12 @@ impl Ctx {
 
     async fn spawn(&self, job: &Job) -> Result<RunHandle, RuntimeError> {
         let def = job.def();
-        let agent = self.runtime.agent(&def.agent).await?;
+        let agent = self.runs.agent(&def.agent).await?;
         let mut request = RunRequest::new(agent, def.input.as_str()).identity(def.identity.clone()).deliver();
         if let Some(lane) = &def.lane {
             request = request.lane(lane.clone());
         }
-        self.runtime.spawn_with(request).await
+        self.runs.submit(request).await
     }
 
     async fn advance(&self, job: &str, fire: DateTime<Utc>) {

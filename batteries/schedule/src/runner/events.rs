@@ -79,8 +79,8 @@ pub enum ScheduleEvent {
         job: String,
         /// The run.
         run_id: RunId,
-        /// Its status name (`completed`, `failed`, ...).
-        status: String,
+        /// How it ended.
+        status: executus::RunStatus,
         /// When the runner noticed.
         at: DateTime<Utc>,
     },

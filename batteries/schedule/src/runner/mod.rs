@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
-use executus::Runtime;
+use executus::RunSubmitter;
 use executus::ports::Schedule;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -167,9 +167,9 @@ impl Inner {
 /// The cron runner, implementing the core's [`Schedule`](executus::ports::Schedule) port.
 /// Cheap to clone (clones share jobs and state).
 ///
-/// `run(runtime, shutdown)` loops: it computes each job's next due time, sleeps (tokio
+/// `run(runs, shutdown)` loops: it computes each job's next due time, sleeps (tokio
 /// time) until the earliest one, a run ending, a job change or shutdown, then submits what
-/// is due with `Runtime::spawn_with(RunRequest { .. }.deliver())` — so each run goes through
+/// is due with `RunSubmitter::submit(RunRequest { .. }.deliver())` — so each run goes through
 /// its lane and its outcome through the `Delivery` port.
 ///
 /// ## Watermarks and crashes
@@ -338,12 +338,12 @@ impl Schedule for CronSchedule {
     /// Runs the schedule until `shutdown` fires. A second concurrent call on the same
     /// schedule (or a clone) returns at once with an error log: one loop per schedule, so
     /// no fire is submitted twice.
-    async fn run(&self, runtime: Runtime, shutdown: CancellationToken) {
+    async fn run(&self, runs: RunSubmitter, shutdown: CancellationToken) {
         if self.inner.running.swap(true, Ordering::SeqCst) {
             tracing::error!("this schedule is already running; the second run() returns at once");
             return;
         }
         let _running = Running(&self.inner.running);
-        driver::Driver::new(self.inner.clone(), runtime).run(shutdown).await;
+        driver::Driver::new(self.inner.clone(), runs).run(shutdown).await;
     }
 }

@@ -133,7 +133,7 @@ async fn shutdown_stops_the_loop_at_once_and_lets_submitted_runs_finish() {
     // A second loop on the same schedule refuses to start (it would double-fire).
     let second = tokio::time::timeout(
         Duration::from_millis(1),
-        bench.schedule.run(bench.runtime.clone(), tokio_util::sync::CancellationToken::new()),
+        bench.schedule.run(bench.runtime.submitter(), tokio_util::sync::CancellationToken::new()),
     )
     .await;
     assert!(second.is_ok(), "a second run() returns at once");

@@ -13,6 +13,7 @@ use crate::error::StoreError;
 use crate::options::StoreOptions;
 use crate::sqlite::audit::SqliteAuditStore;
 use crate::sqlite::budget::SqliteBudgetStore;
+use crate::sqlite::chat::SqliteChatStore;
 use crate::sqlite::checkpoint::SqliteCheckpointStore;
 use crate::sqlite::persona::SqlitePersonaStore;
 use crate::sqlite::schedule::SqliteScheduleStore;
@@ -180,6 +181,11 @@ impl SqliteStore {
     /// The schedule store (`executus_schedule::ScheduleStore`) over this database.
     pub fn schedule(&self) -> SqliteScheduleStore {
         SqliteScheduleStore::new(self.clone())
+    }
+
+    /// The chat history store (`executus_chat::ChatHistory`) over this database.
+    pub fn chats(&self) -> SqliteChatStore {
+        SqliteChatStore::new(self.clone())
     }
 
     /// Page accounting of the database (reads through the WAL, so it is current).

@@ -22,21 +22,21 @@ use super::events::RunEvent;
 use super::handle::RunControl;
 use super::machine::{Action, Fact, RunState};
 use super::outcome::{RunEnd, RunOutcome};
-use super::{RunPhase, RunStatus};
+use super::{RunPhase, RunSnapshot};
 use crate::compaction::CompactionCache;
 use crate::ports::{
     AuditEvent, AuditRecord, BudgetDenied, CriticReview, CriticTrigger, DeliveryItem, RunMeta, StoredStatus,
-    Verdict,
+    ToolDecision, Verdict,
 };
 
 mod model;
 mod tools;
 
-pub use model::estimate_tokens;
+pub(crate) use model::estimate_tokens;
 pub(crate) use model::message_chars;
 
 /// Messages of a run actor.
-pub enum RunMsg {
+pub(crate) enum RunMsg {
     /// Compute the next action and start it.
     Advance,
     /// The model call finished.
@@ -60,12 +60,12 @@ pub enum RunMsg {
     /// The critic answered.
     CriticDone(CriticTrigger, Verdict),
     /// Report status.
-    Status(RpcReplyPort<RunStatus>),
+    Status(RpcReplyPort<RunSnapshot>),
 }
 
 /// Why a model call produced no response.
 #[derive(Debug)]
-pub enum ModelFailure {
+pub(crate) enum ModelFailure {
     /// The chain failed.
     Model(executus_llm::Error),
     /// The stream broke after its first event (the chain had committed to its target).
@@ -79,7 +79,7 @@ pub enum ModelFailure {
 }
 
 /// Everything a run actor starts from.
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The state (fresh or replayed).
     pub state: RunState,
     /// Facts not yet saved (the `Started` fact of a new run, resume facts...).
@@ -95,23 +95,23 @@ pub struct RunArgs {
 }
 
 /// The run actor.
-pub struct RunActor;
+pub(crate) struct RunActor;
 
 /// The policy decision that let a call run, kept until its result is audited.
 struct Decided {
-    decision: &'static str,
+    decision: ToolDecision,
     rule: Option<String>,
     reason: Option<String>,
 }
 
 impl Default for Decided {
     fn default() -> Self {
-        Self { decision: "allow", rule: None, reason: None }
+        Self { decision: ToolDecision::Allow, rule: None, reason: None }
     }
 }
 
 /// Its state.
-pub struct RunActorState {
+pub(crate) struct RunActorState {
     st: RunState,
     env: Arc<RunEnv>,
     control: Arc<RunControl>,
@@ -241,7 +241,9 @@ impl Actor for RunActor {
                 s.targets = m.targets().map(str::to_owned).collect();
                 s.model = Some(Arc::new(m));
             }
-            Err(e) => s.st.end(RunEnd::Failed { error: format!("model spec {:?}: {e}", s.st.agent.model) }),
+            Err(e) => {
+                s.st.end(RunEnd::Failed { error: format!("model spec {:?}: {e}", s.st.agent.model).into() })
+            }
         }
         Ok(s)
     }
@@ -327,13 +329,7 @@ impl RunActorState {
                         s.advance(&myself).await;
                     }
                     Err(ModelFailure::Budget(denied)) => {
-                        s.audit(AuditEvent::BudgetDenied {
-                            spent: denied.spent,
-                            reserved: denied.reserved,
-                            limit: denied.limit,
-                            scope: denied.scope.clone(),
-                        })
-                        .await;
+                        s.audit(AuditEvent::budget_denied(&denied)).await;
                         s.st.end(RunEnd::BudgetDenied(denied));
                         s.finish(&myself).await;
                     }
@@ -351,11 +347,11 @@ impl RunActorState {
                         // The chain logs each failed attempt, but not an error that reaches
                         // a stream after its first event: say why the run ends, once.
                         tracing::warn!(error.type = e.kind.as_str(), error = %e, "model call failed; the run fails");
-                        s.st.end(RunEnd::Failed { error: e.to_string() });
+                        s.st.end(RunEnd::Failed { error: e.into() });
                         s.finish(&myself).await;
                     }
                     Err(ModelFailure::Panicked(message)) => {
-                        s.st.end(RunEnd::Failed { error: format!("model call panicked: {message}") });
+                        s.st.end(RunEnd::Failed { error: format!("model call panicked: {message}").into() });
                         s.finish(&myself).await;
                     }
                 }
@@ -405,8 +401,8 @@ impl RunActorState {
     async fn critic_done(&mut self, myself: &ActorRef<RunMsg>, trigger: CriticTrigger, verdict: Verdict) {
         self.critic_in_flight = false;
         self.audit(AuditEvent::Critic {
-            trigger: trigger.as_str().into(),
-            verdict: verdict.name().into(),
+            trigger,
+            verdict: verdict.kind(),
             reason: match &verdict {
                 Verdict::Continue => String::new(),
                 Verdict::Extend { reason, .. } | Verdict::Escalate { reason } | Verdict::Abort { reason } => {
@@ -462,8 +458,8 @@ fn schedule(actor: &ActorRef<RunMsg>, stop: &CancellationToken, delay: Duration,
 }
 
 impl RunActorState {
-    fn status(&self) -> RunStatus {
-        RunStatus {
+    fn status(&self) -> RunSnapshot {
+        RunSnapshot {
             run_id: self.st.run_id,
             agent: self.st.agent.name.clone(),
             phase: match (&self.st.end, self.st.phase) {
@@ -493,7 +489,7 @@ impl RunActorState {
     async fn audit_tool(
         &self,
         result: &ToolResult,
-        decision: &str,
+        decision: ToolDecision,
         rule: Option<String>,
         reason: Option<String>,
         latency: Duration,
@@ -502,7 +498,7 @@ impl RunActorState {
             step: self.st.step,
             tool: result.name.clone(),
             call_id: result.id.clone(),
-            decision: decision.to_owned(),
+            decision,
             rule,
             reason,
             is_error: result.is_error,
@@ -516,7 +512,7 @@ impl RunActorState {
     async fn apply_and_save(&mut self, fact: Fact, durable: bool) {
         let seq = self.st.seq;
         if let Err(e) = self.st.apply(&fact) {
-            self.st.end(RunEnd::Failed { error: format!("internal: {e}") });
+            self.st.end(RunEnd::Failed { error: format!("internal: {e}").into() });
             return;
         }
         let status = if self.st.pending_approvals().is_empty() {
@@ -655,7 +651,7 @@ impl RunActorState {
             }
         }
         self.audit(AuditEvent::RunEnded {
-            status: end.status().into(),
+            status: end.status(),
             reason: end.reason(),
             steps: self.st.step,
             usage: self.st.usage,
@@ -666,7 +662,7 @@ impl RunActorState {
                 run_id: self.st.run_id,
                 agent: self.st.agent.name.clone(),
                 identity: self.st.identity.clone(),
-                status: end.status().into(),
+                status: end.status(),
                 output: outcome.output.clone(),
             };
             self.env.deliver(item).await;

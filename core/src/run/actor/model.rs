@@ -288,7 +288,7 @@ async fn call_model(
 }
 
 /// A rough token estimate (4 characters per token) for budget reservations and compaction.
-pub fn estimate_tokens(request: &Request) -> u64 {
+pub(crate) fn estimate_tokens(request: &Request) -> u64 {
     let mut chars = request.system.as_ref().map_or(0, String::len);
     for m in &request.messages {
         chars += message_chars(m);

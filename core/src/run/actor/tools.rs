@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Decided, RunActorState, RunMsg, panic_message};
-use crate::ports::AuditEvent;
+use crate::ports::{AuditEvent, ToolDecision};
 use crate::run::events::RunEvent;
 use crate::run::machine::Fact;
 use crate::tool::policy::{Decision, PolicyInput};
@@ -44,7 +44,7 @@ impl RunActorState {
             ));
             self.settle_refused(
                 result,
-                "refuse",
+                ToolDecision::Refuse,
                 Some("registry".into()),
                 Some("unknown or disabled tool".into()),
                 false,
@@ -58,7 +58,7 @@ impl RunActorState {
                 refuse(format!("tool {:?} is not allowed for agent {:?}", call.name, self.st.agent.name));
             self.settle_refused(
                 result,
-                "refuse",
+                ToolDecision::Refuse,
                 Some("allowlist".into()),
                 Some("not in the agent's allowlist".into()),
                 true,
@@ -78,7 +78,7 @@ impl RunActorState {
                 ));
                 self.settle_refused(
                     result,
-                    "refuse",
+                    ToolDecision::Refuse,
                     Some("arguments".into()),
                     Some("invalid JSON arguments".into()),
                     false,
@@ -94,7 +94,7 @@ impl RunActorState {
                 ));
                 self.settle_refused(
                     result,
-                    "refuse",
+                    ToolDecision::Refuse,
                     Some("arguments".into()),
                     Some("arguments not an object".into()),
                     false,
@@ -105,7 +105,7 @@ impl RunActorState {
         }
         if approved {
             let decided = Decided {
-                decision: "allow",
+                decision: ToolDecision::Allow,
                 rule: Some("human-approval".into()),
                 reason: Some("approved by a human".into()),
             };
@@ -126,12 +126,12 @@ impl RunActorState {
         let reason = verdict.reason();
         match verdict.decision {
             Decision::Allow => {
-                let decided = Decided { decision: "allow", rule: Some(verdict.rule), reason };
+                let decided = Decided { decision: ToolDecision::Allow, rule: Some(verdict.rule), reason };
                 self.decided.insert(call.id.clone(), decided);
                 Some(call)
             }
             Decision::Rewrite(new_args) => {
-                let decided = Decided { decision: "rewrite", rule: Some(verdict.rule), reason };
+                let decided = Decided { decision: ToolDecision::Rewrite, rule: Some(verdict.rule), reason };
                 self.decided.insert(call.id.clone(), decided);
                 let fact = Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() };
                 Box::pin(self.apply_and_save(fact, false)).await;
@@ -142,7 +142,7 @@ impl RunActorState {
                     "blocked by policy rule {:?}: {why}. Do not retry this call; change course.",
                     verdict.rule
                 ));
-                self.settle_refused(result, "block", Some(verdict.rule), Some(why), true).await;
+                self.settle_refused(result, ToolDecision::Block, Some(verdict.rule), Some(why), true).await;
                 None
             }
             Decision::RequireApproval(why) => {
@@ -158,7 +158,7 @@ impl RunActorState {
             step: self.st.step,
             tool: call.name.clone(),
             call_id: call.id.clone(),
-            decision: "require_approval".into(),
+            decision: ToolDecision::RequireApproval,
             rule: Some(rule),
             reason: Some(why),
             is_error: false,
@@ -174,7 +174,7 @@ impl RunActorState {
     pub(super) async fn settle_refused(
         &mut self,
         result: ToolResult,
-        decision: &'static str,
+        decision: ToolDecision,
         rule: Option<String>,
         reason: Option<String>,
         blocked: bool,
@@ -185,7 +185,7 @@ impl RunActorState {
     async fn settle_refused_now(
         &mut self,
         result: ToolResult,
-        decision: &'static str,
+        decision: ToolDecision,
         rule: Option<String>,
         reason: Option<String>,
         blocked: bool,
@@ -214,7 +214,7 @@ impl RunActorState {
                 agent: self.st.agent.name.clone(),
                 call_id: call.id.clone(),
                 cancel: cancel.clone(),
-                runtime: self.env.runtime(),
+                children: Some(self.env.children.clone()),
                 run_input: self.run_input.clone(),
             };
             let timeout = self.st.agent.limits.tool_timeout;

@@ -475,7 +475,8 @@ impl RunState {
                 }
                 Err(e) => {
                     self.end(RunEnd::Failed {
-                        error: format!("final answer is not valid JSON for schema {:?}: {e}", schema.name),
+                        error: format!("final answer is not valid JSON for schema {:?}: {e}", schema.name)
+                            .into(),
                     });
                     return;
                 }
@@ -536,9 +537,16 @@ impl RunState {
             .filter(|t| !t.is_empty())
     }
 
-    /// The calls of the current step that were started but have no result (for resume).
+    /// The calls of the current step that may have been executing when the run stopped: no
+    /// result and not waiting for a human (the log cannot tell "started" from "queued", so
+    /// every such call counts as in flight). Resume re-runs the idempotent ones and answers
+    /// the others with an error.
     pub fn unfinished_calls(&self) -> Vec<&ToolCall> {
-        self.calls.iter().filter(|s| s.result.is_none()).map(|s| &s.call).collect()
+        self.calls
+            .iter()
+            .filter(|s| s.result.is_none() && s.approval != Approval::Pending)
+            .map(|s| &s.call)
+            .collect()
     }
 }
 
@@ -580,7 +588,7 @@ mod compact_usage {
         reasoning_tokens: u64,
     }
 
-    pub fn serialize<S: Serializer>(u: &Usage, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(u: &Usage, s: S) -> Result<S::Ok, S::Error> {
         Compact {
             input_tokens: u.input_tokens,
             output_tokens: u.output_tokens,
@@ -591,7 +599,7 @@ mod compact_usage {
         .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Usage, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Usage, D::Error> {
         let c = Compact::deserialize(d)?;
         Ok(Usage {
             input_tokens: c.input_tokens,

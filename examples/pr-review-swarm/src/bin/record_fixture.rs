@@ -1,6 +1,6 @@
-//! Regenerates the bundled replay transcript (`data/replay.jsonl`) from the hand-written
-//! answers in `data/answers.json`, through the real review pipeline and the transcript
-//! recorder (see `pr_review_swarm::fixture`). Run it after changing a lens prompt, the
+//! Regenerates the bundled replay transcript (`swarm/data/replay.jsonl`) from the
+//! hand-written answers in `swarm/data/answers.json`, through the real review pipeline and the
+//! transcript recorder (see `executus_swarm::fixture`). Run it after changing a lens prompt, the
 //! findings schema or the sample diff:
 //!
 //! ```text
@@ -14,7 +14,7 @@ use anyhow::Context as _;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let out = std::env::args_os().nth(1).map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join("replay.jsonl"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../swarm/data/replay.jsonl"),
         PathBuf::from,
     );
     let entries = pr_review_swarm::fixture::record_fixture(&out)

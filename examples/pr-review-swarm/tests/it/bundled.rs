@@ -9,7 +9,10 @@ use crate::common::bundled_review;
 #[tokio::test]
 async fn every_cell_answers_and_the_findings_merge_as_expected() {
     let review = bundled_review().await;
-    assert_eq!(review.cells.len(), 8);
+    // 2 models x 4 lenses x 5 files: each file of the sample diff is a cell of its own.
+    assert_eq!(review.cells.len(), 40);
+    assert_eq!((review.files, review.chunks), (5, 5));
+    assert!(review.left_out.is_empty());
     assert!(review.cells.iter().all(|c| c.status == CellStatus::Succeeded), "{:#?}", review.cells);
     let raw: usize = review.cells.iter().map(|c| c.findings).sum();
     assert_eq!(raw, 29, "17 findings from model-a and 12 from model-b");
@@ -79,7 +82,7 @@ async fn the_bundled_transcript_is_what_the_recorder_writes_today() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("replay.jsonl");
     let entries = record_fixture(&out).await.unwrap();
-    assert_eq!(entries, BUNDLED_MODELS.len() * LensKind::ALL.len());
+    assert_eq!(entries, BUNDLED_MODELS.len() * LensKind::ALL.len() * 5);
     let recorded = std::fs::read_to_string(&out).unwrap();
     assert!(
         recorded == pr_review_swarm::fixture::BUNDLED_TRANSCRIPT,

@@ -93,7 +93,7 @@ fn every_cell_failing_exits_1_with_a_review_that_says_why() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("Every cell failed"), "{stdout}");
     assert!(stdout.contains("no recorded call for model model-a matches this request"), "{stdout}");
-    assert!(text(&out.stderr).contains("every cell failed (2 cells)"));
+    assert!(text(&out.stderr).contains("every cell failed (2 cells)"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -105,7 +105,9 @@ fn recording_writes_a_replayable_transcript_with_keys_redacted() {
     let recorded = std::fs::read_to_string(dir.path().join("calls.jsonl")).unwrap();
     let mut recorded = parse_transcript(&recorded, Path::new("calls.jsonl")).unwrap();
     let mut bundled = parse_transcript(BUNDLED_TRANSCRIPT, Path::new("bundled")).unwrap();
-    let key = |e: &executus_llm::fake::TranscriptEntry| (e.model.clone(), e.request.system.clone());
+    let key = |e: &executus_llm::fake::TranscriptEntry| {
+        (e.model.clone(), e.request.system.clone(), serde_json::to_string(&e.request.messages).unwrap())
+    };
     recorded.sort_by_key(key);
     bundled.sort_by_key(key);
     assert_eq!(recorded, bundled);
@@ -143,4 +145,67 @@ fn recording_writes_a_replayable_transcript_with_keys_redacted() {
     assert!(transcript.contains("OPENAI_API_KEY=[redacted]"), "{transcript}");
     assert!(!transcript.contains(key));
     assert!(!text(&out.stdout).contains(key) && !text(&out.stderr).contains(key));
+}
+
+#[test]
+fn fail_on_gates_with_exit_5_and_none_never_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    for (level, code) in [("error", 5), ("warning", 5), ("note", 5), ("none", 0)] {
+        let out = run(dir.path(), &[("PR_REVIEW_FAIL_ON", level), ("PR_REVIEW_QUIET", "1")], None);
+        assert_eq!(out.status.code(), Some(code), "{level}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with("# PR review: 18 findings"),
+            "the review is printed either way"
+        );
+        if code == 5 {
+            assert!(text(&out.stderr).contains("(PR_REVIEW_FAIL_ON): exit 5"), "{}", text(&out.stderr));
+        }
+    }
+    let out = run(dir.path(), &[("PR_REVIEW_FAIL_ON", "fatal")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("PR_REVIEW_FAIL_ON: \"fatal\" is not one of error, warning, note, none")
+    );
+}
+
+#[test]
+fn the_file_cache_makes_a_second_run_free_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [("PR_REVIEW_CACHE_DIR", ".review-cache"), ("PR_REVIEW_QUIET", "1")];
+    let first = run(dir.path(), &vars, None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(dir.path().join(".review-cache/review-cache.json").exists());
+    // The second run answers every cell from the cache: a replay that answers nothing proves
+    // no model was asked.
+    std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
+    let second = run(dir.path(), &[vars[0], vars[1], ("PR_REVIEW_REPLAY", "empty.jsonl")], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let stdout = text(&second.stdout);
+    assert!(stdout.starts_with("# PR review: 18 findings"), "{stdout}");
+    assert!(stdout.contains("Cells: 0 asked, 40 from the cache."), "{stdout}");
+}
+
+#[test]
+fn pr_review_base_reviews_the_current_repository_branch() {
+    let repo = crate::gitrepo::Repo::new();
+    repo.write("src/a.rs", crate::gitrepo::numbered(30, "a", &[]));
+    repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("src/a.rs", crate::gitrepo::numbered(30, "a", &[10]));
+    repo.write("Cargo.lock", "version = 4\n");
+    repo.commit("feature");
+    // The bundled replay has no answer for this diff: every cell fails (exit 1), and the
+    // review shows what git gave: one file reviewed, the lock file left out.
+    let out = run(repo.path(), &[("PR_REVIEW_BASE", "main"), ("PR_REVIEW_LENSES", "security")], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("over 2 files (0 of 2 cells answered)"), "{stdout}");
+    assert!(stdout.contains("- `Cargo.lock`: excluded by `Cargo.lock`"), "{stdout}");
+
+    let out = run(repo.path(), &[("PR_REVIEW_BASE", "origin/main")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("fetch-depth: 0"), "{}", text(&out.stderr));
+    let out = run(repo.path(), &[("PR_REVIEW_BASE", "main"), ("PR_REVIEW_DIFF", "x.diff")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not both"), "{}", text(&out.stderr));
 }

@@ -9,5 +9,11 @@ mod common;
 mod deps;
 mod env;
 mod failures;
+mod git;
+#[path = "../support/gitrepo.rs"]
+mod gitrepo;
+mod post;
 mod render;
 mod sarif;
+mod split;
+mod workflows;

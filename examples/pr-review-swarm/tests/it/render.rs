@@ -11,10 +11,9 @@ async fn the_markdown_has_the_summary_table_and_every_finding() {
     let review = bundled_review().await;
     let markdown = render_markdown(&review);
     assert!(markdown.starts_with("# PR review: 18 findings\n"), "{markdown}");
-    assert!(
-        markdown
-            .contains("**7 errors · 7 warnings · 4 notes** from 2 models × 4 lenses (8 of 8 cells answered)")
-    );
+    assert!(markdown.contains(
+        "**7 errors · 7 warnings · 4 notes** from 2 models × 4 lenses over 5 files (40 of 40 cells answered)"
+    ));
     assert!(markdown.contains("| # | severity | location | finding | agreement | lenses |"));
     assert!(markdown.contains(
         "| 1 | error | `src/handlers/search.rs:30-32` | SQL injection: the search term is formatted into the \
@@ -61,14 +60,18 @@ async fn json_round_trips_and_ndjson_tags_every_line() {
     }))
     .unwrap();
     assert_eq!(back.findings, review.findings);
-    assert_eq!(back.cells.len(), 8);
+    assert_eq!(back.cells.len(), 40);
+    assert_eq!(doc["summary"]["cells_cached"], json!(0));
+    assert_eq!(doc["summary"]["cells_fresh"], json!(40));
+    assert_eq!(doc["summary"]["files"], json!(5));
+    assert_eq!(doc["cells"][0]["chunk"], json!("src/handlers/mod.rs"));
 
     let ndjson = render_ndjson(&review);
     let lines: Vec<Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 18 + 8 + 1);
+    assert_eq!(lines.len(), 18 + 40 + 1);
     assert!(lines[..18].iter().all(|l| l["type"] == json!("finding")));
-    assert!(lines[18..26].iter().all(|l| l["type"] == json!("cell")));
-    assert_eq!(lines[26]["type"], json!("summary"));
+    assert!(lines[18..58].iter().all(|l| l["type"] == json!("cell")));
+    assert_eq!(lines[58]["type"], json!("summary"));
     assert_eq!(lines[0]["title"], doc["findings"][0]["title"]);
     assert!(ndjson.ends_with('\n'));
 }
