@@ -52,6 +52,7 @@ step faults-cli cargo test --release -p executus-run --test it faults --locked -
 
 # 2. Crash and restart: the 20-point gauntlet, the 20 points as independent runs, random
 #    kills until every run finishes, SIGTERM on run and schedule; the store's own crash test.
+#    (The normal test run takes 4 of the points and 3 random-kill runs.)
 step crash-cli env EXECUTUS_CRASH_FULL=1 EXECUTUS_CRASH_RANDOM="${EXECUTUS_CRASH_RANDOM:-200}" \
     cargo test -p executus-run --test it crash --locked -- --nocapture --test-threads 1
 step crash-store cargo test -p executus-store --test it crash --locked -- --nocapture

@@ -19,6 +19,8 @@ if line=$(scripts/setup-check-jsonschema.sh); then
   esac
 fi
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The API docs build without a warning (broken intra-doc links, links to private items...).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 peer_started=""
 if [ -z "${EXECUTUS_TEST_LLAMA_URL:-}" ] && [ -x scripts/peer-llama.sh ]; then
@@ -46,14 +48,25 @@ cleanup() {
 trap cleanup EXIT
 if [ -n "${EXECUTUS_TEST_LLAMA_URL:-}" ]; then
   echo "real llama.cpp peer at $EXECUTUS_TEST_LLAMA_URL"
+elif [ "${CI:-}" = true ]; then
+  # A CI run must not pass without its peer (the tests would fail on their own too; this
+  # fails before the long part, with the reason).
+  echo "error: CI=true and the llama.cpp peer could not be started (scripts/peer-llama.sh start)" >&2
+  exit 1
 else
-  echo "NOTICE: no llama.cpp peer available; the peer suite will report that it did not run"
+  echo "*** NOTICE: no llama.cpp peer could be started; the peer suite (llm/tests/it/peer_llama.rs) will be SKIPPED ***" >&2
 fi
 if [ -n "${EXECUTUS_TEST_PG_URL:-}" ]; then
   echo "real PostgreSQL at ${EXECUTUS_TEST_PG_URL%%\?*}"
 else
   echo "NOTICE: no PostgreSQL available; the PostgreSQL suites will report that they did not run"
 fi
+
+# MCP servers and the OTLP receiver (pinned, into target/peers/; quick when already there).
+# Without them the MCP and telemetry suites fail under CI=true and skip loudly elsewhere.
+scripts/peer-mcp.sh || echo "NOTICE: scripts/peer-mcp.sh failed; the MCP and telemetry suites will say so"
+# The fleet's browser test needs Debian's chromium (installed once, quietly).
+scripts/setup-chromium.sh || echo "NOTICE: chromium could not be installed; the fleet's browser test will say it did not run"
 
 cargo test --workspace --locked
 

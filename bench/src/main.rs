@@ -10,8 +10,10 @@
 //!     p4  a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
 //!     p5  `executus-run` process start to the first byte at the mock
 //!     p6  failover past a refusing head: added latency, attempts on the benched head
-//!     p7  workers on one PostgreSQL: runs/s with 1, 2, 4 workers, step-saves/s vs SQLite,
-//!         SIGKILL to resume
+//!     p7  a dead OpenTelemetry collector vs no export: `executus-run` run and exit time
+//!     fleet  `auto:*` routing decision (10 hosts x 20 models); connector memory per host
+//!     workers  workers on one PostgreSQL: runs/s with 1, 2, 4 workers, step-saves/s vs
+//!              SQLite, SIGKILL to resume
 //!     --smoke      tiny sizes (seconds), no peers, writes nothing (what CI runs)
 //!     --no-peers   skip the rig and Python references
 //!     --out PATH   write the Markdown report to PATH (default for `all`: BENCHMARKS.md)
@@ -19,11 +21,13 @@
 //! ```
 //!
 //! Internal sub-commands (spawned by the bench itself): `mock` (a mock server process),
+//! `fleet-host` (a llama-swap events server for the fleet's memory figure), `workers-child`
+//! (one PostgreSQL queue worker of `workers`),
 //! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process),
-//! `p7-worker` (one PostgreSQL queue worker of P7),
 //! `p1-only --engine executus|reqwest [--runs N] [--concurrency C] [--streaming]` (one P1
 //! contender alone, for profiling it under `perf record`).
 
+mod fleet;
 mod harness;
 mod mock;
 mod p1;
@@ -36,6 +40,7 @@ mod p7;
 mod report;
 mod stats;
 mod sys;
+mod workers;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -87,7 +92,7 @@ fn flag_value(rest: &[String], name: &str) -> Option<String> {
 }
 
 const HELP: &str =
-    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|p7> [--smoke] [--no-peers] [--out PATH] [--no-write]
+    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|p7|fleet|workers> [--smoke] [--no-peers] [--out PATH] [--no-write]
 
   all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
   p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
@@ -96,7 +101,9 @@ const HELP: &str =
   p4   a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
   p5   `executus-run` process start to the first byte at the mock (builds it if stale)
   p6   failover past a refusing head: added latency, attempts on the benched head
-  p7   workers on one PostgreSQL: runs/s with 1, 2, 4 workers; step-saves/s vs SQLite; SIGKILL to resume";
+  p7   a dead OpenTelemetry collector vs no export: run and exit time of `executus-run`
+  fleet  auto:* routing decision (10 hosts x 20 models); connector memory per llama-swap host
+  workers  workers on one PostgreSQL: runs/s with 1, 2, 4 workers; step-saves/s vs SQLite; SIGKILL to resume";
 
 fn main() -> anyhow::Result<()> {
     sys::raise_nofile();
@@ -129,13 +136,16 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         "p3-worker" => p3::worker(&args.rest).await,
-        "p7-worker" => p7::worker(&args.rest).await,
+        "fleet-host" => fleet::host_child().await,
+        "workers-child" => workers::worker(&args.rest).await,
         "p1-only" => p1::only(&args.rest).await,
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
         }
-        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" => benchmarks(args).await,
+        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" | "fleet" | "workers" => {
+            benchmarks(args).await
+        }
         other => bail!("unknown command {other:?}\n{HELP}"),
     }
 }
@@ -145,8 +155,11 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
+    // Before anything runs: the figures belong to the tree as it was when they were measured.
+    let source = sys::source(&p1::peers::repo_root());
+    println!("{source}");
     let which: Vec<&str> = match args.command.as_str() {
-        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7"],
+        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7", "fleet", "workers"],
         one => vec![one],
     };
     let mut sections: Vec<Section> = Vec::new();
@@ -160,6 +173,8 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
             "p5" => p5::run(&args.opts).await,
             "p6" => p6::run(&args.opts).await,
             "p7" => p7::run(&args.opts).await,
+            "fleet" => fleet::run(&args.opts).await,
+            "workers" => workers::run(&args.opts).await,
             _ => unreachable_id(id),
         };
         match result {
@@ -185,6 +200,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
         let ctx = report::Context {
             command: &command,
             date: &date,
+            source: &source,
             machine: &machine,
             load: &load,
             elapsed_s: started.elapsed().as_secs_f64(),

@@ -153,7 +153,7 @@ async fn sample(bin: &Path, config: &Path, mock: &Mock) -> anyhow::Result<Durati
 ///
 /// # Errors
 /// If the bench's own path is unknown or the build fails.
-async fn binary() -> anyhow::Result<PathBuf> {
+pub(crate) async fn binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the bench binary")?;
     let dir = exe.parent().context("the bench binary has no folder")?;
     let bin = dir.join(format!("executus-run{}", std::env::consts::EXE_SUFFIX));

@@ -1,99 +1,52 @@
-//! P7: workers sharing one PostgreSQL database (`executus-store`'s `postgres` backend and
-//! `worker::Worker`, the loop `executus-run worker` runs).
+//! P7: what OpenTelemetry export costs a run of `executus-run` when the collector is dead —
+//! side by side in one run: no export configured, a live collector (an in-process OTLP/HTTP
+//! sink that answers 200: the reference), an endpoint where nothing listens (connection
+//! refused), and a "black hole" that accepts connections and never answers (the worst case:
+//! every export waits for its timeout).
 //!
-//! Three figures, each on a fresh database of the server given by `EXECUTUS_BENCH_PG_URL` or
-//! `EXECUTUS_TEST_PG_URL` (else the bench starts a throwaway cluster with
-//! `scripts/peer-postgres.sh` and stops it afterwards; without PostgreSQL the rows say n/a):
-//! - runs/s with 1, 2 and 4 worker processes (this binary's `p7-worker`, concurrency 16 each)
-//!   draining a queue of 3-step agent runs against the zero-latency mock child (`mock`),
-//!   with where the two cores' CPU went: workers, PostgreSQL (every `postgres` process), the
-//!   mock. On this 2-core machine the workers, the server and the mock share two cores, so
-//!   the curve shows contention, not the scaling of separate machines;
-//! - checkpoint step-saves/s on PostgreSQL beside SQLite (P4's measurement: 16 concurrent
-//!   runs through the core's group-commit handle, each save durable);
-//! - SIGKILL to resume: a worker driving a long run is killed with SIGKILL; the time until
-//!   another (idle, polling) worker has picked the run up again, against the target "lease
-//!   expiry + 1 s" (lease expiry 2 s here, the poll interval the default 1 s).
+//! Two figures per variant, from the spawn: the answer on stdout (the run itself) and the
+//! process's exit (which includes the bounded flush of queued spans). Samples of the three
+//! variants are interleaved so load drifts hit them alike.
+//!
+//! What it does not measure: a healthy collector (the rotel suite in `cli/tests/it/telemetry.rs`
+//! proves delivery), or memory (the queue is bounded at `[telemetry] max_queue` spans).
 
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use executus::ports::Ports;
-use executus::{Identity, RunId};
-use executus_store::postgres::{PgRunQueue, QueuedRequest};
-use executus_store::worker::{Worker, WorkerEvent, WorkerSettings};
-use executus_store::{Store, StoreOptions};
-use sqlx::Connection as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::Opts;
-use crate::harness;
-use crate::mock::child::ChildMock;
-use crate::mock::{Behaviour, MockConfig};
+use crate::mock::{Mock, MockConfig};
+use crate::p1::peers::tail;
 use crate::report::{Row, Section, Verdict};
+use crate::stats::{ms, percentile};
 
-/// Lease expiry of the SIGKILL figure.
-const LEASE: Duration = Duration::from_secs(2);
+const AGENT: &str = "bench";
+const SAMPLE_LIMIT: Duration = Duration::from_secs(60);
+/// The run with a dead collector may take this much longer than without (median), beyond
+/// which export is judged to slow runs.
+const TOLERANCE_MS: f64 = 5.0;
 
-/// A PostgreSQL server to measure on, and whether this run started it.
-struct Server {
-    admin: String,
-    started: bool,
+/// One way of (not) exporting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Off,
+    Live,
+    Refused,
+    BlackHole,
 }
 
-impl Server {
-    fn find() -> anyhow::Result<Option<Self>> {
-        for var in ["EXECUTUS_BENCH_PG_URL", "EXECUTUS_TEST_PG_URL"] {
-            if let Ok(url) = std::env::var(var)
-                && !url.trim().is_empty()
-            {
-                return Ok(Some(Self { admin: url.trim().to_owned(), started: false }));
-            }
-        }
-        let script = crate::p1::peers::repo_root().join("scripts/peer-postgres.sh");
-        let out = std::process::Command::new(&script).arg("start").stderr(Stdio::inherit()).output();
-        match out {
-            Ok(out) if out.status.success() => {
-                let line = String::from_utf8_lossy(&out.stdout);
-                match line.trim().strip_prefix("EXECUTUS_TEST_PG_URL=") {
-                    Some(url) => Ok(Some(Self { admin: url.to_owned(), started: true })),
-                    None => bail!("scripts/peer-postgres.sh printed {line:?}"),
-                }
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// A fresh database; its URL.
-    async fn database(&self) -> anyhow::Result<String> {
-        let name = format!("executus_bench_{}_{:06x}", std::process::id(), fastrand::u32(..0xff_ffff));
-        let mut conn = sqlx::PgConnection::connect(&self.admin).await.context("connecting to PostgreSQL")?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
-        let _ = conn.close().await;
-        let base = self.admin.split('?').next().unwrap_or(&self.admin);
-        let cut =
-            base.rfind('/').filter(|i| *i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
-        Ok(format!("{}/{name}", &base[..cut]))
-    }
-
-    async fn drop_database(&self, url: &str) {
-        let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
-            let _ =
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-            let _ = conn.close().await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.started {
-            let script = crate::p1::peers::repo_root().join("scripts/peer-postgres.sh");
-            let _ = std::process::Command::new(script).arg("stop").stderr(Stdio::null()).status();
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Off => "export off",
+            Self::Live => "live collector (reference)",
+            Self::Refused => "endpoint refuses connections",
+            Self::BlackHole => "endpoint accepts and never answers",
         }
     }
 }
@@ -101,326 +54,177 @@ impl Drop for Server {
 /// Runs P7.
 ///
 /// # Errors
-/// When a measurement fails (a figure is never made up).
+/// If the binary cannot be built or a sample does not exit 0 with its answer.
 pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
-    let mut section = Section::new(
-        "P7",
-        "workers on one PostgreSQL: runs/s with 1, 2, 4 workers; step-saves/s vs SQLite; SIGKILL to resume",
-    );
-    let Some(server) = Server::find()? else {
-        section.rows.push(Row::new(
-            "workers on PostgreSQL",
-            "not measured",
-            "no PostgreSQL (set EXECUTUS_BENCH_PG_URL, or let scripts/peer-postgres.sh install one)",
-            "-",
-            Verdict::Unavailable,
-        ));
-        return Ok(section);
-    };
-    let runs = if opts.smoke { 24 } else { 600 };
-    let mock = ChildMock::spawn(&MockConfig {
-        latency: Duration::ZERO,
-        tool_steps: 2,
-        behaviour: Behaviour::Answer,
-        record_gaps: false,
-        capture_key: None,
+    let n = if opts.smoke { 2 } else { 30 };
+    let mut section =
+        Section::new("P7", "a dead OpenTelemetry collector vs no export: run and exit time".to_owned());
+    let bin = crate::p5::binary().await?;
+    // Four model calls 30 ms apart with three tool calls between them: spans end all through
+    // the run, and with a 10 ms batch delay they are exported while it goes on.
+    let mock = Mock::start(MockConfig {
+        tool_steps: 3,
+        latency: Duration::from_millis(30),
+        ..MockConfig::default()
     })
     .await?;
-    let mut one = 0.0;
-    for workers in [1usize, 2, 4] {
-        let url = server.database().await?;
-        let m = throughput(&url, &mock.url(), workers, runs)
-            .await
-            .with_context(|| format!("{workers} worker(s)"));
-        server.drop_database(&url).await;
-        let m = m?;
-        if workers == 1 {
-            one = m.rate;
-        }
-        let total = m.elapsed.as_secs_f64() * 2.0;
-        let pct = |d: Duration| 100.0 * d.as_secs_f64() / total.max(f64::EPSILON);
-        section.rows.push(Row::info(
-            format!("runs/s, {workers} worker process(es) x 16 runs at once, {runs} 3-step runs"),
-            format!("{:.0} runs/s ({:.2}x one worker)", m.rate, m.rate / one.max(f64::EPSILON)),
-            format!(
-                "CPU of the 2 cores: workers {:.0}%, PostgreSQL {:.0}%, mock {:.0}%",
-                pct(m.workers_cpu),
-                pct(m.postgres_cpu),
-                pct(m.mock_cpu)
-            ),
-        ));
-    }
-    drop(mock);
-
-    let (saves, steps) = if opts.smoke { (16, 8) } else { (16, 64) };
     let dir = tempfile::tempdir()?;
-    let sqlite = Store::open_path(dir.path().join("p7.db"), StoreOptions::default()).await?;
-    let (sqlite_rate, _) = crate::p4::measure_on(sqlite, saves, steps, true).await?;
-    let url = server.database().await?;
-    let pg = Store::open(&url).await?;
-    let measured = crate::p4::measure_on(pg, saves, steps, true).await;
-    server.drop_database(&url).await;
-    let (pg_rate, pg_txns) = measured?;
-    section.rows.push(Row::info(
-        format!("checkpoint step-saves/s, PostgreSQL, {saves} concurrent runs, durable (group commit)"),
-        format!("{pg_rate:.0} saves/s ({pg_txns} transactions)"),
-        format!(
-            "SQLite, same run: {sqlite_rate:.0} saves/s ({:.2}x)",
-            pg_rate / sqlite_rate.max(f64::EPSILON)
-        ),
-    ));
-
-    let repeats = if opts.smoke { 1 } else { 3 };
-    let mut times = Vec::new();
-    for _ in 0..repeats {
-        let url = server.database().await?;
-        let mock = ChildMock::spawn(&MockConfig {
-            latency: Duration::from_millis(200),
-            tool_steps: 40,
-            behaviour: Behaviour::Answer,
-            record_gaps: false,
-            capture_key: None,
-        })
-        .await?;
-        let t = kill_to_resume(&url, &mock.url()).await;
-        server.drop_database(&url).await;
-        times.push(t?);
+    let store = format!("sqlite://{}", dir.path().join("executus.db").display());
+    let mut text = crate::p5::config_text(&mock.url(), &store).replace("max_steps = 2", "max_steps = 6");
+    // The mock calls the first tool offered; `clock` refuses its arguments, an error result
+    // the run goes on from (3 errors stay under the tool-error limit).
+    text.push_str("tools = [\"clock\"]\n");
+    let config = dir.path().join("executus.toml");
+    std::fs::write(&config, text)?;
+    // A port nothing listens on, and a listener that accepts and then says nothing.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hole_port = hole.local_addr()?.port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            held.push(socket);
+        }
+    });
+    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_port = sink.local_addr()?.port();
+    let server = tokio::spawn(async move {
+        while let Ok((socket, _)) = sink.accept().await {
+            tokio::spawn(otlp_sink(socket));
+        }
+    });
+    let endpoint = |v: Variant| match v {
+        Variant::Off => None,
+        Variant::Live => Some(format!("http://127.0.0.1:{sink_port}")),
+        Variant::Refused => Some(format!("http://127.0.0.1:{refused}")),
+        Variant::BlackHole => Some(format!("http://127.0.0.1:{hole_port}")),
+    };
+    let variants = [Variant::Off, Variant::Live, Variant::Refused, Variant::BlackHole];
+    // Warm-up: creates the store, warms the page cache; not in the figures.
+    sample(&bin, &config, None).await.context("the warm-up run")?;
+    let mut answers: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut exits: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for i in 0..n {
+        for (k, v) in variants.iter().enumerate() {
+            let (answer, exit) = sample(&bin, &config, endpoint(*v).as_deref())
+                .await
+                .with_context(|| format!("{} sample {}", v.name(), i + 1))?;
+            answers[k].push(ms(answer));
+            exits[k].push(ms(exit));
+        }
     }
-    times.sort();
-    let worst = times[times.len() - 1];
-    let target = LEASE + Duration::from_secs(1);
-    section.rows.push(Row::new(
-        "SIGKILL of a worker to its run resumed by another worker (worst of the repeats)",
-        format!("{:.2} s", worst.as_secs_f64()),
-        format!(
-            "lease expiry {} s, poll 1 s; all: {}",
-            LEASE.as_secs(),
-            times.iter().map(|t| format!("{:.2} s", t.as_secs_f64())).collect::<Vec<_>>().join(", ")
-        ),
-        format!("<= lease expiry + 1 s ({} s)", target.as_secs()),
-        Verdict::of(worst <= target),
-    ));
-    section.notes.push(
-        "Runs/s: the workers (`executus-bench p7-worker`, the same `executus_store::worker::Worker` \
-         `executus-run worker` runs) start idle and polling; the clock runs from the first enqueue to \
-         the last run recorded done in the queue. Each run is the 3-step agent of P1 (two tool calls, \
-         one answer) against the zero-latency mock, checkpointed on PostgreSQL (leases, queue rows, \
-         outcomes). CPU is user + system time from /proc over the measurement, as a share of the two \
-         cores' wall time; PostgreSQL is every process named `postgres` (the server's backends). On \
-         one 2-core machine, more workers mostly share the same cores with the server: the figure \
-         shows what the queue costs and where the CPU goes, not how separate machines would scale."
-            .to_owned(),
-    );
-    section.notes.push(
-        "Step-saves/s: P4's measurement (16 concurrent runs through the core's checkpoint handle, \
-         each save durable and group-committed) on a fresh PostgreSQL database beside a fresh SQLite \
-         file. The test cluster of `scripts/peer-postgres.sh` runs with `fsync = off` unless \
-         `EXECUTUS_BENCH_PG_URL` names another server; SQLite runs with its defaults (WAL, \
-         `synchronous = NORMAL`)."
-            .to_owned(),
-    );
+    holder.abort();
+    server.abort();
+    let med = |s: &[f64]| percentile(s, 50.0);
+    let base = med(&answers[1]);
+    for (k, v) in variants.iter().enumerate() {
+        let (a, e) = (med(&answers[k]), med(&exits[k]));
+        if matches!(v, Variant::Off | Variant::Live) {
+            section.rows.push(Row::info(
+                format!("{}: answer / exit, median", v.name()),
+                format!("{a:.1} / {e:.1} ms"),
+                format!("{n} runs"),
+            ));
+        } else {
+            section.rows.push(Row::new(
+                format!("{}: answer / exit, median", v.name()),
+                format!("{a:.1} / {e:.1} ms"),
+                format!("answer {:+.1} ms vs a live collector; {n} runs", a - base),
+                format!("answer <= reference + {TOLERANCE_MS} ms"),
+                Verdict::of(a <= base + TOLERANCE_MS),
+            ));
+        }
+    }
     section.notes.push(format!(
-        "SIGKILL to resume: worker A picks a 40-step run (200 ms per model call), worker B idles \
-         (polling every second); A is killed with SIGKILL and the clock runs until B has picked the \
-         run (its lease taken, the run resumed from its checkpoint). The lease expires {} s after A's \
-         last heartbeat; a lease is taken over only once expired, so the figure is at most expiry + \
-         the poll interval.",
-        LEASE.as_secs()
+        "**Method.** `executus-run --config <tmp>/executus.toml run --agent {AGENT} --input ...` is \
+         spawned {n} times per variant, the three variants interleaved, with a clean environment \
+         (PATH only, plus `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_BSP_SCHEDULE_DELAY=10` for the \
+         export variants, so spans are exported while the run goes on). The agent makes four \
+         model calls (the mock answers each after 30 ms) with three tool calls between them. The reference is a live collector: an in-process OTLP/HTTP sink that \
+         reads each request and answers 200; \"export off\" shows what configuring export costs \
+         at all (the exporter's HTTP client is built at start). \"Answer\" is from the spawn to the run's answer line on stdout, \"exit\" \
+         to the process's exit (which includes the flush of queued spans, bounded at 3 s; the \
+         export timeout is 5 s, retries off). A refused connection fails each export at once; \
+         the black hole makes the exit wait for the flush bound, never the run. Built with the \
+         bench's own profile{}.",
+        if cfg!(debug_assertions) { " (a debug build: the figures mean little)" } else { " (release)" },
     ));
     Ok(section)
 }
 
-struct Measured {
-    rate: f64,
-    elapsed: Duration,
-    workers_cpu: Duration,
-    postgres_cpu: Duration,
-    mock_cpu: Duration,
+/// One run: the time to the answer on stdout and to the exit.
+async fn sample(bin: &Path, config: &Path, endpoint: Option<&str>) -> anyhow::Result<(Duration, Duration)> {
+    let mut cmd = Command::new(bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--config")
+        .arg(config)
+        .args(["run", "--agent", AGENT, "--input", "Say something."])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(endpoint) = endpoint {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "10");
+    }
+    let t0 = Instant::now();
+    let mut child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first =
+        tokio::time::timeout(SAMPLE_LIMIT, lines.next_line()).await.context("no answer in time")??;
+    let answer = t0.elapsed();
+    let out = tokio::time::timeout(SAMPLE_LIMIT, child.wait_with_output())
+        .await
+        .with_context(|| format!("executus-run did not exit within {SAMPLE_LIMIT:?}"))??;
+    let exit = t0.elapsed();
+    let first = first.unwrap_or_default();
+    if !out.status.success() || !first.starts_with("done after") {
+        bail!(
+            "executus-run exited {} with first line {first:?}; stderr:\n{}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr), 15)
+        );
+    }
+    Ok((answer, exit))
 }
 
-/// Worker processes of this binary (`p7-worker`), ready.
-struct Workers {
-    children: Vec<Child>,
-}
-
-impl Workers {
-    async fn start(url: &str, mock: &str, n: usize, lease: Duration) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?;
-        let mut children = Vec::new();
-        for _ in 0..n {
-            let mut child = Command::new(&exe)
-                .args(["p7-worker", "--pg", url, "--url", mock, "--lease-ms", &lease.as_millis().to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .kill_on_drop(true)
-                .spawn()?;
-            let stdout = child.stdout.take().context("worker stdout")?;
-            let mut lines = BufReader::new(stdout).lines();
-            let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??;
-            if ready.as_deref().is_none_or(|l| !l.starts_with("READY")) {
-                bail!("worker said {ready:?}");
+/// A minimal OTLP/HTTP collector: reads each request (headers, then `content-length` bytes)
+/// and answers `200` with an empty body, on a kept-alive connection.
+async fn otlp_sink(mut socket: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        // Headers.
+        let header_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
             }
-            // Keep reading so the pipe never fills.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            children.push(child);
-        }
-        Ok(Self { children })
-    }
-
-    fn cpu(&self) -> Duration {
-        self.children.iter().filter_map(Child::id).map(|pid| crate::sys::cpu_time(Some(pid))).sum()
-    }
-}
-
-/// CPU time of every process named `postgres`.
-fn postgres_cpu() -> Duration {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Duration::ZERO };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
-        })
-        .map(|pid| crate::sys::cpu_time(Some(pid)))
-        .sum()
-}
-
-fn request(i: u64) -> QueuedRequest {
-    QueuedRequest {
-        agent: harness::agent(),
-        input: vec![executus::llm::Message::user(harness::input(i))],
-        identity: Identity::new("bench", format!("t{}", i % 4)),
-        lane: None,
-        deliver: false,
-    }
-}
-
-async fn open_queue(url: &str) -> anyhow::Result<(Store, PgRunQueue)> {
-    let store = Store::open(url).await?;
-    let queue = store.as_postgres().context("not PostgreSQL")?.queue();
-    Ok((store, queue))
-}
-
-async fn throughput(url: &str, mock: &str, workers: usize, runs: usize) -> anyhow::Result<Measured> {
-    let (store, queue) = open_queue(url).await?;
-    let procs = Workers::start(url, mock, workers, Duration::from_secs(10)).await?;
-    let mock_pid = mock_pid(mock);
-    let (w0, p0, m0) = (procs.cpu(), postgres_cpu(), mock_pid.map(|p| crate::sys::cpu_time(Some(p))));
-    let started = Instant::now();
-    for i in 0..runs {
-        queue.enqueue(RunId::new(), &request(i as u64)).await?;
-    }
-    loop {
-        let [queued, active, finished, done] = queue.counts().await?;
-        if done == runs as u64 && queued + active + finished == 0 {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("{done} of {runs} runs done after 10 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let elapsed = started.elapsed();
-    let measured = Measured {
-        rate: runs as f64 / elapsed.as_secs_f64(),
-        elapsed,
-        workers_cpu: procs.cpu().saturating_sub(w0),
-        postgres_cpu: postgres_cpu().saturating_sub(p0),
-        mock_cpu: match (mock_pid, m0) {
-            (Some(pid), Some(m0)) => crate::sys::cpu_time(Some(pid)).saturating_sub(m0),
-            _ => Duration::ZERO,
-        },
-    };
-    drop(procs);
-    store.close().await;
-    Ok(measured)
-}
-
-/// The pid of the process listening on the mock's port (the mock child), from /proc.
-fn mock_pid(url: &str) -> Option<u32> {
-    let port: u16 = url.trim_start_matches("http://").split(['/', ':']).nth(1)?.parse().ok()?;
-    let hex = format!(":{port:04X}");
-    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let inode = tcp.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(1)?.ends_with(&hex) && f.get(3) == Some(&"0A")).then(|| f.get(9).map(|s| (*s).to_owned()))?
-    })?;
-    let target = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-        fds.filter_map(Result::ok)
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target))
-            .then_some(pid)
-    })
-}
-
-async fn kill_to_resume(url: &str, mock: &str) -> anyhow::Result<Duration> {
-    let (store, queue) = open_queue(url).await?;
-    let mut a = Workers::start(url, mock, 1, LEASE).await?;
-    let run = RunId::new();
-    queue.enqueue(run, &request(7)).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while queue.entry(run).await?.is_none_or(|e| e.picks == 0) {
-        if Instant::now() > deadline {
-            bail!("the run was never picked");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Let it checkpoint a few steps, and the second worker settle into its polling.
-    let b = Workers::start(url, mock, 1, LEASE).await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let victim = &mut a.children[0];
-    victim.start_kill()?;
-    let killed = Instant::now();
-    let _ = victim.wait().await;
-    loop {
-        let entry = queue.entry(run).await?.context("the run left the queue")?;
-        if entry.picks >= 2 {
-            break;
-        }
-        if killed.elapsed() > Duration::from_secs(60) {
-            bail!("the run was not picked up again within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let took = killed.elapsed();
-    drop(b);
-    store.close().await;
-    Ok(took)
-}
-
-/// `p7-worker --pg URL --url MOCK [--lease-ms N]`: one worker process of P7.
-///
-/// # Errors
-/// Bad arguments, a store that cannot be opened.
-pub async fn worker(rest: &[String]) -> anyhow::Result<()> {
-    let flag = |name: &str| crate::flag_value(rest, name);
-    let url = flag("--pg").context("p7-worker needs --pg")?;
-    let mock = flag("--url").context("p7-worker needs --url")?;
-    let lease = Duration::from_millis(flag("--lease-ms").and_then(|v| v.parse().ok()).unwrap_or(10_000));
-    let store = Store::open_with(&url, StoreOptions::default().lease_expiry(lease)).await?;
-    let pg = store.as_postgres().context("not PostgreSQL")?.clone();
-    let mut config = executus::RuntimeConfig { streaming: false, ..executus::RuntimeConfig::default() };
-    if let Some(lane) = config.lanes.get_mut("default") {
-        lane.capacity = std::num::NonZeroUsize::new(16).unwrap_or(std::num::NonZeroUsize::MIN);
-    }
-    let runtime = executus::Runtime::builder()
-        .registry(harness::registry(&mock)?)
-        .tools(harness::tools())
-        .ports(Ports { checkpoints: Arc::new(store.checkpoints()), ..Ports::default() })
-        .config(config)
-        .try_build()?;
-    let worker = Worker::new(runtime, pg, WorkerSettings::default().concurrency(16));
-    let mut events = worker.subscribe();
-    tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            if let WorkerEvent::Started { run, resumed, .. } = event {
-                println!("STARTED {run} {resumed}");
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < header_end + length {
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
-    });
-    println!("READY");
-    worker.run(tokio_util::sync::CancellationToken::new()).await?;
-    Ok(())
+        buf.drain(..header_end + length);
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+        if socket.write_all(answer).await.is_err() {
+            return;
+        }
+    }
 }

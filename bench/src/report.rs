@@ -134,6 +134,8 @@ pub struct Context<'a> {
     pub command: &'a str,
     /// Date and time (UTC).
     pub date: &'a str,
+    /// The commit measured and whether the working tree was dirty.
+    pub source: &'a str,
     /// Machine description lines.
     pub machine: &'a [String],
     /// Load average when the run started.
@@ -157,6 +159,7 @@ pub fn write_markdown(path: &Path, sections: &[Section], ctx: &Context<'_>) -> s
     );
     let _ = writeln!(md, "- Command: `{}`", ctx.command);
     let _ = writeln!(md, "- Date: {}", ctx.date);
+    let _ = writeln!(md, "- {}", ctx.source);
     for line in ctx.machine {
         let _ = writeln!(md, "- {line}");
     }

@@ -34,6 +34,31 @@ pub fn raise_nofile() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
 }
 
+/// The source measured: the commit checked out in `repo` and whether the working tree
+/// differed from it (a dirty tree's figures are not the commit's). Read once, before the
+/// benchmarks run.
+pub fn source(repo: &std::path::Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "HEAD"]) else {
+        return "Source: unknown (not a git checkout, or git is not installed)".into();
+    };
+    let tree = match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(s) if s.trim().is_empty() => "working tree clean".to_owned(),
+        Some(s) => format!("working tree DIRTY: {} tracked files changed", s.lines().count()),
+        None => "working tree state unknown".to_owned(),
+    };
+    format!("Source: commit {} ({tree})", commit.trim())
+}
+
 /// One line per fact: CPU model and count, memory, kernel, toolchain.
 pub fn machine() -> Vec<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

@@ -1,6 +1,11 @@
 //! Wires the validated configuration into a runtime: the stores (all from
 //! [`open_stores`]), the batteries over them (personas, skills, audit, budget, critic,
-//! schedule), the tools and the policy.
+//! schedule), the tools (built-in and MCP servers') and the policy.
+//!
+//! MCP servers (`[mcp.servers.*]`) start with the host; their tools are registered like the
+//! built-in ones and the `mcp:SERVER/TOOL` / `mcp:SERVER/*` selections of agents
+//! (`[agents.NAME] tools`), skills and `[policy]` are expanded to their names
+//! (`mcp__SERVER__TOOL`). [`Host::close`] closes the servers after the runtime.
 //!
 //! Every store comes from [`open_stores`] ([`HostStores`], shared with the chat bot): with a
 //! store file, checkpoints (so `resume`, `approve` / `deny`), chat history, audit records,
@@ -23,10 +28,11 @@ use executus::{Runtime, RuntimeConfig};
 use executus_audit::AuditWriter;
 use executus_budget::SpendBudget;
 use executus_critic::LlmCritic;
+use executus_mcp::McpHub;
 use executus_persona::PersonaLibrary;
 use executus_schedule::CronSchedule;
 use executus_skill::SkillLibrary;
-use executus_store::HostStores;
+use executus_store::{HostStores, StoreError};
 use executus_tools::standard_tools;
 
 use crate::UsageError;
@@ -58,10 +64,24 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         Persistence::Store => config.store_url.as_str(),
         Persistence::Memory => "sqlite::memory:",
     };
-    let shown = executus_store::postgres::redact(url);
-    HostStores::open_with(url, config.store.options())
-        .await
-        .with_context(|| format!("opening the store {shown} ([store] url)"))
+    HostStores::open_with(url, config.store.options()).await.map_err(|e| store_error(config, url, e))
+}
+
+/// A store that refuses the file `[store] url` names (not SQLite, another program's
+/// database, not a store URL) is a configuration problem (exit 2); anything else is a failure.
+fn store_error(config: &CliConfig, url: &str, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::InvalidUrl { .. }
+        | StoreError::NotSqlite { .. }
+        | StoreError::Foreign { .. }
+        | StoreError::ForeignSchema { .. } => UsageError(format!(
+            "invalid configuration value for store.url (from {}): {e}",
+            source(config, "store.url")
+        ))
+        .into(),
+        other => anyhow::Error::new(other)
+            .context(format!("opening the store {} ([store] url)", executus_store::postgres::redact(url))),
+    }
 }
 
 /// What a command asks of the host beyond the configuration.
@@ -92,39 +112,53 @@ pub struct Host {
     pub audit: Option<Arc<AuditWriter>>,
     /// The cron schedule, when asked for.
     pub schedule: Option<CronSchedule>,
+    /// The MCP servers (empty when none are configured).
+    pub mcp: Arc<McpHub>,
 }
 
 impl Host {
     /// Builds the host `config` describes.
     ///
     /// # Errors
-    /// Store and persona-folder failures; [`UsageError`] for a tier, skill or critic model
-    /// that does not resolve, or a policy naming an unknown tool.
+    /// Store and persona-folder failures; [`UsageError`] for a store file that is not an
+    /// executus store, a persona folder that changed since it was checked, a critic that
+    /// cannot be built, or a policy naming an unregistered tool (every name the configuration
+    /// uses was checked at load, in [`crate::config::check`]).
     pub async fn build(config: &CliConfig, options: HostOptions) -> anyhow::Result<Self> {
         let stores = open_stores(config, options.persistence).await?;
         let host = &config.host;
-        // Tiers first: the critic's model may be one (the runtime builder sets them again).
-        for (name, spec) in &config.runtime.tiers {
-            config.registry.set_alias(name, spec.clone()).map_err(|e| {
-                UsageError(format!("tiers.{name} (from {}): {e}", source(config, &format!("tiers.{name}"))))
-            })?;
-        }
-
         let personas = PersonaLibrary::new(stores.personas.clone());
         if let Some(dir) = &host.personas_dir {
             personas.load_dir(dir).await.map_err(|e| {
                 UsageError(format!("personas.dir (from {}): {e}", source(config, "personas.dir")))
             })?;
         }
+        // MCP servers first: their tools are named in agents, skills and the policy.
+        let mcp = if host.mcp.is_empty() {
+            McpHub::empty()
+        } else {
+            McpHub::start(host.mcp.clone()).await.context("starting the MCP servers of [mcp.servers]")?
+        };
+        let mcp = Arc::new(mcp);
+        let expand = |key: String, names: &[String]| -> anyhow::Result<Vec<String>> {
+            mcp.expand(&key, names).map_err(|e| UsageError(e.to_string()).into())
+        };
         let skills = SkillLibrary::new(stores.skills.clone());
         for (name, content) in &host.skills {
-            install_skill(&skills, name, content.clone())
+            let mut content = content.clone();
+            content.tools = expand(format!("skills.{name}.tools"), &content.tools)?;
+            install_skill(&skills, name, content)
                 .await
                 .with_context(|| format!("installing skill {name:?} from skills.{name}"))?;
         }
 
-        let tools = tool_registry(&config.runtime);
-        let policy = policy(config, &tools)?;
+        let mut tools = tool_registry(&config.runtime);
+        mcp.register(&mut tools).map_err(|e| UsageError(e.to_string()))?;
+        let lists = PolicyLists {
+            require_approval: expand("policy.require_approval".into(), &host.require_approval)?,
+            block: expand("policy.block".into(), &host.block)?,
+        };
+        let policy = policy(config, &tools, lists)?;
         let mut ports = Ports {
             personas: Arc::new(personas),
             skills: Arc::new(skills),
@@ -157,6 +191,9 @@ impl Host {
         }
 
         let mut runtime_config: RuntimeConfig = config.runtime.clone();
+        for (name, agent) in &mut runtime_config.agents {
+            agent.tools = expand(format!("agents.{name}.tools"), &agent.tools)?;
+        }
         for (name, capacity) in options.extra_lanes {
             runtime_config.lanes.insert(
                 name,
@@ -179,16 +216,18 @@ impl Host {
             builder = builder.queue(Arc::new(pg.queue()));
         }
         let runtime = builder.try_build().map_err(|e| UsageError(e.to_string()))?;
-        Ok(Self { runtime, stores, audit, schedule })
+        Ok(Self { runtime, stores, audit, schedule, mcp })
     }
 
     /// Ends the process's work cleanly: lanes drain for `grace`, runs still going are
-    /// interrupted with their checkpoints flushed, and the audit writer drains.
+    /// interrupted with their checkpoints flushed, the audit writer drains, and the MCP
+    /// servers are closed (no child process outlives the host).
     pub async fn close(&self, grace: Duration) {
         self.runtime.shutdown(grace).await;
         if let Some(audit) = &self.audit {
             audit.shutdown().await;
         }
+        self.mcp.shutdown().await;
     }
 }
 
@@ -220,8 +259,14 @@ pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
     tools
 }
 
+/// `[policy]` lists with `mcp:` selections expanded.
+struct PolicyLists {
+    require_approval: Vec<String>,
+    block: Vec<String>,
+}
+
 /// `[policy]`: approvals and blocks for every run, on top of the agent profiles.
-fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
+fn policy(config: &CliConfig, tools: &ToolRegistry, lists: PolicyLists) -> anyhow::Result<Policy> {
     let mut policy = Policy::new();
     let check = |key: &str, names: &[String]| -> anyhow::Result<()> {
         for name in names {
@@ -236,10 +281,10 @@ fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
         }
         Ok(())
     };
-    check("policy.require_approval", &config.host.require_approval)?;
-    check("policy.block", &config.host.block)?;
-    if !config.host.block.is_empty() {
-        let blocked = config.host.block.clone();
+    check("policy.require_approval", &lists.require_approval)?;
+    check("policy.block", &lists.block)?;
+    if !lists.block.is_empty() {
+        let blocked = lists.block;
         policy.add_global(FnRule::new("config:policy.block", move |input| {
             blocked
                 .iter()
@@ -247,8 +292,8 @@ fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
                 .then(|| Decision::Block(format!("tool {} is blocked by the configuration", input.tool)))
         }));
     }
-    if !config.host.require_approval.is_empty() {
-        policy.add_global(RequireApprovalFor::new(config.host.require_approval.clone()));
+    if !lists.require_approval.is_empty() {
+        policy.add_global(RequireApprovalFor::new(lists.require_approval));
     }
     Ok(policy)
 }

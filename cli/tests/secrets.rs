@@ -1,7 +1,9 @@
 //! Secrets in-process, where the binary's output cannot show them: every `tracing` span
 //! (its attributes and later records) and event at TRACE level from every crate, every audit
 //! row (the audit battery's store, as the CLI wires it), every run outcome and run event,
-//! the `Debug` of the registry and of errors, and the SQLite store's bytes — searched for
+//! the `Debug` of the registry and of errors, every checkpoint payload the runtime wrote
+//! (recorded on its way to the SQLite store, which deflates it, and decoded), and the SQLite
+//! store's bytes with every deflated checkpoint row in them inflated — searched for
 //! distinctive fake keys after runs against servers that echo the key back (401, 429, 500,
 //! a malformed stream line, a reset mid-stream, each streamed and whole, alone and with a
 //! failover to a DSN-configured provider), a budget denial, and a tool step checkpointed to
@@ -17,6 +19,9 @@
 #[path = "../../core/tests/support/fault_cases.rs"]
 mod fault_cases;
 #[allow(dead_code)]
+#[path = "it/stored.rs"]
+mod stored;
+#[allow(dead_code)]
 #[path = "../../llm/tests/it/tcp_stub.rs"]
 mod tcp_stub;
 
@@ -24,7 +29,10 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use executus::ports::Ports;
+use executus::RunId;
+use executus::ports::{
+    CheckpointStore, PortError, Ports, RunAppend, RunClaim, RunMeta, StoredRun, StoredStatus,
+};
 use executus::tool::ToolRegistry;
 use executus::{RunEvent, RunRequest, RunnableAgent, Runtime, RuntimeConfig};
 use executus_audit::{AuditWriter, MemoryAuditStore};
@@ -40,6 +48,38 @@ use tracing_subscriber::registry::LookupSpan;
 
 use fault_cases::{healthy, is_stream};
 use tcp_stub::{Received, Step, Stub, head, send};
+
+/// The SQLite checkpoint store, keeping a copy of every payload appended to it (the store
+/// deflates them and deletes a finished run's log, so its file alone cannot show them all).
+struct RecordingCheckpoints {
+    inner: executus_store::AnyCheckpointStore,
+    payloads: Mutex<Vec<Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for RecordingCheckpoints {
+    async fn append(&self, batch: &[RunAppend]) -> Result<(), PortError> {
+        let appended = batch.iter().flat_map(|run| run.entries.iter().map(|e| e.payload.clone()));
+        self.payloads.lock().unwrap().extend(appended);
+        self.inner.append(batch).await
+    }
+
+    async fn load(&self, run: RunId) -> Result<Option<StoredRun>, PortError> {
+        self.inner.load(run).await
+    }
+
+    async fn finish(&self, run: RunId, status: StoredStatus) -> Result<(), PortError> {
+        self.inner.finish(run, status).await
+    }
+
+    async fn list_interrupted(&self) -> Result<Vec<(RunMeta, StoredStatus)>, PortError> {
+        self.inner.list_interrupted().await
+    }
+
+    async fn claim(&self, run: RunId) -> Result<Option<RunClaim>, PortError> {
+        self.inner.claim(run).await
+    }
+}
 
 /// Everything `tracing` produced in this process: span attributes, records, events.
 fn captured() -> &'static Mutex<String> {
@@ -168,6 +208,8 @@ async fn no_key_in_spans_events_audit_rows_outcomes_or_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         executus_store::Store::open(&format!("sqlite://{}/executus.db", dir.path().display())).await.unwrap();
+    let checkpoints =
+        Arc::new(RecordingCheckpoints { inner: store.checkpoints(), payloads: Mutex::new(Vec::new()) });
     let audit_rows = Arc::new(MemoryAuditStore::new());
     let mut texts: Vec<(String, String)> = Vec::new();
     let mut runs = 0;
@@ -179,11 +221,8 @@ async fn no_key_in_spans_events_audit_rows_outcomes_or_checkpoints() {
         for streaming in [true, false] {
             for (spec, budget) in [("head/m", false), ("head/m, dsn/m", false), ("dsn/m", true)] {
                 let writer = Arc::new(AuditWriter::new(audit_rows.clone()));
-                let mut ports = Ports {
-                    audit: writer.clone(),
-                    checkpoints: Arc::new(store.checkpoints()),
-                    ..Ports::default()
-                };
+                let mut ports =
+                    Ports { audit: writer.clone(), checkpoints: checkpoints.clone(), ..Ports::default() };
                 if budget {
                     let settings =
                         BudgetSettings::default().with_caps(Caps::none().default_user(Money::usd(0.000_001)));
@@ -198,7 +237,7 @@ async fn no_key_in_spans_events_audit_rows_outcomes_or_checkpoints() {
                 let agent = RunnableAgent::new("keyed", "You compute.", spec).with_tools(["calc"]);
                 let handle = runtime.spawn_with(RunRequest::new(agent, "What is 6 x 7?")).await.unwrap();
                 let events = tokio::spawn(events_text(handle.events()));
-                let outcome = tokio::time::timeout(Duration::from_secs(30), handle.outcome()).await.unwrap();
+                let outcome = tokio::time::timeout(Duration::from_secs(120), handle.outcome()).await.unwrap();
                 if budget {
                     assert_eq!(outcome.status(), "budget_denied", "{:?}", outcome.end);
                 }
@@ -223,16 +262,34 @@ async fn no_key_in_spans_events_audit_rows_outcomes_or_checkpoints() {
         texts.push((format!("audit row {}", row.id), serde_json::to_string(row).unwrap()));
         texts.push((format!("audit row {} Debug", row.id), format!("{row:?}")));
     }
+    let payloads = checkpoints.payloads.lock().unwrap().clone();
+    assert!(
+        payloads.iter().any(|p| String::from_utf8_lossy(p).contains("6*7")),
+        "the tool steps were checkpointed ({} payloads)",
+        payloads.len()
+    );
+    for (i, payload) in payloads.iter().enumerate() {
+        let fact = executus::checkpoint::decode(payload).unwrap();
+        texts.push((format!("checkpoint payload {i}"), String::from_utf8_lossy(payload).into_owned()));
+        texts.push((format!("checkpoint payload {i} decoded"), format!("{fact:?}")));
+    }
+    let mut inflated = 0;
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             continue; // the claims folder: lock files named by run id, empty
         }
-        texts.push((
-            format!("file {}", path.display()),
-            String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
-        ));
+        let bytes = std::fs::read(&path).unwrap();
+        for (i, entry) in stored::deflated_entries(&bytes).into_iter().enumerate() {
+            inflated += 1;
+            texts.push((
+                format!("deflated checkpoint row {i} in {}", path.display()),
+                String::from_utf8_lossy(&entry).into_owned(),
+            ));
+        }
+        texts.push((format!("file {}", path.display()), String::from_utf8_lossy(&bytes).into_owned()));
     }
+    assert!(inflated > 0, "deflated checkpoint rows were found in the files");
     let log = captured().lock().unwrap().clone();
     assert!(
         log.contains("llm attempt failed") && log.contains("gen_ai.call"),
@@ -254,8 +311,10 @@ async fn no_key_in_spans_events_audit_rows_outcomes_or_checkpoints() {
         }
     }
     println!(
-        "secrets in-process: {runs} runs, {} audit rows, {} places, {searched} bytes searched, 0 hits",
+        "secrets in-process: {runs} runs, {} audit rows, {} checkpoint payloads, {inflated} deflated rows \
+         in the files, {} places, {searched} bytes searched, 0 hits",
         rows.len(),
+        payloads.len(),
         texts.len()
     );
 }

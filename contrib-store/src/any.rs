@@ -297,6 +297,22 @@ impl Store {
         })
     }
 
+    /// The fleet's stores (history, bench runs, action audit, host leases) — SQLite only for
+    /// now.
+    ///
+    /// # Errors
+    /// [`StoreError::Unsupported`] on PostgreSQL.
+    pub fn fleet(&self) -> Result<crate::sqlite::SqliteFleetStore, StoreError> {
+        match self.as_sqlite() {
+            Some(s) => Ok(s.fleet()),
+            None => Err(StoreError::Unsupported {
+                location: self.location().to_owned(),
+                op: "the fleet's stores (history, bench runs, actions, host leases)",
+                backend: self.backend_name(),
+            }),
+        }
+    }
+
     /// Page accounting of a SQLite file.
     ///
     /// # Errors

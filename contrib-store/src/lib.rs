@@ -81,11 +81,11 @@ pub use any::{
 pub use copy::{CopyReport, copy};
 pub use error::StoreError;
 pub use host::HostStores;
-pub use options::{Clock, ManualClock, StoreOptions, SystemClock};
+pub use options::StoreOptions;
 pub use prune::PruneReport;
 // The SQLite backend's modules keep their historical paths (`executus_store::checkpoint::...`).
 pub use sqlite::{
-    APPLICATION_ID, SqliteStore, StoreStats, audit, budget, chat, checkpoint, persona, review_cache,
+    APPLICATION_ID, SqliteStore, StoreStats, audit, budget, chat, checkpoint, fleet, persona, review_cache,
     schedule, skill,
 };
 pub use sqlite::{
@@ -93,6 +93,7 @@ pub use sqlite::{
     budget::SqliteBudgetStore,
     chat::SqliteChatStore,
     checkpoint::{AppendStats, Encoding, SqliteCheckpointStore},
+    fleet::SqliteFleetStore,
     persona::SqlitePersonaStore,
     review_cache::{ReviewCacheKey, SqliteReviewCache},
     schedule::SqliteScheduleStore,

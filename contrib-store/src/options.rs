@@ -1,55 +1,11 @@
-//! [`StoreOptions`] (how a store connects and behaves, for both backends) and the injected
-//! wall [`Clock`].
+//! [`StoreOptions`]: how a store connects and behaves, for both backends (the wall clock is
+//! the provider crate's `executus::llm::Clock`, injected so retention can be tested without
+//! waiting).
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// A wall clock in Unix milliseconds (injected so retention can be tested without waiting).
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Now, in Unix milliseconds.
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-    }
-}
-
-/// A clock that moves only when told to (for tests and simulations).
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    now: AtomicU64,
-}
-
-impl ManualClock {
-    /// A clock reading `now_ms`.
-    pub fn new(now_ms: u64) -> Self {
-        Self { now: AtomicU64::new(now_ms) }
-    }
-
-    /// Sets the time.
-    pub fn set(&self, now_ms: u64) {
-        self.now.store(now_ms, Ordering::SeqCst);
-    }
-
-    /// Moves the time forward.
-    pub fn advance(&self, by: Duration) {
-        self.now.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.now.load(Ordering::SeqCst)
-    }
-}
+use executus::llm::{Clock, SystemClock};
 
 /// How the store connects and behaves. `StoreOptions::default()` suits most hosts.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@
 //! This crate is usable on its own: it depends on no other executus crate.
 
 pub mod chain;
+pub mod clock;
 pub mod dsn;
 pub mod error;
 pub mod fake;
@@ -34,15 +35,16 @@ pub mod target;
 pub mod types;
 
 pub use chain::{Chain, ChainEvent, ChainObserver, ChainOptions, NoopObserver, SkipReason, Sleeper};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use dsn::{ProviderKind, ProviderSpec};
 pub use error::{Attempt, ConfigError, Error, ErrorKind, Result};
-pub use health::{Clock, HealthConfig, HealthTracker, ManualClock, SystemClock, TargetHealth};
+pub use health::{HealthConfig, HealthTracker, TargetHealth};
 pub use http::HttpOptions;
 pub use model::{Model, Provider};
 pub use registry::Registry;
 pub use secret::Secret;
 pub use stream::{Collector, DriveError, EventStream, Partial, StreamEvent, StreamFailure};
-pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema};
+pub use structured::{ModelExt, Typed, generate_typed, schema_for, strict_schema, strip_code_fences};
 pub use target::{Target, TargetParseError};
 pub use types::{
     Capabilities, FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role,

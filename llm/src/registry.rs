@@ -7,13 +7,21 @@
 //! - an element with a `/` is `provider/model-id`: the provider is everything before the
 //!   FIRST `/`, the model id everything after it, verbatim (it may contain `/` and `:`,
 //!   e.g. `openrouter/meta-llama/llama-3:free`);
-//! - an element without `/` must be an alias, expanded inline, recursively; a cycle is an
-//!   error naming it (`a -> b -> a`);
+//! - an element without `/` must be an alias, expanded inline, recursively (a cycle is an
+//!   error naming it: `a -> b -> a`), or else a **virtual model** registered with
+//!   [`Registry::add_virtual`] (e.g. `auto:code`, a model that picks its own targets at call
+//!   time), which stands in the chain as one target;
 //! - after expansion, duplicate targets are dropped, the first occurrence wins (an alias met
 //!   again after its full expansion is not expanded again, so resolving takes time linear in
 //!   the spec and the alias table, and it uses no recursion, whatever the aliases);
 //! - an empty element, an empty spec, an unknown provider (the error lists the registered
 //!   ones) or an element that is neither an alias nor `provider/model` is a [`ConfigError`].
+//!
+//! Virtual models are the registry's one extension point for crates above this one (the
+//! fleet's `auto:*` routing lives in `executus-fleet`, which this crate cannot depend on):
+//! they make a name usable wherever a model spec is, without this crate knowing what they do.
+//! A virtual model's errors are treated like any target's by the chain around it (an
+//! exhausted inner chain advances without a health penalty).
 //!
 //! The registry is cheap to clone; clones share providers, aliases and health. Changes apply
 //! to chains built afterwards; a chain already built keeps its targets (but shares the live
@@ -39,6 +47,7 @@ use crate::types::{Capabilities, Request, Response};
 struct Inner {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     aliases: BTreeMap<String, String>,
+    virtuals: BTreeMap<String, Arc<dyn Model>>,
     capabilities: HashMap<Target, Capabilities>,
     options: ChainOptions,
     observer: Option<Arc<dyn ChainObserver>>,
@@ -57,6 +66,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("providers", &inner.providers.keys().collect::<Vec<_>>())
             .field("aliases", &inner.aliases)
+            .field("virtuals", &inner.virtuals.keys().collect::<Vec<_>>())
             .field("capabilities", &inner.capabilities)
             .field("options", &inner.options)
             .field("observer", &inner.observer.is_some())
@@ -150,6 +160,29 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers `model` as the virtual model `name`: a chain element `name` that is not an
+    /// alias resolves to it, as one target. Re-registering a name replaces the model. Names
+    /// may use ASCII letters, digits, `-`, `_`, `.` and `:` (so `auto:code` is one), and must
+    /// not start or end with `:`.
+    ///
+    /// # Errors
+    /// [`ConfigError::BadName`] for a bad name.
+    pub fn add_virtual(&self, name: &str, model: Arc<dyn Model>) -> Result<(), ConfigError> {
+        validate_virtual_name(name)?;
+        self.write().virtuals.insert(name.to_owned(), model);
+        Ok(())
+    }
+
+    /// Removes the virtual model `name`, returning it.
+    pub fn remove_virtual(&self, name: &str) -> Option<Arc<dyn Model>> {
+        self.write().virtuals.remove(name)
+    }
+
+    /// Registered virtual model names, sorted.
+    pub fn virtual_names(&self) -> Vec<String> {
+        self.read().virtuals.keys().cloned().collect()
+    }
+
     /// Overrides what target `provider/model` reports from [`Model::capabilities`] in chains
     /// built from now on. Fields set (`Some`) in `capabilities` win; unset ones fall back to
     /// the model's own.
@@ -197,8 +230,15 @@ impl Registry {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the offending element (see the module docs for the grammar).
+    /// A virtual model stands as its own [`Model::target`].
     pub fn resolve(&self, spec: &str) -> Result<Vec<Target>, ConfigError> {
-        resolve(&self.read(), spec)
+        Ok(resolve(&self.read(), spec)?
+            .into_iter()
+            .map(|t| match t {
+                Resolved::Target(target) => target,
+                Resolved::Virtual(model) => model.target(),
+            })
+            .collect())
     }
 
     /// The failover chain `spec` describes (a chain even for a single target).
@@ -209,7 +249,14 @@ impl Registry {
         let inner = self.read();
         let targets = resolve(&inner, spec)?;
         let mut models: Vec<Arc<dyn Model>> = Vec::with_capacity(targets.len());
-        for target in &targets {
+        for resolved in &targets {
+            let target = match resolved {
+                Resolved::Virtual(model) => {
+                    models.push(Arc::clone(model));
+                    continue;
+                }
+                Resolved::Target(target) => target,
+            };
             // resolve() only returns registered providers, and the read lock is still held.
             let Some(p) = inner.providers.get(&target.provider) else {
                 return Err(unknown_provider(&inner, &target.provider, &target.to_string()));
@@ -237,7 +284,28 @@ impl Registry {
     }
 }
 
-fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Target>, ConfigError> {
+/// One resolved chain element.
+enum Resolved {
+    /// `provider/model`.
+    Target(Target),
+    /// A virtual model.
+    Virtual(Arc<dyn Model>),
+}
+
+fn validate_virtual_name(name: &str) -> Result<(), ConfigError> {
+    let reason = if name.is_empty() {
+        "a name must not be empty"
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')) {
+        "use only ASCII letters, digits, '-', '_', '.' and ':'"
+    } else if name.starts_with(':') || name.ends_with(':') {
+        "a virtual model's name must not start or end with ':'"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::BadName { name: name.to_owned(), reason: reason.to_owned() })
+}
+
+fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Resolved>, ConfigError> {
     if spec.trim().is_empty() {
         return Err(ConfigError::EmptyChain { spec: spec.to_owned() });
     }
@@ -274,7 +342,7 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Target>, ConfigError> {
                 return Err(unknown_provider(inner, &target.provider, element));
             }
             if seen.insert(target.clone()) {
-                out.push(target);
+                out.push(Resolved::Target(target));
             }
         } else if let Some((alias, alias_spec)) = inner.aliases.get_key_value(element) {
             if done.contains(element) {
@@ -289,6 +357,11 @@ fn resolve(inner: &Inner, spec: &str) -> Result<Vec<Target>, ConfigError> {
             path.push(alias);
             open.insert(alias);
             frames.push((alias_spec, alias_spec.split(',')));
+        } else if let Some(model) = inner.virtuals.get(element) {
+            // Deduplicated like any target, by what it reports as its provider and id.
+            if seen.insert(model.target()) {
+                out.push(Resolved::Virtual(Arc::clone(model)));
+            }
         } else {
             return Err(ConfigError::BadElement { element: element.to_owned() });
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use executus::Runtime;
 use executus::config::{LaneSettings, RuntimeConfig};
 use executus_llm::fake::{ReplayOptions, ReplayProvider, TranscriptWriter};
-use executus_llm::{HttpOptions, Model, Provider, Registry, Secret};
+use executus_llm::{HttpOptions, Registry, Secret};
 
 use crate::config::{ReplaySource, ReviewConfig};
 use crate::error::ReviewError;
@@ -82,31 +82,9 @@ pub fn build_models(config: &ReviewConfig) -> Result<Models, ReviewError> {
 /// [`ReviewError::Models`] if a provider cannot be re-registered (it was registered under
 /// the same name before, so this does not happen in practice).
 pub fn record_all(registry: &Registry, writer: &TranscriptWriter) -> Result<(), ReviewError> {
-    for name in registry.provider_names() {
-        if let Some(inner) = registry.provider(&name) {
-            registry
-                .add_provider(Arc::new(RecordingProvider { inner, writer: writer.clone() }))
-                .map_err(|source| ReviewError::Models { var: "PR_REVIEW_RECORD".into(), source })?;
-        }
-    }
-    Ok(())
-}
-
-/// A provider whose models append every call to a transcript.
-#[derive(Debug)]
-struct RecordingProvider {
-    inner: Arc<dyn Provider>,
-    writer: TranscriptWriter,
-}
-
-impl Provider for RecordingProvider {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn model(&self, id: &str) -> Arc<dyn Model> {
-        self.writer.record(self.inner.model(id))
-    }
+    writer
+        .record_registry(registry)
+        .map_err(|source| ReviewError::Models { var: "PR_REVIEW_RECORD".into(), source })
 }
 
 /// A runtime over `registry` whose lane (`config.lane`, else `default`) runs

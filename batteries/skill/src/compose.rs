@@ -7,14 +7,12 @@
 //!
 //! Conflicts are loud: a tool provided by two skills is [`SkillError::DuplicateTool`] naming
 //! the tool and both skills, and nothing is changed. A skill providing a tool the agent
-//! already lists in its own allowlist is not a conflict. These are the same rules as the
-//! core runtime's own skill resolution (`RuntimeError::SkillConflict`), so an agent composes
-//! the same way here and in the runtime.
-
-use std::collections::HashMap;
+//! already lists in its own allowlist is not a conflict. It is the core's
+//! `executus::ports::compose_skills` — the one implementation the runtime uses too — with
+//! this battery's error type.
 
 use executus::RunnableAgent;
-use executus::ports::SkillDef;
+use executus::ports::{SkillConflict, SkillDef};
 
 use crate::error::SkillError;
 
@@ -25,36 +23,7 @@ use crate::error::SkillError;
 /// # Errors
 /// [`SkillError::DuplicateTool`] when two skills (or the same skill given twice) provide the
 /// same tool; the agent is not returned half-composed.
-pub fn compose(mut agent: RunnableAgent, skills: &[SkillDef]) -> Result<RunnableAgent, SkillError> {
-    let mut provided: HashMap<&str, &str> = HashMap::new();
-    for skill in skills {
-        for tool in &skill.tools {
-            if let Some(first) = provided.insert(tool, &skill.name) {
-                return Err(SkillError::DuplicateTool {
-                    tool: tool.clone(),
-                    first: first.to_owned(),
-                    second: skill.name.clone(),
-                });
-            }
-        }
-    }
-    for skill in skills {
-        let instructions = skill.instructions.trim();
-        if !instructions.is_empty() {
-            if !agent.system.is_empty() {
-                agent.system.push_str("\n\n");
-            }
-            agent.system.push_str("## Skill: ");
-            agent.system.push_str(&skill.name);
-            agent.system.push_str("\n\n");
-            agent.system.push_str(instructions);
-        }
-        for tool in &skill.tools {
-            if !agent.tools.contains(tool) {
-                agent.tools.push(tool.clone());
-            }
-        }
-    }
-    agent.skills.retain(|name| !skills.iter().any(|s| &s.name == name));
-    Ok(agent)
+pub fn compose(agent: RunnableAgent, skills: &[SkillDef]) -> Result<RunnableAgent, SkillError> {
+    executus::ports::compose_skills(agent, skills)
+        .map_err(|SkillConflict { tool, first, second }| SkillError::DuplicateTool { tool, first, second })
 }

@@ -13,7 +13,7 @@
 //! is deterministic too.
 //!
 //! A run is recognised by a `#run=<digits>` marker anywhere in the body (the bench puts it
-//! in the user message); it keys the per-run gap measurements of [`super::Stats`].
+//! in the user message); it keys the per-run gap measurements ([`super::Snapshot::gaps_us`]).
 
 use std::borrow::Cow;
 

@@ -109,8 +109,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         if let Some(Ok(bin)) = &rig {
             mock.reset().await?;
             let base = base + 10_000_000;
-            let warm = if round == 0 { z.warmup } else { 0 };
-            match peers::run_peer(Command::new(bin), &url, z.runs, z.concurrency, warm, base).await {
+            // Every round is a fresh rig process: it warms up (connections pooled, code paths
+            // hot) in every round, as executus's runtime and the reqwest client already are.
+            match peers::run_peer(Command::new(bin), &url, z.runs, z.concurrency, z.warmup, base).await {
                 Ok(r) => {
                     rig_results.push(r);
                     rig_gaps.wide.extend(gaps(&mock).await?);
@@ -516,7 +517,8 @@ fn method_notes(z: &Sizes, _child: bool) -> Vec<String> {
              own process built from `bench/rig` (a separate Cargo workspace, because rig turns on \
              serde_json's `preserve_order`, which would leak into executus through feature unification). \
              Each contender first runs {w} warm-up runs; then {r} rounds of {n} runs alternate (a), \
-             executus, the provider layer alone, (b); runs/s is the median over rounds, and the ratio \
+             executus, the provider layer alone, (b) — rig runs in a fresh process each round, so it \
+             warms up with {w} untimed runs in every round; runs/s is the median over rounds, and the ratio \
              judged is the median of the per-round ratios (each round's contenders ran back to back, \
              under the same machine load). The provider \
              layer alone is the same agent loop written by hand on `executus-llm` (a chain from the \

@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod chat;
+pub mod fleet;
 pub mod models;
 pub mod report;
 pub mod resume;
@@ -35,11 +36,43 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Worker(args) => worker::worker(&config, args, &interrupt).await,
         Command::Store(args) => store::store(&config, args).await,
         Command::Models(args) => models::models(&config, args).await,
-        Command::Config => {
+        Command::Fleet(args) => fleet::fleet(&config, args, &interrupt).await,
+        Command::Config(args) if args.check => {
+            report_checked(&config);
+            Ok(Exit::Ok)
+        }
+        Command::Config(_) => {
             print_config(&config)?;
             Ok(Exit::Ok)
         }
     }
+}
+
+/// Arguments of `config`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Check the configuration and exit: every section, every model spec resolved, every
+    /// tool, skill, agent and persona named, the store file — without opening the store,
+    /// starting anything or making a call. Exit 0, or 2 naming the key (for CI and editors).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `config --check`: loading did every check ([`crate::config::check`]); say what was checked.
+fn report_checked(config: &CliConfig) {
+    let file = match &config.file {
+        Some(f) => f.display().to_string(),
+        None => "no configuration file (built-in defaults and environment)".to_owned(),
+    };
+    outln!(
+        "configuration OK: {file} ({} providers, {} tiers, {} agents, {} skills, {} jobs; store {})",
+        config.registry.provider_names().len(),
+        config.runtime.tiers.len(),
+        config.runtime.agents.len(),
+        config.host.skills.len(),
+        config.host.jobs.len(),
+        config.store_url
+    );
 }
 
 fn print_config(config: &CliConfig) -> anyhow::Result<()> {

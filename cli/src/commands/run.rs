@@ -98,6 +98,10 @@ pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> an
     let host = Host::build(config, HostOptions { queue: queued, ..HostOptions::default() }).await?;
     let mut agent = host.runtime.agent(&args.agent).await.map_err(|e| UsageError(e.to_string()))?;
     if let Some(model) = args.model.clone() {
+        config
+            .registry
+            .resolve(&model)
+            .map_err(|e| UsageError(format!("--model: model spec {model:?} does not resolve: {e}")))?;
         agent.model = model;
     }
     let request = RunRequest::new(agent, input).identity(identity);

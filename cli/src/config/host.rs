@@ -14,6 +14,8 @@
 //! | `[schedule.jobs.ID]` | cron jobs of `executus-run schedule` |
 //! | `[chat] persona` | the persona `executus-run chat` talks to by default |
 //! | `[worker]` | `concurrency`, `tenant_cap`, `poll`, `schedule` of `executus-run worker` |
+//! | `[mcp.servers.NAME]` | MCP servers whose tools agents select as `mcp:NAME/TOOL` (`executus-mcp`) |
+//! | `[telemetry]` | OpenTelemetry export (see `crate::telemetry`) |
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -94,7 +96,8 @@ pub enum StringList {
 }
 
 impl StringList {
-    fn items(&self) -> Vec<String> {
+    /// The items, trimmed.
+    pub(crate) fn items(&self) -> Vec<String> {
         match self {
             Self::List(items) => items.iter().map(|s| s.trim().to_owned()).collect(),
             Self::Csv(text) => text.split(',').map(|s| s.trim().to_owned()).collect(),
@@ -242,6 +245,21 @@ pub struct RawHostSections {
     /// `[worker]`.
     #[serde(default)]
     pub worker: RawWorker,
+    /// `[mcp]`.
+    #[serde(default)]
+    pub mcp: RawMcp,
+    /// `[telemetry]` (read again, with the `OTEL_*` variables, before logging starts).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::RawTelemetry,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// `[mcp.servers.NAME]`.
+    #[serde(default)]
+    pub servers: BTreeMap<String, executus_mcp::RawServer>,
 }
 
 /// `[swarm]`, validated.
@@ -318,6 +336,10 @@ pub struct HostConfig {
     pub chat_persona: Option<String>,
     /// `worker` settings.
     pub worker: WorkerConfig,
+    /// MCP servers, validated (variables read).
+    pub mcp: Vec<executus_mcp::ServerConfig>,
+    /// OpenTelemetry export, when configured.
+    pub telemetry: Option<crate::telemetry::Settings>,
 }
 
 /// Parses `user[@tenant]` (tenant `default` when omitted).
@@ -405,6 +427,17 @@ impl RawHostSections {
         if let Some(on) = self.worker.schedule {
             host.worker.schedule = on;
         }
+        for (name, raw) in &self.mcp.servers {
+            let mut server = raw.validate(name, &|v| std::env::var(v).ok()).map_err(|e| {
+                ConfigError::Invalid { origin: source_of(figment, &e.key), key: e.key, reason: e.reason }
+            })?;
+            if let executus_mcp::Transport::Stdio { cwd: Some(dir), .. } = &mut server.transport {
+                *dir = relative_to_file(dir, file);
+            }
+            host.mcp.push(server);
+        }
+        host.telemetry =
+            crate::telemetry::Settings::from_raw(&self.telemetry, figment, &|v| std::env::var(v).ok())?;
         Ok(host)
     }
 }

@@ -3,8 +3,12 @@
 //! tiers, agents, tools, ...) and the host's own sections ([`providers`], [`host`]: store,
 //! personas, skills, audit, budget, critic, policy, swarm, schedule, chat). Every error names
 //! the key and the file or variable it came from; keys are never written in the file
-//! (`api_key_env` names the variable that holds one).
+//! (`api_key_env` names the variable that holds one). Once each section is valid on its own,
+//! [`check`] cross-checks what the sections name (models, tools, skills, agents, the store
+//! file), so every command refuses a configuration that refers to nothing.
 
+pub mod check;
+pub mod fleet;
 pub mod host;
 pub mod providers;
 
@@ -60,6 +64,9 @@ pub struct RawHost {
     /// `[store]`.
     #[serde(default)]
     pub store: RawStore,
+    /// `[fleet]`: llama-swap hosts, `auto:*` models, retention.
+    #[serde(default)]
+    pub fleet: fleet::RawFleet,
     /// Personas, skills, audit, budget, critic, policy, swarm, schedule, chat.
     #[serde(flatten)]
     pub sections: host::RawHostSections,
@@ -79,6 +86,8 @@ pub struct CliConfig {
     pub store: StoreSettings,
     /// The host's sections, validated.
     pub host: HostConfig,
+    /// `[fleet]`, validated (no hosts when the section is absent).
+    pub fleet: executus_fleet::FleetConfig,
     /// The file the configuration came from, if any.
     pub file: Option<PathBuf>,
 }
@@ -140,7 +149,13 @@ impl CliConfig {
                 "mode = \"queue\" needs a store the workers share: [store] url = \"postgres://...\"".into(),
             ));
         }
-        Ok(Self { figment, runtime, registry, store_url, store, host, file })
+        let fleet = raw.fleet.validate(&figment)?;
+        // `auto:NAME` is a model spec like any other (agents, tiers, serve): the fleet behind
+        // it starts on the first request that uses one. Registered before the checks below,
+        // which resolve every model spec.
+        crate::commands::fleet::register_auto(&fleet, &store_url, &registry)?;
+        check::check(&figment, &runtime, &host, &registry, &store_url)?;
+        Ok(Self { figment, runtime, registry, store_url, store, host, fleet, file })
     }
 
     /// The store URL without its password, for messages.

@@ -1,8 +1,9 @@
 //! `[providers.NAME]` and `EXECUTUS_LLM_<NAME>`: the model registry the CLI runs against.
 //!
 //! A provider's key is never written in the file: `api_key_env` names the variable that holds
-//! it, and a variable that is named but unset is an error naming both. Nothing here contacts a
-//! server; providers connect on their first call.
+//! it, and a variable that is named but unset is an error naming both. A `base_url` must be
+//! an `http` or `https` URL with a host. Nothing here contacts a server; providers connect on
+//! their first call.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,23 @@ pub struct RawProvider {
     /// Idle-between-chunks timeout.
     #[serde(default, with = "executus::duration_serde::option")]
     pub idle_timeout: Option<Duration>,
+}
+
+/// A provider's endpoint must be an absolute `http` or `https` URL with a host: anything else
+/// could never be requested (and would fail only at the first call).
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_base_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| format!("{text:?} is not a URL ({e}); expected e.g. http://127.0.0.1:8080/v1"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} is not an http:// or https:// URL (scheme {:?})", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    Ok(())
 }
 
 /// Resolves `path` relative to the configuration file's folder (absolute paths unchanged).
@@ -88,6 +106,9 @@ pub fn build_registry(
                 }
             },
         };
+        if let Some(url) = &raw.base_url {
+            check_base_url(url).map_err(|reason| invalid(format!("providers.{name}.base_url"), reason))?;
+        }
         let base = |default: &str| raw.base_url.clone().unwrap_or_else(|| default.to_owned());
         let config = |url: String| ProviderConfig {
             name: name.clone(),

@@ -122,7 +122,7 @@ async fn sigint_during_a_turn_exits_130() {
     std::io::Write::write_all(&mut stdin, b"please hang\n").unwrap();
     wait_for_calls(&server, 1).await;
     signal(&child, "INT");
-    let out = wait_exit(child, Duration::from_secs(20)).await;
+    let out = wait_exit(child, HANG).await;
     drop(stdin);
     assert_exit(&out, 130);
 }

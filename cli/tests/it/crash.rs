@@ -16,14 +16,16 @@
 //! idempotent); the final transcript has each of the ten calls and results exactly once, in
 //! order, and 11 steps (no step lost, none doubled).
 //!
-//! In the normal test run: the gauntlet (one run killed at all 20 points in turn, each
-//! resume killed at the next point) and two single kills. `EXECUTUS_CRASH_FULL=1` adds the
-//! 20 points as 20 independent runs and `EXECUTUS_CRASH_RANDOM=N` N runs killed at random
-//! times, over and over, until they finish (`scripts/reliability.sh`).
+//! In the normal test run (and CI): the gauntlet (one run killed at all 20 points in turn,
+//! each resume killed at the next point), two single kills, four independent runs killed at
+//! the first and last step's model and tool calls, and 3 runs killed at random times, over
+//! and over, until they finish. The full forms (`scripts/reliability.sh`, the figures in
+//! RELIABILITY.md): `EXECUTUS_CRASH_FULL=1` kills each of the 20 points in its own run and
+//! `EXECUTUS_CRASH_RANDOM=N` kills N runs at random times.
 //!
 //! SIGTERM: `run` and `schedule` shut down gracefully — the in-flight run gets
-//! `[runtime] shutdown_grace`, is checkpointed, the process exits well within 2 s — and
-//! `resume` finishes the run.
+//! `[runtime] shutdown_grace`, is checkpointed, the process exits (within 2 s of the signal,
+//! checked when `EXECUTUS_STRICT_TIMERS=1`) — and `resume` finishes the run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
@@ -288,7 +290,7 @@ async fn wait_until(mut child: Child, reached: impl Fn() -> bool, what: &str) ->
             let out = child.wait_with_output().unwrap();
             panic!("the process exited ({status}) before {what}\n--- stderr\n{}", text(&out.stderr));
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "{what} not reached in 120 s (hang)");
+        assert!(started.elapsed() < HANG, "{what} not reached in {HANG:?} (hang)");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -325,25 +327,27 @@ async fn a_run_killed_in_a_model_call_or_a_tool_call_resumes_to_the_end() {
     single_kill(Point::Tool(7)).await;
 }
 
+/// Each kill point in its own fresh run: all 20 with `EXECUTUS_CRASH_FULL=1`; otherwise both
+/// kinds of point at both ends of the run (the first step, before anything is stored but the
+/// start, and the last, with nine completed calls behind it).
 #[tokio::test(flavor = "multi_thread")]
-async fn long_every_kill_point_as_its_own_run() {
-    if std::env::var_os("EXECUTUS_CRASH_FULL").is_none() {
-        eprintln!("skipped: set EXECUTUS_CRASH_FULL=1 (scripts/reliability.sh) for the 20 independent runs");
-        return;
-    }
+async fn every_kill_point_as_its_own_run() {
+    let chosen = if std::env::var_os("EXECUTUS_CRASH_FULL").is_some() {
+        points()
+    } else {
+        vec![Point::Model(1), Point::Tool(1), Point::Model(STEPS), Point::Tool(STEPS)]
+    };
     let started = Instant::now();
-    for point in points() {
-        single_kill(point).await;
+    for point in &chosen {
+        single_kill(*point).await;
     }
-    println!("20 independent kill points: {:?}", started.elapsed());
+    println!("{} independent kill points: {:?}", chosen.len(), started.elapsed());
 }
 
+/// `EXECUTUS_CRASH_RANDOM` runs (default 3) killed at random times until they finish.
 #[tokio::test(flavor = "multi_thread")]
-async fn long_runs_killed_at_random_times_until_they_finish() {
-    let Some(runs) = std::env::var("EXECUTUS_CRASH_RANDOM").ok().and_then(|v| v.parse::<u32>().ok()) else {
-        eprintln!("skipped: set EXECUTUS_CRASH_RANDOM=N (scripts/reliability.sh) for N randomly killed runs");
-        return;
-    };
+async fn runs_killed_at_random_times_until_they_finish() {
+    let runs = std::env::var("EXECUTUS_CRASH_RANDOM").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(3);
     let started = Instant::now();
     let mut total_kills = 0;
     let mut finished_unseen = 0;
@@ -424,6 +428,18 @@ fn fastrand_ms(max: u64) -> u64 {
     u64::from(nanos.wrapping_mul(2_654_435_761)) % max
 }
 
+/// The process waited for `shutdown_grace` (1 s) before it gave up on the held run; that it
+/// then exited promptly (within 2 s of the signal) is a timing claim, checked with the timers
+/// (`scripts/reliability.sh`), the figure in RELIABILITY.md.
+#[track_caller]
+fn assert_grace(took: Duration) {
+    // The signal reaches the process a moment before `kill` returns and the clock starts.
+    assert!(took >= Duration::from_millis(900), "exited before the grace ran out: {took:?}");
+    if strict_timers() {
+        assert!(took < Duration::from_secs(2), "SIGTERM to exit: {took:?}");
+    }
+}
+
 /// Sends SIGTERM once `point` is reached and returns the process's output and the time from
 /// the signal to its exit.
 async fn terminate_at(
@@ -438,17 +454,17 @@ async fn terminate_at(
     let child = wait_until(child, || h.shared.reached.load(Ordering::SeqCst), &format!("{point:?}")).await;
     signal(&child, "TERM");
     let signalled = Instant::now();
-    let out = wait_exit(child, Duration::from_secs(15)).await;
+    let out = wait_exit(child, HANG).await;
     (out, signalled.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_checkpoints_a_running_run_within_two_seconds_and_resume_finishes_it() {
+async fn sigterm_checkpoints_a_running_run_after_the_grace_and_resume_finishes_it() {
     // Held in step 5's tool call: the run cannot finish within the grace (1 s).
     let mut h = Harness::new().await;
     let (out, took) = terminate_at(&h, h.run_command(), Point::Tool(5)).await;
     assert_exit(&out, 130);
-    assert!(took < Duration::from_secs(2), "SIGTERM to exit: {took:?}");
+    assert_grace(took);
     let doc = json_stdout(&out);
     assert_run_json_shape(&doc);
     assert_eq!(doc["status"], "interrupted", "{doc}");
@@ -471,14 +487,14 @@ async fn sigterm_checkpoints_a_running_run_within_two_seconds_and_resume_finishe
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_to_schedule_checkpoints_its_run_within_two_seconds_and_resume_finishes_it() {
+async fn sigterm_to_schedule_checkpoints_its_run_after_the_grace_and_resume_finishes_it() {
     let mut h = Harness::new().await;
     let job = "\n[schedule.jobs.fetcher]\ncron = \"* * * * * *\"\nagent = \"worker\"\ninput = \"Fetch the ten pages.\"\n";
     let config = std::fs::read_to_string(h.ws.config_path()).unwrap();
     std::fs::write(h.ws.config_path(), format!("{config}{job}")).unwrap();
     let (out, took) = terminate_at(&h, h.ws.command(&["schedule"]), Point::Model(3)).await;
     assert_exit(&out, 0);
-    assert!(took < Duration::from_secs(2), "SIGTERM to exit: {took:?}");
+    assert_grace(took);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("SIGTERM: no more fires; 1 run(s) in flight"), "{stderr}");
     assert_eq!(h.completed_in_store().await, (1..=2).collect::<BTreeSet<u32>>());
@@ -500,7 +516,7 @@ async fn two_resumes_of_one_run_at_once_do_not_run_its_calls_twice() {
     h.shared.arm(None);
     let a = h.ws.command(&["resume", "--json"]).spawn().unwrap();
     let b = h.ws.command(&["resume", "--json"]).spawn().unwrap();
-    let (a, b) = (wait_exit(a, Duration::from_secs(30)).await, wait_exit(b, Duration::from_secs(30)).await);
+    let (a, b) = (wait_exit(a, HANG).await, wait_exit(b, HANG).await);
     assert_exit(&a, 0);
     assert_exit(&b, 0);
     let docs: Vec<Value> = [&a, &b].iter().filter(|o| !o.stdout.is_empty()).map(|o| json_stdout(o)).collect();

@@ -212,7 +212,7 @@ async fn schedule_shutdown_leaves_the_in_flight_run_for_resume() {
     let child = ws.command(&["schedule"]).spawn().unwrap();
     wait_for_calls(&slow, 1).await;
     signal(&child, "TERM");
-    let out = wait_exit(child, Duration::from_secs(15)).await;
+    let out = wait_exit(child, HANG).await;
     assert_exit(&out, 0);
     let runs = interrupted(&ws).await;
     assert_eq!(runs.len(), 1, "the in-flight run was checkpointed: {runs:?}");

@@ -27,11 +27,6 @@ use crate::fault_cases::{
 /// come from there).
 const SLACK: Duration = Duration::from_secs(6);
 
-/// True when the timers themselves are checked (see [`SLACK`]).
-fn strict_timers() -> bool {
-    std::env::var("EXECUTUS_STRICT_TIMERS").is_ok_and(|v| v == "1")
-}
-
 fn ms(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod chat;
+mod checks;
 mod common;
 mod config;
 mod crash;
@@ -12,7 +13,12 @@ mod durable;
 #[path = "../../../core/tests/support/fault_cases.rs"]
 mod fault_cases;
 mod faults;
+mod fleet;
+mod mcp;
 mod models;
+#[allow(dead_code, unused_macros)]
+#[path = "../../../batteries/mcp/tests/support/peers.rs"]
+mod peers;
 #[allow(dead_code)]
 #[path = "../../../contrib-store/tests/it/pg.rs"]
 mod pg;
@@ -21,7 +27,11 @@ mod run;
 mod runaway;
 mod schedule;
 mod secrets;
+#[path = "../../../fleet/tests/support/standin.rs"]
+mod standin;
+mod stored;
 mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
 mod tcp_stub;
+mod telemetry;

@@ -166,7 +166,7 @@ async fn sigint_cancels_a_hanging_run_and_exits_130() {
     let child = ws.command(&["run", "--agent", "helper", "--input", "hang", "--json"]).spawn().unwrap();
     wait_for_calls(&server, 1).await;
     signal(&child, "INT");
-    let out = wait_exit(child, Duration::from_secs(20)).await;
+    let out = wait_exit(child, HANG).await;
     assert_exit(&out, 130);
     let doc = json_stdout(&out);
     assert_run_json_shape(&doc);

@@ -23,9 +23,6 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use crate::common::*;
 use crate::tcp_stub::{Step, Stub};
 
-/// A run must end within this (every cap here is far smaller).
-const LIMIT: Duration = Duration::from_secs(30);
-
 fn config(server: &str, extra: &str) -> String {
     format!(
         r#"
@@ -103,7 +100,7 @@ async fn run_agent(ws: &Workspace, agent: &str, input: &str) -> Ended {
     let started = Instant::now();
     let out = ws.run(&["run", "--agent", agent, "--input", input, "--json"], None).await;
     let took = started.elapsed();
-    assert!(took < LIMIT, "{agent}: took {took:?}");
+    assert!(took < HANG, "{agent}: took {took:?} (hang)");
     assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
     let doc = json_stdout(&out);
     assert_run_json_shape(&doc);
@@ -260,25 +257,34 @@ async fn a_dispatch_tree_that_goes_ever_deeper_is_bounded_by_the_caps() {
     let server = dispatcher(|own| format!("{own} (deeper)")).await;
     let ws = Workspace::new(&config(&server.uri(), RECURSOR));
     let ended = run_agent(&ws, "recursor", "Delegate.").await;
-    assert!(["stopped", "partial", "failed"].contains(&ended.status()), "{}", ended.doc);
-    assert!(!ended.reason().is_empty());
-    // Depth: the deepest input has three "(deeper)" at most (root = depth 0).
+    // Every run dispatches, one call per step and each child within its parent's tool call,
+    // so the tree is the same every time: the deepest runs are refused a fourth level until
+    // their own tool-error limit stops them, and so on up, until the tree holds 12 children;
+    // the root then meets refusals only, and its tool-error limit stops it.
+    assert_eq!(ended.status(), "stopped", "{}", ended.doc);
+    assert_eq!(ended.reason(), "5 consecutive tool calls failed", "{}", ended.doc);
+    // Runs by depth: a run's first request carries its input, with one "(deeper)" per level
+    // below the root (depth 0).
     let requests = calls(&server).await;
-    let deepest = requests
-        .iter()
-        .map(|r| messages(r)[1]["content"].as_str().unwrap_or("").matches("(deeper)").count())
-        .max()
-        .unwrap();
-    assert!(deepest <= 3, "max_depth holds: {deepest}");
-    // Total: at most 12 child runs (distinct inputs beyond the root's... each child is one
-    // input at its depth; count the runs by their distinct request chains' first turns).
-    let child_runs = requests.iter().filter(|r| tool_results_seen(r) == 0).count() - 1;
-    assert!(child_runs <= 12, "max_total holds: {child_runs} children");
+    let mut runs_at_depth = std::collections::BTreeMap::<usize, usize>::new();
+    for r in requests.iter().filter(|r| tool_results_seen(r) == 0) {
+        let depth = messages(r)[1]["content"].as_str().unwrap_or("").matches("(deeper)").count();
+        *runs_at_depth.entry(depth).or_default() += 1;
+    }
+    let deepest = runs_at_depth.keys().max().copied().unwrap();
+    assert_eq!(deepest, 3, "children ran down to max_depth and no further: {runs_at_depth:?}");
+    assert!((1..=3).all(|d| runs_at_depth.get(&d).is_some_and(|n| *n > 0)), "{runs_at_depth:?}");
+    let child_runs: usize = runs_at_depth.range(1..).map(|(_, n)| n).sum();
+    assert_eq!(child_runs, 12, "child runs happened, exactly max_total of them: {runs_at_depth:?}");
+    assert_eq!(runs_at_depth[&0], 1, "one root");
     let refusals: Vec<String> =
         ended.results().into_iter().filter(|(_, _, e)| *e).map(|(_, c, _)| c).collect();
-    assert!(!refusals.is_empty(), "{}", ended.doc);
+    assert!(
+        refusals.iter().any(|r| r.contains("already holds 12 dispatches, the maximum is 12")),
+        "the root was refused by max_total: {refusals:?}"
+    );
     println!(
-        "dispatch tree: {} model calls, {child_runs} children, depth {deepest}, {:?}",
+        "dispatch tree: {} model calls, runs by depth {runs_at_depth:?}, {:?}",
         requests.len(),
         ended.took
     );
@@ -393,8 +399,16 @@ async fn tools_that_never_return_are_cut_by_the_tool_timeout() {
     assert_eq!(ended.status(), "completed", "{}", ended.doc);
     let results = ended.results();
     assert_eq!(results.len(), 3);
-    assert!(results.iter().all(|(_, c, e)| *e && c.contains("timed out")), "{results:?}");
-    // The three ran at once and were cut together, at about 1 s, not 3 s or web_fetch's own 30 s.
-    assert!(ended.took < Duration::from_secs(8), "{:?}", ended.took);
+    // Cut by the agent's tool_timeout (1 s), not by web_fetch's own 30 s timer: the error
+    // names the timer that fired.
+    assert!(
+        results.iter().all(|(_, c, e)| *e && c.contains("tool web_fetch timed out after 1s")),
+        "{results:?}"
+    );
+    // The three ran at once and were cut together (about 1 s; the core's run-loop tests prove
+    // the concurrency on a paused clock): a timing claim, checked only with the timers.
+    if strict_timers() {
+        assert!(ended.took < Duration::from_secs(8), "{:?}", ended.took);
+    }
     assert_eq!(black_hole.accepts(), 3);
 }

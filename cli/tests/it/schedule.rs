@@ -22,10 +22,10 @@ async fn jobs_fire_deliver_to_stdout_and_stop_on_sigterm() {
     let mut child = ws.command(&["schedule"]).spawn().unwrap();
     let lines = stdout_lines(&mut child);
     // The cron fires every second: the first delivery comes within a couple of seconds.
-    let delivered = lines.recv_timeout(Duration::from_secs(15)).expect("a delivery within 15 s");
+    let delivered = lines.recv_timeout(HANG).expect("a delivery (hang guard)");
     assert!(delivered.starts_with("[helper ") && delivered.contains("completed] tock"), "{delivered}");
     signal(&child, "TERM");
-    let out = wait_exit(child, Duration::from_secs(20)).await;
+    let out = wait_exit(child, HANG).await;
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("schedule: job ticker (* * * * * * UTC) -> agent helper"), "{stderr}");
@@ -46,7 +46,7 @@ async fn a_run_in_flight_at_shutdown_is_interrupted_within_the_grace_period() {
     wait_for_calls(&server, 1).await;
     signal(&child, "INT");
     // shutdown_grace is 1 s in the test configuration; the model would take 120 s.
-    let out = wait_exit(child, Duration::from_secs(15)).await;
+    let out = wait_exit(child, HANG).await;
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("SIGINT: no more fires; 1 run(s) in flight get 1s to finish"), "{stderr}");

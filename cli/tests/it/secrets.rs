@@ -2,8 +2,12 @@
 //! an `api_key_env` variable, one in an `EXECUTUS_LLM_*` DSN — against servers that echo the
 //! key back (in error bodies, headers and stream lines, as real APIs and proxies do), at
 //! `--log trace` with `RUST_LOG=trace`. Every byte the processes write (stdout, stderr) and
-//! every file in the workspace (the SQLite store with its WAL: checkpoint payloads, chat
-//! history) is searched for the keys: zero hits.
+//! every file in the workspace (the SQLite store with its WAL: chat history, audit rows) is
+//! searched for the keys: zero hits. Checkpoint payloads are deflated by the store, so a grep
+//! of the files cannot see into them: they are searched decoded, both as the store serves
+//! them (every entry of every unfinished run) and as they sit in the files (every deflated
+//! entry still in the database, a freed page or the WAL, finished runs' included; see
+//! `stored`). `a_key_planted_in_a_checkpoint_is_found` proves the search finds a key there.
 //!
 //! The slice: provider faults (401, 429, 500, a malformed stream line and a reset, each
 //! echoing the key; a refused DSN provider), a failover to the DSN provider, a crash
@@ -19,6 +23,7 @@ use wiremock::ResponseTemplate;
 
 use crate::common::*;
 use crate::fault_cases::{healthy, is_stream};
+use crate::stored;
 use crate::tcp_stub::{Received, Step, Stub, head, send};
 
 /// A key no real service issued, unique to this process so a hit is never a coincidence.
@@ -111,11 +116,34 @@ struct Leaks {
     keys: Vec<String>,
     searched: usize,
     places: usize,
+    /// Checkpoint entries read back decoded: from the store, and inflated from the files.
+    decoded: usize,
+    inflated: usize,
 }
 
 impl Leaks {
     fn new(keys: &[&str]) -> Self {
-        Self { keys: keys.iter().map(|k| (*k).to_owned()).collect(), searched: 0, places: 0 }
+        Self {
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            searched: 0,
+            places: 0,
+            decoded: 0,
+            inflated: 0,
+        }
+    }
+
+    /// Where in `bytes` a key (or its distinctive suffix alone) is, with its surroundings.
+    fn find(&self, bytes: &[u8]) -> Option<String> {
+        for key in &self.keys {
+            let suffix = &key[key.len() - 10..];
+            for needle in [key.as_str(), suffix] {
+                if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle.as_bytes()) {
+                    let around = &bytes[at.saturating_sub(200)..(at + needle.len() + 100).min(bytes.len())];
+                    return Some(format!("({needle}):\n...{}...", String::from_utf8_lossy(around)));
+                }
+            }
+        }
+        None
     }
 
     /// Fails on any key (or its distinctive suffix alone) in `bytes`.
@@ -123,16 +151,8 @@ impl Leaks {
     fn check(&mut self, place: &str, bytes: &[u8]) {
         self.searched += bytes.len();
         self.places += 1;
-        let haystack = String::from_utf8_lossy(bytes);
-        for key in &self.keys {
-            let suffix = &key[key.len() - 10..];
-            for needle in [key.as_str(), suffix] {
-                if let Some(at) = haystack.find(needle) {
-                    let from = at.saturating_sub(200);
-                    let to = (at + needle.len() + 100).min(haystack.len());
-                    panic!("{place} holds a key ({needle}):\n...{}...", &haystack[from..to]);
-                }
-            }
+        if let Some(hit) = self.find(bytes) {
+            panic!("{place} holds a key {hit}");
         }
     }
 
@@ -142,7 +162,8 @@ impl Leaks {
         self.check(&format!("{what}: stderr"), &out.stderr);
     }
 
-    /// Every file under `dir` (the store, its WAL and shared memory, the config).
+    /// Every file under `dir` (the store, its WAL and shared memory, the config), as bytes
+    /// and with every deflated checkpoint entry in it inflated.
     fn files(&mut self, dir: &Path) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -151,6 +172,21 @@ impl Leaks {
             } else {
                 let bytes = std::fs::read(&path).unwrap();
                 self.check(&format!("file {}", path.display()), &bytes);
+                for (i, entry) in stored::deflated_entries(&bytes).iter().enumerate() {
+                    self.inflated += 1;
+                    self.check(&format!("deflated checkpoint entry {i} in {}", path.display()), entry);
+                }
+            }
+        }
+    }
+
+    /// The workspace's files, then every checkpoint entry the store serves, decoded.
+    async fn workspace(&mut self, dir: &Path) {
+        self.files(dir);
+        if dir.join("executus.db").exists() {
+            for (i, entry) in stored::live_entries(dir).await.iter().enumerate() {
+                self.decoded += 1;
+                self.check(&format!("checkpoint entry {i} in {}", dir.display()), entry);
             }
         }
     }
@@ -221,7 +257,7 @@ async fn no_key_reaches_any_output_log_or_stored_byte() {
                 assert_run_json_shape(&doc);
                 leaks
                     .output(&format!("run against an echoing server ({model}, streaming {streaming})"), &out);
-                leaks.files(ws.path());
+                leaks.workspace(ws.path()).await;
                 runs += 1;
             }
         }
@@ -257,7 +293,7 @@ async fn no_key_reaches_any_output_log_or_stored_byte() {
     let out = ws.run_with(keyed(&ws, &file_key, &dsn, &run), None).await;
     assert_exit(&out, 3);
     leaks.output("run denied by the budget", &out);
-    leaks.files(ws.path());
+    leaks.workspace(ws.path()).await;
 
     // A crash and a resume: SIGKILL while the model call of step 2 hangs, then resume.
     let hanging = openai_server(|req| {
@@ -278,7 +314,11 @@ async fn no_key_reaches_any_output_log_or_stored_byte() {
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     leaks.output("the killed run", &out);
-    leaks.files(ws.path());
+    let (decoded, inflated) = (leaks.decoded, leaks.inflated);
+    leaks.workspace(ws.path()).await;
+    // The killed run's checkpoint (the input, the tool call and its result) was read back.
+    assert!(leaks.decoded >= decoded + 3, "entries served by the store: {}", leaks.decoded - decoded);
+    assert!(leaks.inflated >= inflated + 3, "entries found in the files: {}", leaks.inflated - inflated);
     let answering =
         openai_server(|_| ResponseTemplate::new(200).set_body_json(text_answer("6 x 7 = 42"))).await;
     ws.write_config(&config(&answering.uri(), false, "head/m"));
@@ -286,7 +326,7 @@ async fn no_key_reaches_any_output_log_or_stored_byte() {
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["output"], "6 x 7 = 42");
     leaks.output("resume", &out);
-    leaks.files(ws.path());
+    leaks.workspace(ws.path()).await;
     // The files searched hold the audit rows (`[audit] enabled`): read them back as rows too.
     let audit_rows = audit_rows_text(ws.path()).await;
     assert!(audit_rows.contains("model_call") && audit_rows.contains("tool_call"), "{audit_rows:.2000}");
@@ -297,8 +337,61 @@ async fn no_key_reaches_any_output_log_or_stored_byte() {
     assert!(presented.iter().all(|h| h.contains(&file_key)), "{presented:?}");
     println!(
         "secrets: {runs} fault runs + refused DSN + config + models --check + budget denial + kill/resume; \
-         {} places, {} bytes searched, 0 hits",
-        leaks.places, leaks.searched
+         {} places, {} bytes searched ({} checkpoint entries served by the store, {} inflated from the \
+         files), 0 hits",
+        leaks.places, leaks.searched, leaks.decoded, leaks.inflated
+    );
+}
+
+/// The search above must be able to fail: a key planted in a checkpoint (the input of a run
+/// killed mid-call, so its log stays in the store) is invisible to a grep of the files,
+/// because the store deflates it, and found both in the entries the store serves and in the
+/// entries inflated from the files.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_planted_in_a_checkpoint_is_found() {
+    let key = canary("PLANTED");
+    let hanging = openai_server(|req| {
+        if has_tool_result(req) {
+            ResponseTemplate::new(200).set_body_json(text_answer("late")).set_delay(Duration::from_secs(120))
+        } else {
+            ResponseTemplate::new(200).set_body_json(tool_answer(
+                "call_1",
+                "calc",
+                &json!({"expression": "6*7"}),
+            ))
+        }
+    })
+    .await;
+    let ws = Workspace::new(&base_config(&hanging.uri()));
+    let input = format!("Keep this for later, it is my key: {key}. Now, what is 6 x 7?");
+    let mut child = ws.command(&["run", "--agent", "helper", "--input", &input]).spawn().unwrap();
+    wait_for_calls(&hanging, 2).await;
+    child.kill().unwrap();
+    let _ = child.wait_with_output().unwrap();
+
+    let leaks = Leaks::new(&[&key]);
+    let mut grepped = 0;
+    let mut inflated = Vec::new();
+    for entry in std::fs::read_dir(ws.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            grepped += bytes.len();
+            assert_eq!(leaks.find(&bytes), None, "{} holds the key as plain bytes", path.display());
+            inflated.extend(stored::deflated_entries(&bytes));
+        }
+    }
+    assert!(grepped > 0);
+    assert!(
+        inflated.iter().any(|entry| leaks.find(entry).is_some()),
+        "the key is in an entry inflated from the files ({} entries)",
+        inflated.len()
+    );
+    let live = stored::live_entries(ws.path()).await;
+    assert!(
+        live.iter().any(|entry| leaks.find(entry).is_some()),
+        "the key is in an entry the store serves ({} entries)",
+        live.len()
     );
 }
 

@@ -15,7 +15,9 @@
 //! outside the store. It is declared idempotent and makes itself so: a call id already in
 //! the file is not written again (the core re-runs an idempotent call that was in flight at
 //! a crash, and re-asks the model when its answer was not yet saved; the mock answers the
-//! same request with the same call id).
+//! same request with the same call id). Every execution, a repeat included, is also logged
+//! unconditionally as one line of `<counter>` with the extension `calls`, so the test counts
+//! executions, not only distinct calls.
 //!
 //! A pause point freezes the process at a precise moment and prints `PAUSED <point>`, so
 //! the test can SIGKILL it exactly there:
@@ -138,9 +140,11 @@ impl tracing::Subscriber for Hooks {
     fn exit(&self, _span: &tracing::span::Id) {}
 }
 
-/// The counting tool: one line per call id in a file outside the store, exactly once.
+/// The counting tool: one line per call id in a file outside the store, exactly once; and
+/// one line per execution in the executions log.
 struct Count {
     file: PathBuf,
+    executions: PathBuf,
     pause: Pause,
 }
 
@@ -167,6 +171,7 @@ impl Tool for Count {
             tool: "count".into(),
             message: "n must be an integer".into(),
         })?;
+        append_line(&self.executions, &ctx.call_id).map_err(|e| ToolError::failed("count", e.to_string()))?;
         self.pause.freeze_task(&format!("tool-before:{n}")).await;
         let line =
             record_once(&self.file, &ctx.call_id).map_err(|e| ToolError::failed("count", e.to_string()))?;
@@ -188,9 +193,14 @@ fn record_once(file: &Path, id: &str) -> std::io::Result<usize> {
     if let Some(i) = lines.iter().position(|l| *l == id) {
         return Ok(i + 1);
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
-    f.write_all(format!("{id}\n").as_bytes())?;
+    append_line(file, id)?;
     Ok(lines.len() + 1)
+}
+
+/// Appends `line` in one `write(2)` to an `O_APPEND` file (a kill leaves it whole or absent).
+fn append_line(file: &Path, line: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
+    f.write_all(format!("{line}\n").as_bytes())
 }
 
 fn agent() -> RunnableAgent {
@@ -203,8 +213,11 @@ async fn run(db: &Path, counter: &Path, result: &Path, pause: Pause) -> Result<(
     let store = Store::open_path(db, StoreOptions::default()).await?;
     pause.freeze_thread("opened");
     let registry = Registry::from_vars(std::env::vars(), &HttpOptions::default())?;
-    let tools =
-        ToolRegistry::new().with(Arc::new(Count { file: counter.to_path_buf(), pause: pause.clone() }));
+    let tools = ToolRegistry::new().with(Arc::new(Count {
+        file: counter.to_path_buf(),
+        executions: counter.with_extension("calls"),
+        pause: pause.clone(),
+    }));
     let ports = Ports { checkpoints: Arc::new(store.checkpoints()), ..Ports::default() };
     let config = RuntimeConfig {
         streaming: false,

@@ -6,7 +6,10 @@
 //!
 //! For every kill point: the run completes; its final transcript equals an uninterrupted
 //! run's; each tool call's side effect (a line per call id in a file outside the store)
-//! happened exactly once; no step is lost or duplicated.
+//! happened exactly once; no step is lost or duplicated. Every execution of the tool is
+//! counted too (a log line per execution, repeats included): no process runs a call twice,
+//! a call whose result was durable is never run again, and in total each call ran once plus
+//! once per killed process that ran it without its result becoming durable.
 //!
 //! Why exactly once holds: the tool is declared idempotent and is so by construction — it
 //! writes its call id unless the file already holds it. The core re-runs an idempotent call
@@ -15,11 +18,13 @@
 //! request as a pure function of it (the number of tool results so far), so a re-asked
 //! model gives the same call id and the tool recognises it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use executus_store::{Store, StoreOptions};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -29,7 +34,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_executus-crash-agent");
 const STEPS: usize = 6;
-const WAIT: Duration = Duration::from_secs(30);
+/// A hang guard: a child reaches its point or ends in well under a second.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// The model: answers are a deterministic function of the request.
 struct CountingModel;
@@ -162,12 +168,62 @@ impl Scenario {
     }
 
     fn counter(&self) -> Vec<String> {
-        std::fs::read_to_string(self.file("counter.txt"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        lines(&self.file("counter.txt"))
     }
+
+    /// Every execution of the tool so far, in order (a call id per execution).
+    fn executions(&self) -> Vec<String> {
+        lines(&self.file("counter.calls"))
+    }
+
+    /// The call ids whose result is durable in the store (the run's log as the next process
+    /// will read it; nothing when the file does not exist yet or the run finished).
+    async fn durable(&self) -> BTreeSet<String> {
+        use executus::ports::CheckpointStore as _;
+        let mut done = BTreeSet::new();
+        if !self.file("store.db").exists() {
+            return done;
+        }
+        let store = Store::open_path(self.file("store.db"), StoreOptions::default()).await.unwrap();
+        let run = run_id();
+        if let Some(stored) = store.checkpoints().load(run).await.unwrap() {
+            for entry in &stored.entries {
+                if let executus::run::Fact::ToolResult { result, .. } =
+                    executus::checkpoint::decode(&entry.payload).unwrap()
+                {
+                    done.insert(result.id);
+                }
+            }
+        }
+        store.close().await;
+        done
+    }
+
+    /// Runs one process life (`life` spawns it and waits for its end), checking the
+    /// executions it made: none of a call that was durable before it, none twice. Returns the
+    /// calls it ran.
+    async fn life<F: std::future::Future<Output = T>, T>(&self, life: F) -> (T, Vec<String>) {
+        let durable = self.durable().await;
+        let before = self.executions().len();
+        let out = life.await;
+        let ran: Vec<String> = self.executions()[before..].to_vec();
+        let distinct: BTreeSet<&String> = ran.iter().collect();
+        assert_eq!(distinct.len(), ran.len(), "a process ran a call twice: {ran:?}");
+        assert!(
+            ran.iter().all(|id| !durable.contains(id)),
+            "a call whose result was durable ran again: {ran:?} (durable: {durable:?})"
+        );
+        (out, ran)
+    }
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// The crash agent's run (`RUN_ID` in `src/bin/crash_agent.rs`).
+fn run_id() -> executus::RunId {
+    "0190a0f0-0000-7000-8000-00000000c0de".parse().unwrap()
 }
 
 fn expected_counter() -> Vec<String> {
@@ -191,6 +247,7 @@ async fn baseline(server: &MockServer) -> Report {
     assert_eq!(roles, expected_roles);
     assert!(messages[2].to_string().contains("step 1 counted (call call_1 is line 1)"), "{}", messages[2]);
     assert_eq!(scenario.counter(), expected_counter());
+    assert_eq!(scenario.executions(), expected_counter(), "each call executed once");
     report
 }
 
@@ -200,10 +257,29 @@ async fn survives(points: &[&str]) {
     let server = mock().await;
     let base = baseline(&server).await;
     let scenario = Scenario::new(&server);
+    // A call a killed process ran without its result becoming durable runs again later.
+    let mut reruns: BTreeMap<String, usize> = BTreeMap::new();
     for point in points {
-        scenario.kill_at(point).await;
+        let ((), ran) = scenario.life(scenario.kill_at(point)).await;
+        let durable = scenario.durable().await;
+        for id in ran.into_iter().filter(|id| !durable.contains(id)) {
+            *reruns.entry(id).or_default() += 1;
+        }
     }
-    let resumed = scenario.complete().await;
+    let (resumed, _) = scenario.life(scenario.complete()).await;
+    let mut executions: BTreeMap<String, usize> = BTreeMap::new();
+    for id in scenario.executions() {
+        *executions.entry(id).or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = expected_counter()
+        .into_iter()
+        .map(|id| (id.clone(), 1 + reruns.get(&id).copied().unwrap_or(0)))
+        .collect();
+    assert_eq!(executions, expected, "every execution counted after kills at {points:?}");
+    println!("kills at {points:?}: calls run again {reruns:?}");
+    if points.iter().any(|p| p.starts_with("tool-")) {
+        assert!(!reruns.is_empty(), "a call in flight at a kill at {points:?} ran again");
+    }
     // Killed before the run's start was durable, the run simply starts (nothing to resume).
     let nothing_stored = matches!(points, ["opened"] | ["staged:1"]);
     assert_eq!(resumed.resumed, !nothing_stored, "resumed from the store after {points:?}");

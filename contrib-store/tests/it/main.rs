@@ -12,6 +12,7 @@ mod concurrency;
 mod conformance;
 #[cfg(unix)]
 mod crash;
+mod fleet;
 mod mock_llm;
 mod open;
 mod persona_skill;

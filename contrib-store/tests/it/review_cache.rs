@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use executus_store::{ManualClock, ReviewCacheKey};
+use executus::llm::ManualClock;
+use executus_store::ReviewCacheKey;
 
 use crate::common::TempStore;
 
@@ -50,7 +51,7 @@ async fn round_trip(db: &crate::conformance::Db) {
 #[tokio::test]
 async fn prune_deletes_what_was_not_used_for_a_while() {
     let tmp = TempStore::new();
-    let clock = Arc::new(ManualClock::new(1_000_000));
+    let clock = Arc::new(ManualClock::at(1_000_000));
     let cache = tmp.open_with_clock(clock.clone()).await.review_cache();
     cache.put(&key("old"), "1").await.unwrap();
     cache.put(&key("used"), "2").await.unwrap();

@@ -61,6 +61,6 @@ async fn a_checkpoints_only_database_upgrades_in_place() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 10]);
     pool.close().await;
 }

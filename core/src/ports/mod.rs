@@ -27,7 +27,7 @@ pub use delivery::{ChannelDelivery, Delivery, DeliveryItem, DiscardDelivery, Std
 pub use persona::{NoPersonas, PersonaSource};
 pub use queue::RunQueue;
 pub use schedule::{NoSchedule, Schedule};
-pub use skill::{NoSkills, SkillDef, SkillSource};
+pub use skill::{NoSkills, SkillConflict, SkillDef, SkillSource, compose_skills};
 
 /// An error from a port implementation (a store, a source, a sink).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

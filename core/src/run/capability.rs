@@ -2,7 +2,7 @@
 //! [`RunHandle`], the `dispatch_agent` tool ([`ChildRuns`]), a schedule ([`RunSubmitter`]) and
 //! the fan-out actor.
 //!
-//! They all go through [`Runs`], a crate-private trait the runtime implements, so none of those
+//! They all go through `Runs`, a crate-private trait the runtime implements, so none of those
 //! modules names the runtime: the runtime depends on them, never the reverse.
 //!
 //! # Guarantees

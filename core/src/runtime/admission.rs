@@ -2,7 +2,6 @@
 //! run's claim, its `Started` fact, submission to the executor; cancel, steer and status of a
 //! run that is queued or running; fan-out swarms.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use dashmap::mapref::entry::Entry;
@@ -15,8 +14,8 @@ use crate::executor::queued_status;
 use crate::fanout::{FanoutError, FanoutHandle, FanoutSpec};
 use crate::ids::RunId;
 use crate::lane::{JobSpec, LaneHandle};
-use crate::ports::RunClaim;
 use crate::ports::audit::now_ms;
+use crate::ports::{RunClaim, SkillConflict, compose_skills};
 use crate::run::actor::RunArgs;
 use crate::run::handle::{RunControl, RunHandle};
 use crate::run::machine::{Fact, RunState};
@@ -66,43 +65,23 @@ impl Runtime {
         Err(RuntimeError::UnknownAgent { name: name.to_owned(), known: known.join(", ") })
     }
 
-    /// Merges the agent's skills: instructions appended in order, tools added to the
-    /// allowlist; two skills providing the same tool is an error naming both.
-    pub(super) async fn resolve_skills(
-        &self,
-        mut agent: RunnableAgent,
-    ) -> Result<RunnableAgent, RuntimeError> {
-        let mut provided: HashMap<String, String> = HashMap::new();
-        for name in agent.skills.clone() {
-            let skill = self.inner.ports.skills.skill(&name).await?.ok_or_else(|| {
+    /// Merges the agent's skills ([`compose_skills`]): instructions appended in order, tools
+    /// added to the allowlist; two skills providing the same tool is an error naming both.
+    pub(super) async fn resolve_skills(&self, agent: RunnableAgent) -> Result<RunnableAgent, RuntimeError> {
+        let mut skills = Vec::with_capacity(agent.skills.len());
+        for name in &agent.skills {
+            let skill = self.inner.ports.skills.skill(name).await?.ok_or_else(|| {
                 RuntimeError::UnknownSkill { agent: agent.name.clone(), skill: name.clone() }
             })?;
-            let instructions = skill.instructions.trim();
-            if !instructions.is_empty() {
-                if !agent.system.is_empty() {
-                    agent.system.push_str("\n\n");
-                }
-                agent.system.push_str("## Skill: ");
-                agent.system.push_str(&skill.name);
-                agent.system.push_str("\n\n");
-                agent.system.push_str(instructions);
-            }
-            for tool in skill.tools {
-                if let Some(first) = provided.insert(tool.clone(), name.clone()) {
-                    return Err(RuntimeError::SkillConflict {
-                        agent: agent.name.clone(),
-                        tool,
-                        first,
-                        second: name.clone(),
-                    });
-                }
-                if !agent.tools.contains(&tool) {
-                    agent.tools.push(tool);
-                }
-            }
+            skills.push(skill);
         }
-        agent.skills.clear();
-        Ok(agent)
+        let name = agent.name.clone();
+        let mut composed =
+            compose_skills(agent, &skills).map_err(|SkillConflict { tool, first, second }| {
+                RuntimeError::SkillConflict { agent: name, tool, first, second }
+            })?;
+        composed.skills.clear();
+        Ok(composed)
     }
 
     /// Starts a run described by `request`; returns a handle at once.
@@ -175,7 +154,12 @@ impl Runtime {
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
         let claim = self.claim(run_id).await?;
-        let how = Submission { resumed: false, deliver: request.deliver, watched };
+        let how = Submission {
+            resumed: false,
+            deliver: request.deliver,
+            watched,
+            conversation: request.conversation,
+        };
         self.submit(started, lane, state, vec![start], how, claim).await
     }
 
@@ -194,7 +178,7 @@ impl Runtime {
         how: Submission,
         claim: RunClaim,
     ) -> Result<RunHandle, RuntimeError> {
-        let Submission { resumed, deliver, watched } = how;
+        let Submission { resumed, deliver, watched, conversation } = how;
         let run_id = state.run_id;
         let control = RunControl::new(run_id, state.agent.name.clone(), watched);
         match self.inner.controls.entry(run_id) {
@@ -222,6 +206,7 @@ impl Runtime {
             control: control.clone(),
             resumed,
             deliver,
+            conversation,
         });
         let guard = QueuedGuard { control: Some(control.clone()), runtime: self.inner.weak.clone() };
         let executor = started.executor.clone();
@@ -338,7 +323,7 @@ impl Runtime {
 }
 
 /// How a run is submitted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Submission {
     /// Resumed from a checkpoint.
     pub(super) resumed: bool,
@@ -346,6 +331,8 @@ pub(super) struct Submission {
     pub(super) deliver: bool,
     /// Keep events for the first subscriber (a caller holds a handle and may watch).
     pub(super) watched: bool,
+    /// `gen_ai.conversation.id` of the run's spans (default the run id).
+    pub(super) conversation: Option<String>,
 }
 
 /// Publishes the outcome of a run that never started (cancelled or refused while queued).

@@ -12,8 +12,8 @@
 //!   what a caller does to an active run (cancel, steer, status).
 //! - `durable`: runs in the checkpoint store — resume, approve / deny, discard, and
 //!   [`Runtime::stored_outcome`], the one place a stored log is loaded and replayed.
-//! - `capability`: the runtime seen from below ([`ChildRuns`](crate::run::ChildRuns),
-//!   [`RunSubmitter`](crate::run::RunSubmitter), run handles), so no module under the runtime
+//! - `capability`: the runtime seen from below ([`ChildRuns`],
+//!   [`RunSubmitter`], run handles), so no module under the runtime
 //!   names it.
 //!
 //! # Guarantees

@@ -366,7 +366,8 @@ async fn a_panicking_run_marked_for_delivery_is_delivered_as_failed() {
     let request = RunRequest::new(agent(), "go").identity(identity.clone()).deliver();
     let out = rt.spawn_with(request).await.unwrap().outcome().await;
     assert!(matches!(out.end, RunEnd::Failed { .. }), "{:?}", out.end);
-    let item = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    // A hang guard: the delivery follows the failure at once.
+    let item = tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv()).await.unwrap().unwrap();
     assert_eq!((item.run_id, item.status.as_str()), (out.run_id, "failed"));
     assert_eq!(item.identity, identity, "recovered from the checkpoint log");
 }

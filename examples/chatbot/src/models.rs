@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use executus_llm::fake::{ReplayOptions, ReplayProvider, TranscriptWriter};
-use executus_llm::{HttpOptions, Model, Provider, ProviderSpec, Registry};
+use executus_llm::{HttpOptions, ProviderSpec, Registry};
 
 use crate::app::{CHAT_TIER, JUDGE_TIER};
 use crate::error::ChatbotError;
@@ -86,29 +86,5 @@ fn models_error(source: &str, e: &dyn std::fmt::Display) -> ChatbotError {
 /// # Errors
 /// [`ChatbotError::Models`] if a provider cannot be re-registered.
 pub fn record_all(registry: &Registry, writer: &TranscriptWriter) -> Result<(), ChatbotError> {
-    for name in registry.provider_names() {
-        if let Some(inner) = registry.provider(&name) {
-            registry
-                .add_provider(Arc::new(RecordingProvider { inner, writer: writer.clone() }))
-                .map_err(|e| models_error("recorder", &e))?;
-        }
-    }
-    Ok(())
-}
-
-/// A provider whose models record every call.
-#[derive(Debug)]
-struct RecordingProvider {
-    inner: Arc<dyn Provider>,
-    writer: TranscriptWriter,
-}
-
-impl Provider for RecordingProvider {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn model(&self, id: &str) -> Arc<dyn Model> {
-        self.writer.record(self.inner.model(id))
-    }
+    writer.record_registry(registry).map_err(|e| models_error("recorder", &e))
 }

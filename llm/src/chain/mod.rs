@@ -108,7 +108,7 @@ impl Default for ChainOptions {
 }
 
 impl ChainOptions {
-    /// Sets the sleeper (tests pass a [`crate::health::ManualClock`]).
+    /// Sets the sleeper (tests pass a [`crate::ManualClock`]).
     #[must_use]
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;

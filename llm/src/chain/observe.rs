@@ -6,8 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::clock::ManualClock;
 use crate::error::Error;
-use crate::health::ManualClock;
 
 /// Why a chain skipped a target without calling it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,10 +125,10 @@ impl Sleeper for TokioSleeper {
     }
 }
 
-/// Sleeping on a manual clock advances it and returns at once.
+/// Sleeping on a manual clock records the delay, advances the clock by it and returns at once.
 impl Sleeper for ManualClock {
     fn sleep(&self, duration: Duration) -> SleepFuture {
-        self.advance(duration);
+        self.sleep_now(duration);
         Box::pin(std::future::ready(()))
     }
 }

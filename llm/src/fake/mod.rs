@@ -30,6 +30,6 @@ pub mod transcript;
 
 pub use outcome::{DynamicOutcome, Outcome, ScriptStep, StreamScript};
 pub use provider::{FakeProvider, RecordedRequest};
-pub use recorder::{Recorder, TranscriptWriter};
+pub use recorder::{Recorder, RecordingProvider, TranscriptWriter};
 pub use replay::{ReplayOptions, ReplayProvider};
 pub use transcript::{RecordedAttempt, RecordedError, TranscriptEntry, TranscriptError};

@@ -108,6 +108,21 @@ impl TranscriptWriter {
         Arc::new(Recorder::new(model, self.clone()))
     }
 
+    /// Replaces every provider of `registry` with a [`RecordingProvider`] writing here, so
+    /// every model call made through it is recorded (how hosts record replay transcripts).
+    ///
+    /// # Errors
+    /// The registry's [`ConfigError`](crate::ConfigError) if a provider cannot be registered again (it was
+    /// registered under the same name before, so this does not happen in practice).
+    pub fn record_registry(&self, registry: &crate::Registry) -> std::result::Result<(), crate::ConfigError> {
+        for name in registry.provider_names() {
+            if let Some(inner) = registry.provider(&name) {
+                registry.add_provider(Arc::new(RecordingProvider { inner, writer: self.clone() }))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends one entry (scrubbed).
     ///
     /// # Errors
@@ -271,4 +286,29 @@ fn recording_stream(
             }
         }
     }))
+}
+
+/// A provider whose models record every call to a [`TranscriptWriter`]
+/// (see [`TranscriptWriter::record_registry`]).
+#[derive(Debug)]
+pub struct RecordingProvider {
+    inner: Arc<dyn crate::Provider>,
+    writer: TranscriptWriter,
+}
+
+impl RecordingProvider {
+    /// `inner`'s models, recording to `writer`.
+    pub fn new(inner: Arc<dyn crate::Provider>, writer: TranscriptWriter) -> Self {
+        Self { inner, writer }
+    }
+}
+
+impl crate::Provider for RecordingProvider {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn model(&self, id: &str) -> Arc<dyn Model> {
+        self.writer.record(self.inner.model(id))
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Timeouts: a connect timeout, a time-to-headers timeout and an idle timeout between body
 //! chunks. There is deliberately no total timeout: a long stream that keeps producing is
-//! healthy. Every error produced here is classified and has the client's secret scrubbed.
+//! healthy. Every error produced here is classified and has the client's secret scrubbed; a
+//! request that cannot even be built (a bad base URL) is permanent, never retried.
 //!
 //! Line-framed bodies (SSE, NDJSON) are cut into whole lines before any parser sees them: each
 //! line is bounded by [`HttpOptions::max_line_bytes`], invalid UTF-8 is a decode error as soon
@@ -123,7 +124,9 @@ impl Http {
     }
 
     /// Maps a reqwest transport error to a classified error with the underlying cause. A
-    /// refused connection is marked as such ([`Error::connection_refused`]).
+    /// refused connection is marked as such ([`Error::connection_refused`]). A request that
+    /// could not even be built (a base URL that is not an absolute `http(s)` URL) is
+    /// [`ErrorKind::Permanent`]: it never left the process, and trying again cannot help.
     pub(crate) fn transport_error(&self, model: &str, e: &reqwest::Error) -> Error {
         let mut cause = String::new();
         let mut refused = false;
@@ -140,6 +143,9 @@ impl Http {
                 cause.push_str(&text);
             }
             source = s.source();
+        }
+        if e.is_builder() {
+            return self.error(ErrorKind::Permanent, model, format!("the request cannot be built: {cause}"));
         }
         let what = if e.is_connect() {
             "connect failed"

@@ -77,6 +77,30 @@ fn error_message_shapes() {
     assert!(error_message(&long).chars().count() <= 301);
 }
 
+#[tokio::test]
+async fn a_request_that_cannot_be_built_is_permanent() {
+    let http = Http::new("p", HttpOptions::default(), None);
+    for url in ["not a url/chat/completions", "ftp://127.0.0.1/v1/chat/completions"] {
+        let err = http.send("m", http.client.post(url)).await.expect_err(url);
+        assert_eq!(err.kind, ErrorKind::Permanent, "{url}: {err}");
+        assert!(err.message.starts_with("the request cannot be built: "), "{url}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_provider_with_a_relative_base_url_fails_permanently_at_once() {
+    use crate::model::Provider as _;
+    let provider = crate::providers::openai::OpenAi::new(crate::providers::ProviderConfig {
+        name: "broken".into(),
+        base_url: "not a url".into(),
+        api_key: None,
+        http: HttpOptions::default(),
+    });
+    let err = provider.model("m").generate(crate::types::Request::user("hi")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
+    assert!(err.message.contains("relative URL without a base"), "{err}");
+}
+
 #[test]
 fn join_paths() {
     assert_eq!(join("http://h/v1/", "/chat/completions"), "http://h/v1/chat/completions");

@@ -1,8 +1,10 @@
 //! Against a real llama.cpp `llama-server` this project did not write (tiny random-weight
 //! `tiny-llama3`, see `../shared/peers/README.md`), started outside the tests — by
 //! `scripts/peer-llama.sh` in CI — and found through `EXECUTUS_TEST_LLAMA_URL`
-//! (`http://127.0.0.1:PORT`). Without the variable every test prints a one-line notice and
-//! returns.
+//! (`http://127.0.0.1:PORT`). Without the variable, under `CI=true` every test fails (a CI
+//! run must not pass without its peer); elsewhere every test returns without running, and
+//! the first one writes a loud line straight to stderr, which the test harness does not
+//! capture (it captures only `print!`-style output), so the skip shows in every run's log.
 //!
 //! The model's text is random, so these tests assert structure only: finish reasons, usage,
 //! event order, JSON that decodes into Rust types, tool calls whose arguments match the tool's
@@ -42,16 +44,36 @@ const ALIAS: &str = "tiny-llama3";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The server's base URL, or `None` (after a notice) when the variable is not set.
+///
+/// # Panics
+/// Under `CI=true` without the variable: the peer could not be started, and CI must say so.
 fn server(test: &str) -> Option<String> {
     match std::env::var("EXECUTUS_TEST_LLAMA_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_owned()),
         _ => {
-            println!(
-                "peer_llama::{test}: EXECUTUS_TEST_LLAMA_URL not set, skipped (see scripts/peer-llama.sh)"
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "peer_llama::{test}: CI=true and EXECUTUS_TEST_LLAMA_URL is not set: the llama.cpp peer \
+                 could not be started (scripts/test.sh starts it with scripts/peer-llama.sh start)"
             );
+            announce_skip();
+            println!("peer_llama::{test}: EXECUTUS_TEST_LLAMA_URL not set, skipped");
             None
         }
     }
+}
+
+/// Once per test process, a line on stderr that the harness does not capture: `eprintln!`
+/// goes through the harness's capture, a write to the stderr handle does not.
+fn announce_skip() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::io::Write as _;
+        let line = "\n*** SKIPPED: the llama.cpp peer tests (llm/tests/it/peer_llama.rs) did not run: \
+                    EXECUTUS_TEST_LLAMA_URL is not set (start a peer with scripts/peer-llama.sh start; \
+                    under CI=true they fail instead) ***\n";
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    });
 }
 
 fn http() -> HttpOptions {

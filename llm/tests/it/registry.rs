@@ -247,3 +247,56 @@ fn a_long_alias_chain_does_not_overflow_the_stack() {
         .expect("no stack overflow");
     assert_eq!(got.unwrap(), [Target::new("ollama", "end")]);
 }
+
+#[tokio::test]
+async fn a_virtual_model_is_one_target_wherever_a_spec_is_accepted() {
+    let rig = rig();
+    // A virtual model names itself; here a scripted one stands in for `auto:code`.
+    let auto = executus_llm_virtual("fleet", "auto:code");
+    rig.registry.add_virtual("auto:code", auto.clone()).expect("valid name");
+    assert_eq!(rig.registry.virtual_names(), ["auto:code"]);
+    rig.registry.set_alias("tier", "auto:code, b/m2").expect("valid");
+    let pairs = |spec: &str| -> Vec<String> {
+        rig.registry.resolve(spec).expect(spec).iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(pairs("auto:code"), ["fleet/auto:code"]);
+    assert_eq!(pairs("tier, auto:code, a/m1"), ["fleet/auto:code", "b/m2", "a/m1"], "deduplicated");
+
+    // It answers as itself when it can...
+    let model = rig.registry.parse("tier").expect("valid");
+    let response = model.generate(Request::user("hi")).await.expect("the virtual model answers");
+    assert_eq!((response.provider.as_str(), response.model.as_str()), ("fleet", "auto:code"));
+    // ...and the chain around it fails over like around any target (an exhausted inner
+    // routing is no reason to bench it).
+    auto.always(Outcome::Fail(executus_llm::Error::new(
+        executus_llm::ErrorKind::Exhausted,
+        "fleet",
+        "auto:code",
+        "no candidate host answered",
+    )));
+    let response = model.generate(Request::user("hi")).await.expect("b answers");
+    assert_eq!(response.model, "m2");
+    assert!(rig.registry.health().is_benched("fleet/auto:code").is_none());
+
+    // Unknown virtual names are ordinary bad elements; names are validated.
+    let error = rig.registry.resolve("auto:nope").expect_err("unknown");
+    assert!(
+        error.to_string().contains("\"auto:nope\" is neither a known alias nor provider/model"),
+        "{error}"
+    );
+    for bad in ["", "auto:", ":x", "a/b", "a,b", "a b"] {
+        assert!(
+            matches!(rig.registry.add_virtual(bad, auto.clone()), Err(ConfigError::BadName { .. })),
+            "{bad:?}"
+        );
+    }
+    // An alias of the same name wins; removing the virtual makes its name unknown again.
+    rig.registry.add_virtual("tier", executus_llm_virtual("fleet", "shadowed")).expect("valid");
+    assert_eq!(pairs("tier"), ["fleet/auto:code", "b/m2"]);
+    assert!(rig.registry.remove_virtual("auto:code").is_some());
+    assert!(rig.registry.resolve("auto:code").is_err());
+}
+
+fn executus_llm_virtual(provider: &str, id: &str) -> Arc<crate::scripted::Scripted> {
+    crate::scripted::Scripted::new(provider, id)
+}

@@ -114,7 +114,6 @@ fn parse_fail_on(text: &str) -> Result<FailOn, String> {
 /// Configuration errors (exit 2), output that cannot be written or posted (exit 1).
 pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -> anyhow::Result<Exit> {
     let settings = &config.host.swarm;
-    let source = |key: &str| executus::config::source_of(&config.figment, key);
     if settings.models.is_empty() {
         let providers = config.registry.provider_names();
         return Err(UsageError(format!(
@@ -124,14 +123,7 @@ pub async fn swarm(config: &CliConfig, args: SwarmArgs, interrupt: &Interrupt) -
         ))
         .into());
     }
-    for spec in &settings.models {
-        config.registry.resolve(spec).map_err(|e| {
-            UsageError(format!(
-                "invalid configuration value for swarm.models (from {}): {spec:?} does not resolve: {e}",
-                source("swarm.models")
-            ))
-        })?;
-    }
+    // Every model spec was resolved when the configuration was loaded (config::check).
     let input = match &args.base {
         Some(base) => {
             let base = if base.trim().is_empty() {

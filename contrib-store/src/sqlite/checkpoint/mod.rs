@@ -22,7 +22,7 @@
 //!   served by indexes (checked with `EXPLAIN QUERY PLAN` in the tests).
 //! - `claim` makes one process at a time drive a run: a lock file per claimed run in the
 //!   folder `<database>.claims/` beside the database, released by the OS when its holder
-//!   exits (see [`claim`]).
+//!   exits (see the `claim` module's notes).
 
 use async_trait::async_trait;
 use executus::ports::{
@@ -290,7 +290,7 @@ impl CheckpointStore for SqliteCheckpointStore {
     }
 
     /// An exclusive lock on `<store>.claims/<run>.lock`, released on drop or when the
-    /// process ends (see [`claim`]); an in-memory store grants every claim.
+    /// process ends (see the `claim` module); an in-memory store grants every claim.
     async fn claim(&self, run: RunId) -> Result<Option<RunClaim>, PortError> {
         let Some(dir) = claim::claims_dir(self.store.location()) else {
             return Ok(Some(RunClaim::local()));

@@ -47,6 +47,8 @@ pub(crate) enum RunMsg {
         result: ToolResult,
         /// Tool latency.
         latency: Duration,
+        /// Images the tool returned (`Part::Image`s; usually none).
+        images: Vec<executus_llm::Part>,
     },
     /// Inject a user message.
     Steer(String),
@@ -92,6 +94,8 @@ pub(crate) struct RunArgs {
     pub resumed: bool,
     /// Deliver the outcome through the `Delivery` port.
     pub deliver: bool,
+    /// `gen_ai.conversation.id` of the run's spans (default the run id).
+    pub conversation: Option<String>,
 }
 
 /// The run actor.
@@ -156,6 +160,8 @@ pub(crate) struct RunActorState {
     span: tracing::Span,
     /// The current step's span.
     step_span: tracing::Span,
+    /// `gen_ai.conversation.id` of the run's spans.
+    conversation: Arc<str>,
 }
 
 impl Actor for RunActor {
@@ -168,7 +174,8 @@ impl Actor for RunActor {
         _myself: ActorRef<RunMsg>,
         args: RunArgs,
     ) -> Result<RunActorState, ActorProcessingErr> {
-        let RunArgs { mut state, unsaved, env, control, resumed, deliver } = args;
+        let RunArgs { mut state, unsaved, env, control, resumed, deliver, conversation } = args;
+        let conversation: Arc<str> = conversation.map_or_else(|| state.run_id.to_string().into(), Into::into);
         let meta = RunMeta {
             run_id: state.run_id,
             agent: state.agent.name.clone(),
@@ -226,10 +233,16 @@ impl Actor for RunActor {
             unsaved: Vec::new(),
             span: tracing::Span::none(),
             step_span: tracing::Span::none(),
+            conversation,
         };
+        // GenAI semantic conventions: `otel.name` is the span name an OpenTelemetry exporter
+        // shows (`invoke_agent {agent}`); the tracing name stays `run`.
         s.span = tracing::info_span!(
             parent: None,
             "run",
+            otel.name = %format_args!("invoke_agent {}", s.st.agent.name),
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.conversation.id = %s.conversation,
             run_id = %s.st.run_id,
             gen_ai.agent.name = %s.st.agent.name,
             gen_ai.request.model = %s.st.agent.model,
@@ -356,7 +369,7 @@ impl RunActorState {
                     }
                 }
             }
-            RunMsg::ToolDone { result, latency } => {
+            RunMsg::ToolDone { result, latency, images } => {
                 s.running_tools = s.running_tools.saturating_sub(1);
                 s.control.emit(RunEvent::ToolFinished {
                     run_id: s.st.run_id,
@@ -367,6 +380,10 @@ impl RunActorState {
                 // The policy decision made before execution, audited with the outcome.
                 let decided = s.decided.remove(&result.id).unwrap_or_default();
                 s.audit_tool(&result, decided.decision, decided.rule, decided.reason, latency).await;
+                if !images.is_empty() {
+                    let fact = Fact::ToolImages { call_id: result.id.clone(), images };
+                    s.apply_and_save(fact, false).await;
+                }
                 s.apply_and_save(Fact::ToolResult { result, blocked: false }, true).await;
                 s.pump_tools(&myself);
                 if s.running_tools == 0 && s.queued_tools.is_empty() {

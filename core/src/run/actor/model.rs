@@ -43,17 +43,29 @@ impl RunActorState {
         let span = tracing::info_span!(
             parent: &self.step_span,
             "model_call",
+            otel.name = %format_args!("chat {spec}"),
+            otel.kind = "client",
             gen_ai.operation.name = "chat",
+            gen_ai.conversation.id = %self.conversation,
             gen_ai.request.model = %spec,
+            gen_ai.provider.name = tracing::field::Empty,
             gen_ai.response.model = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.input.messages = tracing::field::Empty,
+            gen_ai.output.messages = tracing::field::Empty,
             step
         );
         let recorded = span.clone();
         tokio::spawn(
             async move {
                 let span = recorded;
+                let content = crate::semconv::capture_content() && !span.is_disabled();
+                if content {
+                    let input = serde_json::to_string(&request.messages).unwrap_or_default();
+                    span.record("gen_ai.input.messages", input.as_str());
+                }
                 let (chain, log) = AttemptLog::attach_run(&model, control.clone(), run_id, step);
                 let model: Arc<dyn Model> = Arc::new(chain);
                 // A panic in the model, the budget, the compactor or the audit sink must still
@@ -71,12 +83,24 @@ impl RunActorState {
                     .await
                     .unwrap_or_else(|panic| Err(ModelFailure::Panicked(panic_message(&panic))));
                 let (usage, answered) = match &result {
-                    Ok(r) => (r.usage, r.model.clone()),
+                    Ok(r) => {
+                        if content {
+                            let output = serde_json::to_string(&r.message).unwrap_or_default();
+                            span.record("gen_ai.output.messages", output.as_str());
+                        }
+                        if !span.is_disabled() {
+                            span.record("gen_ai.provider.name", r.provider.as_str());
+                            let finish = serde_json::to_value(&r.finish_reason).unwrap_or_default();
+                            span.record("gen_ai.response.finish_reasons", format!("[{finish}]").as_str());
+                        }
+                        (r.usage, r.model.clone())
+                    }
                     Err(_) => (Usage::default(), String::new()),
                 };
                 span.record("gen_ai.response.model", answered.as_str());
-                span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-                span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+                // As i64: OpenTelemetry has no unsigned integers (a u64 would export as text).
+                span.record("gen_ai.usage.input_tokens", i64::try_from(usage.input_tokens).unwrap_or(i64::MAX));
+                span.record("gen_ai.usage.output_tokens", i64::try_from(usage.output_tokens).unwrap_or(i64::MAX));
                 // Audit rows for the call's attempts and failovers, unless nobody keeps them.
                 if env.ports.audit.wants_records() {
                     let broke = match &result {

@@ -4,7 +4,7 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use executus_llm::{ToolCall, ToolResult};
+use executus_llm::{Part, ToolCall, ToolResult};
 use futures::FutureExt;
 use ractor::ActorRef;
 use serde_json::Value;
@@ -223,6 +223,7 @@ impl RunActorState {
             let span = tracing::info_span!(
                 parent: &self.step_span,
                 "tool_call",
+                otel.name = %format_args!("execute_tool {}", call.name),
                 gen_ai.operation.name = "execute_tool",
                 gen_ai.tool.name = %call.name,
                 gen_ai.tool.call.id = %call.id
@@ -241,11 +242,14 @@ impl RunActorState {
                         () = cancel.cancelled() => Err(ToolError::Cancelled { tool: name.clone() }),
                     };
                     cancel.cancel();
-                    let result = match outcome {
-                        Ok(out) => ToolResult { id: call.id, name, content: cap_output(out.0, max_output), is_error: false },
-                        Err(e) => ToolResult { id: call.id, name, content: e.to_string(), is_error: true },
+                    let (result, images) = match outcome {
+                        Ok(out) => {
+                            let images = out.images.into_iter().map(|i| Part::Image { mime: i.mime, data: i.data }).collect();
+                            (ToolResult { id: call.id, name, content: cap_output(out.text, max_output), is_error: false }, images)
+                        }
+                        Err(e) => (ToolResult { id: call.id, name, content: e.to_string(), is_error: true }, Vec::new()),
                     };
-                    let _ = me.send_message(RunMsg::ToolDone { result, latency: started.elapsed() });
+                    let _ = me.send_message(RunMsg::ToolDone { result, latency: started.elapsed(), images });
                 }
                 .instrument(span),
             );
