@@ -1,17 +1,17 @@
-//! `workers` (W1): workers sharing one PostgreSQL database (`executus-store`'s `postgres` backend and
+//! `workers` (S1-S3, scale-out): workers sharing one PostgreSQL database (`executus-store`'s `postgres` backend and
 //! `worker::Worker`, the loop `executus-run worker` runs).
 //!
 //! Three figures, each on a fresh database of the server given by `EXECUTUS_BENCH_PG_URL` or
 //! `EXECUTUS_TEST_PG_URL` (else the bench starts a throwaway cluster with
 //! `scripts/peer-postgres.sh` and stops it afterwards; without PostgreSQL the rows say n/a):
-//! - runs/s with 1, 2 and 4 worker processes (this binary's `workers-child`, concurrency 16 each)
+//! - S1: runs/s with 1, 2 and 4 worker processes (this binary's `workers-child`, concurrency 16 each)
 //!   draining a queue of 3-step agent runs against the zero-latency mock child (`mock`),
 //!   with where the two cores' CPU went: workers, PostgreSQL (every `postgres` process), the
 //!   mock. On this 2-core machine the workers, the server and the mock share two cores, so
 //!   the curve shows contention, not the scaling of separate machines;
-//! - checkpoint step-saves/s on PostgreSQL beside SQLite (P4's measurement: 16 concurrent
+//! - S2: checkpoint step-saves/s on PostgreSQL beside SQLite (P4's measurement: 16 concurrent
 //!   runs through the core's group-commit handle, each save durable);
-//! - SIGKILL to resume: a worker driving a long run is killed with SIGKILL; the time until
+//! - S3: SIGKILL to resume: a worker driving a long run is killed with SIGKILL; the time until
 //!   another (idle, polling) worker has picked the run up again, against the target "lease
 //!   expiry + 1 s" (lease expiry 2 s here, the poll interval the default 1 s).
 
@@ -104,8 +104,9 @@ impl Drop for Server {
 /// When a measurement fails (a figure is never made up).
 pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     let mut section = Section::new(
-        "W1",
-        "workers on one PostgreSQL: runs/s with 1, 2, 4 workers; step-saves/s vs SQLite; SIGKILL to resume",
+        "S1-S3",
+        "workers on one PostgreSQL: runs/s with 1, 2, 4 workers (S1); step-saves/s vs SQLite (S2); SIGKILL to \
+         resume (S3)",
     );
     let Some(server) = Server::find()? else {
         section.rows.push(Row::new(
@@ -148,7 +149,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
                 pct(m.postgres_cpu),
                 pct(m.mock_cpu)
             ),
-        ));
+        )
+        .labelled("S1"));
     }
     drop(mock);
 
@@ -168,7 +170,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             "SQLite, same run: {sqlite_rate:.0} saves/s ({:.2}x)",
             pg_rate / sqlite_rate.max(f64::EPSILON)
         ),
-    ));
+    )
+    .labelled("S2"));
 
     let repeats = if opts.smoke { 1 } else { 3 };
     let mut times = Vec::new();
@@ -199,9 +202,10 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         ),
         format!("<= lease expiry + 1 s ({} s)", target.as_secs()),
         Verdict::of(worst <= target),
-    ));
+    )
+    .labelled("S3"));
     section.notes.push(
-        "Runs/s: the workers (`executus-bench workers-child`, the same `executus_store::worker::Worker` \
+        "S1, runs/s: the workers (`executus-bench workers-child`, the same `executus_store::worker::Worker` \
          `executus-run worker` runs) start idle and polling; the clock runs from the first enqueue to \
          the last run recorded done in the queue. Each run is the 3-step agent of P1 (two tool calls, \
          one answer) against the zero-latency mock, checkpointed on PostgreSQL (leases, queue rows, \
@@ -212,7 +216,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             .to_owned(),
     );
     section.notes.push(
-        "Step-saves/s: P4's measurement (16 concurrent runs through the core's checkpoint handle, \
+        "S2, step-saves/s: P4's measurement (16 concurrent runs through the core's checkpoint handle, \
          each save durable and group-committed) on a fresh PostgreSQL database beside a fresh SQLite \
          file. The test cluster of `scripts/peer-postgres.sh` runs with `fsync = off` unless \
          `EXECUTUS_BENCH_PG_URL` names another server; SQLite runs with its defaults (WAL, \
@@ -220,7 +224,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             .to_owned(),
     );
     section.notes.push(format!(
-        "SIGKILL to resume: worker A picks a 40-step run (200 ms per model call), worker B idles \
+        "S3, SIGKILL to resume: worker A picks a 40-step run (200 ms per model call), worker B idles \
          (polling every second); A is killed with SIGKILL and the clock runs until B has picked the \
          run (its lease taken, the run resumed from its checkpoint). The lease expires {} s after A's \
          last heartbeat; a lease is taken over only once expired, so the figure is at most expiry + \
@@ -238,7 +242,7 @@ struct Measured {
     mock_cpu: Duration,
 }
 
-/// Worker processes of this binary (`p7-worker`), ready.
+/// Worker processes of this binary (`workers-child`), ready.
 struct Workers {
     children: Vec<Child>,
 }

@@ -28,12 +28,13 @@ use executus::{Runtime, RuntimeConfig};
 use executus_audit::AuditWriter;
 use executus_budget::SpendBudget;
 use executus_critic::LlmCritic;
+use executus_llm::ImageChain;
 use executus_mcp::McpHub;
 use executus_persona::PersonaLibrary;
 use executus_schedule::CronSchedule;
 use executus_skill::SkillLibrary;
 use executus_store::{HostStores, StoreError};
-use executus_tools::standard_tools;
+use executus_tools::{GenerateImage, standard_tools};
 
 use crate::UsageError;
 use crate::config::CliConfig;
@@ -152,7 +153,7 @@ impl Host {
                 .with_context(|| format!("installing skill {name:?} from skills.{name}"))?;
         }
 
-        let mut tools = tool_registry(&config.runtime);
+        let mut tools = tool_registry(config)?;
         mcp.register(&mut tools).map_err(|e| UsageError(e.to_string()))?;
         let lists = PolicyLists {
             require_approval: expand("policy.require_approval".into(), &host.require_approval)?,
@@ -240,7 +241,7 @@ pub fn bare_runtime(config: &CliConfig) -> anyhow::Result<Runtime> {
     Runtime::builder()
         .registry(config.registry.clone())
         .config(config.runtime.clone())
-        .tools(tool_registry(&config.runtime))
+        .tools(tool_registry(config)?)
         .try_build()
         .map_err(|e| UsageError(e.to_string()).into())
 }
@@ -249,11 +250,32 @@ fn source(config: &CliConfig, key: &str) -> String {
     executus::config::source_of(&config.figment, key)
 }
 
-/// The built-in tools (`clock`, `calc`, `web_fetch` under `[tools.web_fetch]`) and
-/// `dispatch_agent`.
-pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
+/// The built-in tools (`clock`, `calc`, `web_fetch` under `[tools.web_fetch]`),
+/// `dispatch_agent`, and `generate_image` when `[image]` names a model and an output folder
+/// (agents still opt in by listing it).
+///
+/// # Errors
+/// [`UsageError`] naming `image.model` or `image.output_dir` when the tool cannot be built.
+pub fn tool_registry(config: &CliConfig) -> anyhow::Result<ToolRegistry> {
+    let mut tools = builtin_tools(&config.runtime);
+    let image = &config.host.image;
+    if let (Some(model), Some(dir)) = (&image.model, &image.output_dir) {
+        let chain = image_chain(config, model)?;
+        let mut tool = GenerateImage::new(Arc::new(chain), dir).map_err(|e| {
+            UsageError(format!("image.output_dir (from {}): {e}", source(config, "image.output_dir")))
+        })?;
+        if let Some(size) = image.size {
+            tool = tool.with_default_size(size);
+        }
+        tools.register(Arc::new(tool));
+    }
+    Ok(tools)
+}
+
+/// The tools every configuration has: the built-in tools and `dispatch_agent`.
+pub fn builtin_tools(runtime: &RuntimeConfig) -> ToolRegistry {
     let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
-    for tool in standard_tools(config) {
+    for tool in standard_tools(runtime) {
         tools.register(tool);
     }
     tools
@@ -263,6 +285,19 @@ pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
 struct PolicyLists {
     require_approval: Vec<String>,
     block: Vec<String>,
+}
+
+/// The image chain `spec` resolves to; a bad spec is a [`UsageError`] naming `image.model`
+/// when it came from there.
+pub fn image_chain(config: &CliConfig, spec: &str) -> anyhow::Result<ImageChain> {
+    config.registry.image_chain(spec).map_err(|e| {
+        let from = if config.host.image.model.as_deref() == Some(spec) {
+            format!("image.model (from {}): ", source(config, "image.model"))
+        } else {
+            String::new()
+        };
+        UsageError(format!("{from}{e}")).into()
+    })
 }
 
 /// `[policy]`: approvals and blocks for every run, on top of the agent profiles.

@@ -2,6 +2,7 @@
 //! chat with a persona, resume interrupted runs, answer approvals, run the cron schedule,
 //! drive runs from a shared PostgreSQL queue (`worker`), migrate or copy a store, and inspect
 //! models and configuration.
+//! generate an image, and inspect models and configuration.
 //!
 //! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
 //! 4 partial or stopped by a cap; 5 `swarm --fail-on`: findings at or above the threshold;
@@ -115,6 +116,8 @@ pub enum Command {
     Worker(commands::worker::WorkerArgs),
     /// Migrate a store, or copy one into another (e.g. SQLite into PostgreSQL).
     Store(commands::store::StoreArgs),
+    /// Generate an image with the image chain (--model, else `[image] model`) into a file.
+    Image(commands::image::ImageArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
     /// The llama-swap hosts of [fleet.hosts.*]: status, load / unload, watch, bench.

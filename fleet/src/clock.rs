@@ -50,7 +50,7 @@ impl HeldSleep {
 }
 
 /// A sleeper whose every sleep waits until the test releases it: the test receives each
-/// requested delay in order ([`GatedSleeper::next`]) and chooses when the code goes on. The
+/// requested delay in order ([`SleepGate::next`]) and chooses when the code goes on. The
 /// optional [`ManualClock`] is advanced by the delay when the sleep is requested, so that
 /// times recorded after the sleep are consistent.
 #[derive(Debug, Clone)]

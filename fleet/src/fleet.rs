@@ -539,6 +539,7 @@ fn host_provider(config: &FleetConfig, host: &str) -> Option<LlamaSwap> {
         base_url: spec.base_url.clone(),
         api_key: spec.key.clone(),
         http: HttpOptions::default(),
+        media: None,
     }))
 }
 

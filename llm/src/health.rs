@@ -13,7 +13,7 @@
 //! - a failure recorded while a target is already benched (a call that was in flight when the
 //!   bench started) counts, but never extends the running cooldown.
 //!
-//! Time comes from a [`Clock`]: [`SystemClock`] in production, [`ManualClock`] in tests, so no
+//! Time comes from a [`Clock`]: [`SystemClock`] in production, [`ManualClock`](crate::ManualClock) in tests, so no
 //! test ever sleeps to see a cooldown expire. The tracker is cheap to clone; clones share state.
 //! It does not decide *what* counts as a failure — that is the failover chain's job.
 

@@ -266,7 +266,7 @@ impl RawServer {
     }
 }
 
-/// A server name: `[A-Za-z0-9-]` words joined by single `_`, at most [`MAX_SERVER_NAME`]
+/// A server name: `[A-Za-z0-9-]` words joined by single `_`, at most `MAX_SERVER_NAME` (24)
 /// characters (so `mcp__NAME__tool` stays readable and unambiguous).
 ///
 /// # Errors

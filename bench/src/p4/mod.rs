@@ -303,7 +303,7 @@ async fn measure(runs: usize, steps: usize, via_handle: bool) -> anyhow::Result<
     measure_on(store, runs, steps, via_handle).await
 }
 
-/// [`measure`] on a given (fresh) store; the store is closed afterwards. P7 runs it on
+/// [`measure`] on a given (fresh) store; the store is closed afterwards. S2 (`workers`) runs it on
 /// PostgreSQL beside SQLite.
 pub async fn measure_on(
     store: Store,

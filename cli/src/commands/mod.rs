@@ -4,6 +4,7 @@
 pub mod approve;
 pub mod chat;
 pub mod fleet;
+pub mod image;
 pub mod models;
 pub mod report;
 pub mod resume;
@@ -36,6 +37,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Worker(args) => worker::worker(&config, args, &interrupt).await,
         Command::Store(args) => store::store(&config, args).await,
         Command::Models(args) => models::models(&config, args).await,
+        Command::Image(args) => image::image(&config, args, &interrupt).await,
         Command::Fleet(args) => fleet::fleet(&config, args, &interrupt).await,
         Command::Config(args) if args.check => {
             report_checked(&config);

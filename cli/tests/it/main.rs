@@ -14,6 +14,7 @@ mod durable;
 mod fault_cases;
 mod faults;
 mod fleet;
+mod image;
 mod mcp;
 mod models;
 #[allow(dead_code, unused_macros)]

@@ -23,6 +23,12 @@ pub enum SkipReason {
         /// The missing capability: `vision` or `tools`.
         capability: &'static str,
     },
+    /// The request's images cannot be shaped to this target's limits (see [`crate::media`]).
+    /// No health penalty.
+    Media {
+        /// Why, naming the image.
+        reason: String,
+    },
 }
 
 impl fmt::Display for SkipReason {
@@ -32,6 +38,7 @@ impl fmt::Display for SkipReason {
                 write!(f, "benched, {:.1}s of cooldown left", remaining.as_secs_f64())
             }
             Self::Incapable { capability } => write!(f, "no {capability} support"),
+            Self::Media { reason } => write!(f, "image refused: {reason}"),
         }
     }
 }
