@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# A real PostgreSQL for the store's PostgreSQL tests (contrib-store/tests/it/postgres/) and the
-# worker tests: Debian's PostgreSQL 15, a throwaway cluster on a loopback port, owned by the
+# A real PostgreSQL for the store's PostgreSQL tests (contrib-store/tests/it/: postgres.rs,
+# the contract suites, workers.rs) and the CLI's queue tests: Debian's PostgreSQL 15, a throwaway cluster on a loopback port, owned by the
 # `postgres` OS user, data in a temp dir.
 #
-#   scripts/peer-postgres.sh [start]  install PostgreSQL if needed (apt-get, as root), initdb a
+#   scripts/peer-postgres.sh [start]  install PostgreSQL if needed (apt-get as root or with
+#                                     sudo; the major version pinned, 15 = Debian 12's, override
+#                                     with EXECUTUS_PG_VERSION; the .deb files cached under
+#                                     ~/.cache/executus-postgres/apt), initdb a
 #                                     fresh cluster, start it on a free 127.0.0.1 port and print,
 #                                     on stdout, the one line
 #                                       EXECUTUS_TEST_PG_URL=postgres://postgres@127.0.0.1:PORT/postgres
@@ -21,6 +24,9 @@ ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 STATE=$ROOT/target/peer-postgres
 VERSION=${EXECUTUS_PG_VERSION:-15}
 BIN=/usr/lib/postgresql/$VERSION/bin
+# The downloaded packages, kept so that a reinstall (a fresh container with this cache
+# mounted, or after an apt-get clean) does not download them again.
+CACHE=${EXECUTUS_PG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/executus-postgres/apt}
 
 note() { echo "peer-postgres: $*" >&2; }
 
@@ -28,11 +34,9 @@ as_postgres() {
   if [ "$(id -u)" = 0 ]; then
     # runuser keeps this script's environment out of the server's; no password, no tty.
     runuser -u postgres -- "$@"
-  elif [ "$(id -un)" = postgres ]; then
-    "$@"
   else
-    note "must run as root or as the postgres user (initdb refuses root; we switch to postgres)"
-    return 1
+    # Not root: the cluster belongs to whoever runs the tests (initdb refuses only root).
+    "$@"
   fi
 }
 
@@ -40,18 +44,28 @@ install() {
   if [ -x "$BIN/pg_ctl" ] && [ -x "$BIN/initdb" ]; then
     return 0
   fi
+  local sudo=""
   if [ "$(id -u)" != 0 ]; then
-    note "PostgreSQL $VERSION is not installed and installing it needs root (apt-get install postgresql)"
-    return 1
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo="sudo -n"
+    else
+      note "PostgreSQL $VERSION is not installed and installing it needs root or sudo (apt-get install postgresql-$VERSION)"
+      return 1
+    fi
   fi
-  note "installing PostgreSQL (apt-get install postgresql; first time on this machine)"
+  note "installing PostgreSQL $VERSION (apt-get install postgresql-$VERSION; packages cached in $CACHE)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2 || true
+  mkdir -p "$CACHE/partial"
+  # The package lists only when the pinned package is not known yet (a fresh machine).
+  if ! apt-cache policy "postgresql-$VERSION" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    $sudo apt-get update -qq >&2 || note "apt-get update failed; trying the install anyway"
+  fi
   # Debian's postgresql-common creates and starts a default cluster on install: we do not use
   # it, and it must not hold port 5432 or run in the background, so it is stopped at once.
-  apt-get install -y -qq --no-install-recommends "postgresql-$VERSION" >&2
+  $sudo apt-get install -y -qq --no-install-recommends -o "Dir::Cache::archives=$CACHE" \
+    "postgresql-$VERSION" >&2 || { note "apt-get install postgresql-$VERSION failed"; return 1; }
   if command -v pg_ctlcluster >/dev/null 2>&1; then
-    pg_ctlcluster "$VERSION" main stop >/dev/null 2>&1 || true
+    $sudo pg_ctlcluster "$VERSION" main stop >/dev/null 2>&1 || true
   fi
   [ -x "$BIN/pg_ctl" ] || { note "the install did not provide $BIN/pg_ctl"; return 1; }
 }

@@ -140,17 +140,19 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         }
         let total = m.elapsed.as_secs_f64() * 2.0;
         let pct = |d: Duration| 100.0 * d.as_secs_f64() / total.max(f64::EPSILON);
-        section.rows.push(Row::info(
-            format!("runs/s, {workers} worker process(es) x 16 runs at once, {runs} 3-step runs"),
-            format!("{:.0} runs/s ({:.2}x one worker)", m.rate, m.rate / one.max(f64::EPSILON)),
-            format!(
-                "CPU of the 2 cores: workers {:.0}%, PostgreSQL {:.0}%, mock {:.0}%",
-                pct(m.workers_cpu),
-                pct(m.postgres_cpu),
-                pct(m.mock_cpu)
-            ),
-        )
-        .labelled("S1"));
+        section.rows.push(
+            Row::info(
+                format!("runs/s, {workers} worker process(es) x 16 runs at once, {runs} 3-step runs"),
+                format!("{:.0} runs/s ({:.2}x one worker)", m.rate, m.rate / one.max(f64::EPSILON)),
+                format!(
+                    "CPU of the 2 cores: workers {:.0}%, PostgreSQL {:.0}%, mock {:.0}%",
+                    pct(m.workers_cpu),
+                    pct(m.postgres_cpu),
+                    pct(m.mock_cpu)
+                ),
+            )
+            .labelled("S1"),
+        );
     }
     drop(mock);
 
@@ -163,15 +165,17 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     let measured = crate::p4::measure_on(pg, saves, steps, true).await;
     server.drop_database(&url).await;
     let (pg_rate, pg_txns) = measured?;
-    section.rows.push(Row::info(
-        format!("checkpoint step-saves/s, PostgreSQL, {saves} concurrent runs, durable (group commit)"),
-        format!("{pg_rate:.0} saves/s ({pg_txns} transactions)"),
-        format!(
-            "SQLite, same run: {sqlite_rate:.0} saves/s ({:.2}x)",
-            pg_rate / sqlite_rate.max(f64::EPSILON)
-        ),
-    )
-    .labelled("S2"));
+    section.rows.push(
+        Row::info(
+            format!("checkpoint step-saves/s, PostgreSQL, {saves} concurrent runs, durable (group commit)"),
+            format!("{pg_rate:.0} saves/s ({pg_txns} transactions)"),
+            format!(
+                "SQLite, same run: {sqlite_rate:.0} saves/s ({:.2}x)",
+                pg_rate / sqlite_rate.max(f64::EPSILON)
+            ),
+        )
+        .labelled("S2"),
+    );
 
     let repeats = if opts.smoke { 1 } else { 3 };
     let mut times = Vec::new();
@@ -192,18 +196,20 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     times.sort();
     let worst = times[times.len() - 1];
     let target = LEASE + Duration::from_secs(1);
-    section.rows.push(Row::new(
-        "SIGKILL of a worker to its run resumed by another worker (worst of the repeats)",
-        format!("{:.2} s", worst.as_secs_f64()),
-        format!(
-            "lease expiry {} s, poll 1 s; all: {}",
-            LEASE.as_secs(),
-            times.iter().map(|t| format!("{:.2} s", t.as_secs_f64())).collect::<Vec<_>>().join(", ")
-        ),
-        format!("<= lease expiry + 1 s ({} s)", target.as_secs()),
-        Verdict::of(worst <= target),
-    )
-    .labelled("S3"));
+    section.rows.push(
+        Row::new(
+            "SIGKILL of a worker to its run resumed by another worker (worst of the repeats)",
+            format!("{:.2} s", worst.as_secs_f64()),
+            format!(
+                "lease expiry {} s, poll 1 s; all: {}",
+                LEASE.as_secs(),
+                times.iter().map(|t| format!("{:.2} s", t.as_secs_f64())).collect::<Vec<_>>().join(", ")
+            ),
+            format!("<= lease expiry + 1 s ({} s)", target.as_secs()),
+            Verdict::of(worst <= target),
+        )
+        .labelled("S3"),
+    );
     section.notes.push(
         "S1, runs/s: the workers (`executus-bench workers-child`, the same `executus_store::worker::Worker` \
          `executus-run worker` runs) start idle and polling; the clock runs from the first enqueue to \

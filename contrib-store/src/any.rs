@@ -704,6 +704,17 @@ impl ChatHistory for AnyChatStore {
 pub struct AnyReviewCache(Backend<SqliteReviewCache, Pg<PgReviewCache>>);
 
 impl AnyReviewCache {
+    /// `"sqlite"` or `"postgres"`: the backend, for error messages.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.0 {
+            Backend::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => "postgres",
+            #[cfg(not(feature = "postgres"))]
+            Backend::Never(never, _) => match *never {},
+        }
+    }
+
     /// The answer stored under `key`, marked used now; `None` on a miss.
     ///
     /// # Errors

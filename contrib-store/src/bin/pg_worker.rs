@@ -17,9 +17,11 @@
 //! store's budget.
 //!
 //! Stdout, one line each: `READY <owner>`, `STARTED <run> <resumed> <orphan>`,
-//! `ENDED <run> <status>`, `FIRED <job> <fire-ms> <run>`, `STOPPED <started> <resumed>
-//! <ended> <interrupted>`. SIGTERM stops the worker gracefully; SIGKILL is what the tests
-//! use to kill it.
+//! `ENDED <run> <status>`, `FIRED <job> <fire-ms> <run> <first-ms>` (a catch-up run stands for
+//! the missed fires from `first-ms`), `SKIPPED <job> <fire-ms> <first-ms> <reason>` (fires
+//! this worker handled without a run: overlap, missed fires skipped), `STOPPED <started>
+//! <resumed> <ended> <interrupted>`. SIGTERM stops the worker gracefully; SIGKILL is what the
+//! tests use to kill it.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -170,8 +172,25 @@ async fn run(args: Vec<String>) -> Result<(), BoxError> {
         let mut events = s.subscribe();
         tokio::spawn(async move {
             while let Ok(event) = events.recv().await {
-                if let executus_schedule::ScheduleEvent::Fired { job, fire, run_id, .. } = event {
-                    say(&format!("FIRED {job} {} {run_id}", fire.timestamp_millis()));
+                use executus_schedule::{ScheduleEvent, SkipReason};
+                match event {
+                    ScheduleEvent::Fired { job, fire, run_id, catch_up_from, .. } => {
+                        let from = catch_up_from.unwrap_or(fire).timestamp_millis();
+                        say(&format!("FIRED {job} {} {run_id} {from}", fire.timestamp_millis()));
+                    }
+                    ScheduleEvent::Skipped { reason: SkipReason::ClaimedElsewhere, .. } => {}
+                    ScheduleEvent::Skipped { job, fire, reason, .. } => {
+                        let from = match reason {
+                            SkipReason::CatchUp { first } => first,
+                            _ => fire,
+                        };
+                        say(&format!(
+                            "SKIPPED {job} {} {} {reason:?}",
+                            fire.timestamp_millis(),
+                            from.timestamp_millis()
+                        ));
+                    }
+                    _ => {}
                 }
             }
         });

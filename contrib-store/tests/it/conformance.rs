@@ -141,6 +141,18 @@ impl Db {
         }
     }
 
+    /// A new handle whose time is `clock` (SQLite in memory: a new, empty store of its own).
+    pub async fn open_with_clock(&self, clock: Arc<executus::llm::ManualClock>) -> Store {
+        let options = executus_store::StoreOptions::default().clock(clock);
+        match self {
+            Self::File(tmp) => Store::open_with(&tmp.url(), options).await.unwrap(),
+            Self::Memory(_) => Store::open_with("sqlite::memory:", options).await.unwrap(),
+            Self::Postgres(db) => {
+                Store::open_with(&db.url, options).await.expect("open the PostgreSQL store")
+            }
+        }
+    }
+
     /// True when two `open`s are two independent handles (two processes' view).
     pub fn shared(&self) -> bool {
         !matches!(self, Self::Memory(_))

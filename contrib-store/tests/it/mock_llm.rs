@@ -8,6 +8,8 @@
 //! - A per-run driver counter: every request of a run (model or effect) is in flight from
 //!   the moment it is read until its answer is written, after `latency`; a run with two
 //!   requests in flight at once has two drivers, and is recorded as a violation.
+//! - A hold (`State::hold_after`): a model request carrying that many tool results or more
+//!   gets no answer until its client hangs up, so a test can stop runs at a known step.
 //! - The last transcript each run sent (its tool results: call id and content), so a test
 //!   can tell completed calls from interrupted ones.
 
@@ -35,6 +37,16 @@ pub struct State {
     pub done: HashMap<String, u32>,
     /// Model requests answered.
     pub model_requests: u64,
+    /// Model requests with at least this many tool results are held (unanswered) until the
+    /// client hangs up.
+    pub hold_after: Option<usize>,
+}
+
+impl State {
+    /// True when no request is in flight.
+    pub fn idle(&self) -> bool {
+        self.in_flight.values().all(|n| *n == 0)
+    }
 }
 
 pub struct MockLlm {
@@ -120,6 +132,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, settings: Settin
         String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == b'\r').unwrap_or(0)]).to_string();
     let body: Value =
         serde_json::from_slice(&buf[head_end..head_end + content_length]).unwrap_or(Value::Null);
+    let mut held = false;
     let (key, answer) = if first_line.contains("/effect") {
         let run = body["run"].as_str().unwrap_or("?").to_owned();
         let call = body["call"].as_str().unwrap_or("?").to_owned();
@@ -153,6 +166,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, settings: Settin
         let n = results.len();
         {
             let mut s = state.lock().unwrap();
+            held = s.hold_after.is_some_and(|h| n >= h);
             s.model_requests += 1;
             if let Some(k) = &key {
                 s.transcripts.insert(k.clone(), results);
@@ -184,6 +198,17 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, settings: Settin
             }),
         )
     };
+    if held {
+        // No answer: wait for the client to hang up (its run was stopped).
+        let mut sink = [0u8; 256];
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+        leave(&state, key);
+        return Ok(());
+    }
     tokio::time::sleep(settings.latency).await;
     let payload = answer.to_string();
     let response = format!(
@@ -191,13 +216,17 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>, settings: Settin
         payload.len()
     );
     let written = stream.write_all(response.as_bytes()).await;
-    if let Some(k) = key {
+    leave(&state, key);
+    written
+}
+
+fn leave(state: &Mutex<State>, run: Option<String>) {
+    if let Some(k) = run {
         let mut s = state.lock().unwrap();
         if let Some(n) = s.in_flight.get_mut(&k) {
             *n = n.saturating_sub(1);
         }
     }
-    written
 }
 
 fn enter(state: &Mutex<State>, run: &str) {

@@ -1,14 +1,12 @@
-//! The review cache: round trips, replacing puts, answers that survive reopening and
-//! concurrent writers of one key on every backend; use marks and pruning on a manual clock on
-//! a SQLite file.
+//! The review cache on every backend (a SQLite file, SQLite in memory, PostgreSQL): round
+//! trips, replacing puts, answers that survive reopening, concurrent writers of one key, and
+//! use marks and pruning on a manual clock.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use executus::llm::ManualClock;
 use executus_store::ReviewCacheKey;
-
-use crate::common::TempStore;
 
 fn key(hash: &str) -> ReviewCacheKey {
     ReviewCacheKey {
@@ -50,9 +48,16 @@ async fn round_trip(db: &crate::conformance::Db) {
 
 #[tokio::test]
 async fn prune_deletes_what_was_not_used_for_a_while() {
-    let tmp = TempStore::new();
+    const TEST: &str = "prune_deletes_what_was_not_used_for_a_while";
+    for backend in crate::conformance::backends(TEST) {
+        let db = crate::conformance::Db::new(backend, TEST).await;
+        prune(&db).await;
+    }
+}
+
+async fn prune(db: &crate::conformance::Db) {
     let clock = Arc::new(ManualClock::at(1_000_000));
-    let cache = tmp.open_with_clock(clock.clone()).await.review_cache();
+    let cache = db.open_with_clock(clock.clone()).await.review_cache();
     cache.put(&key("old"), "1").await.unwrap();
     cache.put(&key("used"), "2").await.unwrap();
     clock.advance(Duration::from_secs(3600));
