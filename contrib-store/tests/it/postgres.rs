@@ -14,7 +14,7 @@ use crate::common::{append, meta};
 use crate::pg::PgDb;
 
 /// Many times what any step here takes on a loaded debug build: a hang guard only.
-const HANG: Duration = Duration::from_secs(60);
+const HANG: Duration = Duration::from_secs(300);
 
 async fn open(db: &PgDb, expiry: Duration) -> Store {
     Store::open_with(&db.url, StoreOptions::default().lease_expiry(expiry)).await.unwrap()
@@ -68,23 +68,31 @@ async fn a_dead_holders_lease_is_taken_over_only_after_it_expires() {
     let Some(db) = PgDb::create("a_dead_holders_lease_is_taken_over_only_after_it_expires").await else {
         return;
     };
-    let expiry = Duration::from_secs(2);
+    // A long expiry: the refusal below cannot be a lease that ran out on a slow machine.
+    let expiry = Duration::from_secs(20);
     let (first, second) = (open(&db, expiry).await, open(&db, expiry).await);
     let run = RunId::new();
     let _held = first.checkpoints().claim(run).await.unwrap().expect("granted");
     let lost = first.as_postgres().unwrap().lease_lost();
     // The holder's connection dies (as with SIGKILL): its advisory lock is freed at once...
     let admin = db.open().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT backend_pid FROM executus.run_leases WHERE run_id = $1")
         .bind(run.0)
-        .fetch_one(&sqlx::PgPool::connect(&db.url).await.unwrap())
+        .fetch_one(&pool)
         .await
         .unwrap();
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&pool).await.unwrap();
-    let killed = tokio::time::Instant::now();
     // ...but the lease row still runs: nobody may start it before it expires.
     assert!(second.checkpoints().claim(run).await.unwrap().is_none(), "not before the lease expires");
+    // Its expiry comes (moved to now by the server's clock, as time would).
+    sqlx::query(
+        "UPDATE executus.run_leases SET expires_ms = executus.executus_now_ms() - 1 WHERE run_id = $1",
+    )
+    .bind(run.0)
+    .execute(&pool)
+    .await
+    .unwrap();
     eventually("the expired lease is taken over", || async {
         second.checkpoints().claim(run).await.unwrap().is_some_and(|c| {
             std::mem::forget(c);
@@ -92,7 +100,6 @@ async fn a_dead_holders_lease_is_taken_over_only_after_it_expires() {
         })
     })
     .await;
-    assert!(killed.elapsed() >= expiry / 2, "taken over after {:?}, before the expiry", killed.elapsed());
     // The first store found out through its heartbeat that its leases are gone.
     tokio::time::timeout(HANG, lost.cancelled()).await.expect("the holder is told its lease was lost");
     drop(admin);
