@@ -58,7 +58,7 @@
 //!
 //! Durability, connections and contention are described on each backend's store
 //! ([`SqliteStore`], `postgres::PgStore`); retention on [`Store::prune`] and
-//! [`Store::prune_audit`]; moving a store between backends on [`copy`]. sqlx appears only
+//! [`Store::prune_audit`]; moving a store between backends on [`copy()`]. sqlx appears only
 //! in this crate: the core and the batteries never depend on it.
 
 mod any;
