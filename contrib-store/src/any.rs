@@ -297,20 +297,18 @@ impl Store {
         })
     }
 
-    /// The fleet's stores (history, bench runs, action audit, host leases) — SQLite only for
-    /// now.
+    /// The fleet's stores (history, bench runs, action audit, host leases) on either backend.
     ///
     /// # Errors
-    /// [`StoreError::Unsupported`] on PostgreSQL.
-    pub fn fleet(&self) -> Result<crate::sqlite::SqliteFleetStore, StoreError> {
-        match self.as_sqlite() {
-            Some(s) => Ok(s.fleet()),
-            None => Err(StoreError::Unsupported {
-                location: self.location().to_owned(),
-                op: "the fleet's stores (history, bench runs, actions, host leases)",
-                backend: self.backend_name(),
-            }),
-        }
+    /// None today; kept fallible for backends without them.
+    pub fn fleet(&self) -> Result<std::sync::Arc<dyn executus_fleet::store::FleetStore>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(s) => std::sync::Arc::new(s.fleet()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(p) => std::sync::Arc::new(p.fleet()),
+            #[cfg(not(feature = "postgres"))]
+            Backend::Never(never, _) => match *never {},
+        })
     }
 
     /// Page accounting of a SQLite file.

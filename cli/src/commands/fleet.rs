@@ -5,7 +5,6 @@
 //! processes.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -140,7 +139,7 @@ pub fn register_auto(fleet: &FleetConfig, store_url: &str, registry: &Registry) 
                     key: "store.url".into(),
                     reason: format!("the fleet's stores: {e}"),
                 })?;
-                Fleet::builder(config).store(Arc::new(fleet)).build().await
+                Fleet::builder(config).store(fleet).build().await
             })
         },
         Duration::from_secs(3),
@@ -185,8 +184,7 @@ pub async fn open_fleet(config: &CliConfig, long_lived: bool) -> anyhow::Result<
     }
     let fleet_store =
         store.fleet().map_err(|e| UsageError(format!("[fleet] needs its stores in the store: {e}")))?;
-    let fleet =
-        Fleet::builder(fleet_config).store(Arc::new(fleet_store)).retention(long_lived).build().await?;
+    let fleet = Fleet::builder(fleet_config).store(fleet_store).retention(long_lived).build().await?;
     fleet.start();
     Ok(fleet)
 }
