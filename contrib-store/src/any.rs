@@ -682,6 +682,16 @@ impl ScheduleStore for AnyScheduleStore {
 #[derive(Debug, Clone)]
 pub struct AnyChatStore(Backend<SqliteChatStore, Pg<PgChatStore>>);
 
+impl AnyChatStore {
+    /// Every conversation that holds a message, in key order.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the store.
+    pub async fn conversations(&self) -> Result<Vec<ChatKey>, StoreError> {
+        forward_impl!(&self.0, s => s.conversations().await)
+    }
+}
+
 #[async_trait]
 impl ChatHistory for AnyChatStore {
     async fn load(&self, key: &ChatKey) -> Result<Vec<Message>, PortError> {

@@ -9,12 +9,15 @@
 //! - personas; skills with every version, their state and active pointer;
 //! - the audit trail, in id order (ids are renumbered by the target; the order is kept);
 //! - budget spend (so caps keep counting what was spent in their windows);
-//! - schedule job definitions and watermarks (so no fire runs twice or is lost).
+//! - schedule job definitions and watermarks (so no fire runs twice or is lost);
+//! - conversations (chat history), every message in order.
 //!
 //! What is not: finished runs (their logs were deleted when they finished; only their status
 //! rows remain, which retention deletes), live budget reservations (they expire within
 //! minutes; the calls holding them belong to processes that must be stopped before a copy),
-//! and tables other programs keep in the same database (the chat example's conversations).
+//! the swarm's review cache (a cache: it fills again), the fleet's history (activity, perf
+//! samples, bench runs, action audit: it starts afresh), and tables other programs keep in
+//! the same database.
 //!
 //! Guarantees: the target must be empty (a copy never merges into, or overwrites, data);
 //! stop every process using the source first, or the copy may miss what they write meanwhile.
@@ -25,6 +28,7 @@ use std::collections::BTreeMap;
 use executus::ports::RunAppend;
 use executus_audit::{AuditQuery, AuditStore, MAX_PAGE};
 use executus_budget::{BudgetStore, Money, SettleRequest};
+use executus_chat::ChatHistory as _;
 use executus_persona::PersonaStore;
 use executus_schedule::ScheduleStore;
 use executus_skill::{SkillState, SkillStore};
@@ -53,6 +57,10 @@ pub struct CopyReport {
     pub jobs: u64,
     /// Schedule watermarks.
     pub watermarks: u64,
+    /// Conversations (chat history).
+    pub conversations: u64,
+    /// Their messages.
+    pub chat_messages: u64,
 }
 
 fn port_err(to: &Store, what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -162,6 +170,17 @@ pub async fn copy(from: &Store, to: &Store) -> Result<CopyReport, StoreError> {
         report.watermarks += 1;
         schedule_to.advance(&job, fire).await.map_err(|e| port_err(to, "schedule watermark", e))?;
     }
+
+    let (chats, chats_to) = (from.chats(), to.chats());
+    for key in chats.conversations().await? {
+        let messages = chats.load(&key).await.map_err(|e| source_err("conversation", e))?;
+        report.conversations += 1;
+        report.chat_messages += messages.len() as u64;
+        chats_to
+            .append(&key, &messages)
+            .await
+            .map_err(|e| port_err(to, &format!("conversation {key}"), e))?;
+    }
     Ok(report)
 }
 
@@ -187,6 +206,9 @@ async fn ensure_empty(to: &Store) -> Result<(), StoreError> {
         || !to.export_watermarks().await?.is_empty()
     {
         held.push("schedule");
+    }
+    if !to.chats().conversations().await?.is_empty() {
+        held.push("conversations");
     }
     if held.is_empty() {
         Ok(())

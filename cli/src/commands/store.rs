@@ -74,7 +74,7 @@ pub async fn store(config: &CliConfig, args: StoreArgs) -> anyhow::Result<Exit> 
                 anyhow::anyhow!("store copy {} -> {}: {e}", source.location(), target.location())
             })?;
             outln!(
-                "copied {} -> {}: {} interrupted run(s) ({} log entries), {} persona(s), {} skill(s) ({} versions), {} audit record(s), {} spend row(s), {} job(s), {} watermark(s)",
+                "copied {} -> {}: {} interrupted run(s) ({} log entries), {} persona(s), {} skill(s) ({} versions), {} audit record(s), {} spend row(s), {} job(s), {} watermark(s), {} conversation(s) ({} messages)",
                 source.location(),
                 target.location(),
                 report.runs,
@@ -85,7 +85,9 @@ pub async fn store(config: &CliConfig, args: StoreArgs) -> anyhow::Result<Exit> 
                 report.audit_records,
                 report.spend_rows,
                 report.jobs,
-                report.watermarks
+                report.watermarks,
+                report.conversations,
+                report.chat_messages
             );
             source.close().await;
             target.close().await;

@@ -39,6 +39,34 @@ impl SqliteChatStore {
         &self.store
     }
 
+    /// Every conversation that holds a message, in key order (what `copy` moves).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn conversations(&self) -> Result<Vec<ChatKey>, StoreError> {
+        const OP: &str = "chat conversations";
+        let store = &self.store;
+        let rows = store
+            .read(OP, || async move {
+                sqlx::query(
+                    "SELECT DISTINCT tenant, user, persona FROM chat_messages ORDER BY tenant, user, persona",
+                )
+                .fetch_all(store.reader_pool())
+                .await
+                .map_err(|e| store.db(OP, e))
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChatKey {
+                    tenant: row.try_get(0).map_err(|e| store.db(OP, e))?,
+                    user: row.try_get(1).map_err(|e| store.db(OP, e))?,
+                    persona: row.try_get(2).map_err(|e| store.db(OP, e))?,
+                })
+            })
+            .collect()
+    }
+
     async fn load_rows(&self, key: &ChatKey) -> Result<Vec<Message>, StoreError> {
         const OP: &str = "chat load";
         let store = &self.store;

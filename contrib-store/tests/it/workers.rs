@@ -468,6 +468,9 @@ async fn a_sqlite_store_with_interrupted_runs_is_copied_into_postgres_and_finish
         .unwrap();
     let job = executus_schedule::JobDef::new("nightly", "@daily", "effector", "go");
     sqlite.schedule().put_job(&job).await.unwrap();
+    use executus_chat::ChatHistory as _;
+    let chat = executus_chat::ChatKey { user: "ada".into(), tenant: "acme".into(), persona: "helper".into() };
+    sqlite.chats().append(&chat, &[Message::user("hi"), Message::assistant("hello")]).await.unwrap();
     let fire = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
     sqlite.schedule().advance("nightly", fire).await.unwrap();
 
@@ -522,6 +525,9 @@ async fn a_sqlite_store_with_interrupted_runs_is_copied_into_postgres_and_finish
         (4, 1, 1, 2, 3)
     );
     assert_eq!((report.spend_rows, report.jobs, report.watermarks), (2, 1, 1));
+    assert_eq!((report.conversations, report.chat_messages), (1, 2));
+    let texts: Vec<String> = pg.chats().load(&chat).await.unwrap().iter().map(Message::text).collect();
+    assert_eq!(texts, ["hi", "hello"]);
     let again = executus_store::copy(&sqlite, &pg).await.unwrap_err();
     assert!(again.to_string().contains("not empty"), "{again}");
     assert_eq!(pg.personas().get("helper").await.unwrap().unwrap().model, "mock/m");
