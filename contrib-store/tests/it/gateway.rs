@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use executus::ports::PortError;
 use executus_gateway::guard::SessionState;
-use executus_gateway::store::{SessionStore, conformance};
+use executus_gateway::store::conformance;
 
 use crate::common::TempStore;
 
@@ -20,7 +20,7 @@ async fn sqlite_session_store_passes_conformance() {
             let tmp = TempStore::new();
             let store = tmp.open().await;
             keep.lock().unwrap().push(tmp);
-            Arc::new(store.gateway_sessions()) as Arc<dyn SessionStore>
+            store.gateway_sessions().unwrap()
         }
     })
     .await
@@ -34,11 +34,11 @@ async fn state_survives_reopening_and_corruption_names_the_session() {
     state.count_continuation();
     {
         let store = tmp.open().await;
-        store.gateway_sessions().save("alice\u{1f}fp:abc", &state, 1_000).await.unwrap();
+        store.gateway_sessions().unwrap().save("alice\u{1f}fp:abc", &state, 1_000).await.unwrap();
         store.close().await;
     }
     let store = tmp.open().await;
-    let sessions = store.gateway_sessions();
+    let sessions = store.gateway_sessions().unwrap();
     assert_eq!(sessions.load("alice\u{1f}fp:abc").await.unwrap(), Some(state));
     sqlx::query("UPDATE gateway_sessions SET state = '{not json'").execute(&*pool(&tmp).await).await.unwrap();
     let err = sessions.load("alice\u{1f}fp:abc").await.unwrap_err();

@@ -13,9 +13,9 @@ use executus::ports::PortError;
 use executus_gateway::guard::SessionState;
 use executus_gateway::store::SessionStore;
 
-use crate::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore as Store;
+use crate::sqlite::checkpoint::i64_of;
 
 const PORT: &str = "gateway sessions";
 
@@ -26,7 +26,7 @@ pub struct SqliteSessionStore {
 }
 
 impl SqliteSessionStore {
-    /// The session store over `store` (also [`Store::gateway_sessions`]).
+    /// The session store over `store` (also `SqliteStore::gateway_sessions`).
     pub fn new(store: Store) -> Self {
         Self { store }
     }
