@@ -182,10 +182,7 @@ impl CheckpointHandle {
         entries: Vec<Entry>,
         durable: bool,
     ) -> Result<(), PortError> {
-        match self.log.append(meta, status, entries, durable) {
-            Some(done) => done.wait().await,
-            None => Ok(()),
-        }
+        self.log.append(meta, status, entries, durable).result().await
     }
 
     /// Marks a run finished; its buffered entries are dropped and its log deleted. Returns
@@ -194,7 +191,7 @@ impl CheckpointHandle {
     /// # Errors
     /// The store's error.
     pub async fn finish(&self, run: RunId, status: StoredStatus) -> Result<(), PortError> {
-        self.log.finish(run, status).wait().await
+        self.log.finish(run, status).result().await
     }
 
     /// Writes everything buffered and waits for it.
@@ -202,7 +199,7 @@ impl CheckpointHandle {
     /// # Errors
     /// The store's error.
     pub async fn flush(&self) -> Result<(), PortError> {
-        self.log.flush().wait().await
+        self.log.flush().result().await
     }
 
     /// A final flush (the runtime's shutdown); errors are logged by the write.
