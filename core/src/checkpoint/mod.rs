@@ -68,9 +68,15 @@ struct EnvelopeIn {
 
 /// Encodes a fact as a versioned payload.
 pub fn encode(fact: &Fact) -> Vec<u8> {
+    // Most facts fit: one allocation instead of a vector doubled three or four times (the
+    // payload is short-lived: a store keeps its own copy or encoding).
+    let mut out = Vec::with_capacity(512);
     // Serialising these plain data types cannot fail (no maps with non-string keys, no
     // custom serialisers that error); an empty payload would be caught at decode anyway.
-    serde_json::to_vec(&EnvelopeOut { v: FORMAT_VERSION, fact }).unwrap_or_default()
+    match serde_json::to_writer(&mut out, &EnvelopeOut { v: FORMAT_VERSION, fact }) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Decodes a versioned payload.

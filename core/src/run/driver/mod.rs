@@ -23,7 +23,7 @@
 //! - It does not decide what happens next: the state machine does ([`RunState::next_action`]).
 //! - It does not admit runs or count them: the lane and the executor do.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -106,8 +106,8 @@ enum Event {
     Woken,
     /// The model call finished.
     Model(Result<Response, ModelFailure>),
-    /// A tool call finished, with its latency.
-    Tool(ToolResult, Duration),
+    /// A tool call finished.
+    Tool(tools::Done),
     /// A tool call's task was lost (the tokio runtime is going away).
     ToolLost(String),
     /// The critic answered.
@@ -141,16 +141,10 @@ pub(crate) async fn drive(args: Box<RunArgs>, slot: ActiveSlot, executor: Execut
 }
 
 /// The policy decision that let a call run, kept until its result is audited.
-struct Decided {
+pub(super) struct Decided {
     decision: ToolDecision,
     rule: Option<String>,
     reason: Option<String>,
-}
-
-impl Default for Decided {
-    fn default() -> Self {
-        Self { decision: ToolDecision::Allow, rule: None, reason: None }
-    }
 }
 
 /// A run's state, by concern.
@@ -208,12 +202,11 @@ struct ModelSide {
     compaction: Arc<CompactionCache>,
 }
 
-/// The tool side: calls waiting for a slot, calls running, their policy decisions.
+/// The tool side: calls waiting for a slot (with the policy decision that lets each run,
+/// audited with its result) and calls running.
 struct ToolSide {
-    queued: VecDeque<ToolCall>,
+    queued: VecDeque<(ToolCall, Decided)>,
     running: Vec<tools::Running>,
-    /// Policy decisions of calls started and not yet finished, by call id.
-    decided: HashMap<String, Decided>,
 }
 
 /// The run's deadlines.
@@ -296,7 +289,7 @@ impl Driver {
                 steered_in_request: 0,
                 compaction: Arc::default(),
             },
-            tools: ToolSide { queued: VecDeque::new(), running: Vec::new(), decided: HashMap::new() },
+            tools: ToolSide { queued: VecDeque::new(), running: Vec::new() },
             clock: Clock {
                 started: Instant::now(),
                 timeout,
@@ -368,7 +361,7 @@ impl Driver {
             if let Poll::Ready(done) = self.tools.running[i].poll(cx) {
                 self.tools.running.swap_remove(i);
                 return Poll::Ready(match done {
-                    Ok((result, latency)) => Event::Tool(result, latency),
+                    Ok(done) => Event::Tool(done),
                     Err(lost) => Event::ToolLost(lost),
                 });
             }
@@ -395,7 +388,7 @@ impl Driver {
         match event {
             Event::Woken => self.on_woken().await,
             Event::Model(result) => self.model_done(result).await,
-            Event::Tool(result, latency) => self.tool_done(result, latency).await,
+            Event::Tool(done) => self.tool_done(done).await,
             Event::ToolLost(error) => {
                 self.st.end(RunEnd::Failed { error: format!("a tool call's task was lost: {error}").into() });
                 self.finish().await;
@@ -485,7 +478,8 @@ impl Driver {
         self.finish().await;
     }
 
-    async fn tool_done(&mut self, result: ToolResult, latency: Duration) {
+    async fn tool_done(&mut self, done: tools::Done) {
+        let tools::Done { result, latency, decided } = done;
         if self.control.listening() {
             self.control.emit(RunEvent::ToolFinished {
                 run_id: self.st.run_id,
@@ -495,7 +489,6 @@ impl Driver {
             });
         }
         // The policy decision made before execution, audited with the outcome.
-        let decided = self.tools.decided.remove(&result.id).unwrap_or_default();
         if self.audits() {
             self.audit_tool(&result, decided.decision, decided.rule, decided.reason, latency).await;
         }

@@ -22,9 +22,10 @@ use crate::tool::policy::{Decision, PolicyInput};
 use crate::tool::{ToolContext, ToolError};
 
 impl Driver {
-    /// Permission stages 1–3 and argument sanity. Returns the call to execute, or settles
-    /// it (error result, rewrite, approval request) and returns `None`.
-    pub(super) async fn check_call(&mut self, call: ToolCall) -> Option<ToolCall> {
+    /// Permission stages 1–3 and argument sanity. Returns the call to execute with the
+    /// decision that lets it run (audited with its result), or settles it (error result,
+    /// rewrite, approval request) and returns `None`.
+    pub(super) async fn check_call(&mut self, call: ToolCall) -> Option<(ToolCall, Decided)> {
         let refuse = |content: String| ToolResult {
             id: call.id.clone(),
             name: call.name.clone(),
@@ -112,8 +113,7 @@ impl Driver {
                 rule: Some("human-approval".into()),
                 reason: Some("approved by a human".into()),
             };
-            self.tools.decided.insert(call.id.clone(), decided);
-            return Some(call);
+            return Some((call, decided));
         }
         // Stage 3: runtime policy.
         let empty;
@@ -136,15 +136,13 @@ impl Driver {
         match verdict.decision {
             Decision::Allow => {
                 let decided = Decided { decision: ToolDecision::Allow, rule: Some(verdict.rule), reason };
-                self.tools.decided.insert(call.id.clone(), decided);
-                Some(call)
+                Some((call, decided))
             }
             Decision::Rewrite(new_args) => {
                 let decided = Decided { decision: ToolDecision::Rewrite, rule: Some(verdict.rule), reason };
-                self.tools.decided.insert(call.id.clone(), decided);
                 let fact = Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() };
                 Box::pin(self.apply_and_save(fact, false)).await;
-                Some(ToolCall { args: new_args, ..call })
+                Some((ToolCall { args: new_args, ..call }, decided))
             }
             Decision::Block(why) => {
                 let result = refuse(format!(
@@ -215,7 +213,7 @@ impl Driver {
     pub(super) fn pump_tools(&mut self) {
         let limit = self.st.agent.limits.tool_concurrency.max(1);
         while self.tools.running.len() < limit {
-            let Some(call) = self.tools.queued.pop_front() else { break };
+            let Some((call, decided)) = self.tools.queued.pop_front() else { break };
             let Some(tool) = self.env.tools.enabled(&call.name).cloned() else { continue };
             let cancel = self.scope.token.child_token();
             let ctx = ToolContext {
@@ -253,7 +251,7 @@ impl Driver {
                     Ok(out) => ToolResult { id, name, content: cap_output(out.0, max_output), is_error: false },
                     Err(e) => ToolResult { id, name, content: e.to_string(), is_error: true },
                 };
-                (result, started.elapsed())
+                Done { result, latency: started.elapsed(), decided }
             }
             .instrument(span);
             self.tools.running.push(Running::start(work));
@@ -261,17 +259,24 @@ impl Driver {
     }
 }
 
+/// A finished tool call: its result, its latency, the decision that let it run.
+pub(super) struct Done {
+    pub(super) result: ToolResult,
+    pub(super) latency: Duration,
+    pub(super) decided: Decided,
+}
+
 /// A tool call in flight: finished at its first poll, or running in a task of its own.
 pub(super) enum Running {
     /// Finished when first polled; taken by the loop.
-    Done(Option<(ToolResult, Duration)>),
+    Done(Option<Done>),
     /// Waiting on something: its own task, so the run's loop is never held by it and slow
     /// calls of one step run in parallel.
-    Task(JoinHandle<(ToolResult, Duration)>),
+    Task(JoinHandle<Done>),
 }
 
 impl Running {
-    fn start(work: impl Future<Output = (ToolResult, Duration)> + Send + 'static) -> Self {
+    fn start(work: impl Future<Output = Done> + Send + 'static) -> Self {
         let mut work = Box::pin(work);
         // Polled without a waker of ours: if it waits, the task polls it again at once with
         // its own (every future re-registers its waker when polled).
@@ -284,7 +289,7 @@ impl Running {
 
     /// The call's result once it is there; `Err` if its task was lost (the tokio runtime is
     /// shutting down: the call is caught panics and all, so nothing else ends a task early).
-    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(ToolResult, Duration), String>> {
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Done, String>> {
         match self {
             Running::Done(done) => match done.take() {
                 Some(done) => Poll::Ready(Ok(done)),
