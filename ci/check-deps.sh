@@ -3,23 +3,29 @@
 # and the examples sit on the product, never on the CLI):
 #
 #   1. the provider crate (executus-llm), the core crate (executus) and the light-host example
-#      (pr-review-swarm) never have sqlx, SQLite, cron or any executus battery/store crate in
-#      their normal dependency tree, and no source file under llm/ or core/ names a battery;
+#      (pr-review-swarm) never have sqlx, SQLite, cron, an MCP client, OpenTelemetry (export
+#      happens in the hosts) or any executus battery/store crate in their normal dependency
+#      tree, and no source file under llm/ or core/ names a battery;
 #   2. no battery (every crate under batteries/) has executus-store, executus-run or the SQLite
 #      stack (sqlx, libsqlite3-sys, rusqlite) in its normal tree: a battery is a port's
 #      implementation with an in-memory store; its SQLite store lives in executus-store;
 #   3. no example (every crate under examples/) depends on executus-run, in its normal, build or
-#      dev dependencies: examples are built on the libraries a user gets, not on the CLI.
+#      dev dependencies: examples are built on the libraries a user gets, not on the CLI;
+#   4. the core and the light host (executus, executus-swarm, pr-review-swarm) have no image
+#      codec in their normal tree: the `image` crate comes only with executus-llm's `media`
+#      feature, which the CLI, the heavy host and the bench turn on.
 #
 #   ci/check-deps.sh              check the workspace
 #   ci/check-deps.sh --self-test  prove each rule fails on a tree that breaks it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-LEAN_FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|executus-(persona|skill|audit|critic|budget|schedule|store|chat))$'
+LEAN_FORBIDDEN='^(sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite|sqlite[a-z0-9_-]*|cron|rmcp|opentelemetry[a-z0-9_-]*|tracing-opentelemetry|executus-(persona|skill|audit|critic|budget|schedule|store|chat|mcp))$'
 LEAN_CRATES=(executus-llm executus executus-swarm pr-review-swarm)
 BATTERY_FORBIDDEN='^(executus-store|executus-run|sqlx[a-z0-9_-]*|libsqlite3-sys|rusqlite)$'
 EXAMPLE_FORBIDDEN='^(executus-run)$'
+CODECS='^(image|png|gif|zune-jpeg|zune-core|image-webp|jpeg-decoder|color_quant|moxcms)$'
+CODEC_FREE=(executus executus-swarm pr-review-swarm)
 
 # Reads `cargo tree --prefix none --format {p}` lines on stdin; prints the crates matching the
 # regex $1; fails if there is any.
@@ -60,6 +66,10 @@ if [ "${1:-}" = "--self-test" ]; then
     && fail "an example tree with executus-run passed"
   printf 'chatbot v0.1.0\nexecutus-store v0.1.0\n' | check_tree "$EXAMPLE_FORBIDDEN" >/dev/null \
     || fail "a clean example tree failed"
+  printf 'executus v0.1.0\nimage v0.25.10\n' | check_tree "$CODECS" >/dev/null \
+    && fail "a tree with the image crate passed the codec check"
+  printf 'executus v0.1.0\nimage-meta v0.1.0\n' | check_tree "$CODECS" >/dev/null \
+    || fail "a codec-free tree failed the codec check"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   printf '[package]\nname = "executus-x"\nversion = "1"\n\n[dependencies.y]\nname = "z"\n' >"$tmp/Cargo.toml"
@@ -90,6 +100,9 @@ check() {
 for crate in "${LEAN_CRATES[@]}"; do
   check "$crate" normal "$LEAN_FORBIDDEN" "the lean crates have no sqlx, sqlite, cron or battery"
 done
+for crate in "${CODEC_FREE[@]}"; do
+  check "$crate" normal "$CODECS" "the core and the light host have no image codec (only executus-llm's media feature brings one)"
+done
 mapfile -t batteries < <(package_names batteries/*/Cargo.toml)
 for crate in "${batteries[@]}"; do
   check "$crate" normal "$BATTERY_FORBIDDEN" "batteries never depend on the store, the CLI or SQLite"
@@ -105,12 +118,12 @@ mapfile -t products < <(package_names */Cargo.toml batteries/*/Cargo.toml)
 for crate in "${products[@]}"; do
   case $crate in executus*) check "$crate" normal,build "$example_regex" "the product never depends on an example" ;; esac
 done
-if grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' --include='Cargo.toml' >/dev/null 2>&1; then
+if grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store|mcp)\b' llm/ core/ --include='*.rs' --include='Cargo.toml' >/dev/null 2>&1; then
   echo "a battery/store crate is referenced from llm/ or core/:" >&2
-  grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store)\b' llm/ core/ --include='*.rs' >&2 || true
+  grep -rnE 'executus_(persona|skill|audit|critic|budget|schedule|store|mcp)\b' llm/ core/ --include='*.rs' >&2 || true
   status=1
 fi
 [ $status -eq 0 ] && echo "check-deps ok: ${LEAN_CRATES[*]} are free of sqlx, sqlite, cron and batteries;" \
   "batteries (${batteries[*]}) free of the store, the CLI and SQLite; examples (${examples[*]}) free of the CLI;" \
-  "no product crate depends on an example"
+  "no product crate depends on an example; ${CODEC_FREE[*]} have no image codec"
 exit $status

@@ -41,6 +41,9 @@ else
   echo "*** NOTICE: no llama.cpp peer could be started; the peer suite (llm/tests/it/peer_llama.rs) will be SKIPPED ***" >&2
 fi
 
+# MCP servers and the OTLP receiver (pinned, into target/peers/; quick when already there).
+# Without them the MCP and telemetry suites fail under CI=true and skip loudly elsewhere.
+scripts/peer-mcp.sh || echo "NOTICE: scripts/peer-mcp.sh failed; the MCP and telemetry suites will say so"
 # The fleet's browser test needs Debian's chromium (installed once, quietly).
 scripts/setup-chromium.sh || echo "NOTICE: chromium could not be installed; the fleet's browser test will say it did not run"
 

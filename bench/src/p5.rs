@@ -153,7 +153,7 @@ async fn sample(bin: &Path, config: &Path, mock: &Mock) -> anyhow::Result<Durati
 ///
 /// # Errors
 /// If the bench's own path is unknown or the build fails.
-async fn binary() -> anyhow::Result<PathBuf> {
+pub(crate) async fn binary() -> anyhow::Result<PathBuf> {
     built_binary("executus-run", "executus-run").await
 }
 

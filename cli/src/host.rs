@@ -1,6 +1,11 @@
 //! Wires the validated configuration into a runtime: the stores (all from
 //! [`open_stores`]), the batteries over them (personas, skills, audit, budget, critic,
-//! schedule), the tools and the policy.
+//! schedule), the tools (built-in and MCP servers') and the policy.
+//!
+//! MCP servers (`[mcp.servers.*]`) start with the host; their tools are registered like the
+//! built-in ones and the `mcp:SERVER/TOOL` / `mcp:SERVER/*` selections of agents
+//! (`[agents.NAME] tools`), skills and `[policy]` are expanded to their names
+//! (`mcp__SERVER__TOOL`). [`Host::close`] closes the servers after the runtime.
 //!
 //! Every store comes from [`open_stores`] ([`HostStores`], shared with the chat bot): with a
 //! store file, checkpoints (so `resume`, `approve` / `deny`), chat history, audit records,
@@ -20,11 +25,13 @@ use executus::{Runtime, RuntimeConfig};
 use executus_audit::AuditWriter;
 use executus_budget::SpendBudget;
 use executus_critic::LlmCritic;
+use executus_llm::ImageChain;
+use executus_mcp::McpHub;
 use executus_persona::PersonaLibrary;
 use executus_schedule::CronSchedule;
 use executus_skill::SkillLibrary;
 use executus_store::{HostStores, StoreError};
-use executus_tools::standard_tools;
+use executus_tools::{GenerateImage, standard_tools};
 
 use crate::UsageError;
 use crate::config::CliConfig;
@@ -96,6 +103,8 @@ pub struct Host {
     pub audit: Option<Arc<AuditWriter>>,
     /// The cron schedule, when asked for.
     pub schedule: Option<CronSchedule>,
+    /// The MCP servers (empty when none are configured).
+    pub mcp: Arc<McpHub>,
 }
 
 impl Host {
@@ -115,15 +124,32 @@ impl Host {
                 UsageError(format!("personas.dir (from {}): {e}", source(config, "personas.dir")))
             })?;
         }
+        // MCP servers first: their tools are named in agents, skills and the policy.
+        let mcp = if host.mcp.is_empty() {
+            McpHub::empty()
+        } else {
+            McpHub::start(host.mcp.clone()).await.context("starting the MCP servers of [mcp.servers]")?
+        };
+        let mcp = Arc::new(mcp);
+        let expand = |key: String, names: &[String]| -> anyhow::Result<Vec<String>> {
+            mcp.expand(&key, names).map_err(|e| UsageError(e.to_string()).into())
+        };
         let skills = SkillLibrary::new(stores.skills.clone());
         for (name, content) in &host.skills {
-            install_skill(&skills, name, content.clone())
+            let mut content = content.clone();
+            content.tools = expand(format!("skills.{name}.tools"), &content.tools)?;
+            install_skill(&skills, name, content)
                 .await
                 .with_context(|| format!("installing skill {name:?} from skills.{name}"))?;
         }
 
-        let tools = tool_registry(&config.runtime);
-        let policy = policy(config, &tools)?;
+        let mut tools = tool_registry(config)?;
+        mcp.register(&mut tools).map_err(|e| UsageError(e.to_string()))?;
+        let lists = PolicyLists {
+            require_approval: expand("policy.require_approval".into(), &host.require_approval)?,
+            block: expand("policy.block".into(), &host.block)?,
+        };
+        let policy = policy(config, &tools, lists)?;
         let mut ports = Ports {
             personas: Arc::new(personas),
             skills: Arc::new(skills),
@@ -155,6 +181,9 @@ impl Host {
         }
 
         let mut runtime_config: RuntimeConfig = config.runtime.clone();
+        for (name, agent) in &mut runtime_config.agents {
+            agent.tools = expand(format!("agents.{name}.tools"), &agent.tools)?;
+        }
         for (name, capacity) in options.extra_lanes {
             runtime_config.lanes.insert(
                 name,
@@ -169,16 +198,18 @@ impl Host {
             .ports(ports)
             .try_build()
             .map_err(|e| UsageError(e.to_string()))?;
-        Ok(Self { runtime, stores, audit, schedule })
+        Ok(Self { runtime, stores, audit, schedule, mcp })
     }
 
     /// Ends the process's work cleanly: lanes drain for `grace`, runs still going are
-    /// interrupted with their checkpoints flushed, and the audit writer drains.
+    /// interrupted with their checkpoints flushed, the audit writer drains, and the MCP
+    /// servers are closed (no child process outlives the host).
     pub async fn close(&self, grace: Duration) {
         self.runtime.shutdown(grace).await;
         if let Some(audit) = &self.audit {
             audit.shutdown().await;
         }
+        self.mcp.shutdown().await;
     }
 }
 
@@ -191,7 +222,7 @@ pub fn bare_runtime(config: &CliConfig) -> anyhow::Result<Runtime> {
     Runtime::builder()
         .registry(config.registry.clone())
         .config(config.runtime.clone())
-        .tools(tool_registry(&config.runtime))
+        .tools(tool_registry(config)?)
         .try_build()
         .map_err(|e| UsageError(e.to_string()).into())
 }
@@ -200,18 +231,58 @@ fn source(config: &CliConfig, key: &str) -> String {
     executus::config::source_of(&config.figment, key)
 }
 
-/// The built-in tools (`clock`, `calc`, `web_fetch` under `[tools.web_fetch]`) and
-/// `dispatch_agent`.
-pub fn tool_registry(config: &RuntimeConfig) -> ToolRegistry {
+/// The built-in tools (`clock`, `calc`, `web_fetch` under `[tools.web_fetch]`),
+/// `dispatch_agent`, and `generate_image` when `[image]` names a model and an output folder
+/// (agents still opt in by listing it).
+///
+/// # Errors
+/// [`UsageError`] naming `image.model` or `image.output_dir` when the tool cannot be built.
+pub fn tool_registry(config: &CliConfig) -> anyhow::Result<ToolRegistry> {
+    let mut tools = builtin_tools(&config.runtime);
+    let image = &config.host.image;
+    if let (Some(model), Some(dir)) = (&image.model, &image.output_dir) {
+        let chain = image_chain(config, model)?;
+        let mut tool = GenerateImage::new(Arc::new(chain), dir).map_err(|e| {
+            UsageError(format!("image.output_dir (from {}): {e}", source(config, "image.output_dir")))
+        })?;
+        if let Some(size) = image.size {
+            tool = tool.with_default_size(size);
+        }
+        tools.register(Arc::new(tool));
+    }
+    Ok(tools)
+}
+
+/// The tools every configuration has: the built-in tools and `dispatch_agent`.
+pub fn builtin_tools(runtime: &RuntimeConfig) -> ToolRegistry {
     let mut tools = ToolRegistry::new().with(DispatchAgent::arc());
-    for tool in standard_tools(config) {
+    for tool in standard_tools(runtime) {
         tools.register(tool);
     }
     tools
 }
 
+/// `[policy]` lists with `mcp:` selections expanded.
+struct PolicyLists {
+    require_approval: Vec<String>,
+    block: Vec<String>,
+}
+
+/// The image chain `spec` resolves to; a bad spec is a [`UsageError`] naming `image.model`
+/// when it came from there.
+pub fn image_chain(config: &CliConfig, spec: &str) -> anyhow::Result<ImageChain> {
+    config.registry.image_chain(spec).map_err(|e| {
+        let from = if config.host.image.model.as_deref() == Some(spec) {
+            format!("image.model (from {}): ", source(config, "image.model"))
+        } else {
+            String::new()
+        };
+        UsageError(format!("{from}{e}")).into()
+    })
+}
+
 /// `[policy]`: approvals and blocks for every run, on top of the agent profiles.
-fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
+fn policy(config: &CliConfig, tools: &ToolRegistry, lists: PolicyLists) -> anyhow::Result<Policy> {
     let mut policy = Policy::new();
     let check = |key: &str, names: &[String]| -> anyhow::Result<()> {
         for name in names {
@@ -226,10 +297,10 @@ fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
         }
         Ok(())
     };
-    check("policy.require_approval", &config.host.require_approval)?;
-    check("policy.block", &config.host.block)?;
-    if !config.host.block.is_empty() {
-        let blocked = config.host.block.clone();
+    check("policy.require_approval", &lists.require_approval)?;
+    check("policy.block", &lists.block)?;
+    if !lists.block.is_empty() {
+        let blocked = lists.block;
         policy.add_global(FnRule::new("config:policy.block", move |input| {
             blocked
                 .iter()
@@ -237,8 +308,8 @@ fn policy(config: &CliConfig, tools: &ToolRegistry) -> anyhow::Result<Policy> {
                 .then(|| Decision::Block(format!("tool {} is blocked by the configuration", input.tool)))
         }));
     }
-    if !config.host.require_approval.is_empty() {
-        policy.add_global(RequireApprovalFor::new(config.host.require_approval.clone()));
+    if !lists.require_approval.is_empty() {
+        policy.add_global(RequireApprovalFor::new(lists.require_approval));
     }
     Ok(policy)
 }

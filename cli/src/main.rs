@@ -1,6 +1,6 @@
 //! `executus-run`: the command-line host for executus — run an agent, run a review swarm,
 //! chat with a persona, resume interrupted runs, answer approvals, run the cron schedule,
-//! and inspect models and configuration.
+//! generate an image, and inspect models and configuration.
 //!
 //! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
 //! 4 partial or stopped by a cap; 5 `swarm --fail-on`: findings at or above the threshold;
@@ -18,6 +18,7 @@ mod commands;
 mod config;
 mod host;
 mod signals;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +110,8 @@ pub enum Command {
     Deny(commands::approve::DenyArgs),
     /// Run the cron jobs of [schedule.jobs.*] in the foreground until SIGINT or SIGTERM.
     Schedule(commands::schedule::ScheduleArgs),
+    /// Generate an image with the image chain (--model, else `[image] model`) into a file.
+    Image(commands::image::ImageArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.
     Models(commands::models::ModelsArgs),
     /// The llama-swap hosts of [fleet.hosts.*]: status, load / unload, watch, bench.
@@ -127,7 +130,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.log.as_deref());
+    let telemetry = init_logging(cli.log.as_deref(), cli.config.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -139,6 +142,10 @@ fn main() -> ExitCode {
     // A read of stdin may still sit on a blocking thread (chat interrupted mid-line): do not
     // wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    // Spans queued for the collector go out before the process ends (bounded).
+    if let Some(telemetry) = &telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) => {
@@ -164,19 +171,48 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
     let _ = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n"));
 }
 
-fn init_logging(filter: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
+/// Logs to stderr (`--log`, `RUST_LOG`, default `warn`) and, when `[telemetry]` or the
+/// `OTEL_*` variables name a collector, exports spans there. The configuration file is read
+/// here only for `[telemetry]`; a bad one is reported by the command that loads it.
+fn init_logging(filter: Option<&str>, config: Option<&std::path::Path>) -> Option<telemetry::Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = filter
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colours only for a person at a terminal: a log piped to a file or a journal must
         // stay plain text (greppable, no escape codes between a field and its value).
         .with_ansi(
             std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         )
-        .try_init();
+        .with_filter(filter);
+    let settings = telemetry_settings(config);
+    let (telemetry, otel, problem) = match &settings {
+        Ok(None) => (None, None, None),
+        Ok(Some(settings)) => match telemetry::Telemetry::start(settings) {
+            Ok((t, layer)) => (Some(t), Some(layer), None),
+            Err(e) => (None, None, Some(e)),
+        },
+        Err(e) => (None, None, Some(e.clone())),
+    };
+    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+    if let Some(problem) = problem {
+        tracing::warn!("OpenTelemetry export is off: {problem}");
+    }
+    telemetry
+}
+
+/// `[telemetry]` and the `OTEL_*` variables; an unreadable file means no export (the
+/// command reports the file's problem itself).
+fn telemetry_settings(config: Option<&std::path::Path>) -> Result<Option<telemetry::Settings>, String> {
+    let file = config.map(std::path::Path::to_path_buf).or_else(|| {
+        let default = std::path::PathBuf::from("executus.toml");
+        default.exists().then_some(default)
+    });
+    let Ok(figment) = executus::config::figment(file.as_deref(), false) else { return Ok(None) };
+    telemetry::Settings::load(&figment, &|v| std::env::var(v).ok()).map_err(|e| e.to_string())
 }

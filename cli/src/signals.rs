@@ -38,6 +38,7 @@ impl Interrupt {
                     seen += 1;
                     if seen > 1 {
                         eprintln!("executus-run: second {name}: exiting now");
+                        crate::telemetry::flush_installed();
                         std::process::exit(130);
                     }
                     let _ = watcher.which.set(name);

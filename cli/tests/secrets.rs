@@ -176,6 +176,7 @@ fn registry(head_url: &str, file_key: &str, dsn: &str) -> Registry {
     };
     let registry = Registry::new();
     let config = ProviderConfig {
+        media: None,
         api_key: Some(Secret::new(file_key)),
         ..ProviderConfig::new("head", format!("{head_url}/v1"))
     }

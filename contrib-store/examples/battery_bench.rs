@@ -15,12 +15,13 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use executus::llm::ManualClock;
 use executus::llm::Usage;
 use executus::ports::{AuditEvent, AuditRecord};
 use executus::{Identity, RunId};
 use executus_audit::{AuditCursor, AuditQuery, AuditStore};
 use executus_budget::{BudgetStore, Money, ReserveOutcome, ReserveRequest, ScopeLimit, SettleRequest};
-use executus_store::{ManualClock, Store, StoreOptions};
+use executus_store::{Store, StoreOptions};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -103,7 +104,7 @@ async fn audit_bench(records: u64) -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
     let store =
-        Store::open_path(&path, StoreOptions::default().clock(Arc::new(ManualClock::new(NOW)))).await?;
+        Store::open_path(&path, StoreOptions::default().clock(Arc::new(ManualClock::at(NOW)))).await?;
     let audit = store.audit();
     let mut rng = fastrand::Rng::with_seed(42);
     let runs: Vec<RunId> = (0..2_000).map(|_| RunId::new()).collect();

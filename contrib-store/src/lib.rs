@@ -76,6 +76,4 @@ pub use persona::SqlitePersonaStore;
 pub use review_cache::{ReviewCacheKey, SqliteReviewCache};
 pub use schedule::SqliteScheduleStore;
 pub use skill::SqliteSkillStore;
-pub use store::{
-    APPLICATION_ID, Clock, ManualClock, PruneReport, Store, StoreOptions, StoreStats, SystemClock,
-};
+pub use store::{APPLICATION_ID, PruneReport, Store, StoreOptions, StoreStats};

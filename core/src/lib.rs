@@ -37,6 +37,7 @@ pub mod meta;
 pub mod ports;
 pub mod run;
 pub mod runtime;
+pub mod semconv;
 pub mod tool;
 mod vocab;
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use executus::llm::fake::{FakeProvider, Outcome};
 use executus::ports::Ports;
+use executus::semconv;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -98,13 +99,47 @@ async fn spans_nest_run_step_model_and_tool_calls() {
     assert_eq!(tools.len(), 1);
     assert_eq!(spans[tools[0]].1, Some(steps[0]), "tool call under the first step");
     let get = |i: usize, key: &str| spans[i].2.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    assert_eq!(get(runs[0], "gen_ai.agent.name").as_deref(), Some("tester"));
-    assert_eq!(get(models[0], "gen_ai.request.model").as_deref(), Some("fake/m"));
-    assert_eq!(get(models[0], "gen_ai.operation.name").as_deref(), Some("chat"));
-    assert!(get(models[1], "gen_ai.usage.input_tokens").is_some());
-    assert_eq!(get(tools[0], "gen_ai.tool.name").as_deref(), Some("echo"));
+    assert_eq!(get(runs[0], semconv::AGENT_NAME).as_deref(), Some("tester"));
+    assert_eq!(get(models[0], semconv::REQUEST_MODEL).as_deref(), Some("fake/m"));
+    assert_eq!(get(models[0], semconv::OPERATION_NAME).as_deref(), Some(semconv::operation::CHAT));
+    assert!(get(models[1], semconv::USAGE_INPUT_TOKENS).is_some());
+    assert_eq!(get(tools[0], semconv::TOOL_NAME).as_deref(), Some("echo"));
+    // GenAI semantic conventions: the names an OpenTelemetry exporter shows, the operation,
+    // the conversation (the run id unless the request names one), provider and finish.
+    let run_id = out.run_id.to_string();
+    assert_eq!(get(runs[0], semconv::OTEL_NAME).as_deref(), Some("invoke_agent tester"));
+    assert_eq!(get(runs[0], semconv::OPERATION_NAME).as_deref(), Some(semconv::operation::INVOKE_AGENT));
+    assert_eq!(get(runs[0], semconv::CONVERSATION_ID).as_deref(), Some(run_id.as_str()));
+    assert_eq!(get(models[0], semconv::OTEL_NAME).as_deref(), Some("chat fake/m"));
+    assert_eq!(get(models[0], semconv::OTEL_KIND).as_deref(), Some("client"));
+    assert_eq!(get(models[0], semconv::CONVERSATION_ID).as_deref(), Some(run_id.as_str()));
+    assert_eq!(get(models[0], semconv::PROVIDER_NAME).as_deref(), Some("fake"));
+    assert_eq!(get(models[0], semconv::RESPONSE_FINISH_REASONS).as_deref(), Some(r#"["tool_calls"]"#));
+    assert_eq!(get(models[1], semconv::RESPONSE_FINISH_REASONS).as_deref(), Some(r#"["stop"]"#));
+    assert_eq!(get(tools[0], semconv::OTEL_NAME).as_deref(), Some("execute_tool echo"));
     let everything = format!("{spans:?}");
     assert!(!everything.contains("SECRET"), "content leaked into spans: {everything}");
+}
+
+#[tokio::test]
+async fn a_request_s_conversation_id_is_reported_on_the_run_and_its_model_calls() {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let fake = FakeProvider::new("fake");
+    fake.push("m", Outcome::text("done"));
+    let rt = runtime(&fake, Arc::new(AtomicUsize::new(0)), Ports::default());
+    let request = executus::RunRequest::new(agent(), "hi").conversation("session-42");
+    let out = rt.spawn_with(request).await.unwrap().outcome().await;
+    assert!(out.is_completed(), "{out:?}");
+    let spans = capture.0.spans.lock().unwrap().clone();
+    let conv: Vec<(&str, Option<&str>)> = spans
+        .iter()
+        .filter(|(n, _, _)| n == "run" || n == "model_call")
+        .map(|(n, _, f)| {
+            (n.as_str(), f.iter().find(|(k, _)| k == semconv::CONVERSATION_ID).map(|(_, v)| v.as_str()))
+        })
+        .collect();
+    assert_eq!(conv, [("run", Some("session-42")), ("model_call", Some("session-42"))]);
 }
 
 /// The default audit sink only logs; it asks for records exactly when its debug events would

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::client::HostClient;
-use crate::clock::Clock;
+use crate::clock::{Clock, utc_now};
 use crate::connector::Liveness;
 use crate::error::FleetError;
 use crate::lease::Leases;
@@ -188,7 +188,7 @@ impl Actions {
     async fn audit(&self, id: &str, request: &ActionRequest, action: &str, outcome: &str, detail: String) {
         let record = ActionRecord {
             id: id.to_owned(),
-            at: self.inner.clock.now(),
+            at: utc_now(&*self.inner.clock),
             host: request.host.clone(),
             action: action.to_owned(),
             model: request.kind.model().map(str::to_owned),

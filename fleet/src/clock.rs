@@ -2,33 +2,26 @@
 //! instants) and a sleeper (reconnect backoff, polling), both injectable so that tests drive
 //! time instead of waiting for it.
 //!
-//! [`ManualClock`] moves only when told to; as a sleeper it records every requested delay and
-//! advances itself by it at once, so a test can assert exactly how long the code would have
-//! waited. [`GatedSleeper`] goes one step further and hands each sleep to the test, which
+//! The clock is executus's own ([`executus_llm::Clock`]): [`ManualClock`] moves only when told
+//! to; as a sleeper it records every requested delay and advances itself by it at once, so a
+//! test can assert exactly how long the code would have waited. [`GatedSleeper`] goes one step further and hands each sleep to the test, which
 //! decides when it ends.
 
-use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use executus_llm::chain::{SleepFuture, Sleeper};
 use tokio::sync::{mpsc, oneshot};
 
-/// A source of wall-clock time.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// The current instant, UTC.
-    fn now(&self) -> DateTime<Utc>;
-}
+/// The time source: executus's one [`Clock`]; the fleet reads its wall time as UTC instants
+/// with [`utc_now`].
+pub use executus_llm::{Clock, ManualClock, SystemClock};
 
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
+/// `clock`'s wall time as a UTC instant (whole milliseconds): liveness changes, stored rows
+/// and leases carry these.
+pub fn utc_now(clock: &(impl Clock + ?Sized)) -> DateTime<Utc> {
+    let ms = i64::try_from(clock.now_ms()).unwrap_or(i64::MAX);
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Sleeps on the tokio timer.
@@ -38,63 +31,6 @@ pub struct TokioSleeper;
 impl Sleeper for TokioSleeper {
     fn sleep(&self, duration: Duration) -> SleepFuture {
         Box::pin(tokio::time::sleep(duration))
-    }
-}
-
-/// A wall clock that moves only when told to; clones share the time. As a [`Sleeper`] it
-/// advances by the requested delay and returns at once, recording the delay.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    inner: Arc<Mutex<ManualInner>>,
-}
-
-#[derive(Debug)]
-struct ManualInner {
-    now: DateTime<Utc>,
-    slept: Vec<Duration>,
-}
-
-impl ManualClock {
-    /// A clock standing at `now`.
-    pub fn at(now: DateTime<Utc>) -> Self {
-        Self { inner: Arc::new(Mutex::new(ManualInner { now, slept: Vec::new() })) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ManualInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let mut inner = self.lock();
-        inner.now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
-    }
-
-    /// Sets the clock to `now`.
-    pub fn set(&self, now: DateTime<Utc>) {
-        self.lock().now = now;
-    }
-
-    /// Every delay requested through [`Sleeper::sleep`] so far.
-    pub fn slept(&self) -> Vec<Duration> {
-        self.lock().slept.clone()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.lock().now
-    }
-}
-
-impl Sleeper for ManualClock {
-    fn sleep(&self, duration: Duration) -> SleepFuture {
-        {
-            let mut inner = self.lock();
-            inner.slept.push(duration);
-            inner.now += chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
-        }
-        Box::pin(std::future::ready(()))
     }
 }
 
@@ -114,7 +50,7 @@ impl HeldSleep {
 }
 
 /// A sleeper whose every sleep waits until the test releases it: the test receives each
-/// requested delay in order ([`GatedSleeper::next`]) and chooses when the code goes on. The
+/// requested delay in order ([`SleepGate::next`]) and chooses when the code goes on. The
 /// optional [`ManualClock`] is advanced by the delay when the sleep is requested, so that
 /// times recorded after the sleep are consistent.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use crate::actions::{ActionRequest, Actions, Ticket};
 use crate::bench::{self, BenchGrid, BenchRun, LeaderRow, Progress};
 use crate::client::HostClient;
-use crate::clock::{Clock, Sleeper, SystemClock, TokioSleeper};
+use crate::clock::{Clock, Sleeper, SystemClock, TokioSleeper, utc_now};
 use crate::config::FleetConfig;
 use crate::connector::{self, ConnectorCtx, Liveness};
 use crate::error::FleetError;
@@ -161,7 +161,7 @@ impl FleetBuilder {
             .map(|h| (h.name.clone(), HostClient::new(h.clone(), http.clone(), self.config.request_timeout)))
             .collect();
         let hosts = self.config.hosts.iter().map(|h| (h.name.clone(), h.base_url.clone())).collect();
-        let state = StateHandle::spawn(hosts, self.clock.now()).await?;
+        let state = StateHandle::spawn(hosts, utc_now(&*self.clock)).await?;
         restore(&store, &state, &self.config).await?;
         let leases = Leases::new(Arc::clone(&store), Arc::clone(&self.clock), self.config.lease_ttl)
             .with_state(state.clone());
@@ -464,7 +464,7 @@ impl Fleet {
         let client = self.client(host)?.clone();
         let lease = self.inner.leases.acquire(host, "bench").await?;
         let clock = Arc::clone(&self.inner.clock);
-        let result = bench::run(&client, &lease, model, grid, || clock.now(), progress).await;
+        let result = bench::run(&client, &lease, model, grid, || utc_now(&*clock), progress).await;
         let release = lease.release().await;
         let run = result?;
         self.inner.store.save_run(&run).await?;
@@ -506,7 +506,7 @@ impl Fleet {
     /// # Errors
     /// [`FleetError::Store`].
     pub async fn retain(&self) -> Result<retention::RetentionReport, FleetError> {
-        Ok(retention::run_once(&self.inner.store, &self.inner.config.retention, self.inner.clock.now())
+        Ok(retention::run_once(&self.inner.store, &self.inner.config.retention, utc_now(&*self.inner.clock))
             .await?)
     }
 
@@ -539,6 +539,7 @@ fn host_provider(config: &FleetConfig, host: &str) -> Option<LlamaSwap> {
         base_url: spec.base_url.clone(),
         api_key: spec.key.clone(),
         http: HttpOptions::default(),
+        media: None,
     }))
 }
 
@@ -667,7 +668,7 @@ async fn retention_loop(
     sleeper: Arc<dyn Sleeper>,
 ) {
     loop {
-        match retention::run_once(&store, &policy, clock.now()).await {
+        match retention::run_once(&store, &policy, utc_now(&*clock)).await {
             Ok(report) => tracing::debug!(?report, "fleet: retention pass"),
             Err(e) => tracing::warn!(error = %e, "fleet: retention pass failed"),
         }

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, utc_now};
 use crate::error::FleetError;
 use crate::state::{Fact, LeaseView, StateHandle};
 use crate::store::{FleetStore, LeaseRecord};
@@ -71,7 +71,7 @@ impl Leases {
     /// [`FleetError::LeaseHeld`] naming the holder in the way; [`FleetError::Store`].
     pub async fn acquire(&self, host: &str, purpose: &str) -> Result<Lease, FleetError> {
         let holder = format!("{purpose}:{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        let now = self.clock.now();
+        let now = utc_now(&*self.clock);
         let record = match self.store.acquire(host, &holder, purpose, now, until(now, self.ttl)).await? {
             Ok(record) => record,
             Err(held) => return Err(FleetError::LeaseHeld { host: host.to_owned(), held }),
@@ -87,7 +87,7 @@ impl Leases {
     /// # Errors
     /// [`FleetError::Store`].
     pub async fn current(&self, host: &str) -> Result<Option<LeaseRecord>, FleetError> {
-        Ok(self.store.current(host, self.clock.now()).await?)
+        Ok(self.store.current(host, utc_now(&*self.clock)).await?)
     }
 
     /// Revokes whatever lease `host` has; its holder notices at its next renewal.
@@ -108,10 +108,10 @@ impl Leases {
 
 async fn heartbeat(leases: Leases, host: String, holder: String, lost: watch::Sender<bool>) {
     let every = leases.ttl / 3;
-    let mut last_ok = leases.clock.now();
+    let mut last_ok = utc_now(&*leases.clock);
     loop {
         tokio::time::sleep(every).await;
-        let now = leases.clock.now();
+        let now = utc_now(&*leases.clock);
         match leases.store.renew(&host, &holder, until(now, leases.ttl)).await {
             Ok(true) => last_ok = now,
             Ok(false) => {

@@ -9,11 +9,11 @@
 //! | llama-swap's wire shapes (events, activity, perf, errors; current and older hosts) | [`wire`], [`sse`] |
 //! | one connector per host: events stream, backoff + jitter, circuit breaker, liveness | [`connector`] |
 //! | the fleet state: a pure machine in one actor, snapshot + sequence-stamped deltas | [`state`] |
-//! | activity and perf ingestion by watermark; retention into 5-minute buckets | [`ingest`], [`retention`] |
+//! | activity and perf ingestion by watermark; retention into 5-minute buckets | `ingest`, [`retention`] |
 //! | durable history behind traits (memory default, conformance suite; SQLite in executus-store) | [`store`] |
 //! | actions (load, unload, unload-all) through a bounded FIFO queue per host | [`actions`] |
 //! | host leases (exclusive, expiring, released on drop) | [`lease`] |
-//! | the bench (grid, TTFT, tokens/s from llama.cpp `timings`) and its leaderboard | [`bench`] |
+//! | the bench (grid, TTFT, tokens/s from llama.cpp `timings`) and its leaderboard | [`bench`](mod@bench) |
 //! | `auto:*` routing, registered in an `executus_llm::Registry` as virtual models | [`route`] |
 //! | the web views: `/fleet` and `/api/fleet/*` (axum) | [`web`] |
 //!

@@ -54,7 +54,7 @@ fn call(tool: &dyn Tool, args: Value) -> Result<String, ToolError> {
             tool.name()
         );
     }
-    out.map(|o| o.0)
+    out.map(|o| o.text)
 }
 
 /// A clock at a fixed instant (a DST change in Europe), so runs are reproducible.

@@ -193,6 +193,7 @@ impl ProviderSpec {
             base_url: self.base_url.clone(),
             api_key: self.api_key.clone(),
             http,
+            media: None,
         }
     }
 

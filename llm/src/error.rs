@@ -266,6 +266,16 @@ pub enum ConfigError {
         /// The aliases in the cycle, ending with the repeated one.
         cycle: Vec<String>,
     },
+    /// A chain element names a provider that cannot generate images, in an image chain.
+    #[error(
+        "{element:?}: provider {provider:?} cannot generate images (openai, llama-swap and gemini providers can)"
+    )]
+    NoImageOutput {
+        /// The provider.
+        provider: String,
+        /// The whole element.
+        element: String,
+    },
     /// A provider or alias name is not valid.
     #[error("invalid name {name:?}: {reason}")]
     BadName {

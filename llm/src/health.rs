@@ -13,7 +13,7 @@
 //! - a failure recorded while a target is already benched (a call that was in flight when the
 //!   bench started) counts, but never extends the running cooldown.
 //!
-//! Time comes from a [`Clock`]: [`SystemClock`] in production, [`ManualClock`] in tests, so no
+//! Time comes from a [`Clock`]: [`SystemClock`] in production, [`ManualClock`](crate::ManualClock) in tests, so no
 //! test ever sleeps to see a cooldown expire. The tracker is cheap to clone; clones share state.
 //! It does not decide *what* counts as a failure — that is the failover chain's job.
 
@@ -22,63 +22,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A monotonic time source.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// The current instant.
-    fn now(&self) -> Instant;
-}
-
-/// The real monotonic clock ([`Instant::now`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that only moves when told to. Clones share the same time, so a test keeps one
-/// handle and gives clones to the code under test.
-///
-/// It also implements [`crate::chain::Sleeper`]: a "sleep" advances the clock by the
-/// requested duration and returns at once, so a test can assert exactly how long a chain
-/// would have waited.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    origin: Instant,
-    offset: Arc<Mutex<Duration>>,
-}
-
-impl ManualClock {
-    /// A clock standing still at an arbitrary origin.
-    pub fn new() -> Self {
-        Self { origin: Instant::now(), offset: Arc::new(Mutex::new(Duration::ZERO)) }
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let mut offset = lock(&self.offset);
-        *offset = offset.saturating_add(by);
-    }
-
-    /// How far the clock has been advanced since it was created.
-    pub fn elapsed(&self) -> Duration {
-        *lock(&self.offset)
-    }
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.origin + self.elapsed()
-    }
-}
+#[cfg(test)]
+use crate::clock::ManualClock;
+use crate::clock::{Clock, SystemClock};
 
 /// Thresholds of a [`HealthTracker`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::imagegen::ImageModel;
+use crate::media::MediaLimits;
 use crate::stream::EventStream;
 use crate::types::{Capabilities, Request, Response};
 
@@ -33,6 +35,14 @@ pub trait Model: Send + Sync + fmt::Debug {
     /// What the model is known to support. Unknown means "try".
     fn capabilities(&self) -> Capabilities {
         Capabilities::UNKNOWN
+    }
+
+    /// What this model accepts as image input; a failover chain shapes each request's images
+    /// to it before calling (see [`crate::media`]). `None` (the default): images are sent as
+    /// they are. Wire clients answer their provider kind's row of the limits table, or the
+    /// override of their [`crate::providers::ProviderConfig::media`].
+    fn media_limits(&self) -> Option<MediaLimits> {
+        None
     }
 
     /// Generates a complete response.
@@ -75,4 +85,11 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// The model with this id (verbatim: it may contain `/` and `:`).
     fn model(&self, id: &str) -> Arc<dyn Model>;
+
+    /// The image-generation model with this id, when the provider can generate images
+    /// (see [`crate::imagegen`]); `None` (the default) when it cannot.
+    fn image_model(&self, id: &str) -> Option<Arc<dyn ImageModel>> {
+        let _ = id;
+        None
+    }
 }

@@ -38,6 +38,7 @@ use crate::dsn::{ProviderSpec, validate_name};
 use crate::error::{ConfigError, Result};
 use crate::health::HealthTracker;
 use crate::http::HttpOptions;
+use crate::imagegen::{ImageChain, ImageModel};
 use crate::model::{Model, Provider};
 use crate::stream::EventStream;
 use crate::target::Target;
@@ -275,6 +276,46 @@ impl Registry {
         Ok(chain)
     }
 
+    /// The image-generation chain `spec` describes (same grammar, aliases and health as
+    /// [`Registry::chain`]); every target's provider must declare image output
+    /// ([`Provider::image_model`]).
+    ///
+    /// # Errors
+    /// As [`Registry::resolve`], and [`ConfigError::NoImageOutput`] naming a target whose
+    /// provider cannot generate images.
+    pub fn image_chain(&self, spec: &str) -> Result<ImageChain, ConfigError> {
+        let inner = self.read();
+        let targets = resolve(&inner, spec)?;
+        let mut models: Vec<Arc<dyn ImageModel>> = Vec::with_capacity(targets.len());
+        for resolved in &targets {
+            let target = match resolved {
+                // Virtual models (`auto:*`) route chat, not image generation.
+                Resolved::Virtual(model) => {
+                    let target = model.target();
+                    return Err(ConfigError::NoImageOutput {
+                        provider: target.provider.clone(),
+                        element: target.to_string(),
+                    });
+                }
+                Resolved::Target(target) => target,
+            };
+            let element = target.to_string();
+            let Some(p) = inner.providers.get(&target.provider) else {
+                return Err(unknown_provider(&inner, &target.provider, &element));
+            };
+            let Some(image) = p.image_model(&target.model) else {
+                return Err(ConfigError::NoImageOutput { provider: target.provider.clone(), element });
+            };
+            models.push(image);
+        }
+        let mut chain =
+            ImageChain::new(spec.trim(), models, self.health.clone()).with_options(inner.options.clone());
+        if let Some(observer) = &inner.observer {
+            chain = chain.with_observer(Arc::clone(observer));
+        }
+        Ok(chain)
+    }
+
     /// [`Registry::chain`] as the currency type, `Arc<dyn Model>`.
     ///
     /// # Errors
@@ -404,6 +445,10 @@ impl Model for WithCapabilities {
             structured_output: o.structured_output.or(own.structured_output),
             streaming: o.streaming.or(own.streaming),
         }
+    }
+
+    fn media_limits(&self) -> Option<crate::media::MediaLimits> {
+        self.inner.media_limits()
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {

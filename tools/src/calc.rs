@@ -401,6 +401,6 @@ impl Tool for Calc {
                 ToolError::InvalidArgs { tool: "calc".into(), message: e.to_string() }
             }
         })?;
-        Ok(ToolOutput(format_number(value)))
+        Ok(ToolOutput::text(format_number(value)))
     }
 }

@@ -9,10 +9,14 @@
 //! them. All three are read-only and idempotent. `dispatch_agent` stays in the core: it is the
 //! dispatch guard's tool.
 //!
+//! [`GenerateImage`] (`generate_image`) is not among them: it needs an image model and an
+//! output folder, so a host builds it when it has both and agents opt in by name.
+//!
 //! ## What it does not do
-//! - No tool here writes anything or runs a process; network access goes only through
-//!   [`net::GuardedHttp`], which refuses private, loopback and metadata addresses unless they
-//!   are on the configured allow list.
+//! - No tool here runs a process; only `generate_image` writes, and only new files under its
+//!   configured folder; network access goes only through [`net::GuardedHttp`] (which refuses
+//!   private, loopback and metadata addresses unless they are on the configured allow list) or,
+//!   for `generate_image`, through the host's image chain.
 
 use std::sync::Arc;
 
@@ -25,11 +29,13 @@ use executus::tool::{Tool, ToolError, decode_args};
 
 pub mod calc;
 pub mod clock;
+pub mod generate_image;
 pub mod net;
 pub mod web_fetch;
 
 pub use calc::Calc;
 pub use clock::Clock;
+pub use generate_image::GenerateImage;
 pub use web_fetch::{WebFetch, WebFetchLimits};
 
 /// `clock` (system time), `calc` and `web_fetch` (allow list and body cap from `config`;

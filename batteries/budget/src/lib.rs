@@ -13,7 +13,7 @@
 //! - [`BudgetStore`]: the storage trait, one atomic method per operation, shaped for SQL;
 //!   [`MemoryBudgetStore`] is the in-memory default. `executus-store` implements it with
 //!   SQLite.
-//! - [`Money`]: exact integer nano-dollars; [`WallClock`] injects time.
+//! - [`Money`]: exact integer nano-dollars; an [`executus::llm::Clock`] injects time.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -33,14 +33,12 @@
 //! # }
 //! ```
 
-pub mod clock;
 pub mod config;
 pub mod money;
 pub mod price;
 pub mod spend;
 pub mod store;
 
-pub use clock::{ManualWallClock, SystemWallClock, WallClock};
 pub use config::{BudgetConfig, BudgetConfigError, BudgetSettings, Caps, RawCap, RawCaps, RawUnknownModel};
 pub use money::Money;
 pub use price::{Price, PriceTable, UnknownModel, Unpriced};

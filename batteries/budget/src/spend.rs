@@ -40,13 +40,13 @@ use executus::Identity;
 use executus::llm::{Target, Usage};
 use executus::ports::{Budget, BudgetDenied, PortError, Reservation, SpendRequest};
 
-use crate::clock::{SystemWallClock, WallClock};
 use crate::config::BudgetSettings;
 use crate::money::Money;
 use crate::price::{Price, UnknownModel, Unpriced};
 use crate::store::{
     BudgetStore, MemoryBudgetStore, ReserveOutcome, ReserveRequest, ScopeLimit, SettleRequest,
 };
+use executus::llm::{Clock, SystemClock};
 
 /// How often `reserve` sweeps expired reservations and spend outside the window.
 const HOUSEKEEPING_EVERY_MS: u64 = 60_000;
@@ -105,7 +105,7 @@ struct Estimate {
 pub struct SpendBudget {
     settings: BudgetSettings,
     store: Arc<dyn BudgetStore>,
-    clock: Arc<dyn WallClock>,
+    clock: Arc<dyn Clock>,
     pending: Mutex<HashMap<u64, Pending>>,
     last_housekeeping_ms: AtomicU64,
 }
@@ -125,7 +125,7 @@ impl SpendBudget {
         Self {
             settings,
             store,
-            clock: Arc::new(SystemWallClock),
+            clock: Arc::new(SystemClock),
             pending: Mutex::new(HashMap::new()),
             last_housekeeping_ms: AtomicU64::new(0),
         }
@@ -138,7 +138,7 @@ impl SpendBudget {
 
     /// Uses `clock` instead of the system clock.
     #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }

@@ -14,7 +14,7 @@
 //!   [`MemoryScheduleStore`] is the default, executus-store has the SQLite one. At start-up
 //!   missed fires are caught up per job ([`CatchUp`]: run once, or skip); see
 //!   [`CronSchedule`] for exactly when watermarks move and what a crash can repeat;
-//! - time comes from a [`WallClock`] ([`SystemClock`], or [`TokioClock`] for tests under
+//! - time comes from an [`executus::llm::Clock`] (the system clock, or `TokioClock` for tests under
 //!   paused tokio time); the runner sleeps with tokio timers.
 //!
 //! ```no_run
@@ -41,7 +41,6 @@ mod job;
 mod runner;
 mod store;
 
-pub use clock::{SystemClock, TokioClock, WallClock};
 pub use error::ScheduleError;
 pub use job::{CatchUp, Job, JobDef, Overlap};
 pub use runner::{

@@ -48,7 +48,7 @@ mod store;
 
 pub use compose::compose;
 pub use error::SkillError;
-pub use library::{ManualWallClock, NEW_VERSION_ATTEMPTS, SkillLibrary, SystemWallClock, WallClock};
+pub use library::{NEW_VERSION_ATTEMPTS, SkillLibrary};
 pub use memory::MemorySkillStore;
 pub use model::{ActiveSkill, Skill, SkillContent, SkillState, SkillVersion, UnknownState, validate_name};
 pub use store::SkillStore;

@@ -1,6 +1,6 @@
 //! [`SkillLibrary`]: the skill battery's front door and its [`SkillSource`] implementation.
 //!
-//! The library stamps times from a [`WallClock`], numbers new versions, and serves a skill to
+//! The library stamps times from a [`Clock`] (wall time), numbers new versions, and serves a skill to
 //! agents only while it is [`SkillState::Active`], always at the version its active pointer
 //! names. It holds no state of its own besides the store and the clock, so any number of
 //! libraries (in any number of processes, with a shared durable store) can serve the same
@@ -8,11 +8,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use executus::RunnableAgent;
-use executus::ports::audit::now_ms;
+use executus::llm::{Clock, SystemClock};
 use executus::ports::{PortError, SkillDef, SkillSource};
 
 use crate::compose::compose;
@@ -25,55 +24,11 @@ use crate::store::SkillStore;
 /// took the version number it picked.
 pub const NEW_VERSION_ATTEMPTS: u32 = 32;
 
-/// A wall-clock time source, in Unix milliseconds (timestamps on records only: no skill
-/// behaviour depends on time).
-pub trait WallClock: Send + Sync + fmt::Debug {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemWallClock;
-
-impl WallClock for SystemWallClock {
-    fn now_ms(&self) -> u64 {
-        now_ms()
-    }
-}
-
-/// A clock that moves only when told to; clones share the same time.
-#[derive(Debug, Clone, Default)]
-pub struct ManualWallClock(Arc<AtomicU64>);
-
-impl ManualWallClock {
-    /// A clock standing at `ms`.
-    pub fn at(ms: u64) -> Self {
-        Self(Arc::new(AtomicU64::new(ms)))
-    }
-
-    /// Sets the time.
-    pub fn set(&self, ms: u64) {
-        self.0.store(ms, Ordering::SeqCst);
-    }
-
-    /// Moves the time forward.
-    pub fn advance(&self, ms: u64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl WallClock for ManualWallClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 /// Skills over any [`SkillStore`]: lifecycle, versions, serving and composition.
 #[derive(Clone)]
 pub struct SkillLibrary {
     store: Arc<dyn SkillStore>,
-    clock: Arc<dyn WallClock>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for SkillLibrary {
@@ -91,7 +46,7 @@ impl Default for SkillLibrary {
 impl SkillLibrary {
     /// A library over `store`, stamping times with the system clock.
     pub fn new(store: Arc<dyn SkillStore>) -> Self {
-        Self { store, clock: Arc::new(SystemWallClock) }
+        Self { store, clock: Arc::new(SystemClock) }
     }
 
     /// A library over a fresh [`MemorySkillStore`].
@@ -101,7 +56,7 @@ impl SkillLibrary {
 
     /// Uses `clock` for timestamps.
     #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }

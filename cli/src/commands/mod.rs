@@ -4,6 +4,7 @@
 pub mod approve;
 pub mod chat;
 pub mod fleet;
+pub mod image;
 pub mod models;
 pub mod report;
 pub mod resume;
@@ -32,6 +33,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Deny(args) => approve::deny(&config, args, &interrupt).await,
         Command::Schedule(args) => schedule::schedule(&config, args, &interrupt).await,
         Command::Models(args) => models::models(&config, args).await,
+        Command::Image(args) => image::image(&config, args, &interrupt).await,
         Command::Fleet(args) => fleet::fleet(&config, args, &interrupt).await,
         Command::Config(args) if args.check => {
             report_checked(&config);

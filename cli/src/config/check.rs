@@ -6,6 +6,7 @@
 //! - Every model spec ([`model_specs`]: tiers, agents, `[compaction] summary_model`,
 //!   `[critic] model`, `[swarm] models`, persona files) resolves against the registered
 //!   providers, alias cycles included. A section that adds a model spec adds it there.
+//!   `[image] model` resolves as an image chain (each target's provider makes images).
 //! - Every tool named (agents, skills, `[policy]`, persona files) is one that a tool source
 //!   contributes to [`KnownTools`]: exact names (the built-in tools and `dispatch_agent`,
 //!   taken from the registry the host builds) or `*` patterns for sources whose tools are
@@ -52,7 +53,6 @@ impl KnownTools {
     /// Adds a pattern for a source whose tools are listed only at run time: `*` stands for
     /// any run of characters (e.g. `mcp:files/*`). A selection written with the same `*`
     /// matches it too.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn add_pattern(&mut self, pattern: impl Into<String>) {
         self.patterns.push(pattern.into());
     }
@@ -78,11 +78,22 @@ impl KnownTools {
 }
 
 /// The tools this host registers: the built-in tools and `dispatch_agent` (exactly the
-/// registry [`crate::host::tool_registry`] builds). A tool source added to the host adds its
-/// names or patterns here too.
-pub fn known_tools(runtime: &RuntimeConfig, _host: &HostConfig) -> KnownTools {
+/// registry [`crate::host::builtin_tools`] builds), `generate_image` when `[image]` has a
+/// model and an output folder, and the MCP servers' selections. A tool source added to the
+/// host adds its names or patterns here too.
+pub fn known_tools(runtime: &RuntimeConfig, host: &HostConfig) -> KnownTools {
     let mut known = KnownTools::default();
-    known.add_names(crate::host::tool_registry(runtime).names());
+    known.add_names(crate::host::builtin_tools(runtime).names());
+    if host.image.model.is_some() && host.image.output_dir.is_some() {
+        known.add_names([executus_tools::generate_image::NAME]);
+    }
+    // MCP servers list their tools only when they start: a selection (`mcp:NAME/TOOL`) or a
+    // full name (`mcp__NAME__TOOL`, persona files) of a configured server passes here and is
+    // checked against the server's list at start.
+    for server in &host.mcp {
+        known.add_pattern(format!("{}{}/*", executus_mcp::SELECTOR_PREFIX, server.name));
+        known.add_pattern(format!("mcp__{}__*", server.name));
+    }
     known
 }
 
@@ -136,6 +147,12 @@ pub fn check(
     };
     for (key, spec) in model_specs(runtime, host) {
         resolve(key, &spec)?;
+    }
+    // The image chain: the same grammar, and every target's provider must make images.
+    if let Some(spec) = &host.image.model {
+        registry
+            .image_chain(spec)
+            .map_err(|e| invalid("image.model".into(), format!("image model spec {spec:?}: {e}")))?;
     }
 
     let tools = known_tools(runtime, host);

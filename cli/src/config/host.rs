@@ -13,6 +13,8 @@
 //! | `[swarm]` | models, lenses, concurrency, deadline, exclude globs, token budgets, context size and review cache of `executus-run swarm` |
 //! | `[schedule.jobs.ID]` | cron jobs of `executus-run schedule` |
 //! | `[chat] persona` | the persona `executus-run chat` talks to by default |
+//! | `[mcp.servers.NAME]` | MCP servers whose tools agents select as `mcp:NAME/TOOL` (`executus-mcp`) |
+//! | `[telemetry]` | OpenTelemetry export (see `crate::telemetry`) |
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use executus::Identity;
 use executus::config::{ConfigError, source_of};
+use executus::llm::ImageSize;
 use executus_budget::{BudgetConfig, BudgetConfigError, BudgetSettings};
 use executus_critic::{CriticConfig, CriticConfigError};
 use executus_schedule::{CatchUp, Job, JobDef, Overlap, ScheduleError};
@@ -170,6 +173,18 @@ pub struct RawSchedule {
     pub jobs: BTreeMap<String, RawJob>,
 }
 
+/// `[image]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    /// The image chain (a tier or `provider/model, ...`) for `image` and `generate_image`.
+    pub model: Option<String>,
+    /// Where `generate_image` writes its files; the tool exists only when this is set.
+    pub output_dir: Option<PathBuf>,
+    /// Default size, `WxH`.
+    pub size: Option<String>,
+}
+
 /// `[chat]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +220,35 @@ pub struct RawHostSections {
     /// `[chat]`.
     #[serde(default)]
     pub chat: RawChat,
+    /// `[mcp]`.
+    #[serde(default)]
+    pub mcp: RawMcp,
+    /// `[telemetry]` (read again, with the `OTEL_*` variables, before logging starts).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::RawTelemetry,
+    /// `[image]`.
+    #[serde(default)]
+    pub image: RawImage,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// `[mcp.servers.NAME]`.
+    #[serde(default)]
+    pub servers: BTreeMap<String, executus_mcp::RawServer>,
+}
+
+/// `[image]`, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageSettings {
+    /// The image chain spec.
+    pub model: Option<String>,
+    /// `generate_image`'s folder (resolved against the configuration file).
+    pub output_dir: Option<PathBuf>,
+    /// Default size.
+    pub size: Option<ImageSize>,
 }
 
 /// `[swarm]`, validated.
@@ -279,6 +323,12 @@ pub struct HostConfig {
     pub jobs: Vec<JobDef>,
     /// The default persona of `chat`.
     pub chat_persona: Option<String>,
+    /// MCP servers, validated (variables read).
+    pub mcp: Vec<executus_mcp::ServerConfig>,
+    /// OpenTelemetry export, when configured.
+    pub telemetry: Option<crate::telemetry::Settings>,
+    /// `[image]`.
+    pub image: ImageSettings,
 }
 
 /// Parses `user[@tenant]` (tenant `default` when omitted).
@@ -346,8 +396,45 @@ impl RawHostSections {
             host.jobs.push(validate_job(&id, raw, figment)?);
         }
         host.chat_persona = self.chat.persona.filter(|p| !p.trim().is_empty());
+        for (name, raw) in &self.mcp.servers {
+            let mut server = raw.validate(name, &|v| std::env::var(v).ok()).map_err(|e| {
+                ConfigError::Invalid { origin: source_of(figment, &e.key), key: e.key, reason: e.reason }
+            })?;
+            if let executus_mcp::Transport::Stdio { cwd: Some(dir), .. } = &mut server.transport {
+                *dir = relative_to_file(dir, file);
+            }
+            host.mcp.push(server);
+        }
+        host.telemetry =
+            crate::telemetry::Settings::from_raw(&self.telemetry, figment, &|v| std::env::var(v).ok())?;
+        host.image = validate_image(self.image, file, &invalid)?;
         Ok(host)
     }
+}
+
+fn validate_image(
+    raw: RawImage,
+    file: Option<&Path>,
+    invalid: &dyn Fn(String, String) -> ConfigError,
+) -> Result<ImageSettings, ConfigError> {
+    let model = raw.model.map(|m| m.trim().to_owned());
+    if model.as_deref() == Some("") {
+        return Err(invalid("image.model".into(), "must not be empty (a tier or provider/model)".into()));
+    }
+    let size = match raw.size {
+        None => None,
+        Some(text) => {
+            Some(text.parse::<ImageSize>().map_err(|e| invalid("image.size".into(), e.to_string()))?)
+        }
+    };
+    let output_dir = raw.output_dir.map(|dir| relative_to_file(&dir, file));
+    if output_dir.is_some() && model.is_none() {
+        return Err(invalid(
+            "image.output_dir".into(),
+            "generate_image needs `image.model` too (the image chain it draws with)".into(),
+        ));
+    }
+    Ok(ImageSettings { model, output_dir, size })
 }
 
 fn validate_swarm(

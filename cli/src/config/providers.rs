@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use executus::config::{ConfigError, source_of};
 use executus_llm::fake::{ReplayOptions, ReplayProvider};
+use executus_llm::media::{ImageFormat, LimitsError, MediaKind, MediaLimits};
 use executus_llm::providers::ProviderConfig;
 use executus_llm::providers::anthropic::Anthropic;
 use executus_llm::providers::gemini::Gemini;
@@ -43,6 +44,66 @@ pub struct RawProvider {
     /// Idle-between-chunks timeout.
     #[serde(default, with = "executus::duration_serde::option")]
     pub idle_timeout: Option<Duration>,
+    /// `[providers.NAME.media]`: image-input limits overriding the kind's row.
+    pub media: Option<RawMedia>,
+}
+
+/// `[providers.NAME.media]`: start from a row of the limits table (`kind`, by default the
+/// provider's own) and override any field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMedia {
+    /// `openai | anthropic | gemini | ollama | openai-compatible`.
+    pub kind: Option<String>,
+    /// Accepted formats, most preferred first: `png`, `jpeg`, `gif`, `webp`.
+    pub formats: Option<Vec<String>>,
+    /// Longest side in pixels.
+    pub max_long_side: Option<u32>,
+    /// Width times height.
+    pub max_pixels: Option<u64>,
+    /// Bytes of one image.
+    pub max_image_bytes: Option<usize>,
+    /// Bytes of all images of one request.
+    pub max_request_bytes: Option<usize>,
+}
+
+impl RawMedia {
+    /// The limits: `kind`'s row (or `default`'s) with the fields given replacing its own.
+    /// `Err((field, reason))` names the offending field.
+    pub fn limits(&self, default: MediaKind) -> Result<MediaLimits, (&'static str, String)> {
+        let kind = match &self.kind {
+            None => default,
+            Some(k) => k.parse::<MediaKind>().map_err(|e| ("kind", e.to_string()))?,
+        };
+        let mut limits = kind.limits();
+        if let Some(formats) = &self.formats {
+            let mut parsed = Vec::with_capacity(formats.len());
+            for f in formats {
+                parsed.push(f.parse::<ImageFormat>().map_err(|e| ("formats", e.to_string()))?);
+            }
+            limits.formats = parsed;
+        }
+        if let Some(v) = self.max_long_side {
+            limits.max_long_side = v;
+        }
+        if let Some(v) = self.max_pixels {
+            limits.max_pixels = v;
+        }
+        if let Some(v) = self.max_image_bytes {
+            limits.max_image_bytes = v;
+        }
+        if let Some(v) = self.max_request_bytes {
+            limits.max_request_bytes = v;
+        }
+        limits.validate().map_err(|e| {
+            let field = match &e {
+                LimitsError::TooSmall { field, .. } => field,
+                _ => &"formats",
+            };
+            (*field, e.to_string())
+        })?;
+        Ok(limits)
+    }
 }
 
 /// A provider's endpoint must be an absolute `http` or `https` URL with a host: anything else
@@ -110,11 +171,35 @@ pub fn build_registry(
             check_base_url(url).map_err(|reason| invalid(format!("providers.{name}.base_url"), reason))?;
         }
         let base = |default: &str| raw.base_url.clone().unwrap_or_else(|| default.to_owned());
+        let base_url = |default: &str| raw.base_url.clone().unwrap_or_else(|| default.to_owned());
+        let default_kind = match raw.kind.as_str() {
+            "anthropic" => Some(MediaKind::Anthropic),
+            "gemini" => Some(MediaKind::Gemini),
+            "ollama" => Some(MediaKind::Ollama),
+            "llama-swap" => Some(MediaKind::OpenAiCompatible),
+            "openai" => Some(MediaKind::for_openai_base(&base_url("https://api.openai.com/v1"))),
+            _ => None,
+        };
+        let media = match (&raw.media, default_kind) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    format!("providers.{name}.media"),
+                    format!("a {} provider sends no images to shape", raw.kind),
+                ));
+            }
+            (Some(media), Some(kind)) => Some(
+                media
+                    .limits(kind)
+                    .map_err(|(field, reason)| invalid(format!("providers.{name}.media.{field}"), reason))?,
+            ),
+        };
         let config = |url: String| ProviderConfig {
             name: name.clone(),
             base_url: url,
             api_key: key.clone(),
             http: http.clone(),
+            media: media.clone(),
         };
         let provider: Arc<dyn Provider> = match raw.kind.as_str() {
             "openai" => Arc::new(OpenAi::new(config(base("https://api.openai.com/v1")))),
@@ -156,4 +241,28 @@ pub fn build_registry(
         })?;
     }
     Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_overrides_start_from_a_row_and_replace_fields() {
+        let none = RawMedia::default();
+        assert_eq!(none.limits(MediaKind::Gemini), Ok(MediaKind::Gemini.limits()));
+        let raw = RawMedia {
+            kind: Some("anthropic".into()),
+            formats: Some(vec!["jpg".into(), "png".into()]),
+            max_image_bytes: Some(500_000),
+            ..RawMedia::default()
+        };
+        let limits = raw.limits(MediaKind::OpenAiCompatible).unwrap();
+        assert_eq!(limits.kind, MediaKind::Anthropic);
+        assert_eq!(limits.formats, [ImageFormat::Jpeg, ImageFormat::Png]);
+        assert_eq!(limits.max_image_bytes, 500_000);
+        assert_eq!(limits.max_long_side, 1568, "the row's own value stays");
+        let bad = RawMedia { max_pixels: Some(3), ..RawMedia::default() };
+        assert_eq!(bad.limits(MediaKind::Ollama).unwrap_err().0, "max_pixels");
+    }
 }

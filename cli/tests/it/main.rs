@@ -14,7 +14,12 @@ mod durable;
 mod fault_cases;
 mod faults;
 mod fleet;
+mod image;
+mod mcp;
 mod models;
+#[allow(dead_code, unused_macros)]
+#[path = "../../../batteries/mcp/tests/support/peers.rs"]
+mod peers;
 mod run;
 mod runaway;
 mod schedule;
@@ -26,3 +31,4 @@ mod swarm;
 #[allow(dead_code)]
 #[path = "../../../llm/tests/it/tcp_stub.rs"]
 mod tcp_stub;
+mod telemetry;

@@ -4,8 +4,9 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use executus::llm::{Clock, SystemClock};
+use std::time::Duration;
 
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{Row, Transaction};
@@ -26,51 +27,6 @@ pub use retention::PruneReport;
 
 /// The `PRAGMA application_id` of every database this crate creates ("EXEC" in ASCII).
 pub const APPLICATION_ID: i32 = 0x4558_4543;
-
-/// A wall clock in Unix milliseconds (injected so retention can be tested without waiting).
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Now, in Unix milliseconds.
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-    }
-}
-
-/// A clock that moves only when told to (for tests and simulations).
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    now: AtomicU64,
-}
-
-impl ManualClock {
-    /// A clock reading `now_ms`.
-    pub fn new(now_ms: u64) -> Self {
-        Self { now: AtomicU64::new(now_ms) }
-    }
-
-    /// Sets the time.
-    pub fn set(&self, now_ms: u64) {
-        self.now.store(now_ms, Ordering::SeqCst);
-    }
-
-    /// Moves the time forward.
-    pub fn advance(&self, by: Duration) {
-        self.now.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.now.load(Ordering::SeqCst)
-    }
-}
 
 /// How the store connects and behaves. `StoreOptions::default()` suits most hosts.
 #[derive(Debug, Clone)]

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use executus::llm::ManualClock;
 use executus::llm::Usage;
 use executus::ports::{AuditEvent, AuditRecord, PortError};
 use executus::{Identity, RunId};
 use executus_audit::{AuditCursor, AuditQuery, AuditStore, MAX_PAGE, MemoryAuditStore, StoredAuditRecord};
-use executus_store::{ManualClock, Store, StoreOptions};
+use executus_store::{Store, StoreOptions};
 
 use crate::common::TempStore;
 
@@ -65,7 +66,7 @@ fn record(at_ms: u64, run: Option<RunId>, user: &str, tenant: &str, kind: usize,
 }
 
 async fn store_at(tmp: &TempStore, now: u64) -> Store {
-    let clock = Arc::new(ManualClock::new(now));
+    let clock = Arc::new(ManualClock::at(now));
     Store::open_with(&tmp.url(), StoreOptions::default().clock(clock)).await.unwrap()
 }
 
@@ -430,7 +431,7 @@ async fn bounds_past_sqlite_integers_match_nothing_or_everything_exactly() {
 #[tokio::test]
 async fn retention_deletes_old_records_in_small_batches_and_never_reuses_ids() {
     let tmp = TempStore::new();
-    let clock = Arc::new(ManualClock::new(NOW));
+    let clock = Arc::new(ManualClock::at(NOW));
     let store = Store::open_with(&tmp.url(), StoreOptions::default().clock(clock.clone()).prune_batch(64))
         .await
         .unwrap();

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use executus::llm::ManualClock;
 use executus::ports::{Entry, RunAppend, RunMeta, StoredStatus};
 use executus::{Identity, RunId};
-use executus_store::{ManualClock, Store, StoreOptions};
+use executus_store::{Store, StoreOptions};
 use tempfile::TempDir;
 
 /// A temp dir holding `store.db`.

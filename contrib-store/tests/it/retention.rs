@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use executus::RunId;
+use executus::llm::ManualClock;
 use executus::ports::{CheckpointStore, StoredStatus};
-use executus_store::{ManualClock, Store, StoreOptions};
+use executus_store::{Store, StoreOptions};
 
 use crate::common::{TempStore, append, meta};
 
@@ -14,7 +15,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 #[tokio::test]
 async fn prune_deletes_only_old_finished_runs() {
     let tmp = TempStore::new();
-    let clock = Arc::new(ManualClock::new(1_000_000_000_000));
+    let clock = Arc::new(ManualClock::at(1_000_000_000_000));
     let store = tmp.open_with_clock(clock.clone()).await;
     let cp = store.checkpoints();
     let old_done = meta(RunId::new(), 1);
@@ -51,7 +52,7 @@ async fn prune_deletes_only_old_finished_runs() {
 #[tokio::test]
 async fn prune_works_in_bounded_batches() {
     let tmp = TempStore::new();
-    let clock = Arc::new(ManualClock::new(50 * DAY.as_millis() as u64));
+    let clock = Arc::new(ManualClock::at(50 * DAY.as_millis() as u64));
     let store = Store::open_with(&tmp.url(), StoreOptions::default().clock(clock.clone()).prune_batch(100))
         .await
         .unwrap();

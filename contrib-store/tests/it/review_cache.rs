@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use executus_store::{ManualClock, ReviewCacheKey, SqliteReviewCache};
+use executus::llm::ManualClock;
+use executus_store::{ReviewCacheKey, SqliteReviewCache};
 
 use crate::common::TempStore;
 
@@ -39,7 +40,7 @@ async fn answers_round_trip_replace_and_survive_reopening() {
 #[tokio::test]
 async fn prune_deletes_what_was_not_used_for_a_while() {
     let tmp = TempStore::new();
-    let clock = Arc::new(ManualClock::new(1_000_000));
+    let clock = Arc::new(ManualClock::at(1_000_000));
     let cache = SqliteReviewCache::new(tmp.open_with_clock(clock.clone()).await);
     cache.put(&key("old"), "1").await.unwrap();
     cache.put(&key("used"), "2").await.unwrap();

@@ -27,6 +27,9 @@ pub struct RunRequest {
     /// `Runtime::run`, whose caller cannot watch, turns it off). Until that call they are
     /// held in a small buffer (at most [`EVENT_CAPACITY`](super::handle::EVENT_CAPACITY)), not a channel.
     pub watch: bool,
+    /// The conversation the run belongs to (a gateway session, a chat), reported on its
+    /// spans as `gen_ai.conversation.id`; default the run id. Not kept across a resume.
+    pub conversation: Option<String>,
 }
 
 impl RunRequest {
@@ -41,7 +44,15 @@ impl RunRequest {
             deliver: false,
             run_id: None,
             watch: true,
+            conversation: None,
         }
+    }
+
+    /// Sets the conversation id reported on the run's spans (`gen_ai.conversation.id`).
+    #[must_use]
+    pub fn conversation(mut self, id: impl Into<String>) -> Self {
+        self.conversation = Some(id.into());
+        self
     }
 
     /// Sets the identity.

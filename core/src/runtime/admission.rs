@@ -130,7 +130,12 @@ impl Runtime {
         };
         let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
         let claim = self.claim(run_id).await?;
-        let how = Submission { resumed: false, deliver: request.deliver, watched };
+        let how = Submission {
+            resumed: false,
+            deliver: request.deliver,
+            watched,
+            conversation: request.conversation,
+        };
         self.submit(started, lane, state, vec![start], how, claim).await
     }
 
@@ -149,7 +154,7 @@ impl Runtime {
         how: Submission,
         claim: RunClaim,
     ) -> Result<RunHandle, RuntimeError> {
-        let Submission { resumed, deliver, watched } = how;
+        let Submission { resumed, deliver, watched, conversation } = how;
         let run_id = state.run_id;
         let control = RunControl::new(run_id, state.agent.name.clone(), watched);
         match self.inner.controls.entry(run_id) {
@@ -177,6 +182,7 @@ impl Runtime {
             control: control.clone(),
             resumed,
             deliver,
+            conversation,
         });
         let guard = QueuedGuard { control: Some(control.clone()), runtime: self.inner.weak.clone() };
         let executor = started.executor.clone();
@@ -284,7 +290,7 @@ impl Runtime {
 }
 
 /// How a run is submitted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Submission {
     /// Resumed from a checkpoint.
     pub(super) resumed: bool,
@@ -292,6 +298,8 @@ pub(super) struct Submission {
     pub(super) deliver: bool,
     /// Keep events for the first subscriber (a caller holds a handle and may watch).
     pub(super) watched: bool,
+    /// `gen_ai.conversation.id` of the run's spans (default the run id).
+    pub(super) conversation: Option<String>,
 }
 
 /// Publishes the outcome of a run that never started (cancelled or refused while queued).

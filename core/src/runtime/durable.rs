@@ -108,7 +108,7 @@ impl Runtime {
             Some(&lane),
             state,
             unsaved,
-            Submission { resumed: true, deliver: false, watched: true },
+            Submission { resumed: true, deliver: false, watched: true, conversation: None },
             claim,
         )
         .await

@@ -104,7 +104,7 @@ impl Tool for DispatchAgent {
             }
         };
         if outcome.is_completed() {
-            Ok(ToolOutput(outcome.output.clone().unwrap_or_default()))
+            Ok(ToolOutput::text(outcome.output.clone().unwrap_or_default()))
         } else {
             Err(ToolError::failed(
                 NAME,

@@ -75,27 +75,52 @@ impl std::fmt::Debug for ToolContext {
     }
 }
 
-/// A tool's successful output: text for the model.
+/// A tool's successful output: text for the model, and images it returned beside the text.
+///
+/// The run loop puts the text in the tool result; images, when there are any, follow the
+/// step's tool results as a user message (every wire format accepts images there, not every
+/// one inside a tool result), each introduced by the tool name and call id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolOutput {
+    /// The result text.
+    pub text: String,
+    /// Images returned with the text (may be empty).
+    pub images: Vec<ToolImage>,
+}
+
+/// An image a tool returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolOutput(pub String);
+pub struct ToolImage {
+    /// MIME type, e.g. `image/png`.
+    pub mime: String,
+    /// The raw bytes.
+    pub data: Vec<u8>,
+}
+
+impl ToolOutput {
+    /// Text only.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { text: text.into(), images: Vec::new() }
+    }
+}
 
 impl From<String> for ToolOutput {
     fn from(s: String) -> Self {
-        Self(s)
+        Self::text(s)
     }
 }
 
 impl From<&str> for ToolOutput {
     fn from(s: &str) -> Self {
-        Self(s.to_owned())
+        Self::text(s)
     }
 }
 
 impl From<Value> for ToolOutput {
     fn from(v: Value) -> Self {
         match v {
-            Value::String(s) => Self(s),
-            other => Self(other.to_string()),
+            Value::String(s) => Self::text(s),
+            other => Self::text(other.to_string()),
         }
     }
 }

@@ -20,6 +20,7 @@ mod faults;
 mod hostile;
 mod lane;
 mod loops;
+mod media;
 mod ports;
 mod restarts;
 mod resume;

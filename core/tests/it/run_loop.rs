@@ -258,3 +258,45 @@ async fn a_success_resets_the_tool_error_streak() {
     assert_eq!(out.end, RunEnd::Completed, "{out:?}");
     assert_eq!(out.steps, 6);
 }
+
+#[tokio::test]
+async fn images_a_tool_returns_follow_the_tool_results_as_a_user_message() {
+    use executus::llm::Part;
+    use executus::tool::{ToolImage, ToolOutput, typed};
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Shot {}
+    let fake = FakeProvider::new("fake");
+    fake.push("m", Outcome::tool_calls([call("s1", "shot", "x"), call("e1", "echo", "plain")]));
+    fake.push("m", Outcome::text("seen"));
+    let shot = typed("shot", "Returns a picture", |_ctx, _a: Shot| async {
+        Ok::<_, ToolError>(ToolOutput {
+            text: "one picture".into(),
+            images: vec![ToolImage { mime: "image/png".into(), data: vec![0x89, b'P', b'N', b'G'] }],
+        })
+    })
+    .arc();
+    let rt = build(&fake, tools(Arc::default()).with(shot), Ports::default(), config(), None);
+    let out = rt.run(agent().with_tools(["shot"]), "go").await.unwrap();
+    assert_eq!(out.end, RunEnd::Completed, "{out:?}");
+    // user, assistant(calls), tool(results), user(images), assistant(text)
+    let roles: Vec<Role> = out.messages.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant, Role::Tool, Role::User, Role::Assistant]);
+    let second = &fake.requests_for("m")[1];
+    let n = second.messages.len();
+    let tool_msg = &second.messages[n - 2];
+    let got: Vec<(String, String)> = results(tool_msg).into_iter().map(|r| (r.id, r.content)).collect();
+    assert_eq!(
+        got,
+        [("s1".to_owned(), "one picture".to_owned()), ("e1".to_owned(), "echo: plain".to_owned())]
+    );
+    let images = &second.messages[n - 1];
+    assert_eq!(images.role, Role::User);
+    assert_eq!(
+        images.parts,
+        [
+            Part::Text { text: "[images returned by tool shot (call s1)]".into() },
+            Part::Image { mime: "image/png".into(), data: vec![0x89, b'P', b'N', b'G'] },
+        ]
+    );
+}

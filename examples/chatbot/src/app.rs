@@ -23,7 +23,7 @@ use executus_budget::{BudgetConfig, SpendBudget};
 use executus_critic::{CriticConfig, LlmCritic};
 use executus_llm::Registry;
 use executus_persona::PersonaLibrary;
-use executus_schedule::{CronSchedule, JobDef, WallClock};
+use executus_schedule::{CronSchedule, JobDef};
 use executus_skill::{SkillContent, SkillLibrary, SkillState};
 use executus_tools::{Calc, Clock};
 
@@ -94,7 +94,7 @@ pub struct AppOptions {
     /// Where scheduled runs' outputs go.
     pub delivery: Arc<dyn Delivery>,
     /// The schedule's calendar (default: the system clock).
-    pub clock: Option<Arc<dyn WallClock>>,
+    pub clock: Option<Arc<dyn executus::llm::Clock>>,
 }
 
 impl AppOptions {

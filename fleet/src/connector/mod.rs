@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 pub use self::policy::{Liveness, Reconnect, ReconnectPolicy, Step};
 use crate::client::HostClient;
-use crate::clock::{Clock, Sleeper};
+use crate::clock::{Clock, Sleeper, utc_now};
 use crate::ingest::Signal;
 use crate::sse::SseDecoder;
 use crate::state::{Fact, StateHandle};
@@ -67,7 +67,7 @@ pub(crate) async fn run(ctx: ConnectorCtx) {
         let step = match ctx.client.events().await {
             Ok(response) => {
                 machine.connected();
-                ctx.state.apply(Fact::Connected { host: host.clone(), at: ctx.clock.now() });
+                ctx.state.apply(Fact::Connected { host: host.clone(), at: utc_now(&*ctx.clock) });
                 let _ = ctx.ingest.send(Signal::Reconnected);
                 tracing::debug!(host = %host, "fleet: events stream open");
                 let end = stream(&ctx, &host, response, &mut recorded).await;
@@ -85,7 +85,7 @@ pub(crate) async fn run(ctx: ConnectorCtx) {
             }
         };
         if let Some(liveness) = step.liveness {
-            ctx.state.apply(Fact::Liveness { host: host.clone(), liveness, at: ctx.clock.now() });
+            ctx.state.apply(Fact::Liveness { host: host.clone(), liveness, at: utc_now(&*ctx.clock) });
         }
         ctx.sleeper.sleep(step.wait).await;
     }
@@ -130,7 +130,7 @@ async fn handle(
 ) {
     match event {
         HostEvent::ModelStatus(models) => {
-            let at = ctx.clock.now();
+            let at = utc_now(&*ctx.clock);
             let changes: Vec<ModelStateRecord> = models
                 .iter()
                 .filter(|m| recorded.get(&m.id) != Some(&m.state))

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::DateTime;
 use executus_fleet::clock::ManualClock;
 use executus_fleet::store::{ActionRecord, FleetStore};
 use executus_fleet::{ActionKind, ActionRequest, Fleet, FleetError, Leases, Liveness, MemoryFleetStore};
@@ -118,7 +117,7 @@ async fn actions_on_a_host_that_is_down_are_refused() {
 
 #[tokio::test]
 async fn a_lease_whose_holder_died_expires_and_a_released_one_is_free_at_once() {
-    let clock = ManualClock::at(DateTime::from_timestamp(1_900_000_000, 0).expect("in range"));
+    let clock = ManualClock::at(1_900_000_000_000);
     let store: Arc<dyn FleetStore> = Arc::new(MemoryFleetStore::new());
     let leases = Leases::new(Arc::clone(&store), Arc::new(clock.clone()), Duration::from_secs(30));
     let lease = leases.acquire("desk", "bench").await.expect("free");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use executus_fleet::clock::{Clock as _, GatedSleeper, ManualClock, SleepGate};
+use executus_fleet::clock::{GatedSleeper, ManualClock, SleepGate, utc_now};
 use executus_fleet::state::Change;
 use executus_fleet::{Fleet, FleetConfig, HostSpec, Liveness, MemoryFleetStore, ReconnectPolicy};
 use executus_llm::Secret;
@@ -20,7 +20,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn gated(standin: &Standin) -> (Fleet, SleepGate, ManualClock) {
-    let clock = ManualClock::at(t0());
+    let clock = ManualClock::at(t0().timestamp_millis() as u64);
     let (sleeper, gate) = GatedSleeper::new(Some(clock.clone()));
     let config = FleetConfig {
         hosts: vec![HostSpec::new("desk", standin.url())],
@@ -60,7 +60,7 @@ async fn a_dropped_stream_reconnects_after_a_jittered_delay() {
     until(&mut sub, "first connection", |s| s.host("desk").is_some_and(|h| h.synced)).await;
     let mut waits = Vec::new();
     for round in 0..12 {
-        let dropped_at = clock.now();
+        let dropped_at = utc_now(&clock);
         standin.drop_streams();
         let held = next_sleep(&mut gate).await;
         assert!(within(held.duration, 1), "round {round}: wait {:?} outside [1 s, 1.5 s]", held.duration);
@@ -95,7 +95,7 @@ async fn six_failures_open_the_circuit_then_a_half_open_probe_recovers() {
     let mut liveness_changes = Vec::new();
     let mut watch = fleet.subscribe().await.expect("subscribe");
     standin.go_offline();
-    let dropped_at = clock.now();
+    let dropped_at = utc_now(&clock);
     // Backoff before attempts 1..6, then the circuit opens: cooldown waits.
     let expected = [1, 2, 4, 8, 16, 30];
     for (n, base) in expected.iter().enumerate() {
@@ -103,7 +103,7 @@ async fn six_failures_open_the_circuit_then_a_half_open_probe_recovers() {
         assert!(within(held.duration, *base), "wait {} {:?} outside [{base} s, 1.5x]", n + 1, held.duration);
         held.release();
     }
-    let open_at = clock.now();
+    let open_at = utc_now(&clock);
     let cooldown = next_sleep(&mut gate).await;
     assert!(within(cooldown.duration, 60), "circuit open: a cooldown, {:?}", cooldown.duration);
     let s = until(&mut sub, "down", |s| s.host("desk").is_some_and(|h| h.liveness == Liveness::Down)).await;
@@ -121,7 +121,7 @@ async fn six_failures_open_the_circuit_then_a_half_open_probe_recovers() {
         s.host("desk").is_some_and(|h| h.liveness == Liveness::Connected && h.synced)
     })
     .await;
-    let recovered_at = clock.now();
+    let recovered_at = utc_now(&clock);
     assert_eq!(s.host("desk").expect("desk").since, recovered_at);
     assert_eq!(s.host("desk").expect("desk").failures, 0);
 

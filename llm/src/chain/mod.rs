@@ -5,13 +5,20 @@
 //!    remaining cooldown;
 //! 2. **normalised** to the target's [`Capabilities`] (unknown means "try"): a target known
 //!    not to do vision is skipped for a request with images, one known not to do tools for a
-//!    request with tools — both without any health penalty; for a target known not to do
-//!    structured output the schema moves into the system prompt; for a target known not to
-//!    stream, [`Model::stream`] is served by `generate` replayed as events;
+//!    request with tools — both without any health penalty; the request's images are shaped
+//!    to the target's [`Model::media_limits`] (see [`crate::media`]; converted once per image
+//!    and set of limits, then served from the chain's [`MediaCache`]): an image that cannot be
+//!    sent at all (not an image, malformed, a decompression bomb) ends the call with a
+//!    [`ErrorKind::Permanent`](crate::ErrorKind::Permanent) error naming it, before any network call; one that only this
+//!    target cannot take (over its limits in a build without the `media` feature, or not
+//!    fitting its budget) skips the target, penalty-free ([`SkipReason::Media`]); for a target
+//!    known not to do structured output the schema moves into the system prompt; for a
+//!    target known not to stream, [`Model::stream`] is served by `generate` replayed as
+//!    events;
 //! 3. **called**, and the outcome decides:
 //!    - success → recorded as a health success; the response is returned unchanged (its
 //!      `provider`/`model` are those of the target that answered);
-//!    - [`ErrorKind::Transient`] → retried on the same target up to
+//!    - [`ErrorKind::Transient`](crate::ErrorKind::Transient) → retried on the same target up to
 //!      [`ChainOptions::retries`] times, waiting `Retry-After` when the server gave one no
 //!      longer than [`ChainOptions::retry_after_ceiling`], else an exponential backoff with
 //!      jitter; a `Retry-After` above the ceiling advances at once without waiting. When the
@@ -24,17 +31,17 @@
 //!      refused requests bench the target, by default) and the chain advances at once. On the
 //!      last usable target a refused connection is retried like any transient error: there is
 //!      nowhere else to go, and a local server being restarted may come back;
-//!    - [`ErrorKind::Decode`] → the server answered something unparseable. Retrying the same
+//!    - [`ErrorKind::Decode`](crate::ErrorKind::Decode) → the server answered something unparseable. Retrying the same
 //!      server rarely helps, so the chain advances at once, but it counts against the
 //!      target's health exactly like a spent transient;
-//!    - [`ErrorKind::NotFound`], [`ErrorKind::Unsupported`] (and [`ErrorKind::Exhausted`]
+//!    - [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) (and [`ErrorKind::Exhausted`](crate::ErrorKind::Exhausted)
 //!      from a nested chain) → advance, no health penalty: the target is fine, it just cannot
 //!      serve this model or request;
-//!    - [`ErrorKind::Permanent`] → that error is returned at once, unless
+//!    - [`ErrorKind::Permanent`](crate::ErrorKind::Permanent) → that error is returned at once, unless
 //!      [`ChainOptions::advance_on_permanent`], in which case the chain advances (no health
 //!      penalty: a 400 is usually about the request, not the target's availability);
-//!    - [`ErrorKind::Cancelled`] → returned at once.
-//! 4. When no target answers, one [`ErrorKind::Exhausted`] error (provider `chain`, model =
+//!    - [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) → returned at once.
+//! 4. When no target answers, one [`ErrorKind::Exhausted`](crate::ErrorKind::Exhausted) error (provider `chain`, model =
 //!    the chain spec) lists every attempt and every skipped target; its `retry_after` is the
 //!    shortest remaining cooldown of a benched target, if any.
 //!
@@ -50,6 +57,7 @@
 //! Request content and keys are never logged. An optional [`ChainObserver`] sees the same
 //! story as [`ChainEvent`]s.
 
+mod failover;
 mod observe;
 #[cfg(test)]
 mod tests;
@@ -62,14 +70,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use tracing::Instrument;
-use tracing::field::Empty;
 
+pub(crate) use self::failover::{Answer, Failover, Link, Named, Prepared};
 pub use self::observe::{
     ChainEvent, ChainObserver, NoopObserver, SkipReason, SleepFuture, Sleeper, TokioSleeper,
 };
-use crate::error::{Attempt, Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::health::HealthTracker;
+use crate::media::{MediaCache, normalise_request};
 use crate::model::Model;
 use crate::stream::{EventStream, response_to_stream};
 use crate::types::{Capabilities, Request, Response};
@@ -108,7 +116,7 @@ impl Default for ChainOptions {
 }
 
 impl ChainOptions {
-    /// Sets the sleeper (tests pass a [`crate::health::ManualClock`]).
+    /// Sets the sleeper (tests pass a [`crate::ManualClock`]).
     #[must_use]
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;
@@ -136,71 +144,87 @@ fn doubled(base: Duration, times: u32, cap: Duration) -> Duration {
     value.min(cap)
 }
 
-#[derive(Clone)]
-struct Link {
-    /// `provider/model` (the health tracker's key).
-    key: String,
-    model: Arc<dyn Model>,
-}
-
 /// A failover chain over ordered targets; itself a [`Model`]. See the module docs for the
 /// exact semantics. Cloning is cheap (targets are shared models) and keeps the health tracker
-/// shared.
+/// and the media cache shared.
 #[derive(Clone)]
 pub struct Chain {
-    spec: String,
-    targets: Vec<Link>,
-    health: HealthTracker,
-    options: ChainOptions,
-    observer: Arc<dyn ChainObserver>,
+    core: Failover,
+    targets: Vec<Link<dyn Model>>,
+    media: Arc<MediaCache>,
 }
 
 impl fmt::Debug for Chain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Chain")
-            .field("spec", &self.spec)
+            .field("spec", &self.core.spec)
             .field("targets", &self.targets().collect::<Vec<_>>())
-            .field("options", &self.options)
+            .field("options", &self.core.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl Named for dyn Model {
+    fn provider(&self) -> &str {
+        Model::provider(self)
+    }
+
+    fn model_id(&self) -> &str {
+        Model::model_id(self)
     }
 }
 
 impl Chain {
     /// A chain named `spec` (its [`Model::model_id`]) over `targets`, in order, sharing
-    /// `health` with every other chain of the same registry. Default options, no observer.
+    /// `health` with every other chain of the same registry. Default options, no observer, a
+    /// media cache of its own.
     pub fn new(
         spec: impl Into<String>,
         targets: impl IntoIterator<Item = Arc<dyn Model>>,
         health: HealthTracker,
     ) -> Self {
-        let targets =
-            targets.into_iter().map(|model| Link { key: model.target().to_string(), model }).collect();
         Self {
-            spec: spec.into(),
-            targets,
-            health,
-            options: ChainOptions::default(),
-            observer: Arc::new(NoopObserver),
+            core: Failover {
+                spec: spec.into(),
+                health,
+                options: ChainOptions::default(),
+                observer: Arc::new(NoopObserver),
+            },
+            targets: targets.into_iter().map(Link::new).collect(),
+            media: Arc::new(MediaCache::default()),
         }
     }
 
     /// Sets the options.
     #[must_use]
     pub fn with_options(mut self, options: ChainOptions) -> Self {
-        self.options = options;
+        self.core.options = options;
         self
     }
 
     /// Sets the observer.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn ChainObserver>) -> Self {
-        self.observer = observer;
+        self.core.observer = observer;
         self
+    }
+
+    /// Shares `cache` for normalised images (by default each chain has its own, and its clones
+    /// share it).
+    #[must_use]
+    pub fn with_media_cache(mut self, cache: Arc<MediaCache>) -> Self {
+        self.media = cache;
+        self
+    }
+
+    /// The cache of normalised images (see [`crate::media`]).
+    pub fn media_cache(&self) -> &Arc<MediaCache> {
+        &self.media
     }
 
     /// The current observer.
     pub fn observer(&self) -> &Arc<dyn ChainObserver> {
-        &self.observer
+        &self.core.observer
     }
 
     /// The targets, as `provider/model`, in order.
@@ -210,10 +234,10 @@ impl Chain {
 
     /// The same chain without `target`, for a caller that saw it break after its first event
     /// and wants to re-issue the call elsewhere; `None` if it is not a target or is the only
-    /// one. Health, options and observer are shared.
+    /// one. Health, options, observer and media cache are shared.
     pub fn without(&self, target: &crate::Target) -> Option<Chain> {
         let key = target.to_string();
-        let targets: Vec<Link> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
+        let targets: Vec<Link<dyn Model>> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
         if targets.len() == self.targets.len() || targets.is_empty() {
             return None;
         }
@@ -222,196 +246,79 @@ impl Chain {
 
     /// The shared health tracker.
     pub fn health(&self) -> &HealthTracker {
-        &self.health
+        &self.core.health
     }
 
     /// The options.
     pub fn options(&self) -> &ChainOptions {
-        &self.options
+        &self.core.options
     }
 
-    /// Reports an event, built only if the observer looks at events.
-    fn emit(&self, event: impl FnOnce() -> ChainEvent) {
-        if self.observer.wants_events() {
-            self.observer.on_event(&event());
-        }
-    }
-
-    /// The delay before retrying after failed attempt `n`, or `None` to advance at once
-    /// (retries spent, or a `Retry-After` above the ceiling).
+    #[cfg(test)]
     fn retry_delay(&self, error: &Error, n: u32) -> Option<Duration> {
-        if n > self.options.retries {
-            return None;
-        }
-        match error.retry_after {
-            Some(after) if after > self.options.retry_after_ceiling => None,
-            Some(after) => Some(after),
-            None => Some(self.options.backoff(n)),
-        }
+        self.core.retry_delay(error, n)
     }
 
-    /// Whether a target after position `index` is not benched (somewhere to advance to).
-    fn usable_after(&self, index: usize) -> bool {
-        self.targets.iter().skip(index + 1).any(|t| self.health.is_benched(&t.key).is_none())
-    }
-
-    fn penalise(&self, key: &str) {
-        if let Some(cooldown) = self.health.record_failure(key) {
-            tracing::warn!(target_key = key, cooldown_s = cooldown.as_secs_f64(), "llm target benched");
-            self.emit(|| ChainEvent::Bench { target: key.to_owned(), cooldown });
-        }
-    }
-
-    /// The failover loop shared by `generate` and `stream`; `call` makes one attempt. The
-    /// request is lent to each attempt ([`Model::generate_ref`]), never copied for it: it is
-    /// copied only where a target needs it changed (see [`normalise`]).
-    async fn run<T, F>(&self, request: &Request, operation: &'static str, call: F) -> Result<T>
+    /// The failover loop (see [`failover`]) with this chain's preparation: capabilities,
+    /// images, schema. The request is lent to each attempt ([`Model::generate_ref`]), never
+    /// copied for it: it is copied only where a target needs it changed.
+    async fn run<T, F>(&self, request: &Request, call: F) -> Result<T>
     where
         T: Answer,
-        F: for<'a> Fn(&'a dyn Model, &'a Request) -> BoxFuture<'a, Result<T>> + Send + Sync,
+        F: for<'a> Fn(&'a (dyn Model + 'static), &'a Cow<'_, Request>) -> BoxFuture<'a, Result<T>>
+            + Send
+            + Sync,
     {
-        let clock = self.health.clock();
-        let mut attempts: Vec<Attempt> = Vec::new();
-        let mut skipped: Vec<String> = Vec::new();
-        let mut shortest_bench: Option<Duration> = None;
-        let mut tried = 0usize;
-        // The target last given up on, reported as a failover once the next call starts.
-        let mut given_up: Option<(String, Error)> = None;
-
-        for (index, target) in self.targets.iter().enumerate() {
-            let key = &target.key;
-            let skip = |reason: SkipReason, skipped: &mut Vec<String>| {
-                tracing::debug!(target_key = key.as_str(), reason = %reason, "llm target skipped");
-                skipped.push(format!("{key} ({reason})"));
-                self.emit(|| ChainEvent::Skip { target: key.clone(), reason });
-            };
-            if let Some(remaining) = self.health.is_benched(key) {
-                shortest_bench = Some(shortest_bench.map_or(remaining, |s| s.min(remaining)));
-                skip(SkipReason::Benched { remaining }, &mut skipped);
-                continue;
-            }
-            let request = match normalise(request, target.model.capabilities()) {
-                Ok(request) => request,
-                Err(capability) => {
-                    skip(SkipReason::Incapable { capability }, &mut skipped);
-                    continue;
-                }
-            };
-            if let Some((from, error)) = given_up.take() {
-                tracing::info!(
-                    from = from.as_str(),
-                    to = key.as_str(),
-                    error.type = error.kind.as_str(),
-                    "llm failover"
-                );
-                self.emit(|| ChainEvent::Failover { from, to: key.clone(), error });
-            }
-            tried += 1;
-
-            let mut n = 0u32;
-            let last_error = loop {
-                n += 1;
-                self.emit(|| ChainEvent::Attempt { target: key.clone(), n });
-                let span = tracing::info_span!(
-                    "gen_ai.call",
-                    gen_ai.operation.name = operation,
-                    gen_ai.system = target.model.provider(),
-                    gen_ai.request.model = target.model.model_id(),
-                    attempt = n,
-                    executus.chain = self.spec.as_str(),
-                    gen_ai.response.model = Empty,
-                    gen_ai.usage.input_tokens = Empty,
-                    gen_ai.usage.output_tokens = Empty,
-                    error.type = Empty,
-                );
-                let started = clock.now();
-                let result = call(target.model.as_ref(), &request).instrument(span.clone()).await;
-                let error = match result {
-                    Ok(answer) => {
-                        answer.record(&span);
-                        self.health.record_success(key);
-                        let latency = clock.now().saturating_duration_since(started);
-                        self.emit(|| ChainEvent::Success { target: key.clone(), latency });
-                        return Ok(answer);
-                    }
-                    Err(error) => error,
-                };
-                span.record("error.type", error.kind.as_str());
-                span.in_scope(|| {
-                    tracing::warn!(
-                        error.type = error.kind.as_str(),
-                        http.response.status_code = error.status,
-                        "llm attempt failed"
-                    );
-                });
-                attempts.push(Attempt {
-                    provider: target.model.provider().to_owned(),
-                    model: target.model.model_id().to_owned(),
-                    attempt: n,
-                    kind: error.kind,
-                    status: error.status,
-                    message: error.message.clone(),
-                });
-                match error.kind {
-                    ErrorKind::Cancelled => return Err(error),
-                    ErrorKind::Permanent if !self.options.advance_on_permanent => {
-                        return Err(error);
-                    }
-                    ErrorKind::Transient => {
-                        let retry = if error.connection_refused && self.usable_after(index) {
-                            None
-                        } else {
-                            self.retry_delay(&error, n)
-                        };
-                        if let Some(delay) = retry {
-                            self.emit(|| ChainEvent::Retry { target: key.clone(), n, delay, error });
-                            self.options.sleeper.sleep(delay).await;
-                            continue;
-                        }
-                        self.penalise(key);
-                        break error;
-                    }
-                    ErrorKind::Decode => {
-                        self.penalise(key);
-                        break error;
-                    }
-                    _ => break error,
-                }
-            };
-            given_up = Some((key.clone(), last_error));
-        }
-
-        let message = if self.targets.is_empty() {
-            "the chain has no targets".to_owned()
-        } else {
-            format!(
-                "no target answered: {} attempt(s) on {tried} target(s), {} target(s) skipped",
-                attempts.len(),
-                skipped.len()
-            )
-        };
-        let mut error =
-            Error::new(ErrorKind::Exhausted, "chain", &self.spec, message).with_retry_after(shortest_bench);
-        error.attempts = attempts;
-        error.skipped = skipped;
-        Err(error)
+        let prepare = |model: &(dyn Model + 'static)| prepare(request, model, &self.media);
+        self.core.run(&self.targets, "chat", prepare, call).await
     }
 }
 
-/// Adapts a request to what a target can do. `Err(capability)` means the target cannot serve
-/// it at all and must be skipped. The request is copied only when it must change (a schema
-/// moved into the system prompt); otherwise it is borrowed as is.
-fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Cow<'_, Request>, &'static str> {
+/// Shapes `request` for `model`: skipped when it lacks a capability the request needs (no
+/// penalty), images normalised to its media limits (refused before any network call when
+/// they cannot be), the schema moved into the system prompt when it lacks structured output.
+fn prepare<'r>(request: &'r Request, model: &dyn Model, cache: &MediaCache) -> Prepared<Cow<'r, Request>> {
+    let caps = model.capabilities();
+    if let Err(capability) = capable(request, caps) {
+        return Prepared::Skip(SkipReason::Incapable { capability });
+    }
+    // Limits are asked for only when there are images: the text-only hot path pays nothing.
+    let limits = if request.has_images() { model.media_limits() } else { None };
+    let shaped = match limits {
+        Some(limits) => match normalise_request(request, &limits, cache) {
+            Ok(shaped) => shaped,
+            Err(e) if e.is_intrinsic() => {
+                return Prepared::Fail(Error::permanent(
+                    Model::provider(model),
+                    Model::model_id(model),
+                    format!("{e} (refused before any network call)"),
+                ));
+            }
+            Err(e) => return Prepared::Skip(SkipReason::Media { reason: e.to_string() }),
+        },
+        None => Cow::Borrowed(request),
+    };
+    Prepared::Call(schema_to_system(shaped, caps))
+}
+
+/// `Err(capability)` when a target with `caps` cannot serve `request` at all.
+fn capable(request: &Request, caps: Capabilities) -> std::result::Result<(), &'static str> {
     if !Capabilities::allows(caps.vision) && request.has_images() {
         return Err("vision");
     }
     if !Capabilities::allows(caps.tools) && !request.tools.is_empty() {
         return Err("tools");
     }
+    Ok(())
+}
+
+/// For a target known not to do structured output, the response schema moved into the system
+/// prompt (the request copied only then).
+fn schema_to_system(request: Cow<'_, Request>, caps: Capabilities) -> Cow<'_, Request> {
     if Capabilities::allows(caps.structured_output) || request.response_schema.is_none() {
-        return Ok(Cow::Borrowed(request));
+        return request;
     }
-    let mut request = request.clone();
+    let mut request = request.into_owned();
     if let Some(schema) = request.response_schema.take() {
         let schema_text =
             serde_json::to_string_pretty(&schema.schema).unwrap_or_else(|_| schema.schema.to_string());
@@ -424,12 +331,16 @@ fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Cow<'
             _ => instruction,
         });
     }
-    Ok(Cow::Owned(request))
+    Cow::Owned(request)
 }
 
-/// What a successful attempt yields; records itself on the attempt's span.
-trait Answer: Send {
-    fn record(&self, span: &tracing::Span);
+/// Adapts a request to what a target can do. `Err(capability)` means the target cannot serve
+/// it at all and must be skipped. The request is copied only when it must change (a schema
+/// moved into the system prompt); otherwise it is borrowed as is.
+#[cfg(test)]
+fn normalise(request: &Request, caps: Capabilities) -> std::result::Result<Cow<'_, Request>, &'static str> {
+    capable(request, caps)?;
+    Ok(schema_to_system(Cow::Borrowed(request), caps))
 }
 
 impl Answer for Response {
@@ -445,13 +356,22 @@ impl Answer for EventStream {
 }
 
 /// One `generate` attempt.
-fn generate_attempt<'a>(model: &'a dyn Model, request: &'a Request) -> BoxFuture<'a, Result<Response>> {
+#[allow(clippy::ptr_arg, reason = "the failover loop lends each target its prepared `Cow`")]
+fn generate_attempt<'a>(
+    model: &'a (dyn Model + 'static),
+    request: &'a Cow<'_, Request>,
+) -> BoxFuture<'a, Result<Response>> {
     model.generate_ref(request)
 }
 
 /// Opens a stream on `model` and waits for its first item, so that a failure before any
 /// output counts as a failed attempt. The returned stream replays that first event.
-fn open_stream<'a>(model: &'a dyn Model, request: &'a Request) -> BoxFuture<'a, Result<EventStream>> {
+#[allow(clippy::ptr_arg, reason = "the failover loop lends each target its prepared `Cow`")]
+fn open_stream<'a>(
+    model: &'a (dyn Model + 'static),
+    request: &'a Cow<'_, Request>,
+) -> BoxFuture<'a, Result<EventStream>> {
+    let request: &'a Request = request;
     Box::pin(async move {
         let mut stream = if Capabilities::allows(model.capabilities().streaming) {
             model.stream_ref(request).await?
@@ -480,7 +400,7 @@ impl Model for Chain {
     }
 
     fn model_id(&self) -> &str {
-        &self.spec
+        &self.core.spec
     }
 
     /// Unknown: each target is normalised on its own.
@@ -489,18 +409,18 @@ impl Model for Chain {
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
-        self.run(&request, "chat", generate_attempt).await
+        self.run(&request, generate_attempt).await
     }
 
     async fn stream(&self, request: Request) -> Result<EventStream> {
-        self.run(&request, "chat", open_stream).await
+        self.run(&request, open_stream).await
     }
 
     async fn generate_ref(&self, request: &Request) -> Result<Response> {
-        self.run(request, "chat", generate_attempt).await
+        self.run(request, generate_attempt).await
     }
 
     async fn stream_ref(&self, request: &Request) -> Result<EventStream> {
-        self.run(request, "chat", open_stream).await
+        self.run(request, open_stream).await
     }
 }

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::clock::ManualClock;
 use crate::error::Error;
-use crate::health::ManualClock;
 
 /// Why a chain skipped a target without calling it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,12 @@ pub enum SkipReason {
         /// The missing capability: `vision` or `tools`.
         capability: &'static str,
     },
+    /// The request's images cannot be shaped to this target's limits (see [`crate::media`]).
+    /// No health penalty.
+    Media {
+        /// Why, naming the image.
+        reason: String,
+    },
 }
 
 impl fmt::Display for SkipReason {
@@ -32,6 +38,7 @@ impl fmt::Display for SkipReason {
                 write!(f, "benched, {:.1}s of cooldown left", remaining.as_secs_f64())
             }
             Self::Incapable { capability } => write!(f, "no {capability} support"),
+            Self::Media { reason } => write!(f, "image refused: {reason}"),
         }
     }
 }
@@ -135,10 +142,10 @@ impl Sleeper for TokioSleeper {
     }
 }
 
-/// Sleeping on a manual clock advances it and returns at once.
+/// Sleeping on a manual clock records the delay, advances the clock by it and returns at once.
 impl Sleeper for ManualClock {
     fn sleep(&self, duration: Duration) -> SleepFuture {
-        self.advance(duration);
+        self.sleep_now(duration);
         Box::pin(std::future::ready(()))
     }
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::outcome::{Outcome, ScriptStep, StreamScript};
 use crate::error::{Error, Result};
+use crate::media::MediaLimits;
 use crate::model::{Model, Provider};
 use crate::stream::{EventStream, StreamEvent, collect, response_to_stream};
 use crate::types::{Capabilities, Request, Response};
@@ -76,6 +77,7 @@ struct State {
     fallbacks: HashMap<String, Outcome>,
     fallback: Option<Outcome>,
     capabilities: HashMap<String, Capabilities>,
+    media: HashMap<String, MediaLimits>,
     requests: Vec<RecordedRequest>,
     served: HashMap<String, usize>,
 }
@@ -136,6 +138,13 @@ impl FakeProvider {
     /// Serves `outcome` for every call to `model` once its queue is empty.
     pub fn fallback_for(&self, model: &str, outcome: impl Into<Outcome>) -> &Self {
         self.state().fallbacks.insert(model.to_owned(), outcome.into());
+        self
+    }
+
+    /// Sets what `model` reports from [`Model::media_limits`] (none by default: a chain then
+    /// passes images through untouched), so that tests see images shaped as for a real kind.
+    pub fn set_media_limits(&self, model: &str, limits: MediaLimits) -> &Self {
+        self.state().media.insert(model.to_owned(), limits);
         self
     }
 
@@ -356,6 +365,10 @@ impl Model for FakeModel {
 
     fn capabilities(&self) -> Capabilities {
         self.provider.state().capabilities.get(&self.id).copied().unwrap_or_default()
+    }
+
+    fn media_limits(&self) -> Option<MediaLimits> {
+        self.provider.state().media.get(&self.id).cloned()
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {

@@ -219,6 +219,10 @@ impl Model for Recorder {
         self.model.capabilities()
     }
 
+    fn media_limits(&self) -> Option<crate::media::MediaLimits> {
+        self.model.media_limits()
+    }
+
     async fn generate(&self, request: Request) -> Result<Response> {
         let result = self.model.generate(request.clone()).await;
         self.writer.record_call(self.model.as_ref(), &request, result.as_ref());

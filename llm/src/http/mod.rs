@@ -469,7 +469,8 @@ pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duratio
 }
 
 /// Extracts the most useful message from an error body in any provider's shape:
-/// `{"error":{"message":..}}`, `{"error":"..."}`, `{"message":..}`, `[{"error":{..}}]`, or
+/// `{"error":{"message":..}}`, `{"error":"..."}` (with a `message` beside it, both),
+/// `{"message":..}`, `[{"error":{..}}]`, or
 /// the raw body's start.
 pub fn error_message(body: &[u8]) -> String {
     fn from_value(v: &serde_json::Value) -> Option<String> {
@@ -478,7 +479,13 @@ pub fn error_message(body: &[u8]) -> String {
             serde_json::Value::Object(map) => {
                 if let Some(err) = map.get("error") {
                     match err {
-                        serde_json::Value::String(s) => return Some(s.clone()),
+                        // stable-diffusion.cpp's `{"error": "server_error", "message": "..."}`.
+                        serde_json::Value::String(s) => {
+                            return Some(match map.get("message").and_then(|m| m.as_str()) {
+                                Some(m) if !m.is_empty() => format!("{s}: {m}"),
+                                _ => s.clone(),
+                            });
+                        }
                         serde_json::Value::Object(inner) => {
                             let msg = inner.get("message").and_then(|m| m.as_str());
                             let typ =

@@ -68,6 +68,10 @@ fn error_message_shapes() {
     );
     assert_eq!(error_message(br#"{"error":"model not found"}"#), "model not found");
     assert_eq!(
+        error_message(br#"{"error":"server_error","message":"out of memory"}"#),
+        "server_error: out of memory"
+    );
+    assert_eq!(
         error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
         "overloaded_error: Overloaded"
     );
@@ -95,6 +99,7 @@ async fn a_provider_with_a_relative_base_url_fails_permanently_at_once() {
         base_url: "not a url".into(),
         api_key: None,
         http: HttpOptions::default(),
+        media: None,
     });
     let err = provider.model("m").generate(crate::types::Request::user("hi")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");

@@ -265,6 +265,12 @@ impl Provider for LlamaSwap {
     fn model(&self, id: &str) -> Arc<dyn Model> {
         self.openai.model(id)
     }
+
+    /// `POST {root}/v1/images/generations`, which llama-swap routes by `model` to the server
+    /// it runs for it (stable-diffusion.cpp's `sd-server`, for instance).
+    fn image_model(&self, id: &str) -> Option<Arc<dyn crate::imagegen::ImageModel>> {
+        self.openai.image_model(id)
+    }
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {

@@ -2,6 +2,7 @@
 //! and `Retry-After` survive into [`crate::Error`] — what failover decides on.
 
 use crate::http::HttpOptions;
+use crate::media::{MediaKind, MediaLimits};
 use crate::secret::Secret;
 
 pub mod anthropic;
@@ -22,12 +23,21 @@ pub struct ProviderConfig {
     pub api_key: Option<Secret>,
     /// Timeouts and limits.
     pub http: HttpOptions,
+    /// Image-input limits replacing the provider kind's row of the limits table (see
+    /// [`crate::media`]); `None` keeps the row.
+    pub media: Option<MediaLimits>,
 }
 
 impl ProviderConfig {
     /// A config with default HTTP options and no key.
     pub fn new(name: impl Into<String>, base_url: impl Into<String>) -> Self {
-        Self { name: name.into(), base_url: base_url.into(), api_key: None, http: HttpOptions::default() }
+        Self {
+            name: name.into(),
+            base_url: base_url.into(),
+            api_key: None,
+            http: HttpOptions::default(),
+            media: None,
+        }
     }
 
     /// Sets the API key.
@@ -42,5 +52,17 @@ impl ProviderConfig {
     pub fn with_http(mut self, http: HttpOptions) -> Self {
         self.http = http;
         self
+    }
+
+    /// Sets the image-input limits (overriding the provider kind's row of the table).
+    #[must_use]
+    pub fn with_media(mut self, media: MediaLimits) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    /// The image-input limits in effect: the override, else `kind`'s row.
+    pub(crate) fn media_or(&self, kind: MediaKind) -> MediaLimits {
+        self.media.clone().unwrap_or_else(|| kind.limits())
     }
 }

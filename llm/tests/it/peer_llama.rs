@@ -379,3 +379,53 @@ async fn registry_and_chain_from_an_env_style_dsn() {
     let dead = registry.health().snapshot().into_iter().find(|h| h.target == format!("dead/{ALIAS}"));
     assert_eq!(dead.map(|h| h.total_failures), Some(2), "the refused head failed once per call");
 }
+
+/// A 3000 x 2000 photo-like JPEG (several megabytes), over the compatible row's 2048 px.
+fn big_photo() -> Vec<u8> {
+    let mut state = 0x51ed_270b_u32;
+    let img = image::RgbImage::from_fn(3000, 2000, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = (state & 0x3f) as u8;
+        image::Rgb([(x / 12) as u8 ^ n, (y / 8) as u8 ^ n, 60 ^ n])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Jpeg).expect("jpeg");
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn a_normalised_image_reaches_the_server_without_a_transport_error() {
+    use executus_llm::media::{MediaKind, inspect};
+    use executus_llm::{Message, Part};
+    let Some(url) = server("a_normalised_image_reaches_the_server_without_a_transport_error") else { return };
+    let registry = Registry::new();
+    let llama = OpenAi::new(ProviderConfig::new("llama", format!("{url}/v1")).with_http(http()));
+    registry.add_provider(Arc::new(llama)).expect("provider");
+    registry.set_options(ChainOptions { retries: 0, ..ChainOptions::default() });
+    let chain = registry.chain(&format!("llama/{ALIAS}")).expect("chain");
+    let photo = big_photo();
+    assert!(inspect(&photo).expect("jpeg").long_side() > MediaKind::OpenAiCompatible.limits().max_long_side);
+    let request = Request {
+        max_tokens: Some(8),
+        messages: vec![Message {
+            role: Role::User,
+            parts: vec![
+                Part::Text { text: "What is in the picture?".into() },
+                Part::Image { mime: "image/jpeg".into(), data: photo },
+            ],
+        }],
+        ..Request::default()
+    };
+    let error = within(chain.generate(request)).await.expect_err("a text-only model");
+    // The server read the request and its image and answered, over HTTP, that this model has
+    // no vision (no multimodal projector loaded): no transport error, no retry, no bench.
+    assert_eq!(error.kind, ErrorKind::Exhausted, "{error}");
+    let attempt = &error.attempts[0];
+    assert_eq!((attempt.kind, attempt.status), (ErrorKind::Unsupported, Some(500)), "{error}");
+    assert!(attempt.message.contains("image input is not supported"), "{error}");
+    assert_eq!(error.attempts.len(), 1, "not retried");
+    assert_eq!(chain.media_cache().stats().misses, 1, "the photo was converted before it left");
+    assert!(registry.health().snapshot().iter().all(|h| h.total_failures == 0), "no health penalty");
+}

@@ -309,7 +309,7 @@ impl Tool for WebFetch {
         let args: WebFetchArgs = parse_args(NAME, args)?;
         tokio::select! {
             () = ctx.cancel.cancelled() => Err(ToolError::Cancelled { tool: NAME.into() }),
-            out = self.fetch(&args.url) => out.map(ToolOutput),
+            out = self.fetch(&args.url) => out.map(ToolOutput::text),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod generate_image;
 mod hostile;
 mod ssrf;
 mod tools;

@@ -152,7 +152,7 @@ async fn calc_tool_reports_syntax_as_invalid_args_and_math_as_failure() {
     assert!(calc.idempotent() && calc.read_only());
     assert_eq!(calc.parameters()["properties"]["expression"]["type"], "string");
     let out = calc.call(ctx(), json!({ "expression": "(1 + 2) * 3 ^ 2" })).await.unwrap();
-    assert_eq!(out.0, "27");
+    assert_eq!(out.text, "27");
     match calc.call(ctx(), json!({ "expression": "(1 + 2))" })).await {
         Err(ToolError::InvalidArgs { tool, message }) => {
             assert_eq!(tool, "calc");
@@ -176,7 +176,7 @@ fn fixed_clock() -> Clock {
 
 async fn clock(args: Value) -> Result<Value, ToolError> {
     let out = fixed_clock().call(ctx(), args).await?;
-    Ok(serde_json::from_str(&out.0).unwrap())
+    Ok(serde_json::from_str(&out.text).unwrap())
 }
 
 #[tokio::test]
@@ -222,8 +222,8 @@ async fn clock_now_reads_the_injected_source() {
         let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Utc.timestamp_opt(1_700_000_000 + i64::try_from(n).unwrap() * 3600, 0).unwrap()
     }));
-    let first: Value = serde_json::from_str(&clock.call(ctx(), json!({})).await.unwrap().0).unwrap();
-    let second: Value = serde_json::from_str(&clock.call(ctx(), json!({})).await.unwrap().0).unwrap();
+    let first: Value = serde_json::from_str(&clock.call(ctx(), json!({})).await.unwrap().text).unwrap();
+    let second: Value = serde_json::from_str(&clock.call(ctx(), json!({})).await.unwrap().text).unwrap();
     assert_eq!(first["time"], "2023-11-14T22:13:20+00:00");
     assert_eq!(second["time"], "2023-11-14T23:13:20+00:00");
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -396,7 +396,7 @@ async fn web_fetch_returns_text_json_and_html_as_text() {
     .await;
 
     let base = server.uri();
-    let out = tool.call(ctx(), json!({ "url": format!("{base}/plain") })).await.unwrap().0;
+    let out = tool.call(ctx(), json!({ "url": format!("{base}/plain") })).await.unwrap().text;
     assert_eq!(
         out,
         format!(
@@ -404,12 +404,12 @@ async fn web_fetch_returns_text_json_and_html_as_text() {
         )
     );
 
-    let out = tool.call(ctx(), json!({ "url": format!("{base}/data.json") })).await.unwrap().0;
+    let out = tool.call(ctx(), json!({ "url": format!("{base}/data.json") })).await.unwrap().text;
     assert!(out.contains("Content-Type: application/json"), "{out}");
     let body = out.split_once("\n\n").unwrap().1;
     assert_eq!(serde_json::from_str::<Value>(body).unwrap(), json!({ "answer": 42, "ok": true }));
 
-    let out = tool.call(ctx(), json!({ "url": format!("{base}/page") })).await.unwrap().0;
+    let out = tool.call(ctx(), json!({ "url": format!("{base}/page") })).await.unwrap().text;
     let body = out.split_once("\n\n").unwrap().1;
     assert_eq!(body, format!("Doc\n\n## Section\n\nFish & chips\n\n- one\n- two\n\nnext page ({base}/next)"));
     assert!(!out.contains("alert") && !out.contains("p{}"), "{out}");
@@ -591,7 +591,7 @@ async fn standard_tools_are_built_from_config() {
         assert_eq!(tool.parameters()["type"], "object", "{}", tool.name());
         assert!(!tool.description().is_empty());
     }
-    let out = tools[2].call(ctx(), json!({ "url": format!("{}/cfg", server.uri()) })).await.unwrap().0;
+    let out = tools[2].call(ctx(), json!({ "url": format!("{}/cfg", server.uri()) })).await.unwrap().text;
     assert!(out.contains("\n\n0123456789\n\n[truncated: the body is larger than 10 bytes"), "{out}");
 }
 
@@ -629,8 +629,8 @@ async fn tool_arguments_must_be_an_object_and_null_means_empty() {
             other => panic!("{} accepted {args}: {other:?}", tool.name()),
         }
     }
-    assert_eq!(add.call(ctx(), json!({"a": 1, "b": 2})).await.unwrap().0, "3");
-    let now = clock.call(ctx(), Value::Null).await.unwrap().0;
+    assert_eq!(add.call(ctx(), json!({"a": 1, "b": 2})).await.unwrap().text, "3");
+    let now = clock.call(ctx(), Value::Null).await.unwrap().text;
     assert!(now.contains("2024-01-02T03:04:05"), "{now}");
     let missing = Calc::new().call(ctx(), Value::Null).await.unwrap_err();
     assert!(

@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use executus::Identity;
+use executus::llm::ManualClock;
 use executus::llm::Usage;
 use executus::ports::{Budget, BudgetDenied, Reservation};
 use executus_budget::{
-    BudgetSettings, BudgetStore, Caps, ManualWallClock, MemoryBudgetStore, Money, Price, PriceTable,
-    SpendBudget,
+    BudgetSettings, BudgetStore, Caps, MemoryBudgetStore, Money, Price, PriceTable, SpendBudget,
 };
 
 use crate::common::{BrokenStore, SettleFails, spend};
@@ -27,8 +27,8 @@ fn prices() -> PriceTable {
 }
 
 /// A budget capping every user at `cap`, on a manual clock at `T0`.
-fn budget(cap: Money, store: Arc<dyn BudgetStore>) -> (SpendBudget, ManualWallClock) {
-    let clock = ManualWallClock::new(T0);
+fn budget(cap: Money, store: Arc<dyn BudgetStore>) -> (SpendBudget, ManualClock) {
+    let clock = ManualClock::at(T0);
     let settings = BudgetSettings::default().with_prices(prices()).with_caps(Caps::none().default_user(cap));
     (SpendBudget::new(settings, store).with_clock(Arc::new(clock.clone())), clock)
 }
@@ -127,7 +127,7 @@ async fn spend_older_than_the_window_no_longer_counts() {
 #[tokio::test]
 async fn caps_apply_per_user_and_per_tenant_and_overrides_win() {
     let store = Arc::new(MemoryBudgetStore::new());
-    let clock = ManualWallClock::new(T0);
+    let clock = ManualClock::at(T0);
     let caps = Caps::none()
         .default_user(Money::usd(0.03))
         .user("vip", Some(Money::usd(1.0)))

@@ -81,7 +81,11 @@ impl Driver {
                 }
             }
             let sleep = wake
-                .map_or(MAX_SLEEP, |w| (w - self.ctx.inner.clock.now()).to_std().unwrap_or(Duration::ZERO))
+                .map_or(MAX_SLEEP, |w| {
+                    (w - crate::clock::utc_now(self.ctx.inner.clock.as_ref()))
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                })
                 .clamp(MIN_SLEEP, MAX_SLEEP);
             tokio::select! {
                 biased;

@@ -14,7 +14,9 @@ use executus::ports::Schedule;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{SystemClock, WallClock};
+use executus::llm::{Clock, SystemClock};
+
+use crate::clock::utc_now;
 use crate::error::ScheduleError;
 use crate::job::{Job, JobDef};
 use crate::store::{MemoryScheduleStore, ScheduleStore};
@@ -34,7 +36,7 @@ pub const DEFAULT_LATE_TOLERANCE: Duration = Duration::from_secs(60);
 /// Builds a [`CronSchedule`].
 pub struct CronScheduleBuilder {
     store: Arc<dyn ScheduleStore>,
-    clock: Arc<dyn WallClock>,
+    clock: Arc<dyn Clock>,
     seed: Option<u64>,
     late_tolerance: Duration,
 }
@@ -70,7 +72,7 @@ impl CronScheduleBuilder {
 
     /// Reads the calendar from `clock` (default: the system clock).
     #[must_use]
-    pub fn clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
@@ -111,7 +113,7 @@ impl CronScheduleBuilder {
 
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn ScheduleStore>,
-    pub(crate) clock: Arc<dyn WallClock>,
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) seed: u64,
     pub(crate) late_tolerance: Duration,
     jobs: RwLock<BTreeMap<String, Arc<Job>>>,
@@ -141,7 +143,7 @@ impl Inner {
 
     /// Now, truncated to whole milliseconds (what stores keep exactly).
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        self.clock.now().trunc_subsecs(3)
+        utc_now(self.clock.as_ref()).trunc_subsecs(3)
     }
 }
 

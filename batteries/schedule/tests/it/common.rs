@@ -9,7 +9,7 @@ use executus::llm::Registry;
 use executus::llm::fake::{FakeProvider, Outcome};
 use executus::ports::{ChannelDelivery, DeliveryItem, Ports};
 use executus::{RunnableAgent, Runtime, RuntimeConfig};
-use executus_schedule::{CronSchedule, MemoryScheduleStore, ScheduleEvent, ScheduleStore, TokioClock};
+use executus_schedule::{CronSchedule, MemoryScheduleStore, ScheduleEvent, ScheduleStore};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +40,7 @@ impl Bench {
         registry.add_provider(Arc::new(fake.clone())).unwrap();
         let schedule = CronSchedule::builder()
             .store(store.clone())
-            .clock(Arc::new(TokioClock::starting_at(base)))
+            .clock(Arc::new(executus::llm::TokioClock::starting_at(base.timestamp_millis() as u64)))
             .jitter_seed(42)
             .build();
         let (tx, delivered) = mpsc::channel(1000);

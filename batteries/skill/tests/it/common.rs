@@ -2,17 +2,18 @@
 
 use std::sync::Arc;
 
+use executus::llm::ManualClock;
 use executus::llm::Registry;
 use executus::llm::fake::FakeProvider;
 use executus::ports::Ports;
 use executus::tool::{ToolError, ToolRegistry, typed};
 use executus::{Runtime, RuntimeConfig};
-use executus_skill::{ManualWallClock, SkillLibrary};
+use executus_skill::SkillLibrary;
 use serde::Deserialize;
 
 /// A library over a fresh memory store whose clock stands at 1000 ms.
-pub fn library() -> (SkillLibrary, ManualWallClock) {
-    let clock = ManualWallClock::at(1_000);
+pub fn library() -> (SkillLibrary, ManualClock) {
+    let clock = ManualClock::at(1_000);
     (SkillLibrary::in_memory().with_clock(Arc::new(clock.clone())), clock)
 }
 

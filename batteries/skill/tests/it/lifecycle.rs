@@ -61,7 +61,7 @@ async fn bad_transitions_name_the_skill_and_both_states() {
         "{message}"
     );
 
-    clock.set(2_000);
+    clock.set_ms(2_000);
     let active = skills.enable("notes").await.unwrap();
     assert_eq!((active.state, active.updated_ms), (SkillState::Active, 2_000));
     assert!(matches!(
@@ -75,7 +75,7 @@ async fn bad_transitions_name_the_skill_and_both_states() {
     ));
 
     // Setting the current state again is a no-op, not an error, and stamps nothing.
-    clock.set(3_000);
+    clock.set_ms(3_000);
     let again = skills.disable("notes").await.unwrap();
     assert_eq!((again.state, again.updated_ms), (SkillState::Disabled, 2_000));
 

@@ -14,7 +14,7 @@ async fn new_versions_are_immutable_and_the_pointer_chooses_what_is_served() {
     skills.create("review", SkillContent::new("v1 text").with_tools(["diff"])).await.unwrap();
     skills.enable("review").await.unwrap();
 
-    clock.set(5_000);
+    clock.set_ms(5_000);
     let v2 = skills
         .new_version(
             "review",

@@ -85,6 +85,8 @@ pub(crate) struct RunArgs {
     pub resumed: bool,
     /// Deliver the outcome through the `Delivery` port.
     pub deliver: bool,
+    /// `gen_ai.conversation.id` of the run's spans (default the run id).
+    pub conversation: Option<String>,
 }
 
 /// How [`drive`] returned.
@@ -230,11 +232,34 @@ struct TaskScope {
 struct Trace {
     run: tracing::Span,
     step: tracing::Span,
+    /// `gen_ai.conversation.id` when the request named one; the run id otherwise (not
+    /// copied into every run: most runs have none).
+    conversation: Option<Arc<str>>,
+}
+
+/// `gen_ai.conversation.id` of a run's spans: the request's conversation, or the run id.
+pub(super) struct ConversationId<'a>(&'a Option<Arc<str>>, crate::ids::RunId);
+
+impl std::fmt::Display for ConversationId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => f.write_str(id),
+            None => std::fmt::Display::fmt(&self.1, f),
+        }
+    }
+}
+
+impl Driver {
+    /// The conversation id reported on the run's spans.
+    pub(super) fn conversation(&self) -> ConversationId<'_> {
+        ConversationId(&self.trace.conversation, self.st.run_id)
+    }
 }
 
 impl Driver {
     fn new(args: RunArgs, slot: ActiveSlot) -> Self {
-        let RunArgs { mut state, mut unsaved, env, control, resumed, deliver } = args;
+        let RunArgs { mut state, mut unsaved, env, control, resumed, deliver, conversation } = args;
+        let conversation: Option<Arc<str>> = conversation.map(Into::into);
         let meta = RunMeta {
             run_id: state.run_id,
             agent: state.agent.name.clone(),
@@ -260,9 +285,14 @@ impl Driver {
                 .unwrap_or_default(),
         );
         let token = control.cancel.child_token();
+        // GenAI semantic conventions: `otel.name` is the span name an OpenTelemetry exporter
+        // shows (`invoke_agent {agent}`); the tracing name stays `run`.
         let run = tracing::info_span!(
             parent: None,
             "run",
+            otel.name = %format_args!("invoke_agent {}", state.agent.name),
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.conversation.id = %ConversationId(&conversation, state.run_id),
             run_id = %state.run_id,
             gen_ai.agent.name = %state.agent.name,
             gen_ai.request.model = %state.agent.model,
@@ -298,7 +328,7 @@ impl Driver {
                 extensions: 0,
             },
             critic: None,
-            trace: Trace { run, step: tracing::Span::none() },
+            trace: Trace { run, step: tracing::Span::none(), conversation },
         };
         match chain {
             Ok(m) => {
@@ -479,7 +509,7 @@ impl Driver {
     }
 
     async fn tool_done(&mut self, done: tools::Done) {
-        let tools::Done { result, latency, decided } = done;
+        let tools::Done { result, latency, decided, images } = done;
         if self.control.listening() {
             self.control.emit(RunEvent::ToolFinished {
                 run_id: self.st.run_id,
@@ -491,6 +521,10 @@ impl Driver {
         // The policy decision made before execution, audited with the outcome.
         if self.audits() {
             self.audit_tool(&result, decided.decision, decided.rule, decided.reason, latency).await;
+        }
+        if !images.is_empty() {
+            let fact = Fact::ToolImages { call_id: result.id.clone(), images };
+            self.apply_and_save(fact, false).await;
         }
         self.apply_and_save(Fact::ToolResult { result, blocked: false }, true).await;
         self.pump_tools();

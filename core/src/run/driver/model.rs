@@ -34,13 +34,26 @@ impl Driver {
         let span = tracing::info_span!(
             parent: &self.trace.step,
             "model_call",
+            otel.name = %format_args!("chat {}", self.st.agent.model),
+            otel.kind = "client",
             gen_ai.operation.name = "chat",
+            gen_ai.conversation.id = %self.conversation(),
             gen_ai.request.model = %self.st.agent.model,
+            gen_ai.provider.name = tracing::field::Empty,
             gen_ai.response.model = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.input.messages = tracing::field::Empty,
+            gen_ai.output.messages = tracing::field::Empty,
             step
         );
+        // Message content on the span only when asked for and someone records the span.
+        let content = crate::semconv::capture_content() && !span.is_disabled();
+        if content {
+            let input = serde_json::to_string(&request.messages).unwrap_or_default();
+            span.record("gen_ai.input.messages", input.as_str());
+        }
         let call = Call {
             env: self.env.clone(),
             control: self.control.clone(),
@@ -74,12 +87,24 @@ impl Driver {
                 .await
                 .unwrap_or_else(|panic| Err(ModelFailure::Panicked(panic_message(&panic))));
             let (usage, answered) = match &result {
-                Ok(r) => (r.usage, r.model.as_str()),
+                Ok(r) => {
+                    if content {
+                        let output = serde_json::to_string(&r.message).unwrap_or_default();
+                        recorded.record("gen_ai.output.messages", output.as_str());
+                    }
+                    if !recorded.is_disabled() {
+                        recorded.record("gen_ai.provider.name", r.provider.as_str());
+                        let finish = serde_json::to_value(&r.finish_reason).unwrap_or_default();
+                        recorded.record("gen_ai.response.finish_reasons", format!("[{finish}]").as_str());
+                    }
+                    (r.usage, r.model.as_str())
+                }
                 Err(_) => (Usage::default(), ""),
             };
             recorded.record("gen_ai.response.model", answered);
-            recorded.record("gen_ai.usage.input_tokens", usage.input_tokens);
-            recorded.record("gen_ai.usage.output_tokens", usage.output_tokens);
+            // As i64: OpenTelemetry has no unsigned integers (a u64 would export as text).
+            recorded.record("gen_ai.usage.input_tokens", i64::try_from(usage.input_tokens).unwrap_or(i64::MAX));
+            recorded.record("gen_ai.usage.output_tokens", i64::try_from(usage.output_tokens).unwrap_or(i64::MAX));
             // Audit rows for the call's attempts and failovers, unless nobody keeps them.
             if let (Some(log), Some(owned), true) = (log, &owned, audits) {
                 call.audit_attempts(&log, owned, &result, usage).await;

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use executus_llm::{ToolCall, ToolResult};
+use executus_llm::{Part, ToolCall, ToolResult};
 use futures::FutureExt;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -230,6 +230,7 @@ impl Driver {
             let span = tracing::info_span!(
                 parent: &self.trace.step,
                 "tool_call",
+                otel.name = %format_args!("execute_tool {}", call.name),
                 gen_ai.operation.name = "execute_tool",
                 gen_ai.tool.name = %call.name,
                 gen_ai.tool.call.id = %call.id
@@ -247,11 +248,16 @@ impl Driver {
                     () = cancel.cancelled() => Err(ToolError::Cancelled { tool: name.clone() }),
                 };
                 cancel.cancel();
-                let result = match outcome {
-                    Ok(out) => ToolResult { id, name, content: cap_output(out.0, max_output), is_error: false },
-                    Err(e) => ToolResult { id, name, content: e.to_string(), is_error: true },
+                let (result, images) = match outcome {
+                    Ok(out) => {
+                        let images =
+                            out.images.into_iter().map(|i| Part::Image { mime: i.mime, data: i.data }).collect();
+                        let content = cap_output(out.text, max_output);
+                        (ToolResult { id, name, content, is_error: false }, images)
+                    }
+                    Err(e) => (ToolResult { id, name, content: e.to_string(), is_error: true }, Vec::new()),
                 };
-                Done { result, latency: started.elapsed(), decided }
+                Done { result, latency: started.elapsed(), decided, images }
             }
             .instrument(span);
             self.tools.running.push(Running::start(work));
@@ -264,6 +270,8 @@ pub(super) struct Done {
     pub(super) result: ToolResult,
     pub(super) latency: Duration,
     pub(super) decided: Decided,
+    /// Images the tool returned (`Part::Image`s; usually none).
+    pub(super) images: Vec<Part>,
 }
 
 /// A tool call in flight: finished at its first poll, or running in a task of its own.

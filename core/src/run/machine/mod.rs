@@ -11,7 +11,7 @@
 //! validation with one corrective retry. What does not: timeouts, cancellation, budget,
 //! the model and the tools — the driver owns those and ends the run with [`RunState::end`].
 
-use executus_llm::{FinishReason, Message, Request, Role, ToolCall, ToolResult, ToolSpec, Usage};
+use executus_llm::{FinishReason, Message, Part, Request, Role, ToolCall, ToolResult, ToolSpec, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -65,6 +65,9 @@ pub struct CallSlot {
     /// True when policy blocked the call (counts as unproductive).
     #[serde(default)]
     pub blocked: bool,
+    /// Images the tool returned beside its result (`Part::Image`s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Part>,
 }
 
 /// A fact applied to a run — the unit of the checkpoint log.
@@ -114,6 +117,14 @@ pub enum Fact {
         /// True when the call was blocked by policy (counts as unproductive).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         blocked: bool,
+    },
+    /// Images a tool returned, applied just before its `ToolResult`: they follow the step's
+    /// tool results as a user message.
+    ToolImages {
+        /// Call id.
+        call_id: String,
+        /// The images (`Part::Image`s).
+        images: Vec<Part>,
     },
     /// A policy rule rewrote a call's arguments before execution.
     Rewritten {
@@ -419,6 +430,7 @@ impl RunState {
                                 approval: Approval::NotNeeded,
                                 rewritten: None,
                                 blocked: false,
+                                images: Vec::new(),
                             }
                         })
                         .collect();
@@ -438,6 +450,12 @@ impl RunState {
                 if self.calls.iter().all(|s| s.result.is_some()) {
                     self.complete_step(false);
                 }
+            }
+            Fact::ToolImages { call_id, images } => {
+                let slot = self
+                    .slot_mut(&call_id)
+                    .ok_or_else(|| misfit(format!("images for unknown or finished call {call_id}")))?;
+                slot.images.extend(images.into_iter().filter(|p| matches!(p, Part::Image { .. })));
             }
             Fact::Rewritten { call_id, args } => {
                 let slot = self
@@ -532,9 +550,23 @@ impl RunState {
             });
             self.guard.observe(observed, &limits.loops)
         };
-        self.messages.push(Message::tool_results(
-            slots.into_iter().filter_map(|slot| slot.result).collect::<Vec<_>>(),
-        ));
+        // Images the tools returned follow the results, as a user message (see `ToolImages`).
+        let mut results = Vec::with_capacity(slots.len());
+        let mut images: Vec<Part> = Vec::new();
+        for slot in slots {
+            let Some(result) = slot.result else { continue };
+            if !slot.images.is_empty() {
+                images.push(Part::Text {
+                    text: format!("[images returned by tool {} (call {})]", result.name, result.id),
+                });
+                images.extend(slot.images);
+            }
+            results.push(result);
+        }
+        self.messages.push(Message::tool_results(results));
+        if !images.is_empty() {
+            self.messages.push(Message { role: Role::User, parts: images });
+        }
         self.phase = Phase::Model;
         if self.tool_error_streak >= self.agent.limits.tool_error_limit {
             self.end(RunEnd::ToolErrorLimit { failures: self.tool_error_streak });

@@ -214,3 +214,34 @@ fn model_facts_round_trip_with_compact_usage() {
     let Fact::Model { usage, steered, .. } = serde_json::from_str::<Fact>(full).unwrap() else { panic!() };
     assert_eq!((usage.input_tokens, usage.output_tokens, steered), (3, 1, 0));
 }
+
+#[test]
+fn tool_images_follow_the_results_and_replay_to_the_same_state() {
+    let image = Part::Image { mime: "image/png".into(), data: vec![1, 2, 3] };
+    let (live, log) = drive(
+        started(agent()),
+        vec![
+            calls(vec![call("c1", json!({"text": "a"})), call("c2", json!({"text": "b"}))], 0),
+            Fact::ToolImages { call_id: "c2".into(), images: vec![image.clone()] },
+            result("c2", "echo: b", false),
+            result("c1", "echo: a", false),
+        ],
+    );
+    let n = live.messages.len();
+    assert_eq!(live.messages[n - 2].role, Role::Tool);
+    assert_eq!(
+        live.messages[n - 1],
+        Message {
+            role: Role::User,
+            parts: vec![Part::Text { text: "[images returned by tool echo (call c2)]".into() }, image],
+        }
+    );
+    // The log round-trips through JSON (the checkpoint's form) and replays to the same state.
+    let json = serde_json::to_string(&log).unwrap();
+    let back: Vec<Fact> = serde_json::from_str(&json).unwrap();
+    assert_eq!(RunState::replay(&back).unwrap(), live);
+    // Images for a call that has finished do not fit.
+    let mut st = live.clone();
+    let misfit = st.apply(&Fact::ToolImages { call_id: "c1".into(), images: Vec::new() });
+    assert!(matches!(misfit, Err(ReplayError::Misfit { .. })), "{misfit:?}");
+}

@@ -9,7 +9,7 @@ use chatbot::app::{DAILY_JOB, DIGEST_PERSONA, DIGEST_USER};
 use chatbot::{App, AppOptions, Stores, models};
 use chrono::TimeZone as _;
 use executus::ports::ChannelDelivery;
-use executus_schedule::{ScheduleEvent, TokioClock};
+use executus_schedule::ScheduleEvent;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(start_paused = true)]
@@ -19,7 +19,7 @@ async fn the_digest_fires_at_eight_in_paris_and_is_delivered() {
     let (tx, mut delivered) = tokio::sync::mpsc::channel(4);
     let mut options = AppOptions::new(models::bundled_registry().unwrap(), Stores::in_memory());
     options.delivery = Arc::new(ChannelDelivery(tx));
-    options.clock = Some(Arc::new(TokioClock::starting_at(base)));
+    options.clock = Some(Arc::new(executus::llm::TokioClock::starting_at(base.timestamp_millis() as u64)));
     let app = App::build(options).await.unwrap();
 
     let (id, cron, tz, _) = DAILY_JOB;

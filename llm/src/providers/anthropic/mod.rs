@@ -55,6 +55,7 @@ use futures::StreamExt;
 use super::ProviderConfig;
 use crate::error::Result;
 use crate::http::{Http, join};
+use crate::media::{MediaKind, MediaLimits};
 use crate::model::{Model, Provider};
 use crate::stream::EventStream;
 use crate::types::{Capabilities, ReasoningEffort, Request, Response};
@@ -124,6 +125,7 @@ pub struct Anthropic {
     config: Arc<ProviderConfig>,
     options: Arc<AnthropicOptions>,
     http: Http,
+    media: Arc<MediaLimits>,
 }
 
 impl Anthropic {
@@ -132,7 +134,8 @@ impl Anthropic {
     /// `/v1` is accepted too.
     pub fn new(config: ProviderConfig) -> Self {
         let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
-        Self { config: Arc::new(config), options: Arc::new(AnthropicOptions::default()), http }
+        let media = Arc::new(config.media_or(MediaKind::Anthropic));
+        Self { config: Arc::new(config), options: Arc::new(AnthropicOptions::default()), http, media }
     }
 
     /// Replaces the client settings.
@@ -208,6 +211,10 @@ impl Model for AnthropicModel {
 
     fn model_id(&self) -> &str {
         &self.id
+    }
+
+    fn media_limits(&self) -> Option<MediaLimits> {
+        Some(MediaLimits::clone(&self.provider.media))
     }
 
     fn capabilities(&self) -> Capabilities {

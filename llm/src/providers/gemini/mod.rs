@@ -51,6 +51,7 @@
 //! `thoughtsTokenCount`, since thoughts are billed as output, and the thoughts alone are the
 //! reasoning tokens.
 
+mod image;
 mod wire;
 
 #[cfg(test)]
@@ -66,6 +67,8 @@ use serde_json::Value;
 use super::ProviderConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Http, classify_status, error_message, preview};
+use crate::imagegen::{ImageModel, ImageRequest, ImageResponse};
+use crate::media::{MediaKind, MediaLimits};
 use crate::model::{Model, Provider};
 use crate::stream::{EventStream, StreamEvent};
 use crate::types::{FinishReason, Message, Part, Request, Response, Role, Usage};
@@ -86,6 +89,7 @@ struct Inner {
     /// The base URL without a trailing slash, or why the configured one is invalid.
     base: std::result::Result<String, String>,
     http: Http,
+    media: MediaLimits,
 }
 
 impl Gemini {
@@ -102,7 +106,8 @@ impl Gemini {
             Err(e) => Err(format!("invalid Gemini base URL {base:?}: {e}")),
         };
         let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
-        Self { inner: Arc::new(Inner { name: config.name, base, http }) }
+        let media = config.media_or(MediaKind::Gemini);
+        Self { inner: Arc::new(Inner { name: config.name, base, http, media }) }
     }
 
     /// The base URL in use, or `None` when the configured one is invalid.
@@ -118,6 +123,11 @@ impl Provider for Gemini {
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
         Arc::new(GeminiModel { inner: Arc::clone(&self.inner), id: id.to_owned() })
+    }
+
+    /// Image output through `generateContent` (see the `image` module docs).
+    fn image_model(&self, id: &str) -> Option<Arc<dyn ImageModel>> {
+        Some(Arc::new(GeminiModel { inner: Arc::clone(&self.inner), id: id.to_owned() }))
     }
 }
 
@@ -149,7 +159,8 @@ impl GeminiModel {
         &self.inner.http
     }
 
-    async fn send(&self, request: &Request, stream: bool) -> Result<reqwest::Response> {
+    /// `{base}/models/{id}:generateContent` (or the streaming method).
+    fn url(&self, stream: bool) -> Result<String> {
         let http = self.http();
         let base =
             self.inner.base.as_ref().map_err(|reason| http.error(ErrorKind::Permanent, &self.id, reason))?;
@@ -160,13 +171,20 @@ impl GeminiModel {
                 "invalid Gemini model id (allowed: letters, digits, - _ . / @)",
             )
         })?;
-        let url = if stream {
+        Ok(if stream {
             format!("{base}/{path}:streamGenerateContent?alt=sse")
         } else {
             format!("{base}/{path}:generateContent")
-        };
-        let body = wire::build_body(&self.id, request);
-        let mut builder = http.client.post(url).json(&body);
+        })
+    }
+
+    async fn send(&self, request: &Request, stream: bool) -> Result<reqwest::Response> {
+        self.post(self.url(stream)?, &wire::build_body(&self.id, request)).await
+    }
+
+    async fn post(&self, url: String, body: &Value) -> Result<reqwest::Response> {
+        let http = self.http();
+        let mut builder = http.client.post(url).json(body);
         if let Some(key) = &http.secret {
             builder = builder.header("x-goog-api-key", key.expose());
         }
@@ -195,6 +213,10 @@ impl Model for GeminiModel {
 
     fn model_id(&self) -> &str {
         &self.id
+    }
+
+    fn media_limits(&self) -> Option<MediaLimits> {
+        Some(self.inner.media.clone())
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {
@@ -273,6 +295,51 @@ impl GeminiModel {
                 }
             }
         }))
+    }
+}
+
+#[async_trait]
+impl ImageModel for GeminiModel {
+    fn provider(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    async fn generate_image(&self, request: &ImageRequest) -> Result<ImageResponse> {
+        let http = self.http();
+        if let Some(problem) = request.problem() {
+            return Err(http.error(ErrorKind::Permanent, &self.id, problem));
+        }
+        let url = self.url(false)?;
+        let body = image::body(request);
+        let mut out = ImageResponse {
+            images: Vec::new(),
+            text: None,
+            usage: Usage::default(),
+            provider: self.inner.name.clone(),
+            model: self.id.clone(),
+        };
+        let mut text = String::new();
+        // One image per call: `n` calls.
+        for _ in 0..request.n {
+            let response = self.post(url.clone(), &body).await?;
+            let answer: Value = http.read_json(&self.id, response).await?;
+            if let Some(error) = answer.get("error").filter(|e| !e.is_null()) {
+                return Err(self.body_error(error));
+            }
+            let one = image::parse(http, &self.id, &answer)?;
+            out.images.extend(one.images);
+            out.usage.add(&one.usage);
+            text.push_str(&one.text);
+            if let Some(model) = one.model {
+                out.model = model;
+            }
+        }
+        out.text = (!text.is_empty()).then_some(text);
+        Ok(out)
     }
 }
 

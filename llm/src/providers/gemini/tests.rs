@@ -293,3 +293,16 @@ fn anthropic_thinking_carriers_are_not_sent_as_thought_signatures() {
     assert_eq!(parts[1]["thoughtSignature"], json!("CiQB0e2K"));
     assert!(!body.to_string().contains("anthropic-thinking"), "{body}");
 }
+
+#[test]
+fn image_sizes_become_the_closest_supported_aspect_ratio() {
+    use crate::imagegen::ImageSize;
+    let ratio = |w, h| super::image::aspect_ratio(ImageSize::new(w, h));
+    assert_eq!(ratio(1024, 1024), "1:1");
+    assert_eq!(ratio(1920, 1080), "16:9");
+    assert_eq!(ratio(1080, 1920), "9:16");
+    assert_eq!(ratio(1536, 1024), "3:2");
+    assert_eq!(ratio(2560, 1080), "21:9");
+    assert_eq!(ratio(10_000, 10), "21:9", "the widest it has");
+    assert_eq!(ratio(1000, 800), "5:4");
+}

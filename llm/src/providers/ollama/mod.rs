@@ -48,6 +48,7 @@ pub use host::{DEFAULT_HOST, DEFAULT_PORT, normalize_host};
 use super::ProviderConfig;
 use crate::error::{ErrorKind, Result};
 use crate::http::{Http, join, preview};
+use crate::media::{MediaKind, MediaLimits};
 use crate::model::{Model, Provider};
 use crate::stream::{EventStream, StreamEvent};
 use crate::types::{Message, Part, Request, Response, Role};
@@ -66,6 +67,7 @@ struct Inner {
     /// since the constructor cannot fail).
     base: std::result::Result<String, String>,
     http: Http,
+    media: MediaLimits,
 }
 
 impl Ollama {
@@ -74,7 +76,8 @@ impl Ollama {
     pub fn new(config: ProviderConfig) -> Self {
         let base = normalize_host(&config.base_url).map_err(|e| e.to_string());
         let http = Http::new(&config.name, config.http.clone(), config.api_key.clone());
-        Self { inner: Arc::new(Inner { name: config.name, base, http }) }
+        let media = config.media_or(MediaKind::Ollama);
+        Self { inner: Arc::new(Inner { name: config.name, base, http, media }) }
     }
 
     /// The normalised base URL, or `None` when the configured one is invalid.
@@ -123,6 +126,10 @@ impl Model for OllamaModel {
 
     fn model_id(&self) -> &str {
         &self.id
+    }
+
+    fn media_limits(&self) -> Option<MediaLimits> {
+        Some(self.inner.media.clone())
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {

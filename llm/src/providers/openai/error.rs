@@ -115,13 +115,19 @@ fn truncate(message: &str) -> String {
 }
 
 /// Sharpens an HTTP error's class where a server's wording says more than its status:
-/// llama-swap answers a request for a model it does not serve with a 400 "could not find
-/// suitable inference handler for <model>", which is a NotFound (failover advances).
+/// - llama-swap answers a request for a model it does not serve with a 400 "could not find
+///   suitable inference handler for <model>", which is a NotFound (failover advances);
+/// - llama.cpp's `llama-server` without a multimodal projector answers an image with a 500
+///   "image input is not supported", which is Unsupported: the server is healthy, it just
+///   has no vision (failover advances without retrying or benching it).
 pub(super) fn refine(mut error: Error) -> Error {
     if error.kind == ErrorKind::Permanent
         && error.message.contains("could not find suitable inference handler")
     {
         error.kind = ErrorKind::NotFound;
+    }
+    if error.message.contains("image input is not supported") {
+        error.kind = ErrorKind::Unsupported;
     }
     error
 }

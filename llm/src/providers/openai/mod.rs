@@ -48,11 +48,14 @@ use serde_json::Value;
 use super::ProviderConfig;
 use crate::error::{ErrorKind, Result};
 use crate::http::{Http, join};
+use crate::imagegen::{ImageModel, ImageRequest, ImageResponse};
+use crate::media::{MediaKind, MediaLimits};
 use crate::model::{Model, Provider};
 use crate::stream::EventStream;
 use crate::types::{Capabilities, Request, Response};
 
 mod error;
+mod images;
 mod request;
 mod response;
 mod streaming;
@@ -92,12 +95,16 @@ struct Inner {
     /// does not parse: then every request reports that through the HTTP client, as before.
     parsed: Option<reqwest::Url>,
     options: OpenAiOptions,
+    /// Image-input limits: the configured ones, else the row for this base URL's kind.
+    media: MediaLimits,
+    /// `{base}/images/generations`.
+    images_url: String,
 }
 
 impl Inner {
-    fn new(http: Http, url: String, options: OpenAiOptions) -> Self {
+    fn new(http: Http, url: String, options: OpenAiOptions, media: MediaLimits, images_url: String) -> Self {
         let parsed = reqwest::Url::parse(&url).ok();
-        Self { http, url, parsed, options }
+        Self { http, url, parsed, options, media, images_url }
     }
 }
 
@@ -107,17 +114,25 @@ impl OpenAi {
     pub fn new(config: ProviderConfig) -> Self {
         // An empty key means "no key": sending `Bearer ` would be rejected by servers that
         // run without authentication.
+        let media = config.media_or(MediaKind::for_openai_base(&config.base_url));
         let secret = config.api_key.filter(|k| !k.expose().is_empty());
         let http = Http::new(&config.name, config.http, secret);
         let url = join(&config.base_url, "chat/completions");
+        let images_url = join(&config.base_url, "images/generations");
         let options = OpenAiOptions::default();
-        Self { inner: Arc::new(Inner::new(http, url, options)) }
+        Self { inner: Arc::new(Inner::new(http, url, options, media, images_url)) }
     }
 
     /// The same endpoint with these options.
     #[must_use]
     pub fn with_options(self, options: OpenAiOptions) -> Self {
-        let inner = Inner::new(self.inner.http.clone(), self.inner.url.clone(), options);
+        let inner = Inner::new(
+            self.inner.http.clone(),
+            self.inner.url.clone(),
+            options,
+            self.inner.media.clone(),
+            self.inner.images_url.clone(),
+        );
         Self { inner: Arc::new(inner) }
     }
 
@@ -139,6 +154,70 @@ impl Provider for OpenAi {
 
     fn model(&self, id: &str) -> Arc<dyn Model> {
         Arc::new(OpenAiModel { inner: Arc::clone(&self.inner), id: id.to_owned() })
+    }
+
+    /// `POST {base}/images/generations` (see the `images` module docs).
+    fn image_model(&self, id: &str) -> Option<Arc<dyn ImageModel>> {
+        Some(Arc::new(OpenAiImageModel { inner: Arc::clone(&self.inner), id: id.to_owned() }))
+    }
+}
+
+/// One image model of an [`OpenAi`] endpoint.
+#[derive(Debug)]
+struct OpenAiImageModel {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl OpenAiImageModel {
+    /// GETs an image the answer pointed to. The key goes only back to the endpoint's own
+    /// origin (LocalAI serves its images there); a storage host gets no credentials.
+    async fn fetch(&self, url: String) -> Result<Vec<u8>> {
+        let http = &self.inner.http;
+        let parsed = reqwest::Url::parse(&url).map_err(|e| {
+            http.error(ErrorKind::Decode, &self.id, format!("the answer's image URL does not parse: {e}"))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(http.error(
+                ErrorKind::Decode,
+                &self.id,
+                format!("the answer's image URL has scheme {:?} (expected http or https)", parsed.scheme()),
+            ));
+        }
+        let same_origin =
+            reqwest::Url::parse(&self.inner.images_url).is_ok_and(|own| own.origin() == parsed.origin());
+        let mut builder = http.client.get(parsed);
+        if same_origin && let Some(key) = &http.secret {
+            builder = builder.bearer_auth(key.expose());
+        }
+        let response = http.send(&self.id, builder).await?;
+        http.read_body(&self.id, response, http.options.max_body_bytes).await.map(Vec::from)
+    }
+}
+
+#[async_trait]
+impl ImageModel for OpenAiImageModel {
+    fn provider(&self) -> &str {
+        &self.inner.http.provider
+    }
+
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    async fn generate_image(&self, request: &ImageRequest) -> Result<ImageResponse> {
+        let http = &self.inner.http;
+        if let Some(problem) = request.problem() {
+            return Err(http.error(ErrorKind::Permanent, &self.id, problem));
+        }
+        let body = images::body(&self.id, request);
+        let mut builder = http.client.post(&self.inner.images_url).json(&body);
+        if let Some(key) = &http.secret {
+            builder = builder.bearer_auth(key.expose());
+        }
+        let response = http.send(&self.id, builder).await.map_err(error::refine)?;
+        let answer: Value = http.read_json(&self.id, response).await?;
+        images::parse(http, &http.provider, &self.id, &answer, |url| self.fetch(url)).await
     }
 }
 
@@ -184,6 +263,10 @@ impl Model for OpenAiModel {
     fn capabilities(&self) -> Capabilities {
         let options = &self.inner.options;
         options.model_capabilities.get(&self.id).copied().unwrap_or(options.capabilities)
+    }
+
+    fn media_limits(&self) -> Option<MediaLimits> {
+        Some(self.inner.media.clone())
     }
 
     async fn generate(&self, request: Request) -> Result<Response> {

@@ -64,6 +64,14 @@ async fn unknown_model_is_not_found() {
 }
 
 #[tokio::test]
+async fn a_server_without_vision_is_unsupported_not_transient() {
+    // llama-server started without a multimodal projector, as the real one answers.
+    let body = r#"{"error":{"code":500,"message":"image input is not supported - hint: if this is unexpected, you may need to provide the mmproj","type":"server_error"}}"#;
+    let e = error_of(500, body, &[]).await;
+    assert_eq!((e.kind, e.status), (ErrorKind::Unsupported, Some(500)), "{e}");
+}
+
+#[tokio::test]
 async fn server_errors_are_transient() {
     let e = error_of(500, &fixture("error_llamacpp_server.json"), &[]).await;
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, Some(500)));
