@@ -6,9 +6,9 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use executus::config::LaneSettings;
-use executus::llm::{HttpOptions, Registry};
 use executus::llm::providers::ProviderConfig;
 use executus::llm::providers::openai::OpenAi;
+use executus::llm::{HttpOptions, Registry};
 use executus::tool::{ToolError, ToolRegistry, typed};
 use executus::{RunEnd, RunOutcome, RunnableAgent, Runtime, RuntimeConfig};
 use serde::Deserialize;

@@ -79,14 +79,22 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             "runs in flight at once, one lane as wide as the batch: {}",
             scales
                 .iter()
-                .map(|s| format!("{} runs over {} (mock latency {} ms)", s.runs, s.protocol(), s.latency.as_millis()))
+                .map(|s| format!(
+                    "{} runs over {} (mock latency {} ms)",
+                    s.runs,
+                    s.protocol(),
+                    s.latency.as_millis()
+                ))
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
     );
     for scale in &scales {
         if !scale.http2 && (limit as usize) < scale.runs + 512 {
-            bail!("the open-file limit is {limit}; {} connections need more (raise the hard limit)", scale.runs);
+            bail!(
+                "the open-file limit is {limit}; {} connections need more (raise the hard limit)",
+                scale.runs
+            );
         }
         measure(&mut section, scale).await?;
     }
@@ -168,11 +176,7 @@ async fn measure(section: &mut Section, scale: &Scale) -> anyhow::Result<()> {
     section.rows.push(Row::info(
         format!("  RSS at the peak, total ({label})"),
         format!("{:.1} MiB ({:.1} MiB above the baseline)", mib(exe.peak), mib(delta)),
-        format!(
-            "bare reqwest: {:.1} MiB ({:.1} MiB above its baseline)",
-            mib(req.peak),
-            mib(req_delta)
-        ),
+        format!("bare reqwest: {:.1} MiB ({:.1} MiB above its baseline)", mib(req.peak), mib(req_delta)),
     ));
     section.rows.push(Row::info(
         format!("  runs in flight at once (peak at the mock) / completed ({label})"),

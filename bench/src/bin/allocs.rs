@@ -9,15 +9,15 @@
 //! reallocations and bytes allocated per run of each. A run is three steps (two tool calls,
 //! then the answer).
 
+#[path = "../p1/engines.rs"]
+#[allow(dead_code)]
+mod engines;
 #[path = "../harness.rs"]
 #[allow(dead_code)]
 mod harness;
 #[path = "../mock/mod.rs"]
 #[allow(dead_code)]
 mod mock;
-#[path = "../p1/engines.rs"]
-#[allow(dead_code)]
-mod engines;
 #[path = "../sys.rs"]
 #[allow(dead_code)]
 mod sys;
@@ -103,7 +103,8 @@ async fn measure(mock_exe: String, runs: usize) -> anyhow::Result<Report> {
     let llm = counts(runs, batch.ok, &region);
 
     let region = Region::new(GLOBAL);
-    let batch = engines::reqwest_batch(&client, &url, &template, 3_000_000..3_000_000 + runs as u64, 1).await?;
+    let batch =
+        engines::reqwest_batch(&client, &url, &template, 3_000_000..3_000_000 + runs as u64, 1).await?;
     let reqwest = counts(runs, batch.ok, &region);
     Ok(Report { executus, llm, reqwest })
 }

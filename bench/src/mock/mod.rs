@@ -419,7 +419,8 @@ impl Answer {
                 }
             }
             Err(message) => {
-                let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error"}});
+                let body =
+                    serde_json::json!({"error": {"message": message, "type": "invalid_request_error"}});
                 Self {
                     key,
                     tool_results: None,

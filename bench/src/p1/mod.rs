@@ -348,7 +348,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
                 "{:.0} runs/s ({:.3} x (a){})",
                 exe.rate(),
                 exe.rate() / req.rate().max(1e-9),
-                if exe.ok == exe.runs { String::new() } else { format!(", {} runs failed", exe.runs - exe.ok) }
+                if exe.ok == exe.runs {
+                    String::new()
+                } else {
+                    format!(", {} runs failed", exe.runs - exe.ok)
+                }
             ),
             format!("{:.0} runs/s (a) streaming", req.rate()),
         )),

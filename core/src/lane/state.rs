@@ -109,7 +109,11 @@ impl Lane {
 
     /// Admission: a free slot runs the job now, room in the queue queues it, otherwise the
     /// submission is refused.
-    pub(crate) fn submit(self: &Arc<Self>, spec: JobSpec, job: Box<dyn ErasedJob>) -> Result<JobId, LaneError> {
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        job: Box<dyn ErasedJob>,
+    ) -> Result<JobId, LaneError> {
         self.lock().admit(self, spec, job)
     }
 
@@ -155,7 +159,12 @@ impl Lane {
 impl State {
     /// Admission: a free slot runs the job now, room in the queue queues it, otherwise the
     /// submission is refused. Nothing of the job has run before this point.
-    fn admit(&mut self, lane: &Arc<Lane>, spec: JobSpec, job: Box<dyn ErasedJob>) -> Result<JobId, LaneError> {
+    fn admit(
+        &mut self,
+        lane: &Arc<Lane>,
+        spec: JobSpec,
+        job: Box<dyn ErasedJob>,
+    ) -> Result<JobId, LaneError> {
         if self.stopped {
             return Err(LaneError::Gone { lane: self.name.to_string() });
         }

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::RunSnapshot;
 use super::capability::Runs;
 use super::events::RunEvent;
-use super::RunSnapshot;
 use super::outcome::RunOutcome;
 use crate::ids::RunId;
 

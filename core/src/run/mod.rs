@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::RunId;
 
-pub(crate) mod driver;
 pub(crate) mod attempts;
 pub mod capability;
+pub(crate) mod driver;
 pub(crate) mod env;
 pub mod events;
 pub mod handle;

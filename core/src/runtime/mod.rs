@@ -209,7 +209,8 @@ impl Runtime {
         futures::future::join_all(drains).await;
         if let Some(started) = self.inner.started.get() {
             let _ = started.env.checkpoint.flush().await;
-            let controls: Vec<Arc<RunControl>> = self.inner.controls.iter().map(|c| c.value().clone()).collect();
+            let controls: Vec<Arc<RunControl>> =
+                self.inner.controls.iter().map(|c| c.value().clone()).collect();
             started.executor.shutdown(&controls);
             // Interrupted runs stop at their next wake; their last saves go out below.
             started.executor.stopped(Duration::from_secs(5)).await;

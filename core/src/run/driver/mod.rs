@@ -333,7 +333,8 @@ impl Driver {
         match chain {
             Ok(m) => {
                 d.model.targets = m.targets().map(str::to_owned).collect();
-                d.model.context = crate::compaction::context_tokens(&d.env.config.compaction, &d.model.targets);
+                d.model.context =
+                    crate::compaction::context_tokens(&d.env.config.compaction, &d.model.targets);
                 d.model.chain = Some(Arc::new(m));
             }
             Err(e) => {
@@ -350,7 +351,8 @@ impl Driver {
         if !unsaved.is_empty() {
             let first = self.st.seq - unsaved.len() as u64;
             let refs: Vec<&Fact> = unsaved.iter().collect();
-            if let Err(e) = self.env.checkpoint.save(&self.meta, StoredStatus::Running, first, &refs, true).await
+            if let Err(e) =
+                self.env.checkpoint.save(&self.meta, StoredStatus::Running, first, &refs, true).await
             {
                 tracing::warn!(run_id = %self.st.run_id, error = %e, "could not checkpoint run start");
             }
@@ -686,7 +688,8 @@ impl Driver {
                 let listening = self.control.listening();
                 for call in calls {
                     if listening {
-                        self.control.emit(RunEvent::ToolStarted { run_id: self.st.run_id, call: call.clone() });
+                        self.control
+                            .emit(RunEvent::ToolStarted { run_id: self.st.run_id, call: call.clone() });
                     }
                     if let Some(call) = self.check_call(call).await {
                         self.tools.queued.push_back(call);

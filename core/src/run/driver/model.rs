@@ -10,9 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Driver, ModelFailure, panic_message};
-use crate::compaction::{
-    AttachmentsSeen, CompactionCache, compact, dedup_attachments_from,
-};
+use crate::compaction::{AttachmentsSeen, CompactionCache, compact, dedup_attachments_from};
 use crate::meta::MetaLlm;
 use crate::ports::{AuditEvent, AuditRecord, SpendRequest};
 use crate::run::attempts::AttemptLog;
@@ -103,8 +101,10 @@ impl Driver {
             };
             recorded.record("gen_ai.response.model", answered);
             // As i64: OpenTelemetry has no unsigned integers (a u64 would export as text).
-            recorded.record("gen_ai.usage.input_tokens", i64::try_from(usage.input_tokens).unwrap_or(i64::MAX));
-            recorded.record("gen_ai.usage.output_tokens", i64::try_from(usage.output_tokens).unwrap_or(i64::MAX));
+            recorded
+                .record("gen_ai.usage.input_tokens", i64::try_from(usage.input_tokens).unwrap_or(i64::MAX));
+            recorded
+                .record("gen_ai.usage.output_tokens", i64::try_from(usage.output_tokens).unwrap_or(i64::MAX));
             // Audit rows for the call's attempts and failovers, unless nobody keeps them.
             if let (Some(log), Some(owned), true) = (log, &owned, audits) {
                 call.audit_attempts(&log, owned, &result, usage).await;
@@ -154,7 +154,8 @@ impl Call {
         if let (Some(event), Some(o)) = (compaction, owned)
             && self.env.ports.audit.wants_records()
         {
-            let record = AuditRecord::now(Some(self.run_id), o.identity.clone(), Some(o.agent.clone()), event);
+            let record =
+                AuditRecord::now(Some(self.run_id), o.identity.clone(), Some(o.agent.clone()), event);
             self.env.ports.audit.record(record).await;
         }
         // A compacted request is a new one: estimated again for the budget.
@@ -225,8 +226,7 @@ impl Driver {
     /// With the request, its token estimate (as [`estimate_tokens`] would count it).
     pub(super) fn next_request(&mut self, with_tools: bool) -> (Arc<Request>, u64) {
         let st = &self.st;
-        let fresh =
-            || {
+        let fresh = || {
             let request = st.request_header();
             let chars = request.system.as_ref().map_or(0, String::len);
             Outgoing {
