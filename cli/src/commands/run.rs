@@ -108,14 +108,12 @@ pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> an
 /// Reports a run interrupted by a graceful shutdown: its checkpoint holds the transcript so
 /// far, and `resume` continues it.
 async fn report_interrupted(host: &Host, run: executus::RunId, signal: &str, as_json: bool) -> Exit {
-    let state = match host.stores.checkpoints.load(run).await {
-        Ok(Some(stored)) => {
-            let facts: Result<Vec<_>, _> =
-                stored.entries.iter().map(|e| executus::checkpoint::decode(&e.payload)).collect();
-            facts.ok().and_then(|facts| executus::run::RunState::replay(facts.iter()).ok())
-        }
-        _ => None,
-    };
+    // The runtime is closed by now; its checkpoint store still answers.
+    let state = executus::checkpoint::load_stored(host.stores.checkpoints.as_ref(), run)
+        .await
+        .ok()
+        .flatten()
+        .map(|stored| stored.state);
     let hint = if host.stores.durable {
         format!("checkpointed; continue it with: executus-run resume {run}")
     } else {
