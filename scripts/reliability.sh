@@ -67,6 +67,17 @@ step memory env EXECUTUS_LOAD_RUNS="${EXECUTUS_LOAD_RUNS:-10000}" \
 # 4. Budget under concurrency: 100 concurrent runs over three OS processes and one SQLite file.
 step budget-processes cargo test -p executus-store --test it budget_processes --locked -- --nocapture
 
+# 8. Workers on PostgreSQL (a throwaway cluster unless EXECUTUS_TEST_PG_URL is set): SIGKILLed
+#    workers (300 runs, 20 kills), a cron job over 3 workers for 50 slots, one spend cap
+#    across workers, a SQLite store copied into PostgreSQL and finished there.
+pg_started=""
+if [ -z "${EXECUTUS_TEST_PG_URL:-}" ] && line=$(scripts/peer-postgres.sh start); then
+    export "$line"; pg_started=1
+fi
+step workers-pg env EXECUTUS_PG_CHAOS_FULL=1 \
+    cargo test -p executus-store --test it workers --locked -- --nocapture --test-threads 1
+if [ -n "$pg_started" ]; then scripts/peer-postgres.sh stop || true; fi
+
 # 6. Secrets, 7. runaway agents, 5. hostile tool traffic.
 step secrets-cli cargo test -p executus-run --test it secrets --locked -- --nocapture
 step secrets-inprocess cargo test -p executus-run --test secrets --locked -- --nocapture

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README, and what .ci/run calls): invariants, format, lints, the whole
 # workspace's tests — including the suite against a real llama.cpp server when one can be
-# set up on this machine (see scripts/peer-llama.sh).
+# set up on this machine (see scripts/peer-llama.sh), and the PostgreSQL suites against a
+# throwaway PostgreSQL cluster (scripts/peer-postgres.sh; under CI=true one that cannot be
+# started fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +30,21 @@ if [ -z "${EXECUTUS_TEST_LLAMA_URL:-}" ] && [ -x scripts/peer-llama.sh ]; then
     esac
   fi
 fi
-cleanup() { if [ -n "$peer_started" ]; then scripts/peer-llama.sh stop || true; fi; }
+pg_started=""
+if [ -z "${EXECUTUS_TEST_PG_URL:-}" ]; then
+  if line=$(scripts/peer-postgres.sh start); then
+    case "$line" in
+      EXECUTUS_TEST_PG_URL=*) export "$line"; pg_started=1 ;;
+    esac
+  elif [ "${CI:-}" = "true" ]; then
+    echo "FAILED: PostgreSQL could not be started (scripts/peer-postgres.sh); CI never skips it" >&2
+    exit 1
+  fi
+fi
+cleanup() {
+  if [ -n "$peer_started" ]; then scripts/peer-llama.sh stop || true; fi
+  if [ -n "$pg_started" ]; then scripts/peer-postgres.sh stop || true; fi
+}
 trap cleanup EXIT
 if [ -n "${EXECUTUS_TEST_LLAMA_URL:-}" ]; then
   echo "real llama.cpp peer at $EXECUTUS_TEST_LLAMA_URL"
@@ -39,6 +55,11 @@ elif [ "${CI:-}" = true ]; then
   exit 1
 else
   echo "*** NOTICE: no llama.cpp peer could be started; the peer suite (llm/tests/it/peer_llama.rs) will be SKIPPED ***" >&2
+fi
+if [ -n "${EXECUTUS_TEST_PG_URL:-}" ]; then
+  echo "real PostgreSQL at ${EXECUTUS_TEST_PG_URL%%\?*}"
+else
+  echo "NOTICE: no PostgreSQL available; the PostgreSQL suites will report that they did not run"
 fi
 
 # MCP servers and the OTLP receiver (pinned, into target/peers/; quick when already there).

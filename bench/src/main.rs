@@ -13,6 +13,8 @@
 //!     p7  a dead OpenTelemetry collector vs no export: `executus-run` run and exit time
 //!     fleet  `auto:*` routing decision (10 hosts x 20 models); connector memory per host
 //!     media  normalising a 12-megapixel JPEG for Anthropic: time and peak memory (M1)
+//!     workers  workers on one PostgreSQL: runs/s with 1, 2, 4 workers (S1), step-saves/s vs
+//!              SQLite (S2), SIGKILL to resume (S3)
 //!     --smoke      tiny sizes (seconds), no peers, writes nothing (what CI runs)
 //!     --no-peers   skip the rig and Python references
 //!     --out PATH   write the Markdown report to PATH (default for `all`: BENCHMARKS.md)
@@ -20,7 +22,8 @@
 //! ```
 //!
 //! Internal sub-commands (spawned by the bench itself): `mock` (a mock server process),
-//! `fleet-host` (a llama-swap events server for the fleet's memory figure),
+//! `fleet-host` (a llama-swap events server for the fleet's memory figure), `workers-child`
+//! (one PostgreSQL queue worker of `workers`),
 //! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process),
 //! `media-worker` (one M1 operation in a fresh process),
 //! `p1-only --engine executus|reqwest [--runs N] [--concurrency C] [--streaming]` (one P1
@@ -40,6 +43,7 @@ mod p7;
 mod report;
 mod stats;
 mod sys;
+mod workers;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -91,7 +95,7 @@ fn flag_value(rest: &[String], name: &str) -> Option<String> {
 }
 
 const HELP: &str =
-    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|p7|fleet|media> [--smoke] [--no-peers] [--out PATH] [--no-write]
+    "usage: executus-bench <all|p1|p2|p3|p4|p5|p6|p7|fleet|media|workers> [--smoke] [--no-peers] [--out PATH] [--no-write]
 
   all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
   p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
@@ -102,7 +106,7 @@ const HELP: &str =
   p6   failover past a refusing head: added latency, attempts on the benched head
   p7   a dead OpenTelemetry collector vs no export: run and exit time of `executus-run`
   fleet  auto:* routing decision (10 hosts x 20 models); connector memory per llama-swap host
-  media  normalising a 12-megapixel JPEG for Anthropic: time and peak memory (M1)";
+  workers  workers on one PostgreSQL: runs/s with 1, 2, 4 workers; step-saves/s vs SQLite; SIGKILL to resume (S1-S3)";
 
 fn main() -> anyhow::Result<()> {
     sys::raise_nofile();
@@ -136,13 +140,16 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         }
         "p3-worker" => p3::worker(&args.rest).await,
         "fleet-host" => fleet::host_child().await,
+        "workers-child" => workers::worker(&args.rest).await,
         "media-worker" => media::worker(&args.rest),
         "p1-only" => p1::only(&args.rest).await,
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
         }
-        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" | "fleet" | "media" => benchmarks(args).await,
+        "all" | "p1" | "p2" | "p3" | "p4" | "p5" | "p6" | "p7" | "fleet" | "media" | "workers" => {
+            benchmarks(args).await
+        }
         other => bail!("unknown command {other:?}\n{HELP}"),
     }
 }
@@ -156,7 +163,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
     let source = sys::source(&p1::peers::repo_root());
     println!("{source}");
     let which: Vec<&str> = match args.command.as_str() {
-        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7", "fleet", "media"],
+        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7", "fleet", "media", "workers"],
         one => vec![one],
     };
     let mut sections: Vec<Section> = Vec::new();
@@ -171,6 +178,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
             "p6" => p6::run(&args.opts).await,
             "p7" => p7::run(&args.opts).await,
             "fleet" => fleet::run(&args.opts).await,
+            "workers" => workers::run(&args.opts).await,
             "media" => media::run(&args.opts).await,
             _ => unreachable_id(id),
         };

@@ -47,6 +47,8 @@ pub struct Row {
     pub target: String,
     /// Met or not.
     pub verdict: Verdict,
+    /// The row's own id when a section reports several (e.g. `S1`..`S3`); else the section's.
+    pub id: Option<&'static str>,
 }
 
 impl Row {
@@ -64,7 +66,14 @@ impl Row {
             reference: reference.into(),
             target: target.into(),
             verdict,
+            id: None,
         }
+    }
+
+    /// The row under its own id instead of its section's.
+    pub fn labelled(mut self, id: &'static str) -> Self {
+        self.id = Some(id);
+        self
     }
 
     /// A figure without a target.
@@ -106,7 +115,7 @@ pub fn table(sections: &[Section]) -> String {
     for s in sections {
         for r in &s.rows {
             rows.push([
-                s.id.into(),
+                r.id.unwrap_or(s.id).into(),
                 r.figure.clone(),
                 r.value.clone(),
                 r.reference.clone(),
@@ -172,7 +181,7 @@ pub fn write_markdown(path: &Path, sections: &[Section], ctx: &Context<'_>) -> s
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} |",
-                s.id,
+                r.id.unwrap_or(s.id),
                 cell(&r.figure),
                 cell(&r.value),
                 cell(&r.reference),

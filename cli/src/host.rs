@@ -11,6 +11,9 @@
 //! store file, checkpoints (so `resume`, `approve` / `deny`), chat history, audit records,
 //! budget spend and schedule watermarks outlive the process ([`HostStores::durable`]);
 //! personas and skills are read from the configuration at every start.
+//! They live in a SQLite file or in PostgreSQL (`[store] url`); with `[runtime] mode =
+//! "queue"` (PostgreSQL only), commands that ask for it ([`HostOptions::queue`]) hand their
+//! top-level runs to the run queue the workers share instead of driving them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,21 +65,23 @@ pub async fn open_stores(config: &CliConfig, persistence: Persistence) -> anyhow
         Persistence::Store => config.store_url.as_str(),
         Persistence::Memory => "sqlite::memory:",
     };
-    HostStores::open(url).await.map_err(|e| store_error(config, url, e))
+    HostStores::open_with(url, config.store.options()).await.map_err(|e| store_error(config, url, e))
 }
 
 /// A store that refuses the file `[store] url` names (not SQLite, another program's
 /// database, not a store URL) is a configuration problem (exit 2); anything else is a failure.
 fn store_error(config: &CliConfig, url: &str, e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::InvalidUrl { .. } | StoreError::NotSqlite { .. } | StoreError::Foreign { .. } => {
-            UsageError(format!(
-                "invalid configuration value for store.url (from {}): {e}",
-                source(config, "store.url")
-            ))
-            .into()
-        }
-        other => anyhow::Error::new(other).context(format!("opening the store {url} ([store] url)")),
+        StoreError::InvalidUrl { .. }
+        | StoreError::NotSqlite { .. }
+        | StoreError::Foreign { .. }
+        | StoreError::ForeignSchema { .. } => UsageError(format!(
+            "invalid configuration value for store.url (from {}): {e}",
+            source(config, "store.url")
+        ))
+        .into(),
+        other => anyhow::Error::new(other)
+            .context(format!("opening the store {} ([store] url)", executus_store::postgres::redact(url))),
     }
 }
 
@@ -91,6 +96,11 @@ pub struct HostOptions {
     pub extra_lanes: Vec<(String, std::num::NonZeroUsize)>,
     /// Whether the store file is used.
     pub persistence: Persistence,
+    /// In `[runtime] mode = "queue"`: hand top-level runs to the shared run queue.
+    pub queue: bool,
+    /// Build the cron schedule shared (several processes run the same jobs; each fire is
+    /// claimed once across them).
+    pub shared_schedule: bool,
 }
 
 /// A runtime with its ports, and the handles a command needs at the end.
@@ -174,8 +184,9 @@ impl Host {
         if let Some(delivery) = options.delivery {
             ports.delivery = delivery;
         }
-        let schedule =
-            options.schedule.then(|| CronSchedule::builder().store(stores.schedule.clone()).build());
+        let schedule = options.schedule.then(|| {
+            CronSchedule::builder().store(stores.schedule.clone()).shared(options.shared_schedule).build()
+        });
         if let Some(schedule) = &schedule {
             ports.schedule = Arc::new(schedule.clone());
         }
@@ -190,14 +201,22 @@ impl Host {
                 executus::config::LaneSettings { capacity, ..executus::config::LaneSettings::default() },
             );
         }
-        let runtime = Runtime::builder()
+        let mut builder = Runtime::builder()
             .registry(config.registry.clone())
             .config(runtime_config)
             .tools(tools)
             .policy(policy)
-            .ports(ports)
-            .try_build()
-            .map_err(|e| UsageError(e.to_string()))?;
+            .ports(ports);
+        if options.queue && config.runtime.mode == executus::config::RunMode::Queue {
+            let Some(pg) = stores.store.as_ref().and_then(|s| s.as_postgres()) else {
+                return Err(UsageError(
+                    "[runtime] mode = \"queue\" needs [store] url = \"postgres://...\"".into(),
+                )
+                .into());
+            };
+            builder = builder.queue(Arc::new(pg.queue()));
+        }
+        let runtime = builder.try_build().map_err(|e| UsageError(e.to_string()))?;
         Ok(Self { runtime, stores, audit, schedule, mcp })
     }
 

@@ -1,5 +1,7 @@
 //! `executus-run`: the command-line host for executus — run an agent, run a review swarm,
 //! chat with a persona, resume interrupted runs, answer approvals, run the cron schedule,
+//! drive runs from a shared PostgreSQL queue (`worker`), migrate or copy a store, and inspect
+//! models and configuration.
 //! generate an image, and inspect models and configuration.
 //!
 //! Exit codes: 0 success; 1 the run failed; 2 usage or configuration error; 3 budget denied;
@@ -110,6 +112,10 @@ pub enum Command {
     Deny(commands::approve::DenyArgs),
     /// Run the cron jobs of [schedule.jobs.*] in the foreground until SIGINT or SIGTERM.
     Schedule(commands::schedule::ScheduleArgs),
+    /// Drive runs from the PostgreSQL run queue (any number of workers, any machines).
+    Worker(commands::worker::WorkerArgs),
+    /// Migrate a store, or copy one into another (e.g. SQLite into PostgreSQL).
+    Store(commands::store::StoreArgs),
     /// Generate an image with the image chain (--model, else `[image] model`) into a file.
     Image(commands::image::ImageArgs),
     /// Providers, tiers and the chain each tier resolves to, with health.

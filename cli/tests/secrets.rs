@@ -52,7 +52,7 @@ use tcp_stub::{Received, Step, Stub, head, send};
 /// The SQLite checkpoint store, keeping a copy of every payload appended to it (the store
 /// deflates them and deletes a finished run's log, so its file alone cannot show them all).
 struct RecordingCheckpoints {
-    inner: executus_store::SqliteCheckpointStore,
+    inner: executus_store::AnyCheckpointStore,
     payloads: Mutex<Vec<Vec<u8>>>,
 }
 

@@ -1,5 +1,5 @@
 //! [`StoreError`]: everything that can go wrong opening or using the store, each variant
-//! carrying the evidence (the path, the operation, the SQLite error).
+//! carrying the evidence (the path or server, the operation, the database's error).
 //!
 //! Guarantees: no variant is ever a raw `SQLITE_BUSY` — lock contention is retried inside
 //! the store and, only when a lock stays held past every retry, reported as
@@ -10,12 +10,15 @@ use std::path::PathBuf;
 
 use executus::ports::PortError;
 
-/// An error of the SQLite store.
+/// An error of the store (either backend).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The connection string is not a SQLite URL this store understands.
-    #[error("invalid store URL {url:?}: {reason} (expected sqlite://path.db or sqlite::memory:)")]
+    /// The connection string is not a URL this store understands. (A password in it is
+    /// never shown: the URL is redacted before it is stored here.)
+    #[error(
+        "invalid store URL {url:?}: {reason} (expected sqlite://path.db, sqlite::memory: or postgres://user@host/db)"
+    )]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -40,6 +43,20 @@ pub enum StoreError {
         path: PathBuf,
         /// Its `PRAGMA application_id`.
         application_id: i32,
+        /// Its tables.
+        tables: Vec<String>,
+    },
+    /// The PostgreSQL schema the store uses holds tables executus-store did not create; it
+    /// was left untouched.
+    #[error(
+        "{location}: schema {schema:?} holds tables executus-store did not create ({}); refusing to touch it",
+        tables.join(", ")
+    )]
+    ForeignSchema {
+        /// The server (password redacted).
+        location: String,
+        /// The schema.
+        schema: &'static str,
         /// Its tables.
         tables: Vec<String>,
     },
@@ -112,6 +129,17 @@ pub enum StoreError {
         op: &'static str,
         /// Attempts made.
         attempts: u32,
+    },
+    /// The operation exists for the other backend only (e.g. WAL statistics of a SQLite
+    /// file on a PostgreSQL store), or the backend was not compiled in.
+    #[error("{location}: {op} is not available on this backend ({backend})")]
+    Unsupported {
+        /// The store's location.
+        location: String,
+        /// What was asked.
+        op: &'static str,
+        /// The backend the store uses (or the one missing).
+        backend: &'static str,
     },
     /// Input the store refuses (a sequence gap, a number out of range...).
     #[error("{location}: invalid {what}: {reason}")]

@@ -1,10 +1,10 @@
 //! [`HostStores`]: every store a host wires into a runtime and its batteries, as trait objects,
 //! from one `[store] url` — the one place the CLI and the chat bot get their stores from.
 //!
-//! A file URL (`sqlite://path.db`) opens (or creates, with its folder) the SQLite file for
-//! checkpoints, conversations, audit records, budget spend and schedule watermarks; personas
-//! and skills are loaded from configuration at every start (the file is their source of
-//! truth), so they live in memory. `sqlite::memory:` keeps the same SQLite stores in memory
+//! A file URL (`sqlite://path.db`) opens (or creates, with its folder) the SQLite file, a
+//! `postgres://` URL the PostgreSQL database, for checkpoints, conversations, audit records,
+//! budget spend and schedule watermarks; personas and skills are loaded from configuration at
+//! every start (the file is their source of truth), so they live in memory. `sqlite::memory:` keeps the same SQLite stores in memory
 //! for the life of the process; [`HostStores::in_memory`] uses the batteries' own memory
 //! stores.
 
@@ -19,7 +19,7 @@ use executus_schedule::{MemoryScheduleStore, ScheduleStore};
 use executus_skill::{MemorySkillStore, SkillStore};
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::{Store, StoreOptions};
 
 /// Every store a host uses (see the module docs).
 #[derive(Clone)]
@@ -40,8 +40,10 @@ pub struct HostStores {
     pub chats: Arc<dyn ChatHistory>,
     /// True when checkpoints, conversations, audit, budget and schedule outlive the process.
     pub durable: bool,
-    /// Where they live, for messages (a file path, or `:memory:`).
+    /// Where they live, for messages (a file path, `:memory:`, or a URL without its password).
     pub location: String,
+    /// The store itself, when one is open (its backend; the run queue on PostgreSQL).
+    pub store: Option<Store>,
 }
 
 impl std::fmt::Debug for HostStores {
@@ -60,6 +62,14 @@ impl HostStores {
     /// [`StoreError`] naming the file: not SQLite, another program's database, a newer
     /// schema, a folder that cannot be created.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// [`HostStores::open`] with options (PostgreSQL lease expiry, pool size...).
+    ///
+    /// # Errors
+    /// As [`HostStores::open`].
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
         if let Some(dir) =
             path.filter(|p| *p != ":memory:").map(std::path::Path::new).and_then(std::path::Path::parent)
@@ -68,8 +78,8 @@ impl HostStores {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::Folder { path: dir.to_path_buf(), source })?;
         }
-        let store = Store::open(url).await?;
-        let durable = store.location() != ":memory:";
+        let store = Store::open_with(url, options).await?;
+        let durable = !store.is_memory();
         Ok(Self {
             checkpoints: Arc::new(store.checkpoints()),
             audit: Arc::new(store.audit()),
@@ -78,6 +88,7 @@ impl HostStores {
             chats: Arc::new(store.chats()),
             durable,
             location: store.location().to_owned(),
+            store: Some(store),
             ..Self::in_memory()
         })
     }
@@ -94,6 +105,7 @@ impl HostStores {
             chats: Arc::new(MemoryChatHistory::new()),
             durable: false,
             location: ":memory:".into(),
+            store: None,
         }
     }
 }

@@ -1,22 +1,30 @@
-//! # executus-store — durable SQLite stores for executus
+//! # executus-store — durable stores for executus, on SQLite or PostgreSQL
 //!
-//! One entry point, [`Store::open`], over one SQLite file (bundled SQLite: nothing to
-//! install). It creates the file if missing, refuses a file that is not ours, switches it to
-//! WAL with a busy timeout and foreign keys, and applies the embedded migrations
-//! (`contrib-store/migrations/`). The typed stores it hands out implement the core's port
-//! and the batteries' storage traits:
+//! One entry point, [`Store::open`]. The URL picks the backend:
 //!
-//! | accessor | store | implements | module |
-//! | --- | --- | --- | --- |
-//! | [`Store::checkpoints`] | [`SqliteCheckpointStore`] | `executus::ports::CheckpointStore` | [`checkpoint`] |
-//! | [`Store::personas`] | [`SqlitePersonaStore`] | `executus_persona::PersonaStore` | [`persona`] |
-//! | [`Store::skills`] | [`SqliteSkillStore`] | `executus_skill::SkillStore` | [`skill`] |
-//! | [`Store::audit`] | [`SqliteAuditStore`] | `executus_audit::AuditStore` | [`audit`] |
-//! | [`Store::budget`] | [`SqliteBudgetStore`] | `executus_budget::BudgetStore` | [`budget`] |
-//! | [`Store::schedule`] | [`SqliteScheduleStore`] | `executus_schedule::ScheduleStore` | [`schedule`] |
-//! | [`Store::fleet`] | [`SqliteFleetStore`] | `executus_fleet::store::{HistoryStore, BenchStore, ActionLog, LeaseStore}` | [`fleet`] |
-//! | [`Store::chats`] | [`SqliteChatStore`] | `executus_chat::ChatHistory` | [`chat`] |
-//! | [`SqliteReviewCache::new`] | [`SqliteReviewCache`] | `executus-run swarm`'s review cache (adapted in the CLI) | [`review_cache`] |
+//! - `sqlite://path.db` (or `sqlite::memory:`): one SQLite file, bundled SQLite, nothing to
+//!   install — the embedded default ([`sqlite`]). It creates the file if missing, refuses a
+//!   file that is not ours, switches it to WAL and applies the migrations of
+//!   `contrib-store/migrations/sqlite/`.
+//! - `postgres://user@host/db` (feature `postgres`): one PostgreSQL database shared by any
+//!   number of processes on any number of machines ([`postgres`]), with run leases and the
+//!   run queue that [`worker`]s share. Migrations in `contrib-store/migrations/postgres/`.
+//!
+//! The typed stores it hands out implement the core's port and the batteries' storage traits,
+//! on either backend:
+//!
+//! | accessor | store | implements |
+//! | --- | --- | --- |
+//! | [`Store::checkpoints`] | [`AnyCheckpointStore`] | `executus::ports::CheckpointStore` (claims included) |
+//! | [`Store::personas`] | [`AnyPersonaStore`] | `executus_persona::PersonaStore` |
+//! | [`Store::skills`] | [`AnySkillStore`] | `executus_skill::SkillStore` |
+//! | [`Store::audit`] | [`AnyAuditStore`] | `executus_audit::AuditStore` |
+//! | [`Store::budget`] | [`AnyBudgetStore`] | `executus_budget::BudgetStore` |
+//! | [`Store::schedule`] | [`AnyScheduleStore`] | `executus_schedule::ScheduleStore` |
+//! | [`Store::chats`] | [`AnyChatStore`] | `executus_chat::ChatHistory` |
+//! | [`Store::review_cache`] | [`AnyReviewCache`] | `executus-run swarm`'s review cache (adapted in the CLI) |
+//!
+//! [`HostStores`] is every store a host wires, from one `[store] url`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,32 +56,46 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Durability, connections and contention are described on [`Store`]; retention on
-//! [`Store::prune`] and [`Store::prune_audit`]. sqlx appears only in this crate: the core
-//! and the batteries never depend on it.
+//! Durability, connections and contention are described on each backend's store
+//! ([`SqliteStore`], `postgres::PgStore`); retention on [`Store::prune`] and
+//! [`Store::prune_audit`]; moving a store between backends on [`copy()`]. sqlx appears only
+//! in this crate: the core and the batteries never depend on it.
 
-pub mod audit;
-pub mod budget;
-pub mod chat;
-pub mod checkpoint;
+mod any;
+mod codec;
+pub mod copy;
 mod error;
-pub mod fleet;
 pub mod host;
-pub mod persona;
-pub mod review_cache;
-pub mod schedule;
-pub mod skill;
-mod store;
+mod options;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod prune;
+pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod worker;
 
-pub use audit::{ExplainedStatement, SqliteAuditStore};
-pub use budget::SqliteBudgetStore;
-pub use chat::SqliteChatStore;
-pub use checkpoint::{AppendStats, Encoding, SqliteCheckpointStore};
+pub use any::{
+    AnyAuditStore, AnyBudgetStore, AnyChatStore, AnyCheckpointStore, AnyPersonaStore, AnyReviewCache,
+    AnyScheduleStore, AnySkillStore, Store,
+};
+pub use copy::{CopyReport, copy};
 pub use error::StoreError;
-pub use fleet::SqliteFleetStore;
 pub use host::HostStores;
-pub use persona::SqlitePersonaStore;
-pub use review_cache::{ReviewCacheKey, SqliteReviewCache};
-pub use schedule::SqliteScheduleStore;
-pub use skill::SqliteSkillStore;
-pub use store::{APPLICATION_ID, PruneReport, Store, StoreOptions, StoreStats};
+pub use options::StoreOptions;
+pub use prune::PruneReport;
+// The SQLite backend's modules keep their historical paths (`executus_store::checkpoint::...`).
+pub use sqlite::{
+    APPLICATION_ID, SqliteStore, StoreStats, audit, budget, chat, checkpoint, fleet, persona, review_cache,
+    schedule, skill,
+};
+pub use sqlite::{
+    audit::{ExplainedStatement, SqliteAuditStore},
+    budget::SqliteBudgetStore,
+    chat::SqliteChatStore,
+    checkpoint::{AppendStats, Encoding, SqliteCheckpointStore},
+    fleet::SqliteFleetStore,
+    persona::SqlitePersonaStore,
+    review_cache::{ReviewCacheKey, SqliteReviewCache},
+    schedule::SqliteScheduleStore,
+    skill::SqliteSkillStore,
+};

@@ -79,6 +79,9 @@ pub struct RuntimeConfig {
     pub max_tool_output_bytes: usize,
     /// Grace period for running jobs at shutdown.
     pub shutdown_grace: Duration,
+    /// Whether top-level runs are driven here or handed to a shared queue (a host setting:
+    /// the host wires the queue, see [`crate::ports::RunQueue`]).
+    pub mode: RunMode,
     /// Dispatch tree caps.
     pub dispatch: DispatchLimits,
     /// Tiers (aliases) added to the registry: name -> chain spec.
@@ -105,12 +108,45 @@ impl Default for RuntimeConfig {
             stream_restarts: 1,
             max_tool_output_bytes: 64 << 10,
             shutdown_grace: Duration::from_secs(2),
+            mode: RunMode::Drive,
             dispatch: DispatchLimits::default(),
             tiers: BTreeMap::new(),
             agents: BTreeMap::new(),
             compaction: CompactionSettings::default(),
             network_allow: Vec::new(),
             web_fetch_max_bytes: 48 << 10,
+        }
+    }
+}
+
+/// `[runtime] mode`: who drives a top-level run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// This process drives its runs (the default).
+    #[default]
+    Drive,
+    /// Runs go to a queue shared by worker processes (`executus-run worker`).
+    Queue,
+}
+
+impl std::fmt::Display for RunMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Drive => "drive",
+            Self::Queue => "queue",
+        })
+    }
+}
+
+impl std::str::FromStr for RunMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "drive" => Ok(Self::Drive),
+            "queue" => Ok(Self::Queue),
+            other => Err(format!("must be \"drive\" or \"queue\", got {other:?}")),
         }
     }
 }
@@ -160,6 +196,9 @@ pub struct RawRuntime {
     /// See [`RuntimeConfig::shutdown_grace`].
     #[serde(default, with = "crate::duration_serde::option", skip_serializing_if = "Option::is_none")]
     pub shutdown_grace: Option<Duration>,
+    /// See [`RuntimeConfig::mode`] (`"drive"` or `"queue"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// Raw `[dispatch]` section.
@@ -370,6 +409,9 @@ impl RawConfig {
         }
         if let Some(d) = self.runtime.shutdown_grace {
             cfg.shutdown_grace = d;
+        }
+        if let Some(mode) = &self.runtime.mode {
+            cfg.mode = mode.parse().map_err(|reason| invalid("runtime.mode".into(), reason))?;
         }
         let d = self.dispatch;
         for (key, value, slot) in [

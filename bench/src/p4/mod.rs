@@ -300,6 +300,17 @@ async fn throughput(
 async fn measure(runs: usize, steps: usize, via_handle: bool) -> anyhow::Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
     let store = Store::open_path(dir.path().join("tp.db"), StoreOptions::default()).await?;
+    measure_on(store, runs, steps, via_handle).await
+}
+
+/// [`measure`] on a given (fresh) store; the store is closed afterwards. S2 (`workers`) runs it on
+/// PostgreSQL beside SQLite.
+pub async fn measure_on(
+    store: Store,
+    runs: usize,
+    steps: usize,
+    via_handle: bool,
+) -> anyhow::Result<(f64, u64)> {
     let counting = Arc::new(Counting { inner: Arc::new(store.checkpoints()), appends: AtomicU64::new(0) });
     let cp: Arc<dyn CheckpointStore> = counting.clone();
     let handle = CheckpointHandle::new(cp.clone(), CHECKPOINT_INTERVAL);

@@ -5,7 +5,6 @@
 //! processes.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -134,9 +133,13 @@ pub fn register_auto(fleet: &FleetConfig, store_url: &str, registry: &Registry) 
             Box::pin(async move {
                 let store = executus_store::Store::open(&url).await.map_err(|e| FleetError::Config {
                     key: "store.url".into(),
-                    reason: format!("cannot open the store {url}: {e}"),
+                    reason: format!("cannot open the store {}: {e}", executus_store::postgres::redact(&url)),
                 })?;
-                Fleet::builder(config).store(Arc::new(store.fleet())).build().await
+                let fleet = store.fleet().map_err(|e| FleetError::Config {
+                    key: "store.url".into(),
+                    reason: format!("the fleet's stores: {e}"),
+                })?;
+                Fleet::builder(config).store(fleet).build().await
             })
         },
         Duration::from_secs(3),
@@ -172,15 +175,16 @@ pub async fn open_fleet(config: &CliConfig, long_lived: bool) -> anyhow::Result<
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let store = executus_store::Store::open(url)
-        .await
-        .with_context(|| format!("opening the store {url} ([store] url)"))?;
+    let store = executus_store::Store::open(url).await.with_context(|| {
+        format!("opening the store {} ([store] url)", executus_store::postgres::redact(url))
+    })?;
     let mut fleet_config = config.fleet.clone();
     if !long_lived {
         fleet_config.perf_poll = None;
     }
-    let fleet =
-        Fleet::builder(fleet_config).store(Arc::new(store.fleet())).retention(long_lived).build().await?;
+    let fleet_store =
+        store.fleet().map_err(|e| UsageError(format!("[fleet] needs its stores in the store: {e}")))?;
+    let fleet = Fleet::builder(fleet_config).store(fleet_store).retention(long_lived).build().await?;
     fleet.start();
     Ok(fleet)
 }

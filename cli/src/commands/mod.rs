@@ -10,7 +10,9 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod schedule;
+pub mod store;
 pub mod swarm;
+pub mod worker;
 
 use crate::config::{CliConfig, effective};
 use crate::signals::Interrupt;
@@ -32,6 +34,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Approve(args) => approve::approve(&config, args, &interrupt).await,
         Command::Deny(args) => approve::deny(&config, args, &interrupt).await,
         Command::Schedule(args) => schedule::schedule(&config, args, &interrupt).await,
+        Command::Worker(args) => worker::worker(&config, args, &interrupt).await,
+        Command::Store(args) => store::store(&config, args).await,
         Command::Models(args) => models::models(&config, args).await,
         Command::Image(args) => image::image(&config, args, &interrupt).await,
         Command::Fleet(args) => fleet::fleet(&config, args, &interrupt).await,
@@ -82,7 +86,7 @@ fn print_config(config: &CliConfig) -> anyhow::Result<()> {
             "# no configuration file (./executus.toml absent): built-in defaults and environment\n",
         ),
     }
-    text.push_str(&format!("# store: {}\n", config.store_url));
+    text.push_str(&format!("# store: {}\n", config.store_location()));
     for (key, value, source) in effective(&config.figment) {
         text.push_str(&format!("{key} = {value}    # {source}\n"));
     }

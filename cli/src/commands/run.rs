@@ -11,8 +11,15 @@
 //!
 //! A run that pauses for a tool approval exits 0 with status `awaiting_approval`; it
 //! continues with `approve` / `deny` (from a durable store).
+//!
+//! With `[runtime] mode = "queue"` (a PostgreSQL store) the run is not driven here: it goes
+//! to the run queue and `executus-run worker` processes drive it. `run` then follows it
+//! (`--wait`, the default: progress on stderr — queued, picked by which worker, taken over
+//! by another — then the same report as a local run), or prints its id and exits at once
+//! (`--detach`). A signal while following stops the following, not the run.
 
 use std::io::Read as _;
+use std::sync::{Arc, Mutex};
 
 use clap::Args;
 use executus::RunRequest;
@@ -41,6 +48,12 @@ pub struct RunArgs {
     /// Print one JSON object: run_id, status, output, steps, usage, error (and more).
     #[arg(long)]
     pub json: bool,
+    /// Queue mode: enqueue the run, print its id, and exit without waiting.
+    #[arg(long, conflicts_with = "wait")]
+    pub detach: bool,
+    /// Queue mode: follow the queued run to its end (the default in queue mode).
+    #[arg(long)]
+    pub wait: bool,
 }
 
 pub(crate) fn read_input(input: Option<&str>) -> anyhow::Result<String> {
@@ -73,10 +86,18 @@ pub(crate) fn identity(arg: Option<&str>) -> anyhow::Result<executus::Identity> 
 /// Unknown agent or bad arguments (exit 2), runtime start failures.
 pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> anyhow::Result<Exit> {
     let identity = identity(args.identity.as_deref())?;
+    let queued = config.runtime.mode == executus::config::RunMode::Queue;
+    if args.detach && !queued {
+        return Err(UsageError(
+            "--detach hands the run to workers: it needs [runtime] mode = \"queue\" (and a postgres:// store)"
+                .into(),
+        )
+        .into());
+    }
     let input = read_input(args.input.as_deref())?;
-    let host = Host::build(config, HostOptions::default()).await?;
+    let host = Host::build(config, HostOptions { queue: queued, ..HostOptions::default() }).await?;
     let mut agent = host.runtime.agent(&args.agent).await.map_err(|e| UsageError(e.to_string()))?;
-    if let Some(model) = args.model {
+    if let Some(model) = args.model.clone() {
         config
             .registry
             .resolve(&model)
@@ -85,6 +106,9 @@ pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> an
     }
     let request = RunRequest::new(agent, input).identity(identity);
     let handle = host.runtime.spawn_with(request).await?;
+    if queued {
+        return follow_queued(&host, handle, &args, interrupt).await;
+    }
     let exit = tokio::select! {
         outcome = handle.outcome() => report(&outcome, args.json),
         () = interrupt.wait() => {
@@ -103,6 +127,77 @@ pub async fn run(config: &CliConfig, args: RunArgs, interrupt: &Interrupt) -> an
     };
     host.close(config.runtime.shutdown_grace).await;
     Ok(exit)
+}
+
+/// Queue mode: the run is in the queue; print its id (`--detach`) or follow it to its end.
+async fn follow_queued(
+    host: &Host,
+    handle: executus::RunHandle,
+    args: &RunArgs,
+    interrupt: &Interrupt,
+) -> anyhow::Result<Exit> {
+    let run = handle.id();
+    if args.detach {
+        if args.json {
+            outln!("{}", serde_json::json!({ "run_id": run.to_string(), "status": "queued" }));
+        } else {
+            outln!("{run}");
+            eprintln!("run {run} queued; `executus-run worker` processes drive it");
+        }
+        return Ok(Exit::Ok);
+    }
+    eprintln!("run {run} queued");
+    let queue = host.stores.store.as_ref().and_then(|s| s.as_postgres()).map(|pg| pg.queue());
+    let seen = Arc::new(Mutex::new((0u32, None::<String>)));
+    let progress = queue.clone().map(|queue| {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                show_progress(&queue, run, &seen).await;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        })
+    });
+    let exit = tokio::select! {
+        outcome = handle.outcome() => report(&outcome, args.json),
+        () = interrupt.wait() => {
+            eprintln!(
+                "run {run}: stopped following ({}); the run goes on in the workers",
+                interrupt.which().unwrap_or("signal")
+            );
+            Exit::Interrupted
+        }
+    };
+    if let Some(task) = progress {
+        task.abort();
+    }
+    // The last word on who drove it (a quick run may end between two looks).
+    if let Some(queue) = &queue {
+        show_progress(queue, run, &seen).await;
+    }
+    host.close(std::time::Duration::ZERO).await;
+    Ok(exit)
+}
+
+/// Prints, on stderr, which worker picked the run, when that changed since `seen`.
+async fn show_progress(
+    queue: &executus_store::postgres::PgRunQueue,
+    run: executus::RunId,
+    seen: &Mutex<(u32, Option<String>)>,
+) {
+    let Ok(Some(entry)) = queue.entry(run).await else { return };
+    let now = (entry.picks, entry.picked_by.clone());
+    let mut last = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if entry.picks == 0 || *last == now {
+        return;
+    }
+    let by = entry.picked_by.as_deref().unwrap_or("?");
+    if entry.picks == 1 {
+        eprintln!("run {run} picked by worker {by}");
+    } else {
+        eprintln!("run {run} taken over by worker {by} (pick {})", entry.picks);
+    }
+    *last = now;
 }
 
 /// Reports a run interrupted by a graceful shutdown: its checkpoint holds the transcript so

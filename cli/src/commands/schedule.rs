@@ -9,6 +9,10 @@
 //! checkpoint flushed, to resume at the next start. Exit code 0 after a graceful stop.
 //! Watermarks (the last fire handled per job) live in the store: fires missed while it was
 //! not running are caught up per job's `catch_up` policy.
+//!
+//! With `[runtime] mode = "queue"` each fire is enqueued for `executus-run worker` processes
+//! instead of driven here, and several `schedule` processes may run against the same
+//! PostgreSQL store: each fire is claimed by exactly one of them.
 
 use std::sync::Arc;
 
@@ -42,9 +46,18 @@ pub async fn schedule(config: &CliConfig, args: ScheduleArgs, interrupt: &Interr
         )
         .into());
     }
+    // Queue mode: fires are enqueued for the workers, and several `schedule` processes may
+    // run (each fire is claimed by one of them).
+    let queued = config.runtime.mode == executus::config::RunMode::Queue;
     let host = Host::build(
         config,
-        HostOptions { delivery: Some(Arc::new(StdoutDelivery)), schedule: true, ..HostOptions::default() },
+        HostOptions {
+            delivery: Some(Arc::new(StdoutDelivery)),
+            schedule: true,
+            queue: queued,
+            shared_schedule: queued,
+            ..HostOptions::default()
+        },
     )
     .await?;
     let Some(schedule) = host.schedule.clone() else {

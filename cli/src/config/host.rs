@@ -13,6 +13,7 @@
 //! | `[swarm]` | models, lenses, concurrency, deadline, exclude globs, token budgets, context size and review cache of `executus-run swarm` |
 //! | `[schedule.jobs.ID]` | cron jobs of `executus-run schedule` |
 //! | `[chat] persona` | the persona `executus-run chat` talks to by default |
+//! | `[worker]` | `concurrency`, `tenant_cap`, `poll`, `schedule` of `executus-run worker` |
 //! | `[mcp.servers.NAME]` | MCP servers whose tools agents select as `mcp:NAME/TOOL` (`executus-mcp`) |
 //! | `[telemetry]` | OpenTelemetry export (see `crate::telemetry`) |
 
@@ -193,6 +194,40 @@ pub struct RawChat {
     pub persona: Option<String>,
 }
 
+/// `[worker]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorker {
+    /// Runs one worker drives at once.
+    pub concurrency: Option<i64>,
+    /// At most this many runs of one tenant active across all workers.
+    pub tenant_cap: Option<i64>,
+    /// Longest sleep between two looks at the queue.
+    #[serde(default, with = "executus::duration_serde::option")]
+    pub poll: Option<Duration>,
+    /// Run the `[schedule.jobs.*]` too (each fire claimed once across workers); default true.
+    pub schedule: Option<bool>,
+}
+
+/// `[worker]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Runs one worker drives at once (default 4).
+    pub concurrency: usize,
+    /// Per-tenant cap across workers (default none).
+    pub tenant_cap: Option<u32>,
+    /// Poll interval (default 1 s).
+    pub poll: Duration,
+    /// Whether workers run the cron jobs (default true).
+    pub schedule: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { concurrency: 4, tenant_cap: None, poll: Duration::from_secs(1), schedule: true }
+    }
+}
+
 /// The host sections as read (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RawHostSections {
@@ -220,6 +255,9 @@ pub struct RawHostSections {
     /// `[chat]`.
     #[serde(default)]
     pub chat: RawChat,
+    /// `[worker]`.
+    #[serde(default)]
+    pub worker: RawWorker,
     /// `[mcp]`.
     #[serde(default)]
     pub mcp: RawMcp,
@@ -323,6 +361,8 @@ pub struct HostConfig {
     pub jobs: Vec<JobDef>,
     /// The default persona of `chat`.
     pub chat_persona: Option<String>,
+    /// `worker` settings.
+    pub worker: WorkerConfig,
     /// MCP servers, validated (variables read).
     pub mcp: Vec<executus_mcp::ServerConfig>,
     /// OpenTelemetry export, when configured.
@@ -396,6 +436,26 @@ impl RawHostSections {
             host.jobs.push(validate_job(&id, raw, figment)?);
         }
         host.chat_persona = self.chat.persona.filter(|p| !p.trim().is_empty());
+        if let Some(n) = self.worker.concurrency {
+            host.worker.concurrency =
+                usize::try_from(n).ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+                    invalid("worker.concurrency".into(), format!("must be 1 to 10000, got {n}"))
+                })?;
+        }
+        if let Some(n) = self.worker.tenant_cap {
+            host.worker.tenant_cap = Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                invalid("worker.tenant_cap".into(), format!("must be at least 1, got {n}"))
+            })?);
+        }
+        if let Some(poll) = self.worker.poll {
+            if poll < Duration::from_millis(10) || poll > Duration::from_secs(3600) {
+                return Err(invalid("worker.poll".into(), format!("must be 10ms to 1h, got {poll:?}")));
+            }
+            host.worker.poll = poll;
+        }
+        if let Some(on) = self.worker.schedule {
+            host.worker.schedule = on;
+        }
         for (name, raw) in &self.mcp.servers {
             let mut server = raw.validate(name, &|v| std::env::var(v).ok()).map_err(|e| {
                 ConfigError::Invalid { origin: source_of(figment, &e.key), key: e.key, reason: e.reason }

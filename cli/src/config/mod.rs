@@ -28,8 +28,31 @@ pub use providers::RawProvider;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// `sqlite://path.db`.
+    /// `sqlite://path.db` or `postgres://user@host/db`.
     pub url: Option<String>,
+    /// PostgreSQL: how long a run's lease lasts without a heartbeat (default 10 s).
+    #[serde(default, with = "executus::duration_serde::option")]
+    pub lease_expiry: Option<std::time::Duration>,
+    /// PostgreSQL: connections in the pool (default 8).
+    pub connections: Option<i64>,
+}
+
+/// `[store]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// PostgreSQL lease expiry.
+    pub lease_expiry: std::time::Duration,
+    /// PostgreSQL pool size.
+    pub connections: u32,
+}
+
+impl StoreSettings {
+    /// The store options these settings mean.
+    pub fn options(&self) -> executus_store::StoreOptions {
+        executus_store::StoreOptions::default()
+            .lease_expiry(self.lease_expiry)
+            .pg_connections(self.connections)
+    }
 }
 
 /// The host's own sections.
@@ -57,8 +80,10 @@ pub struct CliConfig {
     pub runtime: RuntimeConfig,
     /// Providers and tiers.
     pub registry: Registry,
-    /// Store URL.
+    /// Store URL (may hold a password: show [`CliConfig::store_location`]).
     pub store_url: String,
+    /// `[store]` settings beyond the URL.
+    pub store: StoreSettings,
     /// The host's sections, validated.
     pub host: HostConfig,
     /// `[fleet]`, validated (no hosts when the section is absent).
@@ -88,21 +113,54 @@ impl CliConfig {
         let raw: RawHost = figment.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         let registry = providers::build_registry(&figment, &raw.providers, file.as_deref())?;
         let store_url = raw.store.url.unwrap_or_else(|| DEFAULT_STORE.to_owned());
-        if !store_url.starts_with("sqlite:") {
-            return Err(ConfigError::Invalid {
-                key: "store.url".into(),
-                origin: source_of(&figment, "store.url"),
-                reason: format!("only sqlite:// URLs are supported, got {store_url:?}"),
-            });
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.into(),
+            origin: source_of(&figment, key),
+            reason,
+        };
+        if !store_url.starts_with("sqlite:") && !executus_store::postgres::is_postgres_url(&store_url) {
+            return Err(invalid(
+                "store.url",
+                format!(
+                    "expected sqlite://PATH or postgres://USER@HOST/DB, got {:?}",
+                    executus_store::postgres::redact(&store_url)
+                ),
+            ));
+        }
+        let mut store = StoreSettings { lease_expiry: std::time::Duration::from_secs(10), connections: 8 };
+        if let Some(expiry) = raw.store.lease_expiry {
+            if expiry < std::time::Duration::from_secs(1) || expiry > std::time::Duration::from_secs(3600) {
+                return Err(invalid("store.lease_expiry", format!("must be 1s to 1h, got {expiry:?}")));
+            }
+            store.lease_expiry = expiry;
+        }
+        if let Some(n) = raw.store.connections {
+            store.connections = u32::try_from(n)
+                .ok()
+                .filter(|n| (2..=1000).contains(n))
+                .ok_or_else(|| invalid("store.connections", format!("must be 2 to 1000, got {n}")))?;
         }
         let host = raw.sections.validate(&figment, file.as_deref())?;
+        if runtime.mode == executus::config::RunMode::Queue
+            && !executus_store::postgres::is_postgres_url(&store_url)
+        {
+            return Err(invalid(
+                "runtime.mode",
+                "mode = \"queue\" needs a store the workers share: [store] url = \"postgres://...\"".into(),
+            ));
+        }
         let fleet = raw.fleet.validate(&figment)?;
         // `auto:NAME` is a model spec like any other (agents, tiers, serve): the fleet behind
         // it starts on the first request that uses one. Registered before the checks below,
         // which resolve every model spec.
         crate::commands::fleet::register_auto(&fleet, &store_url, &registry)?;
         check::check(&figment, &runtime, &host, &registry, &store_url)?;
-        Ok(Self { figment, runtime, registry, store_url, host, fleet, file })
+        Ok(Self { figment, runtime, registry, store_url, store, host, fleet, file })
+    }
+
+    /// The store URL without its password, for messages.
+    pub fn store_location(&self) -> String {
+        executus_store::postgres::redact(&self.store_url)
     }
 }
 
@@ -130,7 +188,14 @@ pub fn effective(figment: &Figment) -> Vec<(String, String, String)> {
     leaves
         .into_iter()
         .map(|(key, value)| {
-            let shown = if is_secret_key(&key) { "[redacted]".to_owned() } else { render(&value) };
+            let shown = if is_secret_key(&key) {
+                "[redacted]".to_owned()
+            } else if key.ends_with("url") {
+                // A database URL may carry a password.
+                executus_store::postgres::redact(&render(&value))
+            } else {
+                render(&value)
+            };
             let source = source_of(figment, &key);
             (key, shown, source)
         })

@@ -111,7 +111,7 @@ async fn syntax_errors_unknown_keys_and_missing_files_exit_2() {
     assert!(stderr.contains("default.store.path") && stderr.contains("executus.toml"), "{stderr}");
     let _ = file;
 
-    let (stderr, _) = config_error(&format!("{BASE}\n[store]\nurl = \"postgres://db\"\n"), &[]).await;
+    let (stderr, _) = config_error(&format!("{BASE}\n[store]\nurl = \"mysql://db\"\n"), &[]).await;
     assert!(stderr.contains("store.url"), "{stderr}");
 
     let (stderr, _) = config_error(BASE, &[("EXECUTUS_LLM_BAD", "nonsense")]).await;

@@ -99,7 +99,7 @@ async fn an_action_on_a_host_another_process_leased_needs_confirm() {
     // This test process holds the host's lease in the same store file, as a bench would.
     let store =
         executus_store::Store::open(&format!("sqlite://{}/executus.db", ws.path().display())).await.unwrap();
-    let fleet_store: Arc<dyn FleetStore> = Arc::new(store.fleet());
+    let fleet_store: Arc<dyn FleetStore> = store.fleet().unwrap();
     let leases = Leases::new(Arc::clone(&fleet_store), Arc::new(SystemClock), Duration::from_secs(600));
     let lease = leases.acquire("desk", "bench").await.unwrap();
     let out = ws.run(&["fleet", "unload-all", "--host", "desk"], None).await;

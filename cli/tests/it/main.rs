@@ -20,6 +20,10 @@ mod models;
 #[allow(dead_code, unused_macros)]
 #[path = "../../../batteries/mcp/tests/support/peers.rs"]
 mod peers;
+#[allow(dead_code)]
+#[path = "../../../contrib-store/tests/it/pg.rs"]
+mod pg;
+mod queue;
 mod run;
 mod runaway;
 mod schedule;

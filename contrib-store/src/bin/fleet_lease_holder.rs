@@ -26,7 +26,7 @@ fn main() -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let store = Store::open_path(db, StoreOptions::default()).await?;
-        let fleet: Arc<dyn FleetStore> = Arc::new(store.fleet());
+        let fleet: Arc<dyn FleetStore> = store.fleet()?;
         let leases = Leases::new(fleet, Arc::new(SystemClock), ttl);
         let lease = leases.acquire(host, "bench").await?;
         println!("HELD {}", lease.holder());

@@ -167,7 +167,7 @@ fn shapes(runs: &[RunId], trail: &[AuditRecord]) -> Vec<(&'static str, AuditQuer
 async fn every_query_shape_walks_an_index_never_the_table() {
     let tmp = TempStore::new();
     let store = store_at(&tmp, NOW).await;
-    let audit = store.audit();
+    let audit = store.as_sqlite().unwrap().audit();
     let runs: Vec<RunId> = (0..20).map(|_| RunId::new()).collect();
     let records = trail(3_000, &runs, 7);
     for chunk in records.chunks(250) {

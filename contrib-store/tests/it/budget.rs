@@ -236,7 +236,7 @@ async fn sums_are_covering_index_range_reads() {
 async fn window_sums_through_the_hourly_rollup_are_exact() {
     let tmp = TempStore::new();
     let store = Store::open_with(&tmp.url(), StoreOptions::default().prune_batch(7)).await.unwrap();
-    let budget = store.budget();
+    let budget = store.as_sqlite().unwrap().budget();
     let hour = 3_600_000u64;
     let base = (T0 / hour) * hour; // an hour boundary
     let mut rng = fastrand::Rng::with_seed(5);

@@ -1,6 +1,7 @@
-//! `SqliteChatStore` on a real SQLite file: the chat battery's conformance suite, ordered
-//! appends from two handles (two "processes"), a corrupt row reported with the conversation,
-//! and conversations kept by earlier chat bot versions moved over by the migration.
+//! The chat stores: the chat battery's conformance suite and ordered appends from two handles
+//! (two "processes") on every backend (a SQLite file, SQLite in memory, PostgreSQL); on a
+//! SQLite file, a corrupt row reported with the conversation and conversations kept by
+//! earlier chat bot versions moved over by the migration.
 
 use executus::llm::Message;
 use executus_chat::{ChatHistory, ChatKey};
@@ -15,21 +16,29 @@ fn key(user: &str) -> ChatKey {
 }
 
 #[tokio::test]
-async fn the_sqlite_chat_store_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("chat.db")).await;
-    executus_chat::conformance::all(&store.chats()).await;
+async fn the_chat_stores_pass_the_conformance_suite() {
+    const TEST: &str = "the_chat_stores_pass_the_conformance_suite";
+    for backend in crate::conformance::backends(TEST) {
+        let db = crate::conformance::Db::new(backend, TEST).await;
+        executus_chat::conformance::all(&db.open().await.chats()).await;
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn appends_from_two_handles_stay_ordered_and_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chat.db");
-    let (a, b) = (open(&path).await.chats(), open(&path).await.chats());
+    const TEST: &str = "appends_from_two_handles_stay_ordered_and_survive_reopening";
+    for backend in crate::conformance::backends(TEST) {
+        let db = crate::conformance::Db::new(backend, TEST).await;
+        two_handles(&db).await;
+    }
+}
+
+async fn two_handles(db: &crate::conformance::Db) {
+    let (a, b) = (db.open().await.chats(), db.open().await.chats());
     let ada = key("ada");
     a.append(&ada, &[Message::user("one"), Message::assistant("two")]).await.unwrap();
     b.append(&ada, &[Message::user("three")]).await.unwrap();
-    let batch = |h: executus_store::SqliteChatStore, tag: &'static str| {
+    let batch = |h: executus_store::AnyChatStore, tag: &'static str| {
         let ada = ada.clone();
         tokio::spawn(async move {
             for i in 0..10 {
@@ -41,7 +50,7 @@ async fn appends_from_two_handles_stay_ordered_and_survive_reopening() {
     let (x, y) = (batch(a.clone(), "x"), batch(b.clone(), "y"));
     x.await.unwrap();
     y.await.unwrap();
-    let reopened = open(&path).await.chats();
+    let reopened = db.open().await.chats();
     let texts: Vec<String> = reopened.load(&ada).await.unwrap().iter().map(Message::text).collect();
     assert_eq!(&texts[..3], ["one", "two", "three"]);
     assert_eq!(texts.len(), 3 + 40);

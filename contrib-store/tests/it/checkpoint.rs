@@ -1,56 +1,67 @@
-//! The checkpoint store's contract, on a real file.
+//! The checkpoint store's contract: on every backend (a SQLite file, SQLite in memory,
+//! PostgreSQL) where it is the port's contract, on a real SQLite file where it is about the
+//! file.
 
 use executus::RunId;
 use executus::ports::{CheckpointStore, Entry, PortError, RunAppend, StoredStatus};
 use executus_store::{Store, StoreOptions};
 
 use crate::common::{TempStore, append, entries, meta};
+use crate::conformance::{Db, backends};
 
 #[tokio::test]
-async fn round_trip_survives_reopening_the_file() {
-    let tmp = TempStore::new();
-    let run = RunId::new();
-    let m = meta(run, 1_000);
-    {
-        let store = tmp.open().await;
-        let cp = store.checkpoints();
-        cp.append(&[append(&m, StoredStatus::Running, 0..1)]).await.unwrap();
-        cp.append(&[append(&m, StoredStatus::Running, 1..5)]).await.unwrap();
-        store.close().await;
+async fn round_trip_survives_reopening_the_store() {
+    const TEST: &str = "round_trip_survives_reopening_the_store";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        let run = RunId::new();
+        let m = meta(run, 1_000);
+        {
+            let store = db.open().await;
+            let cp = store.checkpoints();
+            cp.append(&[append(&m, StoredStatus::Running, 0..1)]).await.unwrap();
+            cp.append(&[append(&m, StoredStatus::Running, 1..5)]).await.unwrap();
+            if db.shared() {
+                store.close().await;
+            }
+        }
+        let store = db.open().await;
+        let loaded = store.checkpoints().load(run).await.unwrap().expect("stored");
+        assert_eq!(loaded.meta, m, "{backend:?}");
+        assert_eq!(loaded.status, StoredStatus::Running);
+        assert_eq!(loaded.entries, entries(0..5));
+        assert!(store.checkpoints().load(RunId::new()).await.unwrap().is_none());
     }
-    let store = tmp.open().await;
-    let loaded = store.checkpoints().load(run).await.unwrap().expect("stored");
-    assert_eq!(loaded.meta, m);
-    assert_eq!(loaded.status, StoredStatus::Running);
-    assert_eq!(loaded.entries, entries(0..5));
-    assert!(store.checkpoints().load(RunId::new()).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn appends_are_idempotent_and_a_gap_rejects_the_whole_batch() {
-    let tmp = TempStore::new();
-    let store = tmp.open().await;
-    let cp = store.checkpoints();
-    let (a, b) = (meta(RunId::new(), 1), meta(RunId::new(), 2));
-    cp.append(&[append(&a, StoredStatus::Running, 0..5)]).await.unwrap();
-    // A redelivered batch (overlapping old and new entries) stores each seq once.
-    let stats = cp.append_batch(&[append(&a, StoredStatus::Running, 0..7)]).await.unwrap();
-    assert_eq!(stats.inserted, 2);
-    assert_eq!(cp.load(a.run_id).await.unwrap().unwrap().entries, entries(0..7));
+    const TEST: &str = "appends_are_idempotent_and_a_gap_rejects_the_whole_batch";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        let store = db.open().await;
+        let cp = store.checkpoints();
+        let (a, b) = (meta(RunId::new(), 1), meta(RunId::new(), 2));
+        cp.append(&[append(&a, StoredStatus::Running, 0..5)]).await.unwrap();
+        // A redelivered batch (overlapping old and new entries) stores each seq once.
+        let stats = cp.append_batch(&[append(&a, StoredStatus::Running, 0..7)]).await.unwrap();
+        assert_eq!(stats.inserted, 2);
+        assert_eq!(cp.load(a.run_id).await.unwrap().unwrap().entries, entries(0..7));
 
-    // Run b is fine, run a has a gap: nothing of the batch is written.
-    let batch = [
-        append(&b, StoredStatus::Running, 0..3),
-        RunAppend { meta: a.clone(), status: StoredStatus::Running, entries: entries(9..10) },
-    ];
-    match cp.append(&batch).await {
-        Err(PortError::Invalid { port: "checkpoint", reason, .. }) => {
-            assert!(reason.contains("sequence gap: expected 7, got 9"), "{reason}");
+        // Run b is fine, run a has a gap: nothing of the batch is written.
+        let batch = [
+            append(&b, StoredStatus::Running, 0..3),
+            RunAppend { meta: a.clone(), status: StoredStatus::Running, entries: entries(9..10) },
+        ];
+        match cp.append(&batch).await {
+            Err(PortError::Invalid { port: "checkpoint", reason, .. }) => {
+                assert!(reason.contains("sequence gap: expected 7, got 9"), "{reason}");
+            }
+            other => panic!("expected a gap error, got {other:?}"),
         }
-        other => panic!("expected a gap error, got {other:?}"),
+        assert!(cp.load(b.run_id).await.unwrap().is_none(), "run b of the failed batch must not exist");
+        assert_eq!(cp.load(a.run_id).await.unwrap().unwrap().entries.len(), 7);
     }
-    assert!(cp.load(b.run_id).await.unwrap().is_none(), "run b of the failed batch must not exist");
-    assert_eq!(cp.load(a.run_id).await.unwrap().unwrap().entries.len(), 7);
 }
 
 #[tokio::test]
@@ -152,47 +163,57 @@ async fn finish_deletes_the_log_and_keeps_the_final_status() {
 
 #[tokio::test]
 async fn interrupted_runs_are_listed_oldest_first_with_their_status() {
-    let tmp = TempStore::new();
-    let store = tmp.open().await;
-    let cp = store.checkpoints();
-    let runs: Vec<_> = [30u64, 10, 20, 5].iter().map(|&t| meta(RunId::new(), t)).collect();
-    cp.append(&[
-        append(&runs[0], StoredStatus::Running, 0..1),
-        append(&runs[1], StoredStatus::AwaitingApproval, 0..2),
-        append(&runs[2], StoredStatus::Running, 0..1),
-        append(&runs[3], StoredStatus::Running, 0..1),
-    ])
-    .await
-    .unwrap();
-    cp.finish(runs[3].run_id, StoredStatus::Completed).await.unwrap();
-    let listed = cp.list_interrupted().await.unwrap();
-    let got: Vec<_> = listed.iter().map(|(m, s)| (m.created_ms, *s)).collect();
-    assert_eq!(
-        got,
-        vec![(10, StoredStatus::AwaitingApproval), (20, StoredStatus::Running), (30, StoredStatus::Running)]
-    );
-    assert_eq!(listed[0].0, runs[1]);
-    // A status-only save (no entries) moves a run between running and awaiting approval.
-    cp.append(&[RunAppend { meta: runs[1].clone(), status: StoredStatus::Running, entries: vec![] }])
+    const TEST: &str = "interrupted_runs_are_listed_oldest_first_with_their_status";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        let store = db.open().await;
+        let cp = store.checkpoints();
+        let runs: Vec<_> = [30u64, 10, 20, 5].iter().map(|&t| meta(RunId::new(), t)).collect();
+        cp.append(&[
+            append(&runs[0], StoredStatus::Running, 0..1),
+            append(&runs[1], StoredStatus::AwaitingApproval, 0..2),
+            append(&runs[2], StoredStatus::Running, 0..1),
+            append(&runs[3], StoredStatus::Running, 0..1),
+        ])
         .await
         .unwrap();
-    assert_eq!(cp.load(runs[1].run_id).await.unwrap().unwrap().status, StoredStatus::Running);
+        cp.finish(runs[3].run_id, StoredStatus::Completed).await.unwrap();
+        let listed = cp.list_interrupted().await.unwrap();
+        let got: Vec<_> = listed.iter().map(|(m, s)| (m.created_ms, *s)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (10, StoredStatus::AwaitingApproval),
+                (20, StoredStatus::Running),
+                (30, StoredStatus::Running)
+            ]
+        );
+        assert_eq!(listed[0].0, runs[1]);
+        // A status-only save (no entries) moves a run between running and awaiting approval.
+        cp.append(&[RunAppend { meta: runs[1].clone(), status: StoredStatus::Running, entries: vec![] }])
+            .await
+            .unwrap();
+        assert_eq!(cp.load(runs[1].run_id).await.unwrap().unwrap().status, StoredStatus::Running);
+    }
 }
 
 #[tokio::test]
 async fn a_reused_run_id_after_finish_starts_afresh() {
-    let tmp = TempStore::new();
-    let store = tmp.open().await;
-    let cp = store.checkpoints();
-    let run = RunId::new();
-    cp.append(&[append(&meta(run, 1), StoredStatus::Running, 0..5)]).await.unwrap();
-    cp.finish(run, StoredStatus::Completed).await.unwrap();
-    let mut again = meta(run, 99);
-    again.agent = "second".into();
-    cp.append(&[append(&again, StoredStatus::Running, 0..2)]).await.unwrap();
-    let loaded = cp.load(run).await.unwrap().unwrap();
-    assert_eq!(loaded.meta, again);
-    assert_eq!(loaded.entries, entries(0..2));
+    const TEST: &str = "a_reused_run_id_after_finish_starts_afresh";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        let store = db.open().await;
+        let cp = store.checkpoints();
+        let run = RunId::new();
+        cp.append(&[append(&meta(run, 1), StoredStatus::Running, 0..5)]).await.unwrap();
+        cp.finish(run, StoredStatus::Completed).await.unwrap();
+        let mut again = meta(run, 99);
+        again.agent = "second".into();
+        cp.append(&[append(&again, StoredStatus::Running, 0..2)]).await.unwrap();
+        let loaded = cp.load(run).await.unwrap().unwrap();
+        assert_eq!(loaded.meta, again);
+        assert_eq!(loaded.entries, entries(0..2));
+    }
 }
 
 #[tokio::test]
@@ -231,21 +252,24 @@ async fn the_in_memory_store_keeps_the_same_contract() {
 
 #[tokio::test]
 async fn one_group_commit_with_hundreds_of_runs_and_a_run_twice() {
-    let tmp = TempStore::new();
-    let store = tmp.open().await;
-    let cp = store.checkpoints();
-    let runs: Vec<_> = (0..230).map(|i| meta(RunId::new(), i)).collect();
-    let mut batch: Vec<RunAppend> = runs.iter().map(|m| append(m, StoredStatus::Running, 0..3)).collect();
-    // The same run twice in one batch: entries in order, the last status wins.
-    batch.push(append(&runs[7], StoredStatus::AwaitingApproval, 3..300));
-    let stats = cp.append_batch(&batch).await.unwrap();
-    assert_eq!(stats.runs, 231);
-    assert_eq!(stats.inserted, 230 * 3 + 297);
-    let seven = cp.load(runs[7].run_id).await.unwrap().unwrap();
-    assert_eq!(seven.status, StoredStatus::AwaitingApproval);
-    assert_eq!(seven.entries, entries(0..300));
-    assert_eq!(cp.load(runs[229].run_id).await.unwrap().unwrap().entries, entries(0..3));
-    assert_eq!(cp.list_interrupted().await.unwrap().len(), 230);
+    const TEST: &str = "one_group_commit_with_hundreds_of_runs_and_a_run_twice";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        let store = db.open().await;
+        let cp = store.checkpoints();
+        let runs: Vec<_> = (0..230).map(|i| meta(RunId::new(), i)).collect();
+        let mut batch: Vec<RunAppend> = runs.iter().map(|m| append(m, StoredStatus::Running, 0..3)).collect();
+        // The same run twice in one batch: entries in order, the last status wins.
+        batch.push(append(&runs[7], StoredStatus::AwaitingApproval, 3..300));
+        let stats = cp.append_batch(&batch).await.unwrap();
+        assert_eq!(stats.runs, 231);
+        assert_eq!(stats.inserted, 230 * 3 + 297);
+        let seven = cp.load(runs[7].run_id).await.unwrap().unwrap();
+        assert_eq!(seven.status, StoredStatus::AwaitingApproval);
+        assert_eq!(seven.entries, entries(0..300));
+        assert_eq!(cp.load(runs[229].run_id).await.unwrap().unwrap().entries, entries(0..3));
+        assert_eq!(cp.list_interrupted().await.unwrap().len(), 230);
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
-//! executus-fleet's stores on SQLite: the fleet's conformance suite on a file and in memory,
-//! a lease held by another process that is killed with SIGKILL and expires, and a fleet that
-//! restores its last known state from the file after a restart.
+//! executus-fleet's stores: the fleet's conformance suite on a SQLite file, in memory and on
+//! PostgreSQL; on a SQLite file, a lease held by another process that is killed with SIGKILL
+//! and expires, and a fleet that restores its last known state from the file after a restart.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use executus_fleet::clock::SystemClock;
-use executus_fleet::store::{ActivityRecord, FleetStore, HistoryStore, ModelStateRecord};
+use executus_fleet::store::{ActivityRecord, FleetStore, ModelStateRecord};
 use executus_fleet::wire::ModelState;
 use executus_fleet::{Fleet, FleetConfig, FleetError, HostSpec, Leases, Liveness};
 use executus_store::Store;
@@ -27,15 +27,28 @@ async fn the_fleet_stores_pass_the_fleet_conformance_suite() {
         let tmp = TempStore::new();
         let store = tmp.open().await;
         dirs.lock().unwrap().push(tmp);
-        Arc::new(store.fleet()) as Arc<dyn FleetStore>
+        store.fleet().unwrap()
     })
     .await
     .unwrap();
     executus_fleet::store::conformance::check(|| async {
-        Arc::new(Store::open("sqlite::memory:").await.unwrap().fleet()) as Arc<dyn FleetStore>
+        Store::open("sqlite::memory:").await.unwrap().fleet().unwrap()
     })
     .await
     .unwrap();
+    // PostgreSQL: a fresh database for every check.
+    if crate::pg::admin_url("the_fleet_stores_pass_the_fleet_conformance_suite").is_some() {
+        let dbs = std::sync::Mutex::new(Vec::new());
+        executus_fleet::store::conformance::check(|| async {
+            let db =
+                crate::pg::PgDb::create("the_fleet_stores_pass_the_fleet_conformance_suite").await.unwrap();
+            let store = db.open().await;
+            dbs.lock().unwrap().push(db);
+            store.fleet().unwrap()
+        })
+        .await
+        .unwrap();
+    }
 }
 
 #[cfg(unix)]
@@ -43,7 +56,7 @@ async fn the_fleet_stores_pass_the_fleet_conformance_suite() {
 async fn a_lease_held_by_a_killed_process_expires() {
     let tmp = TempStore::new();
     let store = tmp.open().await;
-    let fleet: Arc<dyn FleetStore> = Arc::new(store.fleet());
+    let fleet: Arc<dyn FleetStore> = store.fleet().unwrap();
     let ttl = Duration::from_millis(900);
     let mut child = Command::new(HOLDER)
         .args([tmp.path.to_str().unwrap(), "gpu", &ttl.as_millis().to_string()])
@@ -95,7 +108,7 @@ async fn a_fleet_restores_its_last_known_state_from_the_file() {
     let t = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
     {
         let store = tmp.open().await;
-        let fleet = store.fleet();
+        let fleet = store.fleet().unwrap();
         fleet
             .record_model_states(&[
                 ModelStateRecord::new("desk", "qwen", ModelState::Starting, t),
@@ -111,7 +124,7 @@ async fn a_fleet_restores_its_last_known_state_from_the_file() {
     let store = tmp.open().await;
     let config =
         FleetConfig { hosts: vec![HostSpec::new("desk", "http://127.0.0.1:9")], ..FleetConfig::default() };
-    let fleet = Fleet::builder(config).store(Arc::new(store.fleet())).build().await.unwrap();
+    let fleet = Fleet::builder(config).store(store.fleet().unwrap()).build().await.unwrap();
     let s = fleet.snapshot().await.unwrap();
     let desk = s.host("desk").unwrap();
     assert_eq!(desk.liveness, Liveness::Reconnecting);

@@ -13,10 +13,14 @@ mod conformance;
 #[cfg(unix)]
 mod crash;
 mod fleet;
+mod mock_llm;
 mod open;
 mod persona_skill;
+mod pg;
 mod plan;
+mod postgres;
 mod retention;
 mod review_cache;
 mod schedule;
 mod upgrade;
+mod workers;

@@ -11,6 +11,8 @@ use executus_persona::{Persona, PersonaLibrary, PersonaStore};
 use executus_skill::{SkillContent, SkillError, SkillLibrary, SkillState, SkillStore, SkillVersion};
 
 use crate::common::TempStore;
+use crate::conformance::{Db, backends};
+use executus_store::Store;
 
 fn version(name: &str, n: u32, text: &str) -> SkillVersion {
     SkillVersion {
@@ -25,8 +27,14 @@ fn version(name: &str, n: u32, text: &str) -> SkillVersion {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn persona_batches_are_atomic_to_a_reader_in_another_store() {
-    let tmp = TempStore::new();
-    let (writer, reader) = (tmp.open().await, tmp.open().await);
+    const TEST: &str = "persona_batches_are_atomic_to_a_reader_in_another_store";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        persona_batches(db.open().await, db.open().await).await;
+    }
+}
+
+async fn persona_batches(writer: Store, reader: Store) {
     let done = Arc::new(AtomicBool::new(false));
     let watch = {
         let (done, store) = (done.clone(), reader.personas());
@@ -85,8 +93,14 @@ async fn personas_survive_reopening_and_bad_rows_are_reported_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_versions_from_two_stores_have_exactly_one_winner() {
-    let tmp = TempStore::new();
-    let (a, b) = (tmp.open().await, tmp.open().await);
+    const TEST: &str = "racing_versions_from_two_stores_have_exactly_one_winner";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        racing_versions(db.open().await, db.open().await).await;
+    }
+}
+
+async fn racing_versions(a: Store, b: Store) {
     a.skills().create(version("race", 1, "v1")).await.unwrap();
     for n in 2..=6u32 {
         let attempts: Vec<_> = (0..12)

@@ -1,13 +1,12 @@
-//! The review cache table: round trips, replacing puts, use marks and pruning on a manual
-//! clock, concurrent writers of one key, and answers that survive reopening the file.
+//! The review cache on every backend (a SQLite file, SQLite in memory, PostgreSQL): round
+//! trips, replacing puts, answers that survive reopening, concurrent writers of one key, and
+//! use marks and pruning on a manual clock.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use executus::llm::ManualClock;
-use executus_store::{ReviewCacheKey, SqliteReviewCache};
-
-use crate::common::TempStore;
+use executus_store::ReviewCacheKey;
 
 fn key(hash: &str) -> ReviewCacheKey {
     ReviewCacheKey {
@@ -20,8 +19,16 @@ fn key(hash: &str) -> ReviewCacheKey {
 
 #[tokio::test]
 async fn answers_round_trip_replace_and_survive_reopening() {
-    let tmp = TempStore::new();
-    let cache = SqliteReviewCache::new(tmp.open().await);
+    const TEST: &str = "answers_round_trip_replace_and_survive_reopening";
+    for backend in crate::conformance::backends(TEST) {
+        let db = crate::conformance::Db::new(backend, TEST).await;
+        round_trip(&db).await;
+    }
+}
+
+async fn round_trip(db: &crate::conformance::Db) {
+    let store = db.open().await;
+    let cache = store.review_cache();
     assert_eq!(cache.get(&key("a")).await.unwrap(), None);
     cache.put(&key("a"), r#"{"findings":[],"naïve":"é"}"#).await.unwrap();
     assert_eq!(cache.get(&key("a")).await.unwrap().as_deref(), Some(r#"{"findings":[],"naïve":"é"}"#));
@@ -31,17 +38,26 @@ async fn answers_round_trip_replace_and_survive_reopening() {
     other.lens = "correctness".into();
     assert_eq!(cache.get(&other).await.unwrap(), None, "keys differing in one field are different entries");
     assert_eq!(cache.count().await.unwrap(), 1);
-    cache.store().close().await;
+    if db.shared() {
+        store.close().await;
+    }
 
-    let reopened = SqliteReviewCache::new(tmp.open().await);
+    let reopened = db.open().await.review_cache();
     assert_eq!(reopened.get(&key("a")).await.unwrap().as_deref(), Some("second"));
 }
 
 #[tokio::test]
 async fn prune_deletes_what_was_not_used_for_a_while() {
-    let tmp = TempStore::new();
+    const TEST: &str = "prune_deletes_what_was_not_used_for_a_while";
+    for backend in crate::conformance::backends(TEST) {
+        let db = crate::conformance::Db::new(backend, TEST).await;
+        prune(&db).await;
+    }
+}
+
+async fn prune(db: &crate::conformance::Db) {
     let clock = Arc::new(ManualClock::at(1_000_000));
-    let cache = SqliteReviewCache::new(tmp.open_with_clock(clock.clone()).await);
+    let cache = db.open_with_clock(clock.clone()).await.review_cache();
     cache.put(&key("old"), "1").await.unwrap();
     cache.put(&key("used"), "2").await.unwrap();
     clock.advance(Duration::from_secs(3600));
@@ -55,22 +71,28 @@ async fn prune_deletes_what_was_not_used_for_a_while() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_of_one_key_leave_one_whole_answer() {
-    let tmp = TempStore::new();
-    let store = tmp.open().await;
+    const TEST: &str = "concurrent_writers_of_one_key_leave_one_whole_answer";
+    for backend in crate::conformance::backends(TEST) {
+        let db = crate::conformance::Db::new(backend, TEST).await;
+        concurrent_writers(db.open().await).await;
+    }
+}
+
+async fn concurrent_writers(store: executus_store::Store) {
     let answers: Vec<String> =
         (0..16).map(|i| format!("{{\"writer\":{i},\"pad\":\"{}\"}}", "x".repeat(4096))).collect();
     let tasks: Vec<_> = answers
         .iter()
         .cloned()
         .map(|answer| {
-            let cache = SqliteReviewCache::new(store.clone());
+            let cache = store.review_cache();
             tokio::spawn(async move { cache.put(&key("same"), &answer).await })
         })
         .collect();
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    let cache = SqliteReviewCache::new(store);
+    let cache = store.review_cache();
     let stored = cache.get(&key("same")).await.unwrap().unwrap();
     assert!(answers.contains(&stored), "a whole answer of one writer");
     assert_eq!(cache.count().await.unwrap(), 1);

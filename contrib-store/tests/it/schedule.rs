@@ -11,6 +11,7 @@ use executus_schedule::{CatchUp, JobDef, Overlap, ScheduleStore};
 use executus_store::Store;
 
 use crate::common::TempStore;
+use crate::conformance::{Db, backends};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
@@ -18,15 +19,13 @@ fn t0() -> DateTime<Utc> {
 
 #[tokio::test]
 async fn watermarks_initialise_once_and_only_move_forward() {
-    for url in [None, Some("sqlite::memory:")] {
-        let tmp = TempStore::new();
-        let store = match url {
-            Some(u) => Store::open(u).await.unwrap(),
-            None => tmp.open().await,
-        };
+    const TEST: &str = "watermarks_initialise_once_and_only_move_forward";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        let store = db.open().await;
         let s = store.schedule();
         let (t0, t1) = (t0(), t0() + TimeDelta::hours(1));
-        assert_eq!(s.watermark("a").await.unwrap(), None);
+        assert_eq!(s.watermark("a").await.unwrap(), None, "{backend:?}");
         assert_eq!(s.init_watermark("a", t0).await.unwrap(), t0);
         assert_eq!(s.init_watermark("a", t1).await.unwrap(), t0, "an existing watermark wins");
         assert!(s.advance("a", t1).await.unwrap());
@@ -43,8 +42,14 @@ async fn watermarks_initialise_once_and_only_move_forward() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_writers_on_two_stores_leave_the_largest_watermark() {
-    let tmp = TempStore::new();
-    let (a, b) = (tmp.open().await, tmp.open().await);
+    const TEST: &str = "racing_writers_on_two_stores_leave_the_largest_watermark";
+    for backend in backends(TEST) {
+        let db = Db::new(backend, TEST).await;
+        racing_writers(db.open().await, db.open().await).await;
+    }
+}
+
+async fn racing_writers(a: Store, b: Store) {
     let inits: Vec<_> = (0..16i64)
         .map(|i| {
             let s = if i % 2 == 0 { a.schedule() } else { b.schedule() };

@@ -17,7 +17,7 @@ async fn a_checkpoints_only_database_upgrades_in_place() {
     // Build the file the way the first release did: the marker and migration 1 only.
     let only_first = tempfile::tempdir().unwrap();
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_checkpoints.sql"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite/0001_checkpoints.sql"),
         only_first.path().join("0001_checkpoints.sql"),
     )
     .unwrap();

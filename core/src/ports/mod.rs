@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod critic;
 pub mod delivery;
 pub mod persona;
+pub mod queue;
 pub mod schedule;
 pub mod skill;
 
@@ -24,6 +25,7 @@ pub use checkpoint::{
 pub use critic::{Critic, CriticReview, CriticTrigger, NoCritic, Verdict, VerdictKind};
 pub use delivery::{ChannelDelivery, Delivery, DeliveryItem, DiscardDelivery, StdoutDelivery};
 pub use persona::{NoPersonas, PersonaSource};
+pub use queue::RunQueue;
 pub use schedule::{NoSchedule, Schedule};
 pub use skill::{NoSkills, SkillConflict, SkillDef, SkillSource, compose_skills};
 

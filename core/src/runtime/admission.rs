@@ -90,12 +90,36 @@ impl Runtime {
     /// A [`RuntimeError`] if the run could not be admitted (unknown skill or lane, lane
     /// full...). Nothing is checkpointed for a run that was not admitted.
     pub async fn spawn_with(&self, request: RunRequest) -> Result<RunHandle, RuntimeError> {
+        if request.parent.is_none()
+            && let Some(queue) = &self.inner.queue
+        {
+            return self.enqueue(queue.as_ref(), request).await;
+        }
         let started = self.started().await?;
         let lane_name =
             request.lane.clone().or_else(|| request.agent.lane.clone()).unwrap_or_else(|| "default".into());
         let lane = self.lane(&lane_name).await?;
         let watched = request.watch;
         self.start_new(started, Some(&lane), request, watched).await
+    }
+
+    /// Hands a top-level run to the queue; the handle's outcome arrives when a worker
+    /// finished it.
+    async fn enqueue(
+        &self,
+        queue: &dyn crate::ports::RunQueue,
+        request: RunRequest,
+    ) -> Result<RunHandle, RuntimeError> {
+        let run_id = request.run_id.unwrap_or_default();
+        let follow = queue.enqueue(run_id, &request).await?;
+        let control = RunControl::new(run_id, request.agent.name.clone(), request.watch);
+        let followed = control.clone();
+        tokio::spawn(async move {
+            let outcome = follow.await;
+            followed.emit(crate::run::RunEvent::Ended { run_id, end: outcome.end.clone() });
+            followed.set_outcome(outcome);
+        });
+        Ok(RunHandle { control, runs: self.runs() })
     }
 
     /// Starts a child run (for `dispatch_agent`) without lane admission: the parent already

@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, OnceCell};
 use super::{Runtime, RuntimeInner};
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
-use crate::ports::Ports;
+use crate::ports::{Ports, RunQueue};
 use crate::tool::ToolRegistry;
 use crate::tool::policy::Policy;
 
@@ -23,9 +23,17 @@ pub struct RuntimeBuilder {
     tools: ToolRegistry,
     policy: Option<Policy>,
     config: RuntimeConfig,
+    queue: Option<Arc<dyn RunQueue>>,
 }
 
 impl RuntimeBuilder {
+    /// Hands top-level runs to `queue` instead of driving them here (see [`RunQueue`]).
+    #[must_use]
+    pub fn queue(mut self, queue: Arc<dyn RunQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
     /// Uses this model registry (default: providers from `EXECUTUS_LLM_*` variables).
     #[must_use]
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -102,6 +110,7 @@ impl RuntimeBuilder {
             policy: self.policy.unwrap_or_default(),
             ports: self.ports,
             config: self.config,
+            queue: self.queue,
             started: OnceCell::new(),
             controls: DashMap::new(),
             lanes: Mutex::new(HashMap::new()),

@@ -73,6 +73,8 @@ pub(crate) struct RuntimeInner {
     policy: Policy,
     ports: Ports,
     config: RuntimeConfig,
+    /// Where top-level runs go instead of being driven here (see [`crate::ports::RunQueue`]).
+    queue: Option<Arc<dyn crate::ports::RunQueue>>,
     started: OnceCell<Started>,
     controls: DashMap<RunId, Arc<RunControl>>,
     lanes: Mutex<HashMap<String, LaneHandle>>,

@@ -237,3 +237,12 @@ fn child() {
         assert!(executus::config::source_of(&fig, "lanes.default.capacity").contains("EXECUTUS_"));
     }
 }
+
+#[test]
+fn the_run_mode_is_drive_by_default_queue_when_asked_and_anything_else_is_named() {
+    let (cfg, _) = load("");
+    assert_eq!(cfg.unwrap().mode, executus::config::RunMode::Drive);
+    let (cfg, _) = load("[runtime]\nmode = \"queue\"\n");
+    assert_eq!(cfg.unwrap().mode, executus::config::RunMode::Queue);
+    assert_bad("[runtime]\nmode = \"cluster\"\n", "runtime.mode", "\"drive\" or \"queue\"");
+}

@@ -22,6 +22,7 @@ mod lane;
 mod loops;
 mod media;
 mod ports;
+mod queue;
 mod restarts;
 mod resume;
 mod run_loop;

@@ -218,6 +218,33 @@ impl Ctx {
     /// in this order).
     async fn submit(&mut self, state: &mut JobState, fire: Fire, now: DateTime<Utc>) {
         let job = state.job.id().to_owned();
+        if self.inner.shared {
+            // Claim first: of the runners sharing the store, the one whose advance moved the
+            // watermark submits the fire.
+            match self.inner.store.advance(&job, fire.fire).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(%job, fire = %fire.fire, "fire claimed by another runner");
+                    self.inner.emit(ScheduleEvent::Skipped {
+                        job,
+                        fire: fire.fire,
+                        at: now,
+                        reason: SkipReason::ClaimedElsewhere,
+                    });
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(%job, fire = %fire.fire, error = %e, "cannot claim the fire; not submitted");
+                    self.inner.emit(ScheduleEvent::Failed {
+                        job,
+                        fire: fire.fire,
+                        at: now,
+                        error: format!("claiming the fire: {e}"),
+                    });
+                    return;
+                }
+            }
+        }
         match self.spawn(&state.job).await {
             Ok(handle) => {
                 let run_id = handle.id();
@@ -246,7 +273,9 @@ impl Ctx {
                 });
             }
         }
-        self.advance(&job, fire.fire).await;
+        if !self.inner.shared {
+            self.advance(&job, fire.fire).await;
+        }
     }
 
     async fn spawn(&self, job: &Job) -> Result<RunHandle, RuntimeError> {

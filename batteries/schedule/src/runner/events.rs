@@ -17,6 +17,9 @@ pub enum SkipReason {
         /// The earliest missed fire.
         first: DateTime<Utc>,
     },
+    /// Another runner sharing the store claimed this fire first (a shared schedule; see
+    /// [`CronScheduleBuilder::shared`](crate::CronScheduleBuilder::shared)).
+    ClaimedElsewhere,
 }
 
 /// One thing the runner did. `at` is the wall-clock time it happened; `fire` the cron

@@ -39,6 +39,7 @@ pub struct CronScheduleBuilder {
     clock: Arc<dyn Clock>,
     seed: Option<u64>,
     late_tolerance: Duration,
+    shared: bool,
 }
 
 impl Default for CronScheduleBuilder {
@@ -48,6 +49,7 @@ impl Default for CronScheduleBuilder {
             clock: Arc::new(SystemClock),
             seed: None,
             late_tolerance: DEFAULT_LATE_TOLERANCE,
+            shared: false,
         }
     }
 }
@@ -93,6 +95,21 @@ impl CronScheduleBuilder {
         self
     }
 
+    /// Several runners (processes, machines) run the same jobs on one shared store, and each
+    /// fire must run once across all of them (default false: one runner per store). A shared
+    /// runner claims a fire before it submits it — [`ScheduleStore::advance`] to that fire, an
+    /// atomic conditional update of which exactly one concurrent caller is told it moved the
+    /// watermark — and submits it only if it won; the others report
+    /// [`SkipReason::ClaimedElsewhere`]. The order flips from "submit, then advance" to
+    /// "claim, then submit": a runner that dies between its claim and its submission loses
+    /// that one fire (at most once) instead of running it twice. Overlap policies see only
+    /// this runner's own runs.
+    #[must_use]
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
     /// Builds the schedule (no jobs yet).
     pub fn build(self) -> CronSchedule {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
@@ -102,6 +119,7 @@ impl CronScheduleBuilder {
                 clock: self.clock,
                 seed: self.seed.unwrap_or_else(|| fastrand::u64(..)),
                 late_tolerance: self.late_tolerance,
+                shared: self.shared,
                 jobs: RwLock::new(BTreeMap::new()),
                 changed: Notify::new(),
                 events,
@@ -116,6 +134,7 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) seed: u64,
     pub(crate) late_tolerance: Duration,
+    pub(crate) shared: bool,
     jobs: RwLock<BTreeMap<String, Arc<Job>>>,
     pub(crate) changed: Notify,
     pub(crate) events: broadcast::Sender<ScheduleEvent>,
@@ -182,8 +201,9 @@ impl Inner {
 /// once; while it is handling due fires, it finishes those first. Runs already submitted
 /// keep going (they belong to the runtime: `Runtime::shutdown` drains or checkpoints them).
 /// A queued fire that was never submitted is dropped and, being after the watermark, is
-/// caught up at the next start. One runner per store: two processes running the same jobs
-/// on one store would both fire them.
+/// caught up at the next start. One runner per store — two processes running the same jobs
+/// on one store would both fire them — unless the schedule is built
+/// [`shared`](CronScheduleBuilder::shared), which claims each fire before submitting it.
 #[derive(Clone)]
 pub struct CronSchedule {
     inner: Arc<Inner>,

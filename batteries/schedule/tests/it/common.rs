@@ -34,6 +34,16 @@ impl Bench {
     /// Every run of `reporter` takes `run_time` (tokio time) and answers "report".
     /// `store` may hold watermarks already (a previous process).
     pub fn new(base: DateTime<Utc>, run_time: Duration, store: Arc<MemoryScheduleStore>) -> Self {
+        Self::build(base, run_time, store, false)
+    }
+
+    /// As [`Bench::new`], with a schedule built `shared` (several runners on one store).
+    pub fn build(
+        base: DateTime<Utc>,
+        run_time: Duration,
+        store: Arc<MemoryScheduleStore>,
+        shared: bool,
+    ) -> Self {
         let fake = FakeProvider::new("fake");
         fake.fallback_for("m", Outcome::delay(run_time, Outcome::text("report")));
         let registry = Registry::new();
@@ -42,6 +52,7 @@ impl Bench {
             .store(store.clone())
             .clock(Arc::new(executus::llm::TokioClock::starting_at(base.timestamp_millis() as u64)))
             .jitter_seed(42)
+            .shared(shared)
             .build();
         let (tx, delivered) = mpsc::channel(1000);
         let ports = Ports {

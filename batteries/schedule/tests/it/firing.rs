@@ -151,3 +151,42 @@ async fn shutdown_stops_the_loop_at_once_and_lets_submitted_runs_finish() {
         "the loop no longer watches"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn shared_runners_on_one_store_fire_each_slot_once_between_them() {
+    let base = at(2025, 1, 1, 0, 0, 0);
+    let store = Arc::new(MemoryScheduleStore::new());
+    let mut benches: Vec<Bench> =
+        (0..3).map(|_| Bench::build(base, Duration::ZERO, store.clone(), true)).collect();
+    for bench in &benches {
+        bench.schedule.add_job(JobDef::new("tick", "* * * * * *", "reporter", "go")).await.unwrap();
+    }
+    for bench in &mut benches {
+        bench.start();
+    }
+    wait(50).await;
+    let mut fires = Vec::new();
+    let mut claimed_elsewhere = 0;
+    for bench in &mut benches {
+        bench.stop().await;
+        let events = bench.drain();
+        fires.extend(fired(&events).into_iter().map(|(fire, _)| fire));
+        claimed_elsewhere += events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    ScheduleEvent::Skipped { reason: executus_schedule::SkipReason::ClaimedElsewhere, .. }
+                )
+            })
+            .count();
+    }
+    fires.sort();
+    let expected: Vec<_> = (1..=50).map(|s| base + TimeDelta::seconds(s)).collect();
+    assert_eq!(fires, expected, "each of the 50 slots fired exactly once across three runners");
+    // The others saw the slots claimed (the last one may not have been handled by every
+    // runner when they stopped one after the other).
+    assert!((98..=100).contains(&claimed_elsewhere), "{claimed_elsewhere}");
+    let runs: usize = benches.iter().map(|b| b.fake.calls_for("m")).sum();
+    assert_eq!(runs, 50);
+}

@@ -317,10 +317,13 @@ async fn open_cache(url: &str) -> anyhow::Result<StoreReviewCache> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let store = executus_store::Store::open(url)
-        .await
-        .with_context(|| format!("opening the store {url} ([store] url) for the review cache"))?;
-    Ok(StoreReviewCache::new(executus_store::SqliteReviewCache::new(store)))
+    let store = executus_store::Store::open(url).await.with_context(|| {
+        format!(
+            "opening the store {} ([store] url) for the review cache",
+            executus_store::postgres::redact(url)
+        )
+    })?;
+    Ok(StoreReviewCache::new(store.review_cache()))
 }
 
 /// The USD cost of `usage` on `model` (a `provider/model`, or a tier priced at its first

@@ -1,121 +1,29 @@
-//! [`Store`]: the one entry point — opening, connections, contention handling, page
-//! statistics. Its guarantees are documented on [`Store`] itself.
+//! [`SqliteStore`]: the one entry point — opening, connections, contention handling, page
+//! statistics. Its guarantees are documented on [`SqliteStore`] itself.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-
-use executus::llm::{Clock, SystemClock};
 use std::time::Duration;
 
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{Row, Transaction};
 
-use crate::audit::SqliteAuditStore;
-use crate::budget::SqliteBudgetStore;
-use crate::chat::SqliteChatStore;
-use crate::checkpoint::SqliteCheckpointStore;
 use crate::error::StoreError;
-use crate::persona::SqlitePersonaStore;
-use crate::schedule::SqliteScheduleStore;
-use crate::skill::SqliteSkillStore;
+use crate::options::StoreOptions;
+use crate::sqlite::audit::SqliteAuditStore;
+use crate::sqlite::budget::SqliteBudgetStore;
+use crate::sqlite::chat::SqliteChatStore;
+use crate::sqlite::checkpoint::SqliteCheckpointStore;
+use crate::sqlite::persona::SqlitePersonaStore;
+use crate::sqlite::schedule::SqliteScheduleStore;
+use crate::sqlite::skill::SqliteSkillStore;
 
 mod open;
 mod retention;
 
-pub use retention::PruneReport;
-
 /// The `PRAGMA application_id` of every database this crate creates ("EXEC" in ASCII).
 pub const APPLICATION_ID: i32 = 0x4558_4543;
-
-/// How the store connects and behaves. `StoreOptions::default()` suits most hosts.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct StoreOptions {
-    /// How long one statement waits for another connection's lock before SQLite reports
-    /// busy (default 5 s).
-    pub busy_timeout: Duration,
-    /// Attempts of one write transaction when it still meets a lock (default 8).
-    pub write_attempts: u32,
-    /// Reader connections (default 4; an in-memory store always uses one connection).
-    pub readers: u32,
-    /// Rows deleted per retention transaction (default 500), so pruning never holds the
-    /// write lock for long.
-    pub prune_batch: u32,
-    /// Compress checkpoint payloads (default true; see [`crate::checkpoint`]).
-    pub compress: bool,
-    /// `synchronous = FULL` instead of `NORMAL`: every commit is synced to disk, surviving
-    /// power loss too, at the cost of one fsync per commit (default false).
-    pub synchronous_full: bool,
-    /// The wall clock for `updated_ms` and retention (default: the system clock).
-    pub clock: Arc<dyn Clock>,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            busy_timeout: Duration::from_secs(5),
-            write_attempts: 8,
-            readers: 4,
-            prune_batch: 500,
-            compress: true,
-            synchronous_full: false,
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
-impl StoreOptions {
-    /// Uses this clock.
-    #[must_use]
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Sets the busy timeout.
-    #[must_use]
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
-
-    /// Sets the attempts of one write transaction under contention (at least 1).
-    #[must_use]
-    pub fn write_attempts(mut self, attempts: u32) -> Self {
-        self.write_attempts = attempts.max(1);
-        self
-    }
-
-    /// Turns payload compression on or off (existing rows stay readable either way).
-    #[must_use]
-    pub fn compress(mut self, on: bool) -> Self {
-        self.compress = on;
-        self
-    }
-
-    /// Syncs every commit to disk (`synchronous = FULL`): survives power loss too, at one
-    /// fsync per commit.
-    #[must_use]
-    pub fn synchronous_full(mut self, on: bool) -> Self {
-        self.synchronous_full = on;
-        self
-    }
-
-    /// Sets the retention batch size (at least 1).
-    #[must_use]
-    pub fn prune_batch(mut self, rows: u32) -> Self {
-        self.prune_batch = rows.max(1);
-        self
-    }
-
-    /// Sets the number of reader connections (at least 1).
-    #[must_use]
-    pub fn readers(mut self, readers: u32) -> Self {
-        self.readers = readers.max(1);
-        self
-    }
-}
 
 /// Page accounting of the database file (WAL content included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,10 +44,10 @@ impl StoreStats {
     }
 }
 
-/// The SQLite store: the one entry point. `Store::open("sqlite://executus.db")` creates the file if
+/// The SQLite store: the one entry point. `SqliteStore::open("sqlite://executus.db")` creates the file if
 /// missing, checks that an existing file is ours, applies the embedded migrations, and hands
-/// out the typed stores ([`Store::checkpoints`], [`Store::personas`], [`Store::skills`],
-/// [`Store::audit`], [`Store::budget`], [`Store::schedule`]), all sharing its connections.
+/// out the typed stores ([`SqliteStore::checkpoints`], [`SqliteStore::personas`], [`SqliteStore::skills`],
+/// [`SqliteStore::audit`], [`SqliteStore::budget`], [`SqliteStore::schedule`]), all sharing its connections.
 ///
 /// Connections: SQLite allows one writer at a time, so the store keeps exactly one writer
 /// connection (a pool of one: callers queue for it in order) and a small pool of reader
@@ -162,11 +70,11 @@ impl StoreStats {
 /// more than write latency.
 ///
 /// What it does not do: it never deletes or rewrites a file it did not create (see
-/// [`Store::open`]), and it never reads or changes the payloads the core writes.
+/// [`SqliteStore::open`]), and it never reads or changes the payloads the core writes.
 ///
 /// Cheap to clone; clones share the connections.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
@@ -177,13 +85,13 @@ struct Inner {
     options: StoreOptions,
 }
 
-impl fmt::Debug for Store {
+impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("location", &self.inner.location).finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("location", &self.inner.location).finish_non_exhaustive()
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if missing) the database at `url`: `sqlite://path.db`,
     /// `sqlite:path.db`, or `sqlite::memory:` for a private in-memory database.
     ///
@@ -200,10 +108,10 @@ impl Store {
         Self::open_with(url, StoreOptions::default()).await
     }
 
-    /// [`Store::open`] with options.
+    /// [`SqliteStore::open`] with options.
     ///
     /// # Errors
-    /// As [`Store::open`].
+    /// As [`SqliteStore::open`].
     pub async fn open_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         let opened = open::open(url, &options).await?;
         Ok(Self {
@@ -216,10 +124,10 @@ impl Store {
         })
     }
 
-    /// Opens the database file at `path` (see [`Store::open`]).
+    /// Opens the database file at `path` (see [`SqliteStore::open`]).
     ///
     /// # Errors
-    /// As [`Store::open`].
+    /// As [`SqliteStore::open`].
     pub async fn open_path(
         path: impl AsRef<std::path::Path>,
         options: StoreOptions,
@@ -320,6 +228,22 @@ impl Store {
     pub async fn close(&self) {
         self.inner.writer.close().await;
         self.inner.reader.close().await;
+    }
+
+    /// Every spend row `(scope, at_ms, amount)`, oldest first (for [`crate::copy`]).
+    pub(crate) async fn export_spend(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        sqlx::query_as("SELECT scope, at_ms, amount FROM budget_spend ORDER BY at_ms, id")
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(|e| self.db("export spend", e))
+    }
+
+    /// Every watermark `(job, fire_ms)` (for [`crate::copy`]).
+    pub(crate) async fn export_watermarks(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT job, fire_ms FROM schedule_watermarks ORDER BY job")
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(|e| self.db("export watermarks", e))
     }
 
     pub(crate) fn reader_pool(&self) -> &SqlitePool {

@@ -1,5 +1,5 @@
-//! Retention: [`Store::prune`] deletes data of finished runs older than a cut-off and
-//! [`Store::prune_audit`] audit records older than one, each in small transactions so a
+//! Retention: [`SqliteStore::prune`] deletes data of finished runs older than a cut-off and
+//! [`SqliteStore::prune_audit`] audit records older than one, each in small transactions so a
 //! large backlog never holds the write lock for long.
 //!
 //! Guarantees: only runs whose status is `completed` or `failed` and whose last update is
@@ -11,23 +11,12 @@
 
 use std::time::Duration;
 
-use super::Store;
-use crate::checkpoint::PRUNE_FINISHED;
+use super::SqliteStore;
+use crate::PruneReport;
 use crate::error::StoreError;
+use crate::sqlite::checkpoint::PRUNE_FINISHED;
 
-/// What a prune deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PruneReport {
-    /// Finished runs deleted (their header rows, and any entry rows left).
-    pub finished_runs: u64,
-    /// Audit records deleted.
-    pub audit_records: u64,
-    /// Transactions used.
-    pub batches: u32,
-}
-
-impl Store {
+impl SqliteStore {
     /// Deletes finished runs whose last update is older than `older_than` (by the store's
     /// clock), at most `prune_batch` rows per transaction.
     ///
@@ -43,7 +32,7 @@ impl Store {
     /// Deletes finished runs last updated before `cutoff_ms` (Unix milliseconds).
     ///
     /// # Errors
-    /// As [`Store::prune`].
+    /// As [`SqliteStore::prune`].
     pub async fn prune_finished_before(&self, cutoff_ms: u64) -> Result<PruneReport, StoreError> {
         let cutoff = i64::try_from(cutoff_ms).unwrap_or(i64::MAX);
         let batch = i64::from(self.options().prune_batch.max(1));
@@ -79,7 +68,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Deletes audit records whose `at_ms` is older than `older_than` (by the store's clock),
     /// at most `prune_batch` rows per transaction, oldest ids first.
     ///
@@ -94,7 +83,7 @@ impl Store {
     /// Deletes audit records with `at_ms < cutoff_ms` (Unix milliseconds), in batches.
     ///
     /// # Errors
-    /// As [`Store::prune_audit`].
+    /// As [`SqliteStore::prune_audit`].
     pub async fn prune_audit_before(&self, cutoff_ms: u64) -> Result<PruneReport, StoreError> {
         let batch = self.options().prune_batch.max(1) as usize;
         let audit = self.audit();

@@ -10,46 +10,19 @@ use executus::ports::{Entry, RunAppend, RunMeta, StoredStatus};
 use sqlx::sqlite::{Sqlite, SqliteConnection};
 use sqlx::{QueryBuilder, Row};
 
-use super::codec::{self, Encoding};
-use super::{AppendStats, i64_of};
+use super::i64_of;
+use crate::codec::AppendStats;
+use crate::codec::Encoding;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
 
 const OP: &str = "checkpoint append";
-
-/// Batches above this many payload bytes are compressed on the blocking pool, so a large
-/// group commit does not stall an async worker thread.
-const OFFLOAD_BYTES: usize = 64 << 10;
 
 /// Run headers per upsert statement (7 parameters each).
 const RUN_CHUNK: usize = 100;
 
 /// Entries per insert statement (4 parameters each).
 const ENTRY_CHUNK: usize = 128;
-
-/// The deflated form of every entry of the batch that is worth compressing (`None`: store
-/// verbatim), in batch order.
-pub(super) async fn deflate_batch(batch: &[RunAppend], compress: bool) -> Vec<Vec<Option<Vec<u8>>>> {
-    let verbatim = || batch.iter().map(|a| vec![None; a.entries.len()]).collect();
-    if !compress {
-        return verbatim();
-    }
-    let total: usize = batch.iter().flat_map(|a| &a.entries).map(|e| e.payload.len()).sum();
-    if total < OFFLOAD_BYTES {
-        return batch
-            .iter()
-            .map(|a| a.entries.iter().map(|e| codec::compress(&e.payload)).collect())
-            .collect();
-    }
-    let owned: Vec<Vec<Vec<u8>>> =
-        batch.iter().map(|a| a.entries.iter().map(|e| e.payload.clone()).collect()).collect();
-    tokio::task::spawn_blocking(move || {
-        owned.iter().map(|run| run.iter().map(|p| codec::compress(p)).collect()).collect()
-    })
-    .await
-    // The closure cannot panic short of an allocation failure; storing verbatim is correct.
-    .unwrap_or_else(|_| verbatim())
-}
 
 /// One run of the batch (appends of the same run merged, in order).
 struct RunRows<'a> {
@@ -61,7 +34,7 @@ struct RunRows<'a> {
 
 /// Writes the batch inside the caller's transaction.
 pub(super) async fn write(
-    store: &Store,
+    store: &SqliteStore,
     tx: &mut SqliteConnection,
     batch: &[RunAppend],
     deflated: &[Vec<Option<Vec<u8>>>],
@@ -134,7 +107,7 @@ pub(super) async fn write(
 /// A finished run that is appended to again is a new run under a reused id: its header is
 /// replaced (its old entries were deleted by `finish`, so its log restarts at 0).
 async fn upsert_headers(
-    store: &Store,
+    store: &SqliteStore,
     tx: &mut SqliteConnection,
     runs: &[RunRows<'_>],
     now: i64,

@@ -18,7 +18,7 @@
 //!   it). A page reads one consistent snapshot.
 //! - `prune(before_ms, max_rows)` deletes up to `max_rows` records with `at_ms < before_ms`,
 //!   smallest ids first, in one transaction, found through the same indexes.
-//!   [`Store::prune_audit`](crate::Store::prune_audit) repeats it in small batches.
+//!   [`SqliteStore::prune_audit`](crate::SqliteStore::prune_audit) repeats it in small batches.
 //! - A stored record that does not decode is `PortError::Corrupt` naming its id.
 //!
 //! Not guaranteed: ids are dense (a failed or rolled-back append leaves no gap, but pruning
@@ -31,9 +31,9 @@ use executus_audit::{AuditCursor, AuditPage, AuditQuery, AuditStore, StoredAudit
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use sqlx::{QueryBuilder, Row};
 
-use crate::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
+use crate::sqlite::checkpoint::i64_of;
 
 pub mod query;
 
@@ -44,10 +44,10 @@ const PORT: &str = "audit";
 /// Records per multi-row insert (9 parameters each).
 const INSERT_CHUNK: usize = 100;
 
-/// The audit store. Cheap to clone (shares the [`Store`]).
+/// The audit store. Cheap to clone (shares the [`SqliteStore`]).
 #[derive(Debug, Clone)]
 pub struct SqliteAuditStore {
-    store: Store,
+    store: SqliteStore,
 }
 
 /// One statement of a query's plan, as SQLite's `EXPLAIN QUERY PLAN` describes it.
@@ -73,13 +73,13 @@ struct Encoded {
 }
 
 impl SqliteAuditStore {
-    /// The audit store over `store` (also [`Store::audit`]).
-    pub fn new(store: Store) -> Self {
+    /// The audit store over `store` (also [`SqliteStore::audit`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
     }
 

@@ -16,27 +16,55 @@ use executus::ports::PortError;
 use executus_chat::{ChatHistory, ChatKey};
 use sqlx::Row;
 
-use crate::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
+use crate::sqlite::checkpoint::i64_of;
 
 const PORT: &str = "chat history";
 
-/// The chat history store. Cheap to clone (shares the [`Store`]).
+/// The chat history store. Cheap to clone (shares the [`SqliteStore`]).
 #[derive(Debug, Clone)]
 pub struct SqliteChatStore {
-    store: Store,
+    store: SqliteStore,
 }
 
 impl SqliteChatStore {
-    /// The chat store over `store` (also [`Store::chats`]).
-    pub fn new(store: Store) -> Self {
+    /// The chat store over `store` (also [`SqliteStore::chats`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
+    }
+
+    /// Every conversation that holds a message, in key order (what `copy` moves).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn conversations(&self) -> Result<Vec<ChatKey>, StoreError> {
+        const OP: &str = "chat conversations";
+        let store = &self.store;
+        let rows = store
+            .read(OP, || async move {
+                sqlx::query(
+                    "SELECT DISTINCT tenant, user, persona FROM chat_messages ORDER BY tenant, user, persona",
+                )
+                .fetch_all(store.reader_pool())
+                .await
+                .map_err(|e| store.db(OP, e))
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChatKey {
+                    tenant: row.try_get(0).map_err(|e| store.db(OP, e))?,
+                    user: row.try_get(1).map_err(|e| store.db(OP, e))?,
+                    persona: row.try_get(2).map_err(|e| store.db(OP, e))?,
+                })
+            })
+            .collect()
     }
 
     async fn load_rows(&self, key: &ChatKey) -> Result<Vec<Message>, StoreError> {

@@ -29,15 +29,15 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
 
-/// The fleet's stores over a [`Store`]. Cheap to clone.
+/// The fleet's stores over a [`SqliteStore`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteFleetStore {
-    store: Store,
+    store: SqliteStore,
 }
 
-impl Store {
+impl SqliteStore {
     /// The fleet's stores (`executus_fleet::store::FleetStore`) over this database.
     pub fn fleet(&self) -> SqliteFleetStore {
         SqliteFleetStore { store: self.clone() }
@@ -45,8 +45,8 @@ impl Store {
 }
 
 impl SqliteFleetStore {
-    /// The fleet's stores over `store` (also [`Store::fleet`]).
-    pub fn new(store: Store) -> Self {
+    /// The fleet's stores over `store` (also [`SqliteStore::fleet`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 }

@@ -16,7 +16,7 @@
 //!   an unknown payload version by name.
 //! - `finish` marks the run completed or failed and deletes its entries in one
 //!   transaction; a finished run then loads as `None` (its log is gone, as with the core's
-//!   in-memory store) and is deleted by retention ([`crate::Store::prune`]) later. Appending
+//!   in-memory store) and is deleted by retention ([`crate::SqliteStore::prune`]) later. Appending
 //!   to a finished run starts it afresh (a host reusing a run id).
 //! - `list_interrupted` (running and awaiting-approval runs, oldest first) and `load` are
 //!   served by indexes (checked with `EXPLAIN QUERY PLAN` in the tests).
@@ -32,44 +32,29 @@ use executus::{Identity, RunId};
 use sqlx::Row;
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
 
 mod append;
 mod claim;
-mod codec;
 
-pub use codec::Encoding;
+pub use crate::codec::{AppendStats, Encoding};
 
 const PORT: &str = "checkpoint";
 
-/// The checkpoint store. Cheap to clone (shares the [`Store`]).
+/// The checkpoint store. Cheap to clone (shares the [`SqliteStore`]).
 #[derive(Debug, Clone)]
 pub struct SqliteCheckpointStore {
-    store: Store,
-}
-
-/// What one `append` wrote (for tracing and benchmarks).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AppendStats {
-    /// Runs in the batch.
-    pub runs: usize,
-    /// Entries inserted (duplicates not counted).
-    pub inserted: usize,
-    /// Payload bytes as the core gave them.
-    pub payload_bytes: usize,
-    /// Payload bytes as stored (after compression).
-    pub stored_bytes: usize,
+    store: SqliteStore,
 }
 
 impl SqliteCheckpointStore {
-    /// The checkpoint store over `store` (also [`Store::checkpoints`]).
-    pub fn new(store: Store) -> Self {
+    /// The checkpoint store over `store` (also [`SqliteStore::checkpoints`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
     }
 
@@ -82,7 +67,7 @@ impl SqliteCheckpointStore {
         const OP: &str = "checkpoint append";
         let store = &self.store;
         // Compress before taking the write lock: the lock is held only for SQLite's work.
-        let deflated = append::deflate_batch(batch, store.options().compress).await;
+        let deflated = crate::codec::deflate_batch(batch, store.options().compress).await;
         let deflated = &deflated;
         store
             .write(OP, || async move {
@@ -140,7 +125,7 @@ impl SqliteCheckpointStore {
                     let seq: i64 = r.try_get(0).map_err(|e| store.db(OP, e))?;
                     let encoding: i64 = r.try_get(1).map_err(|e| store.db(OP, e))?;
                     let stored: Vec<u8> = r.try_get(2).map_err(|e| store.db(OP, e))?;
-                    let payload = codec::decode(encoding, &stored)
+                    let payload = crate::codec::decode(encoding, &stored)
                         .map_err(|reason| store.undecodable(format!("run {run} entry {seq}: {reason}")))?;
                     entries.push(Entry { seq: seq as u64, payload });
                 }
@@ -249,11 +234,11 @@ pub const PRUNE_FINISHED: &str = "DELETE FROM checkpoint_runs WHERE id IN ( \
          WHERE status IN ('completed', 'failed') AND updated_ms < ?1 \
          ORDER BY updated_ms LIMIT ?2)";
 
-pub(crate) fn i64_of(store: &Store, what: &str, v: u64) -> Result<i64, StoreError> {
+pub(crate) fn i64_of(store: &SqliteStore, what: &str, v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| store.rejected(what, format!("{v} does not fit a SQLite integer")))
 }
 
-fn parse_status(store: &Store, s: &str) -> Result<StoredStatus, StoreError> {
+fn parse_status(store: &SqliteStore, s: &str) -> Result<StoredStatus, StoreError> {
     Ok(match s {
         "running" => StoredStatus::Running,
         "awaiting_approval" => StoredStatus::AwaitingApproval,
@@ -265,7 +250,7 @@ fn parse_status(store: &Store, s: &str) -> Result<StoredStatus, StoreError> {
 
 /// Decodes `run_id, agent, identity, parent, status, created_ms` starting at column `at`.
 fn decode_run(
-    store: &Store,
+    store: &SqliteStore,
     row: &sqlx::sqlite::SqliteRow,
     at: usize,
 ) -> Result<(RunMeta, StoredStatus), StoreError> {

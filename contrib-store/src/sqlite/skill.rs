@@ -23,18 +23,18 @@ use executus_skill::{ActiveSkill, Skill, SkillError, SkillState, SkillStore, Ski
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqliteRow};
 use sqlx::{Row, Transaction};
 
-use crate::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
+use crate::sqlite::checkpoint::i64_of;
 
 const PORT: &str = "skill";
 
 const SKILL_COLUMNS: &str = "name, state, active_version, latest_version, created_ms, updated_ms";
 
-/// The skill store. Cheap to clone (shares the [`Store`]).
+/// The skill store. Cheap to clone (shares the [`SqliteStore`]).
 #[derive(Debug, Clone)]
 pub struct SqliteSkillStore {
-    store: Store,
+    store: SqliteStore,
 }
 
 /// The outcome of a write transaction: the outer error is the backend's (retried on
@@ -50,13 +50,13 @@ fn not_found(name: &str) -> SkillError {
 }
 
 impl SqliteSkillStore {
-    /// The skill store over `store` (also [`Store::skills`]).
-    pub fn new(store: Store) -> Self {
+    /// The skill store over `store` (also [`SqliteStore::skills`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
     }
 

@@ -38,7 +38,7 @@ use sqlx::sqlite::{Sqlite, SqliteConnection};
 use sqlx::{QueryBuilder, Row};
 
 use crate::error::{StoreError, primary_code};
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
 
 const PORT: &str = "budget";
 
@@ -67,10 +67,10 @@ fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS) * HOUR_MS
 }
 
-/// The budget store. Cheap to clone (shares the [`Store`]).
+/// The budget store. Cheap to clone (shares the [`SqliteStore`]).
 #[derive(Debug, Clone)]
 pub struct SqliteBudgetStore {
-    store: Store,
+    store: SqliteStore,
 }
 
 /// Unix milliseconds as a SQLite integer, clamped.
@@ -84,13 +84,13 @@ fn nanos(m: Money) -> i64 {
 }
 
 impl SqliteBudgetStore {
-    /// The budget store over `store` (also [`Store::budget`]).
-    pub fn new(store: Store) -> Self {
+    /// The budget store over `store` (also [`SqliteStore::budget`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
     }
 

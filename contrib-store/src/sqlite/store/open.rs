@@ -26,8 +26,8 @@ use sqlx::{ConnectOptions, Connection, Row};
 use super::{APPLICATION_ID, StoreOptions, backoff};
 use crate::error::{StoreError, is_busy, is_corrupt, is_hot_journal};
 
-/// The embedded schema migrations (`contrib-store/migrations/`).
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The embedded schema migrations (`contrib-store/migrations/sqlite/`).
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite file header ("SQLite format 3\0").
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

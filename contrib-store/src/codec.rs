@@ -9,9 +9,29 @@
 
 use std::cell::RefCell;
 
+use executus::ports::RunAppend;
+
 use miniz_oxide::deflate::core::{
     CompressorOxide, TDEFLFlush, TDEFLStatus, compress as deflate_core, create_comp_flags_from_zip_params,
 };
+
+/// Batches above this many payload bytes are compressed on the blocking pool, so a large
+/// group commit does not stall an async worker thread.
+const OFFLOAD_BYTES: usize = 64 << 10;
+
+/// What one `append` wrote (for tracing and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppendStats {
+    /// Runs in the batch.
+    pub runs: usize,
+    /// Entries inserted (duplicates not counted).
+    pub inserted: usize,
+    /// Payload bytes as the core gave them.
+    pub payload_bytes: usize,
+    /// Payload bytes as stored (after compression).
+    pub stored_bytes: usize,
+}
 
 /// Payloads shorter than this are stored verbatim (deflate cannot win much on them).
 const MIN_COMPRESS: usize = 64;
@@ -100,6 +120,27 @@ pub(crate) fn decode(code: i64, stored: &[u8]) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("deflate payload does not inflate: {e}")),
         None => Err(format!("unknown payload encoding {code} (written by a newer executus-store?)")),
     }
+}
+
+/// The deflated form of every entry of the batch that is worth compressing (`None`: store
+/// verbatim), in batch order.
+pub(crate) async fn deflate_batch(batch: &[RunAppend], on: bool) -> Vec<Vec<Option<Vec<u8>>>> {
+    let verbatim = || batch.iter().map(|a| vec![None; a.entries.len()]).collect();
+    if !on {
+        return verbatim();
+    }
+    let total: usize = batch.iter().flat_map(|a| &a.entries).map(|e| e.payload.len()).sum();
+    if total < OFFLOAD_BYTES {
+        return batch.iter().map(|a| a.entries.iter().map(|e| compress(&e.payload)).collect()).collect();
+    }
+    let owned: Vec<Vec<Vec<u8>>> =
+        batch.iter().map(|a| a.entries.iter().map(|e| e.payload.clone()).collect()).collect();
+    tokio::task::spawn_blocking(move || {
+        owned.iter().map(|run| run.iter().map(|p| compress(p)).collect()).collect()
+    })
+    .await
+    // The closure cannot panic short of an allocation failure; storing verbatim is correct.
+    .unwrap_or_else(|_| verbatim())
 }
 
 #[cfg(test)]

@@ -21,9 +21,9 @@ use executus::ports::PortError;
 use executus_persona::{Persona, PersonaStore, invalid, validate_batch};
 use sqlx::Row;
 
-use crate::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
+use crate::sqlite::checkpoint::i64_of;
 
 const PORT: &str = executus_persona::PORT;
 
@@ -31,10 +31,10 @@ const UPSERT: &str = "INSERT INTO personas (name, model, record, updated_ms) VAL
      ON CONFLICT (name) DO UPDATE SET model = excluded.model, record = excluded.record, \
      updated_ms = excluded.updated_ms";
 
-/// The persona store. Cheap to clone (shares the [`Store`]).
+/// The persona store. Cheap to clone (shares the [`SqliteStore`]).
 #[derive(Debug, Clone)]
 pub struct SqlitePersonaStore {
-    store: Store,
+    store: SqliteStore,
 }
 
 /// A persona ready to write: its name, model and JSON.
@@ -45,13 +45,13 @@ struct Encoded {
 }
 
 impl SqlitePersonaStore {
-    /// The persona store over `store` (also [`Store::personas`]).
-    pub fn new(store: Store) -> Self {
+    /// The persona store over `store` (also [`SqliteStore::personas`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
     }
 

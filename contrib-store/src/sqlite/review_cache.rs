@@ -19,9 +19,9 @@
 
 use std::time::Duration;
 
-use crate::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
+use crate::sqlite::checkpoint::i64_of;
 
 /// What an answer is stored under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,20 +36,20 @@ pub struct ReviewCacheKey {
     pub content_hash: String,
 }
 
-/// The review cache over a [`Store`] (see the module docs). Cheap to clone.
+/// The review cache over a [`SqliteStore`] (see the module docs). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteReviewCache {
-    store: Store,
+    store: SqliteStore,
 }
 
 impl SqliteReviewCache {
     /// The review cache in `store`'s file.
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
     }
 

@@ -22,26 +22,26 @@ use executus::ports::PortError;
 use executus_schedule::{JobDef, ScheduleStore};
 use sqlx::Row;
 
-use crate::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::sqlite::SqliteStore;
+use crate::sqlite::checkpoint::i64_of;
 
 const PORT: &str = "schedule";
 
-/// The schedule store. Cheap to clone (shares the [`Store`]).
+/// The schedule store. Cheap to clone (shares the [`SqliteStore`]).
 #[derive(Debug, Clone)]
 pub struct SqliteScheduleStore {
-    store: Store,
+    store: SqliteStore,
 }
 
 impl SqliteScheduleStore {
-    /// The schedule store over `store` (also [`Store::schedule`]).
-    pub fn new(store: Store) -> Self {
+    /// The schedule store over `store` (also [`SqliteStore::schedule`]).
+    pub fn new(store: SqliteStore) -> Self {
         Self { store }
     }
 
     /// The underlying store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SqliteStore {
         &self.store
     }
 

@@ -1,0 +1,98 @@
+//! [`PgReviewCache`]: the review cache of `executus-run swarm` on PostgreSQL, with the SQLite
+//! cache's API and guarantees ([`crate::review_cache`]): `get` marks the row used and returns
+//! it in one statement, `put` is one upsert (concurrent writers of a key leave one whole
+//! answer), `prune` deletes through the `used_ms` index.
+
+use std::time::Duration;
+
+use super::PgStore;
+use super::checkpoint::i64_of;
+use crate::error::StoreError;
+use crate::review_cache::ReviewCacheKey;
+
+/// The review cache on PostgreSQL. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PgReviewCache {
+    store: PgStore,
+}
+
+impl PgReviewCache {
+    /// The review cache in `store`'s database.
+    pub fn new(store: PgStore) -> Self {
+        Self { store }
+    }
+
+    /// The answer stored under `key`, marked used now; `None` on a miss.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn get(&self, key: &ReviewCacheKey) -> Result<Option<String>, StoreError> {
+        let store = &self.store;
+        let now = i64_of(store, "time", store.now_ms())?;
+        sqlx::query_scalar(
+            "UPDATE review_cache SET used_ms = $5 \
+             WHERE model = $1 AND lens = $2 AND prompt_version = $3 AND content_hash = $4 RETURNING cell",
+        )
+        .bind(&key.model)
+        .bind(&key.lens)
+        .bind(&key.prompt_version)
+        .bind(&key.content_hash)
+        .bind(now)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(|e| store.db("review cache get", e))
+    }
+
+    /// Stores `cell` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn put(&self, key: &ReviewCacheKey, cell: &str) -> Result<(), StoreError> {
+        let store = &self.store;
+        let now = i64_of(store, "time", store.now_ms())?;
+        sqlx::query(
+            "INSERT INTO review_cache (model, lens, prompt_version, content_hash, cell, created_ms, used_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (model, lens, prompt_version, content_hash) \
+             DO UPDATE SET cell = excluded.cell, created_ms = excluded.created_ms, used_ms = excluded.used_ms",
+        )
+        .bind(&key.model)
+        .bind(&key.lens)
+        .bind(&key.prompt_version)
+        .bind(&key.content_hash)
+        .bind(cell)
+        .bind(now)
+        .execute(store.pool())
+        .await
+        .map_err(|e| store.db("review cache put", e))?;
+        Ok(())
+    }
+
+    /// Deletes the answers not used for longer than `unused_for`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn prune(&self, unused_for: Duration) -> Result<u64, StoreError> {
+        let store = &self.store;
+        let age = u64::try_from(unused_for.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = i64_of(store, "time", store.now_ms().saturating_sub(age))?;
+        let done = sqlx::query("DELETE FROM review_cache WHERE used_ms < $1")
+            .bind(cutoff)
+            .execute(store.pool())
+            .await
+            .map_err(|e| store.db("review cache prune", e))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Answers stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM review_cache")
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(|e| self.store.db("review cache count", e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
