@@ -12,7 +12,7 @@
 # logs in fuzz/logs/. Exit status 1 if any target crashed.
 #
 # Requirements, installed here when missing:
-# - cargo-fuzz (`cargo install cargo-fuzz --locked`, from the crates registry);
+# - cargo-fuzz (`cargo install cargo-fuzz --locked --version 0.13.2`, pinned, from the crates registry);
 # - nightly compiler flags: cargo-fuzz passes -Zsanitizer / sancov options, so on the stable
 #   toolchain this script sets RUSTC_BOOTSTRAP=1 (only for the fuzz build, which has its own
 #   workspace and target folder: the main workspace's builds are untouched).
@@ -41,12 +41,21 @@ done
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2
-    nice -n 19 cargo install cargo-fuzz --locked
+    nice -n 19 cargo install cargo-fuzz --locked --version 0.13.2
 fi
 
 FUZZ_FLAGS=(-s none --debug-assertions)
 echo "building fuzz targets" >&2
-nice -n 19 cargo fuzz build "${FUZZ_FLAGS[@]}" 2>&1 | tail -n 3 >&2
+build_log=$(mktemp)
+if ! nice -n 19 cargo fuzz build "${FUZZ_FLAGS[@]}" >"$build_log" 2>&1; then
+    # The whole reason, not only the last lines (a compile error is above cargo-fuzz's backtrace).
+    grep -v '^ *Compiling ' "$build_log" | head -n 60 >&2
+    rm -f "$build_log"
+    echo "error: the fuzz targets did not build" >&2
+    exit 1
+fi
+tail -n 1 "$build_log" >&2
+rm -f "$build_log"
 
 mkdir -p fuzz/logs
 failed=0

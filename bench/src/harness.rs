@@ -6,9 +6,9 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use executus::config::LaneSettings;
-use executus::llm::Registry;
 use executus::llm::providers::ProviderConfig;
 use executus::llm::providers::openai::OpenAi;
+use executus::llm::{HttpOptions, Registry};
 use executus::tool::{ToolError, ToolRegistry, typed};
 use executus::{RunEnd, RunOutcome, RunnableAgent, Runtime, RuntimeConfig};
 use serde::Deserialize;
@@ -34,8 +34,17 @@ pub fn input(key: u64) -> String {
 /// # Errors
 /// Never in practice (the provider name is valid).
 pub fn registry(url: &str) -> anyhow::Result<Registry> {
+    registry_over(url, false)
+}
+
+/// [`registry`], speaking HTTP/2 with prior knowledge when `http2` (the mock accepts both).
+///
+/// # Errors
+/// Never in practice (the provider name is valid).
+pub fn registry_over(url: &str, http2: bool) -> anyhow::Result<Registry> {
     let registry = Registry::new();
-    registry.add_provider(Arc::new(OpenAi::new(ProviderConfig::new(PROVIDER, url))))?;
+    let http = HttpOptions { http2_prior_knowledge: http2, ..HttpOptions::default() };
+    registry.add_provider(Arc::new(OpenAi::new(ProviderConfig::new(PROVIDER, url).with_http(http))))?;
     Ok(registry)
 }
 
@@ -67,11 +76,19 @@ pub fn agent() -> RunnableAgent {
 /// # Errors
 /// If the registry cannot be built.
 pub fn runtime(url: &str, capacity: usize, streaming: bool) -> anyhow::Result<Runtime> {
+    runtime_over(url, capacity, streaming, false)
+}
+
+/// [`runtime`] over HTTP/2 with prior knowledge when `http2`.
+///
+/// # Errors
+/// If the registry cannot be built.
+pub fn runtime_over(url: &str, capacity: usize, streaming: bool, http2: bool) -> anyhow::Result<Runtime> {
     let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
     let mut lanes = BTreeMap::new();
     lanes.insert("default".to_owned(), LaneSettings { capacity, max_queue: capacity.get().max(10_000) });
     let config = RuntimeConfig { lanes, streaming, ..RuntimeConfig::default() };
-    Ok(Runtime::builder().registry(registry(url)?).tools(tools()).config(config).try_build()?)
+    Ok(Runtime::builder().registry(registry_over(url, http2)?).tools(tools()).config(config).try_build()?)
 }
 
 /// Whether an outcome is the expected 3-step completion (`steps` model calls).

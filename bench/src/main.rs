@@ -6,7 +6,7 @@
 //! cargo run --release -p executus-bench -- p1|...|p6    # one benchmark; prints its table
 //!     p1  2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
 //!     p2  fan-out 8 models x 6 lenses through one lane vs the ideal schedule
-//!     p3  10,000 runs in flight: RSS above the baseline, bytes per run
+//!     p3  runs in flight: 10,000 over HTTP/1.1, 100,000 over HTTP/2 (h2c); bytes per run
 //!     p4  a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
 //!     p5  `executus-run` process start to the first byte at the mock
 //!     p6  failover past a refusing head: added latency, attempts on the benched head
@@ -102,7 +102,7 @@ const HELP: &str =
   all  every benchmark; writes BENCHMARKS.md (unless --smoke or --no-write)
   p1   2,000 3-step agent runs at concurrency 64 vs a bare reqwest loop and rig
   p2   fan-out 8 models x 6 lenses through one lane vs the ideal schedule
-  p3   10,000 runs in flight: RSS above the baseline, bytes per run
+  p3   runs in flight (10,000 over HTTP/1.1, 100,000 over HTTP/2): RSS, bytes per run
   p4   a 500-turn chat in the SQLite store: bytes per transcript byte; step-saves/s
   p5   `executus-run` process start to the first byte at the mock (builds it if stale)
   p6   failover past a refusing head: added latency, attempts on the benched head

@@ -154,9 +154,18 @@ async fn sample(bin: &Path, config: &Path, mock: &Mock) -> anyhow::Result<Durati
 /// # Errors
 /// If the bench's own path is unknown or the build fails.
 pub(crate) async fn binary() -> anyhow::Result<PathBuf> {
+    built_binary("executus-run", "executus-run").await
+}
+
+/// Binary `name` of `package` beside the bench's executable, built first (with the bench's
+/// profile) when missing or older than the workspace's sources.
+///
+/// # Errors
+/// If the bench's own path is unknown or the build fails.
+pub async fn built_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the bench binary")?;
     let dir = exe.parent().context("the bench binary has no folder")?;
-    let bin = dir.join(format!("executus-run{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
     let root = repo_root();
     let newest = newest_source(&root);
@@ -166,7 +175,7 @@ pub(crate) async fn binary() -> anyhow::Result<PathBuf> {
     let release = dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root).args(["build", "-p", "executus-run"]);
+    cmd.current_dir(&root).args(["build", "-p", package, "--bin", name]);
     // `cargo run` gave the bench its package's variables; build scripts that watch them
     // (ring's watch CARGO_PKG_NAME, CARGO_MANIFEST_DIR...) would otherwise see a change and
     // rebuild here, then again at the next plain cargo command.
@@ -178,19 +187,19 @@ pub(crate) async fn binary() -> anyhow::Result<PathBuf> {
     if release {
         cmd.arg("--release");
     }
-    eprintln!("building executus-run ({})...", if release { "release" } else { "debug" });
+    eprintln!("building {name} ({})...", if release { "release" } else { "debug" });
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .await
-        .context("running cargo to build executus-run")?;
+        .with_context(|| format!("running cargo to build {name}"))?;
     if !out.status.success() {
-        bail!("building executus-run failed:\n{}", tail(&String::from_utf8_lossy(&out.stderr), 20));
+        bail!("building {name} failed:\n{}", tail(&String::from_utf8_lossy(&out.stderr), 20));
     }
     if !bin.is_file() {
-        bail!("cargo built executus-run but {} does not exist", bin.display());
+        bail!("cargo built {name} but {} does not exist", bin.display());
     }
     Ok(bin)
 }

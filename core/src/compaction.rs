@@ -21,7 +21,7 @@ use crate::config::CompactionSettings;
 use crate::loops::fingerprint;
 use crate::meta::MetaLlm;
 use crate::ports::AuditEvent;
-use crate::run::actor::{estimate_tokens, message_chars};
+use crate::run::driver::{estimate_tokens, message_chars};
 
 /// The system prompt of the summary call.
 pub const SUMMARY_PROMPT: &str = "You compress conversations for an agent that must continue the work. \

@@ -112,16 +112,19 @@ pub fn check(data: &[u8]) {
             assert!(!targets.is_empty(), "an empty chain resolved");
             let unique: HashSet<_> = targets.iter().collect();
             assert_eq!(unique.len(), targets.len(), "duplicate targets: {targets:?}");
-            for (provider, model) in targets {
+            for target in targets {
+                let provider = &target.provider;
                 assert!(PROVIDERS.contains(&provider.as_str()), "unregistered provider {provider:?}");
-                assert!(!model.is_empty(), "empty model id");
+                assert!(!target.model.is_empty(), "empty model id");
             }
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
     let mut budget = 20_000;
     if let Some(want) = reference(&aliases, spec, &mut budget) {
-        let got = resolved.map_err(|e| kind(&e));
+        let got = resolved
+            .map(|targets| targets.into_iter().map(|t| (t.provider, t.model)).collect::<Vec<_>>())
+            .map_err(|e| kind(&e));
         assert_eq!(got, want, "resolve differs from the reference expansion");
     }
 }

@@ -141,7 +141,12 @@ impl HealthTracker {
     /// Records a success: resets the failure count and the cooldown level, and lifts any bench.
     pub fn record_success(&self, target: &str) {
         let mut targets = lock(&self.inner.targets);
-        let state = targets.entry(target.to_owned()).or_default();
+        // Looked up before inserting: a success is the common case, and `entry` would copy
+        // the target's name every time.
+        if !targets.contains_key(target) {
+            targets.insert(target.to_owned(), Default::default());
+        }
+        let Some(state) = targets.get_mut(target) else { return };
         state.consecutive_failures = 0;
         state.level = 0;
         state.benched_until = None;

@@ -26,6 +26,14 @@ impl ChildMock {
     /// If the child cannot start or does not report an address.
     pub async fn spawn(config: &MockConfig) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the bench binary")?;
+        Self::spawn_exe(&exe, config).await
+    }
+
+    /// Starts `EXE mock ...` (`exe`: the bench binary) and waits for its address.
+    ///
+    /// # Errors
+    /// If the child cannot start or does not report an address.
+    pub async fn spawn_exe(exe: &std::path::Path, config: &MockConfig) -> anyhow::Result<Self> {
         let mut cmd = Command::new(exe);
         cmd.arg("mock")
             .arg("--latency-ms")

@@ -15,11 +15,16 @@
 //! - [`Behaviour::AcceptAndClose`] accepts and at once closes every connection (a head that
 //!   fails and can count attempts; a closed port cannot count anything).
 //!
-//! What it does not do: TLS, HTTP/2, chunked request bodies (answered `411`), pipelining
-//! beyond one request at a time per connection.
+//! - speaks HTTP/2 with prior knowledge (h2c) on the same port, for clients that open with the
+//!   HTTP/2 preface (see `h2`): requests multiplexed on few connections, as with a real
+//!   provider over TLS.
+//!
+//! What it does not do: TLS, chunked HTTP/1.1 request bodies (answered `411`), pipelining
+//! beyond one request at a time per HTTP/1.1 connection.
 
 pub mod answer;
 pub mod child;
+mod h2;
 #[cfg(test)]
 mod tests;
 
@@ -238,13 +243,31 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: Cancellat
                 tokio::spawn(async move {
                     tokio::select! {
                         () = stop.cancelled() => {}
-                        () = serve(stream, &shared) => {}
+                        () = serve_any(stream, shared) => {}
                     }
                 });
             }
             // Out of descriptors or a connection reset before accept: breathe and go on.
             Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
         }
+    }
+}
+
+/// Serves a connection in the protocol its first bytes speak: HTTP/2 with prior knowledge
+/// (the client's preface, `PRI * HTTP/2.0`) or HTTP/1.1.
+async fn serve_any(stream: TcpStream, shared: Arc<Shared>) {
+    let mut first = [0u8; 3];
+    let h2 = loop {
+        match stream.peek(&mut first).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if n < first.len() && first[..n] == h2::PREFACE[..n] => tokio::task::yield_now().await,
+            Ok(n) => break first[..n] == h2::PREFACE[..n],
+        }
+    };
+    if h2 {
+        h2::serve(stream, shared).await;
+    } else {
+        serve(stream, &shared).await;
     }
 }
 
@@ -340,53 +363,94 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, shared: &Shared) -
 }
 
 async fn chat(stream: &mut TcpStream, shared: &Shared, body: &[u8], close: bool) -> bool {
-    let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-    shared.max_in_flight.fetch_max(now, Ordering::Relaxed);
-    let key = answer::run_key(body);
-    let decision = answer::answer(body, shared.config.tool_steps);
-    if let (Some(key), Some(want)) = (key, shared.config.capture_key)
-        && key == want
-    {
-        lock(&shared.captured).push(body.to_vec());
-    }
-    let received = Instant::now();
-    let bytes = match &decision {
-        Ok(d) => {
-            if shared.config.record_gaps
-                && d.tool_results > 0
-                && let Some(key) = key
-            {
-                let mut gaps = lock(&shared.gaps);
-                // Only the answer to the previous step of the same run counts (a stale entry
-                // from a preempted writer is dropped, never paired with the wrong step).
-                if let Some((step, sent)) = gaps.last_sent.remove(&key)
-                    && step + 1 == d.tool_results
+    let answer = Answer::new(shared, body);
+    let bytes = response(answer.status, answer.content_type, &answer.body, close);
+    answer.think(shared).await;
+    let ok = stream.write_all(&bytes).await.is_ok();
+    answer.sent(shared);
+    ok
+}
+
+/// One chat answer, decided by content: counted in flight from its arrival until it is sent.
+struct Answer {
+    key: Option<u64>,
+    tool_results: Option<usize>,
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// Decides the answer to `body` (and records the step gap and the captured body).
+    fn new(shared: &Shared, body: &[u8]) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        let key = answer::run_key(body);
+        let decision = answer::answer(body, shared.config.tool_steps);
+        if let (Some(key), Some(want)) = (key, shared.config.capture_key)
+            && key == want
+        {
+            lock(&shared.captured).push(body.to_vec());
+        }
+        let received = Instant::now();
+        match decision {
+            Ok(d) => {
+                if shared.config.record_gaps
+                    && d.tool_results > 0
+                    && let Some(key) = key
                 {
-                    let gap = received.saturating_duration_since(sent).as_micros() as u64;
-                    gaps.gaps_us.push(gap);
+                    let mut gaps = lock(&shared.gaps);
+                    // Only the answer to the previous step of the same run counts (a stale
+                    // entry from a preempted writer is dropped, never paired with the wrong
+                    // step).
+                    if let Some((step, sent)) = gaps.last_sent.remove(&key)
+                        && step + 1 == d.tool_results
+                    {
+                        let gap = received.saturating_duration_since(sent).as_micros() as u64;
+                        gaps.gaps_us.push(gap);
+                    }
+                }
+                Self {
+                    key,
+                    tool_results: Some(d.tool_results),
+                    status: 200,
+                    content_type: d.content_type,
+                    body: d.body,
                 }
             }
-            response(200, d.content_type, &d.body, close)
+            Err(message) => {
+                let body =
+                    serde_json::json!({"error": {"message": message, "type": "invalid_request_error"}});
+                Self {
+                    key,
+                    tool_results: None,
+                    status: 400,
+                    content_type: "application/json",
+                    body: body.to_string().into_bytes(),
+                }
+            }
         }
-        Err(message) => {
-            let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error"}});
-            response(400, "application/json", body.to_string().as_bytes(), close)
+    }
+
+    /// The think time; then the answer counts as served (before the write: once a client
+    /// holds the answer, the counters include it).
+    async fn think(&self, shared: &Shared) {
+        if !shared.config.latency.is_zero() {
+            tokio::time::sleep(shared.config.latency).await;
         }
-    };
-    if !shared.config.latency.is_zero() {
-        tokio::time::sleep(shared.config.latency).await;
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
-    // Counted before the write: once a client holds the answer, the counters include it.
-    shared.requests.fetch_add(1, Ordering::Relaxed);
-    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-    let ok = stream.write_all(&bytes).await.is_ok();
-    if shared.config.record_gaps
-        && let (Some(key), Ok(d)) = (key, &decision)
-        && d.tool_results < shared.config.tool_steps
-    {
-        lock(&shared.gaps).last_sent.insert(key, (d.tool_results, Instant::now()));
+
+    /// The answer is written: a tool-call answer starts the run's next step gap.
+    fn sent(&self, shared: &Shared) {
+        if shared.config.record_gaps
+            && let (Some(key), Some(step)) = (self.key, self.tool_results)
+            && step < shared.config.tool_steps
+        {
+            lock(&shared.gaps).last_sent.insert(key, (step, Instant::now()));
+        }
     }
-    ok
 }
 
 fn response(status: u16, content_type: &str, body: &[u8], close: bool) -> Vec<u8> {

@@ -175,11 +175,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         text = on.transcript_text,
     ));
     section.notes.push(format!(
-        "Throughput: a step save is what the run actor writes per tool-using step — the model's \
+        "Throughput: a step save is what the run driver writes per tool-using step — the model's \
          answer and the tool result (two facts, about 1.3 KB of JSON) — durable (the caller waits \
          for the commit). {saves} saves per measurement split across 1, 16 or 256 concurrent runs, \
-         through the core's `CheckpointHandle` (one actor batching every waiting save into one \
-         transaction: group commit), beside raw `CheckpointStore::append` calls (one transaction \
+         through the core's `CheckpointHandle` (the saver that finds no write in flight writes; \
+         every save arriving meanwhile goes out in the next transaction: group commit), beside raw `CheckpointStore::append` calls (one transaction \
          per save) in the same run; median of {repeats} [min..max]. Saves per transaction counts \
          the appends that reached the store.",
         saves = sizes.saves,
@@ -313,8 +313,7 @@ pub async fn measure_on(
 ) -> anyhow::Result<(f64, u64)> {
     let counting = Arc::new(Counting { inner: Arc::new(store.checkpoints()), appends: AtomicU64::new(0) });
     let cp: Arc<dyn CheckpointStore> = counting.clone();
-    let handle =
-        CheckpointHandle::spawn(cp.clone(), CHECKPOINT_INTERVAL).await.map_err(anyhow::Error::msg)?;
+    let handle = CheckpointHandle::new(cp.clone(), CHECKPOINT_INTERVAL);
     let facts = Arc::new(chat::step_facts());
     let started = Instant::now();
     let tasks: Vec<_> = (0..runs)

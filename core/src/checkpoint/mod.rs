@@ -1,12 +1,18 @@
-//! The `Checkpoint` actor: per-run, throttled, append-only saves to a [`CheckpointStore`],
-//! batched across runs (group commit).
+//! Checkpoints: per-run, append-only, throttled saves to a [`CheckpointStore`], batched
+//! across runs (group commit).
 //!
-//! Runs hand it facts as they happen. Ordinary facts are buffered and written at most every
-//! `min_interval` (coalescing many facts, from many runs, into one `append` call). A durable
-//! save — a tool call's result, whose side effect must not be repeated — is written at once
-//! (together with everything buffered) and acknowledged only after the store returned. While
-//! one write is in progress, new saves accumulate and go out together in the next one, so
-//! many concurrent runs never serialise on the store's fsync.
+//! Runs hand the [`CheckpointHandle`] facts as they happen. Ordinary facts are buffered and
+//! written at most every `min_interval` (coalescing many facts, from many runs, into one
+//! `append` call). A durable save — a tool call's result, whose side effect must not be
+//! repeated — is written at once (together with everything buffered) and returns only after
+//! the store returned. While one write is in progress, new saves accumulate and go out
+//! together in the next one, so many concurrent runs never serialise on the store's fsync.
+//!
+//! There is no actor: saves go into a shared open batch under a short lock, and the saver that
+//! finds no write in flight writes the batch itself (see `log`). A store that answers at once
+//! — the in-memory default — therefore costs a durable save one lock and the store call, with
+//! no message, task or context switch; a store that makes the write wait gets a task per write
+//! (not per save), as a group commit needs.
 //!
 //! Payloads are versioned JSON (`{"v":1,"fact":...}`); an unknown version is an error that
 //! names it. [`load_stored`] reads a run's log back and replays it.
@@ -17,26 +23,27 @@
 //! - **Group commit.** One write is in flight at a time; saves from any number of runs that
 //!   arrive meanwhile go out together in the next one.
 //! - **Bounded staleness.** A buffered (non-durable) fact is written within `min_interval`.
+//! - **Cancellation-safe.** A saver dropped while it waits (its run interrupted) leaves the
+//!   write going: a write that waits on the store runs in its own task.
 //!
 //! # What it does not do
 //! - It does not retry a failed write: the error is logged and returned to durable savers.
-//! - It does not decide what is durable: the run actor marks tool results and answers with
+//! - It does not decide what is durable: the run driver marks tool results and answers with
 //!   tool calls durable, everything else rides along.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef};
 use serde::Deserialize;
 
-use self::actor::{CheckpointActor, CheckpointMsg};
+use self::log::Log;
 use crate::error::RuntimeError;
 use crate::ids::RunId;
 use crate::ports::{CheckpointStore, Entry, PortError, RunMeta, StoredStatus};
 use crate::run::machine::{Fact, RunState};
 use crate::run::{RunEnd, RunOutcome};
 
-mod actor;
+mod log;
 
 /// The payload format version this build writes (and the newest it reads).
 pub const FORMAT_VERSION: u32 = 1;
@@ -61,9 +68,15 @@ struct EnvelopeIn {
 
 /// Encodes a fact as a versioned payload.
 pub fn encode(fact: &Fact) -> Vec<u8> {
+    // Most facts fit: one allocation instead of a vector doubled three or four times (the
+    // payload is short-lived: a store keeps its own copy or encoding).
+    let mut out = Vec::with_capacity(512);
     // Serialising these plain data types cannot fail (no maps with non-string keys, no
     // custom serialisers that error); an empty payload would be caught at decode anyway.
-    serde_json::to_vec(&EnvelopeOut { v: FORMAT_VERSION, fact }).unwrap_or_default()
+    match serde_json::to_writer(&mut out, &EnvelopeOut { v: FORMAT_VERSION, fact }) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Decodes a versioned payload.
@@ -112,7 +125,7 @@ impl StoredOutcome {
 }
 
 /// Loads a run's log from `store` and replays it; `None` if the store has no such run. Does
-/// not flush the checkpoint actor: use `Runtime::stored_outcome` from a host.
+/// not flush pending saves: use `Runtime::stored_outcome` from a host.
 ///
 /// # Errors
 /// [`RuntimeError::Port`] if the store fails or a payload is corrupt,
@@ -123,40 +136,33 @@ pub async fn load_stored(
 ) -> Result<Option<StoredOutcome>, RuntimeError> {
     let Some(stored) = store.load(run).await? else { return Ok(None) };
     let facts = stored.entries.iter().map(|e| decode(&e.payload)).collect::<Result<Vec<_>, _>>()?;
-    let state = RunState::replay(facts.iter()).map_err(|source| RuntimeError::Replay { run, source })?;
+    let state = RunState::replay_owned(facts).map_err(|source| RuntimeError::Replay { run, source })?;
     Ok(Some(StoredOutcome { state, status: stored.status }))
 }
 
-/// A typed handle to the checkpoint actor.
+/// The handle runs save through (cheap to clone).
 #[derive(Clone)]
 pub struct CheckpointHandle {
-    actor: ActorRef<CheckpointMsg>,
-    store: Arc<dyn CheckpointStore>,
+    log: Arc<Log>,
 }
 
 impl CheckpointHandle {
-    /// Starts the actor.
-    ///
-    /// # Errors
-    /// The actor system's error if the actor cannot be spawned.
-    pub async fn spawn(
-        store: Arc<dyn CheckpointStore>,
-        min_interval: Duration,
-    ) -> Result<Self, ractor::SpawnErr> {
-        let (actor, _) = Actor::spawn(None, CheckpointActor, (store.clone(), min_interval)).await?;
-        Ok(Self { actor, store })
+    /// A handle over `store`; non-durable saves are written within `min_interval` (at once
+    /// when it is zero).
+    pub fn new(store: Arc<dyn CheckpointStore>, min_interval: Duration) -> Self {
+        Self { log: Log::new(store, min_interval) }
     }
 
-    /// The store behind the actor.
+    /// The store behind the handle.
     pub fn store(&self) -> &Arc<dyn CheckpointStore> {
-        &self.store
+        self.log.store()
     }
 
     /// Saves facts of a run, starting at sequence number `first_seq`. When `durable`, waits
     /// until they (and everything buffered before them) are written.
     ///
     /// # Errors
-    /// The store's error for a durable save; [`PortError::Backend`] if the actor is gone.
+    /// The store's error for a durable save.
     pub async fn save(
         &self,
         meta: &RunMeta,
@@ -170,54 +176,41 @@ impl CheckpointHandle {
             .enumerate()
             .map(|(i, f)| Entry { seq: first_seq + i as u64, payload: encode(f) })
             .collect();
-        let gone = |_| PortError::Backend { port: "checkpoint", message: "checkpoint actor stopped".into() };
-        if durable {
-            let (tx, rx) = ractor::concurrency::oneshot();
-            self.actor
-                .send_message(CheckpointMsg::Append {
-                    meta: meta.clone(),
-                    status,
-                    entries,
-                    reply: Some(tx.into()),
-                })
-                .map_err(|_| gone(()))?;
-            rx.await.map_err(|_| gone(()))?
-        } else {
-            self.actor
-                .send_message(CheckpointMsg::Append { meta: meta.clone(), status, entries, reply: None })
-                .map_err(|_| gone(()))
-        }
+        self.save_entries(meta, status, entries, durable).await
+    }
+
+    /// [`CheckpointHandle::save`] of entries already encoded (the driver encodes a fact
+    /// before it moves into the state).
+    pub(crate) async fn save_entries(
+        &self,
+        meta: &RunMeta,
+        status: StoredStatus,
+        entries: Vec<Entry>,
+        durable: bool,
+    ) -> Result<(), PortError> {
+        self.log.append(meta, status, entries, durable).result().await
     }
 
     /// Marks a run finished; its buffered entries are dropped and its log deleted. Returns
     /// once the store has done so.
     ///
     /// # Errors
-    /// The store's error, or [`PortError::Backend`] if the actor is gone.
+    /// The store's error.
     pub async fn finish(&self, run: RunId, status: StoredStatus) -> Result<(), PortError> {
-        let gone = PortError::Backend { port: "checkpoint", message: "checkpoint actor stopped".into() };
-        let (tx, rx) = ractor::concurrency::oneshot();
-        self.actor
-            .send_message(CheckpointMsg::Finish { run, status, reply: tx.into() })
-            .map_err(|_| gone.clone())?;
-        rx.await.map_err(|_| gone)?
+        self.log.finish(run, status).result().await
     }
 
     /// Writes everything buffered and waits for it.
     ///
     /// # Errors
-    /// The store's error, or [`PortError::Backend`] if the actor is gone.
+    /// The store's error.
     pub async fn flush(&self) -> Result<(), PortError> {
-        let gone = PortError::Backend { port: "checkpoint", message: "checkpoint actor stopped".into() };
-        let (tx, rx) = ractor::concurrency::oneshot();
-        self.actor.send_message(CheckpointMsg::Flush(tx.into())).map_err(|_| gone.clone())?;
-        rx.await.map_err(|_| gone)?
+        self.log.flush().result().await
     }
 
-    /// Stops the actor (after a final flush).
+    /// A final flush (the runtime's shutdown); errors are logged by the write.
     pub async fn stop(&self) {
         let _ = self.flush().await;
-        self.actor.stop(None);
     }
 }
 

@@ -57,18 +57,18 @@ pub enum LaneError {
         /// The panic payload, when it was a string.
         message: String,
     },
-    /// The lane's actor is no longer running (every handle was dropped, or it crashed).
+    /// The lane has stopped (every handle was dropped).
     #[error("lane `{lane}` is gone")]
     Gone {
         /// The lane's name.
         lane: String,
     },
-    /// The lane's actor could not be started.
+    /// The lane could not be started (no longer produced: a lane is a lock, not an actor).
     #[error("lane `{lane}` could not start: {reason}")]
     Spawn {
         /// The lane's name.
         lane: String,
-        /// What the actor system reported.
+        /// What went wrong.
         reason: String,
     },
 }

@@ -1,9 +1,9 @@
 //! One job: its type-erased form inside the lane, the task that runs it, and the
 //! [`JobHandle`] its submitter awaits.
 //!
-//! The typed value never passes through the actor: the task sends it straight to the
-//! [`JobHandle`], and tells the actor only how the job ended ([`Outcome`]), so the actor can
-//! free the slot and count. The actor can still resolve a job that never started (cancelled,
+//! The typed value never passes through the lane: the task sends it straight to the
+//! [`JobHandle`], and tells the lane only how the job ended ([`Outcome`]), so the lane can
+//! free the slot and count. The lane can still resolve a job that never started (cancelled,
 //! discarded at shutdown, lane gone) through [`ErasedJob::resolve`].
 
 use std::any::Any;
@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::FutureExt as _;
-use ractor::ActorRef;
 use tokio::sync::oneshot;
 
 use super::LaneError;
-use super::actor::LaneMsg;
+use super::state::Lane;
 use crate::JobId;
 
 /// Why the lane asks a running job to stop. A dropped sender means the lane itself is gone.
@@ -43,16 +42,15 @@ pub(crate) enum Outcome {
 
 /// What a job needs from the lane to run.
 pub(crate) struct StartCtx {
-    pub(crate) lane: Arc<str>,
+    pub(crate) lane: Arc<Lane>,
     pub(crate) id: JobId,
-    pub(crate) actor: ActorRef<LaneMsg>,
     pub(crate) abort: oneshot::Receiver<Abort>,
 }
 
 /// A submitted job with its output type erased, so one lane can hold jobs of any type.
 pub(crate) trait ErasedJob: Send + 'static {
-    /// Spawns the job's task. The task reports [`LaneMsg::Finished`] to `ctx.actor` once the
-    /// job's future has been dropped, whatever the ending.
+    /// Spawns the job's task. The task reports to `ctx.lane` once the job's future has been
+    /// dropped, whatever the ending.
     fn start(self: Box<Self>, ctx: StartCtx);
 
     /// Resolves the job's handle with `error` without ever running the work.
@@ -93,7 +91,8 @@ where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let StartCtx { lane, id, actor, mut abort } = ctx;
+    let StartCtx { lane: shared, id, mut abort } = ctx;
+    let lane = &shared.name;
     // The work future lives only inside this block: by the time the lane hears `Finished`,
     // it has been dropped (its destructors ran), so a freed slot really is free.
     let ended = {
@@ -124,9 +123,8 @@ where
         Err(None) => (Err(LaneError::Gone { lane: lane.to_string() }), Outcome::Aborted),
     };
     // Lane first, submitter second: whoever awaits the JobHandle and then asks for stats sees
-    // this job already counted, because `Finished` is ahead of their request in the mailbox.
-    // A send error means the lane is gone; the job's result is still delivered.
-    let _ = actor.cast(LaneMsg::Finished { id, outcome });
+    // this job already counted.
+    shared.finished(id, outcome);
     let _ = result.send(value);
 }
 

@@ -1,9 +1,10 @@
 //! Lanes: named, bounded worker pools with fair-share queues.
 //!
 //! A lane runs at most `capacity` jobs at once. Admission happens in [`LaneHandle::submit`],
+//! under the lane's lock (no actor: a submission and a finish are a lock each, no message),
 //! before any of the job's work runs: the job starts at once if a slot is free, waits if the
 //! queue has room, and is otherwise refused with [`LaneError::Full`], which lists what is
-//! pending. That is the backpressure: a ractor mailbox is unbounded, a lane is not.
+//! pending. That is the backpressure: an actor mailbox or a task queue is unbounded, a lane is not.
 //!
 //! # Guarantees
 //! - **Capacity is never exceeded.** A slot is freed only once the job's future has been
@@ -15,7 +16,7 @@
 //!   slot is freed and the lane keeps serving.
 //! - **Cheap.** Admission, start and finish are O(1); there is no timer or polling per job
 //!   (the only timer is the shutdown deadline). Per job: the boxed job, its tokio task, and
-//!   two one-shot channels (the result and the abort signal).
+//!   two one-shot channels (the result and the abort signal); no message, no actor hop.
 //!
 //! # What it does not do
 //! - No per-job timeout: wrap the work in `tokio::time::timeout` if it needs one.
@@ -25,10 +26,10 @@
 //!   [`LaneError::Gone`] (running ones are aborted). Call [`LaneHandle::shutdown`] first to
 //!   drain instead.
 
-mod actor;
 mod error;
 mod job;
 mod queue;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -39,14 +40,12 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
 
-use self::actor::{Lane, LaneMsg};
 pub use self::error::{LaneError, PENDING_LISTED, PendingJob};
 pub use self::job::JobHandle;
 use self::job::TypedJob;
+use self::state::{Lane, ShutdownWait};
 use crate::JobId;
 
 /// How a lane is sized.
@@ -131,7 +130,7 @@ pub struct ShutdownReport {
 
 /// A cheap, cloneable handle to a running lane.
 ///
-/// The lane's actor lives as long as any clone of its handle: dropping the last clone stops
+/// The lane lives as long as any clone of its handle: dropping the last clone stops
 /// it (see the module docs for what happens to its jobs).
 #[derive(Clone)]
 pub struct LaneHandle {
@@ -139,15 +138,15 @@ pub struct LaneHandle {
 }
 
 struct Inner {
-    actor: ActorRef<LaneMsg>,
+    lane: Arc<Lane>,
     name: Arc<str>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Last handle gone: nobody can submit, cancel or shut down any more, so stop the
-        // actor rather than leak it.
-        self.actor.stop(None);
+        // lane rather than leave its jobs waiting.
+        self.lane.stop();
     }
 }
 
@@ -161,14 +160,11 @@ impl LaneHandle {
     /// Starts a lane.
     ///
     /// # Errors
-    /// [`LaneError::Spawn`] if the actor system could not start the lane's actor.
+    /// None in practice ([`LaneError::Spawn`] is kept for callers matching on it).
     pub async fn spawn(config: LaneConfig) -> Result<LaneHandle, LaneError> {
         let name: Arc<str> = Arc::from(config.name.as_str());
-        // Unnamed in ractor's registry: lane names need not be unique process-wide.
-        let (actor, _join) = Actor::spawn(None, Lane, (config, Arc::clone(&name)))
-            .await
-            .map_err(|e| LaneError::Spawn { lane: name.to_string(), reason: e.to_string() })?;
-        Ok(LaneHandle { inner: Arc::new(Inner { actor, name }) })
+        let lane = Lane::new(config, Arc::clone(&name));
+        Ok(LaneHandle { inner: Arc::new(Inner { lane, name }) })
     }
 
     /// The lane's name.
@@ -181,13 +177,11 @@ impl LaneHandle {
     /// otherwise. `work` is not polled until the job starts.
     ///
     /// On success the returned [`JobHandle`] resolves with the job's value (or how it ended).
-    /// If this future is dropped before it resolves, the job may or may not have been
-    /// admitted; if it was, it runs unobserved.
     ///
     /// # Errors
     /// - [`LaneError::Full`]: every slot busy and the queue at its cap; lists what is pending.
     /// - [`LaneError::ShuttingDown`]: [`shutdown`](Self::shutdown) was called.
-    /// - [`LaneError::Gone`]: the lane's actor is no longer running.
+    /// - [`LaneError::Gone`]: the lane has stopped.
     pub async fn submit<F, T>(&self, job: JobSpec, work: F) -> Result<JobHandle<T>, LaneError>
     where
         F: Future<Output = T> + Send + 'static,
@@ -195,13 +189,8 @@ impl LaneHandle {
     {
         let (tx, rx) = oneshot::channel();
         let erased = Box::new(TypedJob::new(work, tx));
-        let reply =
-            self.inner.actor.call(|reply| LaneMsg::Submit { spec: job, job: erased, reply }, None).await;
-        match reply {
-            Ok(CallResult::Success(Ok(id))) => Ok(JobHandle::new(id, Arc::clone(&self.inner.name), rx)),
-            Ok(CallResult::Success(Err(refused))) => Err(refused),
-            Ok(CallResult::Timeout | CallResult::SenderError) | Err(_) => Err(self.gone()),
-        }
+        let id = self.inner.lane.submit(job, erased)?;
+        Ok(JobHandle::new(id, Arc::clone(&self.inner.name), rx))
     }
 
     /// Cancels a job. A queued job is removed and never starts; a running job is aborted
@@ -210,23 +199,17 @@ impl LaneHandle {
     /// which keeps its real result.
     ///
     /// Returns `true` if the lane still held the job (queued or running), `false` if the id
-    /// is unknown, already finished, or the lane is gone.
+    /// is unknown or already finished.
     pub async fn cancel(&self, job: JobId) -> bool {
-        matches!(
-            self.inner.actor.call(|reply| LaneMsg::Cancel { id: job, reply }, None).await,
-            Ok(CallResult::Success(true))
-        )
+        self.inner.lane.cancel(job)
     }
 
     /// A snapshot of the lane's occupancy and counters.
     ///
     /// # Errors
-    /// [`LaneError::Gone`] if the lane's actor is no longer running.
+    /// None in practice: kept for callers written against a lane that could be gone.
     pub async fn stats(&self) -> Result<LaneStats, LaneError> {
-        match self.inner.actor.call(LaneMsg::Stats, None).await {
-            Ok(CallResult::Success(stats)) => Ok(stats),
-            _ => Err(self.gone()),
-        }
+        Ok(self.inner.lane.stats())
     }
 
     /// Shuts the lane down gracefully: it stops admitting (new submissions get
@@ -234,16 +217,16 @@ impl LaneHandle {
     /// `ShuttingDown`), and lets running jobs finish until `deadline`; jobs still running
     /// then are aborted and resolve `ShuttingDown`. Returns once nothing runs any more.
     ///
-    /// The lane's actor stays up afterwards (stats still answer; submissions are refused)
-    /// until its last handle is dropped. Calling `shutdown` again returns the same report;
-    /// the first deadline holds.
+    /// The lane stays up afterwards (stats still answer; submissions are refused) until its
+    /// last handle is dropped. Calling `shutdown` again returns the same report; the first
+    /// deadline holds.
     ///
     /// # Errors
-    /// [`LaneError::Gone`] if the lane's actor is no longer running.
+    /// [`LaneError::Gone`] if the lane stopped before the shutdown completed.
     pub async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport, LaneError> {
-        match self.inner.actor.call(|reply| LaneMsg::Shutdown { deadline, reply }, None).await {
-            Ok(CallResult::Success(report)) => Ok(report),
-            _ => Err(self.gone()),
+        match self.inner.lane.begin_shutdown(deadline) {
+            ShutdownWait::Done(report) => Ok(report),
+            ShutdownWait::Pending(rx) => rx.await.map_err(|_| self.gone()),
         }
     }
 

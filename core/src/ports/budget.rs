@@ -86,6 +86,13 @@ pub trait Budget: Send + Sync {
     /// Replaces a reservation with the call's real cost (`usage` of `provider`/`model`; zero
     /// usage releases it).
     async fn settle(&self, reservation: Reservation, usage: &Usage, provider: &str, model: &str);
+
+    /// Whether this budget can refuse a call or counts what calls cost. `false` (the default
+    /// budget) lets the run loop skip reserving and settling altogether — and building the
+    /// spend request each model call would otherwise need.
+    fn limits_spending(&self) -> bool {
+        true
+    }
 }
 
 /// The default budget: everything is allowed and nothing is counted.
@@ -99,4 +106,8 @@ impl Budget for Unlimited {
     }
 
     async fn settle(&self, _reservation: Reservation, _usage: &Usage, _provider: &str, _model: &str) {}
+
+    fn limits_spending(&self) -> bool {
+        false
+    }
 }

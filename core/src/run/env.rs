@@ -1,5 +1,5 @@
 //! [`RunEnv`]: what every run of a runtime shares — read-only after the runtime's actors
-//! start, handed to each run actor and to the executor.
+//! start, handed to each run driver and to the executor.
 
 use executus_llm::registry::Registry;
 

@@ -3,9 +3,10 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::RunSnapshot;
 use super::capability::Runs;
 use super::events::RunEvent;
 use super::outcome::RunOutcome;
@@ -34,10 +35,27 @@ pub struct RunControl {
     early: Mutex<EarlyEvents>,
     pub(crate) outcome: watch::Sender<Option<Arc<RunOutcome>>>,
     pub(crate) cancel: CancellationToken,
-    /// Steering that arrived before the run's actor started.
-    pub(crate) early_steering: Mutex<Vec<String>>,
+    /// What reaches the run from outside (steering, status requests) and whether its driver
+    /// runs; guarded together so a message is never left behind by a driver that starts or
+    /// ends meanwhile.
+    inbox: Mutex<Inbox>,
+    /// Wakes the run's driver: something is in the inbox, or it was cancelled or interrupted.
+    wake: Notify,
     /// The lane job carrying the run (to cancel it while queued).
     pub(crate) job: OnceLock<(crate::lane::LaneHandle, crate::ids::JobId)>,
+}
+
+/// Messages to a run from outside. Its driver takes them when woken.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Steering not yet taken: before the driver starts it becomes part of the run's start.
+    steering: Vec<String>,
+    /// Status requests waiting for the driver.
+    status: Vec<oneshot::Sender<RunSnapshot>>,
+    /// The driver has started.
+    driven: bool,
+    /// The driver has ended (or is ending): nothing reaches it any more.
+    closed: bool,
 }
 
 /// Events of a watched run before anyone subscribed.
@@ -60,7 +78,8 @@ impl RunControl {
             early: Mutex::new(EarlyEvents::default()),
             outcome,
             cancel: CancellationToken::new(),
-            early_steering: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::default()),
+            wake: Notify::new(),
             job: OnceLock::new(),
         })
     }
@@ -140,8 +159,81 @@ impl RunControl {
         self.outcome.borrow().clone()
     }
 
-    pub(crate) fn take_early_steering(&self) -> Vec<String> {
-        std::mem::take(&mut *self.early_steering.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Steers the run: kept for its start while queued, handed to its driver while driven.
+    /// False once the driver has ended.
+    pub(crate) fn steer(&self, text: String) -> bool {
+        let mut inbox = self.inbox();
+        if inbox.closed {
+            return false;
+        }
+        inbox.steering.push(text);
+        let driven = inbox.driven;
+        drop(inbox);
+        if driven {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Asks the driver for a snapshot; `None` unless a driver is running the run.
+    pub(crate) fn request_status(&self) -> Option<oneshot::Receiver<RunSnapshot>> {
+        let mut inbox = self.inbox();
+        if !inbox.driven || inbox.closed {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        inbox.status.push(tx);
+        drop(inbox);
+        self.wake.notify_one();
+        Some(rx)
+    }
+
+    /// Whether a driver has started on the run.
+    pub(crate) fn is_driven(&self) -> bool {
+        self.inbox().driven
+    }
+
+    /// The run's job starts driving it: from now on steering and status requests go to the
+    /// driver. Called before the job checks for a cancellation, which `Runtime::cancel` sets
+    /// before it asks `is_driven`: one of the two always sees the other.
+    pub(crate) fn begin_driving(&self) {
+        self.inbox().driven = true;
+    }
+
+    /// Steering waiting in the inbox (at the driver's start: what was sent while queued).
+    pub(crate) fn take_steering(&self) -> Vec<String> {
+        std::mem::take(&mut self.inbox().steering)
+    }
+
+    /// What the driver finds when woken: steering to apply, status requests to answer.
+    pub(crate) fn take_inbox(&self) -> (Vec<String>, Vec<oneshot::Sender<RunSnapshot>>) {
+        let mut inbox = self.inbox();
+        if inbox.steering.is_empty() && inbox.status.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        (std::mem::take(&mut inbox.steering), std::mem::take(&mut inbox.status))
+    }
+
+    /// The driver has ended: later steering is refused, waiting status requests are dropped
+    /// (their callers fall back to the outcome).
+    pub(crate) fn close(&self) {
+        let mut inbox = self.inbox();
+        inbox.closed = true;
+        inbox.status.clear();
+    }
+
+    /// Wakes the driver (it re-checks cancellation, shutdown and its inbox).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What the driver waits on to be woken.
+    pub(crate) fn woken(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wake.notified()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Runs: the pure state machine ([`machine`]), its driver actor (`actor`, crate-private), the
+//! Runs: the pure state machine ([`machine`]), its driver (`driver`, crate-private: one task per run), the
 //! handle a caller holds ([`handle`]), what to run ([`request`]), progress events ([`events`]),
 //! outcomes ([`outcome`]) and the narrow handles on the runtime that tools and schedules get
 //! ([`capability`]).
@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::RunId;
 
-pub(crate) mod actor;
 pub(crate) mod attempts;
 pub mod capability;
+pub(crate) mod driver;
 pub(crate) mod env;
 pub mod events;
 pub mod handle;

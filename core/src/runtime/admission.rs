@@ -16,7 +16,7 @@ use crate::ids::RunId;
 use crate::lane::{JobSpec, LaneHandle};
 use crate::ports::audit::now_ms;
 use crate::ports::{RunClaim, SkillConflict, compose_skills};
-use crate::run::actor::RunArgs;
+use crate::run::driver::RunArgs;
 use crate::run::handle::{RunControl, RunHandle};
 use crate::run::machine::{Fact, RunState};
 use crate::run::{RunEnd, RunInput, RunOutcome, RunRequest, RunSnapshot};
@@ -211,22 +211,24 @@ impl Runtime {
         let guard = QueuedGuard { control: Some(control.clone()), runtime: self.inner.weak.clone() };
         let executor = started.executor.clone();
         let weak = self.inner.weak.clone();
+        // The job is the run: its task drives the run to its end (see `crate::executor`).
         let job = async move {
             // Released when the job ends: the run ended, or was interrupted, here.
             let _claim = claim;
             let control = guard.disarm();
             // Leaves the active set however this job ends — also when the lane aborts it
-            // (a running run cancelled through its lane job).
+            // (at its shutdown deadline: the run is interrupted, its checkpoint kept).
             let _active = ActiveGuard { control: control.clone(), runtime: weak };
+            // Driven from here on, then the cancellation check: `Runtime::cancel` does the
+            // two in the other order, so a cancel either stops the run here or reaches its
+            // driver — never a lane abort of a running run.
+            control.begin_driving();
             if control.cancel.is_cancelled() {
+                control.close();
                 publish_unstarted(&control, RunEnd::Cancelled);
-            } else if let Err(error) = executor.start(args).await {
-                // Usually already published by the executor (the run failed to start); if
-                // the executor itself is gone, this is the only outcome the caller gets.
+            } else if let Err(error) = executor.drive(args).await {
+                control.close();
                 publish_unstarted(&control, RunEnd::Failed { error: error.into() });
-            } else {
-                let mut rx = control.outcome.subscribe();
-                let _ = rx.wait_for(Option::is_some).await;
             }
         };
         let Some(lane) = lane else {
@@ -248,14 +250,15 @@ impl Runtime {
     /// Cancels a run, queued or running.
     pub async fn cancel(&self, run: RunId) {
         let control = self.inner.controls.get(&run).map(|c| c.clone());
-        if let Some(control) = control {
-            control.cancel.cancel();
-            if let Some((lane, job)) = control.job.get() {
-                lane.cancel(*job).await;
-            }
-        }
-        if let Some(started) = self.inner.started.get() {
-            started.executor.cancel(run);
+        let Some(control) = control else { return };
+        control.cancel.cancel();
+        if control.is_driven() {
+            // Its driver ends it (with its transcript) when woken.
+            control.wake();
+        } else if let Some((lane, job)) = control.job.get() {
+            // Still queued: out of the lane's queue (or, if it has just started, it sees the
+            // cancellation before driving anything).
+            lane.cancel(*job).await;
         }
     }
 
@@ -264,18 +267,9 @@ impl Runtime {
     /// # Errors
     /// [`RuntimeError::UnknownRun`] if the run is not active.
     pub async fn steer(&self, run: RunId, text: impl Into<String>) -> Result<(), RuntimeError> {
-        let text = text.into();
-        if let Some(started) = self.inner.started.get()
-            && started.executor.steer(run, text.clone()).await
-        {
-            return Ok(());
-        }
         let control = self.inner.controls.get(&run).map(|c| c.clone());
         match control {
-            Some(control) if control.outcome().is_none() => {
-                control.early_steering.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(text);
-                Ok(())
-            }
+            Some(control) if control.outcome().is_none() && control.steer(text.into()) => Ok(()),
             _ => Err(RuntimeError::UnknownRun { run }),
         }
     }
@@ -283,21 +277,18 @@ impl Runtime {
     /// Status of an active (queued or running) run; a run that has just ended may still
     /// answer, with phase [`RunPhase::Ended`](crate::run::RunPhase::Ended).
     pub async fn status(&self, run: RunId) -> Option<RunSnapshot> {
-        if let Some(started) = self.inner.started.get()
-            && let Some(status) = started.executor.status(run).await
+        let control = self.inner.controls.get(&run).map(|c| c.clone())?;
+        if let Some(reply) = control.request_status()
+            && let Ok(status) = reply.await
         {
             return Some(status);
         }
-        let control = self.inner.controls.get(&run).map(|c| c.clone())?;
         Some(queued_status(&control))
     }
 
-    /// Number of runs active in the executor.
+    /// Number of runs being driven (started and not yet ended).
     pub async fn active_runs(&self) -> usize {
-        match self.inner.started.get() {
-            Some(s) => s.executor.active().await,
-            None => 0,
-        }
+        self.inner.started.get().map_or(0, |s| s.executor.active())
     }
 
     /// Runs this runtime tracks (queued or running): zero once everything has ended.

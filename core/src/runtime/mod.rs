@@ -2,8 +2,8 @@
 //! defaults to its nil-safe implementation, so `Runtime::builder().build()` runs agents with
 //! no wiring at all.
 //!
-//! A run goes through a lane (admission, fair share across tenants), then the executor
-//! starts its actor. The handle returned by [`Runtime::spawn`] exists before the run starts,
+//! A run goes through a lane (admission, fair share across tenants); the lane's job task then
+//! drives it, supervised by the executor. The handle returned by [`Runtime::spawn`] exists before the run starts,
 //! so a caller can cancel or steer a run that is still queued.
 //!
 //! By concern:
@@ -42,7 +42,7 @@ use crate::checkpoint::CheckpointHandle;
 use crate::config::RuntimeConfig;
 use crate::dispatch::DispatchGuard;
 use crate::error::RuntimeError;
-use crate::executor::ExecutorHandle;
+use crate::executor::Executor;
 use crate::ids::RunId;
 use crate::lane::{LaneConfig, LaneHandle};
 use crate::ports::Ports;
@@ -62,7 +62,7 @@ pub use builder::RuntimeBuilder;
 /// The actors, started on first use.
 struct Started {
     env: Arc<RunEnv>,
-    executor: ExecutorHandle,
+    executor: Executor,
     dispatch: DispatchGuard,
 }
 
@@ -86,7 +86,8 @@ impl Drop for RuntimeInner {
         // Interrupt what is still running; checkpoints stay, so the runs resume later. The
         // checkpoint actor is flushed and stopped once the executor is gone (bounded wait).
         if let Some(started) = self.started.get() {
-            started.executor.shutdown();
+            let controls: Vec<Arc<RunControl>> = self.controls.iter().map(|c| c.value().clone()).collect();
+            started.executor.shutdown(&controls);
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 let executor = started.executor.clone();
                 let checkpoint = started.env.checkpoint.clone();
@@ -146,12 +147,10 @@ impl Runtime {
         self.inner
             .started
             .get_or_try_init(|| async {
-                let checkpoint = CheckpointHandle::spawn(
+                let checkpoint = CheckpointHandle::new(
                     self.inner.ports.checkpoints.clone(),
                     self.inner.config.checkpoint_interval,
-                )
-                .await
-                .map_err(|source| RuntimeError::Start { actor: "checkpoint", source })?;
+                );
                 let dispatch =
                     DispatchGuard::spawn(self.inner.config.dispatch).await.map_err(RuntimeError::Dispatch)?;
                 let runs: Weak<dyn Runs> = self.inner.weak.clone();
@@ -165,9 +164,7 @@ impl Runtime {
                     dispatch: dispatch.clone(),
                     children: ChildRuns::new(runs),
                 });
-                let executor = ExecutorHandle::spawn(env.clone())
-                    .await
-                    .map_err(|source| RuntimeError::Start { actor: "executor", source })?;
+                let executor = Executor::new(env.clone());
                 Ok(Started { env, executor, dispatch })
             })
             .await
@@ -214,9 +211,11 @@ impl Runtime {
         futures::future::join_all(drains).await;
         if let Some(started) = self.inner.started.get() {
             let _ = started.env.checkpoint.flush().await;
-            started.executor.shutdown();
-            // Give interrupted runs' final saves a moment to reach the checkpoint actor.
-            tokio::task::yield_now().await;
+            let controls: Vec<Arc<RunControl>> =
+                self.inner.controls.iter().map(|c| c.value().clone()).collect();
+            started.executor.shutdown(&controls);
+            // Interrupted runs stop at their next wake; their last saves go out below.
+            started.executor.stopped(Duration::from_secs(5)).await;
             started.env.checkpoint.stop().await;
         }
     }

@@ -63,8 +63,10 @@ pub(crate) struct Failover {
 }
 
 impl Failover {
-    pub(crate) fn emit(&self, event: ChainEvent) {
-        self.observer.on_event(&event);
+    pub(crate) fn emit(&self, event: impl FnOnce() -> ChainEvent) {
+        if self.observer.wants_events() {
+            self.observer.on_event(&event());
+        }
     }
 
     /// The delay before retrying after failed attempt `n`, or `None` to advance at once
@@ -83,7 +85,7 @@ impl Failover {
     fn penalise(&self, key: &str) {
         if let Some(cooldown) = self.health.record_failure(key) {
             tracing::warn!(target_key = key, cooldown_s = cooldown.as_secs_f64(), "llm target benched");
-            self.emit(ChainEvent::Bench { target: key.to_owned(), cooldown });
+            self.emit(|| ChainEvent::Bench { target: key.to_owned(), cooldown });
         }
     }
 
@@ -118,7 +120,7 @@ impl Failover {
             let skip = |reason: SkipReason, skipped: &mut Vec<String>| {
                 tracing::debug!(target_key = key.as_str(), reason = %reason, "llm target skipped");
                 skipped.push(format!("{key} ({reason})"));
-                self.emit(ChainEvent::Skip { target: key.clone(), reason });
+                self.emit(|| ChainEvent::Skip { target: key.clone(), reason });
             };
             if let Some(remaining) = self.health.is_benched(key) {
                 shortest_bench = Some(shortest_bench.map_or(remaining, |s| s.min(remaining)));
@@ -140,14 +142,14 @@ impl Failover {
                     error.type = error.kind.as_str(),
                     "llm failover"
                 );
-                self.emit(ChainEvent::Failover { from, to: key.clone(), error });
+                self.emit(|| ChainEvent::Failover { from, to: key.clone(), error });
             }
             tried += 1;
 
             let mut n = 0u32;
             let last_error = loop {
                 n += 1;
-                self.emit(ChainEvent::Attempt { target: key.clone(), n });
+                self.emit(|| ChainEvent::Attempt { target: key.clone(), n });
                 let span = tracing::info_span!(
                     "gen_ai.call",
                     gen_ai.operation.name = operation,
@@ -167,7 +169,7 @@ impl Failover {
                         answer.record(&span);
                         self.health.record_success(key);
                         let latency = clock.now().saturating_duration_since(started);
-                        self.emit(ChainEvent::Success { target: key.clone(), latency });
+                        self.emit(|| ChainEvent::Success { target: key.clone(), latency });
                         return Ok(answer);
                     }
                     Err(error) => error,
@@ -200,7 +202,7 @@ impl Failover {
                             self.retry_delay(&error, n)
                         };
                         if let Some(delay) = retry {
-                            self.emit(ChainEvent::Retry { target: key.clone(), n, delay, error });
+                            self.emit(|| ChainEvent::Retry { target: key.clone(), n, delay, error });
                             self.options.sleeper.sleep(delay).await;
                             continue;
                         }

@@ -103,6 +103,12 @@ pub enum ChainEvent {
 pub trait ChainObserver: Send + Sync {
     /// Called for each event.
     fn on_event(&self, event: &ChainEvent);
+
+    /// Whether events are looked at. `false` (the default observer) lets the chain skip
+    /// building them: every successful call would otherwise build two, target names copied.
+    fn wants_events(&self) -> bool {
+        true
+    }
 }
 
 /// The default observer: ignores everything (tracing still records each attempt).
@@ -111,6 +117,10 @@ pub struct NoopObserver;
 
 impl ChainObserver for NoopObserver {
     fn on_event(&self, _event: &ChainEvent) {}
+
+    fn wants_events(&self) -> bool {
+        false
+    }
 }
 
 /// A boxed future that completes after a delay.

@@ -40,6 +40,10 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// Longest single SSE or NDJSON line accepted.
     pub max_line_bytes: usize,
+    /// Speak HTTP/2 from the first byte on plain-text `http://` URLs (h2c with prior
+    /// knowledge), multiplexing requests over few connections as HTTPS endpoints do after
+    /// ALPN. Only for servers known to accept it; off by default.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for HttpOptions {
@@ -50,6 +54,7 @@ impl Default for HttpOptions {
             idle_timeout: Duration::from_secs(120),
             max_body_bytes: 64 << 20,
             max_line_bytes: 16 << 20,
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -66,10 +71,14 @@ pub(crate) struct Http {
 impl Http {
     /// A client for `provider` with these options.
     pub(crate) fn new(provider: &str, options: HttpOptions, secret: Option<Secret>) -> Self {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if options.http2_prior_knowledge {
+            builder = builder.http2_prior_knowledge();
+        }
+        let client = builder
             .build()
             // Building fails only if the TLS backend cannot initialise, which is a broken
             // installation; fall back to the default client rather than panic.
@@ -161,31 +170,47 @@ impl Http {
     }
 
     /// Reads a whole body with the idle timeout between chunks, failing past `limit` bytes.
+    /// A body that arrives in one chunk (the usual answer) is returned as that chunk, not
+    /// copied.
     pub(crate) async fn read_body(
         &self,
         model: &str,
         mut response: reqwest::Response,
         limit: usize,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Bytes> {
         let idle = self.options.idle_timeout;
-        let mut body = Vec::new();
+        let mut first: Option<Bytes> = None;
+        let mut body: Vec<u8> = Vec::new();
         loop {
             // A timer per chunk, as for streams: the idle timeout bounds the silence between
             // two chunks, not the whole body. A chunk that is already there never arms it.
             let chunk = match tokio::time::timeout(idle, response.chunk()).await {
                 Err(_) => return Err(self.idle_error(model)),
                 Ok(Err(e)) => return Err(self.transport_error(model, &e)),
-                Ok(Ok(None)) => return Ok(body),
+                Ok(Ok(None)) => {
+                    return Ok(match first {
+                        Some(only) => only,
+                        None => Bytes::from(body),
+                    });
+                }
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            if body.len() + chunk.len() > limit {
+            let held = first.as_ref().map_or(0, Bytes::len) + body.len();
+            if held + chunk.len() > limit {
                 return Err(self.error(
                     ErrorKind::Decode,
                     model,
                     format!("response body exceeds {limit} bytes"),
                 ));
             }
-            body.extend_from_slice(&chunk);
+            if let Some(earlier) = first.take() {
+                body.extend_from_slice(&earlier);
+            }
+            if body.is_empty() {
+                first = Some(chunk);
+            } else {
+                body.extend_from_slice(&chunk);
+            }
         }
     }
 

@@ -280,6 +280,19 @@ impl RunState {
         Ok(state)
     }
 
+    /// [`RunState::replay`] of facts taken by value (nothing copied).
+    ///
+    /// # Errors
+    /// As [`RunState::replay`].
+    pub fn replay_owned(facts: impl IntoIterator<Item = Fact>) -> Result<Self, ReplayError> {
+        let mut facts = facts.into_iter();
+        let mut state = Self::start(&facts.next().ok_or(ReplayError::NoStart)?)?;
+        for fact in facts {
+            state.apply_owned(fact)?;
+        }
+        Ok(state)
+    }
+
     /// True once the run has ended.
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended
@@ -369,6 +382,15 @@ impl RunState {
     /// # Errors
     /// [`ReplayError::Misfit`] if the fact does not fit the current state.
     pub fn apply(&mut self, fact: &Fact) -> Result<(), ReplayError> {
+        self.apply_owned(fact.clone())
+    }
+
+    /// [`RunState::apply`] taking the fact by value: its message, result or text moves into
+    /// the state instead of being copied (what the run driver and replay do).
+    ///
+    /// # Errors
+    /// [`ReplayError::Misfit`] if the fact does not fit the current state.
+    pub fn apply_owned(&mut self, fact: Fact) -> Result<(), ReplayError> {
         let seq = self.seq;
         let misfit = |reason: String| ReplayError::Misfit { seq, reason };
         self.last_triggers.clear();
@@ -378,17 +400,18 @@ impl RunState {
                 if self.phase != Phase::Model {
                     return Err(misfit(format!("model answer in phase {:?}", self.phase)));
                 }
-                let placed = (*steered as usize).min(self.steering.len());
+                let placed = (steered as usize).min(self.steering.len());
                 for text in self.steering.drain(..placed) {
                     self.messages.push(Message::user(text));
                 }
                 self.step += 1;
-                self.usage.add(usage);
+                self.usage.add(&usage);
                 let finalize = self.guard.take_finalize();
                 let calls: Vec<ToolCall> = message.tool_calls().cloned().collect();
-                self.messages.push(message.clone());
-                if calls.is_empty() {
-                    self.on_final_answer(&message.text());
+                let text = calls.is_empty().then(|| message.text());
+                self.messages.push(message);
+                if let Some(text) = text {
+                    self.on_final_answer(&text);
                 } else {
                     self.calls = calls
                         .into_iter()
@@ -418,42 +441,42 @@ impl RunState {
                 }
             }
             Fact::ToolResult { result, blocked } => {
-                let slot =
-                    self.calls.iter_mut().find(|s| s.call.id == result.id && s.result.is_none()).ok_or_else(
-                        || misfit(format!("result for unknown or finished call {}", result.id)),
-                    )?;
-                slot.result = Some(result.clone());
-                slot.blocked = *blocked;
+                let Some(slot) = self.calls.iter_mut().find(|s| s.call.id == result.id && s.result.is_none())
+                else {
+                    return Err(misfit(format!("result for unknown or finished call {}", result.id)));
+                };
+                slot.result = Some(result);
+                slot.blocked = blocked;
                 if self.calls.iter().all(|s| s.result.is_some()) {
                     self.complete_step(false);
                 }
             }
             Fact::ToolImages { call_id, images } => {
                 let slot = self
-                    .slot_mut(call_id)
+                    .slot_mut(&call_id)
                     .ok_or_else(|| misfit(format!("images for unknown or finished call {call_id}")))?;
-                slot.images.extend(images.iter().filter(|p| matches!(p, Part::Image { .. })).cloned());
+                slot.images.extend(images.into_iter().filter(|p| matches!(p, Part::Image { .. })));
             }
             Fact::Rewritten { call_id, args } => {
                 let slot = self
-                    .slot_mut(call_id)
+                    .slot_mut(&call_id)
                     .ok_or_else(|| misfit(format!("rewrite of unknown call {call_id}")))?;
-                slot.rewritten = Some(args.clone());
+                slot.rewritten = Some(args);
             }
             Fact::ApprovalRequested { call_id } => {
                 let slot = self
-                    .slot_mut(call_id)
+                    .slot_mut(&call_id)
                     .ok_or_else(|| misfit(format!("approval for unknown call {call_id}")))?;
                 slot.approval = Approval::Pending;
             }
             Fact::Approved { call_id } => {
                 let slot = self
-                    .slot_mut(call_id)
+                    .slot_mut(&call_id)
                     .ok_or_else(|| misfit(format!("approval of unknown call {call_id}")))?;
                 slot.approval = Approval::Approved;
             }
-            Fact::Steered { text } => self.steering.push(text.clone()),
-            Fact::Extended { steps } => self.max_steps = self.max_steps.saturating_add(*steps),
+            Fact::Steered { text } => self.steering.push(text),
+            Fact::Extended { steps } => self.max_steps = self.max_steps.saturating_add(steps),
         }
         self.seq += 1;
         Ok(())

@@ -241,7 +241,8 @@ impl Policy {
                 }
             },
         };
-        let mut args = input.args.clone();
+        // Borrowed until a rule rewrites them: most calls meet no rewrite.
+        let mut args = std::borrow::Cow::Borrowed(input.args);
         let mut rewrites = Vec::new();
         for rule in self.global.iter().chain(profile_rules) {
             let current = PolicyInput { args: &args, ..*input };
@@ -249,11 +250,11 @@ impl Policy {
                 None => {}
                 Some(Decision::Rewrite(new_args)) => {
                     rewrites.push(rule.id().to_owned());
-                    args = new_args;
+                    args = std::borrow::Cow::Owned(new_args);
                 }
                 Some(decision) => {
                     let decision = match decision {
-                        Decision::Allow if !rewrites.is_empty() => Decision::Rewrite(args),
+                        Decision::Allow if !rewrites.is_empty() => Decision::Rewrite(args.into_owned()),
                         other => other,
                     };
                     return Verdict { decision, rule: rule.id().to_owned(), rewrites };
@@ -264,7 +265,7 @@ impl Policy {
             Verdict { decision: Decision::Allow, rule: "default".into(), rewrites }
         } else {
             let rule = rewrites.last().cloned().unwrap_or_default();
-            Verdict { decision: Decision::Rewrite(args), rule, rewrites }
+            Verdict { decision: Decision::Rewrite(args.into_owned()), rule, rewrites }
         }
     }
 }

@@ -191,7 +191,7 @@ impl OpenAiImageModel {
             builder = builder.bearer_auth(key.expose());
         }
         let response = http.send(&self.id, builder).await?;
-        http.read_body(&self.id, response, http.options.max_body_bytes).await
+        http.read_body(&self.id, response, http.options.max_body_bytes).await.map(Vec::from)
     }
 }
 

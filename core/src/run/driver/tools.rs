@@ -1,27 +1,31 @@
 //! Tool calls of a step: the three permission stages, argument checks, and bounded
 //! concurrent execution with timeouts and panic recovery.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use executus_llm::{Part, ToolCall, ToolResult};
 use futures::FutureExt;
-use ractor::ActorRef;
 use serde_json::Value;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{Decided, RunActorState, RunMsg, panic_message};
+use super::{Decided, Driver, panic_message};
 use crate::ports::{AuditEvent, ToolDecision};
 use crate::run::events::RunEvent;
 use crate::run::machine::Fact;
 use crate::tool::policy::{Decision, PolicyInput};
 use crate::tool::{ToolContext, ToolError};
 
-impl RunActorState {
-    /// Permission stages 1–3 and argument sanity. Returns the call to execute, or settles
-    /// it (error result, rewrite, approval request) and returns `None`.
-    pub(super) async fn check_call(&mut self, call: ToolCall) -> Option<ToolCall> {
+impl Driver {
+    /// Permission stages 1–3 and argument sanity. Returns the call to execute with the
+    /// decision that lets it run (audited with its result), or settles it (error result,
+    /// rewrite, approval request) and returns `None`.
+    pub(super) async fn check_call(&mut self, call: ToolCall) -> Option<(ToolCall, Decided)> {
         let refuse = |content: String| ToolResult {
             id: call.id.clone(),
             name: call.name.clone(),
@@ -109,14 +113,19 @@ impl RunActorState {
                 rule: Some("human-approval".into()),
                 reason: Some("approved by a human".into()),
             };
-            self.decided.insert(call.id.clone(), decided);
-            return Some(call);
+            return Some((call, decided));
         }
         // Stage 3: runtime policy.
-        let args = if call.args.is_null() { Value::Object(Default::default()) } else { call.args.clone() };
+        let empty;
+        let args = if call.args.is_null() {
+            empty = Value::Object(Default::default());
+            &empty
+        } else {
+            &call.args
+        };
         let verdict = self.env.policy.evaluate(&PolicyInput {
             tool: &call.name,
-            args: &args,
+            args,
             identity: &self.st.identity,
             run_id: self.st.run_id,
             agent: &self.st.agent.name,
@@ -127,15 +136,13 @@ impl RunActorState {
         match verdict.decision {
             Decision::Allow => {
                 let decided = Decided { decision: ToolDecision::Allow, rule: Some(verdict.rule), reason };
-                self.decided.insert(call.id.clone(), decided);
-                Some(call)
+                Some((call, decided))
             }
             Decision::Rewrite(new_args) => {
                 let decided = Decided { decision: ToolDecision::Rewrite, rule: Some(verdict.rule), reason };
-                self.decided.insert(call.id.clone(), decided);
                 let fact = Fact::Rewritten { call_id: call.id.clone(), args: new_args.clone() };
                 Box::pin(self.apply_and_save(fact, false)).await;
-                Some(ToolCall { args: new_args, ..call })
+                Some((ToolCall { args: new_args, ..call }, decided))
             }
             Decision::Block(why) => {
                 let result = refuse(format!(
@@ -200,14 +207,15 @@ impl RunActorState {
         self.apply_and_save(Fact::ToolResult { result, blocked }, true).await;
     }
 
-    /// Starts queued tool calls up to the concurrency bound.
-    pub(super) fn pump_tools(&mut self, myself: &ActorRef<RunMsg>) {
+    /// Starts queued tool calls up to the concurrency bound. Each call is polled once here:
+    /// one that finishes at once (an in-process tool) costs no task; one that has to wait
+    /// moves to a task of its own (see [`Running`]).
+    pub(super) fn pump_tools(&mut self) {
         let limit = self.st.agent.limits.tool_concurrency.max(1);
-        while self.running_tools < limit {
-            let Some(call) = self.queued_tools.pop_front() else { break };
+        while self.tools.running.len() < limit {
+            let Some((call, decided)) = self.tools.queued.pop_front() else { break };
             let Some(tool) = self.env.tools.enabled(&call.name).cloned() else { continue };
-            self.running_tools += 1;
-            let cancel = self.tasks.child_token();
+            let cancel = self.scope.token.child_token();
             let ctx = ToolContext {
                 run_id: self.st.run_id,
                 identity: self.st.identity.clone(),
@@ -215,44 +223,87 @@ impl RunActorState {
                 call_id: call.id.clone(),
                 cancel: cancel.clone(),
                 children: Some(self.env.children.clone()),
-                run_input: self.run_input.clone(),
+                run_input: self.life.input.clone(),
             };
             let timeout = self.st.agent.limits.tool_timeout;
             let max_output = self.env.config.max_tool_output_bytes;
-            let me = myself.clone();
             let span = tracing::info_span!(
-                parent: &self.step_span,
+                parent: &self.trace.step,
                 "tool_call",
                 otel.name = %format_args!("execute_tool {}", call.name),
                 gen_ai.operation.name = "execute_tool",
                 gen_ai.tool.name = %call.name,
                 gen_ai.tool.call.id = %call.id
             );
-            tokio::spawn(
-                async move {
-                    let started = Instant::now();
-                    let name = call.name.clone();
-                    let fut = AssertUnwindSafe(tool.call(ctx, call.args.clone())).catch_unwind();
-                    let outcome = tokio::select! {
-                        r = tokio::time::timeout(timeout, fut) => match r {
-                            Err(_) => Err(ToolError::Timeout { tool: name.clone(), after: timeout }),
-                            Ok(Err(panic)) => Err(ToolError::Panicked { tool: name.clone(), message: panic_message(&panic) }),
-                            Ok(Ok(r)) => r,
-                        },
-                        () = cancel.cancelled() => Err(ToolError::Cancelled { tool: name.clone() }),
-                    };
-                    cancel.cancel();
-                    let (result, images) = match outcome {
-                        Ok(out) => {
-                            let images = out.images.into_iter().map(|i| Part::Image { mime: i.mime, data: i.data }).collect();
-                            (ToolResult { id: call.id, name, content: cap_output(out.text, max_output), is_error: false }, images)
-                        }
-                        Err(e) => (ToolResult { id: call.id, name, content: e.to_string(), is_error: true }, Vec::new()),
-                    };
-                    let _ = me.send_message(RunMsg::ToolDone { result, latency: started.elapsed(), images });
-                }
-                .instrument(span),
-            );
+            let work = async move {
+                let started = Instant::now();
+                let ToolCall { id, name, args, .. } = call;
+                let fut = AssertUnwindSafe(tool.call(ctx, args)).catch_unwind();
+                let outcome = tokio::select! {
+                    r = tokio::time::timeout(timeout, fut) => match r {
+                        Err(_) => Err(ToolError::Timeout { tool: name.clone(), after: timeout }),
+                        Ok(Err(panic)) => Err(ToolError::Panicked { tool: name.clone(), message: panic_message(&panic) }),
+                        Ok(Ok(r)) => r,
+                    },
+                    () = cancel.cancelled() => Err(ToolError::Cancelled { tool: name.clone() }),
+                };
+                cancel.cancel();
+                let (result, images) = match outcome {
+                    Ok(out) => {
+                        let images =
+                            out.images.into_iter().map(|i| Part::Image { mime: i.mime, data: i.data }).collect();
+                        let content = cap_output(out.text, max_output);
+                        (ToolResult { id, name, content, is_error: false }, images)
+                    }
+                    Err(e) => (ToolResult { id, name, content: e.to_string(), is_error: true }, Vec::new()),
+                };
+                Done { result, latency: started.elapsed(), decided, images }
+            }
+            .instrument(span);
+            self.tools.running.push(Running::start(work));
+        }
+    }
+}
+
+/// A finished tool call: its result, its latency, the decision that let it run.
+pub(super) struct Done {
+    pub(super) result: ToolResult,
+    pub(super) latency: Duration,
+    pub(super) decided: Decided,
+    /// Images the tool returned (`Part::Image`s; usually none).
+    pub(super) images: Vec<Part>,
+}
+
+/// A tool call in flight: finished at its first poll, or running in a task of its own.
+pub(super) enum Running {
+    /// Finished when first polled; taken by the loop.
+    Done(Option<Done>),
+    /// Waiting on something: its own task, so the run's loop is never held by it and slow
+    /// calls of one step run in parallel.
+    Task(JoinHandle<Done>),
+}
+
+impl Running {
+    fn start(work: impl Future<Output = Done> + Send + 'static) -> Self {
+        let mut work = Box::pin(work);
+        // Polled without a waker of ours: if it waits, the task polls it again at once with
+        // its own (every future re-registers its waker when polled).
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match work.as_mut().poll(&mut cx) {
+            Poll::Ready(done) => Running::Done(Some(done)),
+            Poll::Pending => Running::Task(tokio::spawn(work)),
+        }
+    }
+
+    /// The call's result once it is there; `Err` if its task was lost (the tokio runtime is
+    /// shutting down: the call is caught panics and all, so nothing else ends a task early).
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Done, String>> {
+        match self {
+            Running::Done(done) => match done.take() {
+                Some(done) => Poll::Ready(Ok(done)),
+                None => Poll::Pending,
+            },
+            Running::Task(task) => Pin::new(task).poll(cx).map(|r| r.map_err(|e| e.to_string())),
         }
     }
 }

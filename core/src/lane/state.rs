@@ -1,15 +1,16 @@
-//! The lane actor: admission, the fair queue, slots, cancel, stats and shutdown.
+//! The lane's state: admission, the fair queue, slots, cancel, stats and shutdown — under one
+//! short lock, taken by the handle's calls and by job tasks as they end.
 //!
-//! Only bookkeeping happens in `handle`; jobs run in their own tokio tasks and report back
-//! with [`LaneMsg::Finished`], so the mailbox stays free for cancel, stats and shutdown.
+//! Only bookkeeping happens under the lock (O(1) admission, start and finish; jobs run in
+//! their own tokio tasks), so a lock is all a lane needs: no mailbox, no message per
+//! submission and per finish, no task of its own.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ractor::concurrency::JoinHandle;
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::job::{Abort, ErasedJob, Outcome, StartCtx};
@@ -17,33 +18,20 @@ use super::queue::{FairQueue, Queued};
 use super::{JobSpec, LaneConfig, LaneError, LaneStats, PENDING_LISTED, PendingJob, ShutdownReport};
 use crate::JobId;
 
-/// The lane's messages. Built only by [`LaneHandle`](super::LaneHandle) and by job tasks.
-pub(crate) enum LaneMsg {
-    /// Admit (start or queue) or refuse a job.
-    Submit { spec: JobSpec, job: Box<dyn ErasedJob>, reply: RpcReplyPort<Result<JobId, LaneError>> },
-    /// A started job's future has ended and been dropped.
-    Finished { id: JobId, outcome: Outcome },
-    /// Cancel a queued or running job; replies whether the lane still held it.
-    Cancel { id: JobId, reply: RpcReplyPort<bool> },
-    /// A snapshot of the counters.
-    Stats(RpcReplyPort<LaneStats>),
-    /// Stop admitting, discard the queue, drain running jobs until `deadline`.
-    Shutdown { deadline: Duration, reply: RpcReplyPort<ShutdownReport> },
-    /// The shutdown deadline passed: abort what still runs.
-    ShutdownDeadline,
+/// A lane: its name and its state. Shared by its handles and its running jobs.
+pub(crate) struct Lane {
+    pub(crate) name: Arc<str>,
+    state: Mutex<State>,
 }
 
-/// The lane actor (stateless; see [`State`]).
-pub(crate) struct Lane;
-
-/// Everything a lane knows. Owned by the actor task alone, so no locks.
+/// Everything a lane knows.
 pub(crate) struct State {
     name: Arc<str>,
     capacity: usize,
     max_queue: usize,
     next_id: u64,
     /// Jobs whose task is live. A cancelled job stays here until its future is really dropped
-    /// (its `Finished` arrives), so capacity holds even while an abort is in flight.
+    /// (its `finished` call comes), so capacity holds even while an abort is in flight.
     running: HashMap<JobId, Running>,
     queue: FairQueue<Waiting>,
     completed: u64,
@@ -51,6 +39,8 @@ pub(crate) struct State {
     cancelled: u64,
     failed: u64,
     shutdown: Option<Shutdown>,
+    /// The last handle is gone: nothing is started any more.
+    stopped: bool,
 }
 
 struct Running {
@@ -79,79 +69,90 @@ impl Queued for Waiting {
 struct Shutdown {
     report: ShutdownReport,
     /// Callers of `shutdown` waiting for the running jobs to end.
-    waiters: Vec<RpcReplyPort<ShutdownReport>>,
-    timer: Option<JoinHandle<Result<(), MessagingErr<LaneMsg>>>>,
+    waiters: Vec<oneshot::Sender<ShutdownReport>>,
+    timer: Option<JoinHandle<()>>,
     done: bool,
 }
 
-impl Actor for Lane {
-    type Msg = LaneMsg;
-    type State = State;
-    type Arguments = (LaneConfig, Arc<str>);
+/// What a shutdown call waits for.
+pub(crate) enum ShutdownWait {
+    /// Nothing runs: the report.
+    Done(ShutdownReport),
+    /// Running jobs end (or are aborted at the deadline) first.
+    Pending(oneshot::Receiver<ShutdownReport>),
+}
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        (config, name): Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(State {
-            name,
-            capacity: config.capacity.get(),
+impl Lane {
+    pub(crate) fn new(config: LaneConfig, name: Arc<str>) -> Arc<Self> {
+        let capacity = config.capacity.get();
+        let state = State {
+            name: Arc::clone(&name),
+            capacity,
             max_queue: config.max_queue,
             next_id: 1,
-            running: HashMap::with_capacity(config.capacity.get().min(1024)),
+            running: HashMap::with_capacity(capacity.min(1024)),
             queue: FairQueue::new(),
             completed: 0,
             rejected: 0,
             cancelled: 0,
             failed: 0,
             shutdown: None,
-        })
+            stopped: false,
+        };
+        Arc::new(Self { name, state: Mutex::new(state) })
     }
 
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        message: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {
-            LaneMsg::Submit { spec, job, reply } => {
-                // A submitter that gave up (dropped its `submit` future) will never hold this
-                // job's handle: do not spend a slot or a queue place on it.
-                if !reply.is_closed() {
-                    let admitted = state.admit(&myself, spec, job);
-                    let _ = reply.send(admitted);
-                }
-            }
-            LaneMsg::Finished { id, outcome } => state.finished(&myself, id, outcome),
-            LaneMsg::Cancel { id, reply } => {
-                let _ = reply.send(state.cancel(id));
-            }
-            LaneMsg::Stats(reply) => {
-                let _ = reply.send(state.stats());
-            }
-            LaneMsg::Shutdown { deadline, reply } => state.begin_shutdown(&myself, deadline, reply),
-            LaneMsg::ShutdownDeadline => state.shutdown_deadline(),
-        }
-        Ok(())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent, so a poisoned lock is recovered.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        // Queued jobs never ran: resolve them now. Running jobs see their abort sender
-        // dropped with the state and end as `Gone` on their own.
+    /// Admission: a free slot runs the job now, room in the queue queues it, otherwise the
+    /// submission is refused.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        job: Box<dyn ErasedJob>,
+    ) -> Result<JobId, LaneError> {
+        self.lock().admit(self, spec, job)
+    }
+
+    /// A started job's future has ended and been dropped.
+    pub(crate) fn finished(self: &Arc<Self>, id: JobId, outcome: Outcome) {
+        self.lock().finished(self, id, outcome);
+    }
+
+    pub(crate) fn cancel(&self, id: JobId) -> bool {
+        self.lock().cancel(id)
+    }
+
+    pub(crate) fn stats(&self) -> LaneStats {
+        self.lock().stats()
+    }
+
+    pub(crate) fn begin_shutdown(self: &Arc<Self>, deadline: Duration) -> ShutdownWait {
+        self.lock().begin_shutdown(self, deadline)
+    }
+
+    fn shutdown_deadline(&self) {
+        self.lock().shutdown_deadline();
+    }
+
+    /// The last handle is gone: queued jobs resolve `Gone`, running jobs are aborted (their
+    /// abort senders dropped: they end as `Gone` once their futures are dropped).
+    pub(crate) fn stop(&self) {
+        let mut state = self.lock();
+        state.stopped = true;
         for waiting in state.queue.drain() {
             waiting.job.resolve(LaneError::Gone { lane: state.name.to_string() });
+        }
+        for running in state.running.values_mut() {
+            running.abort = None;
         }
         if let Some(timer) = state.shutdown.as_mut().and_then(|s| s.timer.take()) {
             timer.abort();
         }
         tracing::debug!(lane = %state.name, running = state.running.len(), "lane stopped");
-        Ok(())
     }
 }
 
@@ -160,17 +161,20 @@ impl State {
     /// submission is refused. Nothing of the job has run before this point.
     fn admit(
         &mut self,
-        myself: &ActorRef<LaneMsg>,
+        lane: &Arc<Lane>,
         spec: JobSpec,
         job: Box<dyn ErasedJob>,
     ) -> Result<JobId, LaneError> {
+        if self.stopped {
+            return Err(LaneError::Gone { lane: self.name.to_string() });
+        }
         if self.shutdown.is_some() {
             self.rejected += 1;
             return Err(LaneError::ShuttingDown { lane: self.name.to_string() });
         }
         if self.running.len() < self.capacity {
             let id = self.next_id();
-            self.start(myself, id, spec, job);
+            self.start(lane, id, spec, job);
             Ok(id)
         } else if self.queue.len() < self.max_queue {
             let id = self.next_id();
@@ -208,13 +212,13 @@ impl State {
         id
     }
 
-    fn start(&mut self, myself: &ActorRef<LaneMsg>, id: JobId, spec: JobSpec, job: Box<dyn ErasedJob>) {
+    fn start(&mut self, lane: &Arc<Lane>, id: JobId, spec: JobSpec, job: Box<dyn ErasedJob>) {
         let (abort_tx, abort_rx) = oneshot::channel();
-        job.start(StartCtx { lane: Arc::clone(&self.name), id, actor: myself.clone(), abort: abort_rx });
+        job.start(StartCtx { lane: Arc::clone(lane), id, abort: abort_rx });
         self.running.insert(id, Running { abort: Some(abort_tx), spec });
     }
 
-    fn finished(&mut self, myself: &ActorRef<LaneMsg>, id: JobId, outcome: Outcome) {
+    fn finished(&mut self, lane: &Arc<Lane>, id: JobId, outcome: Outcome) {
         let Some(done) = self.running.remove(&id) else {
             tracing::warn!(lane = %self.name, job = %id, "finish reported for a job the lane does not run");
             return;
@@ -238,17 +242,17 @@ impl State {
             return;
         }
         // One slot freed; the queue is non-empty only when every slot was busy.
-        while self.running.len() < self.capacity {
+        while self.running.len() < self.capacity && !self.stopped {
             let Some(next) = self.queue.pop() else { break };
-            self.start(myself, next.id, next.spec, next.job);
+            self.start(lane, next.id, next.spec, next.job);
         }
     }
 
     fn cancel(&mut self, id: JobId) -> bool {
         if let Some(running) = self.running.get_mut(&id) {
             if let Some(abort) = running.abort.take() {
-                // The task may have just finished (its `Finished` is behind us in the
-                // mailbox); then the send fails and the job keeps its real ending.
+                // The task may have just finished (its `finished` call waits for this lock);
+                // then the send fails and the job keeps its real ending.
                 let _ = abort.send(Abort::Cancelled);
             }
             return true;
@@ -278,20 +282,15 @@ impl State {
         }
     }
 
-    fn begin_shutdown(
-        &mut self,
-        myself: &ActorRef<LaneMsg>,
-        deadline: Duration,
-        reply: RpcReplyPort<ShutdownReport>,
-    ) {
+    fn begin_shutdown(&mut self, lane: &Arc<Lane>, deadline: Duration) -> ShutdownWait {
         if let Some(shutdown) = &mut self.shutdown {
             // Already shutting down: the first deadline holds; this caller gets the same report.
             if shutdown.done {
-                let _ = reply.send(shutdown.report);
-            } else {
-                shutdown.waiters.push(reply);
+                return ShutdownWait::Done(shutdown.report);
             }
-            return;
+            let (tx, rx) = oneshot::channel();
+            shutdown.waiters.push(tx);
+            return ShutdownWait::Pending(rx);
         }
         let discarded = self.queue.drain();
         let report = ShutdownReport { discarded: discarded.len(), drained: 0, aborted: 0 };
@@ -301,13 +300,20 @@ impl State {
         }
         tracing::debug!(lane = %self.name, running = self.running.len(), discarded = report.discarded, ?deadline, "lane shutting down");
         if self.running.is_empty() {
-            let _ = reply.send(report);
             self.shutdown = Some(Shutdown { report, waiters: Vec::new(), timer: None, done: true });
-        } else {
-            // One timer for the whole lane, not one per job.
-            let timer = myself.send_after(deadline, || LaneMsg::ShutdownDeadline);
-            self.shutdown = Some(Shutdown { report, waiters: vec![reply], timer: Some(timer), done: false });
+            return ShutdownWait::Done(report);
         }
+        // One timer for the whole lane, not one per job.
+        let weak = Arc::downgrade(lane);
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            if let Some(lane) = weak.upgrade() {
+                lane.shutdown_deadline();
+            }
+        });
+        let (tx, rx) = oneshot::channel();
+        self.shutdown = Some(Shutdown { report, waiters: vec![tx], timer: Some(timer), done: false });
+        ShutdownWait::Pending(rx)
     }
 
     fn shutdown_deadline(&mut self) {
