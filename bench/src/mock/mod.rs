@@ -371,6 +371,15 @@ async fn chat(stream: &mut TcpStream, shared: &Shared, body: &[u8], close: bool)
     ok
 }
 
+/// One request counted in flight; dropping it takes it out of the count.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One chat answer, decided by content: counted in flight from its arrival until it is sent.
 struct Answer {
     key: Option<u64>,
@@ -435,11 +444,15 @@ impl Answer {
     /// The think time; then the answer counts as served (before the write: once a client
     /// holds the answer, the counters include it).
     async fn think(&self, shared: &Shared) {
+        // Leaves the in-flight count also when the client gives up and the handler is dropped
+        // during the think time (a reset stream, a closed connection): the count is of requests
+        // really waiting, never of abandoned ones.
+        let counted = InFlight(&shared.in_flight);
         if !shared.config.latency.is_zero() {
             tokio::time::sleep(shared.config.latency).await;
         }
         shared.requests.fetch_add(1, Ordering::Relaxed);
-        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(counted);
     }
 
     /// The answer is written: a tool-call answer starts the run's next step gap.
