@@ -311,21 +311,20 @@ impl Store {
         })
     }
 
-    /// The gateway's per-session guard state (`executus-run serve`).
+    /// The gateway's per-session guard state (`executus-run serve`) on either backend.
     ///
     /// # Errors
-    /// [`StoreError::Unsupported`] on PostgreSQL (SQLite only today).
+    /// None today; kept fallible for backends without it.
     pub fn gateway_sessions(
         &self,
     ) -> Result<std::sync::Arc<dyn executus_gateway::store::SessionStore>, StoreError> {
-        match self.as_sqlite() {
-            Some(s) => Ok(std::sync::Arc::new(s.gateway_sessions())),
-            None => Err(StoreError::Unsupported {
-                location: self.location().to_owned(),
-                op: "the gateway's session store",
-                backend: self.backend_name(),
-            }),
-        }
+        Ok(match &self.backend {
+            Backend::Sqlite(s) => std::sync::Arc::new(s.gateway_sessions()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(p) => std::sync::Arc::new(p.gateway_sessions()),
+            #[cfg(not(feature = "postgres"))]
+            Backend::Never(never, _) => match *never {},
+        })
     }
 
     /// Page accounting of a SQLite file.

@@ -3,11 +3,10 @@
 //!
 //! A file URL (`sqlite://path.db`) opens (or creates, with its folder) the SQLite file, a
 //! `postgres://` URL the PostgreSQL database, for checkpoints, conversations, audit records,
-//! budget spend, schedule watermarks and (SQLite only) the gateway's session state; personas
-//! and skills are loaded from configuration at every start (the file is their source of
-//! truth), so they live in memory. On PostgreSQL the gateway's session state stays in memory
-//! ([`HostStores::sessions_durable`] is false). `sqlite::memory:` keeps the same SQLite stores in memory
-//! for the life of the process; [`HostStores::in_memory`] uses the batteries' own memory
+//! budget spend, schedule watermarks and the gateway's session state; personas and skills are
+//! loaded from configuration at every start (the file is their source of truth), so they live
+//! in memory. `sqlite::memory:` keeps the same SQLite stores in memory for the life of the
+//! process; [`HostStores::in_memory`] uses the batteries' own memory
 //! stores.
 
 use std::sync::Arc;
@@ -43,10 +42,9 @@ pub struct HostStores {
     pub chats: Arc<dyn ChatHistory>,
     /// The gateway's per-session guard state (`executus-run serve`).
     pub sessions: Arc<dyn SessionStore>,
-    /// True when checkpoints, conversations, audit, budget and schedule outlive the process.
+    /// True when checkpoints, conversations, audit, budget, schedule and sessions outlive the
+    /// process.
     pub durable: bool,
-    /// True when the gateway's sessions outlive the process (SQLite files only).
-    pub sessions_durable: bool,
     /// Where they live, for messages (a file path, `:memory:`, or a URL without its password).
     pub location: String,
     /// The store itself, when one is open (its backend; the run queue on PostgreSQL).
@@ -93,8 +91,7 @@ impl HostStores {
             budget: Arc::new(store.budget()),
             schedule: Arc::new(store.schedule()),
             chats: Arc::new(store.chats()),
-            sessions: store.gateway_sessions().unwrap_or_else(|_| Arc::new(MemorySessionStore::new())),
-            sessions_durable: durable && store.as_sqlite().is_some(),
+            sessions: store.gateway_sessions()?,
             durable,
             location: store.location().to_owned(),
             store: Some(store),
@@ -114,7 +111,6 @@ impl HostStores {
             chats: Arc::new(MemoryChatHistory::new()),
             sessions: Arc::new(MemorySessionStore::new()),
             durable: false,
-            sessions_durable: false,
             location: ":memory:".into(),
             store: None,
         }

@@ -23,7 +23,7 @@
 //! | [`Store::schedule`] | [`AnyScheduleStore`] | `executus_schedule::ScheduleStore` |
 //! | [`Store::chats`] | [`AnyChatStore`] | `executus_chat::ChatHistory` |
 //! | [`Store::review_cache`] | [`AnyReviewCache`] | `executus-run swarm`'s review cache (adapted in the CLI) |
-//! | [`Store::gateway_sessions`] | [`SqliteSessionStore`] (SQLite only) | `executus_gateway::store::SessionStore` |
+//! | [`Store::gateway_sessions`] | `Arc<dyn SessionStore>` ([`SqliteSessionStore`], `PgSessionStore`) | `executus_gateway::store::SessionStore` |
 //!
 //! [`HostStores`] is every store a host wires, from one `[store] url`.
 //!

@@ -75,12 +75,6 @@ pub async fn serve(config: &CliConfig, args: ServeArgs, interrupt: &Interrupt) -
     executus_gateway::check_bind(serve.listen, serve.keys.len()).map_err(|e| UsageError(e.to_string()))?;
 
     let host = Host::build(config, HostOptions::default()).await?;
-    if host.stores.durable && !host.stores.sessions_durable {
-        eprintln!(
-            "executus-run serve: note: the gateway's session state is kept in SQLite only; on {} it stays in memory (a restart resets loop protection)",
-            host.stores.location
-        );
-    }
     let budget = key_budget(config, &serve, &host)?;
     let rate = Arc::new(StoreRate { store: host.stores.budget.clone() });
     let grace = serve.shutdown_grace;

@@ -49,6 +49,7 @@ pub mod budget;
 pub mod chat;
 pub mod checkpoint;
 pub mod fleet;
+pub mod gateway;
 pub mod lease;
 pub mod persona;
 pub mod queue;
@@ -61,6 +62,7 @@ pub use budget::PgBudgetStore;
 pub use chat::PgChatStore;
 pub use checkpoint::PgCheckpointStore;
 pub use fleet::PgFleetStore;
+pub use gateway::PgSessionStore;
 pub use persona::PgPersonaStore;
 pub use queue::{PgRunQueue, QueueEntry, QueueState, QueuedRequest};
 pub use review_cache::PgReviewCache;
@@ -299,6 +301,11 @@ impl PgStore {
     /// The chat history (`executus_chat::ChatHistory`).
     pub fn chats(&self) -> PgChatStore {
         PgChatStore::new(self.clone())
+    }
+
+    /// The gateway's per-session guard state (`executus-run serve`).
+    pub fn gateway_sessions(&self) -> PgSessionStore {
+        PgSessionStore::new(self.clone())
     }
 
     /// The review cache of `executus-run swarm`.
