@@ -146,7 +146,9 @@ impl Standin {
             events,
             epoch: watch::channel(0).0,
             swap: tokio::sync::Mutex::new(()),
-            http: reqwest::Client::new(),
+            // No idle connections kept: llama-server closes idle keep-alive connections on its
+            // own schedule, and a reused one that it closed fails the request.
+            http: reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("http client"),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
@@ -699,7 +701,15 @@ async fn proxy(
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         b = b.header(header::CONTENT_TYPE, ct);
     }
-    let upstream = match b.send().await {
+    // One more try when the request could not be sent at all (the upstream closed a connection
+    // as it was reused, or was still opening its port): the body is in memory, nothing reached
+    // the model.
+    let retry = b.try_clone();
+    let sent = match (b.send().await, retry) {
+        (Err(e), Some(again)) if e.is_connect() || e.is_request() => again.send().await,
+        (first, _) => first,
+    };
+    let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
             done();
