@@ -34,6 +34,78 @@ fn plain(raw: &[u8]) -> String {
     out
 }
 
+/// A real OTLP receiver: rotel on two free loopback ports, printing every span it receives to a
+/// log file; killed when dropped.
+struct Collector {
+    child: std::process::Child,
+    http: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Collector {
+    /// Starts `rotel` and waits (hang guard) until its OTLP/HTTP port accepts connections.
+    async fn start(rotel: &std::path::Path) -> Self {
+        let (grpc, http) = (free_port(), free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("rotel.out");
+        let child = std::process::Command::new(rotel)
+            .args([
+                "start",
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "traces",
+                "--debug-log-verbosity",
+                "detailed",
+            ])
+            .args([
+                "--otlp-grpc-endpoint",
+                &format!("127.0.0.1:{grpc}"),
+                "--otlp-http-endpoint",
+                &format!("127.0.0.1:{http}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let collector = Self { child, http, log, _dir: dir };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "rotel listens on {http}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        collector
+    }
+
+    /// The `OTEL_EXPORTER_OTLP_ENDPOINT` value for it.
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+
+    /// What rotel has printed, once `done` holds of it or after 30 s (a hang guard: the
+    /// caller's assertions then say what is missing).
+    async fn seen_once(&self, done: impl Fn(&str) -> bool) -> String {
+        let mut seen = String::new();
+        for _ in 0..600 {
+            seen = plain(&std::fs::read(&self.log).unwrap_or_default());
+            if done(&seen) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        seen
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn tool_run_server() -> impl Fn(&wiremock::Request) -> ResponseTemplate + Send + Sync + 'static {
     |req| {
         if has_tool_result(req) {
@@ -55,35 +127,7 @@ async fn a_tool_using_run_arrives_at_a_real_collector_as_a_genai_span_tree() {
         crate::peers::missing("rotel-agent (run scripts/peer-mcp.sh)");
         return;
     };
-    let (grpc, http) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("rotel.out");
-    let mut collector = std::process::Command::new(rotel)
-        .args([
-            "start",
-            "--exporter",
-            "blackhole",
-            "--debug-log",
-            "traces",
-            "--debug-log-verbosity",
-            "detailed",
-        ])
-        .args([
-            "--otlp-grpc-endpoint",
-            &format!("127.0.0.1:{grpc}"),
-            "--otlp-http-endpoint",
-            &format!("127.0.0.1:{http}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "rotel listens on {http}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let collector = Collector::start(&rotel).await;
 
     let server = openai_server(tool_run_server()).await;
     // A first target that does not know the model: the chain fails over to `mock`.
@@ -99,25 +143,19 @@ async fn a_tool_using_run_arrives_at_a_real_collector_as_a_genai_span_tree() {
     );
     let ws = Workspace::new(&toml);
     let mut command = ws.command(&["run", "--agent", "failover", "--input", "What is 6 x 7?", "--json"]);
-    command
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"))
-        .env("OTEL_SERVICE_NAME", "executus-it");
+    command.env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()).env("OTEL_SERVICE_NAME", "executus-it");
     let out = ws.run_with(command, None).await;
     assert_exit(&out, 0);
     let run_id = json_stdout(&out)["run_id"].as_str().unwrap().to_owned();
 
     // The spans were flushed at exit; wait (hang guard) until rotel has printed them.
-    let mut seen = String::new();
-    for _ in 0..600 {
-        seen = plain(&std::fs::read(&log).unwrap_or_default());
-        if seen.contains("execute_tool calc")
-            && seen.contains("invoke_agent failover")
-            && seen.matches("Name           : chat ").count() >= 2
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let seen = collector
+        .seen_once(|seen| {
+            seen.contains("execute_tool calc")
+                && seen.contains("invoke_agent failover")
+                && seen.matches("Name           : chat ").count() >= 2
+        })
+        .await;
     for want in [
         "invoke_agent failover",
         "chat gone/test-model, mock/test-model",
@@ -146,18 +184,10 @@ async fn a_tool_using_run_arrives_at_a_real_collector_as_a_genai_span_tree() {
     // Opted in: the model-call spans carry the messages.
     let mut command = ws.command(&["run", "--agent", "helper", "--input", "Content please: 6 x 7?"]);
     command
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
         .env("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true");
     assert_exit(&ws.run_with(command, None).await, 0);
-    for _ in 0..600 {
-        seen = plain(&std::fs::read(&log).unwrap_or_default());
-        if seen.contains("gen_ai.output.messages") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = collector.kill();
-    let _ = collector.wait();
+    let seen = collector.seen_once(|seen| seen.contains("gen_ai.output.messages")).await;
     let input = seen.lines().find(|l| l.contains("gen_ai.input.messages")).unwrap_or_default();
     assert!(input.contains("Content please: 6 x 7?"), "{seen}");
     assert!(seen.lines().any(|l| l.contains("gen_ai.output.messages") && l.contains("6 x 7 = 42")), "{seen}");
@@ -170,35 +200,7 @@ async fn spans_are_flushed_when_executus_run_ends_on_sigterm() {
         crate::peers::missing("rotel-agent (run scripts/peer-mcp.sh)");
         return;
     };
-    let (grpc, http) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("rotel.out");
-    let mut collector = std::process::Command::new(rotel)
-        .args([
-            "start",
-            "--exporter",
-            "blackhole",
-            "--debug-log",
-            "traces",
-            "--debug-log-verbosity",
-            "detailed",
-        ])
-        .args([
-            "--otlp-grpc-endpoint",
-            &format!("127.0.0.1:{grpc}"),
-            "--otlp-http-endpoint",
-            &format!("127.0.0.1:{http}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "rotel listens on {http}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let collector = Collector::start(&rotel).await;
     // The first step answers with a tool call; the second model call never answers.
     let server = openai_server(|req| {
         if has_tool_result(req) {
@@ -214,22 +216,13 @@ async fn spans_are_flushed_when_executus_run_ends_on_sigterm() {
     .await;
     let ws = Workspace::new(&base_config(&server.uri()));
     let mut command = ws.command(&["run", "--agent", "helper", "--input", "hi"]);
-    command.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"));
+    command.env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint());
     let child = command.spawn().unwrap();
     wait_for_calls(&server, 2).await;
     signal(&child, "TERM");
     let out = wait_exit(child, Duration::from_secs(60)).await;
     assert!(out.status.code().is_some(), "exited by itself: {:?}", out.status);
-    let mut seen = String::new();
-    for _ in 0..600 {
-        seen = plain(&std::fs::read(&log).unwrap_or_default());
-        if seen.contains("invoke_agent helper") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = collector.kill();
-    let _ = collector.wait();
+    let seen = collector.seen_once(|seen| seen.contains("invoke_agent helper")).await;
     assert!(seen.contains("execute_tool calc"), "the finished tool call was exported:\n{seen}");
     assert!(seen.contains("invoke_agent helper"), "the interrupted run's span was flushed at exit:\n{seen}");
 }
