@@ -28,6 +28,9 @@ use crate::session::{self, SessionId};
 use crate::turn::{Collect, Sink, Turn, TurnObserver, announce, stop_events};
 use crate::{Shared, models};
 
+#[cfg(test)]
+mod tests;
+
 /// Header a key may use to pick another policy profile (when its `profile_header` is on).
 pub const PROFILE_HEADER: &str = "x-executus-profile";
 
@@ -159,6 +162,16 @@ async fn handle(
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {
     executus::ports::audit::now_ms()
+}
+
+/// A fresh time-ordered id (UUIDv7) for a request's audit rows and budget reservation, its
+/// random bits from a thread-local generator: `RunId::new` reads the operating system's random
+/// source, a system call per request. The id names a request; nothing relies on it being
+/// unguessable.
+fn run_id() -> RunId {
+    let mut random = [0u8; 10];
+    fastrand::fill(&mut random);
+    RunId(uuid::Builder::from_unix_timestamp_millis(now_ms(), &random).into_uuid())
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, max: usize, stall: Duration) -> Result<Bytes, ApiError> {
@@ -335,7 +348,7 @@ async fn process(
         })
         .await
         .map_err(|e| store_failed(&e, &session))?;
-    let run_id = RunId::new();
+    let run_id = run_id();
     let reviewer =
         Reviewer { shared, profile: profile.as_deref(), identity: &identity, session: &session.id, run_id };
     for trigger in &prepared.triggers {
@@ -423,15 +436,34 @@ fn estimate_tokens(request: &executus_llm::Request) -> u64 {
             bytes += match part {
                 executus_llm::Part::Text { text } => text.len(),
                 executus_llm::Part::Image { data, .. } => data.len(),
-                executus_llm::Part::ToolCall(call) => call.name.len() + call.args.to_string().len(),
+                executus_llm::Part::ToolCall(call) => call.name.len() + json_len(&call.args),
                 executus_llm::Part::ToolResult(result) => result.content.len(),
             };
         }
     }
     for tool in &request.tools {
-        bytes += tool.name.len() + tool.description.len() + tool.parameters.to_string().len();
+        bytes += tool.name.len() + tool.description.len() + json_len(&tool.parameters);
     }
     bytes as u64 / 4
+}
+
+/// The length of `value` as compact JSON, counted without building the text (an agent sends
+/// its whole tool set and every earlier call with each request).
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` into a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// What every answer's headers say.

@@ -154,16 +154,20 @@ impl Shared {
         let lock = Arc::clone(self.session_locks.entry(key.to_owned()).or_default().value());
         let result = {
             let _held = lock.lock().await;
-            let cached = self.session_cache.get(key).map(|s| s.value().clone());
-            let mut state = match cached {
-                Some(state) => state,
-                None => self.store.load(key).await?.unwrap_or_default(),
+            // Taken out of the cache (not copied: a busy session's state is a few KiB) while
+            // this request holds the session; put back only once the store has what changed,
+            // so a failed save leaves the cache without it and the next request reloads the
+            // store's state.
+            let (mut state, cached) = match self.session_cache.remove(key) {
+                Some((_, state)) => (state, true),
+                None => (self.store.load(key).await?.unwrap_or_default(), false),
             };
             let (out, changed) = f(&mut state);
             if changed {
                 self.store.save(key, &state, handler::now_ms()).await?;
             }
-            if self.session_cache.len() >= SESSION_CACHE {
+            // Only a session new to the cache can grow it (`len` visits every shard).
+            if !cached && self.session_cache.len() >= SESSION_CACHE {
                 // Bounded: forget everything (the store still has it) rather than grow.
                 self.session_cache.clear();
             }

@@ -58,36 +58,57 @@ pub fn resolve(headers: &HeaderMap, key: &str, model: &str, request: &Request) -
 
 /// `fp:` + 20 hex digits of `sha256(key | model | first user text[..512 chars])`.
 pub fn fingerprint(key: &str, model: &str, request: &Request) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     hasher.update(key.as_bytes());
     hasher.update(b"|");
     hasher.update(model.as_bytes());
     hasher.update(b"|");
-    hasher.update(first_user_text(request).as_bytes());
+    hash_first_user_text(&mut hasher, request);
     let digest = hasher.finalize();
     let mut out = String::with_capacity(23);
     out.push_str("fp:");
     for byte in &digest[..10] {
-        out.push_str(&format!("{byte:02x}"));
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     out
 }
 
-/// The text of the first user message (text parts joined by newlines), first 512 characters.
-fn first_user_text(request: &Request) -> String {
+/// Feeds `hasher` the text of the first user message (its text parts joined by newlines), first
+/// 512 characters — without building that text (this runs on every request).
+fn hash_first_user_text(hasher: &mut Sha256, request: &Request) {
     let Some(first) = request.messages.iter().find(|m| m.role == Role::User) else {
-        return String::new();
+        return;
     };
-    let mut text = String::new();
+    let mut left = FINGERPRINT_CHARS;
+    // Whether the joined text so far is non-empty (a newline goes only after such text).
+    let mut any = false;
     for part in &first.parts {
-        if let executus_llm::Part::Text { text: t } = part {
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            text.push_str(t);
+        let executus_llm::Part::Text { text } = part else { continue };
+        if left == 0 {
+            break;
         }
+        if any {
+            hasher.update(b"\n");
+            left -= 1;
+        }
+        let (end, taken) = prefix_chars(text, left);
+        hasher.update(&text.as_bytes()[..end]);
+        left -= taken;
+        any |= !text.is_empty();
     }
-    text.chars().take(512).collect()
+}
+
+/// Characters of the first user message that name a fingerprinted session.
+const FINGERPRINT_CHARS: usize = 512;
+
+/// The byte length of `text`'s first `max` characters, and how many characters that is.
+fn prefix_chars(text: &str, max: usize) -> (usize, usize) {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => (end, max),
+        None => (text.len(), text.chars().count()),
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +140,61 @@ mod tests {
             }]));
         }
         Request { system: Some(system.into()), messages, ..Request::default() }
+    }
+
+    /// The fingerprint as first shipped (the joined text built, then cut): sessions stored
+    /// under it must keep their ids across an upgrade.
+    fn fingerprint_as_shipped(key: &str, model: &str, request: &Request) -> String {
+        let mut text = String::new();
+        if let Some(first) = request.messages.iter().find(|m| m.role == Role::User) {
+            for part in &first.parts {
+                if let Part::Text { text: t } = part {
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(t);
+                }
+            }
+        }
+        let text: String = text.chars().take(512).collect();
+        let digest = Sha256::digest(format!("{key}|{model}|{text}").as_bytes());
+        let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+        format!("fp:{hex}")
+    }
+
+    #[test]
+    fn fingerprints_match_the_shipped_ones() {
+        let text = |t: &str| Part::Text { text: t.to_owned() };
+        let image = Part::Image { mime: "image/png".into(), data: vec![1, 2, 3] };
+        let cases: Vec<Vec<Part>> = vec![
+            vec![],
+            vec![text("")],
+            vec![text("hello")],
+            vec![text(""), text("after an empty part")],
+            vec![text("a"), image.clone(), text("b"), text(""), text("c")],
+            vec![text(&"x".repeat(511)), text("yz")],
+            vec![text(&"x".repeat(512)), text("yz")],
+            vec![text(&"é".repeat(700))],
+            vec![text(&"日本".repeat(300)), text("tail")],
+            vec![image, text(&"ü".repeat(510)), text("ab")],
+        ];
+        for parts in cases {
+            let request = Request {
+                messages: vec![
+                    Message { role: Role::Assistant, parts: vec![text("not the user")] },
+                    Message { role: Role::User, parts: parts.clone() },
+                    Message::user("a later message"),
+                ],
+                ..Request::default()
+            };
+            assert_eq!(
+                fingerprint("alice", "fast", &request),
+                fingerprint_as_shipped("alice", "fast", &request),
+                "{parts:?}"
+            );
+        }
+        let none = Request { messages: vec![], ..Request::default() };
+        assert_eq!(fingerprint("k", "m", &none), fingerprint_as_shipped("k", "m", &none));
     }
 
     #[test]
