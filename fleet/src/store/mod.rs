@@ -119,6 +119,11 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     async fn record_model_states(&self, records: &[ModelStateRecord]) -> StoreResult<()>;
     /// The latest recorded state of each model of `host`, by model id.
     async fn latest_model_states(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>>;
+    /// Every state change recorded for `host`, in the order recorded (what a store copy moves).
+    async fn model_state_history(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>>;
+
+    /// Every host the history names (activity, raw samples, buckets or model states), sorted.
+    async fn history_hosts(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Bench runs.
