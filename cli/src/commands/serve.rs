@@ -13,7 +13,9 @@
 //! - `[runtime] mode = "queue"` (a PostgreSQL store): `agent:NAME` runs are not driven here
 //!   but enqueued for `executus-run worker` processes; serve waits for each run's outcome and
 //!   answers the client with it (a streamed answer carries the final text once the run
-//!   ended). Plain model requests (tiers, `provider/model`) are proxied here as always.
+//!   ended). Plain model requests (tiers, `provider/model`) are proxied here as always. At
+//!   a stop, a client still waiting for a queued run is disconnected after the grace; the run
+//!   goes on in the workers.
 //!
 //! It refuses a non-loopback address without keys (exit 2), prints one line
 //! `executus-run serve: listening on http://ADDR` on stderr once it accepts, and on SIGINT or

@@ -1,7 +1,8 @@
 //! The contract every fleet store backend must meet, as one check: [`check`] runs it on
 //! fresh stores from a factory and returns the first broken rule.
 //!
-//! The memory store runs it in this crate's tests; executus-store runs it on SQLite.
+//! The memory store runs it in this crate's tests; executus-store runs it on SQLite and
+//! PostgreSQL.
 
 use std::future::Future;
 use std::sync::Arc;

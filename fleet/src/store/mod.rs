@@ -20,7 +20,10 @@
 //!   raw samples gives identical buckets;
 //! - deletions and prunes take a row cap, so retention works in bounded chunks;
 //! - a lease is held by at most one holder at a time, also under concurrent acquirers;
-//!   lease times are the caller's (each process passes its own clock's time).
+//!   lease times are the caller's (each process passes its own clock's time);
+//! - everything stored can be read back (`history_hosts`, then per host activity, raw samples,
+//!   buckets and `model_state_history`; bench runs and actions without a filter): what a
+//!   store copy moves.
 //!
 //! Times are kept to the microsecond (records built by this crate are already truncated).
 //!
