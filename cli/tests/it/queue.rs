@@ -1,8 +1,9 @@
 //! Queue mode and workers through the binary, on a real PostgreSQL (see
 //! `contrib-store/tests/it/pg.rs` for when it runs): `store migrate`, `worker`, `run` in
-//! `[runtime] mode = "queue"` (following a run to its end, `--detach`), a worker stopped with
-//! SIGTERM handing its run to another worker at once, `store copy`, and the configuration
-//! errors that keep queue mode off SQLite.
+//! `[runtime] mode = "queue"` (following a run to its end, `--detach`), `serve` enqueueing
+//! `agent:NAME` runs for a worker and answering with their outcome, a worker stopped with
+//! SIGTERM handing its run to another worker at once, `store copy` (a gateway session's
+//! guard state included), and the configuration errors that keep queue mode off SQLite.
 
 use std::process::Child;
 use std::sync::Arc;
@@ -193,10 +194,28 @@ async fn store_copy_moves_a_sqlite_store_into_postgres_once() {
     ));
     assert_exit(&ws.run(&["schedule", "--list"], None).await, 0);
     let sqlite = format!("sqlite://{}/executus.db", ws.path().display());
+    // And a gateway session near its finalize hard cap (as `serve` leaves it).
+    {
+        let store = executus_store::Store::open(&sqlite).await.unwrap();
+        let mut state = executus_gateway::guard::SessionState::new();
+        for _ in 0..5 {
+            state.count_continuation();
+        }
+        store.gateway_sessions().unwrap().save("key:ci\u{1f}fp:9", &state, 1_000).await.unwrap();
+        store.close().await;
+    }
     let out = ws.run(&["store", "copy", "--from", &sqlite, "--to", &db.url], None).await;
     assert_exit(&out, 0);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("1 job(s), 1 watermark(s)"), "{stdout}");
+    assert!(
+        stdout.contains("1 gateway session(s), 0 review cache answer(s), fleet history: 0 activity row(s)"),
+        "{stdout}"
+    );
+    let target = executus_store::Store::open(&db.url).await.unwrap();
+    let copied = target.gateway_sessions().unwrap().load("key:ci\u{1f}fp:9").await.unwrap().unwrap();
+    assert_eq!(copied.finalize_total, 5, "the session's finalize count moved with it");
+    target.close().await;
     let out = ws.run(&["store", "copy", "--from", &sqlite, "--to", &db.url], None).await;
     assert_exit(&out, 1);
     assert!(text(&out.stderr).contains("not empty"), "{}", text(&out.stderr));
