@@ -38,6 +38,10 @@ pub struct WorkerResult {
     pub wall_s: f64,
     /// Time until every run had been admitted.
     pub admitted_s: f64,
+    /// How the runs that did not end as expected ended, most frequent first (at most 5
+    /// kinds, each with its count): the evidence when `ok < runs`.
+    #[serde(default)]
+    pub failures: Vec<(String, usize)>,
 }
 
 /// One P3 configuration: how many runs, how long the mock holds each request, the protocol.
@@ -178,6 +182,16 @@ async fn measure(section: &mut Section, scale: &Scale) -> anyhow::Result<()> {
         format!("{:.1} MiB ({:.1} MiB above the baseline)", mib(exe.peak), mib(delta)),
         format!("bare reqwest: {:.1} MiB ({:.1} MiB above its baseline)", mib(req.peak), mib(req_delta)),
     ));
+    for (engine, result, _, _) in &results {
+        if result.ok < result.runs {
+            let kinds: Vec<String> = result.failures.iter().map(|(k, n)| format!("{n} x {k}")).collect();
+            section.rows.push(Row::info(
+                format!("  runs that did not complete, {engine} ({label})"),
+                format!("{} of {}", result.runs - result.ok, result.runs),
+                kinds.join("; "),
+            ));
+        }
+    }
     section.rows.push(Row::info(
         format!("  runs in flight at once (peak at the mock) / completed ({label})"),
         format!("{exe_peak_flight} / {} of {runs} ({exe_connections} connections)", exe.ok),
@@ -216,9 +230,13 @@ pub async fn worker(rest: &[String]) -> anyhow::Result<()> {
             }
             let admitted_s = t0.elapsed().as_secs_f64();
             let mut ok = 0;
+            let mut failures = Failures::default();
             for h in handles {
-                if harness::is_expected(h.outcome().await.as_ref(), 3) {
+                let outcome = h.outcome().await;
+                if harness::is_expected(outcome.as_ref(), 3) {
                     ok += 1;
+                } else {
+                    failures.add(format!("{:?} after {} steps", outcome.end, outcome.steps));
                 }
             }
             let wall_s = t0.elapsed().as_secs_f64();
@@ -231,16 +249,22 @@ pub async fn worker(rest: &[String]) -> anyhow::Result<()> {
                 peak: peak.load(Ordering::Relaxed).max(sys::rss().1),
                 wall_s,
                 admitted_s,
+                failures: failures.top(),
             }
         }
         "reqwest" => {
-            let mut builder = reqwest::Client::builder().no_proxy();
+            // The same HTTP/2 connection window as executus's client (the default one).
+            let window = executus_llm::HttpOptions::default().http2_connection_window;
+            let mut builder =
+                reqwest::Client::builder().no_proxy().http2_initial_connection_window_size(window);
             if http2 {
                 builder = builder.http2_prior_knowledge();
             }
             let client = builder.build()?;
             let endpoint: Arc<str> = Arc::from(format!("{url}/chat/completions"));
-            anyhow::ensure!(sequence(&client, &endpoint, 0).await, "warm-up sequence failed");
+            if let Err(why) = sequence(&client, &endpoint, 0).await {
+                bail!("warm-up sequence failed: {why}");
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
             let baseline = sys::rss().0;
             let sampler = spawn_sampler(peak.clone(), sampling.clone());
@@ -253,9 +277,12 @@ pub async fn worker(rest: &[String]) -> anyhow::Result<()> {
                 .collect();
             let admitted_s = t0.elapsed().as_secs_f64();
             let mut ok = 0;
+            let mut failures = Failures::default();
             for t in tasks {
-                if t.await.unwrap_or(false) {
-                    ok += 1;
+                match t.await {
+                    Ok(Ok(())) => ok += 1,
+                    Ok(Err(why)) => failures.add(why),
+                    Err(e) => failures.add(format!("task: {e}")),
                 }
             }
             let wall_s = t0.elapsed().as_secs_f64();
@@ -268,6 +295,7 @@ pub async fn worker(rest: &[String]) -> anyhow::Result<()> {
                 peak: peak.load(Ordering::Relaxed).max(sys::rss().1),
                 wall_s,
                 admitted_s,
+                failures: failures.top(),
             }
         }
         other => bail!("unknown engine {other:?}"),
@@ -288,9 +316,34 @@ fn spawn_sampler(
     })
 }
 
+/// Counts of how runs ended when they did not end as expected.
+#[derive(Default)]
+struct Failures(std::collections::HashMap<String, usize>);
+
+impl Failures {
+    fn add(&mut self, why: String) {
+        // Numbers (ids, ports, durations) differ per run; the kind is what counts.
+        let kind: Vec<char> = why.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
+        let kind: String = if kind.len() > 400 {
+            kind[..150].iter().chain(['.'; 3].iter()).chain(&kind[kind.len() - 250..]).collect()
+        } else {
+            kind.into_iter().collect()
+        };
+        *self.0.entry(kind).or_default() += 1;
+    }
+
+    fn top(self) -> Vec<(String, usize)> {
+        let mut all: Vec<_> = self.0.into_iter().collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(5);
+        all
+    }
+}
+
 /// A 3-request sequence shaped like the agent's (system, user, then the tool call and result
-/// of each step appended), answered by the mock as call, call, answer.
-async fn sequence(client: &reqwest::Client, endpoint: &str, key: u64) -> bool {
+/// of each step appended), answered by the mock as call, call, answer. `Err` says what went
+/// wrong.
+async fn sequence(client: &reqwest::Client, endpoint: &str, key: u64) -> Result<(), String> {
     let mut messages = vec![
         serde_json::json!({"role": "system", "content": harness::SYSTEM}),
         serde_json::json!({"role": "user", "content": harness::input(key)}),
@@ -300,14 +353,18 @@ async fn sequence(client: &reqwest::Client, endpoint: &str, key: u64) -> bool {
         "parameters": {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}}}]);
     for step in 1..=3 {
         let body = serde_json::json!({"model": "bench-model", "messages": messages, "tools": tools});
-        let Ok(response) = client.post(endpoint).json(&body).send().await else { return false };
-        let Ok(value) = response.json::<serde_json::Value>().await else { return false };
+        let response = client.post(endpoint).json(&body).send().await.map_err(|e| format!("send: {e:?}"))?;
+        let status = response.status();
+        let value =
+            response.json::<serde_json::Value>().await.map_err(|e| format!("body ({status}): {e:?}"))?;
         let message = value.pointer("/choices/0/message").cloned().unwrap_or_default();
         if step == 3 {
-            return message
-                .get("content")
-                .and_then(|c| c.as_str())
-                .is_some_and(|c| c.starts_with("done after 2"));
+            let content = message.get("content").and_then(|c| c.as_str()).unwrap_or_default();
+            return if content.starts_with("done after 2") {
+                Ok(())
+            } else {
+                Err(format!("unexpected answer ({status})"))
+            };
         }
         let id = message.pointer("/tool_calls/0/id").and_then(|v| v.as_str()).unwrap_or("call").to_owned();
         messages.push(message);
@@ -315,5 +372,5 @@ async fn sequence(client: &reqwest::Client, endpoint: &str, key: u64) -> bool {
             serde_json::json!({"role": "tool", "tool_call_id": id, "content": format!("value of k{step}")}),
         );
     }
-    false
+    Err("no answer after 3 steps".to_owned())
 }

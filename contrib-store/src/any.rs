@@ -23,7 +23,7 @@ use executus_skill::{ActiveSkill, Skill, SkillError, SkillState, SkillStore, Ski
 
 #[cfg(feature = "postgres")]
 use crate::postgres::{self, PgStore};
-use crate::review_cache::ReviewCacheKey;
+use crate::review_cache::{ReviewCacheEntry, ReviewCacheKey};
 use crate::sqlite::{
     SqliteAuditStore, SqliteBudgetStore, SqliteChatStore, SqliteCheckpointStore, SqlitePersonaStore,
     SqliteReviewCache, SqliteScheduleStore, SqliteSkillStore, SqliteStore, StoreStats,
@@ -753,6 +753,27 @@ impl AnyReviewCache {
     /// [`StoreError`] naming the operation and the store.
     pub async fn put(&self, key: &ReviewCacheKey, cell: &str) -> Result<(), StoreError> {
         forward_impl!(&self.0, s => s.put(key, cell).await)
+    }
+
+    /// Up to `limit` answers stored under keys after `after` (all when `None`), in key order,
+    /// with their times: a page of the cache.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the store.
+    pub async fn entries(
+        &self,
+        after: Option<&ReviewCacheKey>,
+        limit: u32,
+    ) -> Result<Vec<ReviewCacheEntry>, StoreError> {
+        forward_impl!(&self.0, s => s.entries(after, limit).await)
+    }
+
+    /// Stores `entry` with its own times (replacing what was under its key).
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the store.
+    pub async fn put_entry(&self, entry: &ReviewCacheEntry) -> Result<(), StoreError> {
+        forward_impl!(&self.0, s => s.put_entry(entry).await)
     }
 
     /// Deletes the answers not used for longer than `unused_for`; returns how many.

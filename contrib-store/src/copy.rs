@@ -10,14 +10,20 @@
 //! - the audit trail, in id order (ids are renumbered by the target; the order is kept);
 //! - budget spend (so caps keep counting what was spent in their windows);
 //! - schedule job definitions and watermarks (so no fire runs twice or is lost);
-//! - conversations (chat history), every message in order.
+//! - conversations (chat history), every message in order;
+//! - the gateway's sessions: each session's loop-guard state (recent calls, finalize count
+//!   towards the hard cap) and when it was last saved, so `serve` on the target keeps every
+//!   session's protection;
+//! - the swarm's review cache: every answer with its key and its made / last-used times (so
+//!   its pruning by age carries on);
+//! - the fleet's history: activity rows, raw perf samples and 5-minute buckets, every model
+//!   state change, bench runs and the action audit (in their order).
 //!
 //! What is not: finished runs (their logs were deleted when they finished; only their status
 //! rows remain, which retention deletes), live budget reservations (they expire within
 //! minutes; the calls holding them belong to processes that must be stopped before a copy),
-//! the swarm's review cache (a cache: it fills again), the fleet's history (activity, perf
-//! samples, bench runs, action audit: it starts afresh), and tables other programs keep in
-//! the same database.
+//! the fleet's host leases (a lease is a live claim of a running process, for seconds; the
+//! processes are stopped for a copy), and tables other programs keep in the same database.
 //!
 //! Guarantees: the target must be empty (a copy never merges into, or overwrites, data);
 //! stop every process using the source first, or the copy may miss what they write meanwhile.
@@ -29,6 +35,7 @@ use executus::ports::RunAppend;
 use executus_audit::{AuditQuery, AuditStore, MAX_PAGE};
 use executus_budget::{BudgetStore, Money, SettleRequest};
 use executus_chat::ChatHistory as _;
+use executus_fleet::store::FleetStore;
 use executus_persona::PersonaStore;
 use executus_schedule::ScheduleStore;
 use executus_skill::{SkillState, SkillStore};
@@ -61,7 +68,26 @@ pub struct CopyReport {
     pub conversations: u64,
     /// Their messages.
     pub chat_messages: u64,
+    /// The gateway's sessions (loop-guard state).
+    pub sessions: u64,
+    /// The swarm's review cache answers.
+    pub review_cells: u64,
+    /// The fleet's activity rows.
+    pub fleet_activity: u64,
+    /// The fleet's raw perf samples.
+    pub fleet_samples: u64,
+    /// The fleet's 5-minute perf buckets.
+    pub fleet_buckets: u64,
+    /// The fleet's model state changes.
+    pub fleet_model_states: u64,
+    /// The fleet's bench runs.
+    pub fleet_bench_runs: u64,
+    /// The fleet's action audit records.
+    pub fleet_actions: u64,
 }
+
+/// Rows moved per page or batch.
+const PAGE: u32 = 500;
 
 fn port_err(to: &Store, what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Rejected { location: to.location().to_owned(), what: what.to_owned(), reason: e.to_string() }
@@ -181,7 +207,103 @@ pub async fn copy(from: &Store, to: &Store) -> Result<CopyReport, StoreError> {
             .await
             .map_err(|e| port_err(to, &format!("conversation {key}"), e))?;
     }
+
+    let (sessions, sessions_to) = (from.gateway_sessions()?, to.gateway_sessions()?);
+    let mut after: Option<String> = None;
+    loop {
+        let page =
+            sessions.list(after.as_deref(), PAGE).await.map_err(|e| source_err("gateway sessions", e))?;
+        for session in &page {
+            sessions_to
+                .save(&session.key, &session.state, session.saved_ms)
+                .await
+                .map_err(|e| port_err(to, "gateway session", e))?;
+        }
+        report.sessions += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = Some(last.key.clone()),
+            _ => break,
+        }
+    }
+
+    let (cache, cache_to) = (from.review_cache(), to.review_cache());
+    let mut after = None;
+    loop {
+        let page = cache.entries(after.as_ref(), PAGE).await?;
+        for entry in &page {
+            cache_to.put_entry(entry).await?;
+        }
+        report.review_cells += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = Some(last.key.clone()),
+            _ => break,
+        }
+    }
+
+    copy_fleet(from, to, &mut report).await?;
     Ok(report)
+}
+
+/// The fleet's history, bench runs and action audit (see the module docs).
+async fn copy_fleet(from: &Store, to: &Store, report: &mut CopyReport) -> Result<(), StoreError> {
+    let (fleet, fleet_to): (std::sync::Arc<dyn FleetStore>, _) = (from.fleet()?, to.fleet()?);
+    let read = |what: &str, e: executus_fleet::store::FleetStoreError| port_err(from, what, e);
+    let write = |what: &str, e: executus_fleet::store::FleetStoreError| port_err(to, what, e);
+    // Every timestamp the fleet keeps falls in here (the backends store microseconds).
+    let (start, end) = (
+        chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default(),
+    );
+    for host in fleet.history_hosts().await.map_err(|e| read("fleet hosts", e))? {
+        // Newest first from the source; written oldest first.
+        let mut rows =
+            fleet.recent_activity(Some(&host), u32::MAX).await.map_err(|e| read("fleet activity", e))?;
+        rows.reverse();
+        for chunk in rows.chunks(PAGE as usize) {
+            report.fleet_activity +=
+                fleet_to.insert_activity(chunk).await.map_err(|e| write("fleet activity", e))?;
+        }
+        // Raw samples a day at a time, oldest first.
+        if let (Some(oldest), Some(newest)) = (
+            fleet.oldest_raw_perf(&host).await.map_err(|e| read("fleet perf", e))?,
+            fleet.perf_watermark(&host).await.map_err(|e| read("fleet perf", e))?,
+        ) {
+            let mut from_ts = oldest;
+            while from_ts <= newest {
+                let to_ts = from_ts + chrono::Duration::days(1);
+                let samples =
+                    fleet.raw_perf(&host, from_ts, to_ts).await.map_err(|e| read("fleet perf", e))?;
+                for chunk in samples.chunks(PAGE as usize) {
+                    report.fleet_samples +=
+                        fleet_to.insert_perf(chunk).await.map_err(|e| write("fleet perf", e))?;
+                }
+                from_ts = to_ts;
+            }
+        }
+        let buckets = fleet.buckets(&host, start, end).await.map_err(|e| read("fleet perf buckets", e))?;
+        for chunk in buckets.chunks(PAGE as usize) {
+            fleet_to.upsert_buckets(chunk).await.map_err(|e| write("fleet perf buckets", e))?;
+        }
+        report.fleet_buckets += buckets.len() as u64;
+        let states = fleet.model_state_history(&host).await.map_err(|e| read("fleet model states", e))?;
+        for chunk in states.chunks(PAGE as usize) {
+            fleet_to.record_model_states(chunk).await.map_err(|e| write("fleet model states", e))?;
+        }
+        report.fleet_model_states += states.len() as u64;
+    }
+    let mut runs = fleet.runs(None, None, u32::MAX).await.map_err(|e| read("fleet bench runs", e))?;
+    runs.reverse();
+    for run in &runs {
+        fleet_to.save_run(run).await.map_err(|e| write("fleet bench run", e))?;
+    }
+    report.fleet_bench_runs = runs.len() as u64;
+    let mut actions = fleet.actions(None, u32::MAX).await.map_err(|e| read("fleet actions", e))?;
+    actions.reverse();
+    for action in &actions {
+        fleet_to.record_action(action).await.map_err(|e| write("fleet action", e))?;
+    }
+    report.fleet_actions = actions.len() as u64;
+    Ok(())
 }
 
 /// Refuses a target that holds anything.
@@ -209,6 +331,21 @@ async fn ensure_empty(to: &Store) -> Result<(), StoreError> {
     }
     if !to.chats().conversations().await?.is_empty() {
         held.push("conversations");
+    }
+    let not_empty = |what: &str, e: &dyn std::fmt::Display| port_err(to, what, e);
+    if !to.gateway_sessions()?.list(None, 1).await.map_err(|e| not_empty("gateway sessions", &e))?.is_empty()
+    {
+        held.push("gateway sessions");
+    }
+    if to.review_cache().count().await? > 0 {
+        held.push("review cache");
+    }
+    let fleet = to.fleet()?;
+    if !fleet.history_hosts().await.map_err(|e| not_empty("fleet history", &e))?.is_empty()
+        || !fleet.runs(None, None, 1).await.map_err(|e| not_empty("fleet bench runs", &e))?.is_empty()
+        || !fleet.actions(None, 1).await.map_err(|e| not_empty("fleet actions", &e))?.is_empty()
+    {
+        held.push("fleet history");
     }
     if held.is_empty() {
         Ok(())

@@ -97,7 +97,7 @@ pub use sqlite::{
     fleet::SqliteFleetStore,
     gateway::SqliteSessionStore,
     persona::SqlitePersonaStore,
-    review_cache::{ReviewCacheKey, SqliteReviewCache},
+    review_cache::{ReviewCacheEntry, ReviewCacheKey, SqliteReviewCache},
     schedule::SqliteScheduleStore,
     skill::SqliteSkillStore,
 };

@@ -21,6 +21,9 @@
 //!   interrupted with their checkpoints flushed; only then are the leases released, all at
 //!   once, with a notification, so another worker takes over at once instead of after the
 //!   expiry.
+//! - A run's lease outlives its claim until its outcome is in the queue, so a follower
+//!   (`run --wait`, `serve`) never sees the run finished and unleased before its outcome is
+//!   recorded (which it would read as a worker that died in between).
 //!
 //! What it does not do: the runtime given must not have a `RunQueue` (it would hand the runs
 //! back to the queue); a run that fails to start for good (unknown agent, a log that does not
@@ -294,6 +297,8 @@ impl Worker {
         report: &mut WorkerReport,
     ) {
         let run = picked.run_id;
+        // The lease outlives the run's claim until its outcome is recorded (see `record`).
+        self.store.hold_lease(run);
         let (started, resumed) = match picked.start {
             PickedStart::Fresh(request) => {
                 let request = *request;
@@ -342,6 +347,7 @@ impl Worker {
                     | RuntimeError::Lane(_)
                     | RuntimeError::Start { .. } => {
                         tracing::warn!(target: "executus_store::worker", %run, error = %e, "run handed back");
+                        self.store.outcome_recorded(run);
                         self.emit(WorkerEvent::HandedBack { run, reason: e.to_string() });
                     }
                     e => self.refuse(queue, run, e.to_string(), report).await,
@@ -367,6 +373,7 @@ impl Worker {
         if let Err(e) = queue.complete(run, "failed", &json).await {
             tracing::warn!(target: "executus_store::worker", %run, error = %e, "could not record the refusal");
         }
+        self.store.outcome_recorded(run);
         self.emit(WorkerEvent::Refused { run, error });
     }
 
@@ -377,12 +384,17 @@ impl Worker {
         outcome: Option<Arc<RunOutcome>>,
         report: &mut WorkerReport,
     ) {
-        let Some(outcome) = outcome else { return };
+        let Some(outcome) = outcome else {
+            self.store.outcome_recorded(run);
+            return;
+        };
         report.ended += 1;
         let json = serde_json::to_value(outcome.as_ref()).unwrap_or_default();
         if let Err(e) = queue.complete(run, outcome.status().as_str(), &json).await {
             tracing::warn!(target: "executus_store::worker", %run, error = %e, "could not record the outcome");
         }
+        // Only now may the run be seen unleased: followers read the outcome, not its absence.
+        self.store.outcome_recorded(run);
         self.emit(WorkerEvent::Ended { run, status: outcome.status().as_str().to_owned() });
     }
 }

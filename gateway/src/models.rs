@@ -10,6 +10,12 @@
 //! `executus-run run` would run it, for the key's identity; the client's messages are its
 //! input (its system prompt and tools are the agent's own). A streamed answer carries the
 //! agent's text as it is written, across its steps; a whole answer is its final text.
+//!
+//! When the runtime hands runs to a shared queue (the host's `[runtime] mode = "queue"`),
+//! a worker process drives the run and this server waits for its outcome: a whole answer is
+//! the same; a streamed one carries the final text in one piece once the run ended (a queued
+//! run's handle reports no deltas). A queued run that fails or is cancelled answers with the
+//! same errors as one driven here.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use axum::body::Body;
 use axum::extract::State;
 use bytes::Bytes;
 use executus::run::RunEnd;
-use executus::{Identity, RunEvent, RunRequest, RuntimeError};
+use executus::{Identity, RunEvent, RunHandle, RunRequest, RuntimeError};
 use executus_llm::server::{ApiError, ClientRequest, Dialect, ErrorClass};
 use executus_llm::{FinishReason, Message, Part, Response, Role, StreamEvent, Usage};
 use http::{HeaderMap, StatusCode};
@@ -104,7 +110,7 @@ pub(crate) async fn agent(
         let sess = session.id.clone();
         tokio::spawn(async move {
             let _flight = flight;
-            stream_run(events, &request, tx).await;
+            stream_run(events, &handle, &request, tx).await;
             tracing::info!(target: "executus_gateway", sess = %sess, run = %handle.id(), dialect = dialect.as_str(), "agent stream ended");
         });
         let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
@@ -147,13 +153,18 @@ fn finish_for(end: &RunEnd) -> Result<FinishReason, ApiError> {
     }
 }
 
+/// Streams a run's text as it is written, then its end. A run that streamed no text (a
+/// queued run, driven by a worker elsewhere, reports only its end) gets its final answer as
+/// one delta before the end, so the client always reads the answer.
 async fn stream_run(
     mut events: broadcast::Receiver<RunEvent>,
+    handle: &RunHandle,
     request: &ClientRequest,
     tx: mpsc::Sender<Bytes>,
 ) {
     let mut encoder = request.dialect.encoder(request);
     let mut out = Vec::new();
+    let mut streamed = false;
     encoder.start(&mut out);
     loop {
         let event = match events.recv().await {
@@ -168,10 +179,19 @@ async fn stream_run(
             }
         };
         match event {
-            RunEvent::TextDelta { text, .. } => encoder.event(&StreamEvent::TextDelta { text }, &mut out),
+            RunEvent::TextDelta { text, .. } => {
+                streamed |= !text.is_empty();
+                encoder.event(&StreamEvent::TextDelta { text }, &mut out);
+            }
             RunEvent::Ended { end, .. } => {
                 match finish_for(&end) {
                     Ok(finish_reason) => {
+                        if !streamed {
+                            let outcome = handle.outcome().await;
+                            if let Some(text) = outcome.output.clone().filter(|t| !t.is_empty()) {
+                                encoder.event(&StreamEvent::TextDelta { text }, &mut out);
+                            }
+                        }
                         encoder.event(&StreamEvent::Usage { usage: Usage::default() }, &mut out);
                         encoder.event(
                             &StreamEvent::Done {

@@ -6,6 +6,9 @@
 //! load-and-save (in process), so a store needs no compare-and-swap; each method is atomic on
 //! its own.
 //!
+//! [`SessionStore::list`] pages through every stored session in key order (what a store copy
+//! moves).
+//!
 //! [`conformance`] holds the contract as executable checks that every backend runs.
 
 use std::sync::Mutex;
@@ -35,6 +38,25 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// A [`PortError`] if the backend fails.
     async fn prune(&self, before_ms: u64) -> Result<u64, PortError>;
+
+    /// Up to `limit` stored sessions with keys after `after` (all when `None`), in ascending
+    /// key order (byte order), each with the time it was last saved: a page of everything the
+    /// store holds.
+    ///
+    /// # Errors
+    /// A [`PortError`] if the backend fails or a stored state does not decode.
+    async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredSession>, PortError>;
+}
+
+/// One stored session, as [`SessionStore::list`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    /// The session's key.
+    pub key: String,
+    /// Its guard state.
+    pub state: SessionState,
+    /// When it was last saved (ms since the epoch).
+    pub saved_ms: u64,
 }
 
 /// The in-memory default: lost at exit.
@@ -70,6 +92,21 @@ impl SessionStore for MemorySessionStore {
         let before = sessions.len();
         sessions.retain(|_, (_, at)| *at >= before_ms);
         Ok((before - sessions.len()) as u64)
+    }
+
+    async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredSession>, PortError> {
+        let sessions = self.lock();
+        let mut keys: Vec<&String> =
+            sessions.keys().filter(|k| after.is_none_or(|a| k.as_str() > a)).collect();
+        keys.sort();
+        Ok(keys
+            .into_iter()
+            .take(limit as usize)
+            .map(|k| {
+                let (state, saved_ms) = &sessions[k];
+                StoredSession { key: k.clone(), state: state.clone(), saved_ms: *saved_ms }
+            })
+            .collect())
     }
 }
 
@@ -203,6 +240,37 @@ pub mod conformance {
         for i in 0..16u64 {
             if store.load(&format!("k{i}")).await.map_err(port(check))?.is_none() {
                 return Err(violation(check, format!("k{i} was lost")));
+            }
+        }
+
+        let check = "list pages in key order";
+        let store = factory().await;
+        if !store.list(None, 10).await.map_err(port(check))?.is_empty() {
+            return Err(violation(check, "an empty store listed sessions"));
+        }
+        for i in (0..7u64).rev() {
+            let saved = if i == 3 { &state } else { &fresh };
+            store.save(&format!("s{i:02}"), saved, 100 + i).await.map_err(port(check))?;
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list(after.as_deref(), 3).await.map_err(port(check))?;
+            if page.len() > 3 {
+                return Err(violation(check, format!("a page of 3 held {}", page.len())));
+            }
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            seen.extend(page);
+        }
+        let keys: Vec<&str> = seen.iter().map(|s| s.key.as_str()).collect();
+        if keys != ["s00", "s01", "s02", "s03", "s04", "s05", "s06"] {
+            return Err(violation(check, format!("listed {keys:?}")));
+        }
+        for (i, session) in seen.iter().enumerate() {
+            let expected = if i == 3 { &state } else { &fresh };
+            if &session.state != expected || session.saved_ms != 100 + i as u64 {
+                return Err(violation(check, format!("{} read back as {session:?}", session.key)));
             }
         }
         Ok(())

@@ -367,36 +367,82 @@ mod b64 {
 /// wherever a value's identity matters (a tool call's arguments for loop protection, a
 /// request's key in a replay transcript).
 pub fn canonical_json(value: &Value) -> String {
-    fn write(value: &Value, out: &mut String) {
+    fn entry(i: usize, key: &str, value: &Value, out: &mut Vec<u8>) {
+        if i > 0 {
+            out.push(b',');
+        }
+        // A string serialises infallibly into a `Vec`, escaped exactly as `Value`'s Display.
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        write(value, out);
+    }
+    fn write(value: &Value, out: &mut Vec<u8>) {
         match value {
             Value::Object(map) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                out.push('{');
-                for (i, (k, v)) in entries.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
+                out.push(b'{');
+                // The map is usually ordered already (a `BTreeMap` unless `preserve_order`
+                // is on); sort a list of references only when it is not.
+                if map.keys().is_sorted() {
+                    for (i, (k, v)) in map.iter().enumerate() {
+                        entry(i, k, v, out);
                     }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    write(v, out);
+                } else {
+                    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                    entries.sort_by(|a, b| a.0.cmp(b.0));
+                    for (i, (k, v)) in entries.into_iter().enumerate() {
+                        entry(i, k, v, out);
+                    }
                 }
-                out.push('}');
+                out.push(b'}');
             }
             Value::Array(items) => {
-                out.push('[');
+                out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
                     write(item, out);
                 }
-                out.push(']');
+                out.push(b']');
             }
-            scalar => out.push_str(&scalar.to_string()),
+            scalar => {
+                let _ = serde_json::to_writer(&mut *out, scalar);
+            }
         }
     }
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(64);
     write(value, &mut out);
-    out
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::canonical_json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth_and_escapes_like_serde_json() {
+        let value = json!({
+            "b": 1,
+            "a": {"z": [1, "x\"y", null, true, 1.5, {"d": -2, "c": "\u{1}"}], "é": "\n", "": {}},
+            "a\"": []
+        });
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":{"":{},"z":[1,"x\"y",null,true,1.5,{"c":"\u0001","d":-2}],"é":"\n"},"a\"":[],"b":1}"#
+        );
+        // Key order in the source text does not matter; the result is valid JSON of the same value.
+        let reordered: serde_json::Value = serde_json::from_str(
+            r#"{"a\"":[],"b":1,"a":{"é":"\n","":{},"z":[1,"x\"y",null,true,1.5,{"c":"\u0001","d":-2}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(canonical_json(&reordered), canonical_json(&value));
+        let back: serde_json::Value = serde_json::from_str(&canonical_json(&value)).unwrap();
+        assert_eq!(back, value);
+        assert_eq!(canonical_json(&json!("s")), r#""s""#);
+        assert_eq!(canonical_json(&json!(null)), "null");
+    }
 }

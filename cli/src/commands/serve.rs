@@ -9,7 +9,13 @@
 //! - per-key budgets through the budget battery (`[serve.keys.NAME] budget`, USD over the
 //!   `[budget]` window and prices; the key's identity is user `key:NAME`, tenant `gateway`),
 //!   and per-key rates counted in the budget battery's store;
-//! - audit (`[audit] enabled`): every policy decision and loop trigger.
+//! - audit (`[audit] enabled`): every policy decision and loop trigger;
+//! - `[runtime] mode = "queue"` (a PostgreSQL store): `agent:NAME` runs are not driven here
+//!   but enqueued for `executus-run worker` processes; serve waits for each run's outcome and
+//!   answers the client with it (a streamed answer carries the final text once the run
+//!   ended). Plain model requests (tiers, `provider/model`) are proxied here as always. At
+//!   a stop, a client still waiting for a queued run is disconnected after the grace; the run
+//!   goes on in the workers.
 //!
 //! It refuses a non-loopback address without keys (exit 2), prints one line
 //! `executus-run serve: listening on http://ADDR` on stderr once it accepts, and on SIGINT or
@@ -74,7 +80,9 @@ pub async fn serve(config: &CliConfig, args: ServeArgs, interrupt: &Interrupt) -
     serve.shutdown_grace = config.runtime.shutdown_grace;
     executus_gateway::check_bind(serve.listen, serve.keys.len()).map_err(|e| UsageError(e.to_string()))?;
 
-    let host = Host::build(config, HostOptions::default()).await?;
+    // In `[runtime] mode = "queue"` the `agent:NAME` runs go to the workers' queue.
+    let queued = config.runtime.mode == executus::config::RunMode::Queue;
+    let host = Host::build(config, HostOptions { queue: queued, ..HostOptions::default() }).await?;
     let budget = key_budget(config, &serve, &host)?;
     let rate = Arc::new(StoreRate { store: host.stores.budget.clone() });
     let grace = serve.shutdown_grace;

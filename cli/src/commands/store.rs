@@ -4,7 +4,8 @@
 //!   applies the embedded migrations of its backend, and says where it is. Every command
 //!   migrates on open too; this is for deploys that migrate first, then start workers.
 //! - `copy`: copies everything a store holds (interrupted runs with their logs, personas,
-//!   skills, audit, budget spend, schedule jobs and watermarks; see `executus_store::copy`)
+//!   skills, audit, budget spend, schedule jobs and watermarks, conversations, the gateway's
+//!   sessions, the review cache, the fleet's history; see `executus_store::copy`)
 //!   into a new, empty store — typically `--from sqlite://executus.db --to
 //!   postgres://user@host/db` when one machine is no longer enough. Stop every process using
 //!   the source first. On PostgreSQL the copied interrupted runs are in the run queue:
@@ -74,7 +75,7 @@ pub async fn store(config: &CliConfig, args: StoreArgs) -> anyhow::Result<Exit> 
                 anyhow::anyhow!("store copy {} -> {}: {e}", source.location(), target.location())
             })?;
             outln!(
-                "copied {} -> {}: {} interrupted run(s) ({} log entries), {} persona(s), {} skill(s) ({} versions), {} audit record(s), {} spend row(s), {} job(s), {} watermark(s), {} conversation(s) ({} messages)",
+                "copied {} -> {}: {} interrupted run(s) ({} log entries), {} persona(s), {} skill(s) ({} versions), {} audit record(s), {} spend row(s), {} job(s), {} watermark(s), {} conversation(s) ({} messages), {} gateway session(s), {} review cache answer(s), fleet history: {} activity row(s), {} perf sample(s), {} perf bucket(s), {} model state change(s), {} bench run(s), {} action record(s)",
                 source.location(),
                 target.location(),
                 report.runs,
@@ -87,7 +88,15 @@ pub async fn store(config: &CliConfig, args: StoreArgs) -> anyhow::Result<Exit> 
                 report.jobs,
                 report.watermarks,
                 report.conversations,
-                report.chat_messages
+                report.chat_messages,
+                report.sessions,
+                report.review_cells,
+                report.fleet_activity,
+                report.fleet_samples,
+                report.fleet_buckets,
+                report.fleet_model_states,
+                report.fleet_bench_runs,
+                report.fleet_actions
             );
             source.close().await;
             target.close().await;

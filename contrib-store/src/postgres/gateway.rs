@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 use executus::ports::PortError;
 use executus_gateway::guard::SessionState;
-use executus_gateway::store::SessionStore;
+use executus_gateway::store::{SessionStore, StoredSession};
 
 use super::PgStore;
 use super::checkpoint::i64_of;
@@ -64,6 +64,28 @@ impl PgSessionStore {
         Ok(())
     }
 
+    async fn list_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredSession>, StoreError> {
+        let store = &self.store;
+        // Byte order (COLLATE "C"), whatever the database's collation: the same order as SQLite's.
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT key, state, updated_ms FROM gateway_sessions \
+             WHERE $1::text IS NULL OR key COLLATE \"C\" > $1::text COLLATE \"C\" \
+             ORDER BY key COLLATE \"C\" LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(store.pool())
+        .await
+        .map_err(|e| store.db("gateway session list", e))?;
+        rows.into_iter()
+            .map(|(key, text, at)| {
+                let state = serde_json::from_str(&text)
+                    .map_err(|e| store.undecodable(format!("gateway session {key:?}: {e}")))?;
+                Ok(StoredSession { key, state, saved_ms: at.max(0) as u64 })
+            })
+            .collect()
+    }
+
     async fn prune_before(&self, before_ms: u64) -> Result<u64, StoreError> {
         let store = &self.store;
         let before = i64_of(store, "time", before_ms)?;
@@ -88,5 +110,9 @@ impl SessionStore for PgSessionStore {
 
     async fn prune(&self, before_ms: u64) -> Result<u64, PortError> {
         self.prune_before(before_ms).await.map_err(|e| e.into_port(PORT))
+    }
+
+    async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredSession>, PortError> {
+        self.list_page(after, limit).await.map_err(|e| e.into_port(PORT))
     }
 }

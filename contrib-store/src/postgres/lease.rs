@@ -24,7 +24,7 @@
 //! its own clock or scheduler stalls for longer than half the expiry (the same limit every
 //! lease scheme has); the heartbeat then reports the loss as soon as it runs again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -62,6 +62,8 @@ pub(crate) enum Acquired {
 enum Cmd {
     Acquire { run: RunId, reply: oneshot::Sender<Result<Acquired, StoreError>> },
     Release { run: RunId },
+    Hold { run: RunId },
+    Recorded { run: RunId },
     ReleaseAll { reply: oneshot::Sender<Result<usize, StoreError>> },
     Close { reply: oneshot::Sender<()> },
 }
@@ -122,6 +124,8 @@ impl Leases {
             lost,
             held: HashMap::new(),
             deferred: Vec::new(),
+            holding: HashSet::new(),
+            pending: HashSet::new(),
             defer: defer.clone(),
             tx: tx.clone(),
             last_ok: Instant::now(),
@@ -150,6 +154,18 @@ impl Leases {
         self.defer.store(true, Ordering::SeqCst);
     }
 
+    /// Keeps the lease of `run` past its release (the claim dropped when the run ended) until
+    /// [`Leases::recorded`]: a worker records the run's outcome in the queue first, so whoever
+    /// follows the run never sees it finished, unleased and without its outcome.
+    pub(crate) fn hold(&self, run: RunId) {
+        let _ = self.tx.send(Cmd::Hold { run });
+    }
+
+    /// The outcome of `run` is recorded: its lease is released now if its claim already was.
+    pub(crate) fn recorded(&self, run: RunId) {
+        let _ = self.tx.send(Cmd::Recorded { run });
+    }
+
     /// Releases every lease held (and deferred), at once.
     pub(crate) async fn release_all(&self) -> Result<usize, StoreError> {
         let (reply, rx) = oneshot::channel();
@@ -175,6 +191,10 @@ struct Keeper {
     lost: CancellationToken,
     held: HashMap<RunId, i64>,
     deferred: Vec<RunId>,
+    /// Runs whose release waits for their outcome to be recorded ([`Leases::hold`]).
+    holding: HashSet<RunId>,
+    /// Held runs whose claim was already released.
+    pending: HashSet<RunId>,
     defer: Arc<AtomicBool>,
     tx: mpsc::UnboundedSender<Cmd>,
     last_ok: Instant,
@@ -219,8 +239,23 @@ impl Keeper {
                     Some(Cmd::Release { run }) => {
                         if self.defer.load(Ordering::SeqCst) {
                             self.deferred.push(run);
+                        } else if self.holding.contains(&run) {
+                            self.pending.insert(run);
                         } else {
                             self.release(run).await;
+                        }
+                    }
+                    Some(Cmd::Hold { run }) => {
+                        self.holding.insert(run);
+                    }
+                    Some(Cmd::Recorded { run }) => {
+                        self.holding.remove(&run);
+                        if self.pending.remove(&run) {
+                            if self.defer.load(Ordering::SeqCst) {
+                                self.deferred.push(run);
+                            } else {
+                                self.release(run).await;
+                            }
                         }
                     }
                     Some(Cmd::ReleaseAll { reply }) => {
@@ -407,6 +442,8 @@ impl Keeper {
     async fn release_all(&mut self) -> Result<usize, StoreError> {
         self.defer.store(false, Ordering::SeqCst);
         self.deferred.clear();
+        self.holding.clear();
+        self.pending.clear();
         let runs: Vec<uuid::Uuid> = self.held.drain().map(|(r, _)| r.0).collect();
         if runs.is_empty() {
             return Ok(0);

@@ -365,6 +365,22 @@ impl PgStore {
         }
     }
 
+    /// Keeps the lease of `run` after its claim is dropped, until [`PgStore::outcome_recorded`]
+    /// (a worker: the run's outcome goes into the queue before anyone may see the run
+    /// unleased).
+    pub(crate) fn hold_lease(&self, run: RunId) {
+        if let Some(leases) = self.inner.leases.get() {
+            leases.hold(run);
+        }
+    }
+
+    /// The outcome of `run` is in the queue (or will never be): its held lease goes.
+    pub(crate) fn outcome_recorded(&self, run: RunId) {
+        if let Some(leases) = self.inner.leases.get() {
+            leases.recorded(run);
+        }
+    }
+
     /// Releases every lease this process holds at once (rows deleted, advisory locks
     /// unlocked, other workers notified), so they can take over without waiting for expiry.
     ///

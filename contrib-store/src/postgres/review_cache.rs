@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::PgStore;
 use super::checkpoint::i64_of;
 use crate::error::StoreError;
-use crate::review_cache::ReviewCacheKey;
+use crate::review_cache::{EntryRow, ReviewCacheEntry, ReviewCacheKey, entry_of};
 
 /// The review cache on PostgreSQL. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -62,6 +62,65 @@ impl PgReviewCache {
         .bind(&key.content_hash)
         .bind(cell)
         .bind(now)
+        .execute(store.pool())
+        .await
+        .map_err(|e| store.db("review cache put", e))?;
+        Ok(())
+    }
+
+    /// Up to `limit` answers stored under keys after `after` (all when `None`), in key order,
+    /// with their times (see [`SqliteReviewCache::entries`](crate::SqliteReviewCache::entries)).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn entries(
+        &self,
+        after: Option<&ReviewCacheKey>,
+        limit: u32,
+    ) -> Result<Vec<ReviewCacheEntry>, StoreError> {
+        let store = &self.store;
+        let query = match after {
+            None => sqlx::query_as::<_, EntryRow>(
+                "SELECT model, lens, prompt_version, content_hash, cell, created_ms, used_ms \
+                 FROM review_cache ORDER BY model, lens, prompt_version, content_hash LIMIT $1",
+            )
+            .bind(i64::from(limit)),
+            Some(k) => sqlx::query_as::<_, EntryRow>(
+                "SELECT model, lens, prompt_version, content_hash, cell, created_ms, used_ms \
+                 FROM review_cache WHERE (model, lens, prompt_version, content_hash) > ($2, $3, $4, $5) \
+                 ORDER BY model, lens, prompt_version, content_hash LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .bind(&k.model)
+            .bind(&k.lens)
+            .bind(&k.prompt_version)
+            .bind(&k.content_hash),
+        };
+        let rows = query.fetch_all(store.pool()).await.map_err(|e| store.db("review cache list", e))?;
+        Ok(rows.into_iter().map(entry_of).collect())
+    }
+
+    /// Stores `entry` with its own times (replacing what was under its key).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn put_entry(&self, entry: &ReviewCacheEntry) -> Result<(), StoreError> {
+        let store = &self.store;
+        let created = i64_of(store, "time", entry.created_ms)?;
+        let used = i64_of(store, "time", entry.used_ms)?;
+        sqlx::query(
+            "INSERT INTO review_cache (model, lens, prompt_version, content_hash, cell, created_ms, used_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (model, lens, prompt_version, content_hash) \
+             DO UPDATE SET cell = excluded.cell, created_ms = excluded.created_ms, used_ms = excluded.used_ms",
+        )
+        .bind(&entry.key.model)
+        .bind(&entry.key.lens)
+        .bind(&entry.key.prompt_version)
+        .bind(&entry.key.content_hash)
+        .bind(&entry.cell)
+        .bind(created)
+        .bind(used)
         .execute(store.pool())
         .await
         .map_err(|e| store.db("review cache put", e))?;

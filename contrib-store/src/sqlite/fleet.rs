@@ -476,6 +476,42 @@ impl HistoryStore for SqliteFleetStore {
             })
             .collect()
     }
+
+    async fn model_state_history(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>> {
+        const W: &str = "model state";
+        let rows = self
+            .fetch(
+                "fleet model state history",
+                "SELECT host, model, state, at_us FROM fleet_model_states WHERE host = ?1 ORDER BY id",
+                vec![s(host)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ModelStateRecord::new(
+                    &get::<String>(r, 0, W)?,
+                    &get::<String>(r, 1, W)?,
+                    ModelState::parse(&get::<String>(r, 2, W)?),
+                    time(W, get(r, 3, W)?)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn history_hosts(&self) -> StoreResult<Vec<String>> {
+        let rows = self
+            .fetch(
+                "fleet history hosts",
+                "SELECT host FROM fleet_activity UNION SELECT host FROM fleet_perf \
+                 UNION SELECT host FROM fleet_perf_5m UNION SELECT host FROM fleet_model_states",
+                vec![],
+            )
+            .await?;
+        let mut hosts =
+            rows.iter().map(|r| get::<String>(r, 0, "history host")).collect::<StoreResult<Vec<_>>>()?;
+        hosts.sort();
+        Ok(hosts)
+    }
 }
 
 #[async_trait]

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use executus::ports::PortError;
 use executus_gateway::guard::SessionState;
-use executus_gateway::store::SessionStore;
+use executus_gateway::store::{SessionStore, StoredSession};
 
 use crate::error::StoreError;
 use crate::sqlite::SqliteStore as Store;
@@ -73,6 +73,31 @@ impl SqliteSessionStore {
             .await
     }
 
+    async fn list_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredSession>, StoreError> {
+        const OP: &str = "gateway session list";
+        let store = &self.store;
+        let rows: Vec<(String, String, i64)> = store
+            .read(OP, || async move {
+                sqlx::query_as(
+                    "SELECT key, state, updated_ms FROM gateway_sessions WHERE ?1 IS NULL OR key > ?1 \
+                     ORDER BY key LIMIT ?2",
+                )
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(store.reader_pool())
+                .await
+                .map_err(|e| store.db(OP, e))
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(key, text, at)| {
+                let state = serde_json::from_str(&text)
+                    .map_err(|e| store.undecodable(format!("gateway session {key:?}: {e}")))?;
+                Ok(StoredSession { key, state, saved_ms: at.max(0) as u64 })
+            })
+            .collect()
+    }
+
     async fn prune_before(&self, before_ms: u64) -> Result<u64, StoreError> {
         const OP: &str = "gateway session prune";
         let store = &self.store;
@@ -104,5 +129,9 @@ impl SessionStore for SqliteSessionStore {
 
     async fn prune(&self, before_ms: u64) -> Result<u64, PortError> {
         self.prune_before(before_ms).await.map_err(|e| e.into_port(PORT))
+    }
+
+    async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredSession>, PortError> {
+        self.list_page(after, limit).await.map_err(|e| e.into_port(PORT))
     }
 }

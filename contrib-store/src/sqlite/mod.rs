@@ -25,7 +25,7 @@ pub use checkpoint::SqliteCheckpointStore;
 pub use fleet::SqliteFleetStore;
 pub use gateway::SqliteSessionStore;
 pub use persona::SqlitePersonaStore;
-pub use review_cache::{ReviewCacheKey, SqliteReviewCache};
+pub use review_cache::{ReviewCacheEntry, ReviewCacheKey, SqliteReviewCache};
 pub use schedule::SqliteScheduleStore;
 pub use skill::SqliteSkillStore;
 pub use store::{APPLICATION_ID, SqliteStore, StoreStats};

@@ -36,6 +36,20 @@ pub struct ReviewCacheKey {
     pub content_hash: String,
 }
 
+/// One stored answer with its times, as [`SqliteReviewCache::entries`] lists it (and
+/// [`SqliteReviewCache::put_entry`] stores it back, times kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewCacheEntry {
+    /// What it is stored under.
+    pub key: ReviewCacheKey,
+    /// The answer (the caller's JSON).
+    pub cell: String,
+    /// When it was made (ms since the epoch).
+    pub created_ms: u64,
+    /// When it was last used (ms since the epoch).
+    pub used_ms: u64,
+}
+
 /// The review cache over a [`SqliteStore`] (see the module docs). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteReviewCache {
@@ -116,6 +130,79 @@ impl SqliteReviewCache {
             .await
     }
 
+    /// Up to `limit` answers stored under keys after `after` (all when `None`), in key order
+    /// (model, lens, prompt version, content hash), with their times: a page of the cache.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the file.
+    pub async fn entries(
+        &self,
+        after: Option<&ReviewCacheKey>,
+        limit: u32,
+    ) -> Result<Vec<ReviewCacheEntry>, StoreError> {
+        const OP: &str = "review cache list";
+        let store = &self.store;
+        let rows: Vec<EntryRow> = store
+            .read(OP, || async move {
+                let query = match after {
+                    None => sqlx::query_as::<_, EntryRow>(
+                        "SELECT model, lens, prompt_version, content_hash, cell, created_ms, used_ms \
+                         FROM review_cache ORDER BY model, lens, prompt_version, content_hash LIMIT ?1",
+                    )
+                    .bind(i64::from(limit)),
+                    Some(k) => sqlx::query_as::<_, EntryRow>(
+                        "SELECT model, lens, prompt_version, content_hash, cell, created_ms, used_ms \
+                         FROM review_cache WHERE (model, lens, prompt_version, content_hash) > (?2, ?3, ?4, ?5) \
+                         ORDER BY model, lens, prompt_version, content_hash LIMIT ?1",
+                    )
+                    .bind(i64::from(limit))
+                    .bind(&k.model)
+                    .bind(&k.lens)
+                    .bind(&k.prompt_version)
+                    .bind(&k.content_hash),
+                };
+                query.fetch_all(store.reader_pool()).await.map_err(|e| store.db(OP, e))
+            })
+            .await?;
+        Ok(rows.into_iter().map(entry_of).collect())
+    }
+
+    /// Stores `entry` with its own times (replacing what was under its key): how a copy
+    /// moves the cache without making every answer new.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the operation and the file.
+    pub async fn put_entry(&self, entry: &ReviewCacheEntry) -> Result<(), StoreError> {
+        const OP: &str = "review cache put";
+        let store = &self.store;
+        let created = i64_of(store, "time", entry.created_ms)?;
+        let used = i64_of(store, "time", entry.used_ms)?;
+        store
+            .write(OP, || async move {
+                let mut tx = store.begin_write(OP).await?;
+                sqlx::query(
+                    "INSERT INTO review_cache \
+                     (model, lens, prompt_version, content_hash, cell, created_ms, used_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (model, lens, prompt_version, content_hash) \
+                     DO UPDATE SET cell = excluded.cell, created_ms = excluded.created_ms, used_ms = excluded.used_ms",
+                )
+                .bind(&entry.key.model)
+                .bind(&entry.key.lens)
+                .bind(&entry.key.prompt_version)
+                .bind(&entry.key.content_hash)
+                .bind(&entry.cell)
+                .bind(created)
+                .bind(used)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store.db(OP, e))?;
+                tx.commit().await.map_err(|e| store.db(OP, e))?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Deletes the answers not used for longer than `unused_for`; returns how many.
     ///
     /// # Errors
@@ -155,5 +242,19 @@ impl SqliteReviewCache {
             })
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// A listed row: the key's four parts, the answer, its times.
+pub(crate) type EntryRow = (String, String, String, String, String, i64, i64);
+
+/// The entry a listed row holds.
+pub(crate) fn entry_of(row: EntryRow) -> ReviewCacheEntry {
+    let (model, lens, prompt_version, content_hash, cell, created, used) = row;
+    ReviewCacheEntry {
+        key: ReviewCacheKey { model, lens, prompt_version, content_hash },
+        cell,
+        created_ms: created.max(0) as u64,
+        used_ms: used.max(0) as u64,
     }
 }

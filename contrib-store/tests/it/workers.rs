@@ -476,6 +476,7 @@ async fn a_sqlite_store_with_interrupted_runs_is_copied_into_postgres_and_finish
     sqlite.chats().append(&chat, &[Message::user("hi"), Message::assistant("hello")]).await.unwrap();
     let fire = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
     sqlite.schedule().advance("nightly", fire).await.unwrap();
+    let extras = put_extras(&sqlite).await;
 
     // Runs driven here on SQLite, stopped half-way (as a deploy would stop the process).
     let registry = executus::llm::Registry::from_vars(
@@ -531,6 +532,22 @@ async fn a_sqlite_store_with_interrupted_runs_is_copied_into_postgres_and_finish
     assert_eq!((report.conversations, report.chat_messages), (1, 2));
     let texts: Vec<String> = pg.chats().load(&chat).await.unwrap().iter().map(Message::text).collect();
     assert_eq!(texts, ["hi", "hello"]);
+    assert_eq!((report.sessions, report.review_cells), (3, 3));
+    assert_eq!(
+        (
+            report.fleet_activity,
+            report.fleet_samples,
+            report.fleet_buckets,
+            report.fleet_model_states,
+            report.fleet_bench_runs,
+            report.fleet_actions
+        ),
+        (3, 4, extras.buckets as u64, 3, 2, 2)
+    );
+    assert_eq!(read_extras(&pg).await, read_extras(&sqlite).await, "everything reads back equal");
+    let finalize =
+        pg.gateway_sessions().unwrap().load("ada\u{1f}fp:1").await.unwrap().unwrap().finalize_total;
+    assert_eq!(finalize, 4, "a session's finalize count survives the move");
     let again = executus_store::copy(&sqlite, &pg).await.unwrap_err();
     assert!(again.to_string().contains("not empty"), "{again}");
     assert_eq!(pg.personas().get("helper").await.unwrap().unwrap().model, "mock/m");
@@ -574,4 +591,129 @@ async fn a_sqlite_store_with_interrupted_runs_is_copied_into_postgres_and_finish
     }
     let (status, _) = worker.sigterm().await;
     assert!(status.success());
+}
+
+/// What [`put_extras`] wrote that the test needs.
+struct Extras {
+    buckets: usize,
+}
+
+/// The gateway's sessions, the swarm's review cache and the fleet's history, written into
+/// `store` through their own stores.
+async fn put_extras(store: &Store) -> Extras {
+    use executus_fleet::store::{ActionRecord, ActivityRecord, ModelStateRecord, PerfSample, rollup};
+    use executus_gateway::guard::SessionState;
+    use executus_store::ReviewCacheKey;
+    let t = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+
+    let sessions = store.gateway_sessions().unwrap();
+    let settings =
+        executus_gateway::LoopSettings { limits: executus::LoopLimits::default(), finalize_hard_cap: 6 };
+    let mut state = SessionState::new();
+    state.prepare(&[Message::user("loop please"), Message::assistant("again")], &settings);
+    for _ in 0..4 {
+        state.count_continuation();
+    }
+    sessions.save("ada\u{1f}fp:1", &state, 1_000).await.unwrap();
+    sessions.save("bob\u{1f}fp:2", &SessionState::new(), 2_000).await.unwrap();
+    sessions.save("cy\u{1f}fp:3", &SessionState::new(), 3_000).await.unwrap();
+
+    let cache = store.review_cache();
+    for (i, lens) in ["bugs", "security", "style"].into_iter().enumerate() {
+        let key = ReviewCacheKey {
+            model: "mock/m".into(),
+            lens: lens.into(),
+            prompt_version: "v1".into(),
+            content_hash: format!("h{i}"),
+        };
+        cache.put(&key, &format!("{{\"findings\":[{i}]}}")).await.unwrap();
+    }
+
+    let fleet = store.fleet().unwrap();
+    let mut row = ActivityRecord::new("gpu1", 7, t(1), "qwen");
+    row.output_tokens = 64;
+    row.gen_tps = 42.5;
+    row.error = Some("boom".into());
+    fleet
+        .insert_activity(&[
+            row,
+            ActivityRecord::new("gpu1", 8, t(2), "qwen"),
+            ActivityRecord::new("gpu2", 1, t(3), "llama"),
+        ])
+        .await
+        .unwrap();
+    let samples: Vec<PerfSample> = (0..4)
+        .map(|i| {
+            let mut p = PerfSample::empty("gpu1", t(i * 30));
+            p.cpu_pct = Some(i as f64);
+            p.gpu_temp_c = Some(60.0 + i as f64);
+            p
+        })
+        .collect();
+    fleet.insert_perf(&samples).await.unwrap();
+    // Buckets of another host whose raw samples were already rolled up and deleted.
+    let buckets = rollup(&[PerfSample::empty("gpu3", t(0)), PerfSample::empty("gpu3", t(400))]);
+    fleet.upsert_buckets(&buckets).await.unwrap();
+    fleet
+        .record_model_states(&[
+            ModelStateRecord::new("gpu1", "qwen", executus_fleet::wire::ModelState::Starting, t(1)),
+            ModelStateRecord::new("gpu1", "qwen", executus_fleet::wire::ModelState::Ready, t(2)),
+            ModelStateRecord::new("gpu2", "llama", executus_fleet::wire::ModelState::Stopped, t(3)),
+        ])
+        .await
+        .unwrap();
+    for (id, at) in [("b1", 1), ("b2", 2)] {
+        let run = executus_fleet::bench::BenchRun {
+            id: id.into(),
+            host: "gpu1".into(),
+            model: "qwen".into(),
+            started: t(at),
+            finished: t(at + 10),
+            grid: executus_fleet::bench::BenchGrid::default(),
+            cells: Vec::new(),
+            aborted: (at == 2).then(|| "lease lost".into()),
+        };
+        fleet.save_run(&run).await.unwrap();
+    }
+    for (id, outcome) in [("a1", "done"), ("a2", "refused")] {
+        let action = ActionRecord {
+            id: id.into(),
+            at: t(5),
+            host: "gpu1".into(),
+            action: "load".into(),
+            model: Some("qwen".into()),
+            actor: "cli".into(),
+            outcome: outcome.into(),
+            detail: String::new(),
+        };
+        fleet.record_action(&action).await.unwrap();
+    }
+    Extras { buckets: buckets.len() }
+}
+
+/// Everything [`put_extras`] wrote, read back through the stores (as comparable text).
+async fn read_extras(store: &Store) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in store.gateway_sessions().unwrap().list(None, 100).await.unwrap() {
+        out.push(format!("session {:?} {} {}", s.key, s.saved_ms, serde_json::to_string(&s.state).unwrap()));
+    }
+    for e in store.review_cache().entries(None, 100).await.unwrap() {
+        out.push(format!("cell {e:?}"));
+    }
+    let fleet = store.fleet().unwrap();
+    let (start, end) = (
+        chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        chrono::DateTime::from_timestamp(4_000_000_000, 0).unwrap(),
+    );
+    let hosts = fleet.history_hosts().await.unwrap();
+    assert_eq!(hosts, ["gpu1", "gpu2", "gpu3"]);
+    for host in &hosts {
+        out.push(format!("activity {:?}", fleet.recent_activity(Some(host), 100).await.unwrap()));
+        out.push(format!("perf {:?}", fleet.raw_perf(host, start, end).await.unwrap()));
+        out.push(format!("buckets {:?}", fleet.buckets(host, start, end).await.unwrap()));
+        out.push(format!("states {:?}", fleet.model_state_history(host).await.unwrap()));
+    }
+    out.push(format!("bench {:?}", fleet.runs(None, None, 100).await.unwrap()));
+    out.push(format!("actions {:?}", fleet.actions(None, 100).await.unwrap()));
+    out
 }

@@ -1,7 +1,8 @@
 //! The contract every fleet store backend must meet, as one check: [`check`] runs it on
 //! fresh stores from a factory and returns the first broken rule.
 //!
-//! The memory store runs it in this crate's tests; executus-store runs it on SQLite.
+//! The memory store runs it in this crate's tests; executus-store runs it on SQLite and
+//! PostgreSQL.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ where
     activity(make().await).await.map_err(|m| format!("activity: {m}"))?;
     perf(make().await).await.map_err(|m| format!("perf: {m}"))?;
     model_states(make().await).await.map_err(|m| format!("model states: {m}"))?;
+    hosts(make().await).await.map_err(|m| format!("history hosts: {m}"))?;
     bench(make().await).await.map_err(|m| format!("bench: {m}"))?;
     actions(make().await).await.map_err(|m| format!("actions: {m}"))?;
     leases(make().await).await.map_err(|m| format!("leases: {m}"))?;
@@ -119,6 +121,22 @@ async fn model_states(s: Arc<dyn FleetStore>) -> Result<(), String> {
     ensure!(latest == [records[1].clone(), records[2].clone()], "latest per model, by model: {latest:?}");
     let b = s.latest_model_states("b").await.map_err(e)?;
     ensure!(b == [records[3].clone()], "unknown states round-trip: {b:?}");
+    let history = s.model_state_history("a").await.map_err(e)?;
+    ensure!(history == records[..3], "every change of a host, in the order recorded: {history:?}");
+    ensure!(s.model_state_history("c").await.map_err(e)?.is_empty(), "an unknown host has no history");
+    Ok(())
+}
+
+async fn hosts(s: Arc<dyn FleetStore>) -> Result<(), String> {
+    ensure!(s.history_hosts().await.map_err(e)?.is_empty(), "an empty store names no host");
+    s.insert_activity(&[ActivityRecord::new("d", 1, t(1), "m")]).await.map_err(e)?;
+    s.insert_perf(&[sample("b", t(0), 1.0), sample("b", t(30), 2.0)]).await.map_err(e)?;
+    let buckets = rollup(&[sample("c", t(0), 1.0)]);
+    s.upsert_buckets(&buckets).await.map_err(e)?;
+    s.record_model_states(&[ModelStateRecord::new("a", "x", ModelState::Ready, t(1))]).await.map_err(e)?;
+    s.insert_activity(&[ActivityRecord::new("a", 1, t(1), "m")]).await.map_err(e)?;
+    let hosts = s.history_hosts().await.map_err(e)?;
+    ensure!(hosts == ["a", "b", "c", "d"], "every host the history names, once, sorted: {hosts:?}");
     Ok(())
 }
 

@@ -197,6 +197,23 @@ impl HistoryStore for MemoryFleetStore {
         }
         Ok(latest.into_values().cloned().collect())
     }
+
+    async fn model_state_history(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>> {
+        Ok(self.lock().model_states.iter().filter(|r| r.host == host).cloned().collect())
+    }
+
+    async fn history_hosts(&self) -> StoreResult<Vec<String>> {
+        let inner = self.lock();
+        let hosts: std::collections::BTreeSet<String> = inner
+            .activity
+            .keys()
+            .map(|(h, _, _)| h.clone())
+            .chain(inner.perf.keys().map(|(h, _)| h.clone()))
+            .chain(inner.buckets.keys().map(|(h, _)| h.clone()))
+            .chain(inner.model_states.iter().map(|r| r.host.clone()))
+            .collect();
+        Ok(hosts.into_iter().collect())
+    }
 }
 
 #[async_trait]

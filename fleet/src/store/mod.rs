@@ -20,7 +20,10 @@
 //!   raw samples gives identical buckets;
 //! - deletions and prunes take a row cap, so retention works in bounded chunks;
 //! - a lease is held by at most one holder at a time, also under concurrent acquirers;
-//!   lease times are the caller's (each process passes its own clock's time).
+//!   lease times are the caller's (each process passes its own clock's time);
+//! - everything stored can be read back (`history_hosts`, then per host activity, raw samples,
+//!   buckets and `model_state_history`; bench runs and actions without a filter): what a
+//!   store copy moves.
 //!
 //! Times are kept to the microsecond (records built by this crate are already truncated).
 //!
@@ -119,6 +122,11 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     async fn record_model_states(&self, records: &[ModelStateRecord]) -> StoreResult<()>;
     /// The latest recorded state of each model of `host`, by model id.
     async fn latest_model_states(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>>;
+    /// Every state change recorded for `host`, in the order recorded (what a store copy moves).
+    async fn model_state_history(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>>;
+
+    /// Every host the history names (activity, raw samples, buckets or model states), sorted.
+    async fn history_hosts(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Bench runs.

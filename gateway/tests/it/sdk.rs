@@ -59,6 +59,14 @@ impl SessionStore for FailsOnBoom {
     async fn prune(&self, before_ms: u64) -> Result<u64, PortError> {
         self.0.prune(before_ms).await
     }
+
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<executus_gateway::store::StoredSession>, PortError> {
+        self.0.list(after, limit).await
+    }
 }
 
 async fn run_script(python: &Path, script: &str, gw: &Gw, mode: &str, key: &str) {

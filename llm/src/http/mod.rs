@@ -26,6 +26,10 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 
+/// [`HttpOptions::http2_connection_window`]'s default: 64 MiB, room for 100,000 in-flight
+/// answers of a few hundred bytes each to arrive whole.
+pub const DEFAULT_HTTP2_CONNECTION_WINDOW: u32 = 64 << 20;
+
 /// Timeouts and limits of a wire client.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -44,6 +48,14 @@ pub struct HttpOptions {
     /// knowledge), multiplexing requests over few connections as HTTPS endpoints do after
     /// ALPN. Only for servers known to accept it; off by default.
     pub http2_prior_knowledge: bool,
+    /// How many response bytes a server may send on one HTTP/2 connection before this client
+    /// has read them (the connection's flow-control window). Every request in flight on the
+    /// connection shares it: with thousands of concurrent streams a small window makes the
+    /// server split answers into tiny DATA frames, which the HTTP/2 stack treats as an attack
+    /// once they pile up (`GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames"`) and every stream
+    /// on the connection fails. A limit, not an allocation: memory is used only for bytes
+    /// actually received and not yet read. Default 64 MiB (HTTP/1.1 ignores it).
+    pub http2_connection_window: u32,
 }
 
 impl Default for HttpOptions {
@@ -55,6 +67,7 @@ impl Default for HttpOptions {
             max_body_bytes: 64 << 20,
             max_line_bytes: 16 << 20,
             http2_prior_knowledge: false,
+            http2_connection_window: DEFAULT_HTTP2_CONNECTION_WINDOW,
         }
     }
 }
@@ -74,7 +87,8 @@ impl Http {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .http2_initial_connection_window_size(options.http2_connection_window);
         if options.http2_prior_knowledge {
             builder = builder.http2_prior_knowledge();
         }

@@ -8,6 +8,7 @@ mod dsn;
 mod fake;
 mod faults;
 mod gemini;
+mod http2;
 mod images;
 mod llama_swap;
 mod media;

@@ -295,8 +295,8 @@ impl OpenAiModel {
     async fn answer(&self, body: Vec<u8>) -> Result<Response> {
         let http = &self.inner.http;
         let response = http.send(&self.id, self.post(body)).await.map_err(error::refine)?;
-        let value: Value = http.read_json(&self.id, response).await?;
-        response::parse_response(http, &self.id, &value)
+        let body = http.read_body(&self.id, response, http.options.max_body_bytes).await?;
+        response::parse_body(http, &self.id, &body)
     }
 
     /// Sends an encoded streaming body and returns the events.
@@ -306,8 +306,8 @@ impl OpenAiModel {
         let response = http.send(&self.id, builder).await.map_err(error::refine)?;
         if is_json(&response) {
             // A server (or proxy) that ignores `stream: true` answers with a whole body.
-            let value: Value = http.read_json(&self.id, response).await?;
-            let whole = response::parse_response(http, &self.id, &value)?;
+            let body = http.read_body(&self.id, response, http.options.max_body_bytes).await?;
+            let whole = response::parse_body(http, &self.id, &body)?;
             return Ok(crate::stream::response_to_stream(whole));
         }
         Ok(streaming::event_stream(http, &self.id, response))

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::error::{body_error, classify};
 use super::request::build_body;
-use super::response::{IdSynth, finish_reason, parse_arguments, parse_response, usage};
+use super::response::{IdSynth, fast, finish_reason, parse_arguments, parse_body, parse_response, usage};
 use super::streaming::{ChunkParser, MAX_TOOL_CALLS};
 use super::*;
 use crate::error::ErrorKind;
