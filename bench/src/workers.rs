@@ -310,6 +310,7 @@ fn request(i: u64) -> QueuedRequest {
         identity: Identity::new("bench", format!("t{}", i % 4)),
         lane: None,
         deliver: false,
+        conversation: None,
     }
 }
 

@@ -310,6 +310,9 @@ impl Worker {
                 if request.deliver {
                     req = req.deliver();
                 }
+                if let Some(conversation) = request.conversation {
+                    req = req.conversation(conversation);
+                }
                 req.watch = false;
                 (self.runtime.spawn_with(req).await, false)
             }
@@ -424,6 +427,7 @@ impl RunQueue for PgRunQueue {
             identity: request.identity.clone(),
             lane: request.lane.clone(),
             deliver: request.deliver,
+            conversation: request.conversation.clone(),
         };
         PgRunQueue::enqueue(self, run_id, &queued).await.map_err(|e| e.into_port("queue"))?;
         let queue = self.clone();

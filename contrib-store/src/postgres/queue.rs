@@ -52,6 +52,10 @@ pub struct QueuedRequest {
     /// Deliver the outcome through the worker's `Delivery` port.
     #[serde(default)]
     pub deliver: bool,
+    /// The conversation the run belongs to (`gen_ai.conversation.id` on its spans; e.g. the
+    /// gateway's session); the run id when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
 }
 
 /// Where a queued run stands.

@@ -39,6 +39,7 @@ fn request(tenant: &str) -> QueuedRequest {
         identity: Identity::new("ada", tenant),
         lane: None,
         deliver: false,
+        conversation: None,
     }
 }
 
@@ -210,4 +211,30 @@ async fn picks_skip_locked_rows_honour_tenant_caps_and_find_orphans() {
     assert_eq!(entry.state, executus_store::postgres::QueueState::Done);
     assert_eq!(entry.outcome.unwrap()["output"], "ok");
     assert!(entry.picks >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_enqueued_through_the_port_keeps_its_request_and_conversation() {
+    let Some(db) = PgDb::create("a_run_enqueued_through_the_port_keeps_its_request_and_conversation").await
+    else {
+        return;
+    };
+    let store = open(&db, Duration::from_secs(10)).await;
+    let queue = store.as_postgres().unwrap().queue();
+    let run = RunId::new();
+    let agent = RunnableAgent::new("worker-test", "You help.", "mock/m");
+    let request = executus::RunRequest::new(agent, vec![executus::llm::Message::user("hi")])
+        .identity(Identity::new("ada", "acme"))
+        .conversation("sess-7");
+    // The port's future follows the run to its end; only the enqueue is under test here.
+    let _follow = executus::ports::RunQueue::enqueue(&queue, run, &request).await.unwrap();
+    let picked = tokio::time::timeout(HANG, queue.pick(1, None)).await.unwrap().unwrap();
+    let [picked] = picked.as_slice() else { panic!("one run picked, got {}", picked.len()) };
+    assert_eq!(picked.run_id, run);
+    let executus_store::postgres::queue::PickedStart::Fresh(queued) = &picked.start else {
+        panic!("a fresh run starts from its request, got {:?}", picked.start)
+    };
+    assert_eq!(queued.conversation.as_deref(), Some("sess-7"), "the conversation id travels with the run");
+    assert_eq!(queued.identity, Identity::new("ada", "acme"));
+    assert_eq!(queued.agent.name, "worker-test");
 }

@@ -62,6 +62,7 @@ fn request(run: RunId, tenant: &str) -> QueuedRequest {
         identity: Identity::new("ada", tenant),
         lane: None,
         deliver: false,
+        conversation: None,
     }
 }
 
