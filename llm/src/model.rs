@@ -83,7 +83,9 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// The registry name of this provider.
     fn name(&self) -> &str;
 
-    /// The model with this id (verbatim: it may contain `/` and `:`).
+    /// The model with this id (verbatim: it may contain `/` and `:`). A handle, not per-call
+    /// state: the [`Registry`](crate::Registry) keeps it and gives it to every chain built
+    /// from the same spec until the registry changes.
     fn model(&self, id: &str) -> Arc<dyn Model>;
 
     /// The image-generation model with this id, when the provider can generate images

@@ -26,10 +26,16 @@
 //! The registry is cheap to clone; clones share providers, aliases and health. Changes apply
 //! to chains built afterwards; a chain already built keeps its targets (but shares the live
 //! health tracker). Building a chain makes no network call.
+//!
+//! A spec's resolved targets (their model handles, capability overrides applied) are kept
+//! after the first chain built from it, so that a run building its chain does not parse and
+//! resolve the same spec again (at most [`RESOLVED_CACHE`] specs; any change to the registry
+//! forgets them all). A provider's [`Provider::model`] handles are therefore shared by the
+//! chains of one spec, as they already are by a chain's concurrent calls.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
@@ -44,8 +50,17 @@ use crate::stream::EventStream;
 use crate::target::Target;
 use crate::types::{Capabilities, Request, Response};
 
+/// How many specs' resolved targets [`Registry::chain`] keeps (then it starts over): the
+/// specs a host uses are few; a gateway's clients may name many, and none may grow it.
+pub const RESOLVED_CACHE: usize = 256;
+
+/// A spec's targets as model handles, in order.
+type Targets = Arc<[Arc<dyn Model>]>;
+
 #[derive(Default)]
 struct Inner {
+    /// Resolved targets by spec (see the module doc); emptied by every change.
+    resolved: Mutex<HashMap<String, Targets>>,
     providers: BTreeMap<String, Arc<dyn Provider>>,
     aliases: BTreeMap<String, String>,
     virtuals: BTreeMap<String, Arc<dyn Model>>,
@@ -123,7 +138,10 @@ impl Registry {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        // Whatever the caller changes, specs resolve afresh.
+        inner.resolved.get_mut().unwrap_or_else(PoisonError::into_inner).clear();
+        inner
     }
 
     /// Registers `provider` under its own [`Provider::name`], replacing any provider of that name.
@@ -248,7 +266,30 @@ impl Registry {
     /// As [`Registry::resolve`].
     pub fn chain(&self, spec: &str) -> Result<Chain, ConfigError> {
         let inner = self.read();
-        let targets = resolve(&inner, spec)?;
+        let cached = inner.resolved.lock().unwrap_or_else(PoisonError::into_inner).get(spec).cloned();
+        let models = match cached {
+            Some(models) => models,
+            None => {
+                let models: Targets = Self::chain_models(&inner, spec)?.into();
+                let mut resolved = inner.resolved.lock().unwrap_or_else(PoisonError::into_inner);
+                if resolved.len() >= RESOLVED_CACHE {
+                    resolved.clear();
+                }
+                resolved.insert(spec.to_owned(), Arc::clone(&models));
+                models
+            }
+        };
+        let mut chain =
+            Chain::new(spec.trim(), models.to_vec(), self.health.clone()).with_options(inner.options.clone());
+        if let Some(observer) = &inner.observer {
+            chain = chain.with_observer(Arc::clone(observer));
+        }
+        Ok(chain)
+    }
+
+    /// The model handles of `spec`'s targets, in order.
+    fn chain_models(inner: &Inner, spec: &str) -> Result<Vec<Arc<dyn Model>>, ConfigError> {
+        let targets = resolve(inner, spec)?;
         let mut models: Vec<Arc<dyn Model>> = Vec::with_capacity(targets.len());
         for resolved in &targets {
             let target = match resolved {
@@ -260,7 +301,7 @@ impl Registry {
             };
             // resolve() only returns registered providers, and the read lock is still held.
             let Some(p) = inner.providers.get(&target.provider) else {
-                return Err(unknown_provider(&inner, &target.provider, &target.to_string()));
+                return Err(unknown_provider(inner, &target.provider, &target.to_string()));
             };
             let base = p.model(&target.model);
             models.push(match inner.capabilities.get(target) {
@@ -268,12 +309,7 @@ impl Registry {
                 None => base,
             });
         }
-        let mut chain =
-            Chain::new(spec.trim(), models, self.health.clone()).with_options(inner.options.clone());
-        if let Some(observer) = &inner.observer {
-            chain = chain.with_observer(Arc::clone(observer));
-        }
-        Ok(chain)
+        Ok(models)
     }
 
     /// The image-generation chain `spec` describes (same grammar, aliases and health as

@@ -283,6 +283,35 @@ impl RunHandle {
         }
     }
 
+    /// Waits for the outcome and moves it out of the run's shared slot, which keeps only its
+    /// summary (end, steps, usage: what status answers read) — for a caller holding the only
+    /// handle that will ever exist (`Runtime::run`), so that the transcript is not copied.
+    pub(crate) async fn into_outcome(self) -> RunOutcome {
+        let seen = self.outcome().await;
+        let summary = Arc::new(RunOutcome {
+            run_id: seen.run_id,
+            agent: seen.agent.clone(),
+            end: seen.end.clone(),
+            output: None,
+            typed: None,
+            messages: Vec::new(),
+            steps: seen.steps,
+            usage: seen.usage,
+        });
+        let mut full = None;
+        self.control.outcome.send_if_modified(|slot| {
+            full = slot.replace(summary);
+            // The slot was and stays set: nobody waiting needs a wake-up.
+            false
+        });
+        drop(seen);
+        match full {
+            // Usually the last reference (a status answer may hold one for a moment).
+            Some(full) => Arc::try_unwrap(full).unwrap_or_else(|shared| (*shared).clone()),
+            None => RunOutcome::clone(&*self.outcome().await),
+        }
+    }
+
     /// The outcome if the run has ended.
     pub fn try_outcome(&self) -> Option<Arc<RunOutcome>> {
         self.control.outcome()

@@ -34,7 +34,8 @@ impl Runtime {
     ) -> Result<RunOutcome, RuntimeError> {
         let request = RunRequest { watch: false, ..RunRequest::new(agent, input) };
         let handle = self.spawn_with(request).await?;
-        Ok(handle.outcome().await.as_ref().clone())
+        // The handle never leaves this function: the outcome moves out instead of being copied.
+        Ok(handle.into_outcome().await)
     }
 
     /// Starts `agent` on `input`; returns a handle at once.

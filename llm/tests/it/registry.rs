@@ -300,3 +300,53 @@ async fn a_virtual_model_is_one_target_wherever_a_spec_is_accepted() {
 fn executus_llm_virtual(provider: &str, id: &str) -> Arc<crate::scripted::Scripted> {
     crate::scripted::Scripted::new(provider, id)
 }
+
+/// A provider that counts how many model handles it made.
+#[derive(Debug)]
+struct CountingProvider {
+    made: std::sync::atomic::AtomicUsize,
+}
+
+impl executus_llm::Provider for CountingProvider {
+    fn name(&self) -> &str {
+        "counted"
+    }
+
+    fn model(&self, id: &str) -> Arc<dyn executus_llm::Model> {
+        self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ScriptedProvider::new("counted").model(id)
+    }
+}
+
+#[test]
+fn a_specs_targets_are_resolved_once_until_the_registry_changes() {
+    let registry = Registry::new();
+    let provider = Arc::new(CountingProvider { made: Default::default() });
+    registry.add_provider(provider.clone()).unwrap();
+    registry.set_alias("pair", "counted/a, counted/b").unwrap();
+    let made = || provider.made.load(std::sync::atomic::Ordering::SeqCst);
+
+    let first = registry.chain("pair").unwrap();
+    assert_eq!(made(), 2, "one handle per target");
+    let second = registry.chain("pair").unwrap();
+    assert_eq!(made(), 2, "the same spec again reuses them");
+    assert!(first.targets().eq(second.targets()));
+
+    // Any change forgets what was resolved: the alias now names other targets.
+    registry.set_alias("pair", "counted/c").unwrap();
+    let third = registry.chain("pair").unwrap();
+    assert_eq!(made(), 3);
+    assert_eq!(third.targets().collect::<Vec<_>>(), ["counted/c"]);
+
+    // Bounded: many distinct specs never keep more than RESOLVED_CACHE of them.
+    for i in 0..(executus_llm::registry::RESOLVED_CACHE + 10) {
+        registry.chain(&format!("counted/m{i}")).unwrap();
+    }
+    let before = made();
+    registry.chain("pair").unwrap();
+    registry.chain("pair").unwrap();
+    assert!(made() <= before + 1, "resolved again at most once after the cache started over");
+    // An unknown spec is an error every time, never cached.
+    assert!(registry.chain("nobody/x").is_err());
+    assert!(registry.chain("nobody/x").is_err());
+}
