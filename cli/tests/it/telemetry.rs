@@ -73,7 +73,8 @@ impl Collector {
         let collector = Self { child, http, log, _dir: dir };
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "rotel listens on {http}");
+            // Hang guard only: rotel listens within a second.
+            assert!(started.elapsed() < Duration::from_secs(300), "rotel never listened on {http}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         collector

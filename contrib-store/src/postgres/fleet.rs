@@ -426,7 +426,6 @@ impl HistoryStore for PgFleetStore {
     }
 
     async fn latest_model_states(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>> {
-        const W: &str = "model state";
         let rows = self
             .fetch(
                 "fleet latest model states",
@@ -436,20 +435,10 @@ impl HistoryStore for PgFleetStore {
                 vec![s(host)],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ModelStateRecord::new(
-                    &get::<String>(r, 0, W)?,
-                    &get::<String>(r, 1, W)?,
-                    ModelState::parse(&get::<String>(r, 2, W)?),
-                    time(W, get(r, 3, W)?)?,
-                ))
-            })
-            .collect()
+        model_states(&rows)
     }
 
     async fn model_state_history(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>> {
-        const W: &str = "model state";
         let rows = self
             .fetch(
                 "fleet model state history",
@@ -457,16 +446,7 @@ impl HistoryStore for PgFleetStore {
                 vec![s(host)],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ModelStateRecord::new(
-                    &get::<String>(r, 0, W)?,
-                    &get::<String>(r, 1, W)?,
-                    ModelState::parse(&get::<String>(r, 2, W)?),
-                    time(W, get(r, 3, W)?)?,
-                ))
-            })
-            .collect()
+        model_states(&rows)
     }
 
     async fn history_hosts(&self) -> StoreResult<Vec<String>> {
@@ -666,4 +646,19 @@ impl LeaseStore for PgFleetStore {
             .await?;
         rows.first().map(lease_of).transpose()
     }
+}
+
+/// Rows of `host, model, state, at_us` as model-state records.
+fn model_states(rows: &[PgRow]) -> StoreResult<Vec<ModelStateRecord>> {
+    const W: &str = "model state";
+    rows.iter()
+        .map(|r| {
+            Ok(ModelStateRecord::new(
+                &get::<String>(r, 0, W)?,
+                &get::<String>(r, 1, W)?,
+                ModelState::parse(&get::<String>(r, 2, W)?),
+                time(W, get(r, 3, W)?)?,
+            ))
+        })
+        .collect()
 }

@@ -48,11 +48,22 @@ impl PgReviewCache {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn put(&self, key: &ReviewCacheKey, cell: &str) -> Result<(), StoreError> {
+        let now = i64_of(&self.store, "time", self.store.now_ms())?;
+        self.upsert(key, cell, now, now).await
+    }
+
+    /// Writes `cell` under `key` with these times (created, last used).
+    async fn upsert(
+        &self,
+        key: &ReviewCacheKey,
+        cell: &str,
+        created: i64,
+        used: i64,
+    ) -> Result<(), StoreError> {
         let store = &self.store;
-        let now = i64_of(store, "time", store.now_ms())?;
         sqlx::query(
             "INSERT INTO review_cache (model, lens, prompt_version, content_hash, cell, created_ms, used_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (model, lens, prompt_version, content_hash) \
              DO UPDATE SET cell = excluded.cell, created_ms = excluded.created_ms, used_ms = excluded.used_ms",
         )
@@ -61,7 +72,8 @@ impl PgReviewCache {
         .bind(&key.prompt_version)
         .bind(&key.content_hash)
         .bind(cell)
-        .bind(now)
+        .bind(created)
+        .bind(used)
         .execute(store.pool())
         .await
         .map_err(|e| store.db("review cache put", e))?;
@@ -105,26 +117,9 @@ impl PgReviewCache {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn put_entry(&self, entry: &ReviewCacheEntry) -> Result<(), StoreError> {
-        let store = &self.store;
-        let created = i64_of(store, "time", entry.created_ms)?;
-        let used = i64_of(store, "time", entry.used_ms)?;
-        sqlx::query(
-            "INSERT INTO review_cache (model, lens, prompt_version, content_hash, cell, created_ms, used_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (model, lens, prompt_version, content_hash) \
-             DO UPDATE SET cell = excluded.cell, created_ms = excluded.created_ms, used_ms = excluded.used_ms",
-        )
-        .bind(&entry.key.model)
-        .bind(&entry.key.lens)
-        .bind(&entry.key.prompt_version)
-        .bind(&entry.key.content_hash)
-        .bind(&entry.cell)
-        .bind(created)
-        .bind(used)
-        .execute(store.pool())
-        .await
-        .map_err(|e| store.db("review cache put", e))?;
-        Ok(())
+        let created = i64_of(&self.store, "time", entry.created_ms)?;
+        let used = i64_of(&self.store, "time", entry.used_ms)?;
+        self.upsert(&entry.key, &entry.cell, created, used).await
     }
 
     /// Deletes the answers not used for longer than `unused_for`; returns how many.

@@ -455,7 +455,6 @@ impl HistoryStore for SqliteFleetStore {
     }
 
     async fn latest_model_states(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>> {
-        const W: &str = "model state";
         let rows = self
             .fetch(
                 "fleet latest model states",
@@ -465,20 +464,10 @@ impl HistoryStore for SqliteFleetStore {
                 vec![s(host)],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ModelStateRecord::new(
-                    &get::<String>(r, 0, W)?,
-                    &get::<String>(r, 1, W)?,
-                    ModelState::parse(&get::<String>(r, 2, W)?),
-                    time(W, get(r, 3, W)?)?,
-                ))
-            })
-            .collect()
+        model_states(&rows)
     }
 
     async fn model_state_history(&self, host: &str) -> StoreResult<Vec<ModelStateRecord>> {
-        const W: &str = "model state";
         let rows = self
             .fetch(
                 "fleet model state history",
@@ -486,16 +475,7 @@ impl HistoryStore for SqliteFleetStore {
                 vec![s(host)],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ModelStateRecord::new(
-                    &get::<String>(r, 0, W)?,
-                    &get::<String>(r, 1, W)?,
-                    ModelState::parse(&get::<String>(r, 2, W)?),
-                    time(W, get(r, 3, W)?)?,
-                ))
-            })
-            .collect()
+        model_states(&rows)
     }
 
     async fn history_hosts(&self) -> StoreResult<Vec<String>> {
@@ -711,4 +691,19 @@ impl LeaseStore for SqliteFleetStore {
             .await?;
         rows.first().map(lease_of).transpose()
     }
+}
+
+/// Rows of `host, model, state, at_us` as model-state records.
+fn model_states(rows: &[SqliteRow]) -> StoreResult<Vec<ModelStateRecord>> {
+    const W: &str = "model state";
+    rows.iter()
+        .map(|r| {
+            Ok(ModelStateRecord::new(
+                &get::<String>(r, 0, W)?,
+                &get::<String>(r, 1, W)?,
+                ModelState::parse(&get::<String>(r, 2, W)?),
+                time(W, get(r, 3, W)?)?,
+            ))
+        })
+        .collect()
 }

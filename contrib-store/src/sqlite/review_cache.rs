@@ -102,16 +102,33 @@ impl SqliteReviewCache {
     /// # Errors
     /// [`StoreError`] naming the operation and the file.
     pub async fn put(&self, key: &ReviewCacheKey, cell: &str) -> Result<(), StoreError> {
+        self.upsert(key, cell, None).await
+    }
+
+    /// Writes `cell` under `key` with `times` (created, last used), or the store's clock's now
+    /// for both, read inside the write (so a retried write takes the time it commits at).
+    async fn upsert(
+        &self,
+        key: &ReviewCacheKey,
+        cell: &str,
+        times: Option<(i64, i64)>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "review cache put";
         let store = &self.store;
         store
             .write(OP, || async move {
-                let now = i64_of(store, "time", store.now_ms())?;
+                let (created, used) = match times {
+                    Some(times) => times,
+                    None => {
+                        let now = i64_of(store, "time", store.now_ms())?;
+                        (now, now)
+                    }
+                };
                 let mut tx = store.begin_write(OP).await?;
                 sqlx::query(
                     "INSERT INTO review_cache \
                      (model, lens, prompt_version, content_hash, cell, created_ms, used_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                      ON CONFLICT (model, lens, prompt_version, content_hash) \
                      DO UPDATE SET cell = excluded.cell, created_ms = excluded.created_ms, used_ms = excluded.used_ms",
                 )
@@ -120,7 +137,8 @@ impl SqliteReviewCache {
                 .bind(&key.prompt_version)
                 .bind(&key.content_hash)
                 .bind(cell)
-                .bind(now)
+                .bind(created)
+                .bind(used)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| store.db(OP, e))?;
@@ -173,34 +191,9 @@ impl SqliteReviewCache {
     /// # Errors
     /// [`StoreError`] naming the operation and the file.
     pub async fn put_entry(&self, entry: &ReviewCacheEntry) -> Result<(), StoreError> {
-        const OP: &str = "review cache put";
-        let store = &self.store;
-        let created = i64_of(store, "time", entry.created_ms)?;
-        let used = i64_of(store, "time", entry.used_ms)?;
-        store
-            .write(OP, || async move {
-                let mut tx = store.begin_write(OP).await?;
-                sqlx::query(
-                    "INSERT INTO review_cache \
-                     (model, lens, prompt_version, content_hash, cell, created_ms, used_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                     ON CONFLICT (model, lens, prompt_version, content_hash) \
-                     DO UPDATE SET cell = excluded.cell, created_ms = excluded.created_ms, used_ms = excluded.used_ms",
-                )
-                .bind(&entry.key.model)
-                .bind(&entry.key.lens)
-                .bind(&entry.key.prompt_version)
-                .bind(&entry.key.content_hash)
-                .bind(&entry.cell)
-                .bind(created)
-                .bind(used)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store.db(OP, e))?;
-                tx.commit().await.map_err(|e| store.db(OP, e))?;
-                Ok(())
-            })
-            .await
+        let created = i64_of(&self.store, "time", entry.created_ms)?;
+        let used = i64_of(&self.store, "time", entry.used_ms)?;
+        self.upsert(&entry.key, &entry.cell, Some((created, used))).await
     }
 
     /// Deletes the answers not used for longer than `unused_for`; returns how many.
