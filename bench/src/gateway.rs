@@ -1,11 +1,18 @@
 //! The gateway benchmark: what `executus-run serve` adds in front of an upstream, side by side
-//! with calling the same upstream directly and with the LiteLLM proxy in front of it, in
-//! alternating rounds of one run.
+//! with calling the same upstream directly, through the floor of any proxy hop, and through the
+//! LiteLLM proxy, in alternating rounds of one run.
 //!
 //! The upstream is the bench's mock server in a child process (it answers at once, with text);
-//! `executus-run serve` (same profile as the bench) and `litellm` (pinned, offline, one worker;
-//! bench/python/litellm.sh) run as processes of their own, so their RSS and CPU are theirs
-//! alone. The client is one keep-alive `reqwest` client in the bench process.
+//! `executus-run serve` (same profile as the bench), the proxy floor (`executus-bench-proxy`: a
+//! bare hyper server and pooled hyper-util client forwarding the bytes, nothing parsed; see
+//! `src/bin/proxy.rs`) and `litellm` (pinned, offline, one worker; bench/python/litellm.sh) run
+//! as processes of their own, so their RSS and CPU are theirs alone. The client is one
+//! keep-alive `reqwest` client in the bench process.
+//!
+//! The floor says what is possible at all: on a machine where the client, the mock and the
+//! proxy share the cores, no proxy built on this stack serves more than the floor's rate, so
+//! the gateway's rate is also given as a fraction of the floor's, and its CPU per request
+//! beside the floor's.
 //!
 //! Figures:
 //! - added latency, p50 and p99: sequential non-streamed requests (c = 1) through each path,
@@ -62,6 +69,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     let dir = tempfile::tempdir()?;
     let bin = crate::p5::binary().await?;
     let mut gateway = start_gateway(&bin, dir.path(), &mock.url()).await?;
+    let floor = start_floor(&mock.url()).await?;
     let mut paths = vec![
         Route {
             name: "direct",
@@ -76,6 +84,13 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             model: format!("mock/{MODEL}"),
             key: None,
             pid: gateway.child.id(),
+        },
+        Route {
+            name: "proxy floor",
+            url: format!("{}/v1/chat/completions", floor.url),
+            model: MODEL.into(),
+            key: None,
+            pid: floor.child.id(),
         },
     ];
     let mut litellm = None;
@@ -131,7 +146,12 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     let (d50, d99) = (p(&latency[0], 50.0), p(&latency[0], 99.0));
     let (f50, f99) = (p(&ttfb[0], 50.0), p(&ttfb[0], 99.0));
     let direct_rate = med(&rates[0]);
+    // Paths: 0 direct, 1 executus serve, 2 the proxy floor, 3 LiteLLM (with peers).
     for (i, path) in paths.iter().enumerate().skip(1) {
+        if i == 2 {
+            push_floor_rows(&mut section, &latency, &ttfb, &rates, &cpu_per_request, rss[2]);
+            continue;
+        }
         let (a50, a99) = (p(&latency[i], 50.0) - d50, p(&latency[i], 99.0) - d99);
         let (t50, t99) = (p(&ttfb[i], 50.0) - f50, p(&ttfb[i], 99.0) - f99);
         let rate = med(&rates[i]);
@@ -175,9 +195,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             "process CPU time over the load rounds / requests".to_owned(),
         ));
     }
-    if paths.len() == 3 {
+    if paths.len() == 4 {
         let ours = 1e6 / med(&cpu_per_request[1]).max(1e-9);
-        let theirs = 1e6 / med(&cpu_per_request[2]).max(1e-9);
+        let theirs = 1e6 / med(&cpu_per_request[3]).max(1e-9);
         section.rows.push(Row::new(
             "requests/s per core, executus serve vs LiteLLM",
             format!("{:.0}x", ours / theirs.max(1e-9)),
@@ -196,10 +216,13 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     }
     section.notes.push(format!(
         "**Method.** One mock upstream (the bench's, in a child process, answering at once with \
-         text) is reached three ways in alternating rounds of one run: directly, through \
+         text) is reached four ways in alternating rounds of one run: directly, through \
          `executus-run serve` (the same profile as the bench{}, configured with one provider of kind \
-         `openai` at the mock, the SQLite store in a temp dir, no keys, default limits), and through \
-         the LiteLLM proxy {} (`--num_workers 1`, `LITELLM_LOCAL_MODEL_COST_MAP=True`, one model \
+         `openai` at the mock, the SQLite store in a temp dir, no keys, default limits), through \
+         the proxy floor (`executus-bench-proxy`, same profile: a hyper 1 HTTP/1.1 server and a \
+         pooled keep-alive hyper-util client on tokio's multi-threaded runtime with mimalloc, \
+         forwarding each request's body bytes to the mock and streaming the answer back, nothing \
+         parsed: the cheapest proxy hop on this stack), and through the LiteLLM proxy {} (`--num_workers 1`, `LITELLM_LOCAL_MODEL_COST_MAP=True`, one model \
          entry `openai/{MODEL}` at the mock, a master key). {rounds} rounds; each round sends \
          {} sequential whole and as many streamed Chat Completions requests per path (one keep-alive \
          client), then {load_secs} s of load at concurrency 64 with zero think time per path. Added \
@@ -213,10 +236,58 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         sequential / rounds,
     ));
     gateway.stop().await;
+    drop(floor);
     if let Some(mut proxy) = litellm {
         proxy.stop().await;
     }
     Ok(section)
+}
+
+/// The proxy floor's rows (all `Info`: it is the reference, not a contender) and the
+/// gateway's figures as a fraction of the floor's.
+fn push_floor_rows(
+    section: &mut Section,
+    latency: &[Vec<f64>],
+    ttfb: &[Vec<f64>],
+    rates: &[Vec<f64>],
+    cpu_per_request: &[Vec<f64>],
+    rss: u64,
+) {
+    let med = |v: &[f64]| percentile(v, 50.0);
+    let (direct, gateway, floor) = (med(&rates[0]), med(&rates[1]), med(&rates[2]));
+    let (gateway_cpu, floor_cpu) = (med(&cpu_per_request[1]), med(&cpu_per_request[2]));
+    section.rows.push(Row::info(
+        "proxy floor (bare hyper hop, nothing parsed): added latency p50, whole answer / first byte",
+        format!(
+            "+{:.3} ms / +{:.3} ms",
+            (med(&latency[2]) - med(&latency[0])) / 1e3,
+            (med(&ttfb[2]) - med(&ttfb[0])) / 1e3
+        ),
+        format!("direct p50 {:.3} ms / {:.3} ms", med(&latency[0]) / 1e3, med(&ttfb[0]) / 1e3),
+    ));
+    section.rows.push(Row::info(
+        "proxy floor (bare hyper hop, nothing parsed): requests/s at c=64, the most any proxy hop serves here",
+        format!("{floor:.0} ({:.2}x direct)", floor / direct.max(1e-9)),
+        format!("direct: {direct:.0}/s"),
+    ));
+    section.rows.push(Row::info(
+        "proxy floor: CPU per request (c=64), the least any proxy hop costs here",
+        format!(
+            "{floor_cpu:.0} us ({:.0} requests/s per core; RSS {:.1} MB)",
+            1e6 / floor_cpu.max(1e-9),
+            rss as f64 / 1e6
+        ),
+        "process CPU time over the load rounds / requests".to_owned(),
+    ));
+    section.rows.push(Row::info(
+        "executus serve vs the proxy floor: requests/s at c=64; CPU per request",
+        format!(
+            "{:.2}x the floor's rate; {:.2}x its CPU",
+            gateway / floor.max(1e-9),
+            gateway_cpu / floor_cpu.max(1e-9)
+        ),
+        format!("{gateway:.0} vs {floor:.0}/s; {gateway_cpu:.0} vs {floor_cpu:.0} us"),
+    ));
 }
 
 /// A whole (non-streamed) request; its latency.
@@ -401,6 +472,35 @@ async fn start_gateway(bin: &Path, dir: &Path, upstream: &str) -> anyhow::Result
     // Keep draining its stderr so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Server { child, url })
+}
+
+/// The proxy floor in a child process; it stops when dropped (its stdin closes, and it is
+/// killed on drop).
+struct Floor {
+    child: Child,
+    url: String,
+}
+
+async fn start_floor(upstream: &str) -> anyhow::Result<Floor> {
+    let bin = crate::p5::built_binary("executus-bench", "executus-bench-proxy").await?;
+    let mut child = Command::new(&bin)
+        .arg("--upstream")
+        .arg(upstream)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("the proxy floor has no stdout")?;
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).read_line(&mut line))
+        .await
+        .context("the proxy floor did not report its address within 10 s")??;
+    let Some(addr) = line.trim().strip_prefix("listening ").filter(|_| read > 0) else {
+        bail!("the proxy floor said {line:?} instead of its address");
+    };
+    Ok(Floor { child, url: format!("http://{addr}") })
 }
 
 async fn start_litellm(dir: &Path, upstream: &str) -> anyhow::Result<Server> {
