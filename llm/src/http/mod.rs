@@ -23,6 +23,7 @@ use futures::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
+use self::direct::DirectClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 
@@ -79,6 +80,9 @@ pub(crate) struct Http {
     pub(crate) options: HttpOptions,
     pub(crate) provider: String,
     pub(crate) secret: Option<Secret>,
+    /// The bare client for plain `http://` endpoints (see [`direct`]); `None` when a proxy
+    /// or HTTP/2 with prior knowledge is in play.
+    pub(crate) direct: Option<DirectClient>,
 }
 
 impl Http {
@@ -97,7 +101,8 @@ impl Http {
             // Building fails only if the TLS backend cannot initialise, which is a broken
             // installation; fall back to the default client rather than panic.
             .unwrap_or_default();
-        Self { client, options, provider: provider.to_owned(), secret }
+        let direct = direct::client(&options);
+        Self { client, options, provider: provider.to_owned(), secret, direct }
     }
 
     /// Scrubs this client's secret out of `text`.
@@ -121,19 +126,25 @@ impl Http {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
         let response = match tokio::time::timeout(self.options.headers_timeout, request.send()).await {
-            Err(_) => {
-                return Err(self.error(
-                    ErrorKind::Transient,
-                    model,
-                    format!(
-                        "timed out after {:?} waiting for response headers",
-                        self.options.headers_timeout
-                    ),
-                ));
-            }
+            Err(_) => return Err(self.headers_timeout_error(model)),
             Ok(Err(e)) => return Err(self.transport_error(model, &e)),
             Ok(Ok(r)) => r,
         };
+        self.check(model, response).await
+    }
+
+    /// The error of an answer whose headers did not come within the timeout.
+    fn headers_timeout_error(&self, model: &str) -> Error {
+        self.error(
+            ErrorKind::Transient,
+            model,
+            format!("timed out after {:?} waiting for response headers", self.options.headers_timeout),
+        )
+    }
+
+    /// Passes a 2xx answer on; turns any other status into a classified error that carries
+    /// the status, `Retry-After` and the provider's message.
+    async fn check(&self, model: &str, response: reqwest::Response) -> Result<reqwest::Response> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -541,6 +552,7 @@ pub(crate) fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
+pub(crate) mod direct;
 mod lines;
 
 #[cfg(test)]

@@ -179,3 +179,36 @@ fn line_splitter_hands_out_valid_lines_before_reporting_invalid_utf8() {
     assert_eq!(s.check(), Ok(()));
     assert!(matches!(s.finish(), Err(LineError::Utf8(_))));
 }
+
+#[test]
+fn the_bare_client_stays_out_of_proxies_and_http2() {
+    let options = HttpOptions::default();
+    assert!(direct::client_with(&options, |_| false).is_some());
+    for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
+        assert!(direct::client_with(&options, |name| name == var).is_none(), "{var} set: reqwest must send");
+    }
+    let h2 = HttpOptions { http2_prior_knowledge: true, ..HttpOptions::default() };
+    assert!(direct::client_with(&h2, |_| false).is_none());
+}
+
+#[test]
+fn a_direct_target_only_for_plain_http_and_its_key_never_prints() {
+    let key = Secret::new("sk-direct-7c1e9a");
+    let parse = |u: &str| reqwest::Url::parse(u).expect("url");
+    for refused in
+        ["https://api.example.test/v1/chat/completions", "http://user:pw@127.0.0.1:8080/v1/chat/completions"]
+    {
+        assert!(direct::DirectTarget::new(&parse(refused), Some(&key)).is_none(), "{refused}");
+    }
+    let target = direct::DirectTarget::new(&parse("http://127.0.0.1:8080/v1/chat/completions"), Some(&key))
+        .expect("plain http");
+    assert!(!format!("{target:?}").contains("sk-direct"), "{target:?}");
+    let request = target.post(Bytes::from_static(b"{}"), "text/event-stream");
+    assert_eq!(request.uri(), "http://127.0.0.1:8080/v1/chat/completions");
+    assert_eq!(request.method(), ::http::Method::POST);
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert_eq!(header("authorization"), "Bearer sk-direct-7c1e9a");
+    assert_eq!(header("accept"), "text/event-stream");
+    assert_eq!(header("content-type"), "application/json");
+    assert!(request.headers().get("authorization").is_some_and(::http::HeaderValue::is_sensitive));
+}

@@ -43,10 +43,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::ProviderConfig;
 use crate::error::{ErrorKind, Result};
+use crate::http::direct::DirectTarget;
 use crate::http::{Http, join};
 use crate::imagegen::{ImageModel, ImageRequest, ImageResponse};
 use crate::media::{MediaKind, MediaLimits};
@@ -94,6 +96,9 @@ struct Inner {
     /// `url`, parsed once (parsing per request is measurable at loopback speed). `None` if it
     /// does not parse: then every request reports that through the HTTP client, as before.
     parsed: Option<reqwest::Url>,
+    /// The prepared parts of a chat request on the bare client, when `url` is plain
+    /// `http://` and the client has one (see `http::direct`).
+    direct: Option<DirectTarget>,
     options: OpenAiOptions,
     /// Image-input limits: the configured ones, else the row for this base URL's kind.
     media: MediaLimits,
@@ -104,7 +109,11 @@ struct Inner {
 impl Inner {
     fn new(http: Http, url: String, options: OpenAiOptions, media: MediaLimits, images_url: String) -> Self {
         let parsed = reqwest::Url::parse(&url).ok();
-        Self { http, url, parsed, options, media, images_url }
+        let direct = match (&http.direct, &parsed) {
+            (Some(_), Some(url)) => DirectTarget::new(url, http.secret.as_ref()),
+            _ => None,
+        };
+        Self { http, url, parsed, direct, options, media, images_url }
     }
 }
 
@@ -229,7 +238,7 @@ struct OpenAiModel {
 }
 
 impl OpenAiModel {
-    fn post(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
+    fn post(&self, body: Bytes) -> reqwest::RequestBuilder {
         let http = &self.inner.http;
         let builder = match &self.inner.parsed {
             Some(url) => http.client.post(url.clone()),
@@ -291,10 +300,30 @@ impl Model for OpenAiModel {
 }
 
 impl OpenAiModel {
+    /// Sends an encoded body and waits for the answer's headers: on the bare client for a
+    /// plain `http://` endpoint (a redirect is then re-sent through reqwest, which follows
+    /// it), through reqwest otherwise.
+    async fn exchange(&self, body: Vec<u8>, stream: bool) -> Result<reqwest::Response> {
+        let http = &self.inner.http;
+        let accept = if stream { "text/event-stream" } else { "*/*" };
+        let body = Bytes::from(body);
+        if let (Some(client), Some(target)) = (&http.direct, &self.inner.direct) {
+            let request = target.post(body.clone(), accept);
+            if let Some(response) = http.send_direct(&self.id, client, target, request).await? {
+                return Ok(response);
+            }
+        }
+        let mut builder = self.post(body);
+        if stream {
+            builder = builder.header(reqwest::header::ACCEPT, accept);
+        }
+        http.send(&self.id, builder).await
+    }
+
     /// Sends an encoded body and reads the whole answer.
     async fn answer(&self, body: Vec<u8>) -> Result<Response> {
         let http = &self.inner.http;
-        let response = http.send(&self.id, self.post(body)).await.map_err(error::refine)?;
+        let response = self.exchange(body, false).await.map_err(error::refine)?;
         let body = http.read_body(&self.id, response, http.options.max_body_bytes).await?;
         response::parse_body(http, &self.id, &body)
     }
@@ -302,8 +331,7 @@ impl OpenAiModel {
     /// Sends an encoded streaming body and returns the events.
     async fn open_stream(&self, body: Vec<u8>) -> Result<EventStream> {
         let http = &self.inner.http;
-        let builder = self.post(body).header(reqwest::header::ACCEPT, "text/event-stream");
-        let response = http.send(&self.id, builder).await.map_err(error::refine)?;
+        let response = self.exchange(body, true).await.map_err(error::refine)?;
         if is_json(&response) {
             // A server (or proxy) that ignores `stream: true` answers with a whole body.
             let body = http.read_body(&self.id, response, http.options.max_body_bytes).await?;

@@ -309,3 +309,49 @@ async fn a_borrowed_request_is_sent_byte_for_byte_like_an_owned_one() {
     assert_eq!(requests[0].body, requests[1].body, "the same bytes either way");
     assert_eq!(requests[0].headers.get("content-type"), requests[1].headers.get("content-type"));
 }
+
+/// A plain `http://` endpoint gets the request from the bare client (`http::direct`) with the
+/// headers reqwest would send: the key, the JSON content type, `accept` as asked, `host`.
+#[tokio::test]
+async fn plain_http_requests_carry_the_usual_headers() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(json_response("chat_text.json"))
+        .mount(&server)
+        .await;
+    let model = provider(&server).model("gpt-4o-mini");
+    model.generate(Request::user("hi")).await.expect("generate");
+    let requests = server.received_requests().await.expect("recording on");
+    let headers = &requests[0].headers;
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(get("authorization"), format!("Bearer {KEY}"));
+    assert_eq!(get("content-type"), "application/json");
+    assert_eq!(get("accept"), "*/*");
+    assert_eq!(get("host"), server.address().to_string());
+    assert_eq!(get("content-length"), requests[0].body.len().to_string());
+}
+
+/// A redirect is followed (through reqwest, as before the bare client existed), the body and
+/// the key sent again to the same origin.
+#[tokio::test]
+async fn a_redirect_is_followed_with_the_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", "/v2/chat/completions"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(body_partial_json(json!({"model": "gpt-4o-mini"})))
+        .respond_with(json_response("chat_text.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer =
+        provider(&server).model("gpt-4o-mini").generate(Request::user("hi")).await.expect("generate");
+    assert!(!answer.text().is_empty(), "{answer:?}");
+}

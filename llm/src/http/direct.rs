@@ -1,0 +1,164 @@
+//! The plain-`http://` fast path: requests sent with a bare hyper-util client instead of
+//! reqwest, for endpoints on the local network (a llama.cpp server, llama-swap, a gateway's
+//! upstream), where reqwest's per-request layers (the redirect layer parses every request's
+//! URI into a `Url`, the connector and client are cloned, the request is rebuilt) cost about as
+//! much as the HTTP exchange itself.
+//!
+//! The caller prepares the request once per endpoint ([`DirectTarget`]: the URI, the
+//! `Authorization` value marked sensitive) and hands the answer on as a `reqwest::Response`,
+//! so everything after the headers (bounded bodies, idle timeouts, SSE framing, error bodies)
+//! is the same code as for every other request.
+//!
+//! Guarantees, the same as reqwest's path:
+//! - the connect timeout, `TCP_NODELAY`, a keep-alive pool with a 60 s idle timeout, and the
+//!   time-to-headers timeout of [`Http::send`];
+//! - a non-2xx status is the same classified error ([`Http::check`]); transport errors are
+//!   classified as reqwest's are ([`Http::direct_error`]), a refused connection marked;
+//! - a redirect (3xx) is not followed here: the caller re-sends the request through reqwest,
+//!   which follows it as before.
+//!
+//! What it does not do: TLS, proxies, HTTP/2. It is used only when none is in play: the URL is
+//! `http://`, [`HttpOptions::http2_prior_knowledge`] is off and no proxy is configured in the
+//! environment (`http_proxy`, `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`: reqwest then applies it
+//! with its `NO_PROXY` rules). Everything else goes through reqwest unchanged.
+
+use std::time::Duration;
+
+use ::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use reqwest::ResponseBuilderExt as _;
+
+use super::{Http, HttpOptions};
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
+
+/// The bare client: HTTP/1.1 over plain TCP, pooled.
+pub(crate) type DirectClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Environment variables through which reqwest picks up a proxy for `http://` URLs.
+const PROXY_VARS: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
+
+/// A bare client for these options, or `None` when a request must go through reqwest (HTTP/2
+/// with prior knowledge, or a proxy configured in the environment).
+pub(crate) fn client(options: &HttpOptions) -> Option<DirectClient> {
+    client_with(options, |name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// [`client`] with the environment given as `is_set` (tests).
+pub(crate) fn client_with(options: &HttpOptions, is_set: impl Fn(&str) -> bool) -> Option<DirectClient> {
+    if options.http2_prior_knowledge || PROXY_VARS.iter().any(|name| is_set(name)) {
+        return None;
+    }
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(options.connect_timeout));
+    Some(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_timer(TokioTimer::new())
+            .build(connector),
+    )
+}
+
+/// One endpoint's prepared request parts.
+#[derive(Debug, Clone)]
+pub(crate) struct DirectTarget {
+    uri: ::http::Uri,
+    /// The same URL for the answer (`reqwest::Response::url`), parsed once.
+    url: reqwest::Url,
+    /// `Bearer <key>`, marked sensitive (it never prints).
+    authorization: Option<HeaderValue>,
+}
+
+impl DirectTarget {
+    /// The parts for `url` when it is a plain `http://` URL both parsers accept; `None`
+    /// otherwise (the request then goes through reqwest).
+    pub(crate) fn new(url: &reqwest::Url, secret: Option<&Secret>) -> Option<Self> {
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        let uri: ::http::Uri = url.as_str().parse().ok()?;
+        let authorization = match secret {
+            None => None,
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        Some(Self { uri, url: url.clone(), authorization })
+    }
+
+    /// A JSON `POST` of `body`; `accept` names what the answer should be.
+    pub(crate) fn post(&self, body: Bytes, accept: &'static str) -> ::http::Request<Full<Bytes>> {
+        let mut request = ::http::Request::new(Full::new(body));
+        *request.method_mut() = ::http::Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static(accept));
+        if let Some(value) = &self.authorization {
+            headers.insert(AUTHORIZATION, value.clone());
+        }
+        request
+    }
+}
+
+impl Http {
+    /// Sends `request` with the bare client and waits for headers (bounded as in
+    /// [`Http::send`]). `Ok(None)`: the server answered with a redirect, which the caller
+    /// re-sends through reqwest.
+    pub(crate) async fn send_direct(
+        &self,
+        model: &str,
+        client: &DirectClient,
+        target: &DirectTarget,
+        request: ::http::Request<Full<Bytes>>,
+    ) -> Result<Option<reqwest::Response>> {
+        let response = match tokio::time::timeout(self.options.headers_timeout, client.request(request)).await
+        {
+            Err(_) => return Err(self.headers_timeout_error(model)),
+            Ok(Err(e)) => return Err(self.direct_error(model, &e)),
+            Ok(Ok(response)) => response,
+        };
+        if response.status().is_redirection() {
+            return Ok(None);
+        }
+        let (mut parts, body) = response.into_parts();
+        // The URL the answer came from, as reqwest records it (read by nothing here, but a
+        // response without one would make reqwest parse a placeholder URL per request).
+        let (tagged, ()) =
+            ::http::Response::builder().url(target.url.clone()).body(()).unwrap_or_default().into_parts();
+        parts.extensions.extend(tagged.extensions);
+        let response =
+            reqwest::Response::from(::http::Response::from_parts(parts, reqwest::Body::wrap(body)));
+        self.check(model, response).await.map(Some)
+    }
+
+    /// Classifies a bare client's transport error as [`Http::transport_error`] does reqwest's.
+    pub(crate) fn direct_error(&self, model: &str, e: &hyper_util::client::legacy::Error) -> Error {
+        let mut cause = String::new();
+        let mut refused = false;
+        let mut source: Option<&dyn std::error::Error> = Some(e);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            }
+            let text = s.to_string();
+            if !cause.contains(&text) {
+                if !cause.is_empty() {
+                    cause.push_str(": ");
+                }
+                cause.push_str(&text);
+            }
+            source = s.source();
+        }
+        let what = if e.is_connect() { "connect failed" } else { "request failed" };
+        let error = self.error(ErrorKind::Transient, model, format!("{what}: {cause}"));
+        if refused && e.is_connect() { error.with_connection_refused() } else { error }
+    }
+}
