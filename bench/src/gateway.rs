@@ -68,8 +68,12 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     let mock = ChildMock::spawn(&MockConfig { tool_steps: 0, ..MockConfig::default() }).await?;
     let dir = tempfile::tempdir()?;
     let bin = crate::p5::binary().await?;
-    let mut gateway = start_gateway(&bin, dir.path(), &mock.url()).await?;
+    let mut gateway = start_gateway(&bin, dir.path(), &mock.url(), true).await?;
     let floor = start_floor(&mock.url()).await?;
+    // The same gateway with every provider call through reqwest (the bare client for plain
+    // http:// upstreams switched off): what that client saves, in the same rounds.
+    let reqwest_dir = tempfile::tempdir()?;
+    let mut via_reqwest = start_gateway(&bin, reqwest_dir.path(), &mock.url(), false).await?;
     let mut paths = vec![
         Route {
             name: "direct",
@@ -91,6 +95,13 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             model: MODEL.into(),
             key: None,
             pid: floor.child.id(),
+        },
+        Route {
+            name: "executus serve, reqwest only",
+            url: format!("{}/v1/chat/completions", via_reqwest.url),
+            model: format!("mock/{MODEL}"),
+            key: None,
+            pid: via_reqwest.child.id(),
         },
     ];
     let mut litellm = None;
@@ -146,10 +157,24 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     let (d50, d99) = (p(&latency[0], 50.0), p(&latency[0], 99.0));
     let (f50, f99) = (p(&ttfb[0], 50.0), p(&ttfb[0], 99.0));
     let direct_rate = med(&rates[0]);
-    // Paths: 0 direct, 1 executus serve, 2 the proxy floor, 3 LiteLLM (with peers).
+    // Paths: 0 direct, 1 executus serve, 2 the proxy floor, 3 serve through reqwest only,
+    // 4 LiteLLM (with peers).
     for (i, path) in paths.iter().enumerate().skip(1) {
         if i == 2 {
             push_floor_rows(&mut section, &latency, &ttfb, &rates, &cpu_per_request, rss[2]);
+            continue;
+        }
+        if i == 3 {
+            let (rate, cpu) = (med(&rates[3]), med(&cpu_per_request[3]));
+            section.rows.push(Row::info(
+                "executus serve, provider calls through reqwest only (EXECUTUS_LLM_BARE_HTTP=0): requests/s at c=64; CPU per request",
+                format!("{rate:.0} ({:.2}x direct); {cpu:.0} us", rate / direct_rate.max(1e-9)),
+                format!(
+                    "with the bare client: {:.0}/s; {:.0} us",
+                    med(&rates[1]),
+                    med(&cpu_per_request[1])
+                ),
+            ));
             continue;
         }
         let (a50, a99) = (p(&latency[i], 50.0) - d50, p(&latency[i], 99.0) - d99);
@@ -195,9 +220,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
             "process CPU time over the load rounds / requests".to_owned(),
         ));
     }
-    if paths.len() == 4 {
+    if paths.len() == 5 {
         let ours = 1e6 / med(&cpu_per_request[1]).max(1e-9);
-        let theirs = 1e6 / med(&cpu_per_request[3]).max(1e-9);
+        let theirs = 1e6 / med(&cpu_per_request[4]).max(1e-9);
         section.rows.push(Row::new(
             "requests/s per core, executus serve vs LiteLLM",
             format!("{:.0}x", ours / theirs.max(1e-9)),
@@ -216,13 +241,15 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     }
     section.notes.push(format!(
         "**Method.** One mock upstream (the bench's, in a child process, answering at once with \
-         text) is reached four ways in alternating rounds of one run: directly, through \
+         text) is reached five ways in alternating rounds of one run: directly, through \
          `executus-run serve` (the same profile as the bench{}, configured with one provider of kind \
          `openai` at the mock, the SQLite store in a temp dir, no keys, default limits), through \
          the proxy floor (`executus-bench-proxy`, same profile: a hyper 1 HTTP/1.1 server and a \
          pooled keep-alive hyper-util client on tokio's multi-threaded runtime with mimalloc, \
          forwarding each request's body bytes to the mock and streaming the answer back, nothing \
-         parsed: the cheapest proxy hop on this stack), and through the LiteLLM proxy {} (`--num_workers 1`, `LITELLM_LOCAL_MODEL_COST_MAP=True`, one model \
+         parsed: the cheapest proxy hop on this stack), through a second `executus-run serve` \
+         with `EXECUTUS_LLM_BARE_HTTP=0` (every provider call through reqwest, as before the bare \
+         client), and through the LiteLLM proxy {} (`--num_workers 1`, `LITELLM_LOCAL_MODEL_COST_MAP=True`, one model \
          entry `openai/{MODEL}` at the mock, a master key). {rounds} rounds; each round sends \
          {} sequential whole and as many streamed Chat Completions requests per path (one keep-alive \
          client), then {load_secs} s of load at concurrency 64 with zero think time per path. Added \
@@ -236,6 +263,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         sequential / rounds,
     ));
     gateway.stop().await;
+    via_reqwest.stop().await;
     drop(floor);
     if let Some(mut proxy) = litellm {
         proxy.stop().await;
@@ -436,7 +464,9 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start_gateway(bin: &Path, dir: &Path, upstream: &str) -> anyhow::Result<Server> {
+/// `executus-run serve` in front of `upstream`; `bare_http`: whether plain http:// provider
+/// calls may use the bare client (`EXECUTUS_LLM_BARE_HTTP`).
+async fn start_gateway(bin: &Path, dir: &Path, upstream: &str, bare_http: bool) -> anyhow::Result<Server> {
     let config = dir.join("executus.toml");
     std::fs::write(
         &config,
@@ -448,6 +478,7 @@ async fn start_gateway(bin: &Path, dir: &Path, upstream: &str) -> anyhow::Result
     let mut child = Command::new(bin)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("EXECUTUS_LLM_BARE_HTTP", if bare_http { "1" } else { "0" })
         .arg("--config")
         .arg(&config)
         .arg("serve")

@@ -21,6 +21,8 @@
 //! `http://`, [`HttpOptions::http2_prior_knowledge`] is off and no proxy is configured in the
 //! environment (`http_proxy`, `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`: reqwest then applies it
 //! with its `NO_PROXY` rules). Everything else goes through reqwest unchanged.
+//! `EXECUTUS_LLM_BARE_HTTP=0` in the environment turns the fast path off (every request
+//! through reqwest), for a server that gets along with reqwest only, and for measuring.
 
 use std::time::Duration;
 
@@ -42,15 +44,24 @@ pub(crate) type DirectClient = Client<HttpConnector, Full<Bytes>>;
 /// Environment variables through which reqwest picks up a proxy for `http://` URLs.
 const PROXY_VARS: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
 
+/// The variable that turns the fast path off when it is `0`.
+pub(crate) const SWITCH: &str = "EXECUTUS_LLM_BARE_HTTP";
+
 /// A bare client for these options, or `None` when a request must go through reqwest (HTTP/2
-/// with prior knowledge, or a proxy configured in the environment).
+/// with prior knowledge, a proxy configured in the environment, or [`SWITCH`] at `0`).
 pub(crate) fn client(options: &HttpOptions) -> Option<DirectClient> {
-    client_with(options, |name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+    client_with(options, |name| std::env::var(name).ok().filter(|v| !v.is_empty()))
 }
 
-/// [`client`] with the environment given as `is_set` (tests).
-pub(crate) fn client_with(options: &HttpOptions, is_set: impl Fn(&str) -> bool) -> Option<DirectClient> {
-    if options.http2_prior_knowledge || PROXY_VARS.iter().any(|name| is_set(name)) {
+/// [`client`] with the environment given as `var` (tests).
+pub(crate) fn client_with(
+    options: &HttpOptions,
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<DirectClient> {
+    if options.http2_prior_knowledge
+        || PROXY_VARS.iter().any(|name| var(name).is_some())
+        || var(SWITCH).is_some_and(|v| v.trim() == "0")
+    {
         return None;
     }
     let mut connector = HttpConnector::new();

@@ -183,12 +183,16 @@ fn line_splitter_hands_out_valid_lines_before_reporting_invalid_utf8() {
 #[test]
 fn the_bare_client_stays_out_of_proxies_and_http2() {
     let options = HttpOptions::default();
-    assert!(direct::client_with(&options, |_| false).is_some());
+    assert!(direct::client_with(&options, |_| None).is_some());
     for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
-        assert!(direct::client_with(&options, |name| name == var).is_none(), "{var} set: reqwest must send");
+        let set = |name: &str| (name == var).then(|| "http://127.0.0.1:3128".to_owned());
+        assert!(direct::client_with(&options, set).is_none(), "{var} set: reqwest must send");
     }
     let h2 = HttpOptions { http2_prior_knowledge: true, ..HttpOptions::default() };
-    assert!(direct::client_with(&h2, |_| false).is_none());
+    assert!(direct::client_with(&h2, |_| None).is_none());
+    let switch = |value: &'static str| move |name: &str| (name == direct::SWITCH).then(|| value.to_owned());
+    assert!(direct::client_with(&options, switch("0")).is_none(), "switched off");
+    assert!(direct::client_with(&options, switch("1")).is_some());
 }
 
 #[test]
