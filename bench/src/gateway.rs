@@ -167,7 +167,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
         if i == 3 {
             let (rate, cpu) = (med(&rates[3]), med(&cpu_per_request[3]));
             section.rows.push(Row::info(
-                "executus serve, provider calls through reqwest only (EXECUTUS_LLM_BARE_HTTP=0): requests/s at c=64; CPU per request",
+                "executus serve, provider calls through reqwest only (EXECUTUS_BARE_HTTP=0): requests/s at c=64; CPU per request",
                 format!("{rate:.0} ({:.2}x direct); {cpu:.0} us", rate / direct_rate.max(1e-9)),
                 format!(
                     "with the bare client: {:.0}/s; {:.0} us",
@@ -248,7 +248,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
          pooled keep-alive hyper-util client on tokio's multi-threaded runtime with mimalloc, \
          forwarding each request's body bytes to the mock and streaming the answer back, nothing \
          parsed: the cheapest proxy hop on this stack), through a second `executus-run serve` \
-         with `EXECUTUS_LLM_BARE_HTTP=0` (every provider call through reqwest, as before the bare \
+         with `EXECUTUS_BARE_HTTP=0` (every provider call through reqwest, as before the bare \
          client), and through the LiteLLM proxy {} (`--num_workers 1`, `LITELLM_LOCAL_MODEL_COST_MAP=True`, one model \
          entry `openai/{MODEL}` at the mock, a master key). {rounds} rounds; each round sends \
          {} sequential whole and as many streamed Chat Completions requests per path (one keep-alive \
@@ -465,7 +465,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// `executus-run serve` in front of `upstream`; `bare_http`: whether plain http:// provider
-/// calls may use the bare client (`EXECUTUS_LLM_BARE_HTTP`).
+/// calls may use the bare client (`EXECUTUS_BARE_HTTP`).
 async fn start_gateway(bin: &Path, dir: &Path, upstream: &str, bare_http: bool) -> anyhow::Result<Server> {
     let config = dir.join("executus.toml");
     std::fs::write(
@@ -478,7 +478,7 @@ async fn start_gateway(bin: &Path, dir: &Path, upstream: &str, bare_http: bool) 
     let mut child = Command::new(bin)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("EXECUTUS_LLM_BARE_HTTP", if bare_http { "1" } else { "0" })
+        .env("EXECUTUS_BARE_HTTP", if bare_http { "1" } else { "0" })
         .arg("--config")
         .arg(&config)
         .arg("serve")

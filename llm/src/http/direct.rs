@@ -21,7 +21,7 @@
 //! `http://`, [`HttpOptions::http2_prior_knowledge`] is off and no proxy is configured in the
 //! environment (`http_proxy`, `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`: reqwest then applies it
 //! with its `NO_PROXY` rules). Everything else goes through reqwest unchanged.
-//! `EXECUTUS_LLM_BARE_HTTP=0` in the environment turns the fast path off (every request
+//! `EXECUTUS_BARE_HTTP=0` in the environment (not an `EXECUTUS_LLM_*` name: those are DSNs) turns the fast path off (every request
 //! through reqwest), for a server that gets along with reqwest only, and for measuring.
 
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub(crate) type DirectClient = Client<HttpConnector, Full<Bytes>>;
 const PROXY_VARS: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
 
 /// The variable that turns the fast path off when it is `0`.
-pub(crate) const SWITCH: &str = "EXECUTUS_LLM_BARE_HTTP";
+pub(crate) const SWITCH: &str = "EXECUTUS_BARE_HTTP";
 
 /// A bare client for these options, or `None` when a request must go through reqwest (HTTP/2
 /// with prior knowledge, a proxy configured in the environment, or [`SWITCH`] at `0`).
