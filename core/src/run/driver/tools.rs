@@ -33,11 +33,7 @@ impl Driver {
             is_error: true,
         };
         // A call the human already approved skips the policy (it was evaluated before).
-        let approved = self
-            .st
-            .calls
-            .iter()
-            .any(|s| s.call.id == call.id && s.approval == crate::run::machine::Approval::Approved);
+        let approved = self.st.is_approved(&call.id);
         // Stage 1: the registry.
         let Some(tool) = self.env.tools.enabled(&call.name).cloned() else {
             let known: Vec<&str> = self.st.agent.tools.iter().map(String::as_str).collect();
