@@ -142,7 +142,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        "p3-worker" => p3::worker(&args.rest).await,
+        "p3-worker" => p3::worker::worker(&args.rest, None).await,
         "fleet-host" => fleet::host_child().await,
         "workers-child" => workers::worker(&args.rest).await,
         "media-worker" => media::worker(&args.rest),

@@ -688,6 +688,9 @@ impl Driver {
             Action::CallModel { tools } => self.start_model(tools),
             Action::CallTools(calls) => {
                 let listening = self.control.listening();
+                // Exactly as many as this step needs (most steps call one or two tools): the
+                // queue is kept for the run's life, and a default growth holds four slots.
+                self.tools.queued.reserve_exact(calls.len());
                 for call in calls {
                     if listening {
                         self.control

@@ -208,6 +208,9 @@ impl Driver {
     /// moves to a task of its own (see [`Running`]).
     pub(super) fn pump_tools(&mut self) {
         let limit = self.st.agent.limits.tool_concurrency.max(1);
+        // Sized exactly (the vector is kept for the run's life; see the queue's reserve).
+        let starting = self.tools.queued.len().min(limit.saturating_sub(self.tools.running.len()));
+        self.tools.running.reserve_exact(starting);
         while self.tools.running.len() < limit {
             let Some((call, decided)) = self.tools.queued.pop_front() else { break };
             let Some(tool) = self.env.tools.enabled(&call.name).cloned() else { continue };
