@@ -142,7 +142,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        "p3-worker" => p3::worker(&args.rest).await,
+        "p3-worker" => p3::worker::worker(&args.rest, None).await,
         "fleet-host" => fleet::host_child().await,
         "workers-child" => workers::worker(&args.rest).await,
         "media-worker" => media::worker(&args.rest),
@@ -166,7 +166,7 @@ async fn benchmarks(args: Args) -> anyhow::Result<()> {
     let source = sys::source(&p1::peers::repo_root());
     println!("{source}");
     let which: Vec<&str> = match args.command.as_str() {
-        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7", "fleet", "media", "gateway"],
+        "all" => vec!["p1", "p2", "p3", "p4", "p5", "p6", "p7", "fleet", "media", "gateway", "workers"],
         one => vec![one],
     };
     let mut sections: Vec<Section> = Vec::new();

@@ -8,6 +8,9 @@
 //! `reqwest` loop replaying executus's bodies, and prints one JSON line: allocations,
 //! reallocations and bytes allocated per run of each. A run is three steps (two tool calls,
 //! then the answer).
+//!
+//! `executus-bench-allocs p3-worker ...` is P3's worker (`p3/worker.rs`) with the live heap
+//! counted beside the resident set.
 
 #[path = "../p1/engines.rs"]
 #[allow(dead_code)]
@@ -18,6 +21,8 @@ mod harness;
 #[path = "../mock/mod.rs"]
 #[allow(dead_code)]
 mod mock;
+#[path = "../p3/worker.rs"]
+mod p3_worker;
 #[path = "../sys.rs"]
 #[allow(dead_code)]
 mod sys;
@@ -62,8 +67,20 @@ fn counts(runs: usize, ok: usize, region: &Region<'_, System>) -> Counts {
     }
 }
 
+/// Bytes of heap in use now: allocated minus freed (reallocations count their growth).
+fn heap_in_use() -> u64 {
+    let s = GLOBAL.stats();
+    let live = s.bytes_allocated as i128 - s.bytes_deallocated as i128 + s.bytes_reallocated as i128;
+    u64::try_from(live.max(0)).unwrap_or(u64::MAX)
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    // `p3-worker ...`: P3's worker with its live heap counted (see `p3/worker.rs`).
+    if args.get(1).is_some_and(|a| a == "p3-worker") {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return runtime.block_on(p3_worker::worker(&args[2..], Some(heap_in_use)));
+    }
     let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let mock_exe = get("--mock").context("--mock PATH (the executus-bench binary) is required")?;
     let runs: usize = get("--runs").and_then(|v| v.parse().ok()).unwrap_or(500);

@@ -48,6 +48,16 @@ impl RunRequest {
         }
     }
 
+    /// Whether the run keeps its events for the handle's first `events()` call (default
+    /// true). A host that only awaits outcomes turns it off: an unwatched run builds no
+    /// event and keeps no attempt log nobody will read (about 4 KiB per in-flight run at its
+    /// third step); `events()` then sees events from its call on.
+    #[must_use]
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.watch = watch;
+        self
+    }
+
     /// Sets the conversation id reported on the run's spans (`gen_ai.conversation.id`).
     #[must_use]
     pub fn conversation(mut self, id: impl Into<String>) -> Self {

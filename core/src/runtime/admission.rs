@@ -153,7 +153,10 @@ impl Runtime {
             input: request.input,
             created_ms: now_ms(),
         };
-        let state = RunState::start(&start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
+        // Encoded before it moves into the state: the run's parts are not copied.
+        let payload = crate::checkpoint::encode(&start);
+        let state =
+            RunState::start_owned(start).map_err(|source| RuntimeError::Replay { run: run_id, source })?;
         let claim = self.claim(run_id).await?;
         let how = Submission {
             resumed: false,
@@ -161,7 +164,7 @@ impl Runtime {
             watched,
             conversation: request.conversation,
         };
-        self.submit(started, lane, state, vec![start], how, claim).await
+        self.submit(started, lane, state, vec![payload], how, claim).await
     }
 
     /// This process's claim on `run` in the checkpoint store (so no other process sharing
@@ -175,7 +178,7 @@ impl Runtime {
         started: &Started,
         lane: Option<&LaneHandle>,
         state: RunState,
-        unsaved: Vec<Fact>,
+        unsaved: Vec<Vec<u8>>,
         how: Submission,
         claim: RunClaim,
     ) -> Result<RunHandle, RuntimeError> {

@@ -87,8 +87,9 @@ impl Runtime {
                     },
                     blocked: false,
                 };
-                state.apply(&fact).map_err(|source| RuntimeError::Replay { run, source })?;
-                unsaved.push(fact);
+                let payload = crate::checkpoint::encode(&fact);
+                state.apply_owned(fact).map_err(|source| RuntimeError::Replay { run, source })?;
+                unsaved.push(payload);
             }
         }
         self.start_existing(state, unsaved, claim).await
@@ -97,7 +98,7 @@ impl Runtime {
     async fn start_existing(
         &self,
         state: RunState,
-        unsaved: Vec<Fact>,
+        unsaved: Vec<Vec<u8>>,
         claim: RunClaim,
     ) -> Result<RunHandle, RuntimeError> {
         let started = self.started().await?;
@@ -157,7 +158,8 @@ impl Runtime {
                 blocked: true,
             },
         };
-        state.apply(&fact).map_err(|source| RuntimeError::Replay { run, source })?;
+        let payload = crate::checkpoint::encode(&fact);
+        state.apply_owned(fact).map_err(|source| RuntimeError::Replay { run, source })?;
         let record = |event| {
             AuditRecord::now(Some(run), state.identity.clone(), Some(state.agent.name.clone()), event)
         };
@@ -183,7 +185,7 @@ impl Runtime {
                 }))
                 .await;
         }
-        self.start_existing(state, vec![fact], claim).await
+        self.start_existing(state, vec![payload], claim).await
     }
 
     /// Gives up on a run: an active one is cancelled; a stored one (interrupted, or paused

@@ -151,3 +151,25 @@ fn run_id(e: &RunEvent) -> executus::RunId {
         other => panic!("unexpected event {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_unwatched_run_keeps_no_events_and_a_watched_one_keeps_them_all() {
+    let fake = FakeProvider::new("fake");
+    for _ in 0..2 {
+        fake.push("m", Outcome::tool_calls([call("c1", "echo", "a")]));
+        fake.push("m", Outcome::text("done"));
+    }
+    let config = RuntimeConfig { streaming: false, ..RuntimeConfig::default() };
+    let rt = build(&fake, tools(Arc::default()), Ports::default(), config, None);
+    let quiet = rt.spawn_with(executus::RunRequest::new(agent(), "go").watch(false)).await.unwrap();
+    assert_eq!(quiet.outcome().await.end, RunEnd::Completed);
+    // Subscribed after the end: nothing was kept for it.
+    let mut rx = quiet.events();
+    assert!(matches!(rx.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty)));
+    let watched = rt.spawn_with(executus::RunRequest::new(agent(), "go")).await.unwrap();
+    assert_eq!(watched.outcome().await.end, RunEnd::Completed);
+    let mut rx = watched.events();
+    let labels: Vec<String> = events_until_end(&mut rx).await.iter().map(label).collect();
+    assert_eq!(labels.first().map(String::as_str), Some("step 1"), "{labels:?}");
+    assert_eq!(labels.last().map(String::as_str), Some("ended completed"), "{labels:?}");
+}

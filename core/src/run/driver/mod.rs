@@ -75,8 +75,9 @@ pub(crate) enum ModelFailure {
 pub(crate) struct RunArgs {
     /// The state (fresh or replayed).
     pub state: RunState,
-    /// Facts not yet saved (the `Started` fact of a new run, resume facts...).
-    pub unsaved: Vec<Fact>,
+    /// Facts not yet saved (the `Started` fact of a new run, resume facts...), encoded
+    /// ([`crate::checkpoint::encode`]): a fact is encoded before it moves into the state.
+    pub unsaved: Vec<Vec<u8>>,
     /// Shared runtime environment.
     pub env: Arc<RunEnv>,
     /// Shared control block.
@@ -174,8 +175,8 @@ struct Lifecycle {
     finished: bool,
     /// Counts the run as active in the executor.
     slot: ActiveSlot,
-    /// Facts to save before the first step (the start of a new run, resume facts).
-    unsaved: Vec<Fact>,
+    /// Facts to save before the first step (the start of a new run, resume facts), encoded.
+    unsaved: Vec<Vec<u8>>,
     /// The run's first user message (dispatch loop detection in tool calls).
     input: Arc<str>,
 }
@@ -270,8 +271,9 @@ impl Driver {
         // Steering sent while the run was queued becomes facts now.
         for text in control.take_steering() {
             let fact = Fact::Steered { text };
-            if state.apply(&fact).is_ok() {
-                unsaved.push(fact);
+            let payload = crate::checkpoint::encode(&fact);
+            if state.apply_owned(fact).is_ok() {
+                unsaved.push(payload);
             }
         }
         let chain = env.registry.chain(&state.agent.model);
@@ -350,9 +352,9 @@ impl Driver {
         let unsaved = std::mem::take(&mut self.life.unsaved);
         if !unsaved.is_empty() {
             let first = self.st.seq - unsaved.len() as u64;
-            let refs: Vec<&Fact> = unsaved.iter().collect();
+            let entries = (first..).zip(unsaved).map(|(seq, payload)| Entry { seq, payload }).collect();
             if let Err(e) =
-                self.env.checkpoint.save(&self.meta, StoredStatus::Running, first, &refs, true).await
+                self.env.checkpoint.save_entries(&self.meta, StoredStatus::Running, entries, true).await
             {
                 tracing::warn!(run_id = %self.st.run_id, error = %e, "could not checkpoint run start");
             }
@@ -686,6 +688,9 @@ impl Driver {
             Action::CallModel { tools } => self.start_model(tools),
             Action::CallTools(calls) => {
                 let listening = self.control.listening();
+                // Exactly as many as this step needs (most steps call one or two tools): the
+                // queue is kept for the run's life, and a default growth holds four slots.
+                self.tools.queued.reserve_exact(calls.len());
                 for call in calls {
                     if listening {
                         self.control

@@ -33,11 +33,7 @@ impl Driver {
             is_error: true,
         };
         // A call the human already approved skips the policy (it was evaluated before).
-        let approved = self
-            .st
-            .calls
-            .iter()
-            .any(|s| s.call.id == call.id && s.approval == crate::run::machine::Approval::Approved);
+        let approved = self.st.is_approved(&call.id);
         // Stage 1: the registry.
         let Some(tool) = self.env.tools.enabled(&call.name).cloned() else {
             let known: Vec<&str> = self.st.agent.tools.iter().map(String::as_str).collect();
@@ -212,6 +208,9 @@ impl Driver {
     /// moves to a task of its own (see [`Running`]).
     pub(super) fn pump_tools(&mut self) {
         let limit = self.st.agent.limits.tool_concurrency.max(1);
+        // Sized exactly (the vector is kept for the run's life; see the queue's reserve).
+        let starting = self.tools.queued.len().min(limit.saturating_sub(self.tools.running.len()));
+        self.tools.running.reserve_exact(starting);
         while self.tools.running.len() < limit {
             let Some((call, decided)) = self.tools.queued.pop_front() else { break };
             let Some(tool) = self.env.tools.enabled(&call.name).cloned() else { continue };

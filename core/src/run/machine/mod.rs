@@ -50,11 +50,11 @@ pub enum Approval {
     Approved,
 }
 
-/// One tool call of the current step and its result once known.
+/// Where one tool call of the current step stands, and its result once known. The call
+/// itself is the answer's (the transcript's message at [`RunState::calls_at`]; slot `i` is
+/// its `i`-th call, see [`RunState::step_calls`]): it is not copied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallSlot {
-    /// The call as the model asked for it.
-    pub call: ToolCall,
     /// Its result, once finished.
     pub result: Option<ToolResult>,
     /// Approval state.
@@ -196,8 +196,11 @@ pub struct RunState {
     pub usage: Usage,
     /// Where the run stands.
     pub phase: Phase,
-    /// Tool calls of the current step.
+    /// Tool calls of the current step (slot `i` is call `i` of the message at `calls_at`).
     pub calls: Vec<CallSlot>,
+    /// The transcript index of the answer whose tool calls `calls` tracks.
+    #[serde(default)]
+    pub calls_at: usize,
     /// Steering messages not yet placed in the transcript.
     pub steering: Vec<String>,
     /// Consecutive failing tool calls.
@@ -240,21 +243,32 @@ impl RunState {
     /// # Errors
     /// [`ReplayError::NoStart`] if `fact` is not `Started`.
     pub fn start(fact: &Fact) -> Result<Self, ReplayError> {
+        let Fact::Started { .. } = fact else { return Err(ReplayError::NoStart) };
+        Self::start_owned(fact.clone())
+    }
+
+    /// [`RunState::start`] taking the fact by value: the agent, identity and input move into
+    /// the state instead of being copied.
+    ///
+    /// # Errors
+    /// [`ReplayError::NoStart`] if the fact is not `Started`.
+    pub fn start_owned(fact: Fact) -> Result<Self, ReplayError> {
         let Fact::Started { run_id, agent, identity, parent, input, created_ms } = fact else {
             return Err(ReplayError::NoStart);
         };
         Ok(Self {
-            run_id: *run_id,
+            run_id,
             max_steps: agent.limits.max_steps,
-            agent: agent.as_ref().clone(),
-            identity: identity.clone(),
-            parent: *parent,
-            created_ms: *created_ms,
-            messages: input.clone(),
+            agent: *agent,
+            identity,
+            parent,
+            created_ms,
+            messages: input,
             step: 0,
             usage: Usage::default(),
             phase: Phase::Model,
             calls: Vec::new(),
+            calls_at: 0,
             steering: Vec::new(),
             tool_error_streak: 0,
             guard: LoopGuard::default(),
@@ -286,7 +300,7 @@ impl RunState {
     /// As [`RunState::replay`].
     pub fn replay_owned(facts: impl IntoIterator<Item = Fact>) -> Result<Self, ReplayError> {
         let mut facts = facts.into_iter();
-        let mut state = Self::start(&facts.next().ok_or(ReplayError::NoStart)?)?;
+        let mut state = Self::start_owned(facts.next().ok_or(ReplayError::NoStart)?)?;
         for fact in facts {
             state.apply_owned(fact)?;
         }
@@ -315,20 +329,21 @@ impl RunState {
             Phase::Ended => Action::Done,
             Phase::Tools => {
                 let runnable: Vec<ToolCall> = self
-                    .calls
-                    .iter()
-                    .filter(|s| s.result.is_none() && s.approval != Approval::Pending)
-                    .map(|s| {
-                        let mut call = s.call.clone();
-                        if let Some(args) = &s.rewritten {
-                            call.args = args.clone();
-                        }
-                        call
+                    .slots()
+                    .filter(|(s, _)| s.result.is_none() && s.approval != Approval::Pending)
+                    .map(|(s, call)| match &s.rewritten {
+                        Some(args) => ToolCall {
+                            id: call.id.clone(),
+                            name: call.name.clone(),
+                            args: args.clone(),
+                            signature: call.signature.clone(),
+                        },
+                        None => call.clone(),
                     })
                     .collect();
                 if runnable.is_empty() {
                     Action::AwaitApproval(
-                        self.calls.iter().filter(|s| s.result.is_none()).map(|s| s.call.clone()).collect(),
+                        self.slots().filter(|(s, _)| s.result.is_none()).map(|(_, c)| c.clone()).collect(),
                     )
                 } else {
                     Action::CallTools(runnable)
@@ -407,14 +422,14 @@ impl RunState {
                 self.step += 1;
                 self.usage.add(&usage);
                 let finalize = self.guard.take_finalize();
-                let calls: Vec<ToolCall> = message.tool_calls().cloned().collect();
-                let text = calls.is_empty().then(|| message.text());
+                let text = message.tool_calls().next().is_none().then(|| message.text());
                 self.messages.push(message);
                 if let Some(text) = text {
                     self.on_final_answer(&text);
                 } else {
-                    self.calls = calls
-                        .into_iter()
+                    self.calls_at = self.messages.len() - 1;
+                    self.calls = self.messages[self.calls_at]
+                        .tool_calls()
                         .map(|call| {
                             // In a finalize turn tools were withheld: calls are answered with
                             // an error instead of being executed.
@@ -425,7 +440,6 @@ impl RunState {
                                 is_error: true,
                             });
                             CallSlot {
-                                call,
                                 result,
                                 approval: Approval::NotNeeded,
                                 rewritten: None,
@@ -441,8 +455,7 @@ impl RunState {
                 }
             }
             Fact::ToolResult { result, blocked } => {
-                let Some(slot) = self.calls.iter_mut().find(|s| s.call.id == result.id && s.result.is_none())
-                else {
+                let Some(slot) = self.slot_mut(&result.id) else {
                     return Err(misfit(format!("result for unknown or finished call {}", result.id)));
                 };
                 slot.result = Some(result);
@@ -482,16 +495,33 @@ impl RunState {
         Ok(())
     }
 
+    /// The tool calls of the current step, in slot order (empty when there are none).
+    pub fn step_calls(&self) -> impl Iterator<Item = &ToolCall> {
+        let answer = if self.calls.is_empty() { None } else { self.messages.get(self.calls_at) };
+        answer.into_iter().flat_map(Message::tool_calls)
+    }
+
+    /// Each slot of the current step with its call.
+    fn slots(&self) -> impl Iterator<Item = (&CallSlot, &ToolCall)> {
+        self.calls.iter().zip(self.step_calls())
+    }
+
+    /// The unfinished slot of the call with this id.
     fn slot_mut(&mut self, call_id: &str) -> Option<&mut CallSlot> {
-        self.calls.iter_mut().find(|s| s.call.id == call_id && s.result.is_none())
+        let i = self.slots().position(|(s, c)| c.id == call_id && s.result.is_none())?;
+        self.calls.get_mut(i)
+    }
+
+    /// Whether a human approved the current step's call with this id.
+    pub fn is_approved(&self, call_id: &str) -> bool {
+        self.slots().any(|(s, c)| c.id == call_id && s.approval == Approval::Approved)
     }
 
     /// Calls waiting for a human.
     pub fn pending_approvals(&self) -> Vec<&ToolCall> {
-        self.calls
-            .iter()
-            .filter(|s| s.result.is_none() && s.approval == Approval::Pending)
-            .map(|s| &s.call)
+        self.slots()
+            .filter(|(s, _)| s.result.is_none() && s.approval == Approval::Pending)
+            .map(|(_, c)| c)
             .collect()
     }
 
@@ -544,10 +574,13 @@ impl RunState {
             // The model ignored the finalize instruction and asked for tools again.
             Some(self.guard.finalize_ignored(&limits.loops))
         } else {
-            let observed = slots.iter().filter_map(|slot| {
-                let result = slot.result.as_ref()?;
-                Some(ObservedCall { call: &slot.call, result, failed: result.is_error || slot.blocked })
-            });
+            let answer = self.messages.get(self.calls_at);
+            let observed = slots.iter().zip(answer.into_iter().flat_map(Message::tool_calls)).filter_map(
+                |(slot, call)| {
+                    let result = slot.result.as_ref()?;
+                    Some(ObservedCall { call, result, failed: result.is_error || slot.blocked })
+                },
+            );
             self.guard.observe(observed, &limits.loops)
         };
         // Images the tools returned follow the results, as a user message (see `ToolImages`).
@@ -597,10 +630,9 @@ impl RunState {
     /// every such call counts as in flight). Resume re-runs the idempotent ones and answers
     /// the others with an error.
     pub fn unfinished_calls(&self) -> Vec<&ToolCall> {
-        self.calls
-            .iter()
-            .filter(|s| s.result.is_none() && s.approval != Approval::Pending)
-            .map(|s| &s.call)
+        self.slots()
+            .filter(|(s, _)| s.result.is_none() && s.approval != Approval::Pending)
+            .map(|(_, c)| c)
             .collect()
     }
 }

@@ -245,3 +245,36 @@ fn tool_images_follow_the_results_and_replay_to_the_same_state() {
     let misfit = st.apply(&Fact::ToolImages { call_id: "c1".into(), images: Vec::new() });
     assert!(matches!(misfit, Err(ReplayError::Misfit { .. })), "{misfit:?}");
 }
+
+#[test]
+fn step_calls_are_read_from_the_answer_and_a_rewrite_changes_only_what_runs() {
+    let mut st = RunState::start_owned(started(agent())).unwrap();
+    st.apply(&calls(vec![call("c1", json!({"p": "a"})), call("c2", json!({"p": "b"}))], 0)).unwrap();
+    let ids: Vec<&str> = st.step_calls().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c2"]);
+    st.apply(&Fact::Rewritten { call_id: "c2".into(), args: json!({"p": "wt/b"}) }).unwrap();
+    match st.next_action() {
+        Action::CallTools(run) => {
+            assert_eq!(
+                run.iter().map(|c| (c.id.as_str(), c.args.clone())).collect::<Vec<_>>(),
+                [("c1", json!({"p": "a"})), ("c2", json!({"p": "wt/b"}))]
+            );
+        }
+        other => panic!("expected tool calls, got {other:?}"),
+    }
+    // The transcript keeps what the model asked for.
+    assert_eq!(st.step_calls().nth(1).map(|c| c.args.clone()), Some(json!({"p": "b"})));
+    st.apply(&result("c1", "ok", false)).unwrap();
+    assert_eq!(st.unfinished_calls().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c2"]);
+    assert!(st.apply(&result("c1", "again", false)).is_err(), "a finished call takes no second result");
+    st.apply(&result("c2", "ok", false)).unwrap();
+    assert_eq!(st.step_calls().count(), 0, "the step is complete");
+    assert!(matches!(st.next_action(), Action::CallModel { tools: true }));
+}
+
+#[test]
+fn start_owned_equals_start() {
+    let fact = started(agent());
+    assert_eq!(RunState::start_owned(fact.clone()).unwrap(), RunState::start(&fact).unwrap());
+    assert_eq!(RunState::start_owned(Fact::Steered { text: "x".into() }), Err(ReplayError::NoStart));
+}
