@@ -59,32 +59,22 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(serve(upstream))
 }
 
+impl Hop {
+    fn new(upstream: Uri) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client =
+            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(usize::MAX).build(connector);
+        Arc::new(Self { client, upstream })
+    }
+}
+
 async fn serve(upstream: Uri) -> anyhow::Result<()> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(usize::MAX).build(connector);
-    let hop = Arc::new(Hop { client, upstream });
+    let hop = Hop::new(upstream);
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let mut out = tokio::io::stdout();
     out.write_all(format!("listening {}\n", listener.local_addr()?).as_bytes()).await?;
     out.flush().await?;
-    let accept = async {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let _ = stream.set_nodelay(true);
-            let hop = Arc::clone(&hop);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let hop = Arc::clone(&hop);
-                    async move { Ok::<_, Infallible>(forward(&hop, request).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    };
     // Stops when the bench closes its end of stdin.
     let stdin = async {
         let mut stdin = tokio::io::stdin();
@@ -92,10 +82,29 @@ async fn serve(upstream: Uri) -> anyhow::Result<()> {
         while stdin.read(&mut sink).await.unwrap_or(0) > 0 {}
     };
     tokio::select! {
-        () = accept => {}
+        () = accept(listener, hop) => {}
         () = stdin => {}
     }
     Ok(())
+}
+
+/// Serves every connection `listener` accepts, one task each, until dropped.
+async fn accept(listener: TcpListener, hop: Arc<Hop>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let hop = Arc::clone(&hop);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let hop = Arc::clone(&hop);
+                async move { Ok::<_, Infallible>(forward(&hop, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 /// One hop: the body bytes to the upstream, its answer streamed back.
@@ -128,4 +137,51 @@ fn failure(status: StatusCode, message: &'static str) -> Response<Body> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(message.as_bytes()))));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+#[path = "../mock/mod.rs"]
+#[allow(dead_code)]
+mod mock;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor forwards a whole and a streamed request to a real upstream (the bench's
+    /// mock) and hands the answers back unchanged; an unreachable upstream is a 502.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwards_requests_and_streams_answers_back() {
+        let upstream = mock::Mock::start(mock::MockConfig { tool_steps: 0, ..mock::MockConfig::default() })
+            .await
+            .expect("mock");
+        let uri: Uri = format!("http://{}/v1/chat/completions", upstream.addr()).parse().expect("uri");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/v1/chat/completions", listener.local_addr().expect("addr"));
+        tokio::spawn(accept(listener, Hop::new(uri)));
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let ask = |stream: bool| {
+            let body = serde_json::json!({"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+            client.post(&url).json(&body).send()
+        };
+        let whole = ask(false).await.expect("whole");
+        assert_eq!(whole.status(), 200);
+        let answer: serde_json::Value = whole.json().await.expect("JSON answer");
+        assert!(answer["choices"][0]["message"]["content"].is_string(), "{answer}");
+        let streamed = ask(true).await.expect("stream");
+        assert_eq!(streamed.status(), 200);
+        let content_type = streamed.headers().get(CONTENT_TYPE).cloned();
+        assert_eq!(content_type.as_ref().and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+        assert!(streamed.text().await.expect("body").contains("[DONE]"));
+
+        let dead = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let dead_uri: Uri =
+            format!("http://{}/v1/chat/completions", dead.local_addr().expect("addr")).parse().expect("uri");
+        drop(dead);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(accept(listener, Hop::new(dead_uri)));
+        let refused = client.post(&url).body("{}").send().await.expect("answer");
+        assert_eq!(refused.status(), 502);
+    }
 }
