@@ -204,8 +204,53 @@ async fn settled_rss() -> u64 {
     last
 }
 
+/// What the memory worker measured: RSS added by the bare streams and by the fleet.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemoryResult {
+    hosts: usize,
+    bare: u64,
+    used: u64,
+}
+
+/// Connector memory, measured in a fresh process (`fleet-memory`): in the bench's own process
+/// the benchmarks before this one leave freed memory the allocator reuses, and RSS would not
+/// show what the streams and the fleet take.
 async fn memory(opts: &Opts, section: &mut Section) -> anyhow::Result<()> {
     let n = if opts.smoke { 5 } else { 200 };
+    let out = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["fleet-memory", "--hosts", &n.to_string()])
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    let MemoryResult { hosts, bare, used } = serde_json::from_str(line).with_context(|| {
+        format!("fleet-memory exited {}: {}", out.status, String::from_utf8_lossy(&out.stderr))
+    })?;
+    section.rows.push(Row::info(
+        "connector memory per host (RSS, events stream open, 20 models)",
+        format!(
+            "{:.1} KiB ({hosts} hosts: {:.1} MiB)",
+            used as f64 / hosts as f64 / 1024.0,
+            used as f64 / (1 << 20) as f64
+        ),
+        format!("bare reqwest stream: {:.1} KiB per stream", bare as f64 / hosts as f64 / 1024.0),
+    ));
+    Ok(())
+}
+
+/// `fleet-memory --hosts N`: the memory measurement in a process of its own; prints a
+/// [`MemoryResult`] line.
+///
+/// # Errors
+/// The events server could not start, or the hosts did not connect.
+pub async fn memory_worker(rest: &[String]) -> anyhow::Result<()> {
+    let n: usize = rest
+        .iter()
+        .position(|a| a == "--hosts")
+        .and_then(|i| rest.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .context("--hosts N")?;
     let (_child, port) = spawn_host().await?;
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
@@ -254,16 +299,8 @@ async fn memory(opts: &Opts, section: &mut Section) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let used = settled_rss().await.saturating_sub(before);
-    section.rows.push(Row::info(
-        "connector memory per host (RSS, events stream open, 20 models)",
-        format!(
-            "{:.1} KiB ({n} hosts: {:.1} MiB)",
-            used as f64 / n as f64 / 1024.0,
-            used as f64 / (1 << 20) as f64
-        ),
-        format!("bare reqwest stream: {:.1} KiB per stream", bare as f64 / n as f64 / 1024.0),
-    ));
     drop(fleet);
+    println!("{}", serde_json::to_string(&MemoryResult { hosts: n, bare, used })?);
     Ok(())
 }
 
@@ -291,8 +328,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Section> {
     );
     section.notes.push(
         "**Memory.** A child process serves llama-swap's `/api/events` (exact framing, a replay of logs, \
-         20 models and an in-flight snapshot, then an open stream) and an empty activity page. RSS of \
-         the bench process (after it settles) is read before and after (a) holding N bare reqwest \
+         20 models and an in-flight snapshot, then an open stream) and an empty activity page. In a \
+         fresh process of the bench binary (`fleet-memory`: no earlier benchmark's freed memory to \
+         reuse), RSS (after it settles) is read before and after (a) holding N bare reqwest \
          streams open, each read past its replay, and (b) a started `Fleet` with N hosts on that server, \
          every host connected and synced (connector task, activity ingester, SSE decoder, the host's \
          state view and the routing board entry, perf polling off). Per host = the difference / N."

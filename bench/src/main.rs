@@ -23,7 +23,8 @@
 //! ```
 //!
 //! Internal sub-commands (spawned by the bench itself): `mock` (a mock server process),
-//! `fleet-host` (a llama-swap events server for the fleet's memory figure), `workers-child`
+//! `fleet-host` (a llama-swap events server for the fleet's memory figure), `fleet-memory` (that
+//! figure measured in a fresh process), `workers-child`
 //! (one PostgreSQL queue worker of `workers`),
 //! `coldstart` (one agent run, for the cold-start figure), `p3-worker` (P3 in a fresh process),
 //! `media-worker` (one M1 operation in a fresh process),
@@ -144,6 +145,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         }
         "p3-worker" => p3::worker::worker(&args.rest, None).await,
         "fleet-host" => fleet::host_child().await,
+        "fleet-memory" => fleet::memory_worker(&args.rest).await,
         "workers-child" => workers::worker(&args.rest).await,
         "media-worker" => media::worker(&args.rest),
         "p1-only" => p1::only(&args.rest).await,
