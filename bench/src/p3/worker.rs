@@ -7,7 +7,7 @@
 //! the harness and `sys`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -57,26 +57,20 @@ pub async fn worker(rest: &[String], heap: Option<HeapInUse>) -> anyhow::Result<
     let url = get("--url").context("--url")?;
     let runs: usize = get("--runs").and_then(|v| v.parse().ok()).context("--runs")?;
     let http2 = rest.iter().any(|a| a == "--http2");
-    let peak = Arc::new(AtomicU64::new(0));
-    let heap_peak = Arc::new(AtomicU64::new(0));
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let result = match engine.as_str() {
         "executus" => {
             let rt = harness::runtime_over(&url, runs, false, http2)?;
             let warm = rt.run(harness::agent(), harness::input(0)).await?;
             anyhow::ensure!(harness::is_expected(&warm, 3), "warm-up run failed: {:?}", warm.end);
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let baseline = sys::rss().0;
-            let heap_baseline = heap.map(|f| f());
-            let sampler = spawn_sampler(peak.clone(), heap_peak.clone(), heap, sampling.clone());
-            let t0 = Instant::now();
+            let measure = Measure::start(heap);
             let mut handles = Vec::with_capacity(runs);
             for key in 1..=runs as u64 {
                 // Only outcomes are awaited: unwatched, as such a host spawns them.
                 let request = RunRequest::new(harness::agent(), harness::input(key)).watch(false);
                 handles.push(rt.spawn_with(request).await?);
             }
-            let admitted_s = t0.elapsed().as_secs_f64();
+            let admitted_s = measure.t0.elapsed().as_secs_f64();
             let mut ok = 0;
             let mut failures = Failures::default();
             for h in handles {
@@ -87,20 +81,7 @@ pub async fn worker(rest: &[String], heap: Option<HeapInUse>) -> anyhow::Result<
                     failures.add(format!("{:?} after {} steps", outcome.end, outcome.steps));
                 }
             }
-            let wall_s = t0.elapsed().as_secs_f64();
-            sampling.store(false, Ordering::Relaxed);
-            let _ = sampler.await;
-            WorkerResult {
-                runs,
-                ok,
-                baseline,
-                peak: peak.load(Ordering::Relaxed).max(sys::rss().1),
-                heap_baseline,
-                heap_peak: heap.map(|_| heap_peak.load(Ordering::Relaxed)),
-                wall_s,
-                admitted_s,
-                failures: failures.top(),
-            }
+            measure.finish(runs, ok, admitted_s, failures).await
         }
         "reqwest" => {
             // The same HTTP/2 connection window as executus's client (the default one).
@@ -116,17 +97,14 @@ pub async fn worker(rest: &[String], heap: Option<HeapInUse>) -> anyhow::Result<
                 bail!("warm-up sequence failed: {why}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let baseline = sys::rss().0;
-            let heap_baseline = heap.map(|f| f());
-            let sampler = spawn_sampler(peak.clone(), heap_peak.clone(), heap, sampling.clone());
-            let t0 = Instant::now();
+            let measure = Measure::start(heap);
             let tasks: Vec<_> = (1..=runs as u64)
                 .map(|key| {
                     let (client, endpoint) = (client.clone(), endpoint.clone());
                     tokio::spawn(async move { sequence(&client, &endpoint, key).await })
                 })
                 .collect();
-            let admitted_s = t0.elapsed().as_secs_f64();
+            let admitted_s = measure.t0.elapsed().as_secs_f64();
             let mut ok = 0;
             let mut failures = Failures::default();
             for t in tasks {
@@ -136,20 +114,7 @@ pub async fn worker(rest: &[String], heap: Option<HeapInUse>) -> anyhow::Result<
                     Err(e) => failures.add(format!("task: {e}")),
                 }
             }
-            let wall_s = t0.elapsed().as_secs_f64();
-            sampling.store(false, Ordering::Relaxed);
-            let _ = sampler.await;
-            WorkerResult {
-                runs,
-                ok,
-                baseline,
-                peak: peak.load(Ordering::Relaxed).max(sys::rss().1),
-                heap_baseline,
-                heap_peak: heap.map(|_| heap_peak.load(Ordering::Relaxed)),
-                wall_s,
-                admitted_s,
-                failures: failures.top(),
-            }
+            measure.finish(runs, ok, admitted_s, failures).await
         }
         other => bail!("unknown engine {other:?}"),
     };
@@ -157,21 +122,57 @@ pub async fn worker(rest: &[String], heap: Option<HeapInUse>) -> anyhow::Result<
     Ok(())
 }
 
-fn spawn_sampler(
+/// The batch's clock and the sampler of its resident set (and live heap, when counted).
+struct Measure {
+    t0: Instant,
+    baseline: u64,
+    heap: Option<HeapInUse>,
+    heap_baseline: Option<u64>,
     peak: Arc<AtomicU64>,
     heap_peak: Arc<AtomicU64>,
-    heap: Option<HeapInUse>,
-    sampling: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while sampling.load(Ordering::Relaxed) {
-            peak.fetch_max(sys::rss().0, Ordering::Relaxed);
-            if let Some(f) = heap {
-                heap_peak.fetch_max(f(), Ordering::Relaxed);
+    sampling: Arc<AtomicBool>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Measure {
+    /// Reads the baselines and starts sampling every 10 ms.
+    fn start(heap: Option<HeapInUse>) -> Self {
+        let (peak, heap_peak) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let baseline = sys::rss().0;
+        let heap_baseline = heap.map(|f| f());
+        let sampler = tokio::spawn({
+            let (peak, heap_peak, sampling) = (peak.clone(), heap_peak.clone(), sampling.clone());
+            async move {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(sys::rss().0, Ordering::Relaxed);
+                    if let Some(f) = heap {
+                        heap_peak.fetch_max(f(), Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        });
+        Self { t0: Instant::now(), baseline, heap, heap_baseline, peak, heap_peak, sampling, sampler }
+    }
+
+    /// Stops sampling; the batch's result.
+    async fn finish(self, runs: usize, ok: usize, admitted_s: f64, failures: Failures) -> WorkerResult {
+        let wall_s = self.t0.elapsed().as_secs_f64();
+        self.sampling.store(false, Ordering::Relaxed);
+        let _ = self.sampler.await;
+        WorkerResult {
+            runs,
+            ok,
+            baseline: self.baseline,
+            peak: self.peak.load(Ordering::Relaxed).max(sys::rss().1),
+            heap_baseline: self.heap_baseline,
+            heap_peak: self.heap.map(|_| self.heap_peak.load(Ordering::Relaxed)),
+            wall_s,
+            admitted_s,
+            failures: failures.top(),
         }
-    })
+    }
 }
 
 /// Counts of how runs ended when they did not end as expected.

@@ -152,22 +152,7 @@ impl Http {
 
     /// Classifies a bare client's transport error as [`Http::transport_error`] does reqwest's.
     pub(crate) fn direct_error(&self, model: &str, e: &hyper_util::client::legacy::Error) -> Error {
-        let mut cause = String::new();
-        let mut refused = false;
-        let mut source: Option<&dyn std::error::Error> = Some(e);
-        while let Some(s) = source {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
-            }
-            let text = s.to_string();
-            if !cause.contains(&text) {
-                if !cause.is_empty() {
-                    cause.push_str(": ");
-                }
-                cause.push_str(&text);
-            }
-            source = s.source();
-        }
+        let (cause, refused) = super::error_chain(e);
         let what = if e.is_connect() { "connect failed" } else { "request failed" };
         let error = self.error(ErrorKind::Transient, model, format!("{what}: {cause}"));
         if refused && e.is_connect() { error.with_connection_refused() } else { error }

@@ -162,22 +162,7 @@ impl Http {
     /// could not even be built (a base URL that is not an absolute `http(s)` URL) is
     /// [`ErrorKind::Permanent`]: it never left the process, and trying again cannot help.
     pub(crate) fn transport_error(&self, model: &str, e: &reqwest::Error) -> Error {
-        let mut cause = String::new();
-        let mut refused = false;
-        let mut source: Option<&dyn std::error::Error> = Some(e);
-        while let Some(s) = source {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
-            }
-            let text = s.to_string();
-            if !cause.contains(&text) {
-                if !cause.is_empty() {
-                    cause.push_str(": ");
-                }
-                cause.push_str(&text);
-            }
-            source = s.source();
-        }
+        let (cause, refused) = error_chain(e);
         if e.is_builder() {
             return self.error(ErrorKind::Permanent, model, format!("the request cannot be built: {cause}"));
         }
@@ -554,6 +539,28 @@ pub(crate) fn join(base: &str, path: &str) -> String {
 
 pub(crate) mod direct;
 mod lines;
+
+/// An error's cause chain as one line (each distinct message once, joined by `": "`), and
+/// whether an I/O error in it is a refused connection.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    let mut cause = String::new();
+    let mut refused = false;
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        let text = s.to_string();
+        if !cause.contains(&text) {
+            if !cause.is_empty() {
+                cause.push_str(": ");
+            }
+            cause.push_str(&text);
+        }
+        source = s.source();
+    }
+    (cause, refused)
+}
 
 #[cfg(test)]
 mod tests;
