@@ -523,14 +523,7 @@ async fn start_floor(upstream: &str) -> anyhow::Result<Floor> {
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let stdout = child.stdout.take().context("the proxy floor has no stdout")?;
-    let mut line = String::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).read_line(&mut line))
-        .await
-        .context("the proxy floor did not report its address within 10 s")??;
-    let Some(addr) = line.trim().strip_prefix("listening ").filter(|_| read > 0) else {
-        bail!("the proxy floor said {line:?} instead of its address");
-    };
+    let addr = crate::mock::child::announced_addr(&mut child, "the proxy floor").await?;
     Ok(Floor { child, url: format!("http://{addr}") })
 }
 

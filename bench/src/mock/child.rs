@@ -19,6 +19,23 @@ pub struct ChildMock {
     client: reqwest::Client,
 }
 
+/// The address a bench child process (the mock, the proxy floor) announces as its first
+/// line on stdout: `listening ADDR`. `who` names it in errors.
+///
+/// # Errors
+/// No stdout, no line within 10 s, or a line that is not an address.
+pub async fn announced_addr(child: &mut Child, who: &str) -> anyhow::Result<SocketAddr> {
+    let stdout = child.stdout.take().with_context(|| format!("{who} has no stdout"))?;
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).read_line(&mut line))
+        .await
+        .with_context(|| format!("{who} did not report its address within 10 s"))??;
+    let Some(addr) = line.trim().strip_prefix("listening ").filter(|_| read > 0) else {
+        bail!("{who} said {line:?} instead of its address");
+    };
+    addr.parse().with_context(|| format!("{who} address {addr:?}"))
+}
+
 impl ChildMock {
     /// Starts `executus-bench mock ...` and waits for its address.
     ///
@@ -48,15 +65,7 @@ impl ChildMock {
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
         let mut child = cmd.spawn().context("starting the mock child process")?;
-        let stdout = child.stdout.take().context("mock child has no stdout")?;
-        let mut line = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).read_line(&mut line))
-            .await
-            .context("mock child did not report its address within 10 s")??;
-        let Some(addr) = line.trim().strip_prefix("listening ").filter(|_| read > 0) else {
-            bail!("mock child said {line:?} instead of its address");
-        };
-        let addr: SocketAddr = addr.parse().with_context(|| format!("mock child address {addr:?}"))?;
+        let addr = announced_addr(&mut child, "mock child").await?;
         let client = reqwest::Client::builder().no_proxy().build()?;
         Ok(Self { child, addr, client })
     }
