@@ -387,24 +387,29 @@ async fn process(
         request.extra.insert("speculative.n_max".into(), Value::from(0));
     }
 
-    // The budget: the worst case is reserved before anything is spent.
-    let spend = SpendRequest {
-        run_id,
-        identity: identity.clone(),
-        targets: chain.targets().map(str::to_owned).collect(),
-        input_tokens: estimate_tokens(&request),
-        max_output_tokens: u64::from(request.max_tokens.unwrap_or(4096)),
-    };
-    let reservation = match shared.budget.reserve(&spend).await {
-        Ok(reservation) => reservation,
-        Err(denied) => {
-            reviewer.audit(AuditEvent::budget_denied(&denied)).await;
-            return Err(Failure {
-                error: ApiError::new(ErrorClass::RateLimited, denied.to_string())
-                    .with_retry_after(Some(Duration::from_secs(60))),
-                session: Some(session.id.clone()),
-            });
+    // The budget: the worst case is reserved before anything is spent (nothing to reserve
+    // with a budget that neither limits nor counts).
+    let reservation = if shared.budget.limits_spending() {
+        let spend = SpendRequest {
+            run_id,
+            identity: identity.clone(),
+            targets: chain.targets().map(str::to_owned).collect(),
+            input_tokens: estimate_tokens(&request),
+            max_output_tokens: u64::from(request.max_tokens.unwrap_or(4096)),
+        };
+        match shared.budget.reserve(&spend).await {
+            Ok(reservation) => Some(reservation),
+            Err(denied) => {
+                reviewer.audit(AuditEvent::budget_denied(&denied)).await;
+                return Err(Failure {
+                    error: ApiError::new(ErrorClass::RateLimited, denied.to_string())
+                        .with_retry_after(Some(Duration::from_secs(60))),
+                    session: Some(session.id.clone()),
+                });
+            }
         }
+    } else {
+        None
     };
 
     let turn = Turn {
@@ -418,7 +423,7 @@ async fn process(
         session: session.clone(),
         profile,
         run_id,
-        reservation: Some(reservation),
+        reservation,
     };
     let applied = applied.join(",");
     if stream {
@@ -560,6 +565,30 @@ where
     Ok(job)
 }
 
+/// Runs `work` through the key's lane (if it has one) and the shared lane on this task while
+/// both have a free slot (no task of its own, no wake-up of another thread), queued like
+/// [`admit`] otherwise. The work belongs to this request: a client that goes away drops it,
+/// which stops the upstream call.
+async fn run_admitted<T, F>(shared: &Arc<Shared>, key: &str, work: F) -> Result<T, ApiError>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let spec = JobSpec::new(key, "request");
+    let ran = match shared.key_lanes.get(key) {
+        None => shared.lane.run(spec, work).await,
+        Some(key_lane) => {
+            let shared_lane = shared.lane.clone();
+            let inner_spec = spec.clone();
+            key_lane
+                .run(spec, async move { shared_lane.run(inner_spec, work).await })
+                .await
+                .and_then(|inner| inner)
+        }
+    };
+    ran.map_err(lane_error)
+}
+
 /// What a lane refusal means for the client.
 pub(crate) fn lane_error(error: LaneError) -> ApiError {
     match error {
@@ -588,6 +617,7 @@ async fn whole(
 ) -> Result<http::Response<Body>, Failure> {
     let session = turn.session.clone();
     let observer = Arc::clone(&turn.observer);
+    let spends = turn.reservation.is_some();
     // Boxed once here: the turn's future is large, and the lane moves what it is given.
     let work = Box::pin(async move {
         let _flight = flight;
@@ -605,8 +635,15 @@ async fn whole(
         collect.response()
     });
     let failure = |error: ApiError| Failure { error, session: Some(session.id.clone()) };
-    let job = admit(shared, &key.name, work).await.map_err(failure)?;
-    let answer = job.await.map_err(|e| failure(lane_error(e)))?.map_err(failure)?;
+    let answer = if spends {
+        // A reservation is settled with what the upstream really used: the turn runs to its
+        // end on its own task even if the client goes away.
+        let job = admit(shared, &key.name, work).await.map_err(failure)?;
+        job.await.map_err(|e| failure(lane_error(e)))?
+    } else {
+        run_admitted(shared, &key.name, work).await.map_err(failure)?
+    }
+    .map_err(failure)?;
     let served = observer.served().unwrap_or_else(|| format!("{}/{}", answer.provider, answer.model));
     let mut response = json_response(StatusCode::OK, Bytes::from(decoded.dialect.encode(decoded, &answer)));
     set_answer_headers(&mut response, &session, &served, &applied);

@@ -24,9 +24,13 @@
 //!    answers it with a tool-free end of turn;
 //! 5. **budget** (the core's `Budget` port; a key's identity is user `key:NAME`, tenant
 //!    `gateway`) — a request that would overspend is
-//!    refused with 429 before anything is spent;
+//!    refused with 429 before anything is spent (with the default budget, which neither
+//!    limits nor counts, nothing is reserved);
 //! 6. **admission** through the core's lanes: one shared lane (fair round-robin across keys)
-//!    and a lane per key with a `concurrency`; a full queue is 429 + `Retry-After`;
+//!    and a lane per key with a `concurrency`; a full queue is 429 + `Retry-After`. A whole
+//!    (non-streamed) answer runs on the connection's own task while slots are free, so a
+//!    client that goes away frees its slot and stops the upstream call; with a budget that
+//!    reserves, and for streams, the turn runs on a task of its own to its end;
 //! 7. **upstream**, streamed for real: text deltas reach the client as they come; a tool call
 //!    is held until complete so the **policy** ([`executus::tool::policy`]) sees it first
 //!    (allow, rewrite, block — a block becomes a tool-free explanation, never a broken

@@ -91,10 +91,38 @@ where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let StartCtx { lane: shared, id, mut abort } = ctx;
-    let lane = &shared.name;
-    // The work future lives only inside this block: by the time the lane hears `Finished`,
-    // it has been dropped (its destructors ran), so a freed slot really is free.
+    let value = execute(work, ctx).await;
+    // Lane first (in `execute`), submitter second: whoever awaits the JobHandle and then asks
+    // for stats sees this job already counted.
+    let _ = result.send(value);
+}
+
+/// A started job's slot: reports to the lane how the job ended when dropped — `Aborted`
+/// unless [`execute`] recorded another ending, so a job whose future is dropped from outside
+/// (a caller that stops awaiting [`LaneHandle::run`](super::LaneHandle::run), a runtime
+/// shutting down) frees its slot too.
+struct Slot {
+    lane: Arc<Lane>,
+    id: JobId,
+    outcome: Outcome,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.lane.finished(self.id, self.outcome);
+    }
+}
+
+/// Runs a started job's work to its end, or until the lane asks it to stop, on whatever task
+/// polls this future: its own spawned task ([`ErasedJob::start`]) or its submitter's
+/// ([`LaneHandle::run`](super::LaneHandle::run)). The lane hears how it ended once the work
+/// future has been dropped (its destructors ran), so a freed slot really is free.
+pub(crate) async fn execute<F, T>(work: F, ctx: StartCtx) -> Result<T, LaneError>
+where
+    F: Future<Output = T>,
+{
+    let StartCtx { lane, id, mut abort } = ctx;
+    let mut slot = Slot { lane, id, outcome: Outcome::Aborted };
     let ended = {
         let work = AssertUnwindSafe(work).catch_unwind();
         tokio::select! {
@@ -104,6 +132,7 @@ where
             out = work => Ok(out),
         }
     };
+    let lane = &slot.lane.name;
     let (value, outcome) = match ended {
         Ok(Ok(value)) => (Ok(value), Outcome::Completed),
         Ok(Err(payload)) => (
@@ -122,10 +151,9 @@ where
         }
         Err(None) => (Err(LaneError::Gone { lane: lane.to_string() }), Outcome::Aborted),
     };
-    // Lane first, submitter second: whoever awaits the JobHandle and then asks for stats sees
-    // this job already counted.
-    shared.finished(id, outcome);
-    let _ = result.send(value);
+    slot.outcome = outcome;
+    drop(slot);
+    value
 }
 
 /// The text of a panic payload (`panic!("...")` gives `&str` or `String`).

@@ -15,13 +15,16 @@
 //! - **A failed job is data.** A job whose future panics resolves [`LaneError::Panicked`], its
 //!   slot is freed and the lane keeps serving.
 //! - **Cheap.** Admission, start and finish are O(1); there is no timer or polling per job
-//!   (the only timer is the shutdown deadline). Per job: the boxed job, its tokio task, and
-//!   two one-shot channels (the result and the abort signal); no message, no actor hop.
+//!   (the only timer is the shutdown deadline). Per submitted job: the boxed job, its tokio
+//!   task, and two one-shot channels (the result and the abort signal); no message, no actor
+//!   hop. A job [`run`](LaneHandle::run) on its caller's task while a slot is free needs only
+//!   the abort signal.
 //!
 //! # What it does not do
 //! - No per-job timeout: wrap the work in `tokio::time::timeout` if it needs one.
 //! - No priorities beyond tenant fairness; no persistence (a queued job lives in memory).
-//! - Dropping a [`JobHandle`] does not cancel its job; [`LaneHandle::cancel`] does.
+//! - Dropping a [`JobHandle`] does not cancel its job; [`LaneHandle::cancel`] does (and
+//!   dropping the future of [`LaneHandle::run`] does, for a job running on the caller's task).
 //! - Dropping the last [`LaneHandle`] stops the lane: queued jobs and running jobs resolve
 //!   [`LaneError::Gone`] (running ones are aborted). Call [`LaneHandle::shutdown`] first to
 //!   drain instead.
@@ -191,6 +194,30 @@ impl LaneHandle {
         let erased = Box::new(TypedJob::new(work, tx));
         let id = self.inner.lane.submit(job, erased)?;
         Ok(JobHandle::new(id, Arc::clone(&self.inner.name), rx))
+    }
+
+    /// Runs `work` as a job on the caller's own task when a slot is free now, and otherwise
+    /// submits it (it waits in the queue and runs on a task of its own when its turn comes);
+    /// refused as [`submit`](Self::submit) refuses. Resolves with the job's value or how it
+    /// ended, as a [`JobHandle`] does.
+    ///
+    /// Run here, a job costs no task, no wake-up of another thread and no result channel:
+    /// the caller polls the work itself, inside the lane's capacity and counters, and
+    /// [`cancel`](Self::cancel) and the shutdown deadline stop it as they stop any job.
+    /// Unlike a submitted job, a job run here belongs to the caller: dropping this future
+    /// drops the work (counted as cancelled) and frees the slot.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit), then as the [`JobHandle`].
+    pub async fn run<F, T>(&self, job: JobSpec, work: F) -> Result<T, LaneError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.inner.lane.try_enter(job) {
+            Ok(ctx) => job::execute(work, ctx).await,
+            Err(job) => self.submit(job, work).await?.await,
+        }
     }
 
     /// Cancels a job. A queued job is removed and never starts; a running job is aborted

@@ -117,6 +117,21 @@ impl Lane {
         self.lock().admit(self, spec, job)
     }
 
+    /// Takes a free slot for a job its submitter runs itself: `Err` hands the spec back when
+    /// no slot is free now (or the lane is shutting down or stopped), and the caller submits
+    /// instead. A free slot means an empty queue (a finish starts waiting jobs under the same
+    /// lock), so this never overtakes a waiting job.
+    pub(crate) fn try_enter(self: &Arc<Self>, spec: JobSpec) -> Result<StartCtx, JobSpec> {
+        let mut state = self.lock();
+        if state.stopped || state.shutdown.is_some() || state.running.len() >= state.capacity {
+            return Err(spec);
+        }
+        let id = state.next_id();
+        let (abort_tx, abort_rx) = oneshot::channel();
+        state.running.insert(id, Running { abort: Some(abort_tx), spec });
+        Ok(StartCtx { lane: Arc::clone(self), id, abort: abort_rx })
+    }
+
     /// A started job's future has ended and been dropped.
     pub(crate) fn finished(self: &Arc<Self>, id: JobId, outcome: Outcome) {
         self.lock().finished(self, id, outcome);

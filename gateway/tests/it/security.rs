@@ -281,3 +281,49 @@ async fn a_full_queue_is_429_with_retry_after() {
     assert!(body["error"]["message"].as_str().unwrap().contains("at capacity"), "{body}");
     first.abort();
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_frees_its_slot() {
+    // The first request's upstream never answers; every later one answers at once.
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let stub = Stub::route(move |r| {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            vec![Step::Stall]
+        } else {
+            Answer::text("after").openai(r)
+        }
+    })
+    .await;
+    let registry = registry();
+    add_openai(&registry, "mock", &stub);
+    // One slot, no queue: while the abandoned request held its slot, any other would be 429.
+    let config =
+        ServeConfig { concurrency: std::num::NonZeroUsize::MIN, max_queue: 0, ..ServeConfig::default() };
+    let gw = Gw::start(config, registry).await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let abandoned = tokio::spawn(gw.client().post(&url).json(&chat("mock/m", false)).send());
+    for _ in 0..600 {
+        if stub.accepts() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stub.accepts(), 1, "the first request reached the upstream");
+    // The client goes away: its connection closes.
+    abandoned.abort();
+    let client = gw.client();
+    let mut statuses = Vec::new();
+    for _ in 0..600 {
+        let response = client.post(&url).json(&chat("mock/m", false)).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 200 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["choices"][0]["message"]["content"], "after");
+            break;
+        }
+        assert_eq!(response.status(), 429, "only 'at capacity' while the slot is being freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(statuses.last(), Some(&200), "the abandoned request's slot was never freed: {statuses:?}");
+}

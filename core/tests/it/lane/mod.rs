@@ -1,7 +1,9 @@
-//! Lanes: capacity, fairness and volume here; admission, cancel and shutdown in submodules.
+//! Lanes: capacity, fairness and volume here; admission, cancel, shutdown and jobs run on the
+//! caller's task in submodules.
 
 mod admission;
 mod cancel;
+mod here;
 mod shutdown;
 
 use std::collections::BTreeMap;
