@@ -158,3 +158,48 @@ async fn shutdown_waits_for_a_job_run_here_aborts_it_at_the_deadline_and_refuses
         LaneError::ShuttingDown { lane: "here-shutdown".into() }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_holds_across_threads_with_jobs_run_here_submitted_and_abandoned() {
+    let lane = lane("here-mt", 3, 1_000).await;
+    let seen = Arc::new(super::Concurrency::default());
+    let mut callers = tokio::task::JoinSet::new();
+    for i in 0..200u64 {
+        let (lane, seen) = (lane.clone(), Arc::clone(&seen));
+        callers.spawn(async move {
+            let work = async move {
+                let _in = seen.enter();
+                tokio::time::sleep(Duration::from_micros(50 + i % 7 * 30)).await;
+                i
+            };
+            match i % 4 {
+                // A quarter are abandoned by their caller part-way (the work is dropped).
+                0 => tokio::time::timeout(Duration::from_micros(60), lane.run(spec("a", "dropped"), work))
+                    .await
+                    .ok()
+                    .map(|r| r.map(|_| ())),
+                1 => Some(lane.submit(spec("b", "submitted"), work).await.unwrap().await.map(|_| ())),
+                _ => Some(lane.run(spec("c", "here"), work).await.map(|_| ())),
+            }
+        });
+    }
+    while let Some(joined) = callers.join_next().await {
+        if let Some(ended) = joined.unwrap() {
+            assert_eq!(ended, Ok(()));
+        }
+    }
+    // An abandoned caller whose job had to queue leaves it submitted: it runs on to its end
+    // on its own task. Wait for those (a hang guard, not a timing claim).
+    let mut stats = lane.stats().await.unwrap();
+    for _ in 0..30_000 {
+        if stats.running == 0 && stats.queued_total() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        stats = lane.stats().await.unwrap();
+    }
+    assert_eq!((stats.running, stats.queued_total()), (0, 0), "no slot leaked");
+    assert!(seen.max.load(Ordering::SeqCst) <= 3, "capacity exceeded: {}", seen.max.load(Ordering::SeqCst));
+    assert_eq!(seen.now.load(Ordering::SeqCst), 0, "every job's work was dropped");
+    assert_eq!(stats.completed + stats.cancelled, 200, "{stats:?}");
+}
