@@ -478,19 +478,21 @@ struct AnswerMeta<'a> {
     applied: &'a [String],
 }
 
+/// Sets the answer's `x-executus-*` headers; the texts become the header values as they are
+/// (a value a header cannot carry is left out).
 pub(crate) fn set_answer_headers(
     response: &mut http::Response<Body>,
     session: &SessionId,
-    served_by: &str,
-    applied: &str,
+    served_by: String,
+    applied: String,
 ) {
     let headers = response.headers_mut();
     for (name, value) in [
-        ("x-executus-session", session.id.as_str()),
+        ("x-executus-session", session.id.clone()),
         ("x-executus-served-by", served_by),
         ("x-executus-applied-policies", applied),
     ] {
-        if let Ok(value) = HeaderValue::from_str(value) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
             headers.insert(name, value);
         }
     }
@@ -525,7 +527,7 @@ async fn local_answer(
             Err(error) => error_response(request.dialect, &error, Some(&meta.session.id)),
         }
     };
-    set_answer_headers(&mut response, meta.session, meta.served_by, &applied);
+    set_answer_headers(&mut response, meta.session, meta.served_by.to_owned(), applied);
     response
 }
 
@@ -646,7 +648,7 @@ async fn whole(
     .map_err(failure)?;
     let served = observer.served().unwrap_or_else(|| format!("{}/{}", answer.provider, answer.model));
     let mut response = json_response(StatusCode::OK, Bytes::from(decoded.dialect.encode(decoded, &answer)));
-    set_answer_headers(&mut response, &session, &served, &applied);
+    set_answer_headers(&mut response, &session, served, applied);
     Ok(response)
 }
 
@@ -675,7 +677,6 @@ impl StreamSink {
     }
 }
 
-#[async_trait::async_trait]
 impl Sink for StreamSink {
     async fn event(&mut self, event: StreamEvent) -> bool {
         self.encoder.event(&event, &mut self.buf);
@@ -753,6 +754,6 @@ async fn streamed(
         rx.recv().await.map(|bytes| (Ok::<_, Infallible>(bytes), rx))
     }));
     let mut response = sse_response(body);
-    set_answer_headers(&mut response, &session, &served, &applied);
+    set_answer_headers(&mut response, &session, served, applied);
     Ok(response)
 }

@@ -135,7 +135,7 @@ pub(crate) async fn agent(
         };
         json_response(StatusCode::OK, Bytes::from(request.dialect.encode(&request, &answer)))
     };
-    crate::handler::set_answer_headers(&mut response, session, &served, "");
+    crate::handler::set_answer_headers(&mut response, session, served, String::new());
     Ok(response)
 }
 

@@ -17,7 +17,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use executus::Identity;
 use executus::ids::RunId;
 use executus::ports::{AuditEvent, Reservation};
@@ -70,13 +69,12 @@ impl ChainObserver for TurnObserver {
     }
 }
 
-/// Where a turn's events go.
-#[async_trait]
+/// Where a turn's events go (a turn is generic over it: no boxed future per event).
 pub(crate) trait Sink: Send {
     /// One event; false when the client is gone.
-    async fn event(&mut self, event: StreamEvent) -> bool;
+    fn event(&mut self, event: StreamEvent) -> impl Future<Output = bool> + Send;
     /// Ends the turn with an error.
-    async fn fail(&mut self, error: ApiError);
+    fn fail(&mut self, error: ApiError) -> impl Future<Output = ()> + Send;
 }
 
 /// Collects a whole answer (non-streaming clients).
@@ -107,7 +105,6 @@ impl Collect {
     }
 }
 
-#[async_trait]
 impl Sink for Collect {
     async fn event(&mut self, event: StreamEvent) -> bool {
         match event {
@@ -180,7 +177,7 @@ impl Turn {
     }
 
     /// Runs the turn from its first upstream stream to the end, then settles the budget.
-    pub(crate) async fn run(mut self, first: EventStream, sink: &mut dyn Sink) -> TurnEnd {
+    pub(crate) async fn run(mut self, first: EventStream, sink: &mut impl Sink) -> TurnEnd {
         let end = self.drive(first, sink).await;
         if let Some(reservation) = self.reservation.take() {
             self.shared.budget.settle(reservation, &end.usage, &end.provider, &end.model).await;
@@ -189,7 +186,7 @@ impl Turn {
         end
     }
 
-    async fn drive(&mut self, first: EventStream, sink: &mut dyn Sink) -> TurnEnd {
+    async fn drive(&mut self, first: EventStream, sink: &mut impl Sink) -> TurnEnd {
         let idle = self.shared.config.idle_timeout;
         let grace = self.shared.config.shutdown_grace;
         let shutdown = self.shared.shutdown.clone();

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 
 use async_trait::async_trait;
 
-use crate::chain::{Chain, ChainObserver, ChainOptions};
+use crate::chain::{Chain, ChainObserver, ChainOptions, Link};
 use crate::dsn::{ProviderSpec, validate_name};
 use crate::error::{ConfigError, Result};
 use crate::health::HealthTracker;
@@ -54,8 +54,9 @@ use crate::types::{Capabilities, Request, Response};
 /// specs a host uses are few; a gateway's clients may name many, and none may grow it.
 pub const RESOLVED_CACHE: usize = 256;
 
-/// A spec's targets as model handles, in order.
-type Targets = Arc<[Arc<dyn Model>]>;
+/// A spec's chain name and its targets' links (model handle and `provider/model` key), in
+/// order: all a chain per request needs, shared.
+type Targets = (Arc<str>, Arc<[Link<dyn Model>]>);
 
 #[derive(Default)]
 struct Inner {
@@ -267,24 +268,22 @@ impl Registry {
     pub fn chain(&self, spec: &str) -> Result<Chain, ConfigError> {
         let inner = self.read();
         let cached = inner.resolved.lock().unwrap_or_else(PoisonError::into_inner).get(spec).cloned();
-        let models = match cached {
-            Some(models) => models,
+        let (name, links) = match cached {
+            Some(targets) => targets,
             None => {
-                let models: Targets = Self::chain_models(&inner, spec)?.into();
+                let links: Arc<[Link<dyn Model>]> =
+                    Self::chain_models(&inner, spec)?.into_iter().map(Link::new).collect();
+                let targets: Targets = (Arc::from(spec.trim()), links);
                 let mut resolved = inner.resolved.lock().unwrap_or_else(PoisonError::into_inner);
                 if resolved.len() >= RESOLVED_CACHE {
                     resolved.clear();
                 }
-                resolved.insert(spec.to_owned(), Arc::clone(&models));
-                models
+                resolved.insert(spec.to_owned(), targets.clone());
+                targets
             }
         };
-        let mut chain =
-            Chain::new(spec.trim(), models.to_vec(), self.health.clone()).with_options(inner.options.clone());
-        if let Some(observer) = &inner.observer {
-            chain = chain.with_observer(Arc::clone(observer));
-        }
-        Ok(chain)
+        let observer = inner.observer.clone().unwrap_or_else(Chain::no_observer);
+        Ok(Chain::from_links(name, links, self.health.clone(), inner.options.clone(), observer))
     }
 
     /// The model handles of `spec`'s targets, in order.

@@ -22,19 +22,19 @@ pub(crate) trait Named {
 
 /// One target: its `provider/model` key (the health tracker's) and the model.
 pub(crate) struct Link<M: ?Sized> {
-    pub(crate) key: String,
+    pub(crate) key: Arc<str>,
     pub(crate) model: Arc<M>,
 }
 
 impl<M: ?Sized> Clone for Link<M> {
     fn clone(&self) -> Self {
-        Self { key: self.key.clone(), model: Arc::clone(&self.model) }
+        Self { key: Arc::clone(&self.key), model: Arc::clone(&self.model) }
     }
 }
 
 impl<M: ?Sized + Named> Link<M> {
     pub(crate) fn new(model: Arc<M>) -> Self {
-        Self { key: crate::Target::new(model.provider(), model.model_id()).to_string(), model }
+        Self { key: Arc::from(format!("{}/{}", model.provider(), model.model_id())), model }
     }
 }
 
@@ -56,7 +56,7 @@ pub(crate) trait Answer: Send {
 /// Spec, health, options and observer: everything but the targets.
 #[derive(Clone)]
 pub(crate) struct Failover {
-    pub(crate) spec: String,
+    pub(crate) spec: Arc<str>,
     pub(crate) health: HealthTracker,
     pub(crate) options: ChainOptions,
     pub(crate) observer: Arc<dyn ChainObserver>,
@@ -116,11 +116,11 @@ impl Failover {
             |index: usize| targets.iter().skip(index + 1).any(|t| self.health.is_benched(&t.key).is_none());
 
         for (index, target) in targets.iter().enumerate() {
-            let key = &target.key;
+            let key: &str = &target.key;
             let skip = |reason: SkipReason, skipped: &mut Vec<String>| {
-                tracing::debug!(target_key = key.as_str(), reason = %reason, "llm target skipped");
+                tracing::debug!(target_key = key, reason = %reason, "llm target skipped");
                 skipped.push(format!("{key} ({reason})"));
-                self.emit(|| ChainEvent::Skip { target: key.clone(), reason });
+                self.emit(|| ChainEvent::Skip { target: key.to_owned(), reason });
             };
             if let Some(remaining) = self.health.is_benched(key) {
                 shortest_bench = Some(shortest_bench.map_or(remaining, |s| s.min(remaining)));
@@ -138,25 +138,25 @@ impl Failover {
             if let Some((from, error)) = given_up.take() {
                 tracing::info!(
                     from = from.as_str(),
-                    to = key.as_str(),
+                    to = key,
                     error.type = error.kind.as_str(),
                     "llm failover"
                 );
-                self.emit(|| ChainEvent::Failover { from, to: key.clone(), error });
+                self.emit(|| ChainEvent::Failover { from, to: key.to_owned(), error });
             }
             tried += 1;
 
             let mut n = 0u32;
             let last_error = loop {
                 n += 1;
-                self.emit(|| ChainEvent::Attempt { target: key.clone(), n });
+                self.emit(|| ChainEvent::Attempt { target: key.to_owned(), n });
                 let span = tracing::info_span!(
                     "gen_ai.call",
                     gen_ai.operation.name = operation,
                     gen_ai.system = target.model.provider(),
                     gen_ai.request.model = target.model.model_id(),
                     attempt = n,
-                    executus.chain = self.spec.as_str(),
+                    executus.chain = &*self.spec,
                     gen_ai.response.model = Empty,
                     gen_ai.usage.input_tokens = Empty,
                     gen_ai.usage.output_tokens = Empty,
@@ -169,7 +169,7 @@ impl Failover {
                         answer.record(&span);
                         self.health.record_success(key);
                         let latency = clock.now().saturating_duration_since(started);
-                        self.emit(|| ChainEvent::Success { target: key.clone(), latency });
+                        self.emit(|| ChainEvent::Success { target: key.to_owned(), latency });
                         return Ok(answer);
                     }
                     Err(error) => error,
@@ -202,7 +202,7 @@ impl Failover {
                             self.retry_delay(&error, n)
                         };
                         if let Some(delay) = retry {
-                            self.emit(|| ChainEvent::Retry { target: key.clone(), n, delay, error });
+                            self.emit(|| ChainEvent::Retry { target: key.to_owned(), n, delay, error });
                             self.options.sleeper.sleep(delay).await;
                             continue;
                         }
@@ -216,7 +216,7 @@ impl Failover {
                     _ => break error,
                 }
             };
-            given_up = Some((key.clone(), last_error));
+            given_up = Some((key.to_owned(), last_error));
         }
 
         let message = if targets.is_empty() {
@@ -229,7 +229,7 @@ impl Failover {
             )
         };
         let mut error =
-            Error::new(ErrorKind::Exhausted, "chain", &self.spec, message).with_retry_after(shortest_bench);
+            Error::new(ErrorKind::Exhausted, "chain", &*self.spec, message).with_retry_after(shortest_bench);
         error.attempts = attempts;
         error.skipped = skipped;
         Err(error)

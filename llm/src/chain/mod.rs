@@ -150,7 +150,7 @@ fn doubled(base: Duration, times: u32, cap: Duration) -> Duration {
 #[derive(Clone)]
 pub struct Chain {
     core: Failover,
-    targets: Vec<Link<dyn Model>>,
+    targets: Arc<[Link<dyn Model>]>,
     media: Arc<MediaCache>,
 }
 
@@ -183,14 +183,34 @@ impl Chain {
         targets: impl IntoIterator<Item = Arc<dyn Model>>,
         health: HealthTracker,
     ) -> Self {
+        Self::from_links(
+            Arc::from(spec.into()),
+            targets.into_iter().map(Link::new).collect(),
+            health,
+            ChainOptions::default(),
+            Self::no_observer(),
+        )
+    }
+
+    /// The shared do-nothing observer (one allocation per process, not one per chain).
+    pub(crate) fn no_observer() -> Arc<dyn ChainObserver> {
+        static NOOP: std::sync::LazyLock<Arc<dyn ChainObserver>> =
+            std::sync::LazyLock::new(|| Arc::new(NoopObserver));
+        Arc::clone(&NOOP)
+    }
+
+    /// A chain over links built before (the registry keeps a spec's name and links, so a
+    /// chain per request copies nothing but a few reference counts).
+    pub(crate) fn from_links(
+        spec: Arc<str>,
+        targets: Arc<[Link<dyn Model>]>,
+        health: HealthTracker,
+        options: ChainOptions,
+        observer: Arc<dyn ChainObserver>,
+    ) -> Self {
         Self {
-            core: Failover {
-                spec: spec.into(),
-                health,
-                options: ChainOptions::default(),
-                observer: Arc::new(NoopObserver),
-            },
-            targets: targets.into_iter().map(Link::new).collect(),
+            core: Failover { spec, health, options, observer },
+            targets,
             media: Arc::new(MediaCache::default()),
         }
     }
@@ -229,7 +249,7 @@ impl Chain {
 
     /// The targets, as `provider/model`, in order.
     pub fn targets(&self) -> impl Iterator<Item = &str> {
-        self.targets.iter().map(|t| t.key.as_str())
+        self.targets.iter().map(|t| &*t.key)
     }
 
     /// The same chain without `target`, for a caller that saw it break after its first event
@@ -237,7 +257,8 @@ impl Chain {
     /// one. Health, options, observer and media cache are shared.
     pub fn without(&self, target: &crate::Target) -> Option<Chain> {
         let key = target.to_string();
-        let targets: Vec<Link<dyn Model>> = self.targets.iter().filter(|t| t.key != key).cloned().collect();
+        let targets: Arc<[Link<dyn Model>]> =
+            self.targets.iter().filter(|t| *t.key != *key).cloned().collect();
         if targets.len() == self.targets.len() || targets.is_empty() {
             return None;
         }

@@ -26,7 +26,7 @@
 
 use std::time::Duration;
 
-use ::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use ::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -83,6 +83,9 @@ pub(crate) struct DirectTarget {
     url: reqwest::Url,
     /// `Bearer <key>`, marked sensitive (it never prints).
     authorization: Option<HeaderValue>,
+    /// The `Host` header, as the client would write it for each request (the port only when
+    /// not 80).
+    host: HeaderValue,
 }
 
 impl DirectTarget {
@@ -93,6 +96,10 @@ impl DirectTarget {
             return None;
         }
         let uri: ::http::Uri = url.as_str().parse().ok()?;
+        let host = match (uri.host()?, uri.port_u16()) {
+            (host, Some(port)) if port != 80 => HeaderValue::from_str(&format!("{host}:{port}")).ok()?,
+            (host, _) => HeaderValue::from_str(host).ok()?,
+        };
         let authorization = match secret {
             None => None,
             Some(key) => {
@@ -101,7 +108,7 @@ impl DirectTarget {
                 Some(value)
             }
         };
-        Some(Self { uri, url: url.clone(), authorization })
+        Some(Self { uri, url: url.clone(), authorization, host })
     }
 
     /// A JSON `POST` of `body`; `accept` names what the answer should be.
@@ -110,6 +117,7 @@ impl DirectTarget {
         *request.method_mut() = ::http::Method::POST;
         *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
+        headers.insert(HOST, self.host.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
         if let Some(value) = &self.authorization {
@@ -156,5 +164,27 @@ impl Http {
         let what = if e.is_connect() { "connect failed" } else { "request failed" };
         let error = self.error(ErrorKind::Transient, model, format!("{what}: {cause}"));
         if refused && e.is_connect() { error.with_connection_refused() } else { error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DirectTarget;
+
+    fn host(url: &str) -> String {
+        let url = reqwest::Url::parse(url).unwrap();
+        let target = DirectTarget::new(&url, None).expect("a plain http:// URL");
+        let request = target.post(bytes::Bytes::new(), "*/*");
+        request.headers()[::http::header::HOST].to_str().unwrap().to_owned()
+    }
+
+    /// The `Host` header is the one the client would write: the port only when not the
+    /// scheme's default, an IPv6 address in brackets.
+    #[test]
+    fn the_host_header_names_the_port_only_when_it_is_not_80() {
+        assert_eq!(host("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
+        assert_eq!(host("http://llama.local/v1"), "llama.local");
+        assert_eq!(host("http://llama.local:80/v1"), "llama.local");
+        assert_eq!(host("http://[::1]:9000/v1"), "[::1]:9000");
     }
 }

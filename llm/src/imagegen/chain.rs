@@ -58,7 +58,7 @@ impl ImageChain {
     ) -> Self {
         Self {
             core: Failover {
-                spec: spec.into(),
+                spec: Arc::from(spec.into()),
                 health,
                 options: ChainOptions::default(),
                 observer: Arc::new(NoopObserver),
@@ -83,7 +83,7 @@ impl ImageChain {
 
     /// The targets, as `provider/model`, in order.
     pub fn targets(&self) -> impl Iterator<Item = &str> {
-        self.targets.iter().map(|t| t.key.as_str())
+        self.targets.iter().map(|t| &*t.key)
     }
 
     /// The shared health tracker.

@@ -247,7 +247,12 @@ fn unix_now() -> u64 {
 
 /// A fresh id with `prefix`: 24 random hex digits (ids only need to be unique, not secret).
 fn new_id(prefix: &str) -> String {
-    format!("{prefix}{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..))
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(prefix.len() + 24);
+    id.push_str(prefix);
+    // Writing into a String cannot fail.
+    let _ = write!(id, "{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
+    id
 }
 
 /// Sampling settings the canonical request has no slot for, passed through to the upstream

@@ -617,3 +617,14 @@ fn hostile_bodies_are_errors_not_panics() {
     );
     assert!(Dialect::Messages.decode(deep_content.as_bytes()).is_err());
 }
+
+#[test]
+fn ids_are_the_prefix_and_24_hex_digits_and_differ() {
+    let (a, b) = (super::new_id("chatcmpl-"), super::new_id("chatcmpl-"));
+    for id in [&a, &b] {
+        let digits = id.strip_prefix("chatcmpl-").expect("the prefix");
+        assert_eq!(digits.len(), 24, "{id}");
+        assert!(digits.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+    }
+    assert_ne!(a, b);
+}
