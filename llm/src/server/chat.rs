@@ -22,7 +22,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::{ClientRequest, DecodeError, Dialect, Sampling, args_string, data_url, new_id, parse_args, sse};
+use std::fmt;
+
+use super::{
+    ClientRequest, DecodeError, Dialect, Path, Sampling, args_string, data_url, new_id, parse_args, sse,
+};
 use crate::stream::StreamEvent;
 use crate::types::{
     FinishReason, Message, Part, ReasoningEffort, Request, Response, ResponseSchema, Role, ToolCall,
@@ -107,7 +111,7 @@ pub fn decode(body: &[u8]) -> Result<ClientRequest, DecodeError> {
         request.system = Some(system.join("\n\n"));
     }
     for (i, tool) in body.tools.unwrap_or_default().into_iter().enumerate() {
-        let field = format!("tools[{i}]");
+        let field = Path::Index(&"tools", i);
         if tool.kind.as_deref().is_some_and(|k| k != "function") {
             return Err(DecodeError::Unsupported {
                 what: format!("{field}: tool type {:?} (only function tools)", tool.kind.unwrap_or_default()),
@@ -158,27 +162,28 @@ fn push_message(
     message: WireMessage,
     i: usize,
 ) -> Result<(), DecodeError> {
-    let field = format!("messages[{i}]");
+    let field = Path::Index(&"messages", i);
     let role = message.role.ok_or_else(|| DecodeError::Missing { field: format!("{field}.role") })?;
     match role.as_str() {
         "system" | "developer" => {
-            let text = text_content(message.content, &format!("{field}.content"))?;
+            let text = text_content(message.content, &Path::Key(&field, "content"))?;
             if !text.is_empty() {
                 system.push(text);
             }
         }
         "user" => {
-            let parts = user_parts(message.content, &format!("{field}.content"))?;
+            let parts = user_parts(message.content, &Path::Key(&field, "content"))?;
             out.push(Message { role: Role::User, parts });
         }
         "assistant" => {
             let mut parts = Vec::new();
-            let text = text_content(message.content, &format!("{field}.content"))?;
+            let text = text_content(message.content, &Path::Key(&field, "content"))?;
             if !text.is_empty() {
                 parts.push(Part::Text { text });
             }
             for (j, call) in message.tool_calls.unwrap_or_default().into_iter().enumerate() {
-                let call_field = format!("{field}.tool_calls[{j}]");
+                let calls = Path::Key(&field, "tool_calls");
+                let call_field = Path::Index(&calls, j);
                 let id = call
                     .id
                     .filter(|id| !id.is_empty())
@@ -201,7 +206,7 @@ fn push_message(
                 .tool_call_id
                 .filter(|id| !id.is_empty())
                 .ok_or_else(|| DecodeError::Missing { field: format!("{field}.tool_call_id") })?;
-            let content = text_content(message.content, &format!("{field}.content"))?;
+            let content = text_content(message.content, &Path::Key(&field, "content"))?;
             let name = tool_name(out, &id);
             let result = Part::ToolResult(ToolResult { id, name, content, is_error: false });
             match out.last_mut() {
@@ -232,7 +237,7 @@ pub(super) fn tool_name(messages: &[Message], id: &str) -> String {
 }
 
 /// Text content: a string, `null`, or an array of `text` (and `refusal`) parts.
-fn text_content(content: Value, field: &str) -> Result<String, DecodeError> {
+fn text_content(content: Value, field: &dyn fmt::Display) -> Result<String, DecodeError> {
     match content {
         Value::Null => Ok(String::new()),
         Value::String(s) => Ok(s),
@@ -260,14 +265,14 @@ fn text_content(content: Value, field: &str) -> Result<String, DecodeError> {
     }
 }
 
-fn user_parts(content: Value, field: &str) -> Result<Vec<Part>, DecodeError> {
+fn user_parts(content: Value, field: &dyn fmt::Display) -> Result<Vec<Part>, DecodeError> {
     match content {
         Value::Null => Ok(Vec::new()),
         Value::String(text) => Ok(vec![Part::Text { text }]),
         Value::Array(parts) => {
             let mut out = Vec::with_capacity(parts.len());
             for (i, part) in parts.into_iter().enumerate() {
-                let part_field = format!("{field}[{i}]");
+                let part_field = Path::Index(&field, i);
                 match part_type(&part) {
                     Some("text") => {
                         let text = part.get("text").and_then(Value::as_str).unwrap_or_default().to_owned();

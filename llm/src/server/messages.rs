@@ -29,7 +29,9 @@ use serde_json::Value;
 
 use super::chat::{kind, tool_name};
 use super::error::{AnthropicError, ApiError};
-use super::{ClientRequest, DecodeError, Dialect, Sampling, new_id, sse};
+use std::fmt;
+
+use super::{ClientRequest, DecodeError, Dialect, Path, Sampling, new_id, sse};
 use crate::providers::anthropic::thinking;
 use crate::providers::wire::args_object;
 use crate::stream::StreamEvent;
@@ -81,7 +83,7 @@ pub fn decode(body: &[u8]) -> Result<ClientRequest, DecodeError> {
     let messages = body.messages.ok_or(DecodeError::Missing { field: "messages".into() })?;
     let mut state = State::default();
     if let Some(system) = body.system {
-        system_text(system, "system", &mut state)?;
+        system_text(system, &"system", &mut state)?;
     }
     let mut request = Request::default();
     for (i, message) in messages.into_iter().enumerate() {
@@ -122,7 +124,7 @@ fn has_cache_control(block: &Value) -> bool {
 }
 
 /// A system prompt: a string or text blocks.
-fn system_text(value: Value, field: &str, state: &mut State) -> Result<(), DecodeError> {
+fn system_text(value: Value, field: &dyn fmt::Display, state: &mut State) -> Result<(), DecodeError> {
     match value {
         Value::Null => {}
         Value::String(s) => {
@@ -165,9 +167,9 @@ fn push_message(
     message: WireMessage,
     i: usize,
 ) -> Result<(), DecodeError> {
-    let field = format!("messages[{i}]");
+    let field = Path::Index(&"messages", i);
     let role = message.role.ok_or_else(|| DecodeError::Missing { field: format!("{field}.role") })?;
-    let content = format!("{field}.content");
+    let content = Path::Key(&field, "content");
     match role.as_str() {
         "system" => system_text(message.content, &content, state),
         "user" => user_message(out, state, message.content, &content),
@@ -176,7 +178,7 @@ fn push_message(
     }
 }
 
-fn blocks(content: Value, field: &str) -> Result<Vec<Value>, DecodeError> {
+fn blocks(content: Value, field: &dyn fmt::Display) -> Result<Vec<Value>, DecodeError> {
     match content {
         Value::String(text) => Ok(vec![serde_json::json!({"type": "text", "text": text})]),
         Value::Array(blocks) => Ok(blocks),
@@ -193,12 +195,12 @@ fn user_message(
     out: &mut Vec<Message>,
     state: &mut State,
     content: Value,
-    field: &str,
+    field: &dyn fmt::Display,
 ) -> Result<(), DecodeError> {
     let mut results = Vec::new();
     let mut parts = Vec::new();
     for (i, block) in blocks(content, field)?.into_iter().enumerate() {
-        let block_field = format!("{field}[{i}]");
+        let block_field = Path::Index(&field, i);
         state.caching |= has_cache_control(&block);
         match block.get("type").and_then(Value::as_str) {
             Some("text") => parts.push(Part::Text { text: str_field(&block, "text") }),
@@ -210,7 +212,7 @@ fn user_message(
                     .filter(|id| !id.is_empty())
                     .ok_or_else(|| DecodeError::Missing { field: format!("{block_field}.tool_use_id") })?
                     .to_owned();
-                let content = result_text(block.get("content"), &format!("{block_field}.content"))?;
+                let content = result_text(block.get("content"), &Path::Key(&block_field, "content"))?;
                 let is_error = block.get("is_error").and_then(Value::as_bool).unwrap_or(false);
                 let name = tool_name(out, &id);
                 results.push(Part::ToolResult(ToolResult { id, name, content, is_error }));
@@ -235,7 +237,7 @@ fn user_message(
 }
 
 /// A tool result's content as text: a string, or blocks whose text is joined with newlines.
-fn result_text(content: Option<&Value>, field: &str) -> Result<String, DecodeError> {
+fn result_text(content: Option<&Value>, field: &dyn fmt::Display) -> Result<String, DecodeError> {
     match content {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -265,7 +267,7 @@ fn result_text(content: Option<&Value>, field: &str) -> Result<String, DecodeErr
     }
 }
 
-fn image(block: &Value, field: &str) -> Result<Part, DecodeError> {
+fn image(block: &Value, field: &dyn fmt::Display) -> Result<Part, DecodeError> {
     let source =
         block.get("source").ok_or_else(|| DecodeError::Missing { field: format!("{field}.source") })?;
     match source.get("type").and_then(Value::as_str) {
@@ -289,7 +291,7 @@ fn assistant_message(
     out: &mut Vec<Message>,
     state: &mut State,
     content: Value,
-    field: &str,
+    field: &dyn fmt::Display,
 ) -> Result<(), DecodeError> {
     let mut parts = Vec::new();
     let mut carried: Vec<Value> = Vec::new();
@@ -339,7 +341,7 @@ fn assistant_message(
 }
 
 fn tool_spec(tool: Value, i: usize, state: &mut State) -> Result<Option<ToolSpec>, DecodeError> {
-    let field = format!("tools[{i}]");
+    let field = Path::Index(&"tools", i);
     state.caching |= has_cache_control(&tool);
     // Server tools (`web_search_20250305`, ...) have a type and no input schema: the
     // upstream model cannot run them through this gateway.

@@ -170,8 +170,8 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Field { field: field.into(), reason: reason.into() }
+    pub(crate) fn field(field: impl fmt::Display, reason: impl Into<String>) -> Self {
+        Self::Field { field: field.to_string(), reason: reason.into() }
     }
 
     pub(crate) fn json(error: &serde_json::Error) -> Self {
@@ -288,8 +288,27 @@ impl Sampling {
     }
 }
 
+/// Where a value sits in a client's request (`messages[3].content[1]`), for error messages:
+/// formatted only when an error names it, so decoding a long transcript builds no path text.
+#[derive(Clone, Copy)]
+pub(crate) enum Path<'a> {
+    /// `parent.name` (a top-level field is a plain `&str`).
+    Key(&'a dyn fmt::Display, &'static str),
+    /// `parent[index]`.
+    Index(&'a dyn fmt::Display, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Key(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
 /// Image bytes from a `data:` URL (`data:image/png;base64,...`).
-fn data_url(url: &str, field: &str) -> Result<(String, Vec<u8>), DecodeError> {
+fn data_url(url: &str, field: &dyn fmt::Display) -> Result<(String, Vec<u8>), DecodeError> {
     use base64::Engine as _;
     let Some(rest) = url.strip_prefix("data:") else {
         return Err(DecodeError::Unsupported {

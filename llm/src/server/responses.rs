@@ -28,7 +28,11 @@ use serde_json::{Value, json};
 
 use super::chat::{kind, reasoning_effort, response_format, tool_name};
 use super::error::ApiError;
-use super::{ClientRequest, DecodeError, Dialect, Sampling, args_string, data_url, new_id, parse_args, sse};
+use std::fmt;
+
+use super::{
+    ClientRequest, DecodeError, Dialect, Path, Sampling, args_string, data_url, new_id, parse_args, sse,
+};
 use crate::stream::StreamEvent;
 use crate::types::{
     FinishReason, Message, Part, Request, Response, Role, ToolCall, ToolChoice, ToolResult, ToolSpec, Usage,
@@ -157,14 +161,14 @@ fn push_item(
     item: Value,
     i: usize,
 ) -> Result<(), DecodeError> {
-    let field = format!("input[{i}]");
+    let field = Path::Index(&"input", i);
     let kind_name = item.get("type").and_then(Value::as_str).map(str::to_owned);
     match kind_name.as_deref() {
         // A message item may leave its type out (`{"role": "user", "content": "..."}`).
         None | Some("message") => {
             let role = item.get("role").and_then(Value::as_str).unwrap_or_default().to_owned();
             let content = item.get("content").cloned().unwrap_or(Value::Null);
-            let parts = content_parts(content, &format!("{field}.content"))?;
+            let parts = content_parts(content, &Path::Key(&field, "content"))?;
             match role.as_str() {
                 "system" | "developer" => {
                     let text: String = parts
@@ -245,14 +249,14 @@ fn push_item(
     Ok(())
 }
 
-fn content_parts(content: Value, field: &str) -> Result<Vec<Part>, DecodeError> {
+fn content_parts(content: Value, field: &dyn fmt::Display) -> Result<Vec<Part>, DecodeError> {
     match content {
         Value::Null => Ok(Vec::new()),
         Value::String(text) => Ok(vec![Part::Text { text }]),
         Value::Array(parts) => {
             let mut out = Vec::with_capacity(parts.len());
             for (i, part) in parts.into_iter().enumerate() {
-                let part_field = format!("{field}[{i}]");
+                let part_field = Path::Index(&field, i);
                 match part.get("type").and_then(Value::as_str) {
                     Some("input_text" | "output_text" | "text") => {
                         let text = part.get("text").and_then(Value::as_str).unwrap_or_default().to_owned();

@@ -145,6 +145,15 @@ fn chat_request_errors_name_the_field() {
         (r#"{"model": "m", "messages": [{"role": "tool", "content": "x"}]}"#, "messages[0].tool_call_id"),
         (r#"{"model": "m", "messages": [{"role": "user", "content": 5}]}"#, "messages[0].content"),
         (
+            r#"{"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}]}"#,
+            "messages[1].tool_calls[0].id",
+        ),
+        (
+            r#"{"model": "m", "messages": [{"role": "user", "content": ["a", {"type": "text", "text": "b"}, 7]}]}"#,
+            "messages[0].content[0]",
+        ),
+        (r#"{"model": "m", "messages": [], "tools": [{"type": "function"}]}"#, "tools[0].function"),
+        (
             r#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}"#,
             "images by URL",
         ),
@@ -292,6 +301,10 @@ fn messages_request_errors_name_the_field() {
             "tool_use_id",
         ),
         (r#"{"model": "m", "messages": [], "system": 4}"#, "system"),
+        (
+            r#"{"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": "b"}, {"type": "tool_result", "tool_use_id": "t", "content": 3}]}]}"#,
+            "messages[1].content[1].content",
+        ),
         (r#"{"model": "m", "messages": [], "tools": [{"name": "x"}]}"#, "tools[0].input_schema"),
         (r#"{"model": "m", "messages": [], "tool_choice": {"type": "tool"}}"#, "tool_choice.name"),
         (
@@ -423,6 +436,13 @@ fn responses_request_decodes_codex_shapes() {
 
     let plain = responses::decode(br#"{"model": "m", "input": "hi"}"#).unwrap();
     assert_eq!(plain.request.messages, vec![Message::user("hi")]);
+    // An error deep in the input names its place.
+    let err = responses::decode(
+        br#"{"model": "m", "input": [{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "input_text", "text": "b"}, {"type": "input_audio"}]}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("input[1].content[1]: content part type input_audio"), "{err}");
 }
 
 #[test]
