@@ -27,9 +27,10 @@
 //! to chains built afterwards; a chain already built keeps its targets (but shares the live
 //! health tracker). Building a chain makes no network call.
 //!
-//! A spec's resolved targets (their model handles, capability overrides applied) are kept
-//! after the first chain built from it, so that a run building its chain does not parse and
-//! resolve the same spec again (at most [`RESOLVED_CACHE`] specs; any change to the registry
+//! A spec's resolved targets (their model handles, capability overrides applied, with their
+//! `provider/model` keys) are kept after the first chain built from it, so that a run or a
+//! gateway request building its chain neither parses and resolves the same spec again nor
+//! copies its keys (at most [`RESOLVED_CACHE`] specs; any change to the registry
 //! forgets them all). A provider's [`Provider::model`] handles are therefore shared by the
 //! chains of one spec, as they already are by a chain's concurrent calls.
 
