@@ -341,7 +341,7 @@ async fn process(
     // The session's guard.
     let settings = shared.config.loops;
     let prepared = shared
-        .with_session(&session.store_key(), |state: &mut SessionState| {
+        .with_session(session.store_key(), |state: &mut SessionState| {
             let prepared = state.prepare(&decoded.request.messages, &settings);
             let changed = prepared.changed;
             (prepared, changed)

@@ -124,6 +124,10 @@ pub fn check_bind(addr: SocketAddr, keys: usize) -> Result<(), GatewayError> {
 /// Sessions kept in memory between requests, at most.
 const SESSION_CACHE: usize = 10_000;
 
+/// Locks that serialise a session's requests, shared by hash: a fixed set (no lock made and
+/// dropped per request, no map that grows with the sessions seen).
+const SESSION_LOCKS: usize = 256;
+
 /// Everything a request handler needs, shared.
 pub(crate) struct Shared {
     pub(crate) config: ServeConfig,
@@ -138,7 +142,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) lane: LaneHandle,
     pub(crate) key_lanes: HashMap<String, LaneHandle>,
-    pub(crate) session_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// [`SESSION_LOCKS`] locks; a session takes the one its key hashes to.
+    pub(crate) session_locks: Box<[tokio::sync::Mutex<()>]>,
+    pub(crate) session_hasher: std::hash::RandomState,
     /// The sessions this process has seen, as last saved (write-through: the store stays the
     /// truth across restarts; a session's requests are serialised in this process).
     pub(crate) session_cache: DashMap<String, guard::SessionState>,
@@ -152,37 +158,37 @@ impl Shared {
     /// — with the session's other requests (in this process) held off meanwhile.
     pub(crate) async fn with_session<T>(
         &self,
-        key: &str,
+        key: String,
         f: impl FnOnce(&mut guard::SessionState) -> (T, bool),
     ) -> Result<T, executus::ports::PortError> {
-        let lock = Arc::clone(self.session_locks.entry(key.to_owned()).or_default().value());
-        let result = {
-            let _held = lock.lock().await;
-            // Taken out of the cache (not copied: a busy session's state is a few KiB) while
-            // this request holds the session; put back only once the store has what changed,
-            // so a failed save leaves the cache without it and the next request reloads the
-            // store's state.
-            let (mut state, cached) = match self.session_cache.remove(key) {
-                Some((_, state)) => (state, true),
-                None => (self.store.load(key).await?.unwrap_or_default(), false),
-            };
-            let (out, changed) = f(&mut state);
-            if changed {
-                self.store.save(key, &state, handler::now_ms()).await?;
-            }
-            // Only a session new to the cache can grow it (`len` visits every shard).
-            if !cached && self.session_cache.len() >= SESSION_CACHE {
-                // Bounded: forget everything (the store still has it) rather than grow.
-                self.session_cache.clear();
-            }
-            self.session_cache.insert(key.to_owned(), state);
-            Ok(out)
+        let _held = self.session_lock(&key).lock().await;
+        // Taken out of the cache (not copied: a busy session's state is a few KiB) while this
+        // request holds the session; put back only once the store has what changed, so a
+        // failed save leaves the cache without it and the next request reloads the store's
+        // state.
+        let (mut state, cached) = match self.session_cache.remove(&key) {
+            Some((_, state)) => (state, true),
+            None => (self.store.load(&key).await?.unwrap_or_default(), false),
         };
-        drop(lock);
-        // Forget the lock once nobody else waits on it (the map would otherwise grow by one
-        // entry per session for the life of the process).
-        self.session_locks.remove_if(key, |_, lock| Arc::strong_count(lock) == 1);
-        result
+        let (out, changed) = f(&mut state);
+        if changed {
+            self.store.save(&key, &state, handler::now_ms()).await?;
+        }
+        // Only a session new to the cache can grow it (`len` visits every shard).
+        if !cached && self.session_cache.len() >= SESSION_CACHE {
+            // Bounded: forget everything (the store still has it) rather than grow.
+            self.session_cache.clear();
+        }
+        self.session_cache.insert(key, state);
+        Ok(out)
+    }
+
+    /// The lock that serialises `key`'s requests: one of [`SESSION_LOCKS`], by the key's hash
+    /// (two sessions on one stripe wait for each other's guard step, a store write at most).
+    fn session_lock(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::BuildHasher as _;
+        let stripe = self.session_hasher.hash_one(key) as usize % self.session_locks.len();
+        &self.session_locks[stripe]
     }
 }
 
@@ -332,7 +338,8 @@ impl GatewayBuilder {
                 metrics: Metrics::new(),
                 lane,
                 key_lanes,
-                session_locks: DashMap::new(),
+                session_locks: (0..SESSION_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+                session_hasher: std::hash::RandomState::new(),
                 session_cache: DashMap::new(),
                 speculative_providers: self.speculative_providers,
                 extra_models: self.extra_models,
@@ -386,6 +393,75 @@ impl Gateway {
         let _ = self.shared.lane.shutdown(grace).await;
         for lane in self.shared.key_lanes.values() {
             let _ = lane.shutdown(grace).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod session_lock_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use executus::ports::PortError;
+    use executus_llm::Registry;
+
+    use crate::guard::SessionState;
+    use crate::store::{MemorySessionStore, SessionStore, StoredSession};
+    use crate::{Gateway, ServeConfig};
+
+    /// A store that yields inside every load and save, so unserialised requests would
+    /// interleave between them and lose updates.
+    struct Yielding(MemorySessionStore);
+
+    #[async_trait]
+    impl SessionStore for Yielding {
+        async fn load(&self, key: &str) -> Result<Option<SessionState>, PortError> {
+            tokio::task::yield_now().await;
+            self.0.load(key).await
+        }
+        async fn save(&self, key: &str, state: &SessionState, now_ms: u64) -> Result<(), PortError> {
+            tokio::task::yield_now().await;
+            self.0.save(key, state, now_ms).await
+        }
+        async fn prune(&self, before_ms: u64) -> Result<u64, PortError> {
+            self.0.prune(before_ms).await
+        }
+        async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredSession>, PortError> {
+            self.0.list(after, limit).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sessions_requests_are_serialised_and_no_update_is_lost() {
+        let store = Arc::new(Yielding(MemorySessionStore::new()));
+        let gateway = Gateway::builder(ServeConfig::default(), Registry::new())
+            .store(Arc::clone(&store) as Arc<dyn SessionStore>)
+            .build()
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..400u32 {
+            let shared = Arc::clone(&gateway.shared);
+            // Eight sessions, fifty requests each, all at once.
+            let key = format!("k\u{1f}session-{}", i % 8);
+            tasks.spawn(async move {
+                shared
+                    .with_session(key, |state| {
+                        state.finalize_total += 1;
+                        ((), true)
+                    })
+                    .await
+                    .unwrap();
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        for s in 0..8 {
+            let saved = store.0.load(&format!("k\u{1f}session-{s}")).await.unwrap().unwrap();
+            assert_eq!(saved.finalize_total, 50, "session {s}");
         }
     }
 }

@@ -365,7 +365,7 @@ impl Turn {
         let settings = self.shared.config.loops;
         let allowed = self
             .shared
-            .with_session(&self.session.store_key(), |state| {
+            .with_session(self.session.store_key(), |state| {
                 if state.may_continue(&settings) {
                     state.count_continuation();
                     (true, true)
@@ -398,7 +398,7 @@ impl Turn {
         let settings = self.shared.config.loops;
         let trigger = self
             .shared
-            .with_session(&self.session.store_key(), |state| (state.finalize_ignored(&settings), true))
+            .with_session(self.session.store_key(), |state| (state.finalize_ignored(&settings), true))
             .await;
         match trigger {
             Ok(trigger) => self.announce(&trigger).await,
@@ -412,9 +412,7 @@ impl Turn {
         let settings = self.shared.config.loops;
         let trigger = self
             .shared
-            .with_session(&self.session.store_key(), |state| {
-                (state.observe_blocked(blocked, &settings), true)
-            })
+            .with_session(self.session.store_key(), |state| (state.observe_blocked(blocked, &settings), true))
             .await;
         match trigger {
             Ok(Some(trigger)) => self.announce(&trigger).await,
