@@ -251,6 +251,25 @@ async fn a_request_that_would_overspend_is_429_and_charges_nothing() {
     assert!(budget.0.lock().unwrap().is_empty(), "nothing was settled: no partial charge");
 }
 
+/// A gateway in front of `stub` with one slot and no queue.
+async fn one_slot_gateway(stub: &Stub) -> Gw {
+    let registry = registry();
+    add_openai(&registry, "mock", stub);
+    let config =
+        ServeConfig { concurrency: std::num::NonZeroUsize::MIN, max_queue: 0, ..ServeConfig::default() };
+    Gw::start(config, registry).await
+}
+
+/// Waits (a hang guard of 12 s) until `stub` has accepted a connection.
+async fn until_accepted(stub: &Stub) {
+    for _ in 0..600 {
+        if stub.accepts() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_full_queue_is_429_with_retry_after() {
     // The upstream holds every answer open: the one slot stays busy.
@@ -258,21 +277,12 @@ async fn a_full_queue_is_429_with_retry_after() {
         vec![send("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"), Step::Stall]
     })
     .await;
-    let registry = registry();
-    add_openai(&registry, "mock", &stub);
-    let config =
-        ServeConfig { concurrency: std::num::NonZeroUsize::MIN, max_queue: 0, ..ServeConfig::default() };
-    let gw = Gw::start(config, registry).await;
+    let gw = one_slot_gateway(&stub).await;
     let client = gw.client();
     let url = format!("{}/v1/chat/completions", gw.url);
     let first = tokio::spawn(client.post(&url).json(&chat("mock/m", true)).send());
     // Wait until the first request holds the slot (it reached the upstream).
-    for _ in 0..600 {
-        if stub.accepts() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_accepted(&stub).await;
     assert_eq!(stub.accepts(), 1);
     let second = client.post(&url).json(&chat("mock/m", false)).send().await.unwrap();
     assert_eq!(second.status(), 429);
@@ -295,20 +305,11 @@ async fn a_client_that_goes_away_frees_its_slot() {
         }
     })
     .await;
-    let registry = registry();
-    add_openai(&registry, "mock", &stub);
     // One slot, no queue: while the abandoned request held its slot, any other would be 429.
-    let config =
-        ServeConfig { concurrency: std::num::NonZeroUsize::MIN, max_queue: 0, ..ServeConfig::default() };
-    let gw = Gw::start(config, registry).await;
+    let gw = one_slot_gateway(&stub).await;
     let url = format!("{}/v1/chat/completions", gw.url);
     let abandoned = tokio::spawn(gw.client().post(&url).json(&chat("mock/m", false)).send());
-    for _ in 0..600 {
-        if stub.accepts() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_accepted(&stub).await;
     assert_eq!(stub.accepts(), 1, "the first request reached the upstream");
     // The client goes away: its connection closes.
     abandoned.abort();
