@@ -110,7 +110,7 @@ impl SessionState {
             }
             self.remember(key);
             changed = true;
-            let observed = calls.iter().zip(&results).map(|(call, result)| ObservedCall {
+            let observed = calls.iter().zip(&results).map(|(&call, &result)| ObservedCall {
                 call,
                 result,
                 failed: result.is_error,
@@ -217,23 +217,25 @@ fn task_start(messages: &[Message]) -> Option<usize> {
 
 /// The completed steps from `from` on: each assistant turn with tool calls, with the result of
 /// every call (a turn some of whose calls have no result yet is not complete).
-fn steps(messages: &[Message], from: usize) -> Vec<(Vec<ToolCall>, Vec<ToolResult>)> {
+/// Borrowed from the transcript: every request carries the whole conversation (tool results
+/// included), and only steps not observed before are looked at further.
+fn steps(messages: &[Message], from: usize) -> Vec<(Vec<&ToolCall>, Vec<&ToolResult>)> {
     let mut out = Vec::new();
     for (i, message) in messages.iter().enumerate().skip(from) {
         if message.role != Role::Assistant {
             continue;
         }
-        let calls: Vec<ToolCall> = message.tool_calls().cloned().collect();
+        let calls: Vec<&ToolCall> = message.tool_calls().collect();
         if calls.is_empty() {
             continue;
         }
-        let mut results: Vec<Option<ToolResult>> = vec![None; calls.len()];
+        let mut results: Vec<Option<&ToolResult>> = vec![None; calls.len()];
         for later in messages[i + 1..].iter().take_while(|m| m.role != Role::Assistant) {
             for part in &later.parts {
                 if let Part::ToolResult(r) = part
                     && let Some(slot) = calls.iter().position(|c| c.id == r.id)
                 {
-                    results[slot] = Some(r.clone());
+                    results[slot] = Some(r);
                 }
             }
         }
