@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{ImageModel, ImageRequest, ImageResponse};
-use crate::chain::{Answer, ChainObserver, ChainOptions, Failover, Link, Named, NoopObserver, Prepared};
+use crate::chain::{Answer, ChainObserver, ChainOptions, Failover, Link, Named, Prepared};
 use crate::error::{Error, Result};
 use crate::health::HealthTracker;
 
@@ -61,7 +61,7 @@ impl ImageChain {
                 spec: Arc::from(spec.into()),
                 health,
                 options: ChainOptions::default(),
-                observer: Arc::new(NoopObserver),
+                observer: crate::Chain::no_observer(),
             },
             targets: targets.into_iter().map(Link::new).collect(),
         }
