@@ -195,7 +195,7 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize, stall: Duration)
     let mut buf = BytesMut::with_capacity(declared.map_or(8192, |n| (n as usize).min(max)));
     let mut total = 0usize;
     loop {
-        let frame = match tokio::time::timeout(stall, body.frame()).await {
+        let frame = match executus_llm::clock::within(stall, body.frame()).await {
             Err(_) => {
                 return Err(ApiError::new(
                     ErrorClass::InvalidRequest,
@@ -327,7 +327,9 @@ async fn process(
     );
     let identity = Identity::new(format!("key:{}", key.name), "gateway");
     if let Some(agent) = decoded.model.strip_prefix("agent:") {
-        return crate::models::agent(shared, decoded.clone(), agent, identity, &session, flight)
+        // Boxed: an agent run's state is several KB, and every request's future (moved into
+        // its box by the router) would otherwise be as large.
+        return Box::pin(crate::models::agent(shared, decoded.clone(), agent, identity, &session, flight))
             .await
             .map_err(|error| Failure { error, session: Some(session.id.clone()) });
     }
@@ -673,7 +675,7 @@ impl StreamSink {
             return true;
         }
         let bytes = Bytes::from(std::mem::take(&mut self.buf));
-        matches!(tokio::time::timeout(self.idle, self.tx.send(bytes)).await, Ok(Ok(())))
+        matches!(executus_llm::clock::within(self.idle, self.tx.send(bytes)).await, Ok(Ok(())))
     }
 }
 

@@ -215,7 +215,7 @@ impl Turn {
                     end.error = Some(error);
                     return end;
                 }
-                item = tokio::time::timeout(idle, current.next()) => item,
+                item = executus_llm::clock::within(idle, current.next()) => item,
             };
             let item = match item {
                 Err(_) => Err(ApiError::new(

@@ -153,6 +153,22 @@ impl Clock for TokioClock {
     }
 }
 
+/// `fut` bounded by `limit`, as [`tokio::time::timeout`], but the timer is made only when
+/// `fut` is not ready at its first poll: on a hot path most reads find their bytes already
+/// buffered, and a timer per read costs a clock reading and a registration for nothing. The
+/// bound counts from that first poll.
+///
+/// # Errors
+/// [`tokio::time::error::Elapsed`] when `fut` did not finish within `limit`.
+pub async fn within<F: Future>(limit: Duration, fut: F) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => tokio::time::timeout(limit, fut).await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +202,27 @@ mod tests {
     fn the_system_clock_reads_the_wall_clock() {
         let ms = SystemClock.now_ms();
         assert!(ms > 1_600_000_000_000, "{ms}");
+    }
+
+    /// A future ready at its first poll needs no timer: this runtime has none, and
+    /// `tokio::time::timeout` would panic on it.
+    #[test]
+    fn a_ready_future_is_answered_without_a_timer() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let answer = runtime.block_on(within(Duration::from_secs(1), std::future::ready(7)));
+        assert_eq!(answer, Ok(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_future_is_bounded_and_one_in_time_is_answered() {
+        let never = within(Duration::from_secs(5), std::future::pending::<()>());
+        assert!(never.await.is_err(), "a future that never finishes ends at the bound");
+        let slow = within(Duration::from_secs(5), async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            "done"
+        });
+        assert_eq!(slow.await, Ok("done"));
+        let late = within(Duration::from_secs(5), tokio::time::sleep(Duration::from_secs(6)));
+        assert!(late.await.is_err());
     }
 }

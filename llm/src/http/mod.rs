@@ -193,8 +193,8 @@ impl Http {
         let mut body: Vec<u8> = Vec::new();
         loop {
             // A timer per chunk, as for streams: the idle timeout bounds the silence between
-            // two chunks, not the whole body. A chunk that is already there never arms it.
-            let chunk = match tokio::time::timeout(idle, response.chunk()).await {
+            // two chunks, not the whole body. A chunk that is already there makes no timer at all.
+            let chunk = match crate::clock::within(idle, response.chunk()).await {
                 Err(_) => return Err(self.idle_error(model)),
                 Ok(Err(e)) => return Err(self.transport_error(model, &e)),
                 Ok(Ok(None)) => {
