@@ -17,6 +17,10 @@
 //! - a redirect (3xx) is not followed here: the caller re-sends the request through reqwest,
 //!   which follows it as before.
 //!
+//! Whole (non-streamed) answers go one step further: [`super::inline`] sends them on
+//! connections the asking task drives itself, pooled per [`DirectTarget`]; streams use the
+//! pooled client here.
+//!
 //! What it does not do: TLS, proxies, HTTP/2. It is used only when none is in play: the URL is
 //! `http://`, [`HttpOptions::http2_prior_knowledge`] is off and no proxy is configured in the
 //! environment (`http_proxy`, `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`: reqwest then applies it
@@ -86,6 +90,12 @@ pub(crate) struct DirectTarget {
     /// The `Host` header, as the client would write it for each request (the port only when
     /// not 80).
     host: HeaderValue,
+    /// The request target as a connection of our own writes it (origin form: path and query).
+    origin: ::http::Uri,
+    /// Where to connect: the host (an IPv6 address without brackets) and the port.
+    connect: (String, u16),
+    /// Idle connections for whole answers (`http::inline`), shared by this target's clones.
+    pool: std::sync::Arc<super::inline::Pool>,
 }
 
 impl DirectTarget {
@@ -108,14 +118,39 @@ impl DirectTarget {
                 Some(value)
             }
         };
-        Some(Self { uri, url: url.clone(), authorization, host })
+        let origin: ::http::Uri = uri.path_and_query().map_or("/", |p| p.as_str()).parse().ok()?;
+        let connect_host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let connect = (connect_host, uri.port_u16().unwrap_or(80));
+        let pool = std::sync::Arc::default();
+        Some(Self { uri, url: url.clone(), authorization, host, origin, connect, pool })
     }
 
-    /// A JSON `POST` of `body`; `accept` names what the answer should be.
+    /// A JSON `POST` of `body` for the pooled client (the URI absolute); `accept` names what
+    /// the answer should be.
     pub(crate) fn post(&self, body: Bytes, accept: &'static str) -> ::http::Request<Full<Bytes>> {
+        self.request(self.uri.clone(), body, accept)
+    }
+
+    /// [`DirectTarget::post`] for a connection of our own: the request line carries the path
+    /// (origin form), as every server expects from a client that is not a proxy.
+    pub(crate) fn post_origin(&self, body: Bytes, accept: &'static str) -> ::http::Request<Full<Bytes>> {
+        self.request(self.origin.clone(), body, accept)
+    }
+
+    /// The idle connections of this endpoint.
+    pub(crate) fn pool(&self) -> &super::inline::Pool {
+        &self.pool
+    }
+
+    /// The host and port to connect to.
+    pub(crate) fn authority(&self) -> (&str, u16) {
+        (&self.connect.0, self.connect.1)
+    }
+
+    fn request(&self, uri: ::http::Uri, body: Bytes, accept: &'static str) -> ::http::Request<Full<Bytes>> {
         let mut request = ::http::Request::new(Full::new(body));
         *request.method_mut() = ::http::Method::POST;
-        *request.uri_mut() = self.uri.clone();
+        *request.uri_mut() = uri;
         let headers = request.headers_mut();
         headers.insert(HOST, self.host.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

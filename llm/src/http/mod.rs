@@ -134,7 +134,7 @@ impl Http {
     }
 
     /// The error of an answer whose headers did not come within the timeout.
-    fn headers_timeout_error(&self, model: &str) -> Error {
+    pub(crate) fn headers_timeout_error(&self, model: &str) -> Error {
         self.error(
             ErrorKind::Transient,
             model,
@@ -152,9 +152,7 @@ impl Http {
         let retry_after = parse_retry_after(response.headers(), SystemTime::now());
         // Error bodies are small; cap what we read and do not wait forever for it.
         let body = self.read_body(model, response, 64 << 10).await.unwrap_or_default();
-        let message = error_message(&body);
-        let kind = classify_status(status.as_u16(), &message);
-        Err(self.error(kind, model, message).with_status(status.as_u16()).with_retry_after(retry_after))
+        Err(self.status_error(model, status.as_u16(), retry_after, &body))
     }
 
     /// Maps a reqwest transport error to a classified error with the underlying cause. A
@@ -225,7 +223,7 @@ impl Http {
     }
 
     /// The error of a body that stayed silent past the idle timeout.
-    fn idle_error(&self, model: &str) -> Error {
+    pub(crate) fn idle_error(&self, model: &str) -> Error {
         let idle = self.options.idle_timeout;
         self.error(ErrorKind::Transient, model, format!("no data for {idle:?} (idle timeout)"))
     }
@@ -538,6 +536,7 @@ pub(crate) fn join(base: &str, path: &str) -> String {
 }
 
 pub(crate) mod direct;
+mod inline;
 mod lines;
 
 /// An error's cause chain as one line (each distinct message once, joined by `": "`), and
