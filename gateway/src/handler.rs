@@ -16,7 +16,7 @@ use executus::lane::{JobSpec, LaneError};
 use executus::ports::{AuditEvent, PortError, SpendRequest};
 use executus_llm::server::{ApiError, ClientRequest, Dialect, Encoder, ErrorClass};
 use executus_llm::{Message, StreamEvent, ToolChoice};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -488,12 +488,12 @@ pub(crate) fn set_answer_headers(
     served_by: String,
     applied: String,
 ) {
+    // Names made once, not parsed per answer.
+    const SESSION: HeaderName = HeaderName::from_static("x-executus-session");
+    const SERVED_BY: HeaderName = HeaderName::from_static("x-executus-served-by");
+    const APPLIED: HeaderName = HeaderName::from_static("x-executus-applied-policies");
     let headers = response.headers_mut();
-    for (name, value) in [
-        ("x-executus-session", session.id.clone()),
-        ("x-executus-served-by", served_by),
-        ("x-executus-applied-policies", applied),
-    ] {
+    for (name, value) in [(SESSION, session.id.clone()), (SERVED_BY, served_by), (APPLIED, applied)] {
         if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
             headers.insert(name, value);
         }
