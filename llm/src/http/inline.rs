@@ -59,7 +59,9 @@ struct Link {
 }
 
 struct Idle {
-    link: Link,
+    /// Boxed: a connection's state is about 900 bytes, and it moves in and out of the pool
+    /// on every request.
+    link: Box<Link>,
     since: Instant,
 }
 
@@ -82,7 +84,7 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still open, closing expired ones.
-    fn take(&self, now: Instant) -> Option<Link> {
+    fn take(&self, now: Instant) -> Option<Box<Link>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         expire(&mut idle, now);
         while let Some(mut entry) = idle.pop_back() {
@@ -96,7 +98,7 @@ impl Pool {
     }
 
     /// Puts `link` back if it can carry another request.
-    fn put(&self, mut link: Link, now: Instant) {
+    fn put(&self, mut link: Box<Link>, now: Instant) {
         // Lets the connection take in the end of the answer and become ready again.
         if link.poll_once().is_ready() || !link.send.is_ready() {
             return;
@@ -222,7 +224,7 @@ impl Http {
     }
 
     /// A new connection to `target` (bounded by the connect timeout).
-    async fn connect(&self, model: &str, target: &DirectTarget) -> Result<Link> {
+    async fn connect(&self, model: &str, target: &DirectTarget) -> Result<Box<Link>> {
         let (host, port) = target.authority();
         let connect = TcpStream::connect((host, port));
         let stream = match tokio::time::timeout(self.options.connect_timeout, connect).await {
@@ -249,7 +251,7 @@ impl Http {
                     format!("connect failed: {}", super::error_chain(&e).0),
                 )
             })?;
-        Ok(Link { send, conn })
+        Ok(Box::new(Link { send, conn }))
     }
 
     /// Writes `request` on `link` and waits (bounded) for the answer's head.
