@@ -29,7 +29,7 @@ use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Connection, SendRequest};
@@ -288,50 +288,24 @@ impl Http {
         limit: usize,
     ) -> Result<Bytes> {
         let idle = self.options.idle_timeout;
-        let mut first: Option<Bytes> = None;
-        let mut body = BytesMut::new();
+        let mut body = super::BodyBuf::default();
         loop {
+            let failed = |cause: String| {
+                self.error(ErrorKind::Transient, model, format!("response body failed: {cause}"))
+            };
             let frame = match crate::clock::within(idle, link.drive(incoming.frame())).await {
                 Err(_) => return Err(self.idle_error(model)),
-                Ok(Err(ended)) => {
-                    let cause = ended.describe();
-                    return Err(self.error(
-                        ErrorKind::Transient,
-                        model,
-                        format!("response body failed: {cause}"),
-                    ));
-                }
-                Ok(Ok(Some(Err(e)))) => {
-                    let cause = super::error_chain(&e).0;
-                    return Err(self.error(
-                        ErrorKind::Transient,
-                        model,
-                        format!("response body failed: {cause}"),
-                    ));
-                }
+                Ok(Err(ended)) => return Err(failed(ended.describe())),
+                Ok(Ok(Some(Err(e)))) => return Err(failed(super::error_chain(&e).0)),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(Ok(frame)))) => frame,
             };
             let Ok(chunk) = frame.into_data() else { continue };
-            let held = first.as_ref().map_or(0, Bytes::len) + body.len();
-            if held + chunk.len() > limit {
-                return Err(self.error(
-                    ErrorKind::Decode,
-                    model,
-                    format!("response body exceeds {limit} bytes"),
-                ));
-            }
-            // The usual answer is one chunk: kept as it came, not copied.
-            match first.take() {
-                None if body.is_empty() => first = Some(chunk),
-                None => body.extend_from_slice(&chunk),
-                Some(earlier) => {
-                    body.extend_from_slice(&earlier);
-                    body.extend_from_slice(&chunk);
-                }
+            if !body.push(chunk, limit) {
+                return Err(self.body_limit_error(model, limit));
             }
         }
-        Ok(first.unwrap_or_else(|| body.freeze()))
+        Ok(body.finish())
     }
 
     /// The classified error of a non-2xx answer whose body (at most 64 KiB) has been read.

@@ -187,39 +187,25 @@ impl Http {
         limit: usize,
     ) -> Result<Bytes> {
         let idle = self.options.idle_timeout;
-        let mut first: Option<Bytes> = None;
-        let mut body: Vec<u8> = Vec::new();
+        let mut body = BodyBuf::default();
         loop {
             // A timer per chunk, as for streams: the idle timeout bounds the silence between
             // two chunks, not the whole body. A chunk that is already there makes no timer at all.
             let chunk = match crate::clock::within(idle, response.chunk()).await {
                 Err(_) => return Err(self.idle_error(model)),
                 Ok(Err(e)) => return Err(self.transport_error(model, &e)),
-                Ok(Ok(None)) => {
-                    return Ok(match first {
-                        Some(only) => only,
-                        None => Bytes::from(body),
-                    });
-                }
+                Ok(Ok(None)) => return Ok(body.finish()),
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            let held = first.as_ref().map_or(0, Bytes::len) + body.len();
-            if held + chunk.len() > limit {
-                return Err(self.error(
-                    ErrorKind::Decode,
-                    model,
-                    format!("response body exceeds {limit} bytes"),
-                ));
-            }
-            if let Some(earlier) = first.take() {
-                body.extend_from_slice(&earlier);
-            }
-            if body.is_empty() {
-                first = Some(chunk);
-            } else {
-                body.extend_from_slice(&chunk);
+            if !body.push(chunk, limit) {
+                return Err(self.body_limit_error(model, limit));
             }
         }
+    }
+
+    /// The error of a body larger than `limit`.
+    pub(crate) fn body_limit_error(&self, model: &str, limit: usize) -> Error {
+        self.error(ErrorKind::Decode, model, format!("response body exceeds {limit} bytes"))
     }
 
     /// The error of a body that stayed silent past the idle timeout.
@@ -533,6 +519,38 @@ pub(crate) fn preview(body: &[u8]) -> String {
 /// Joins a base URL and a path with exactly one slash between them.
 pub(crate) fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// A body read chunk by chunk under a limit. The usual body is one chunk: it is kept as it
+/// came, not copied.
+#[derive(Default)]
+pub(crate) struct BodyBuf {
+    first: Option<Bytes>,
+    rest: Vec<u8>,
+}
+
+impl BodyBuf {
+    /// Adds `chunk`; `false` (and nothing added) when the body would exceed `limit` bytes.
+    pub(crate) fn push(&mut self, chunk: Bytes, limit: usize) -> bool {
+        let held = self.first.as_ref().map_or(0, Bytes::len) + self.rest.len();
+        if held + chunk.len() > limit {
+            return false;
+        }
+        match self.first.take() {
+            None if self.rest.is_empty() => self.first = Some(chunk),
+            None => self.rest.extend_from_slice(&chunk),
+            Some(earlier) => {
+                self.rest.extend_from_slice(&earlier);
+                self.rest.extend_from_slice(&chunk);
+            }
+        }
+        true
+    }
+
+    /// The whole body.
+    pub(crate) fn finish(self) -> Bytes {
+        self.first.unwrap_or_else(|| Bytes::from(self.rest))
+    }
 }
 
 pub(crate) mod direct;

@@ -323,21 +323,19 @@ impl OpenAiModel {
     /// Sends an encoded body and reads the whole answer.
     async fn answer(&self, body: Vec<u8>) -> Result<Response> {
         let http = &self.inner.http;
-        if let (Some(_), Some(target)) = (&http.direct, &self.inner.direct) {
-            // A whole answer over a connection this task drives (`http::inline`); a redirect
-            // goes to reqwest, which follows it.
+        let response = if let (Some(_), Some(target)) = (&http.direct, &self.inner.direct) {
+            // A whole answer over a connection this task drives (`http::inline`).
             let body = Bytes::from(body);
-            let answer =
-                match http.answer_inline(&self.id, target, body.clone()).await.map_err(error::refine)? {
-                    Some(answer) => answer,
-                    None => {
-                        let response = http.send(&self.id, self.post(body)).await.map_err(error::refine)?;
-                        http.read_body(&self.id, response, http.options.max_body_bytes).await?
-                    }
-                };
-            return response::parse_body(http, &self.id, &answer);
-        }
-        let response = self.exchange(body, false).await.map_err(error::refine)?;
+            if let Some(answer) =
+                http.answer_inline(&self.id, target, body.clone()).await.map_err(error::refine)?
+            {
+                return response::parse_body(http, &self.id, &answer);
+            }
+            // A redirect: reqwest follows it.
+            http.send(&self.id, self.post(body)).await.map_err(error::refine)?
+        } else {
+            self.exchange(body, false).await.map_err(error::refine)?
+        };
         let body = http.read_body(&self.id, response, http.options.max_body_bytes).await?;
         response::parse_body(http, &self.id, &body)
     }
