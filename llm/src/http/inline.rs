@@ -36,8 +36,8 @@ use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::Http;
 use super::direct::DirectTarget;
+use super::{ERROR_BODY_LIMIT, Http};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Idle connections kept per endpoint.
@@ -45,9 +45,6 @@ pub(crate) const MAX_IDLE: usize = 256;
 
 /// How long a connection may sit idle before it is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Error bodies are read up to this size (as [`Http::check`] does).
-const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 

@@ -151,7 +151,7 @@ impl Http {
         }
         let retry_after = parse_retry_after(response.headers(), SystemTime::now());
         // Error bodies are small; cap what we read and do not wait forever for it.
-        let body = self.read_body(model, response, 64 << 10).await.unwrap_or_default();
+        let body = self.read_body(model, response, ERROR_BODY_LIMIT).await.unwrap_or_default();
         Err(self.status_error(model, status.as_u16(), retry_after, &body))
     }
 
@@ -520,6 +520,9 @@ pub(crate) fn preview(body: &[u8]) -> String {
 pub(crate) fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
+
+/// How much of a non-2xx answer's body is read for its error message.
+pub(crate) const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 /// A body read chunk by chunk under a limit. The usual body is one chunk: it is kept as it
 /// came, not copied.
